@@ -1,0 +1,25 @@
+// Frees a Text2ImagePipeline off the JS thread: releasing compiled models can take a while.
+#pragma once
+
+#include <memory>
+
+#include <napi.h>
+
+#include "genai/genai.h"
+#include "promise_worker.h"
+
+namespace multilora {
+
+class PipelineDisposeWorker : public PromiseWorker {
+ public:
+  PipelineDisposeWorker(Napi::Env env, std::shared_ptr<ov::genai::Text2ImagePipeline> pipeline);
+
+ protected:
+  void Run() override;
+  Napi::Value Resolve(Napi::Env env) override;
+
+ private:
+  std::shared_ptr<ov::genai::Text2ImagePipeline> pipeline_;
+};
+
+}  // namespace multilora

@@ -1,0 +1,35 @@
+#include "pipeline_load_worker.h"
+
+namespace multilora {
+
+PipelineLoadWorker::PipelineLoadWorker(Napi::Env env, std::string model_dir, std::string device,
+                                       std::vector<ov::genai::Adapter> adapters, ov::AnyMap properties)
+    : PromiseWorker(env, "multilora.PipelineLoad"),
+      model_dir_(std::move(model_dir)),
+      device_(std::move(device)),
+      properties_(std::move(properties)) {
+  loaded_.adapters = std::move(adapters);
+}
+
+void PipelineLoadWorker::Run() {
+  try {
+    if (!loaded_.adapters.empty()) {
+      // Registration fixes the set of adapters; each generate call then picks any subset with any alphas.
+      properties_["adapters"] = ov::genai::AdapterConfig(loaded_.adapters);
+    }
+    loaded_.pipeline = std::make_shared<ov::genai::Text2ImagePipeline>(std::filesystem::path(model_dir_), device_,
+                                                                       properties_);
+    ov::genai::ImageGenerationConfig config = loaded_.pipeline->get_generation_config();
+    loaded_.default_width = config.width;
+    loaded_.default_height = config.height;
+    loaded_.default_steps = config.num_inference_steps;
+    loaded_.default_guidance_scale = config.guidance_scale;
+  } catch (...) {
+    loaded_.pipeline.reset();
+    Fail(DescribeCurrentException(kErrGenai, "ov::genai::Text2ImagePipeline(\"" + model_dir_ + "\", \"" + device_ + "\")"));
+  }
+}
+
+Napi::Value PipelineLoadWorker::Resolve(Napi::Env env) { return Pipeline::NewInstance(env, std::move(loaded_)); }
+
+}  // namespace multilora

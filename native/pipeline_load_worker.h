@@ -1,0 +1,30 @@
+// Reads and compiles a model folder into a Text2ImagePipeline off the JS thread, registering its adapters.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <napi.h>
+
+#include "pipeline.h"
+#include "promise_worker.h"
+
+namespace multilora {
+
+class PipelineLoadWorker : public PromiseWorker {
+ public:
+  PipelineLoadWorker(Napi::Env env, std::string model_dir, std::string device, std::vector<ov::genai::Adapter> adapters,
+                     ov::AnyMap properties);
+
+ protected:
+  void Run() override;
+  Napi::Value Resolve(Napi::Env env) override;
+
+ private:
+  std::string model_dir_;
+  std::string device_;
+  ov::AnyMap properties_;
+  LoadedPipeline loaded_;
+};
+
+}  // namespace multilora
