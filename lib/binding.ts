@@ -1,0 +1,92 @@
+// The raw addon, typed. Internal: users never import this file. Native code trusts what it is given; the public
+// classes (lib/pipeline.ts, lib/adapter.ts) validate everything before it gets here.
+import nodeGypBuild from 'node-gyp-build';
+
+import { MultiloraError } from './errors';
+import { PACKAGE_ROOT, configureTokenizers, sdkDir } from './sdk';
+
+export interface NativeAdapter {
+  release(): void;
+}
+
+export interface NativeAdapterConstructor {
+  load(source: string | Buffer): Promise<NativeAdapter>;
+}
+
+/** Options as the addon reads them: every field already validated, adapters by index. */
+export interface NativeGenerateOptions {
+  seed: number;
+  width?: number;
+  height?: number;
+  steps?: number;
+  guidanceScale?: number;
+  negativePrompt?: string;
+  /** [index into the adapters the pipeline was loaded with, alpha] */
+  adapters: Array<[number, number]>;
+}
+
+export interface NativeImages {
+  /** RGB bytes of `count` images, one after another; wraps GenAI's output tensor without a copy. */
+  data: Buffer;
+  count: number;
+  width: number;
+  height: number;
+}
+
+export interface NativeDefaults {
+  width: number;
+  height: number;
+  steps: number;
+  guidanceScale: number;
+}
+
+export interface NativePipeline {
+  readonly defaults: NativeDefaults;
+  generate(prompt: string, options: NativeGenerateOptions): Promise<NativeImages>;
+  dispose(): Promise<void>;
+}
+
+export interface NativePipelineConstructor {
+  load(
+    modelDir: string,
+    device: string,
+    adapters: NativeAdapter[],
+    properties: Record<string, string>,
+  ): Promise<NativePipeline>;
+}
+
+export interface Binding {
+  Adapter: NativeAdapterConstructor;
+  Pipeline: NativePipelineConstructor;
+  genaiRelease: string;
+}
+
+let binding: Binding | undefined;
+
+/** Loads the addon on first use. */
+export function native(): Binding {
+  if (binding) return binding;
+  const tokenizers = configureTokenizers();
+  try {
+    binding = nodeGypBuild(PACKAGE_ROOT) as Binding;
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    const missingLib = /lib[\w.-]+\.so[\d.]*: cannot open shared object file/.exec(reason)?.[0];
+    const hint = missingLib
+      ? `a runtime library is missing (${missingLib}): the OpenVINO GenAI SDK in ${sdkDir()} is gone or incomplete; ` +
+        'run `npm install` again, or set MULTILORA_SDK_DIR to the SDK folder the addon was built with'
+      : 'no usable build of the addon was found: run `npm install` (or `npm run build:native`) in the multilora package';
+    throw new MultiloraError('ERR_NATIVE_LOAD', `multilora could not load its native addon: ${hint}. (${reason})`, {
+      cause: err,
+    });
+  }
+  if (!tokenizers) {
+    // Loading worked, but GenAI will not find the tokenizers at the first pipeline: say so now, clearly.
+    throw new MultiloraError(
+      'ERR_NATIVE_LOAD',
+      `The OpenVINO tokenizers library was not found: run \`npm install\` (it sets up the SDK in ${sdkDir()}), ` +
+        'set MULTILORA_SDK_DIR, or set OPENVINO_TOKENIZERS_PATH_GENAI to libopenvino_tokenizers.so',
+    );
+  }
+  return binding;
+}

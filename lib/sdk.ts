@@ -1,0 +1,43 @@
+// Finds the OpenVINO GenAI SDK at run time. The addon finds its libraries by RPATH; what is left is the tokenizers
+// library, which GenAI loads by path from OPENVINO_TOKENIZERS_PATH_GENAI.
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+
+/** The package root (dist/ and lib/ sit one level below it). */
+export const PACKAGE_ROOT = path.resolve(__dirname, '..');
+
+export interface SdkPaths {
+  dir: string;
+  python: string;
+  genaiLib: string;
+  tokenizersLib: string;
+}
+
+/** The SDK folder in use: $MULTILORA_SDK_DIR, else `.sdk/` in the package root. */
+export function sdkDir(): string {
+  const fromEnv = process.env.MULTILORA_SDK_DIR;
+  return fromEnv ? path.resolve(fromEnv) : path.join(PACKAGE_ROOT, '.sdk');
+}
+
+/** sdk.json of the SDK in use, or null when there is none. */
+export function readSdk(): SdkPaths | null {
+  const file = path.join(sdkDir(), 'sdk.json');
+  if (!existsSync(file)) return null;
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as SdkPaths;
+  } catch {
+    return null;
+  }
+}
+
+/** Points GenAI at the tokenizers library unless the user already did. Returns the path in use, if any. */
+export function configureTokenizers(): string | undefined {
+  const current = process.env.OPENVINO_TOKENIZERS_PATH_GENAI;
+  if (current) return current;
+  const sdk = readSdk();
+  if (sdk && existsSync(sdk.tokenizersLib)) {
+    process.env.OPENVINO_TOKENIZERS_PATH_GENAI = sdk.tokenizersLib;
+    return sdk.tokenizersLib;
+  }
+  return undefined;
+}
