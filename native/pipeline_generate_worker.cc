@@ -25,10 +25,15 @@ PipelineGenerateWorker::PipelineGenerateWorker(Napi::Env env, Napi::Object owner
 
 void PipelineGenerateWorker::Run() {
   try {
-    images_ = genai_->generate(prompt_, properties_);
-    if (images_.get_element_type() != ov::element::u8 || images_.get_shape().size() != 4 ||
-        images_.get_shape()[3] != 3) {
+    ov::Tensor output = genai_->generate(prompt_, properties_);
+    if (output.get_element_type() != ov::element::u8 || output.get_shape().size() != 4 ||
+        output.get_shape()[3] != 3) {
       Fail({kErrGenai, "ov::genai::Text2ImagePipeline::generate returned a tensor of an unexpected type or shape"});
+    } else {
+      // GenAI 2026.3 hands back memory that its next generate call overwrites (test/generate.spec.js shows it), so
+      // the image is copied once, here on the worker thread, into a tensor that only the JS Buffer owns.
+      images_ = ov::Tensor(output.get_element_type(), output.get_shape());
+      output.copy_to(images_);
     }
   } catch (...) {
     Fail(DescribeCurrentException(kErrGenai, "ov::genai::Text2ImagePipeline::generate"));

@@ -1,5 +1,5 @@
-// One Text2ImagePipeline::generate call, off the JS thread. The result leaves C++ without a copy: the JS Buffer
-// wraps the memory of GenAI's output tensor, which a finalizer keeps alive.
+// One Text2ImagePipeline::generate call, off the JS thread. The JS Buffer of the result wraps the memory of a tensor
+// that a finalizer keeps alive: no copy on the JS thread.
 #pragma once
 
 #include <memory>

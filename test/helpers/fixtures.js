@@ -1,0 +1,56 @@
+// Paths of the committed fixtures, and small helpers the specs share.
+'use strict';
+const path = require('node:path');
+const { spawnSync } = require('node:child_process');
+const { mkdtempSync, readFileSync, writeFileSync, rmSync } = require('node:fs');
+const os = require('node:os');
+
+const ROOT = path.resolve(__dirname, '..', '..');
+const FIXTURES = path.join(ROOT, 'test', 'fixtures');
+
+/** The two tiny model families, each with its LoRA fixtures. */
+const families = {
+  sd15: {
+    model: path.join(FIXTURES, 'models', 'sd15-tiny'),
+    lora: (name) => path.join(FIXTURES, 'loras', 'sd15', `${name}.safetensors`),
+    guidanceScale: 7.5,
+  },
+  sdxl: {
+    model: path.join(FIXTURES, 'models', 'sdxl-tiny'),
+    lora: (name) => path.join(FIXTURES, 'loras', 'sdxl', `${name}.safetensors`),
+    guidanceScale: 5,
+  },
+};
+
+function sdk() {
+  const dir = process.env.MULTILORA_SDK_DIR ? path.resolve(process.env.MULTILORA_SDK_DIR) : path.join(ROOT, '.sdk');
+  return JSON.parse(readFileSync(path.join(dir, 'sdk.json'), 'utf8'));
+}
+
+/**
+ * Runs test/helpers/genai_oracle.py in the SDK venv (Python openvino_genai) and returns the raw RGB bytes of
+ * each call's image.
+ */
+function pythonImages(spec) {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'multilora-oracle-'));
+  try {
+    const specFile = path.join(dir, 'spec.json');
+    writeFileSync(specFile, JSON.stringify(spec));
+    const out = path.join(dir, 'out');
+    const r = spawnSync(sdk().python, [path.join(__dirname, 'genai_oracle.py'), specFile, out], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`the Python oracle failed (${r.status}): ${r.stderr}`);
+    return spec.calls.map((_, i) => readFileSync(path.join(out, `${i}.rgb`)));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Mean absolute difference of two byte buffers of equal length, on the 0..255 scale. */
+function meanAbsDiff(a, b) {
+  if (a.length !== b.length) throw new Error(`lengths differ: ${a.length} and ${b.length}`);
+  let sum = 0;
+  for (let i = 0; i < a.length; i += 1) sum += Math.abs(a[i] - b[i]);
+  return sum / a.length;
+}
+
+module.exports = { ROOT, FIXTURES, families, sdk, pythonImages, meanAbsDiff };
