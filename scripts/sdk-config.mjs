@@ -31,7 +31,8 @@ export function readCompleteSdk(dir = sdkDir()) {
   } catch {
     return null;
   }
-  if (sdk.stamp !== SDK_STAMP) return null;
+  // A folder that was copied or moved still records the old paths: it is set up again where it is now.
+  if (sdk.stamp !== SDK_STAMP || sdk.dir !== path.resolve(dir)) return null;
   const required = [sdk.python, sdk.openvinoInclude, sdk.openvinoCmakeDir, sdk.openvinoLib, sdk.genaiLib, sdk.tokenizersLib, sdk.tbbLib];
   return required.every((p) => typeof p === 'string' && existsSync(p)) ? sdk : null;
 }
