@@ -1,0 +1,1036 @@
+#!/usr/bin/env python3
+"""Build the test fixtures under test/fixtures/ (tiny random models, LoRA files,
+torch.randn reference values, a manifest and a README).
+
+Run it through scripts/make-fixtures.sh, which prepares the Python venv that this
+needs (torch, diffusers, transformers, optimum-intel, openvino-genai, ...).
+
+Everything is deterministic: weights come from fixed seeds, and rerunning gives
+the same files (the manifest records their sha256).
+
+    python scripts/make-fixtures.py                 # build test/fixtures
+    python scripts/make-fixtures.py --verify        # build, then check with openvino_genai
+    python scripts/make-fixtures.py --verify-only   # check the fixtures already there
+    python scripts/make-fixtures.py --diffusers-out DIR   # also write the diffusers
+                                                    # (PyTorch, fp16) form of sd15-tiny to DIR
+"""
+
+import argparse
+import base64
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_OUT = ROOT / "test" / "fixtures"
+
+LORA_RANK = 4
+LORA_ALPHA = 2.0          # stored as `.alpha`; alpha / rank = 0.5
+LORA_STD_DOWN = 0.25      # std of lora_down (A) entries
+LORA_STD_UP = 0.25        # std of lora_up (B) entries
+SEEDS = {
+    "sd15": {"model": 1000, "style-a": 1101, "style-b": 1102, "wrong-base": 1103, "unmatched": 1104},
+    "sdxl": {"model": 2000, "style-a": 2101, "style-b": 2102, "wrong-base": 2103, "unmatched": 2104},
+}
+RANDN_SHAPES = [[1, 4, 8, 8], [1, 4, 32, 32]]
+RANDN_SEEDS = [0, 42, 2147483647, 4294967295]
+
+# What verification uses (and what the manifest tells tests to use).
+VERIFY = {
+    "prompt": "a photo of a cat",
+    "rng_seed": 42,
+    "width": 64,
+    "height": 64,
+    "num_inference_steps": 4,
+    "guidance_scale": {"sd15": 7.5, "sdxl": 5.0},
+}
+
+
+def log(*a):
+    print("[make-fixtures]", *a, flush=True)
+
+
+def sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def dir_size(path):
+    return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
+
+
+# --------------------------------------------------------------------------
+# Tokenizer: a local byte-level CLIP BPE vocabulary (no hub).
+# --------------------------------------------------------------------------
+
+def byte_symbols():
+    """The byte -> printable unicode character table of byte-level BPE (as in CLIP/GPT-2):
+    printable latin-1 bytes map to themselves, the others to code points from 256 up."""
+    keep = list(range(ord("!"), ord("~") + 1)) + list(range(0xA1, 0xAC + 1)) + list(range(0xAE, 0xFF + 1))
+    table = {}
+    extra = 0
+    for b in range(256):
+        if b in keep:
+            table[b] = chr(b)
+        else:
+            table[b] = chr(256 + extra)
+            extra += 1
+    return table
+
+
+# A few merges, so that the BPE model actually merges something; order = rank.
+MERGES = [
+    ("t", "h"), ("i", "n"), ("a", "n"), ("e", "r"), ("o", "n"), ("r", "e"),
+    ("th", "e</w>"), ("in", "g</w>"), ("a", "t</w>"), ("c", "at</w>"), ("o", "g</w>"),
+    ("d", "og</w>"), ("an", "d</w>"), ("o", "f</w>"), ("p", "h"), ("ph", "o"),
+    ("pho", "t"), ("phot", "o</w>"), ("s", "t"), ("l", "e</w>"), ("y", "le</w>"),
+    ("st", "yle</w>"),
+]
+
+
+def write_tokenizer_files(dest):
+    """Write vocab.json + merges.txt of a byte-level CLIP tokenizer; return the vocab."""
+    table = byte_symbols()
+    symbols = [table[b] for b in range(256)]
+    tokens = symbols + [s + "</w>" for s in symbols]
+    for a, b in MERGES:
+        merged = a + b
+        assert a in tokens and b in tokens, (a, b)
+        assert merged not in tokens, merged
+        tokens.append(merged)
+    tokens += ["<|startoftext|>", "<|endoftext|>"]
+    vocab = {t: i for i, t in enumerate(tokens)}
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    (dest / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+    (dest / "merges.txt").write_text(
+        "#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in MERGES), encoding="utf-8")
+    return vocab
+
+
+def load_tokenizer(src, pad_token):
+    from transformers import CLIPTokenizer
+    tok = CLIPTokenizer.from_pretrained(str(src), model_max_length=77, pad_token=pad_token)
+    return tok
+
+
+# --------------------------------------------------------------------------
+# Tiny random pipelines
+# --------------------------------------------------------------------------
+
+def round_to_fp16(module):
+    """Make every float weight exactly representable in fp16, so that the fp16
+    diffusers copy and the fp32 OpenVINO IR hold the same values."""
+    import torch
+    with torch.no_grad():
+        for t in list(module.parameters()) + list(module.buffers()):
+            if t.dtype.is_floating_point:
+                t.copy_(t.to(torch.float16).to(t.dtype))
+
+
+def text_config(vocab_size, projection_dim=32):
+    from transformers import CLIPTextConfig
+    return CLIPTextConfig(
+        vocab_size=vocab_size,
+        hidden_size=32,
+        intermediate_size=37,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=77,
+        hidden_act="quick_gelu",
+        projection_dim=projection_dim,
+        bos_token_id=vocab_size - 2,
+        eos_token_id=vocab_size - 1,
+        pad_token_id=vocab_size - 1,
+    )
+
+
+def tiny_vae(scaling_factor, force_upcast):
+    from diffusers import AutoencoderKL
+    return AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
+        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        latent_channels=4,
+        norm_num_groups=8,
+        sample_size=64,
+        scaling_factor=scaling_factor,
+        force_upcast=force_upcast,
+    )
+
+
+def build_sd15(tok_dir, seed):
+    import torch
+    from diffusers import PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextModel
+
+    tokenizer = load_tokenizer(tok_dir, "<|endoftext|>")
+    vocab_size = len(tokenizer)
+
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(
+        sample_size=32,
+        in_channels=4,
+        out_channels=4,
+        # as SD 1.5: attention in the higher-resolution blocks, none in the lowest
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        norm_num_groups=8,
+        cross_attention_dim=32,
+        attention_head_dim=8,
+    )
+    torch.manual_seed(seed + 1)
+    vae = tiny_vae(0.18215, False)
+    torch.manual_seed(seed + 2)
+    text_encoder = CLIPTextModel(text_config(vocab_size))
+    scheduler = PNDMScheduler(
+        num_train_timesteps=1000,
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        skip_prk_steps=True,
+        set_alpha_to_one=False,
+        steps_offset=1,
+        prediction_type="epsilon",
+        timestep_spacing="leading",
+    )
+    for m in (unet, vae, text_encoder):
+        m.eval()
+        round_to_fp16(m)
+    return StableDiffusionPipeline(
+        vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler,
+        safety_checker=None, feature_extractor=None, image_encoder=None,
+        requires_safety_checker=False,
+    )
+
+
+def build_sdxl(tok_dir, seed):
+    import torch
+    from diffusers import EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection
+
+    tokenizer = load_tokenizer(tok_dir, "<|endoftext|>")
+    tokenizer_2 = load_tokenizer(tok_dir, "!")   # SDXL's second tokenizer pads with "!"
+    vocab_size = len(tokenizer)
+
+    te1_hidden, te2_proj, time_dim = 32, 32, 8
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(
+        sample_size=32,
+        in_channels=4,
+        out_channels=4,
+        # as SDXL: no attention in the highest-resolution block
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        transformer_layers_per_block=(1, 2),
+        norm_num_groups=8,
+        attention_head_dim=(2, 4),
+        use_linear_projection=True,
+        # the hidden states of both text encoders, concatenated: 32 + 32
+        cross_attention_dim=te1_hidden + 32,
+        addition_embed_type="text_time",
+        addition_time_embed_dim=time_dim,
+        # 6 time ids (original size, crop top-left, target size) x 8 + pooled text embeds (32)
+        projection_class_embeddings_input_dim=6 * time_dim + te2_proj,
+    )
+    torch.manual_seed(seed + 1)
+    vae = tiny_vae(0.13025, True)
+    torch.manual_seed(seed + 2)
+    text_encoder = CLIPTextModel(text_config(vocab_size))
+    torch.manual_seed(seed + 3)
+    text_encoder_2 = CLIPTextModelWithProjection(text_config(vocab_size, projection_dim=te2_proj))
+    scheduler = EulerDiscreteScheduler(
+        num_train_timesteps=1000,
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        interpolation_type="linear",
+        prediction_type="epsilon",
+        steps_offset=1,
+        timestep_spacing="leading",
+        use_karras_sigmas=False,
+    )
+    for m in (unet, vae, text_encoder, text_encoder_2):
+        m.eval()
+        round_to_fp16(m)
+    return StableDiffusionXLPipeline(
+        vae=vae, text_encoder=text_encoder, text_encoder_2=text_encoder_2,
+        tokenizer=tokenizer, tokenizer_2=tokenizer_2, unet=unet, scheduler=scheduler,
+        image_encoder=None, feature_extractor=None,
+        force_zeros_for_empty_prompt=True, add_watermarker=False,
+    )
+
+
+def export_openvino(diffusers_dir, out_dir):
+    """optimum-cli export openvino --task text-to-image --weight-format fp32 (tokenizers included)."""
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    cli = Path(sys.executable).parent / "optimum-cli"
+    cmd = [str(cli), "export", "openvino", "--model", str(diffusers_dir), "--task", "text-to-image",
+           "--weight-format", "fp32", str(out_dir)]
+    log("$", " ".join(cmd))
+    subprocess.run(cmd, check=True)
+
+
+# --------------------------------------------------------------------------
+# LoRA files
+# --------------------------------------------------------------------------
+
+UNET_TARGET = re.compile(r"\.attn[12]\.(to_q|to_k|to_v|to_out\.0)$")
+TE_TARGET = re.compile(r"\.self_attn\.(q_proj|k_proj|v_proj|out_proj)$")
+
+
+def lora_targets(pipe, family):
+    """[(kohya prefix, peft prefix, module name, in_features, out_features)] in module order."""
+    import torch
+    parts = [("unet", "lora_unet", pipe.unet, UNET_TARGET)]
+    if family == "sd15":
+        parts.append(("text_encoder", "lora_te", pipe.text_encoder, TE_TARGET))
+    else:
+        parts.append(("text_encoder", "lora_te1", pipe.text_encoder, TE_TARGET))
+        parts.append(("text_encoder_2", "lora_te2", pipe.text_encoder_2, TE_TARGET))
+    out = []
+    for peft_prefix, kohya_prefix, model, pattern in parts:
+        for name, mod in model.named_modules():
+            if pattern.search(name):
+                assert isinstance(mod, torch.nn.Linear), name
+                out.append((kohya_prefix, peft_prefix, name, mod.in_features, mod.out_features))
+    return out
+
+
+def kohya_name(kohya_prefix, module):
+    return f"{kohya_prefix}_{module.replace('.', '_')}"
+
+
+def random_lora(targets, seed, scale_in=1, scale_out=1):
+    """{(peft_prefix, module): (down [r, in], up [out, r])}, fp32, from one seeded generator."""
+    import torch
+    g = torch.Generator().manual_seed(seed)
+    weights = {}
+    for kohya_prefix, peft_prefix, module, fin, fout in targets:
+        down = torch.randn((LORA_RANK, fin * scale_in), generator=g, dtype=torch.float32) * LORA_STD_DOWN
+        up = torch.randn((fout * scale_out, LORA_RANK), generator=g, dtype=torch.float32) * LORA_STD_UP
+        weights[(kohya_prefix, peft_prefix, module)] = (down.contiguous(), up.contiguous())
+    return weights
+
+
+def canonical_safetensors(path):
+    """Rewrite a safetensors file with its header in a fixed order. The safetensors library writes
+    the __metadata__ entries in hash-map order, which changes from run to run; the tensors and their
+    bytes are kept as they are."""
+    import struct
+    raw = Path(path).read_bytes()
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8:8 + n])
+    data = raw[8 + n:]
+    meta = header.pop("__metadata__", None)
+    ordered = {}
+    if meta:
+        ordered["__metadata__"] = {k: meta[k] for k in sorted(meta)}
+    for k in sorted(header, key=lambda k: (header[k]["data_offsets"][0], k)):
+        ordered[k] = header[k]
+    text = json.dumps(ordered, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    text += b" " * (-len(text) % 8)
+    Path(path).write_bytes(struct.pack("<Q", len(text)) + text + data)
+
+
+def kohya_metadata(family):
+    return {
+        "ss_network_module": "networks.lora",
+        "ss_network_dim": str(LORA_RANK),
+        "ss_network_alpha": str(LORA_ALPHA),
+        "ss_base_model_version": "sd_v1" if family == "sd15" else "sdxl_base_v1-0",
+        "multilora_fixture": "random test weights, not a trained LoRA",
+    }
+
+
+def save_kohya(path, weights, family):
+    import torch
+    from safetensors.torch import save_file
+    sd = {}
+    for (kohya_prefix, _peft_prefix, module), (down, up) in weights.items():
+        k = kohya_name(kohya_prefix, module)
+        sd[f"{k}.lora_down.weight"] = down
+        sd[f"{k}.lora_up.weight"] = up
+        sd[f"{k}.alpha"] = torch.tensor(LORA_ALPHA, dtype=torch.float32)
+    save_file(sd, str(path), metadata=kohya_metadata(family))
+    canonical_safetensors(path)
+    return sorted(sd)
+
+
+def save_peft(path, weights, family):
+    """Write the PEFT/diffusers form with diffusers' own save_lora_weights."""
+    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
+    layers = {}
+    for (_kohya_prefix, peft_prefix, module), (down, up) in weights.items():
+        d = layers.setdefault(peft_prefix, {})
+        d[f"{module}.lora_A.weight"] = down.clone()
+        d[f"{module}.lora_B.weight"] = up.clone()
+
+    def meta(targets):
+        # what a peft LoraConfig holds; diffusers writes it into the safetensors header
+        return {"r": LORA_RANK, "lora_alpha": LORA_ALPHA, "target_modules": sorted(targets)}
+
+    unet_meta = meta(["to_q", "to_k", "to_v", "to_out.0"])
+    te_meta = meta(["q_proj", "k_proj", "v_proj", "out_proj"])
+    with tempfile.TemporaryDirectory() as tmp:
+        if family == "sd15":
+            StableDiffusionPipeline.save_lora_weights(
+                tmp, unet_lora_layers=layers["unet"], text_encoder_lora_layers=layers["text_encoder"],
+                unet_lora_adapter_metadata=unet_meta, text_encoder_lora_adapter_metadata=te_meta,
+                weight_name=path.name)
+        else:
+            StableDiffusionXLPipeline.save_lora_weights(
+                tmp, unet_lora_layers=layers["unet"], text_encoder_lora_layers=layers["text_encoder"],
+                text_encoder_2_lora_layers=layers["text_encoder_2"],
+                unet_lora_adapter_metadata=unet_meta, text_encoder_lora_adapter_metadata=te_meta,
+                text_encoder_2_lora_adapter_metadata=te_meta,
+                weight_name=path.name)
+        shutil.copyfile(Path(tmp) / path.name, path)
+    canonical_safetensors(path)
+    from safetensors import safe_open
+    with safe_open(str(path), "pt") as f:
+        return sorted(f.keys())
+
+
+def save_unmatched(path, family, seed):
+    import torch
+    from safetensors.torch import save_file
+    g = torch.Generator().manual_seed(seed)
+    te_prefixes = ["lora_te"] if family == "sd15" else ["lora_te1", "lora_te2"]
+    names = [f"lora_unet_nonexistent_block_{i}_attn1_{p}" for i in range(2) for p in ("to_q", "to_k", "to_v", "to_out_0")]
+    names += [f"{t}_text_model_nonexistent_layers_0_self_attn_{p}" for t in te_prefixes
+              for p in ("q_proj", "k_proj", "v_proj", "out_proj")]
+    sd = {}
+    for n in names:
+        sd[f"{n}.lora_down.weight"] = torch.randn((LORA_RANK, 32), generator=g) * LORA_STD_DOWN
+        sd[f"{n}.lora_up.weight"] = torch.randn((32, LORA_RANK), generator=g) * LORA_STD_UP
+        sd[f"{n}.alpha"] = torch.tensor(LORA_ALPHA, dtype=torch.float32)
+    save_file(sd, str(path), metadata=kohya_metadata(family))
+    canonical_safetensors(path)
+    return sorted(sd)
+
+
+def peft_to_kohya(src, dst):
+    """Rename a PEFT/diffusers LoRA file to kohya keys (used by the verification)."""
+    from safetensors.numpy import load_file, save_file
+    prefixes = {"unet.": "lora_unet_", "text_encoder.": "lora_te_", "text_encoder_2.": "lora_te2_"}
+    sd = load_file(str(src))
+    has_te2 = any(k.startswith("text_encoder_2.") for k in sd)
+    if has_te2:
+        prefixes["text_encoder."] = "lora_te1_"
+    out = {}
+    for k, v in sd.items():
+        m = re.match(r"^(unet|text_encoder|text_encoder_2)\.(.+)\.lora_([AB])\.weight$", k)
+        assert m, k
+        kp = prefixes[m.group(1) + "."] + m.group(2).replace(".", "_")
+        out[f"{kp}.lora_{'down' if m.group(3) == 'A' else 'up'}.weight"] = v
+    save_file(out, str(dst))
+    return out
+
+
+# --------------------------------------------------------------------------
+# torch.randn reference values
+# --------------------------------------------------------------------------
+
+def torch_randn_reference():
+    import torch
+    cases = []
+    for shape in RANDN_SHAPES:
+        for seed in RANDN_SEEDS:
+            t = torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float32)
+            a = t.numpy().astype("<f4").ravel()
+            cases.append({
+                "seed": seed,
+                "shape": shape,
+                "first8": [float(x) for x in a[:8]],
+                "data_base64_f32le": base64.b64encode(a.tobytes()).decode("ascii"),
+            })
+    return {
+        "description": "torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float32) "
+                       "on the CPU; data is the full array, row-major, as base64 of little-endian float32.",
+        "torch_version": torch.__version__,
+        "cases": cases,
+    }
+
+
+# --------------------------------------------------------------------------
+# Build
+# --------------------------------------------------------------------------
+
+MODEL_NAMES = {"sd15": "sd15-tiny", "sdxl": "sdxl-tiny"}
+
+# What `--verify` found OpenVINO GenAI 2026.3 to do with these files (checked each run).
+GENAI_NOTES = [
+    "Adapters must be registered when the pipeline is built; each generate passes its own AdapterConfig "
+    "(an empty one for none).",
+    "A pipeline built with adapters registered gives a slightly different no-LoRA image than one built "
+    "without any (about 0.5/255 mean, at most 4).",
+    "BUG: once a matching LoRA has run in a pipeline, a generate whose AdapterConfig is empty or holds only "
+    "adapters that match no layer (style-a-peft, unmatched) gives the right no-LoRA image, but every later "
+    "generate that selects a matching LoRA returns an all-black image (all zeros), for good. Selecting the "
+    "registered adapters at alpha 0 instead gives the same no-LoRA bytes and does not break the pipeline; "
+    "so does adding a matching adapter at alpha 0 beside unmatched ones.",
+    "PEFT/diffusers keys (unet.<module>.lora_A.weight) are ignored with a warning 'There unused LoRA tensors'.",
+    "A LoRA with the right names but other shapes (wrong-base) makes generate throw 'ParameterMismatch: Can "
+    "not clone with new dims'; the same pipeline still generates with an empty AdapterConfig.",
+    "The .alpha tensors are ignored: the alpha passed to GenAI is the whole scale of B*A.",
+]
+
+
+def build(out, diffusers_out, keep_diffusers_in_fixtures):
+    import diffusers
+    import torch
+    import transformers
+
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    out.mkdir(parents=True, exist_ok=True)
+    for sub in ("models", "loras", "diffusers"):
+        if (out / sub).exists():
+            shutil.rmtree(out / sub)
+    manifest = {
+        "description": "Test fixtures of multilora: tiny random-weight models and LoRA files. "
+                       "Generated by scripts/make-fixtures.py (run: bash scripts/make-fixtures.sh). "
+                       "The images they give mean nothing; only their differences do.",
+        "generated_with": {
+            "torch": torch.__version__, "diffusers": diffusers.__version__,
+            "transformers": transformers.__version__,
+        },
+        "verify_settings": VERIFY,
+        "genai_2026_3_notes": GENAI_NOTES,
+        "models": {},
+        "loras": {},
+    }
+    try:
+        import openvino
+        import openvino_genai
+        import optimum.intel.version as oiv
+        manifest["generated_with"].update({
+            "openvino": openvino.__version__, "openvino_genai": openvino_genai.__version__,
+            "optimum_intel": oiv.__version__})
+    except Exception:  # noqa: BLE001
+        pass
+
+    with tempfile.TemporaryDirectory(prefix="multilora-fixtures-") as tmp:
+        tmp = Path(tmp)
+        tok_dir = tmp / "clip-tokenizer"
+        write_tokenizer_files(tok_dir)
+        for family in ("sd15", "sdxl"):
+            name = MODEL_NAMES[family]
+            log(f"building {name}")
+            pipe = (build_sd15 if family == "sd15" else build_sdxl)(tok_dir, SEEDS[family]["model"])
+            ddir = tmp / name
+            pipe.save_pretrained(str(ddir), safe_serialization=True)
+            export_openvino(ddir, out / "models" / name)
+            if family == "sd15":
+                dests = []
+                if keep_diffusers_in_fixtures:
+                    dests.append(out / "diffusers" / name)
+                if diffusers_out:
+                    dests.append(Path(diffusers_out))
+                if dests:
+                    pipe16 = pipe.to(torch.float16)
+                    for d in dests:
+                        if d.exists():
+                            shutil.rmtree(d)
+                        pipe16.save_pretrained(str(d), safe_serialization=True)
+                        log(f"wrote the diffusers form (fp16) to {d}")
+                    pipe = pipe.to(torch.float32)
+            scrub_build_paths(out, tmp)
+            manifest["models"][name] = model_entry(family, name, out, pipe)
+            manifest["loras"].update(make_loras(family, pipe, out))
+            del pipe
+
+    (out / "torch-randn.json").write_text(json.dumps(torch_randn_reference(), indent=1) + "\n")
+    if keep_diffusers_in_fixtures:
+        d = out / "diffusers" / MODEL_NAMES["sd15"]
+        manifest["diffusers"] = {
+            MODEL_NAMES["sd15"]: {
+                "path": rel(d, out), "format": "diffusers (safetensors, fp16)",
+                "same_weights_as": "models/" + MODEL_NAMES["sd15"],
+                "note": "The fp32 IR was made from these very weights: every weight was rounded to fp16 "
+                        "before the export, so converting this copy gives the same values.",
+            }}
+    manifest["files"] = file_list(out, out, skip={"manifest.json", "README.md"})
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    write_readme(out, manifest, keep_diffusers_in_fixtures)
+    log(f"fixtures written to {out} ({dir_size(out) / 1e6:.2f} MB)")
+
+
+def scrub_build_paths(out, tmp):
+    """The configs record the (random) build folder as _name_or_path: make that a fixed name."""
+    for p in sorted(out.rglob("*.json")):
+        text = p.read_text(encoding="utf-8")
+        if str(tmp) in text:
+            p.write_text(text.replace(str(tmp), "multilora-fixtures"), encoding="utf-8")
+
+
+def rel(p, base):
+    return Path(p).relative_to(base).as_posix()
+
+
+def file_list(d, base, skip=()):
+    return {rel(p, base): {"bytes": p.stat().st_size, "sha256": sha256(p)}
+            for p in sorted(Path(d).rglob("*")) if p.is_file() and rel(p, base) not in skip}
+
+
+def model_entry(family, name, out, pipe):
+    mdir = out / "models" / name
+    sched = json.loads((mdir / "scheduler" / "scheduler_config.json").read_text())
+    unet_cfg = json.loads((mdir / "unet" / "config.json").read_text())
+    vae_cfg = json.loads((mdir / "vae_decoder" / "config.json").read_text())
+    vae_scale = 2 ** (len(vae_cfg["block_out_channels"]) - 1)
+    entry = {
+        "family": family,
+        "pipeline": type(pipe).__name__,
+        "path": rel(mdir, out),
+        "format": "OpenVINO IR (optimum-cli export openvino --task text-to-image --weight-format fp32), "
+                  "tokenizers converted (openvino-tokenizers)",
+        "seed": SEEDS[family]["model"],
+        "scheduler": sched["_class_name"],
+        "vae_scale_factor": vae_scale,
+        "unet_sample_size": unet_cfg["sample_size"],
+        "default_width": unet_cfg["sample_size"] * vae_scale,
+        "default_height": unet_cfg["sample_size"] * vae_scale,
+        "cross_attention_dim": unet_cfg["cross_attention_dim"],
+        "text_encoders": ["text_encoder"] + (["text_encoder_2"] if family == "sdxl" else []),
+        "text_encoder_hidden_size": pipe.text_encoder.config.hidden_size,
+        "text_encoder_layers": pipe.text_encoder.config.num_hidden_layers,
+        "tokenizer_vocab_size": len(pipe.tokenizer),
+        "tokenizer_max_length": pipe.tokenizer.model_max_length,
+        "unet_block_out_channels": list(unet_cfg["block_out_channels"]),
+        "unet_transformer_blocks": sorted({m.group(1) for n, _ in pipe.unet.named_modules()
+                                           for m in [re.match(r"^(.*\.transformer_blocks\.\d+)$", n)] if m}),
+        "embedded_default": family == "sdxl",
+    }
+    if family == "sdxl":
+        entry["addition_time_embed_dim"] = unet_cfg["addition_time_embed_dim"]
+        entry["projection_class_embeddings_input_dim"] = unet_cfg["projection_class_embeddings_input_dim"]
+    try:
+        import openvino_genai
+        pipe_ov = openvino_genai.Text2ImagePipeline(str(mdir), "CPU")
+        cfg = pipe_ov.get_generation_config()
+        entry["genai_generation_config"] = {
+            "width": int(cfg.width), "height": int(cfg.height),
+            "num_inference_steps": int(cfg.num_inference_steps),
+            "guidance_scale": round(float(cfg.guidance_scale), 6),
+            "num_images_per_prompt": int(cfg.num_images_per_prompt),
+            "max_sequence_length": int(cfg.max_sequence_length),
+            "strength": round(float(cfg.strength), 6),
+        }
+        del pipe_ov
+    except Exception as e:  # noqa: BLE001
+        entry["genai_generation_config_error"] = str(e)
+    return entry
+
+
+def example_keys(keys):
+    """A few telling keys: the first UNet self-attention q, an out projection, the first text-encoder key."""
+    picks = []
+    for pattern in (r"attn1[._]to_q", r"to_out", r"(lora_te|text_encoder)", r"(lora_te2|text_encoder_2)"):
+        for k in keys:
+            if re.search(pattern, k) and k not in picks:
+                stem = re.sub(r"\.(lora_(down|up|A|B)\.weight|alpha)$", "", k)
+                picks += [x for x in keys if x.startswith(stem + ".") and x not in picks]
+                break
+    return picks
+
+
+def make_loras(family, pipe, out):
+    ldir = out / "loras" / family
+    ldir.mkdir(parents=True, exist_ok=True)
+    seeds = SEEDS[family]
+    targets = lora_targets(pipe, family)
+    n_unet = sum(1 for t in targets if t[1] == "unet")
+    n_te = len(targets) - n_unet
+    target_desc = {
+        "unet": "to_q, to_k, to_v, to_out.0 of attn1 and attn2 in every transformer block",
+        "text_encoders": "q_proj, k_proj, v_proj, out_proj of every self-attention layer",
+        "modules": n_unet + n_te, "unet_modules": n_unet, "text_encoder_modules": n_te,
+    }
+    te_prefix = "lora_te_" if family == "sd15" else "lora_te1_ / lora_te2_"
+    kohya_fmt = f"kohya (lora_unet_ / {te_prefix} + diffusers module path with '_'; .lora_down/.lora_up/.alpha)"
+    entries = {}
+
+    def entry(fname, **kw):
+        p = ldir / fname
+        e = {"family": family, "path": rel(p, out), "bytes": p.stat().st_size, "sha256": sha256(p)}
+        e.update(kw)
+        entries[f"{family}/{fname[:-len('.safetensors')]}"] = e
+
+    weights = {}
+    for style in ("style-a", "style-b"):
+        weights[style] = random_lora(targets, seeds[style])
+        keys = save_kohya(ldir / f"{style}.safetensors", weights[style], family)
+        entry(f"{style}.safetensors", format=kohya_fmt, rank=LORA_RANK, alpha=LORA_ALPHA,
+              alpha_over_rank=LORA_ALPHA / LORA_RANK, dtype="float32", seed=seeds[style],
+              targets=target_desc, tensors=len(keys), example_keys=example_keys(keys),
+              shares_weights_with=(["peft-style-a"] if style == "style-a" else []),
+              expect="changes the image at alpha 1.0 and 0.5; differs from the other style; "
+                     "GenAI ignores .alpha (the alpha passed is the whole scale)")
+    keys = save_peft(ldir / "style-a-peft.safetensors", weights["style-a"], family)
+    entry("style-a-peft.safetensors",
+          format="peft/diffusers (what diffusers' save_lora_weights writes: <component>.<module>.lora_A.weight / "
+                 ".lora_B.weight; r and lora_alpha in the header metadata 'lora_adapter_metadata', no alpha tensors)",
+          rank=LORA_RANK, alpha=LORA_ALPHA, dtype="float32", targets=target_desc, tensors=len(keys),
+          example_keys=example_keys(keys),
+          shares_weights_with=[f"{family}/style-a"],
+          same_as="style-a: lora_A == lora_down, lora_B == lora_up, bit for bit",
+          expect="OpenVINO GenAI 2026.3 silently ignores it (warning 'There unused LoRA tensors'): the image "
+                 "equals the one without LoRA; renamed to kohya keys it gives style-a's image. Selected alone "
+                 "after a LoRA ran, it breaks the pipeline (see genai_2026_3_notes)")
+    wrong = random_lora(targets, seeds["wrong-base"], scale_in=2, scale_out=2)
+    keys = save_kohya(ldir / "wrong-base.safetensors", wrong, family)
+    entry("wrong-base.safetensors", format=kohya_fmt, rank=LORA_RANK, alpha=LORA_ALPHA, dtype="float32",
+          targets=target_desc, tensors=len(keys), example_keys=example_keys(keys),
+          shape_note="same keys as style-a, in_features and out_features doubled (a LoRA made for a bigger base)",
+          expect="generate raises ('ParameterMismatch: Can not clone with new dims' in GenAI 2026.3)")
+    keys = save_unmatched(ldir / "unmatched.safetensors", family, seeds["unmatched"])
+    entry("unmatched.safetensors", format="kohya", rank=LORA_RANK, alpha=LORA_ALPHA, dtype="float32",
+          targets="layers that exist in no model (lora_unet_nonexistent_block_..., text_model_nonexistent_...)",
+          tensors=len(keys), example_keys=example_keys(keys),
+          expect="no effect: the image equals the one without LoRA (GenAI warns of unused tensors). Selected "
+                 "alone after a LoRA ran, it breaks the pipeline (see genai_2026_3_notes)")
+    return entries
+
+
+def write_readme(out, manifest, kept_diffusers):
+    sizes = {}
+    for sub in ("models/sd15-tiny", "models/sdxl-tiny", "loras/sd15", "loras/sdxl", "diffusers"):
+        if (out / sub).exists():
+            sizes[sub] = dir_size(out / sub)
+    sizes["torch-randn.json"] = (out / "torch-randn.json").stat().st_size
+    size_rows = "\n".join(f"| `{k}` | {v / 1e6:.2f} MB |" for k, v in sizes.items())
+    total = sum(sizes.values())
+    gw = manifest["generated_with"]
+    sd = manifest["models"]["sd15-tiny"]
+    xl = manifest["models"]["sdxl-tiny"]
+
+    def gcfg(m):
+        c = m.get("genai_generation_config", {})
+        return (f"{c.get('width')}x{c.get('height')}, {c.get('num_inference_steps')} steps, "
+                f"guidance {c.get('guidance_scale')}")
+
+    diff_text = (
+        "- `diffusers/sd15-tiny/`: the diffusers (PyTorch, safetensors, fp16) form of `sd15-tiny`. Every weight "
+        "was rounded to fp16 before the IR export, so this copy holds exactly the IR's values.\n"
+        if kept_diffusers else
+        "- The diffusers (PyTorch) form of `sd15-tiny` is not kept here (size); "
+        "`python scripts/make-fixtures.py --diffusers-out DIR` writes it.\n")
+    text = f"""# Test fixtures
+
+Generated; do not edit by hand. Rebuild with
+
+    bash scripts/make-fixtures.sh            # builds a venv in .fixture-venv/, then runs scripts/make-fixtures.py --verify
+
+Every weight here is random (fixed seeds): the images mean nothing, only their differences do.
+Rerunning the script gives the same files (`manifest.json` lists each file's sha256).
+Made with torch {gw.get('torch')}, diffusers {gw.get('diffusers')}, transformers {gw.get('transformers')},
+optimum-intel {gw.get('optimum_intel')}, OpenVINO {gw.get('openvino')}, OpenVINO GenAI {gw.get('openvino_genai')}.
+
+## What is here
+- `models/sd15-tiny/`: a tiny Stable Diffusion 1.5-like pipeline (`StableDiffusionPipeline`, {sd['scheduler']}),
+  exported to OpenVINO IR by optimum-intel (fp32, tokenizers converted). UNet (32, 64) channels with
+  cross-attention transformer blocks, CLIP text encoder of hidden size 32 and 2 layers, VAE (32, 64), a
+  local byte-level CLIP BPE vocabulary. VAE scale {sd['vae_scale_factor']}, UNet sample size {sd['unet_sample_size']}.
+  GenAI defaults: {gcfg(sd)}.
+- `models/sdxl-tiny/`: the same for an SDXL-like pipeline (`StableDiffusionXLPipeline`, {xl['scheduler']}),
+  two text encoders (the second a `CLIPTextModelWithProjection`), cross-attention dim 64, `text_time`
+  added conditioning (time embed dim 8, projection input 6*8 + 32 = 80). The project's embedded default model.
+  GenAI defaults: {gcfg(xl)}.
+{diff_text}- `loras/sd15/`, `loras/sdxl/`: LoRA files for each family (rank {LORA_RANK}, `.alpha` = {LORA_ALPHA}, so
+  alpha/rank = {LORA_ALPHA / LORA_RANK}; float32):
+  - `style-a.safetensors`, `style-b.safetensors`: kohya/A1111 keys
+    (`lora_unet_<diffusers module path, '.' -> '_'>.lora_down.weight` / `.lora_up.weight` / `.alpha`,
+    text encoders `lora_te_` (SD 1.5), `lora_te1_` / `lora_te2_` (SDXL)), on to_q/to_k/to_v/to_out.0 of
+    attn1 and attn2 of every UNet transformer block and q/k/v/out_proj of every text-encoder self-attention.
+    A and B hold different random weights.
+  - `style-a-peft.safetensors`: style-a's very weights in the PEFT/diffusers format written by diffusers'
+    `save_lora_weights` (`unet.<module>.lora_A.weight`, `text_encoder.…`, `text_encoder_2.…`; r and
+    lora_alpha in the safetensors header). OpenVINO GenAI 2026.3 ignores this format (image = no LoRA).
+  - `wrong-base.safetensors`: style-a's keys with shapes for a bigger base model (in/out doubled):
+    GenAI's generate throws ("Can not clone with new dims").
+  - `unmatched.safetensors`: kohya keys of layers that exist in no model: no effect.
+- `torch-randn.json`: `torch.randn(shape, generator=torch.Generator().manual_seed(seed))` (CPU, float32) for
+  shapes {RANDN_SHAPES} and seeds {RANDN_SEEDS}: full arrays as base64 of little-endian float32, and the first 8 values.
+- `manifest.json`: every model and LoRA (family, path, defaults, format, rank, alpha, targets, shared weights,
+  what is expected of it, sizes and sha256).
+
+## Checked by `--verify`
+With every adapter registered at pipeline construction, seed {VERIFY['rng_seed']}, {VERIFY['width']}x{VERIFY['height']},
+{VERIFY['num_inference_steps']} steps, guidance {VERIFY['guidance_scale']['sd15']} (SD 1.5) / {VERIFY['guidance_scale']['sdxl']} (SDXL):
+no LoRA, style-a 1.0, style-b 1.0, a 0.5 + b 0.7 (and a 0.5, b 0.5 alone) all differ pairwise by at least 1/255 mean;
+style-a-peft equals no LoRA, its kohya-renamed copy equals style-a; wrong-base throws; unmatched equals no LoRA;
+the same seed twice gives the same bytes; 96x64 gives a 64-high, 96-wide image.
+
+Mind a GenAI 2026.3 bug when you use these: once a LoRA has run in a pipeline, a generate with an empty
+AdapterConfig, or with only adapters that match nothing (`style-a-peft`, `unmatched`), breaks the pipeline:
+every later generate with a LoRA returns an all-black image. Selecting registered adapters at alpha 0
+instead gives the same no-LoRA bytes without that harm. `manifest.json` (`genai_2026_3_notes`) says more.
+
+## Sizes
+| what | size |
+|---|---|
+{size_rows}
+| total | {total / 1e6:.2f} MB |
+"""
+    (out / "README.md").write_text(text)
+
+
+# --------------------------------------------------------------------------
+# Verify with openvino_genai
+# --------------------------------------------------------------------------
+
+def verify(out):
+    """Check the fixtures with openvino_genai; print a JSON report; return 0 when every check passed."""
+    import openvino_genai as ov_genai
+    from safetensors.numpy import load_file
+
+    report = {}
+    failures = []
+
+    def check(cond, what):
+        log("ok  " if cond else "FAIL", what)
+        if not cond:
+            failures.append(what)
+
+    def mad(a, b):
+        return float(np.abs(a.astype(np.float64) - b.astype(np.float64)).mean())
+
+    def maxd(a, b):
+        return int(np.abs(a.astype(np.int32) - b.astype(np.int32)).max())
+
+    def diff(a, b):
+        return {"mean": round(mad(a, b), 4), "max": maxd(a, b), "equal": bool(np.array_equal(a, b))}
+
+    steps = VERIFY["num_inference_steps"]
+    for family in ("sd15", "sdxl"):
+        name = MODEL_NAMES[family]
+        mdir = out / "models" / name
+        ldir = out / "loras" / family
+        guidance = VERIFY["guidance_scale"][family]
+        r = report[name] = {"guidance_scale": guidance}
+        with tempfile.TemporaryDirectory() as tmp:
+            renamed = Path(tmp) / "style-a-peft-as-kohya.safetensors"
+            peft_to_kohya(ldir / "style-a-peft.safetensors", renamed)
+            # the renamed PEFT file holds style-a's tensors, bit for bit
+            a_sd = load_file(str(ldir / "style-a.safetensors"))
+            rn_sd = load_file(str(renamed))
+            same = set(rn_sd) == {k for k in a_sd if not k.endswith(".alpha")} and \
+                all(np.array_equal(v, a_sd[k]) for k, v in rn_sd.items())
+            check(same, f"{name}: style-a-peft renamed to kohya keys holds style-a's tensors bit for bit")
+
+            # diffusers reads the kohya files (alpha 2.0 each) and the PEFT file (r 4, lora_alpha 2.0)
+            from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
+            dcls = StableDiffusionPipeline if family == "sd15" else StableDiffusionXLPipeline
+            n_tensors = len(rn_sd)
+            for fname in ("style-a", "style-b", "style-a-peft"):
+                sd, *rest = dcls.lora_state_dict(str(ldir), weight_name=f"{fname}.safetensors",
+                                                     return_lora_metadata=True)
+                alphas, meta = rest[0], rest[-1]
+                if fname == "style-a-peft":
+                    ok = len(sd) == n_tensors and meta and meta.get("unet.lora_alpha") == LORA_ALPHA \
+                        and meta.get("unet.r") == LORA_RANK
+                else:
+                    ok = len(sd) == n_tensors and alphas and set(alphas.values()) == {LORA_ALPHA}
+                check(bool(ok), f"{name}: diffusers {dcls.__name__}.lora_state_dict reads {fname} "
+                                f"({len(sd)} tensors)")
+
+            paths = {"a": ldir / "style-a.safetensors", "b": ldir / "style-b.safetensors",
+                     "peft": ldir / "style-a-peft.safetensors", "peft_kohya": renamed,
+                     "unmatched": ldir / "unmatched.safetensors"}
+
+            def new_pipe():
+                ad = {k: ov_genai.Adapter(str(p)) for k, p in paths.items()}
+                t = time.time()
+                p = ov_genai.Text2ImagePipeline(str(mdir), "CPU",
+                                                adapters=ov_genai.AdapterConfig(list(ad.values())))
+                return p, ad, time.time() - t
+
+            times = []
+
+            def gen(p, ad, pairs, width=VERIFY["width"], height=VERIFY["height"]):
+                cfg = ov_genai.AdapterConfig()
+                for k, alpha in pairs:
+                    cfg.add(ad[k], alpha)
+                t = time.time()
+                img = p.generate(VERIFY["prompt"], adapters=cfg, rng_seed=VERIFY["rng_seed"], width=width,
+                                 height=height, num_inference_steps=steps, guidance_scale=guidance)
+                times.append(time.time() - t)
+                return np.array(img.data, copy=True)
+
+            pipe, ad, load_s = new_pipe()
+            r["load_s"] = round(load_s, 2)
+            # Order matters, for a GenAI 2026.3 bug (probed below): once a matching LoRA has run, a generate
+            # with no matching adapter selected (an empty AdapterConfig, or only adapters that match no layer)
+            # leaves the pipeline giving all-black images whenever a LoRA is selected again. So every
+            # selection without effect comes before the first LoRA here.
+            none = gen(pipe, ad, [])
+            peft = gen(pipe, ad, [("peft", 1.0)])
+            um = gen(pipe, ad, [("unmatched", 1.0)])
+            imgs = {
+                "none": none,
+                "a1": gen(pipe, ad, [("a", 1.0)]),
+                "b1": gen(pipe, ad, [("b", 1.0)]),
+                "a05_b07": gen(pipe, ad, [("a", 0.5), ("b", 0.7)]),
+                "a05": gen(pipe, ad, [("a", 0.5)]),
+                "b05": gen(pipe, ad, [("b", 0.5)]),
+            }
+            pk = gen(pipe, ad, [("peft_kohya", 1.0)])
+            again_a = gen(pipe, ad, [("a", 1.0)])
+            wide = gen(pipe, ad, [("a", 1.0)], width=96, height=64)
+            zero_alphas = gen(pipe, ad, [("a", 0.0), ("b", 0.0)])
+            after_zero = gen(pipe, ad, [("a", 1.0)])
+            again_none = gen(pipe, ad, [])
+            after_empty = gen(pipe, ad, [("a", 1.0)])
+            del pipe
+
+            r["image_shape"] = list(none.shape)
+            r["none_mean"] = round(float(none.mean()), 3)
+            r["none_std"] = round(float(none.std()), 3)
+            check(none.shape == (1, 64, 64, 3), f"{name}: shape {none.shape}")
+            check(none.std() > 5, f"{name}: no-LoRA image std {none.std():.2f} > 5")
+            keys = list(imgs)
+            r["pairwise_mean_abs_diff"] = {}
+            for i, k1 in enumerate(keys):
+                for k2 in keys[i + 1:]:
+                    d = mad(imgs[k1], imgs[k2])
+                    r["pairwise_mean_abs_diff"][f"{k1}~{k2}"] = round(d, 3)
+                    check(d >= 1.0, f"{name}: {k1} vs {k2}: mean |diff| {d:.3f} >= 1.0")
+            r["peft_vs_none"] = diff(peft, none)
+            check(np.array_equal(peft, none), f"{name}: style-a-peft is ignored: equals no LoRA {r['peft_vs_none']}")
+            r["peft_as_kohya_vs_a1"] = diff(pk, imgs["a1"])
+            check(np.array_equal(pk, imgs["a1"]),
+                  f"{name}: style-a-peft renamed to kohya gives style-a's image {r['peft_as_kohya_vs_a1']}")
+            r["unmatched_vs_none"] = diff(um, none)
+            check(np.array_equal(um, none), f"{name}: unmatched equals no LoRA {r['unmatched_vs_none']}")
+            check(np.array_equal(again_a, imgs["a1"]), f"{name}: style-a, same seed twice: same bytes")
+            r["non_square_96x64_shape"] = list(wide.shape)
+            check(wide.shape == (1, 64, 96, 3), f"{name}: width 96, height 64 gives shape {wide.shape}")
+            r["a0_b0_vs_none"] = diff(zero_alphas, none)
+            check(np.array_equal(zero_alphas, none), f"{name}: a and b at alpha 0 equal no LoRA {r['a0_b0_vs_none']}")
+            check(np.array_equal(after_zero, imgs["a1"]), f"{name}: style-a after a+b at alpha 0: style-a's bytes")
+            check(np.array_equal(again_none, none), f"{name}: no LoRA again after LoRA runs: same bytes")
+
+            # Probes of the GenAI 2026.3 bug (information, not checks): after a LoRA ran, an empty selection
+            # or one of adapters matching nothing, then a LoRA again -> all black. Alpha-0 adapters are safe.
+            r["genai_bug_a1_after_empty_selection"] = {"vs_a1": diff(after_empty, imgs["a1"]),
+                                                       "all_black": bool(after_empty.max() == 0)}
+            pipe, ad, _ = new_pipe()
+            gen(pipe, ad, [("a", 1.0)])
+            gen(pipe, ad, [("unmatched", 1.0)])
+            after = gen(pipe, ad, [("a", 1.0)])
+            r["genai_bug_a1_after_unmatched_alone"] = {"vs_a1": diff(after, imgs["a1"]),
+                                                       "all_black": bool(after.max() == 0)}
+            del pipe
+            pipe, ad, _ = new_pipe()
+            gen(pipe, ad, [("a", 1.0)])
+            gen(pipe, ad, [("unmatched", 1.0), ("b", 0.0)])
+            after = gen(pipe, ad, [("a", 1.0)])
+            r["a1_after_unmatched_plus_b_at_0"] = {"vs_a1": diff(after, imgs["a1"]),
+                                                   "all_black": bool(after.max() == 0)}
+            del pipe
+            r["generate_s"] = {"min": round(min(times), 3), "max": round(max(times), 3)}
+
+            # a pipeline built without adapters, against the no-LoRA image of one built with them
+            plain = ov_genai.Text2ImagePipeline(str(mdir), "CPU")
+            img = plain.generate(VERIFY["prompt"], rng_seed=VERIFY["rng_seed"], width=64, height=64,
+                                 num_inference_steps=steps, guidance_scale=guidance)
+            r["none_without_adapters_registered_vs_none"] = diff(np.array(img.data, copy=True), none)
+            del plain
+
+            # wrong-base, in a pipeline of its own
+            wb = ov_genai.Adapter(str(ldir / "wrong-base.safetensors"))
+            wp = ov_genai.Text2ImagePipeline(str(mdir), "CPU", adapters=ov_genai.AdapterConfig([wb]))
+            err = None
+            try:
+                wp.generate(VERIFY["prompt"], adapters=ov_genai.AdapterConfig(wb, 1.0), rng_seed=42, width=64,
+                            height=64, num_inference_steps=steps, guidance_scale=guidance)
+            except Exception as e:  # noqa: BLE001
+                err = str(e)
+            r["wrong_base_error"] = err.strip().splitlines()[-1][:300] if err else None
+            check(err is not None and "Can not clone with new dims" in err,
+                  f"{name}: wrong-base raises ({r['wrong_base_error']})")
+            try:
+                wp.generate(VERIFY["prompt"], adapters=ov_genai.AdapterConfig(), rng_seed=42, width=64, height=64,
+                            num_inference_steps=steps, guidance_scale=guidance)
+                r["wrong_base_registered_then_no_lora"] = "generates"
+            except Exception as e:  # noqa: BLE001
+                r["wrong_base_registered_then_no_lora"] = "raises: " + str(e).strip().splitlines()[-1][:200]
+            del wp
+
+    # torch-randn.json: decodes, agrees with its own first8, and with this torch
+    import torch
+    ref = json.loads((out / "torch-randn.json").read_text())
+    worst = 0.0
+    for c in ref["cases"]:
+        data = np.frombuffer(base64.b64decode(c["data_base64_f32le"]), dtype="<f4")
+        ok_len = data.size == int(np.prod(c["shape"]))
+        now = torch.randn(c["shape"], generator=torch.Generator().manual_seed(c["seed"]),
+                          dtype=torch.float32).numpy().ravel()
+        worst = max(worst, float(np.abs(now - data).max()) if ok_len else float("inf"))
+        check(ok_len and list(map(float, data[:8])) == c["first8"],
+              f"torch-randn seed {c['seed']} shape {c['shape']}: size and first8 agree")
+    report["torch_randn_max_abs_diff_vs_this_torch"] = worst
+    check(worst == 0.0, "torch-randn.json equals torch.randn of the torch in this venv")
+
+    print(json.dumps(report, indent=2))
+    if failures:
+        for f in failures:
+            log("FAILED:", f)
+        log(f"{len(failures)} check(s) FAILED")
+        return 1
+    log("all checks passed")
+    return 0
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default=str(DEFAULT_OUT), help="fixtures folder (default: test/fixtures)")
+    ap.add_argument("--diffusers-out", default=None,
+                    help="also write the diffusers (PyTorch, fp16) form of sd15-tiny to this folder")
+    ap.add_argument("--no-diffusers-in-fixtures", action="store_true",
+                    help="do not keep the diffusers form of sd15-tiny under test/fixtures/diffusers/")
+    ap.add_argument("--verify", action="store_true", help="after building, check the fixtures with openvino_genai")
+    ap.add_argument("--verify-only", action="store_true", help="only check the fixtures already built")
+    args = ap.parse_args()
+    out = Path(args.out).resolve()
+    if not args.verify_only:
+        t = time.time()
+        build(out, args.diffusers_out, not args.no_diffusers_in_fixtures)
+        log(f"build took {time.time() - t:.1f} s")
+    if args.verify or args.verify_only:
+        t = time.time()
+        rc = verify(out)
+        log(f"verify took {time.time() - t:.1f} s")
+        return rc
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
