@@ -1,14 +1,19 @@
 /** Every error code that multilora's errors carry. */
-export type ErrorCode =
-  | 'ERR_MODEL_NOT_FOUND'
-  | 'ERR_MODEL_INVALID'
-  | 'ERR_ADAPTER_NOT_FOUND'
-  | 'ERR_ADAPTER_INVALID'
-  | 'ERR_INVALID_ARGUMENT'
-  | 'ERR_GENAI'
-  | 'ERR_BUSY'
-  | 'ERR_DISPOSED'
-  | 'ERR_NATIVE_LOAD';
+export const ERROR_CODES = [
+  'ERR_MODEL_NOT_FOUND',
+  'ERR_MODEL_INVALID',
+  'ERR_ADAPTER_NOT_FOUND',
+  'ERR_ADAPTER_INVALID',
+  'ERR_INVALID_ARGUMENT',
+  'ERR_GENAI',
+  'ERR_BUSY',
+  'ERR_DISPOSED',
+  'ERR_ABORTED',
+  'ERR_CALLBACK',
+  'ERR_NATIVE_LOAD',
+] as const;
+
+export type ErrorCode = (typeof ERROR_CODES)[number];
 
 /** The one error class of multilora: `code` says what went wrong, `message` says what to do. */
 export class MultiloraError extends Error {
@@ -29,17 +34,15 @@ export class DisposedError extends MultiloraError {
   }
 }
 
-const KNOWN_CODES = new Set<string>([
-  'ERR_MODEL_NOT_FOUND',
-  'ERR_MODEL_INVALID',
-  'ERR_ADAPTER_NOT_FOUND',
-  'ERR_ADAPTER_INVALID',
-  'ERR_INVALID_ARGUMENT',
-  'ERR_GENAI',
-  'ERR_BUSY',
-  'ERR_DISPOSED',
-  'ERR_NATIVE_LOAD',
-]);
+/** A call stopped by its AbortSignal. `cause` holds the signal's reason. */
+export class AbortError extends MultiloraError {
+  constructor(reason?: unknown) {
+    super('ERR_ABORTED', 'The operation was aborted', { cause: reason });
+    this.name = 'AbortError';
+  }
+}
+
+const KNOWN_CODES = new Set<string>(ERROR_CODES);
 
 /**
  * Turns what the addon rejected with (an Error with a `code`) into a MultiloraError. Created here, in the awaiting
@@ -51,5 +54,6 @@ export function fromNative(err: unknown): MultiloraError {
   const code = typeof e?.code === 'string' && KNOWN_CODES.has(e.code) ? (e.code as ErrorCode) : 'ERR_GENAI';
   const message = typeof e?.message === 'string' ? e.message : String(err);
   if (code === 'ERR_DISPOSED') return new DisposedError('The pipeline');
+  if (code === 'ERR_ABORTED') return new AbortError();
   return new MultiloraError(code, message, { cause: err });
 }
