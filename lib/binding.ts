@@ -20,17 +20,47 @@ export interface NativeGenerateOptions {
   height?: number;
   steps?: number;
   guidanceScale?: number;
+  strength?: number;
+  numImages?: number;
+  maxSequenceLength?: number;
+  prompt2?: string;
+  prompt3?: string;
   negativePrompt?: string;
+  negativePrompt2?: string;
+  negativePrompt3?: string;
+  /** A GenAI Scheduler::Type; 0 (or absent) is the model's own. */
+  scheduler?: number;
+  /** Attach a small RGB picture of the latent to each progress event. */
+  preview?: boolean;
   /** [index into the adapters the pipeline was loaded with, alpha] */
   adapters: Array<[number, number]>;
 }
 
+export interface NativeProgress {
+  step: number;
+  total: number;
+  elapsedMs: number;
+  preview?: { width: number; height: number; channels: 3; data: Buffer };
+}
+
+export interface NativeMetrics {
+  loadMs: number;
+  totalMs: number;
+  stepMeanMs: number;
+  stepStdMs: number;
+  denoiserMeanMs: number;
+  textEncodersMs: Record<string, number>;
+  vaeDecoderMs: number;
+  vaeEncoderMs: number;
+}
+
 export interface NativeImages {
-  /** RGB bytes of `count` images, one after another; wraps GenAI's output tensor without a copy. */
+  /** RGB bytes of `count` images, one after another, in memory that only this Buffer owns. */
   data: Buffer;
   count: number;
   width: number;
   height: number;
+  metrics: NativeMetrics;
 }
 
 export interface NativeDefaults {
@@ -42,7 +72,13 @@ export interface NativeDefaults {
 
 export interface NativePipeline {
   readonly defaults: NativeDefaults;
-  generate(prompt: string, options: NativeGenerateOptions): Promise<NativeImages>;
+  generate(
+    prompt: string,
+    options: NativeGenerateOptions,
+    onProgress?: (event: NativeProgress) => void,
+  ): Promise<NativeImages>;
+  /** Stops the running generate at its next step; it rejects with ERR_ABORTED. */
+  abort(): void;
   dispose(): Promise<void>;
 }
 

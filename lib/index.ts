@@ -1,8 +1,18 @@
-export { Pipeline } from './pipeline';
-export type { AdapterSelection, GenerateOptions, Image, LoadOptions, ModelDefaults } from './pipeline';
+export { Pipeline, SCHEDULERS } from './pipeline';
+export type {
+  AdapterSelection,
+  BatchOptions,
+  GenerateOptions,
+  Image,
+  LoadOptions,
+  Metrics,
+  ModelDefaults,
+  ProgressEvent,
+  SchedulerName,
+} from './pipeline';
 export type { AdapterSpec } from './adapter';
 export type { ModelFamily, ModelInfo } from './model';
-export { MultiloraError, DisposedError } from './errors';
+export { MultiloraError, DisposedError, AbortError, ERROR_CODES } from './errors';
 export type { ErrorCode } from './errors';
 export { encodePng, decodePng } from './png';
 export { defaultModelDir } from './defaults';

@@ -14,6 +14,7 @@ inline constexpr const char* kErrAdapterInvalid = "ERR_ADAPTER_INVALID";
 inline constexpr const char* kErrInvalidArgument = "ERR_INVALID_ARGUMENT";
 inline constexpr const char* kErrBusy = "ERR_BUSY";
 inline constexpr const char* kErrDisposed = "ERR_DISPOSED";
+inline constexpr const char* kErrAborted = "ERR_ABORTED";
 
 /// A failure caught on a worker thread, kept as plain strings until it can become a JS error.
 struct Failure {

@@ -2,7 +2,9 @@
 // One generate at a time: lib/pipeline.ts queues calls, and a busy flag here refuses a second one outright.
 #pragma once
 
+#include <atomic>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include <napi.h>
@@ -11,8 +13,11 @@
 
 namespace multilora {
 
+class PipelineGenerateWorker;
+
 /// What PipelineLoadWorker hands to the constructor.
 struct LoadedPipeline {
+  std::string model_dir;
   std::shared_ptr<ov::genai::Text2ImagePipeline> pipeline;
   std::vector<ov::genai::Adapter> adapters;
   int64_t default_width = -1;
@@ -28,14 +33,23 @@ class Pipeline : public Napi::ObjectWrap<Pipeline> {
 
   explicit Pipeline(const Napi::CallbackInfo& info);
 
+  const std::shared_ptr<ov::genai::Text2ImagePipeline>& genai() const { return pipeline_; }
+  const std::vector<ov::genai::Adapter>& adapters() const { return adapters_; }
+  const std::string& model_dir() const { return loaded_.model_dir; }
+  /// The Scheduler::Type in use (0, AUTO: the model's own).
+  int scheduler() const { return scheduler_.load(); }
+  /// Called from the worker thread of the one running generate.
+  void set_scheduler(int type) { scheduler_.store(type); }
   /// Called by PipelineGenerateWorker on the JS thread when its run is over.
-  void GenerateFinished() { busy_ = false; }
+  void GenerateFinished(PipelineGenerateWorker* worker);
 
  private:
   /// Pipeline.load(modelDir, device, adapters: Adapter[], properties: {[key]: string}) -> Promise<Pipeline>
   static Napi::Value Load(const Napi::CallbackInfo& info);
-  /// pipeline.generate(prompt, options) -> Promise<{ data, count, width, height }>; see PipelineGenerateWorker.
+  /// pipeline.generate(prompt, options, onProgress?) -> Promise<{ data, count, width, height, metrics }>
   Napi::Value Generate(const Napi::CallbackInfo& info);
+  /// pipeline.abort(): the running generate, if any, stops at its next step and rejects with ERR_ABORTED.
+  Napi::Value Abort(const Napi::CallbackInfo& info);
   /// pipeline.dispose() -> Promise<void>: frees the GenAI pipeline off the JS thread. Idempotent.
   Napi::Value Dispose(const Napi::CallbackInfo& info);
   /// pipeline.defaults -> { width, height, steps, guidanceScale }, as GenAI derived them from the model.
@@ -43,8 +57,9 @@ class Pipeline : public Napi::ObjectWrap<Pipeline> {
 
   std::shared_ptr<ov::genai::Text2ImagePipeline> pipeline_;
   std::vector<ov::genai::Adapter> adapters_;
-  LoadedPipeline defaults_;
-  bool busy_ = false;
+  LoadedPipeline loaded_;  // the model dir and defaults (its pipeline and adapters are moved out)
+  std::atomic<int> scheduler_{0};
+  PipelineGenerateWorker* running_ = nullptr;
 };
 
 }  // namespace multilora

@@ -1,5 +1,10 @@
 #include "pipeline_generate_worker.h"
 
+#include <algorithm>
+#include <cmath>
+#include <future>
+
+#include "adapter.h"
 #include "pipeline.h"
 
 namespace multilora {
@@ -11,34 +16,209 @@ struct TensorHolder {
   ov::Tensor tensor;
 };
 
+bool Has(const Napi::Object& o, const char* key) { return o.Has(key) && !o.Get(key).IsUndefined(); }
+
+std::string Str(const Napi::Object& o, const char* key) { return o.Get(key).As<Napi::String>().Utf8Value(); }
+
+double Num(const Napi::Object& o, const char* key) { return o.Get(key).As<Napi::Number>().DoubleValue(); }
+
+/// A small RGB picture of a 4-channel latent (SD, SDXL, LCM) by a fixed linear map; other latents: their first three
+/// channels, each stretched to 0..255. Cheap: one pass over the latent, no model.
+std::vector<uint8_t> LatentPreview(const ov::Tensor& latent, size_t& width, size_t& height) {
+  const ov::Shape shape = latent.get_shape();
+  if (shape.size() != 4 || latent.get_element_type() != ov::element::f32 || shape[1] < 3) return {};
+  const size_t channels = shape[1];
+  height = shape[2];
+  width = shape[3];
+  const size_t plane = width * height;
+  const float* data = latent.data<const float>();  // first image of the batch
+  std::vector<float> rgb(plane * 3);
+  if (channels == 4) {
+    static const float kFactors[4][3] = {
+        {0.298f, 0.207f, 0.208f}, {0.187f, 0.286f, 0.173f}, {-0.158f, 0.189f, 0.264f}, {-0.184f, -0.271f, -0.473f}};
+    for (size_t i = 0; i < plane; ++i) {
+      for (size_t c = 0; c < 3; ++c) {
+        float v = 0;
+        for (size_t k = 0; k < 4; ++k) v += data[k * plane + i] * kFactors[k][c];
+        rgb[i * 3 + c] = (v + 1.0f) * 127.5f;
+      }
+    }
+  } else {
+    for (size_t c = 0; c < 3; ++c) {
+      const float* ch = data + c * plane;
+      auto [lo, hi] = std::minmax_element(ch, ch + plane);
+      const float range = std::max(*hi - *lo, 1e-6f);
+      for (size_t i = 0; i < plane; ++i) rgb[i * 3 + c] = (ch[i] - *lo) / range * 255.0f;
+    }
+  }
+  std::vector<uint8_t> out(rgb.size());
+  for (size_t i = 0; i < rgb.size(); ++i) out[i] = static_cast<uint8_t>(std::clamp(std::lround(rgb[i]), 0L, 255L));
+  return out;
+}
+
 }  // namespace
 
-PipelineGenerateWorker::PipelineGenerateWorker(Napi::Env env, Napi::Object owner, Pipeline* pipeline,
-                                               std::shared_ptr<ov::genai::Text2ImagePipeline> genai,
-                                               std::string prompt, ov::AnyMap properties)
-    : PromiseWorker(env, "multilora.PipelineGenerate"),
-      owner_(Napi::Persistent(owner)),
+struct PipelineGenerateWorker::Progress {
+  size_t step;
+  size_t total;
+  double elapsed_ms;
+  std::vector<uint8_t> preview;
+  size_t preview_width = 0;
+  size_t preview_height = 0;
+};
+
+PipelineGenerateWorker::PipelineGenerateWorker(const Napi::CallbackInfo& info, Pipeline* pipeline)
+    : PromiseWorker(info.Env(), "multilora.PipelineGenerate"),
+      owner_(Napi::Persistent(info.This().As<Napi::Object>())),
       pipeline_(pipeline),
-      genai_(std::move(genai)),
-      prompt_(std::move(prompt)),
-      properties_(std::move(properties)) {}
+      genai_(pipeline->genai()),
+      prompt_(info[0].As<Napi::String>().Utf8Value()) {
+  Napi::Env env = info.Env();
+  Napi::Object o = info[1].As<Napi::Object>();
+  // Each value has the exact C++ type that GenAI reads it as (ov::Any::as<T>).
+  properties_["rng_seed"] = static_cast<size_t>(Num(o, "seed"));
+  if (Has(o, "width")) properties_["width"] = static_cast<int64_t>(Num(o, "width"));
+  if (Has(o, "height")) properties_["height"] = static_cast<int64_t>(Num(o, "height"));
+  if (Has(o, "steps")) properties_["num_inference_steps"] = static_cast<size_t>(Num(o, "steps"));
+  if (Has(o, "guidanceScale")) properties_["guidance_scale"] = static_cast<float>(Num(o, "guidanceScale"));
+  if (Has(o, "strength")) properties_["strength"] = static_cast<float>(Num(o, "strength"));
+  if (Has(o, "numImages")) properties_["num_images_per_prompt"] = static_cast<size_t>(Num(o, "numImages"));
+  if (Has(o, "maxSequenceLength")) properties_["max_sequence_length"] = static_cast<int>(Num(o, "maxSequenceLength"));
+  static const std::pair<const char*, const char*> kStrings[] = {
+      {"prompt2", "prompt_2"},
+      {"prompt3", "prompt_3"},
+      {"negativePrompt", "negative_prompt"},
+      {"negativePrompt2", "negative_prompt_2"},
+      {"negativePrompt3", "negative_prompt_3"},
+  };
+  for (const auto& [js, genai] : kStrings) {
+    if (Has(o, js)) properties_[genai] = Str(o, js);
+  }
+  const int scheduler = Has(o, "scheduler") ? static_cast<int>(Num(o, "scheduler")) : 0;
+  if (scheduler != pipeline->scheduler()) {
+    scheduler_ = scheduler;
+    scheduler_config_ = pipeline->model_dir() + "/scheduler/scheduler_config.json";
+  }
+
+  const std::vector<ov::genai::Adapter>& registered = pipeline->adapters();
+  if (!registered.empty()) {
+    // Always explicit: without it, GenAI would apply the adapters as registered.
+    ov::genai::AdapterConfig config;
+    Napi::Array chosen = o.Get("adapters").As<Napi::Array>();
+    for (uint32_t i = 0; i < chosen.Length(); ++i) {
+      Napi::Array pair = chosen.Get(i).As<Napi::Array>();
+      uint32_t index = pair.Get(uint32_t{0}).As<Napi::Number>().Uint32Value();
+      if (index >= registered.size()) throw MakeError(env, kErrInvalidArgument, "Adapter index out of range");
+      config.add(registered[index], pair.Get(uint32_t{1}).As<Napi::Number>().FloatValue());
+    }
+    properties_["adapters"] = config;
+  } else if (Has(o, "adapters") && o.Get("adapters").As<Napi::Array>().Length() > 0) {
+    throw MakeError(env, kErrInvalidArgument, "This pipeline was built without adapters");
+  }
+
+  preview_ = Has(o, "preview") && o.Get("preview").ToBoolean().Value();
+  if (info.Length() > 2 && info[2].IsFunction()) {
+    // At most 8 events wait for JS; beyond that they are dropped rather than slowing the denoising loop.
+    progress_ = Napi::ThreadSafeFunction::New(env, info[2].As<Napi::Function>(), "multilora.progress", 8, 1);
+  }
+  properties_["callback"] = std::function<bool(size_t, size_t, ov::Tensor&)>(
+      [this](size_t step, size_t num_steps, ov::Tensor& latent) { return OnStep(step, num_steps, latent); });
+}
+
+PipelineGenerateWorker::~PipelineGenerateWorker() = default;
+
+bool PipelineGenerateWorker::OnStep(size_t step, size_t num_steps, ov::Tensor& latent) {
+  if (abort_->load()) {
+    aborted_ = true;
+    return true;
+  }
+  if (progress_) {
+    auto* event = new Progress{step + 1, num_steps,
+                               std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started_)
+                                   .count(),
+                               {}};
+    if (preview_) event->preview = LatentPreview(latent, event->preview_width, event->preview_height);
+    napi_status status = progress_->NonBlockingCall(event, [](Napi::Env env, Napi::Function fn, Progress* p) {
+      std::unique_ptr<Progress> owned(p);
+      if (env == nullptr || fn.IsEmpty()) return;
+      Napi::Object e = Napi::Object::New(env);
+      e.Set("step", Napi::Number::New(env, static_cast<double>(p->step)));
+      e.Set("total", Napi::Number::New(env, static_cast<double>(p->total)));
+      e.Set("elapsedMs", Napi::Number::New(env, p->elapsed_ms));
+      if (!p->preview.empty()) {
+        Napi::Object preview = Napi::Object::New(env);
+        preview.Set("width", Napi::Number::New(env, static_cast<double>(p->preview_width)));
+        preview.Set("height", Napi::Number::New(env, static_cast<double>(p->preview_height)));
+        preview.Set("channels", Napi::Number::New(env, 3));
+        preview.Set("data", Napi::Buffer<uint8_t>::Copy(env, p->preview.data(), p->preview.size()));
+        e.Set("preview", preview);
+      }
+      fn.Call({e});
+    });
+    if (status != napi_ok) delete event;  // queue full or closing: drop the event
+  }
+  return abort_->load() ? (aborted_ = true) : false;
+}
+
+void PipelineGenerateWorker::FlushProgress() {
+  // Progress events that were queued reach JS before the promise settles: a last, blocking call is answered only
+  // after those before it. Bounded, so that a JS thread that is gone cannot hold this thread forever.
+  auto done = std::make_shared<std::promise<void>>();
+  std::future<void> flushed = done->get_future();
+  auto* signal = new std::shared_ptr<std::promise<void>>(done);
+  napi_status status = progress_->BlockingCall(signal, [](Napi::Env, Napi::Function, std::shared_ptr<std::promise<void>>* p) {
+    (*p)->set_value();
+    delete p;
+  });
+  if (status != napi_ok) {
+    delete signal;
+    return;
+  }
+  flushed.wait_for(std::chrono::seconds(5));
+}
 
 void PipelineGenerateWorker::Run() {
+  started_ = std::chrono::steady_clock::now();
   try {
-    ov::Tensor output = genai_->generate(prompt_, properties_);
-    if (output.get_element_type() != ov::element::u8 || output.get_shape().size() != 4 ||
-        output.get_shape()[3] != 3) {
-      Fail({kErrGenai, "ov::genai::Text2ImagePipeline::generate returned a tensor of an unexpected type or shape"});
+    if (abort_->load()) {
+      aborted_ = true;
     } else {
-      // GenAI 2026.3 hands back memory that its next generate call overwrites (test/generate.spec.js shows it), so
-      // the image is copied once, here on the worker thread, into a tensor that only the JS Buffer owns.
-      images_ = ov::Tensor(output.get_element_type(), output.get_shape());
-      output.copy_to(images_);
+      if (scheduler_) {
+        genai_->set_scheduler(ov::genai::Scheduler::from_config(
+            scheduler_config_, static_cast<ov::genai::Scheduler::Type>(*scheduler_)));
+        pipeline_->set_scheduler(*scheduler_);
+      }
+      ov::Tensor output = genai_->generate(prompt_, properties_);
+      if (!aborted_) {
+        if (output.get_element_type() != ov::element::u8 || output.get_shape().size() != 4 ||
+            output.get_shape()[3] != 3) {
+          Fail({kErrGenai, "ov::genai::Text2ImagePipeline::generate returned a tensor of an unexpected type or shape"});
+        } else {
+          // GenAI 2026.3 hands back memory that its next generate call overwrites (test/generate.spec.js shows it),
+          // so the images are copied once, here on the worker thread, into a tensor that only the JS Buffer owns.
+          images_ = ov::Tensor(output.get_element_type(), output.get_shape());
+          output.copy_to(images_);
+          ov::genai::ImageGenerationPerfMetrics m = genai_->get_performance_metrics();
+          metrics_.load_ms = m.get_load_time();
+          metrics_.total_ms = m.get_generate_duration();
+          const ov::genai::MeanStdPair step = m.get_iteration_duration();
+          metrics_.step_mean_ms = step.mean;
+          metrics_.step_std_ms = step.std;
+          const ov::genai::MeanStdPair unet = m.get_unet_infer_duration();
+          const ov::genai::MeanStdPair transformer = m.get_transformer_infer_duration();
+          metrics_.denoiser_mean_ms = unet.mean > 0 ? unet.mean : transformer.mean;
+          for (const auto& [name, ms] : m.get_text_encoder_infer_duration()) metrics_.text_encoders_ms.emplace_back(name, ms);
+          metrics_.vae_decoder_ms = m.get_vae_decoder_infer_duration();
+          metrics_.vae_encoder_ms = m.get_vae_encoder_infer_duration();
+        }
+      }
     }
   } catch (...) {
     Fail(DescribeCurrentException(kErrGenai, "ov::genai::Text2ImagePipeline::generate"));
   }
-  properties_.clear();
+  if (progress_) FlushProgress();
+  if (aborted_) Fail({kErrAborted, "The generation was aborted"});
+  properties_.clear();  // drops the callback and the adapter config
   // If the pipeline was disposed meanwhile, the last reference goes here, on this thread, not on the JS thread.
   genai_.reset();
 }
@@ -62,11 +242,27 @@ Napi::Value PipelineGenerateWorker::Resolve(Napi::Env env) {
   result.Set("count", Napi::Number::New(env, static_cast<double>(shape[0])));
   result.Set("height", Napi::Number::New(env, static_cast<double>(shape[1])));
   result.Set("width", Napi::Number::New(env, static_cast<double>(shape[2])));
+  Napi::Object metrics = Napi::Object::New(env);
+  metrics.Set("loadMs", Napi::Number::New(env, metrics_.load_ms));
+  metrics.Set("totalMs", Napi::Number::New(env, metrics_.total_ms));
+  metrics.Set("stepMeanMs", Napi::Number::New(env, metrics_.step_mean_ms));
+  metrics.Set("stepStdMs", Napi::Number::New(env, metrics_.step_std_ms));
+  metrics.Set("denoiserMeanMs", Napi::Number::New(env, metrics_.denoiser_mean_ms));
+  Napi::Object encoders = Napi::Object::New(env);
+  for (const auto& [name, ms] : metrics_.text_encoders_ms) encoders.Set(name, Napi::Number::New(env, ms));
+  metrics.Set("textEncodersMs", encoders);
+  metrics.Set("vaeDecoderMs", Napi::Number::New(env, metrics_.vae_decoder_ms));
+  metrics.Set("vaeEncoderMs", Napi::Number::New(env, metrics_.vae_encoder_ms));
+  result.Set("metrics", metrics);
   return result;
 }
 
 void PipelineGenerateWorker::Settled(Napi::Env env) {
-  pipeline_->GenerateFinished();
+  if (progress_) {
+    progress_->Release();
+    progress_.reset();
+  }
+  pipeline_->GenerateFinished(this);
   owner_.Reset();
 }
 

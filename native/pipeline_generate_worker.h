@@ -1,9 +1,17 @@
-// One Text2ImagePipeline::generate call, off the JS thread. The JS Buffer of the result wraps the memory of a tensor
-// that a finalizer keeps alive: no copy on the JS thread.
+// One Text2ImagePipeline::generate call, off the JS thread.
+// - Its constructor reads the JS options into plain C++ fields (the TS layer has validated them).
+// - Step progress reaches JS through a thread-safe function with non-blocking calls: when JS lags, events are
+//   dropped, and the denoising loop never waits for JS.
+// - Cancellation: Abort() sets an atomic flag that GenAI's step callback reads; returning true stops the run.
+// - The JS Buffer of the result wraps the memory of a tensor that a finalizer keeps alive: no copy on the JS thread.
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include <napi.h>
 
@@ -14,10 +22,26 @@ namespace multilora {
 
 class Pipeline;
 
+/// GenAI's timings of one generate call, in milliseconds.
+struct GenerateMetrics {
+  float load_ms = 0;
+  float total_ms = 0;
+  float step_mean_ms = 0;
+  float step_std_ms = 0;
+  float denoiser_mean_ms = 0;
+  std::vector<std::pair<std::string, float>> text_encoders_ms;
+  float vae_decoder_ms = 0;
+  float vae_encoder_ms = 0;
+};
+
 class PipelineGenerateWorker : public PromiseWorker {
  public:
-  PipelineGenerateWorker(Napi::Env env, Napi::Object owner, Pipeline* pipeline,
-                         std::shared_ptr<ov::genai::Text2ImagePipeline> genai, std::string prompt, ov::AnyMap properties);
+  /// info: (prompt, options[, onProgress]); see NativeGenerateOptions in lib/binding.ts.
+  PipelineGenerateWorker(const Napi::CallbackInfo& info, Pipeline* pipeline);
+  ~PipelineGenerateWorker() override;
+
+  /// Asks the run to stop at its next step. Safe from the JS thread at any time.
+  void Abort() { abort_->store(true); }
 
  protected:
   void Run() override;
@@ -25,12 +49,25 @@ class PipelineGenerateWorker : public PromiseWorker {
   void Settled(Napi::Env env) override;
 
  private:
+  struct Progress;
+
+  bool OnStep(size_t step, size_t num_steps, ov::Tensor& latent);
+  void FlushProgress();
+
   Napi::ObjectReference owner_;  // keeps the JS Pipeline alive while the run lasts
   Pipeline* pipeline_;
   std::shared_ptr<ov::genai::Text2ImagePipeline> genai_;
   std::string prompt_;
   ov::AnyMap properties_;
+  std::optional<int> scheduler_;  // a Scheduler::Type to switch to first
+  std::string scheduler_config_;
+  std::shared_ptr<std::atomic<bool>> abort_ = std::make_shared<std::atomic<bool>>(false);
+  std::optional<Napi::ThreadSafeFunction> progress_;
+  bool preview_ = false;
+  std::chrono::steady_clock::time_point started_;
+  bool aborted_ = false;
   ov::Tensor images_;
+  GenerateMetrics metrics_;
 };
 
 }  // namespace multilora

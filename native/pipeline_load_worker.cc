@@ -9,6 +9,7 @@ PipelineLoadWorker::PipelineLoadWorker(Napi::Env env, std::string model_dir, std
       device_(std::move(device)),
       properties_(std::move(properties)) {
   loaded_.adapters = std::move(adapters);
+  loaded_.model_dir = model_dir_;
 }
 
 void PipelineLoadWorker::Run() {
