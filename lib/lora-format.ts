@@ -1,0 +1,602 @@
+// What a LoRA file is (its key format, layers, ranks and alphas), and how to rewrite it into the form that
+// OpenVINO GenAI 2026.3 applies. What GenAI does, from its source (openvinotoolkit/openvino.genai, src/cpp/src/):
+// - lora/adapter.cpp, default_lora_patterns(): a tensor is A when its name matches `(.*)[_.]lora[_.](A|down).weight`
+//   (or `(.*lora[12]).down.weight`), B likewise with B|up, alpha when `(.*).alpha`; the captured stem names the layer.
+// - LoRAWeightGetterDefault: a stem applies to a model layer when it starts with the model part's prefix and the rest
+//   is a substring of the layer's name, or of that name with '.' replaced by '_'. Nothing else is tried.
+// - collect_applicable_tensors: the `.alpha` tensors are ignored; the alpha given at generate is the whole scale.
+// - squeeze_2d: a convolution LoRA must have a 1x1 kernel.
+// - Prefixes per model part (image_generation/models/*.cpp, the `value_or(...)` of set_tensor_name_prefix):
+//   UNet "lora_unet", CLIP text encoders "lora_te" (stable_diffusion_xl_pipeline.hpp passes "lora_te1" and "lora_te2"),
+//   SD3 and Flux transformers "transformer"; the T5 encoder takes no adapters. SD3 applies LoRA to its transformer
+//   only ("TODO: Add LoRA Adapter support for text encoders"); Flux to its CLIP encoder and transformer.
+// - Before matching, SD/SDXL rename kohya names to diffusers ones (lora/names_mapping.cpp,
+//   maybe_map_non_diffusers_lora_to_diffusers, Stability "input_blocks" names included); SD3 and Flux rename kohya
+//   and XLabs Flux names (flux_kohya_lora_preprocessing, flux_xlabs_lora_preprocessing).
+// A PEFT/diffusers file (`unet.<module>.lora_A.weight`) therefore matches nothing on SD/SDXL: GenAI ignores it.
+import { MultiloraError } from './errors';
+import type { ModelFamily } from './model';
+import {
+  fromFloat32Array,
+  openSafetensors,
+  scalarValue,
+  toFloat32Array,
+  writeSafetensors,
+  type SafetensorsHeader,
+  type TensorData,
+  type TensorInfo,
+} from './safetensors';
+import { invalid, isPlainObject, knownKeys, object } from './validate';
+
+/**
+ * How a file names its tensors:
+ * - 'kohya': kohya-ss/A1111 (`lora_unet_<module, '.' -> '_'>.lora_down.weight` / `.lora_up.weight` / `.alpha`,
+ *   `lora_te_`, `lora_te1_`, `lora_te2_`);
+ * - 'sgm': kohya names of Stability's original UNet blocks (`lora_unet_input_blocks_4_1_...`);
+ * - 'locon': kohya names with convolution layers of kernels bigger than 1x1 (LyCORIS LoCon);
+ * - 'peft': what diffusers' save_lora_weights writes (`unet.<module>.lora_A.weight` / `.lora_B.weight`,
+ *   `text_encoder.`, `text_encoder_2.`, `transformer.`; r and lora_alpha in the `lora_adapter_metadata` metadata);
+ * - 'diffusers': diffusers' older names (`unet.<...>.processor.to_q_lora.down.weight`, `<module>.lora.down.weight`,
+ *   `text_encoder.<module>.lora_linear_layer.down.weight`);
+ * - 'xlabs': XLabs' Flux names (`double_blocks.0.processor.qkv_lora1.down.weight`);
+ * - 'mixed': more than one of these.
+ */
+export type LoraFormat = 'kohya' | 'sgm' | 'locon' | 'peft' | 'diffusers' | 'xlabs' | 'mixed';
+
+/** The model part a layer belongs to, named as diffusers names the pipeline's components. */
+export type LoraPart = 'unet' | 'transformer' | 'text_encoder' | 'text_encoder_2' | 'text_encoder_3';
+
+/** The naming of one layer's tensors. */
+export type LoraNaming = 'kohya' | 'peft' | 'diffusers' | 'xlabs';
+
+export interface LoraLayer {
+  /** The layer's stem in the file: its tensor names without the suffix (for the older diffusers names, `<part>.<module>`). */
+  key: string;
+  naming: LoraNaming;
+  part: LoraPart;
+  /** The module path inside the part: dotted for PEFT/diffusers/XLabs, with '_' for kohya. */
+  module: string;
+  /** A, [rank, in] (or [rank, in, kh, kw]). */
+  down: TensorInfo;
+  /** B, [out, rank] (or [out, rank, 1, 1]). */
+  up: TensorInfo;
+  /** The `.alpha` tensor, when the file has one for this layer. */
+  alphaTensor?: TensorInfo;
+  /** From the `.alpha` tensor, or for PEFT from lora_alpha (or alpha_pattern) in the metadata. */
+  alpha?: number;
+  rank: number;
+  /** What diffusers, A1111 and ComfyUI multiply B·A by at strength 1: alpha / rank (alpha / √rank with rsLoRA), else 1. */
+  scale: number;
+  /** True when the metadata asks for rsLoRA scaling (alpha / √rank). */
+  rslora?: boolean;
+}
+
+export interface LoraAnalysis {
+  format: LoraFormat;
+  /** Sorted by key. */
+  layers: LoraLayer[];
+  /** The distinct ranks, ascending. */
+  ranks: number[];
+  /** The parts with layers, in the order unet, transformer, text_encoder, text_encoder_2, text_encoder_3. */
+  parts: LoraPart[];
+  /** Tensors that belong to no recognized layer (GenAI would ignore them too). */
+  unrecognized: string[];
+}
+
+/** Reads one tensor of the analysed file: `SafetensorsReader.read`, or `(info) => readTensor(source, info)`. */
+export type TensorRead = (info: TensorInfo) => Buffer | Promise<Buffer>;
+
+/** How the conversion scales B: 'genai' keeps it (GenAI's alpha is the whole scale), 'diffusers' bakes alpha/rank in. */
+export type LoraScale = 'genai' | 'diffusers';
+
+export interface GenaiLoraOptions {
+  /** The model family the LoRA is for: it decides the names GenAI matches, and which parts it applies LoRA to. */
+  family: ModelFamily;
+  /**
+   * 'genai' (the default): the alpha given at generate stays the whole scale, as GenAI has it.
+   * 'diffusers': each B is multiplied by its layer's alpha/rank, so that an alpha given at generate means what it
+   * means in diffusers, A1111 and ComfyUI (strength 1 = the LoRA as trained).
+   */
+  scale?: LoraScale;
+}
+
+const PART_ORDER: readonly LoraPart[] = ['unet', 'transformer', 'text_encoder', 'text_encoder_2', 'text_encoder_3'];
+const FAMILIES: readonly ModelFamily[] = ['sd', 'sdxl', 'lcm', 'sd3', 'flux', 'other'];
+
+/** The parts each pipeline of GenAI 2026.3 applies LoRA to (see the header of this file). */
+const GENAI_PARTS: Readonly<Record<ModelFamily, readonly LoraPart[]>> = {
+  sd: ['unet', 'text_encoder'],
+  lcm: ['unet', 'text_encoder'],
+  sdxl: ['unet', 'text_encoder', 'text_encoder_2'],
+  sd3: ['transformer'],
+  flux: ['transformer', 'text_encoder'],
+  other: PART_ORDER,
+};
+
+/** The model parts that GenAI 2026.3 applies LoRA to, for a family. */
+export function genaiParts(family: ModelFamily): LoraPart[] {
+  if (!FAMILIES.includes(family)) throw invalid(`one of ${FAMILIES.map((f) => `"${f}"`).join(', ')}`, 'family', family);
+  return [...GENAI_PARTS[family]];
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Tensor names
+
+/** LoRA variants that GenAI cannot apply (it would ignore their tensors, or apply a wrong result) and we cannot convert. */
+const UNSUPPORTED: ReadonlyArray<[RegExp, string]> = [
+  [/\.hada_(?:w[12]_[ab]|t[12])$/, 'LoHa (LyCORIS)'],
+  [/\.lokr_(?:w[12](?:_[ab])?|t2)$/, 'LoKr (LyCORIS)'],
+  [/\.lora_mid\.weight$/, 'LoCon with a Tucker core (LyCORIS "lora_mid")'],
+  [/\.(?:dora_scale|lora_magnitude_vector(?:\.weight)?)$/, 'DoRA'],
+  [/\.(?:oft_blocks|oft_diag)$/, 'OFT (LyCORIS)'],
+  [/\.diff(?:_b)?$/, 'full weight differences (LyCORIS "full")'],
+  [/\.lora_[AB]\.bias$/, 'LoRA with biases (PEFT lora_bias)'],
+  [/\.lora_embedding_[AB]$/, 'embedding LoRA (PEFT lora_embedding_A/B)'],
+];
+
+const PARTS = '(unet|transformer|text_encoder|text_encoder_2|text_encoder_3)';
+const KOHYA = /^(lora_(?:unet|te[123]?))_(.+)\.(lora_down\.weight|lora_up\.weight|alpha)$/;
+const PEFT = new RegExp(`^${PARTS}\\.(.+)\\.(?:lora_(A|B)\\.weight|(alpha))$`);
+const DIFFUSERS_PROCESSOR = new RegExp(
+  `^${PARTS}\\.(.+)\\.processor\\.(to_q|to_k|to_v|to_out|add_q_proj|add_k_proj|add_v_proj|to_add_out)_lora\\.(down|up)\\.weight$`,
+);
+const DIFFUSERS_LINEAR = new RegExp(`^${PARTS}\\.(.+)\\.(?:lora_linear_layer|lora)\\.(down|up)\\.weight$`);
+const XLABS = /^((?:diffusion_model\.)?(?:double|single)_blocks\.\d+\..*lora\d?)\.(down|up)\.weight$/;
+/** Top-level modules of the SD3 and Flux transformers (diffusers and original names), under kohya's `lora_unet_`. */
+const TRANSFORMER_MODULES =
+  /^(?:transformer_blocks|single_transformer_blocks|double_blocks|single_blocks|joint_blocks|context_embedder|x_embedder|time_text_embed|pos_embed|norm_out|proj_out|final_layer|img_in|txt_in|time_in|vector_in|guidance_in|t_embedder|y_embedder)_/;
+const SGM_MODULES = /^(?:input_blocks|middle_block|output_blocks)_/;
+
+type Role = 'down' | 'up' | 'alpha';
+
+interface ParsedName {
+  key: string;
+  naming: LoraNaming;
+  part: LoraPart;
+  module: string;
+  role: Role;
+}
+
+function kohyaPart(prefix: string, module: string): LoraPart {
+  if (prefix === 'lora_unet') return TRANSFORMER_MODULES.test(module) ? 'transformer' : 'unet';
+  if (prefix === 'lora_te2') return 'text_encoder_2';
+  if (prefix === 'lora_te3') return 'text_encoder_3';
+  return 'text_encoder';
+}
+
+function parseName(name: string): ParsedName | undefined {
+  let m = KOHYA.exec(name);
+  if (m) {
+    const [, prefix, module, suffix] = m as unknown as [string, string, string, string];
+    const role: Role = suffix === 'alpha' ? 'alpha' : suffix === 'lora_down.weight' ? 'down' : 'up';
+    return { key: `${prefix}_${module}`, naming: 'kohya', part: kohyaPart(prefix, module), module, role };
+  }
+  m = PEFT.exec(name);
+  if (m) {
+    const [, part, module, ab, alpha] = m as unknown as [string, LoraPart, string, string?, string?];
+    const role: Role = alpha ? 'alpha' : ab === 'A' ? 'down' : 'up';
+    return { key: `${part}.${module}`, naming: 'peft', part, module, role };
+  }
+  m = DIFFUSERS_PROCESSOR.exec(name);
+  if (m) {
+    const [, part, path, projection, role] = m as unknown as [string, LoraPart, string, string, Role];
+    const module = `${path}.${projection === 'to_out' ? 'to_out.0' : projection}`;
+    return { key: `${part}.${module}`, naming: 'diffusers', part, module, role };
+  }
+  m = DIFFUSERS_LINEAR.exec(name);
+  if (m) {
+    const [, part, module, role] = m as unknown as [string, LoraPart, string, Role];
+    return { key: `${part}.${module}`, naming: 'diffusers', part, module, role };
+  }
+  m = XLABS.exec(name);
+  if (m) {
+    const [, module, role] = m as unknown as [string, string, Role];
+    return { key: module, naming: 'xlabs', part: 'transformer', module, role };
+  }
+  return undefined;
+}
+
+function quote(name: string): string {
+  return JSON.stringify(name.length > 200 ? `${name.slice(0, 197)}...` : name);
+}
+
+function formatError(problem: string): MultiloraError {
+  return new MultiloraError('ERR_ADAPTER_FORMAT', problem);
+}
+
+function invalidLora(problem: string): MultiloraError {
+  return new MultiloraError('ERR_ADAPTER_INVALID', problem);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// PEFT metadata
+
+type PeftConfig = Record<string, unknown>;
+
+function peftConfig(metadata: Record<string, string>): PeftConfig | undefined {
+  const raw = metadata.lora_adapter_metadata;
+  if (raw === undefined) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    parsed = undefined;
+  }
+  if (!isPlainObject(parsed)) {
+    throw invalidLora('The LoRA\'s "lora_adapter_metadata" metadata is not a JSON object');
+  }
+  return parsed;
+}
+
+/** `<part>.<key>` of diffusers' metadata, or the bare key that a single-part file may use. */
+function peftValue(config: PeftConfig, part: LoraPart, key: string): unknown {
+  return config[`${part}.${key}`] ?? config[key];
+}
+
+/** PEFT's rank_pattern / alpha_pattern: the first pattern that matches the end of the module path. */
+function patternValue(patterns: unknown, module: string): unknown {
+  if (!isPlainObject(patterns)) return undefined;
+  for (const [pattern, value] of Object.entries(patterns)) {
+    let hit: boolean;
+    try {
+      hit = new RegExp(`(?:^|\\.)(?:${pattern})$`).test(module);
+    } catch {
+      hit = module === pattern || module.endsWith(`.${pattern}`);
+    }
+    if (hit) return value;
+  }
+  return undefined;
+}
+
+function positive(value: unknown, what: string, layer: string): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+    throw invalidLora(`The LoRA's metadata gives ${what} ${JSON.stringify(value)} for layer ${quote(layer)}; expected a positive number`);
+  }
+  return value;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Analysis
+
+interface Group {
+  key: string;
+  naming: LoraNaming;
+  part: LoraPart;
+  module: string;
+  down?: TensorInfo;
+  up?: TensorInfo;
+  alpha?: TensorInfo;
+}
+
+function checkHeader(header: unknown): SafetensorsHeader {
+  if (!isPlainObject(header) || !Array.isArray(header.tensors) || !isPlainObject(header.metadata)) {
+    throw invalid('a header from readSafetensorsHeader, parseSafetensors or openSafetensors', 'header', header);
+  }
+  return header as unknown as SafetensorsHeader;
+}
+
+function spatial(info: TensorInfo): string | undefined {
+  if (info.shape.length !== 4) return undefined;
+  const [, , kh, kw] = info.shape as [number, number, number, number];
+  return kh * kw > 1 ? `${kh}x${kw}` : undefined;
+}
+
+/**
+ * Works out the format, layers, ranks and parts of a LoRA file from its validated header; `read` fetches the small
+ * `.alpha` tensors. Rejects with ERR_ADAPTER_FORMAT for a file that is no LoRA multilora knows, or a kind GenAI cannot
+ * apply (LoHa, LoKr, DoRA...), and with ERR_ADAPTER_INVALID for a broken one (a layer without its B, ranks that
+ * disagree, A and B of different dtypes, which GenAI refuses too).
+ */
+export async function analyzeLora(header: SafetensorsHeader, read: TensorRead): Promise<LoraAnalysis> {
+  const { tensors, metadata } = checkHeader(header);
+  if (typeof read !== 'function') throw invalid('a function (info) => Buffer', 'read', read);
+  if (tensors.length === 0) throw formatError('The LoRA file holds no tensors');
+
+  const groups = new Map<string, Group>();
+  const unrecognized: string[] = [];
+  for (const tensor of tensors) {
+    for (const [pattern, kind] of UNSUPPORTED) {
+      if (pattern.test(tensor.name)) {
+        throw formatError(
+          `The LoRA is ${kind} (tensor ${quote(tensor.name)}), which OpenVINO GenAI 2026.3 cannot apply and multilora ` +
+            'cannot convert; only plain LoRA (A and B matrices, optionally alpha) works',
+        );
+      }
+    }
+    const parsed = parseName(tensor.name);
+    if (!parsed) {
+      unrecognized.push(tensor.name);
+      continue;
+    }
+    let group = groups.get(parsed.key);
+    if (!group) {
+      group = { key: parsed.key, naming: parsed.naming, part: parsed.part, module: parsed.module };
+      groups.set(parsed.key, group);
+    }
+    const previous = group[parsed.role];
+    if (previous) {
+      throw invalidLora(
+        `Two tensors, ${quote(previous.name)} and ${quote(tensor.name)}, both give the ${parsed.role} of LoRA layer ${quote(parsed.key)}`,
+      );
+    }
+    group[parsed.role] = tensor;
+  }
+  if (groups.size === 0) {
+    throw formatError(
+      `None of the ${tensors.length} tensors of the LoRA file is named as a LoRA format that multilora knows ` +
+        '(kohya "lora_unet_<module>.lora_down.weight", PEFT "unet.<module>.lora_A.weight", diffusers, XLabs); ' +
+        `for example ${quote(unrecognized[0] as string)}`,
+    );
+  }
+
+  const config = peftConfig(metadata);
+  const layers: LoraLayer[] = [];
+  for (const group of [...groups.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))) {
+    layers.push(await makeLayer(group, config, read));
+  }
+
+  const namings = new Set(layers.map((l) => l.naming));
+  let format: LoraFormat;
+  if (namings.size > 1) format = 'mixed';
+  else if (namings.has('kohya')) {
+    format = layers.some((l) => spatial(l.down) || spatial(l.up))
+      ? 'locon'
+      : layers.some((l) => l.part === 'unet' && SGM_MODULES.test(l.module))
+        ? 'sgm'
+        : 'kohya';
+  } else format = [...namings][0] as LoraNaming;
+
+  return {
+    format,
+    layers,
+    ranks: [...new Set(layers.map((l) => l.rank))].sort((a, b) => a - b),
+    parts: PART_ORDER.filter((p) => layers.some((l) => l.part === p)),
+    unrecognized,
+  };
+}
+
+async function makeLayer(group: Group, config: PeftConfig | undefined, read: TensorRead): Promise<LoraLayer> {
+  const { key, down, up, alpha: alphaTensor } = group;
+  const names = [down, up, alphaTensor].flatMap((t) => (t ? [quote(t.name)] : [])).join(' and ');
+  if (!down || !up) {
+    throw invalidLora(
+      `LoRA layer ${quote(key)} has ${names} but no ${down ? 'up (B)' : up ? 'down (A)' : 'down (A) or up (B)'} matrix ` +
+        '(GenAI refuses it too: "Either A, B or both matrices are missing")',
+    );
+  }
+  const rank = down.shape[0] as number;
+  const dims = down.shape.length;
+  if (
+    (dims !== 2 && dims !== 4) ||
+    up.shape.length !== dims ||
+    !(rank > 0) ||
+    up.shape[1] !== rank ||
+    (dims === 4 && spatial(up) !== undefined)
+  ) {
+    throw invalidLora(
+      `LoRA layer ${quote(key)} has down (A) of shape ${JSON.stringify(down.shape)} and up (B) of shape ` +
+        `${JSON.stringify(up.shape)}, which make no LoRA pair (A is [rank, in] or [rank, in, kh, kw], B is [out, rank] ` +
+        'or [out, rank, 1, 1])',
+    );
+  }
+  if (down.dtype !== up.dtype) {
+    throw invalidLora(
+      `LoRA layer ${quote(key)} has down (A) in ${down.dtype} but up (B) in ${up.dtype}; GenAI requires one dtype for both`,
+    );
+  }
+
+  let alpha: number | undefined;
+  let scaleRank = rank;
+  let rslora = false;
+  if (config && (group.naming === 'peft' || group.naming === 'diffusers')) {
+    const r = patternValue(peftValue(config, group.part, 'rank_pattern'), group.module) ?? peftValue(config, group.part, 'r');
+    if (r !== undefined && positive(r, 'r', key) !== rank) {
+      throw invalidLora(`The LoRA's metadata gives r = ${r} for layer ${quote(key)}, but its tensors have rank ${rank}`);
+    }
+    const a =
+      patternValue(peftValue(config, group.part, 'alpha_pattern'), group.module) ??
+      peftValue(config, group.part, 'lora_alpha');
+    if (a !== undefined) alpha = positive(a, 'lora_alpha', key);
+    if (peftValue(config, group.part, 'use_dora') === true) {
+      throw formatError(
+        `The LoRA's metadata asks for DoRA (use_dora) on ${group.part}, which OpenVINO GenAI 2026.3 cannot apply`,
+      );
+    }
+    rslora = peftValue(config, group.part, 'use_rslora') === true;
+    if (rslora) scaleRank = Math.sqrt(rank);
+  }
+  if (alphaTensor) {
+    const value = scalarValue(alphaTensor, await read(alphaTensor));
+    if (!Number.isFinite(value)) throw invalidLora(`The alpha of LoRA layer ${quote(key)} is ${value}, not a finite number`);
+    alpha = value;
+  }
+  const layer: LoraLayer = {
+    key,
+    naming: group.naming,
+    part: group.part,
+    module: group.module,
+    down,
+    up,
+    rank,
+    scale: alpha === undefined ? 1 : alpha / scaleRank,
+  };
+  if (alphaTensor) layer.alphaTensor = alphaTensor;
+  if (alpha !== undefined) layer.alpha = alpha;
+  if (rslora) layer.rslora = true;
+  return layer;
+}
+
+/** Opens a LoRA (a .safetensors path or the bytes of one), validates it and analyses it. */
+export async function inspectLora(source: string | Uint8Array): Promise<LoraAnalysis> {
+  const reader = await openSafetensors(source);
+  try {
+    return await analyzeLora(reader.header, reader.read);
+  } catch (err) {
+    if (err instanceof MultiloraError && typeof source === 'string') {
+      throw new MultiloraError(err.code, `${source}: ${err.message}`, { cause: err });
+    }
+    throw err;
+  } finally {
+    await reader.close();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Conversion
+
+/** The names one layer gets in a file for GenAI. */
+export interface GenaiNames {
+  down: string;
+  up: string;
+  /** Absent for XLabs names, which have no alpha. */
+  alpha?: string;
+}
+
+export interface GenaiPlan {
+  /** The layers GenAI applies for the family, and their names. */
+  layers: Array<{ layer: LoraLayer; names: GenaiNames }>;
+  /** Layers of parts GenAI does not apply LoRA to for the family: a converted file leaves them out. */
+  dropped: LoraLayer[];
+}
+
+function kohyaNames(stem: string): GenaiNames {
+  return { down: `${stem}.lora_down.weight`, up: `${stem}.lora_up.weight`, alpha: `${stem}.alpha` };
+}
+
+function textEncoderPrefix(part: LoraPart, family: ModelFamily): string {
+  if (part === 'text_encoder') return family === 'sdxl' ? 'lora_te1' : 'lora_te';
+  return part === 'text_encoder_2' ? 'lora_te2' : 'lora_te3';
+}
+
+function genaiNames(layer: LoraLayer, family: ModelFamily): GenaiNames | undefined {
+  if (!GENAI_PARTS[family].includes(layer.part)) return undefined;
+  const textEncoder = layer.part.startsWith('text_encoder');
+  switch (layer.naming) {
+    case 'kohya':
+      // GenAI's own kohya names, but with the text-encoder prefix that this family's pipeline uses.
+      return kohyaNames(textEncoder && family !== 'other' ? `${textEncoderPrefix(layer.part, family)}_${layer.module}` : layer.key);
+    case 'xlabs':
+      if (family !== 'flux' && family !== 'other') return undefined;
+      return { down: `${layer.key}.down.weight`, up: `${layer.key}.up.weight` };
+    default:
+      if (layer.part === 'transformer') return kohyaNames(`transformer.${layer.module}`);
+      if (layer.part === 'unet') return kohyaNames(`lora_unet_${layer.module.replaceAll('.', '_')}`);
+      return kohyaNames(`${textEncoderPrefix(layer.part, family)}_${layer.module.replaceAll('.', '_')}`);
+  }
+}
+
+function checkFamily(value: unknown, name: string): ModelFamily {
+  if (!FAMILIES.includes(value as ModelFamily)) {
+    throw invalid(`one of ${FAMILIES.map((f) => `"${f}"`).join(', ')}`, name, value);
+  }
+  return value as ModelFamily;
+}
+
+function checkAnalysis(analysis: unknown): LoraAnalysis {
+  if (!isPlainObject(analysis) || !Array.isArray(analysis.layers) || typeof analysis.format !== 'string') {
+    throw invalid('the result of analyzeLora', 'analysis', analysis);
+  }
+  return analysis as unknown as LoraAnalysis;
+}
+
+/** Which layers a converted file keeps for a family, and under which names. */
+export function planGenaiLora(analysis: LoraAnalysis, family: ModelFamily): GenaiPlan {
+  checkAnalysis(analysis);
+  checkFamily(family, 'family');
+  const plan: GenaiPlan = { layers: [], dropped: [] };
+  for (const layer of analysis.layers) {
+    const names = genaiNames(layer, family);
+    if (names) plan.layers.push({ layer, names });
+    else plan.dropped.push(layer);
+  }
+  return plan;
+}
+
+/**
+ * The LoRA in a form GenAI 2026.3 applies to a model of `options.family`: null when the file can be given to GenAI
+ * as it is, else the bytes of a new safetensors file with kohya names GenAI matches (`lora_unet_…`, `lora_te_…` /
+ * `lora_te1_…` / `lora_te2_…`, `transformer.<module>…` for SD3 and Flux) holding the layers of the parts GenAI applies
+ * LoRA to for that family. `file` is the analysed file: its path or its bytes. With `scale: 'diffusers'`, each B is
+ * multiplied by its layer's alpha/rank in its own dtype, and the `.alpha` written equals the rank.
+ */
+export async function toGenaiLora(
+  file: string | Uint8Array,
+  analysis: LoraAnalysis,
+  options: GenaiLoraOptions,
+): Promise<Buffer | null> {
+  checkAnalysis(analysis);
+  const opts = object(options, 'options');
+  knownKeys(opts, ['family', 'scale'], 'the conversion options');
+  const family = checkFamily(opts.family, 'options.family');
+  const scale = opts.scale ?? 'genai';
+  if (scale !== 'genai' && scale !== 'diffusers') throw invalid('"genai" or "diffusers"', 'options.scale', scale);
+
+  const plan = planGenaiLora(analysis, family);
+  if (plan.layers.length === 0) {
+    throw formatError(
+      `None of the LoRA's layers (parts: ${analysis.parts.join(', ')}) is in a part that OpenVINO GenAI 2026.3 applies ` +
+        `LoRA to on a ${family} model (${GENAI_PARTS[family].join(', ')})`,
+    );
+  }
+  for (const { layer } of plan.layers) {
+    const kernel = spatial(layer.down) ?? spatial(layer.up);
+    if (kernel) {
+      throw formatError(
+        `LoRA layer ${quote(layer.key)} is a convolution with a ${kernel} kernel (LyCORIS LoCon); OpenVINO GenAI 2026.3 ` +
+          'applies only 1x1 ones ("LoRA adapter with not pointwise Convolutional kernel is not supported")',
+      );
+    }
+  }
+  const unchanged =
+    plan.dropped.length === 0 &&
+    plan.layers.every(
+      ({ layer, names }) =>
+        names.down === layer.down.name &&
+        names.up === layer.up.name &&
+        (layer.alphaTensor === undefined || layer.alphaTensor.name === names.alpha) &&
+        (scale === 'genai' || layer.scale === 1),
+    );
+  if (unchanged) return null;
+
+  const reader = await openSafetensors(file);
+  try {
+    const byName = new Map(reader.header.tensors.map((t) => [t.name, t]));
+    const read = async (info: TensorInfo): Promise<Buffer> => {
+      const own = byName.get(info.name);
+      if (!own || own.offset !== info.offset || own.byteLength !== info.byteLength || own.dtype !== info.dtype) {
+        throw invalid('the file that the analysis was made of', 'file', file);
+      }
+      return reader.read(own);
+    };
+    const out: TensorData[] = [];
+    for (const { layer, names } of plan.layers) {
+      const { down, up } = layer;
+      out.push({ name: names.down, dtype: down.dtype, shape: down.shape, data: await read(down) });
+      let upData = await read(up);
+      if (scale === 'diffusers' && layer.scale !== 1) upData = scaled(upData, up, layer.scale);
+      out.push({ name: names.up, dtype: up.dtype, shape: up.shape, data: upData });
+      if (names.alpha && layer.alpha !== undefined) {
+        // Keeps the file's meaning for tools that read .alpha: alpha/rank is the layer's scale, or 1 once baked in.
+        const alpha = scale === 'diffusers' ? layer.rank : layer.rslora ? layer.scale * layer.rank : layer.alpha;
+        const data = Buffer.alloc(4);
+        data.writeFloatLE(alpha);
+        out.push({ name: names.alpha, dtype: 'F32', shape: [], data });
+      }
+    }
+    return writeSafetensors(out, {
+      multilora_source_format: analysis.format,
+      multilora_family: family,
+      multilora_scale: scale,
+    });
+  } finally {
+    await reader.close();
+  }
+}
+
+/** B × factor in B's own dtype: computed in float32 (the factor rounded to float32 first), rounded back to the dtype. */
+function scaled(bytes: Buffer, info: TensorInfo, factor: number): Buffer {
+  const values = toFloat32Array(bytes, info.dtype);
+  const f = Math.fround(factor);
+  for (let i = 0; i < values.length; i += 1) values[i] = (values[i] as number) * f;
+  return fromFloat32Array(values, info.dtype);
+}

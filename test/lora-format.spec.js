@@ -1,0 +1,475 @@
+// What a LoRA file is, and its rewrite into names GenAI matches: the PEFT fixtures become the kohya ones tensor for
+// tensor, the diffusers scale multiplies B by alpha/rank, and through the real pipeline the converted PEFT file gives
+// the kohya file's image. All model-free but the last group.
+'use strict';
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const st = require('../dist/safetensors');
+const lf = require('../dist/lora-format');
+const { Pipeline, MultiloraError } = require('..');
+const { families } = require('./helpers/fixtures');
+
+const FAMILY = { sd15: 'sd', sdxl: 'sdxl' };
+
+function f32(...values) {
+  const b = Buffer.alloc(values.length * 4);
+  values.forEach((v, i) => b.writeFloatLE(v, i * 4));
+  return b;
+}
+
+function f16(...values) {
+  const b = Buffer.alloc(values.length * 2);
+  values.forEach((v, i) => b.writeUInt16LE(st.f32ToF16(v), i * 2));
+  return b;
+}
+
+function bf16(...values) {
+  const b = Buffer.alloc(values.length * 2);
+  values.forEach((v, i) => b.writeUInt16LE(st.f32ToBf16(v), i * 2));
+  return b;
+}
+
+/** A LoRA file in memory: `tensors` maps names to [dtype, shape, data]. */
+function lora(tensors, metadata) {
+  return st.writeSafetensors(
+    Object.entries(tensors).map(([name, [dtype, shape, data]]) => ({ name, dtype, shape, data })),
+    metadata,
+  );
+}
+
+/** A down/up pair of rank 2 for a 3 -> 3 linear layer, in F32. */
+function pair(down, up, extra = {}) {
+  return {
+    [down]: ['F32', [2, 3], f32(1, 2, 3, 4, 5, 6)],
+    [up]: ['F32', [3, 2], f32(1, -1, 0.5, 2, 4, -8)],
+    ...extra,
+  };
+}
+
+async function analyze(source) {
+  return lf.inspectLora(source);
+}
+
+/** name -> bytes of every tensor of a safetensors file. */
+async function contents(source) {
+  const reader = await st.openSafetensors(source);
+  try {
+    const out = new Map();
+    for (const t of reader.header.tensors) out.set(t.name, Buffer.from(await reader.read(t)));
+    return out;
+  } finally {
+    await reader.close();
+  }
+}
+
+function rejectsCode(code, pattern) {
+  return (err) => {
+    assert.ok(err instanceof MultiloraError, `expected a MultiloraError, got ${err}`);
+    assert.equal(err.code, code, err.message);
+    assert.match(err.message, pattern);
+    return true;
+  };
+}
+
+describe('LoRA formats', function () {
+  let tmp;
+  before(function () {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'multilora-lora-format-'));
+  });
+  after(function () {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  describe('analysis of the fixtures', function () {
+    for (const [family, fx] of Object.entries(families)) {
+      const parts = family === 'sdxl' ? ['unet', 'text_encoder', 'text_encoder_2'] : ['unet', 'text_encoder'];
+
+      it(`${family} style-a: kohya, rank 4, alpha 2 (scale 0.5), every tensor placed`, async function () {
+        const a = await analyze(fx.lora('style-a'));
+        assert.equal(a.format, 'kohya');
+        assert.deepEqual(a.ranks, [4]);
+        assert.deepEqual(a.parts, parts);
+        assert.deepEqual(a.unrecognized, []);
+        const header = await st.readSafetensorsHeader(fx.lora('style-a'));
+        assert.equal(a.layers.length * 3, header.tensors.length);
+        for (const layer of a.layers) {
+          assert.equal(layer.naming, 'kohya');
+          assert.equal(layer.alpha, 2);
+          assert.equal(layer.scale, 0.5);
+          assert.equal(layer.down.name, `${layer.key}.lora_down.weight`);
+          assert.equal(layer.up.name, `${layer.key}.lora_up.weight`);
+          assert.equal(layer.alphaTensor.name, `${layer.key}.alpha`);
+        }
+        const te = family === 'sdxl' ? 'lora_te1_' : 'lora_te_';
+        assert.ok(a.layers.filter((l) => l.part === 'text_encoder').every((l) => l.key.startsWith(te)));
+        assert.ok(a.layers.filter((l) => l.part === 'unet').every((l) => l.key.startsWith('lora_unet_')));
+      });
+
+      it(`${family} style-a-peft: PEFT, rank 4, alpha 2 from the metadata`, async function () {
+        const a = await analyze(fx.lora('style-a-peft'));
+        assert.equal(a.format, 'peft');
+        assert.deepEqual(a.ranks, [4]);
+        assert.deepEqual(a.parts, parts);
+        assert.deepEqual(a.unrecognized, []);
+        const kohya = await analyze(fx.lora('style-a'));
+        assert.equal(a.layers.length, kohya.layers.length);
+        for (const layer of a.layers) {
+          assert.equal(layer.naming, 'peft');
+          assert.equal(layer.alphaTensor, undefined);
+          assert.equal(layer.alpha, 2);
+          assert.equal(layer.scale, 0.5);
+          assert.equal(layer.down.name, `${layer.key}.lora_A.weight`);
+          assert.ok(layer.key.startsWith(`${layer.part}.`), layer.key);
+        }
+      });
+
+      it(`${family} unmatched: kohya layers of modules no model has`, async function () {
+        const a = await analyze(fx.lora('unmatched'));
+        assert.equal(a.format, 'kohya');
+        assert.deepEqual(a.ranks, [4]);
+        assert.ok(a.layers.length > 0);
+        assert.ok(a.layers.every((l) => l.key.includes('nonexistent')), a.layers.map((l) => l.key).join());
+        assert.deepEqual(a.parts, parts);
+      });
+
+      it(`${family} wrong-base: the same layers with doubled shapes`, async function () {
+        const a = await analyze(fx.lora('wrong-base'));
+        const b = await analyze(fx.lora('style-a'));
+        assert.deepEqual(a.layers.map((l) => l.key), b.layers.map((l) => l.key));
+        assert.deepEqual(a.ranks, [4]);
+        const layer = a.layers.find((l) => l.part === 'text_encoder');
+        assert.deepEqual(layer.down.shape, [4, 64]);
+      });
+    }
+  });
+
+  describe('conversion of the fixtures', function () {
+    for (const [family, fx] of Object.entries(families)) {
+      it(`${family}: the PEFT file becomes the kohya file, tensor for tensor and byte for byte`, async function () {
+        const peft = fx.lora('style-a-peft');
+        const out = await lf.toGenaiLora(peft, await analyze(peft), { family: FAMILY[family], scale: 'genai' });
+        assert.ok(Buffer.isBuffer(out));
+        const converted = await contents(out);
+        const kohya = await contents(fx.lora('style-a'));
+        assert.deepEqual([...converted.keys()].sort(), [...kohya.keys()].sort());
+        for (const [name, bytes] of kohya) assert.ok(converted.get(name).equals(bytes), name);
+        // The same after a round trip through a file on disk, and from the bytes of the PEFT file.
+        const fromBuffer = await lf.toGenaiLora(fs.readFileSync(peft), await analyze(fs.readFileSync(peft)), {
+          family: FAMILY[family],
+        });
+        assert.ok(fromBuffer.equals(out));
+        assert.deepEqual(st.parseSafetensors(out).metadata, {
+          multilora_family: FAMILY[family],
+          multilora_scale: 'genai',
+          multilora_source_format: 'peft',
+        });
+      });
+
+      it(`${family}: the kohya file is given to GenAI as it is`, async function () {
+        const file = fx.lora('style-a');
+        assert.equal(await lf.toGenaiLora(file, await analyze(file), { family: FAMILY[family], scale: 'genai' }), null);
+      });
+
+      it(`${family}: the diffusers scale multiplies every up (B) tensor by alpha/rank = 0.5, and sets alpha to the rank`, async function () {
+        const file = fx.lora('style-a');
+        const out = await lf.toGenaiLora(file, await analyze(file), { family: FAMILY[family], scale: 'diffusers' });
+        const converted = await contents(out);
+        const original = await contents(file);
+        assert.deepEqual([...converted.keys()].sort(), [...original.keys()].sort());
+        let ups = 0;
+        for (const [name, bytes] of original) {
+          const got = converted.get(name);
+          if (name.endsWith('.lora_up.weight')) {
+            ups += 1;
+            const before = st.toFloat32Array(bytes, 'F32');
+            const after = st.toFloat32Array(got, 'F32');
+            assert.ok(before.some((v) => v !== 0));
+            before.forEach((v, i) => assert.equal(after[i], v * 0.5, `${name}[${i}]`));
+          } else if (name.endsWith('.alpha')) {
+            assert.deepEqual(got, f32(4), name);
+          } else {
+            assert.ok(got.equals(bytes), name);
+          }
+        }
+        assert.equal(ups, original.size / 3);
+        // The PEFT file at the diffusers scale gives the very same file (its alpha comes from the metadata).
+        const peft = fx.lora('style-a-peft');
+        const fromPeft = await lf.toGenaiLora(peft, await analyze(peft), { family: FAMILY[family], scale: 'diffusers' });
+        const a = await contents(fromPeft);
+        for (const [name, bytes] of converted) assert.ok(a.get(name).equals(bytes), name);
+      });
+    }
+
+    it('renames kohya text-encoder prefixes to the ones of the family', async function () {
+      const sd = families.sd15.lora('style-a');
+      const out = await lf.toGenaiLora(sd, await analyze(sd), { family: 'sdxl' });
+      const names = [...(await contents(out)).keys()];
+      assert.ok(names.some((n) => n.startsWith('lora_te1_text_model')));
+      assert.ok(!names.some((n) => n.startsWith('lora_te_')));
+      const xl = families.sdxl.lora('style-a');
+      const back = await lf.toGenaiLora(xl, await analyze(xl), { family: 'lcm' });
+      const kept = [...(await contents(back)).keys()];
+      assert.ok(kept.some((n) => n.startsWith('lora_te_text_model')));
+      assert.ok(!kept.some((n) => n.startsWith('lora_te2_')), 'an SD/LCM pipeline has no second text encoder');
+    });
+
+    it('leaves out the parts GenAI does not apply for the family, and says which', async function () {
+      const peft = families.sdxl.lora('style-a-peft');
+      const a = await analyze(peft);
+      const plan = lf.planGenaiLora(a, 'sd');
+      assert.ok(plan.dropped.length > 0);
+      assert.ok(plan.dropped.every((l) => l.part === 'text_encoder_2'));
+      assert.equal(plan.layers.length + plan.dropped.length, a.layers.length);
+      assert.deepEqual(lf.genaiParts('sd3'), ['transformer']);
+      assert.deepEqual(lf.genaiParts('flux'), ['transformer', 'text_encoder']);
+      await assert.rejects(
+        lf.toGenaiLora(peft, a, { family: 'sd3' }),
+        rejectsCode('ERR_ADAPTER_FORMAT', /None of the LoRA's layers \(parts: unet, text_encoder, text_encoder_2\) is in a part that OpenVINO GenAI 2026.3 applies LoRA to on a sd3 model \(transformer\)/),
+      );
+    });
+
+    it('checks its options', async function () {
+      const file = families.sd15.lora('style-a');
+      const a = await analyze(file);
+      await assert.rejects(lf.toGenaiLora(file, a, { family: 'sd2' }), rejectsCode('ERR_INVALID_ARGUMENT', /^Expected one of "sd", "sdxl", "lcm", "sd3", "flux", "other" for options.family but received "sd2"$/));
+      await assert.rejects(lf.toGenaiLora(file, a, { family: 'sd', scale: 'a1111' }), rejectsCode('ERR_INVALID_ARGUMENT', /Expected "genai" or "diffusers" for options.scale/));
+      await assert.rejects(lf.toGenaiLora(file, a, { family: 'sd', alpha: 1 }), rejectsCode('ERR_INVALID_ARGUMENT', /Unknown option "alpha"/));
+      await assert.rejects(lf.toGenaiLora(families.sd15.lora('unmatched'), a, { family: 'sdxl' }), rejectsCode('ERR_INVALID_ARGUMENT', /Expected the file that the analysis was made of/));
+    });
+  });
+
+  describe('other formats GenAI knows', function () {
+    it('diffusers\' older names (attention processors, lora_linear_layer, .lora.down) become kohya names', async function () {
+      const file = lora({
+        ...pair(
+          'unet.down_blocks.0.attentions.0.transformer_blocks.0.attn1.processor.to_out_lora.down.weight',
+          'unet.down_blocks.0.attentions.0.transformer_blocks.0.attn1.processor.to_out_lora.up.weight',
+        ),
+        ...pair('unet.mid_block.attentions.0.proj_in.lora.down.weight', 'unet.mid_block.attentions.0.proj_in.lora.up.weight'),
+        ...pair(
+          'text_encoder.text_model.encoder.layers.0.self_attn.q_proj.lora_linear_layer.down.weight',
+          'text_encoder.text_model.encoder.layers.0.self_attn.q_proj.lora_linear_layer.up.weight',
+        ),
+      });
+      const a = await analyze(file);
+      assert.equal(a.format, 'diffusers');
+      assert.deepEqual(a.parts, ['unet', 'text_encoder']);
+      assert.deepEqual(a.layers.map((l) => l.module).sort(), [
+        'down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_out.0',
+        'mid_block.attentions.0.proj_in',
+        'text_model.encoder.layers.0.self_attn.q_proj',
+      ]);
+      const out = await contents(await lf.toGenaiLora(file, a, { family: 'sdxl' }));
+      assert.deepEqual([...out.keys()].sort(), [
+        'lora_te1_text_model_encoder_layers_0_self_attn_q_proj.lora_down.weight',
+        'lora_te1_text_model_encoder_layers_0_self_attn_q_proj.lora_up.weight',
+        'lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_out_0.lora_down.weight',
+        'lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_out_0.lora_up.weight',
+        'lora_unet_mid_block_attentions_0_proj_in.lora_down.weight',
+        'lora_unet_mid_block_attentions_0_proj_in.lora_up.weight',
+      ]);
+    });
+
+    it('PEFT transformer keys of SD3 and Flux become transformer.<module> names; CLIP ones lora_te_ on Flux', async function () {
+      const file = lora({
+        ...pair('transformer.transformer_blocks.0.attn.to_q.lora_A.weight', 'transformer.transformer_blocks.0.attn.to_q.lora_B.weight'),
+        ...pair('text_encoder.text_model.encoder.layers.1.mlp.fc1.lora_A.weight', 'text_encoder.text_model.encoder.layers.1.mlp.fc1.lora_B.weight'),
+        ...pair('text_encoder_2.encoder.block.0.layer.0.SelfAttention.q.lora_A.weight', 'text_encoder_2.encoder.block.0.layer.0.SelfAttention.q.lora_B.weight'),
+      });
+      const a = await analyze(file);
+      assert.deepEqual(a.parts, ['transformer', 'text_encoder', 'text_encoder_2']);
+      const flux = [...(await contents(await lf.toGenaiLora(file, a, { family: 'flux' }))).keys()].sort();
+      assert.deepEqual(flux, [
+        'lora_te_text_model_encoder_layers_1_mlp_fc1.lora_down.weight',
+        'lora_te_text_model_encoder_layers_1_mlp_fc1.lora_up.weight',
+        'transformer.transformer_blocks.0.attn.to_q.lora_down.weight',
+        'transformer.transformer_blocks.0.attn.to_q.lora_up.weight',
+      ]);
+      const sd3 = [...(await contents(await lf.toGenaiLora(file, a, { family: 'sd3' }))).keys()].sort();
+      assert.deepEqual(sd3, [
+        'transformer.transformer_blocks.0.attn.to_q.lora_down.weight',
+        'transformer.transformer_blocks.0.attn.to_q.lora_up.weight',
+      ]);
+    });
+
+    it('Stability "input_blocks" names (sgm) and kohya Flux names pass unchanged; XLabs Flux names are placed', async function () {
+      const sgm = lora(pair('lora_unet_input_blocks_4_1_transformer_blocks_0_attn1_to_q.lora_down.weight', 'lora_unet_input_blocks_4_1_transformer_blocks_0_attn1_to_q.lora_up.weight'));
+      const a = await analyze(sgm);
+      assert.equal(a.format, 'sgm');
+      assert.deepEqual(a.parts, ['unet']);
+      assert.equal(await lf.toGenaiLora(sgm, a, { family: 'sdxl' }), null);
+
+      const bfl = lora(pair('lora_unet_double_blocks_0_img_attn_qkv.lora_down.weight', 'lora_unet_double_blocks_0_img_attn_qkv.lora_up.weight'));
+      const b = await analyze(bfl);
+      assert.deepEqual(b.parts, ['transformer']);
+      assert.equal(await lf.toGenaiLora(bfl, b, { family: 'flux' }), null);
+
+      const xlabs = lora(pair('double_blocks.0.processor.qkv_lora1.down.weight', 'double_blocks.0.processor.qkv_lora1.up.weight'));
+      const x = await analyze(xlabs);
+      assert.equal(x.format, 'xlabs');
+      assert.deepEqual(x.parts, ['transformer']);
+      assert.equal(await lf.toGenaiLora(xlabs, x, { family: 'flux', scale: 'diffusers' }), null);
+    });
+
+    it('reads alpha and rank per module from PEFT metadata patterns, and rsLoRA scaling', async function () {
+      const config = { 'unet.r': 2, 'unet.lora_alpha': 8, 'unet.alpha_pattern': { 'attn1.to_q': 1 } };
+      const file = lora(
+        {
+          ...pair('unet.a.attn1.to_q.lora_A.weight', 'unet.a.attn1.to_q.lora_B.weight'),
+          ...pair('unet.a.attn1.to_k.lora_A.weight', 'unet.a.attn1.to_k.lora_B.weight'),
+        },
+        { lora_adapter_metadata: JSON.stringify(config) },
+      );
+      const a = await analyze(file);
+      assert.deepEqual(a.layers.map((l) => [l.module, l.alpha, l.scale]), [
+        ['a.attn1.to_k', 8, 4],
+        ['a.attn1.to_q', 1, 0.5],
+      ]);
+      const rs = lora(pair('unet.x.lora_A.weight', 'unet.x.lora_B.weight'), {
+        lora_adapter_metadata: JSON.stringify({ 'unet.r': 2, 'unet.lora_alpha': 4, 'unet.use_rslora': true }),
+      });
+      assert.equal((await analyze(rs)).layers[0].scale, 4 / Math.SQRT2);
+      const wrong = lora(pair('unet.x.lora_A.weight', 'unet.x.lora_B.weight'), { lora_adapter_metadata: '{"unet.r": 8}' });
+      await assert.rejects(analyze(wrong), rejectsCode('ERR_ADAPTER_INVALID', /metadata gives r = 8 for layer "unet.x", but its tensors have rank 2/));
+    });
+  });
+
+  describe('scaling in half precision', function () {
+    it('F16: B × 0.75 in float32, rounded to the nearest float16', async function () {
+      const file = lora({
+        'lora_unet_x.lora_down.weight': ['F16', [4, 1], f16(1, 1, 1, 1)],
+        'lora_unet_x.lora_up.weight': ['F16', [1, 4], f16(1, 65504, -2, 2 ** -24)],
+        'lora_unet_x.alpha': ['F16', [], f16(3)],
+      });
+      const a = await analyze(file);
+      assert.equal(a.layers[0].scale, 0.75);
+      const out = await contents(await lf.toGenaiLora(file, a, { family: 'sd', scale: 'diffusers' }));
+      assert.deepEqual([...st.toFloat32Array(out.get('lora_unet_x.lora_up.weight'), 'F16')], [0.75, 49120, -1.5, 2 ** -24]);
+      assert.deepEqual(out.get('lora_unet_x.lora_down.weight'), f16(1, 1, 1, 1));
+    });
+
+    it('BF16: B × 0.75 in float32, rounded to the nearest bfloat16', async function () {
+      const file = lora({
+        'lora_unet_x.lora_down.weight': ['BF16', [2, 1], bf16(1, 1)],
+        'lora_unet_x.lora_up.weight': ['BF16', [1, 2], bf16(1, 3.140625)],
+        'lora_unet_x.alpha': ['BF16', [], bf16(1.5)],
+      });
+      const out = await contents(await lf.toGenaiLora(file, await analyze(file), { family: 'sd', scale: 'diffusers' }));
+      assert.deepEqual([...st.toFloat32Array(out.get('lora_unet_x.lora_up.weight'), 'BF16')], [0.75, 2.359375]);
+    });
+  });
+
+  describe('refuses what it cannot read or GenAI cannot apply', function () {
+    const cases = [
+      ['LoHa', pair('lora_unet_x.hada_w1_a', 'lora_unet_x.hada_w1_b'), 'ERR_ADAPTER_FORMAT', /The LoRA is LoHa \(LyCORIS\) \(tensor "lora_unet_x.hada_w1_a"\), which OpenVINO GenAI 2026.3 cannot apply/],
+      ['LoKr', pair('lora_unet_x.lokr_w1', 'lora_unet_x.lokr_w2'), 'ERR_ADAPTER_FORMAT', /LoKr/],
+      ['DoRA', pair('lora_unet_x.lora_down.weight', 'lora_unet_x.lora_up.weight', { 'lora_unet_x.dora_scale': ['F32', [1], f32(1)] }), 'ERR_ADAPTER_FORMAT', /DoRA \(tensor "lora_unet_x.dora_scale"\)/],
+      ['an unknown naming', pair('model.diffusion_model.x.weight', 'model.diffusion_model.y.weight'), 'ERR_ADAPTER_FORMAT', /None of the 2 tensors of the LoRA file is named as a LoRA format that multilora knows .* for example "model.diffusion_model.x.weight"/],
+      ['PEFT without a known part', pair('base_model.model.x.lora_A.weight', 'base_model.model.x.lora_B.weight'), 'ERR_ADAPTER_FORMAT', /for example "base_model.model.x.lora_A.weight"/],
+      ['no tensors', {}, 'ERR_ADAPTER_FORMAT', /holds no tensors/],
+      ['a down without its up', { 'lora_unet_x.lora_down.weight': ['F32', [2, 3], f32(1, 2, 3, 4, 5, 6)] }, 'ERR_ADAPTER_INVALID', /LoRA layer "lora_unet_x" has "lora_unet_x.lora_down.weight" but no up \(B\) matrix/],
+      ['an alpha alone', { 'lora_unet_x.alpha': ['F32', [], f32(1)] }, 'ERR_ADAPTER_INVALID', /has "lora_unet_x.alpha" but no down \(A\) or up \(B\) matrix/],
+      ['ranks that disagree', { 'lora_unet_x.lora_down.weight': ['F32', [2, 3], f32(1, 2, 3, 4, 5, 6)], 'lora_unet_x.lora_up.weight': ['F32', [2, 3], f32(1, 2, 3, 4, 5, 6)] }, 'ERR_ADAPTER_INVALID', /down \(A\) of shape \[2,3\] and up \(B\) of shape \[2,3\], which make no LoRA pair/],
+      ['A and B of different dtypes', { 'lora_unet_x.lora_down.weight': ['F32', [1, 1], f32(1)], 'lora_unet_x.lora_up.weight': ['F16', [1, 1], f16(1)] }, 'ERR_ADAPTER_INVALID', /down \(A\) in F32 but up \(B\) in F16/],
+      ['an alpha of two numbers', pair('lora_unet_x.lora_down.weight', 'lora_unet_x.lora_up.weight', { 'lora_unet_x.alpha': ['F32', [2], f32(1, 2)] }), 'ERR_ADAPTER_INVALID', /Tensor "lora_unet_x.alpha" should hold one number/],
+      ['two tensors for one role', { ...pair('unet.x.lora_A.weight', 'unet.x.lora_B.weight'), 'unet.x.lora.down.weight': ['F32', [2, 3], f32(1, 2, 3, 4, 5, 6)] }, 'ERR_ADAPTER_INVALID', /both give the down of LoRA layer "unet.x"/],
+    ];
+    for (const [what, tensors, code, pattern] of cases) {
+      it(`${what}: ${code}`, async function () {
+        const bytes = lora(tensors);
+        await assert.rejects(analyze(bytes), rejectsCode(code, pattern));
+        const file = path.join(tmp, `${what.replace(/\W+/g, '-')}.safetensors`);
+        fs.writeFileSync(file, bytes);
+        await assert.rejects(analyze(file), (err) => {
+          rejectsCode(code, pattern)(err);
+          assert.ok(err.message.startsWith(file), err.message);
+          return true;
+        });
+      });
+    }
+
+    it('a 3x3 convolution LoRA (LoCon): recognized, but GenAI applies only 1x1 ones', async function () {
+      const file = lora({
+        'lora_unet_down_blocks_0_resnets_0_conv1.lora_down.weight': ['F32', [1, 1, 3, 3], f32(...Array(9).fill(1))],
+        'lora_unet_down_blocks_0_resnets_0_conv1.lora_up.weight': ['F32', [1, 1, 1, 1], f32(1)],
+      });
+      const a = await analyze(file);
+      assert.equal(a.format, 'locon');
+      await assert.rejects(
+        lf.toGenaiLora(file, a, { family: 'sd' }),
+        rejectsCode('ERR_ADAPTER_FORMAT', /"lora_unet_down_blocks_0_resnets_0_conv1" is a convolution with a 3x3 kernel \(LyCORIS LoCon\); OpenVINO GenAI 2026.3 applies only 1x1 ones/),
+      );
+      const pointwise = lora({
+        'lora_unet_mid_block_attentions_0_proj_in.lora_down.weight': ['F32', [1, 2, 1, 1], f32(1, 2)],
+        'lora_unet_mid_block_attentions_0_proj_in.lora_up.weight': ['F32', [2, 1, 1, 1], f32(1, 2)],
+      });
+      const p = await analyze(pointwise);
+      assert.equal(p.format, 'kohya');
+      assert.equal(await lf.toGenaiLora(pointwise, p, { family: 'sd' }), null);
+    });
+
+    it('lists tensors it cannot place, and keeps them out of a converted file', async function () {
+      const file = lora({
+        ...pair('unet.x.lora_A.weight', 'unet.x.lora_B.weight'),
+        'bundle_emb.token.string_to_param.*': ['F32', [1], f32(1)],
+      });
+      const a = await analyze(file);
+      assert.deepEqual(a.unrecognized, ['bundle_emb.token.string_to_param.*']);
+      const out = await contents(await lf.toGenaiLora(file, a, { family: 'sd' }));
+      assert.deepEqual([...out.keys()].sort(), ['lora_unet_x.lora_down.weight', 'lora_unet_x.lora_up.weight']);
+    });
+  });
+
+  describe('through the real pipeline (sd15 fixture)', function () {
+    const fx = families.sd15;
+    const CALL = { seed: 1, steps: 2, width: 64, height: 64 };
+    const SELECTIONS = {
+      peft: 'peft',
+      kohya: 'kohya',
+      raw: 'raw',
+      none: null,
+      diffusersAt1: { peftDiffusers: 1 },
+      kohyaAtHalf: { kohya: 0.5 },
+    };
+    const images = {};
+
+    // One fresh pipeline per selection, each with the same adapters registered, and only its first image: GenAI
+    // 2026.3 can give wrong images once a pipeline switches adapter configs. The pipelines load at once.
+    before(async function () {
+      const peft = fx.lora('style-a-peft');
+      const a = await analyze(peft);
+      const genai = path.join(tmp, 'peft-genai.safetensors');
+      fs.writeFileSync(genai, await lf.toGenaiLora(peft, a, { family: 'sd', scale: 'genai' }));
+      const diffusers = path.join(tmp, 'peft-diffusers.safetensors');
+      fs.writeFileSync(diffusers, await lf.toGenaiLora(peft, a, { family: 'sd', scale: 'diffusers' }));
+      const adapters = {
+        peft: { path: genai },
+        peftDiffusers: { path: diffusers },
+        kohya: { path: fx.lora('style-a') },
+        raw: { path: peft },
+      };
+      const names = Object.keys(SELECTIONS);
+      const pipelines = await Promise.all(names.map(() => Pipeline.load(fx.model, { adapters })));
+      try {
+        for (const [i, name] of names.entries()) {
+          images[name] = (await pipelines[i].generate('x', { ...CALL, adapters: SELECTIONS[name] })).data;
+        }
+      } finally {
+        await Promise.all(pipelines.map((p) => p.dispose()));
+      }
+    });
+
+    it('the converted PEFT file gives the kohya file\'s image; the raw one and none give another', function () {
+      assert.ok(images.peft.equals(images.kohya), 'converted PEFT and kohya differ');
+      assert.ok(!images.peft.equals(images.none), 'the converted PEFT file had no effect');
+      assert.ok(images.raw.equals(images.none), 'GenAI applied the unconverted PEFT file (the premise of the conversion)');
+    });
+
+    it('at the diffusers scale, alpha 1 gives what alpha/rank = 0.5 gives the kohya file', function () {
+      assert.ok(images.diffusersAt1.equals(images.kohyaAtHalf));
+      assert.ok(!images.diffusersAt1.equals(images.kohya));
+    });
+  });
+});
