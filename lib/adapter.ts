@@ -1,69 +1,153 @@
-// A LoRA adapter file read by GenAI. Mirrors native/adapter.cc.
+// A LoRA adapter read by GenAI. Mirrors native/adapter.cc.
 import { statSync } from 'node:fs';
 import path from 'node:path';
 
 import { native, type NativeAdapter } from './binding';
 import { DisposedError, MultiloraError, fromNative } from './errors';
-import { finite, knownKeys, object, string } from './validate';
+import { finite, invalid, knownKeys, object, string } from './validate';
 
-/** Where an adapter comes from, and how strongly it applies when a call names it without an alpha. */
+/** Where an adapter comes from, and how a call uses it by default. */
 export interface AdapterSpec {
-  /** A .safetensors file. */
-  path: string;
+  /** A .safetensors file. Give `path` or `data`. */
+  path?: string;
+  /** The bytes of a .safetensors file. Give `path` or `data`. */
+  data?: Buffer;
   /** The alpha used when a call names this adapter without one. Default 1. */
   alpha?: number;
+  /** A prompt template around `<subject>`, used by calls with `applyTemplate: true`, e.g. "xray <subject>". */
+  template?: string;
+  /** Added to the negative prompt of calls with `applyTemplate: true`. */
+  negativePrompt?: string;
 }
 
-const SPEC_KEYS = ['path', 'alpha'] as const;
+const SPEC_KEYS = ['path', 'data', 'alpha', 'template', 'negativePrompt'] as const;
+const SUBJECT = '<subject>';
+/** GenAI's own limit is far above; this keeps a mistaken path to a huge file from being read whole. */
+const MAX_ADAPTER_BYTES = 4 * 1024 ** 3;
 
-/** A LoRA adapter, read once and shared by the pipelines built with it. */
+/** A checked AdapterSpec: exactly one source, absolute path, defaults filled in. */
+export interface AdapterSource {
+  name: string;
+  path?: string;
+  data?: Buffer;
+  alpha: number;
+  template?: string;
+  negativePrompt?: string;
+}
+
+/** Checks a spec without touching the file system; relative paths resolve against `baseDir`. */
+export function checkSpec(name: unknown, spec: unknown, baseDir = process.cwd()): AdapterSource {
+  const label = `adapters[${JSON.stringify(name)}]`;
+  string(name, 'the adapter name', { nonEmpty: true, maxLength: 256 });
+  const checked = object(spec, label);
+  knownKeys(checked, SPEC_KEYS, label);
+  if ((checked.path === undefined) === (checked.data === undefined)) {
+    throw new MultiloraError('ERR_INVALID_ARGUMENT', `${label} needs exactly one of path and data`);
+  }
+  const source: AdapterSource = {
+    name: name as string,
+    alpha: checked.alpha === undefined ? 1 : finite(checked.alpha, `${label}.alpha`),
+  };
+  if (checked.path !== undefined) {
+    source.path = path.resolve(baseDir, string(checked.path, `${label}.path`, { nonEmpty: true }));
+  } else if (!Buffer.isBuffer(checked.data)) {
+    throw invalid('a Buffer', `${label}.data`, checked.data);
+  } else {
+    source.data = checked.data;
+  }
+  if (checked.template !== undefined) {
+    const template = string(checked.template, `${label}.template`, { maxLength: 10_000 });
+    if (!template.includes(SUBJECT)) throw invalid(`a template containing ${SUBJECT}`, `${label}.template`, template);
+    source.template = template;
+  }
+  if (checked.negativePrompt !== undefined) {
+    source.negativePrompt = string(checked.negativePrompt, `${label}.negativePrompt`, { maxLength: 10_000 });
+  }
+  return source;
+}
+
+/** A LoRA adapter, read once and shared by the native pipelines built with it. */
 export class Adapter {
-  /** The name calls use to pick it. */
   readonly name: string;
-  /** The absolute path it was read from. */
-  readonly path: string;
-  /** The alpha used when a call names it without one. */
-  readonly alpha: number;
+  /** The absolute path it was read from, when it came from a file. */
+  readonly path: string | undefined;
+  /** Size of the .safetensors data. */
+  readonly byteLength: number;
+  #source: AdapterSource;
   #native: NativeAdapter | undefined;
 
-  private constructor(name: string, file: string, alpha: number, handle: NativeAdapter) {
-    this.name = name;
-    this.path = file;
-    this.alpha = alpha;
+  private constructor(source: AdapterSource, byteLength: number, handle: NativeAdapter) {
+    this.name = source.name;
+    this.path = source.path;
+    this.byteLength = byteLength;
+    this.#source = source;
     this.#native = handle;
   }
 
-  /** Checks `spec` and reads the file off the JS thread. */
-  static async load(name: string, spec: AdapterSpec): Promise<Adapter> {
-    string(name, 'the adapter name', { nonEmpty: true, maxLength: 256 });
-    const checked = object(spec, `adapters[${JSON.stringify(name)}]`);
-    knownKeys(checked, SPEC_KEYS, `adapters[${JSON.stringify(name)}]`);
-    const file = path.resolve(string(checked.path, `adapters[${JSON.stringify(name)}].path`, { nonEmpty: true }));
-    const alpha = checked.alpha === undefined ? 1 : finite(checked.alpha, `adapters[${JSON.stringify(name)}].alpha`);
-    let isFile: boolean;
+  /** The alpha used when a call names it without one. */
+  get alpha(): number {
+    return this.#source.alpha;
+  }
+
+  get template(): string | undefined {
+    return this.#source.template;
+  }
+
+  get negativePrompt(): string | undefined {
+    return this.#source.negativePrompt;
+  }
+
+  /** What it was made from. */
+  get source(): AdapterSource {
+    return this.#source;
+  }
+
+  /** Takes new defaults (alpha, template, negative prompt) from a source of the same weights. */
+  update(source: AdapterSource): this {
+    this.#source = source;
+    return this;
+  }
+
+  /** Reads the adapter off the JS thread. */
+  static async load(source: AdapterSource): Promise<Adapter> {
+    const { name, path: file, data } = source;
+    const where = file ?? `<${data!.length} bytes>`;
+    let byteLength = data?.length ?? 0;
+    if (file !== undefined) {
+      let stat;
+      try {
+        stat = statSync(file);
+      } catch {
+        throw new MultiloraError('ERR_ADAPTER_NOT_FOUND', `No adapter file at ${file} (adapter ${JSON.stringify(name)})`);
+      }
+      if (!stat.isFile()) {
+        throw new MultiloraError('ERR_ADAPTER_INVALID', `${file} is not a file (adapter ${JSON.stringify(name)})`);
+      }
+      if (path.extname(file).toLowerCase() !== '.safetensors') {
+        throw new MultiloraError(
+          'ERR_ADAPTER_INVALID',
+          `Adapter ${JSON.stringify(name)}: ${file} is not a .safetensors file, the only LoRA format GenAI reads`,
+        );
+      }
+      byteLength = stat.size;
+    }
+    if (byteLength > MAX_ADAPTER_BYTES) {
+      throw new MultiloraError('ERR_ADAPTER_INVALID', `Adapter ${JSON.stringify(name)}: ${where} is over 4 GiB`);
+    }
     try {
-      isFile = statSync(file).isFile();
-    } catch {
-      throw new MultiloraError('ERR_ADAPTER_NOT_FOUND', `No adapter file at ${file} (adapter ${JSON.stringify(name)})`);
-    }
-    if (!isFile) {
-      throw new MultiloraError('ERR_ADAPTER_INVALID', `${file} is not a file (adapter ${JSON.stringify(name)})`);
-    }
-    if (path.extname(file).toLowerCase() !== '.safetensors') {
-      throw new MultiloraError(
-        'ERR_ADAPTER_INVALID',
-        `Adapter ${JSON.stringify(name)}: ${file} is not a .safetensors file, the only LoRA format GenAI reads`,
-      );
-    }
-    try {
-      return new Adapter(name, file, alpha, await native().Adapter.load(file));
+      return new Adapter(source, byteLength, await native().Adapter.load(file ?? data!));
     } catch (err) {
       const e = fromNative(err);
       if (e.code !== 'ERR_ADAPTER_INVALID') throw e;
-      throw new MultiloraError('ERR_ADAPTER_INVALID', `Adapter ${JSON.stringify(name)} (${file}): ${e.message}`, {
+      throw new MultiloraError('ERR_ADAPTER_INVALID', `Adapter ${JSON.stringify(name)} (${where}): ${e.message}`, {
         cause: err,
       });
     }
+  }
+
+  /** Wraps `prompt` in this adapter's template, if it has one. */
+  wrap(prompt: string): string {
+    return this.template ? this.template.split(SUBJECT).join(prompt) : prompt;
   }
 
   get disposed(): boolean {
@@ -76,7 +160,7 @@ export class Adapter {
     return this.#native;
   }
 
-  /** Drops this object's hold on the weights. Pipelines built with the adapter keep theirs. Idempotent. */
+  /** Drops this object's hold on the weights. Native pipelines built with it keep theirs. Idempotent. */
   async dispose(): Promise<void> {
     this.#native?.release();
     this.#native = undefined;

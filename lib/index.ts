@@ -1,15 +1,18 @@
-export { Pipeline, SCHEDULERS } from './pipeline';
+export { Pipeline } from './pipeline';
+export type { LoadOptions } from './pipeline';
+export { SCHEDULERS } from './options';
 export type {
   AdapterSelection,
   BatchOptions,
   GenerateOptions,
   Image,
-  LoadOptions,
   Metrics,
   ModelDefaults,
   ProgressEvent,
   SchedulerName,
-} from './pipeline';
+} from './options';
+export { AdapterSet } from './adapter-set';
+export type { AdapterInfo } from './adapter-set';
 export type { AdapterSpec } from './adapter';
 export type { ModelFamily, ModelInfo } from './model';
 export { MultiloraError, DisposedError, AbortError, ERROR_CODES } from './errors';

@@ -1,7 +1,7 @@
 // PNG in and out, through pngjs.
 import { PNG } from 'pngjs';
 
-import type { Image } from './pipeline';
+import type { Image } from './options';
 import { MultiloraError } from './errors';
 
 /** Encodes an RGB image as PNG bytes. */

@@ -141,7 +141,7 @@ describe('errors', function () {
     it('adapters given to a pipeline loaded without any: ERR_INVALID_ARGUMENT', async function () {
       const plain = await Pipeline.load(fx.model);
       try {
-        await rejectsWith(plain.generate('x', { adapters: 'a' }), 'ERR_INVALID_ARGUMENT', /loaded without adapters/);
+        await rejectsWith(plain.generate('x', { adapters: 'a' }), 'ERR_INVALID_ARGUMENT', /has no adapters/);
       } finally {
         await plain.dispose();
       }

@@ -1,0 +1,77 @@
+// pipeline.adapters: the adapters a pipeline has registered, and the way to change them.
+import { checkSpec, type Adapter, type AdapterSource, type AdapterSpec } from './adapter';
+import { string } from './validate';
+
+/** What is known of a registered adapter. */
+export interface AdapterInfo {
+  name: string;
+  /** The alpha used when a call names it without one. */
+  alpha: number;
+  template?: string;
+  negativePrompt?: string;
+  /** The file it was read from; absent when it came from a Buffer. */
+  path?: string;
+  /** Size of its .safetensors data. */
+  byteLength: number;
+}
+
+/** @internal What the pipeline lends its AdapterSet. */
+export interface AdapterSetHooks {
+  list(): readonly Adapter[];
+  add(source: AdapterSource): Promise<void>;
+  remove(name: string): Promise<void>;
+}
+
+export class AdapterSet {
+  readonly #hooks: AdapterSetHooks;
+
+  /** @internal */
+  constructor(hooks: AdapterSetHooks) {
+    this.#hooks = hooks;
+  }
+
+  /** The registered adapters, in registration order. */
+  list(): AdapterInfo[] {
+    return this.#hooks.list().map(describe);
+  }
+
+  get(name: string): AdapterInfo | undefined {
+    const adapter = this.#hooks.list().find((a) => a.name === name);
+    return adapter && describe(adapter);
+  }
+
+  has(name: string): boolean {
+    return this.#hooks.list().some((a) => a.name === name);
+  }
+
+  get names(): string[] {
+    return this.#hooks.list().map((a) => a.name);
+  }
+
+  get size(): number {
+    return this.#hooks.list().length;
+  }
+
+  /**
+   * Registers an adapter, or replaces the one of that name. GenAI fixes a pipeline's adapters when it is built, so
+   * this builds a new native pipeline in the background and swaps it in between two generate calls; calls made
+   * before the promise resolves run with the old set. When only alpha, template or negative prompt change, nothing
+   * is rebuilt.
+   */
+  async add(name: string, spec: AdapterSpec): Promise<void> {
+    await this.#hooks.add(checkSpec(name, spec));
+  }
+
+  /** Unregisters an adapter: a rebuild in the background, as for add(). */
+  async remove(name: string): Promise<void> {
+    await this.#hooks.remove(string(name, 'name', { nonEmpty: true }));
+  }
+}
+
+function describe(adapter: Adapter): AdapterInfo {
+  const info: AdapterInfo = { name: adapter.name, alpha: adapter.alpha, byteLength: adapter.byteLength };
+  if (adapter.template !== undefined) info.template = adapter.template;
+  if (adapter.negativePrompt !== undefined) info.negativePrompt = adapter.negativePrompt;
+  if (adapter.path !== undefined) info.path = adapter.path;
+  return info;
+}

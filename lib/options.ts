@@ -1,0 +1,241 @@
+// The options of a generate call: their public types, and the checks that turn them into what the addon reads.
+import { randomInt } from 'node:crypto';
+
+import type { Adapter } from './adapter';
+import type { NativeGenerateOptions } from './binding';
+import { MultiloraError } from './errors';
+import { finite, integer, invalid, isPlainObject, knownKeys, object, string } from './validate';
+
+/**
+ * Which adapters a call uses: a name, a list of names (each at its default alpha), a `{ name: alpha }` map, or
+ * `null` / `{}` / `[]` for none.
+ */
+export type AdapterSelection = string | readonly string[] | Readonly<Record<string, number>> | null;
+
+/** Schedulers GenAI implements, by name; 'auto' is the one the model ships with. */
+export const SCHEDULERS = {
+  auto: 0,
+  lcm: 1,
+  ddim: 2,
+  euler: 3,
+  'flow-match-euler': 4,
+  pndm: 5,
+  'euler-ancestral': 6,
+} as const;
+
+export type SchedulerName = keyof typeof SCHEDULERS;
+
+/** One denoising step done. */
+export interface ProgressEvent {
+  /** 1-based. */
+  step: number;
+  total: number;
+  /** Since the call started running (not since it was queued). */
+  elapsedMs: number;
+  /** With `preview: true`: a small RGB picture of the current latent, at latent resolution. */
+  preview?: { width: number; height: number; channels: 3; data: Buffer };
+}
+
+export interface GenerateOptions {
+  /** Default: none. */
+  adapters?: AdapterSelection;
+  /** Wrap the prompt in the chosen adapters' templates and add their negative prompts, as the tutorial does. */
+  applyTemplate?: boolean;
+  /** 0 to 2^32-1. Default: a random seed, reported as `image.seed`. */
+  seed?: number;
+  /** Pixels, a multiple of the model's VAE scale factor. Default: the model's. */
+  width?: number;
+  height?: number;
+  /** Denoising steps. Default: the model's. */
+  steps?: number;
+  /** Classifier-free guidance; 1 or less turns it off. Default: the model's. */
+  guidanceScale?: number;
+  negativePrompt?: string;
+  /** The prompt for the second text encoder (SDXL, SD3, Flux). Default: the prompt. */
+  prompt2?: string;
+  /** The prompt for the third text encoder (SD3). Default: the prompt. */
+  prompt3?: string;
+  negativePrompt2?: string;
+  negativePrompt3?: string;
+  /** T5 token limit (SD3, Flux). Default: the model's. */
+  maxSequenceLength?: number;
+  /** The scheduler for this call. Default: 'auto', the model's own. */
+  scheduler?: SchedulerName;
+  /** Called after every step, on the JS thread. Events are dropped, never queued up, when JS falls behind. */
+  onProgress?: (event: ProgressEvent) => void;
+  /** Attach a cheap latent preview to each progress event. */
+  preview?: boolean;
+  /** Stops the call: at the next step when running, at once when queued. It rejects with an AbortError. */
+  signal?: AbortSignal;
+}
+
+/** Options of a call that makes several images from one prompt in one batch. */
+export interface BatchOptions extends GenerateOptions {
+  /** How many images, 1 to 16. They share the seed: the same seed and numImages give the same batch. */
+  numImages: number;
+}
+
+/** GenAI's timings of the call, in milliseconds. */
+export interface Metrics {
+  /** Model read and compile, when the pipeline was loaded. */
+  loadMs: number;
+  /** The whole generate. */
+  totalMs: number;
+  /** One denoising step: mean and standard deviation. */
+  stepMs: { mean: number; std: number };
+  /** One UNet or transformer inference, mean. */
+  denoiserMs: number;
+  /** Each text encoder. */
+  textEncodersMs: Record<string, number>;
+  vaeDecoderMs: number;
+  vaeEncoderMs: number;
+}
+
+/** One generated image: RGB bytes, row-major, no padding. */
+export interface Image {
+  width: number;
+  height: number;
+  channels: 3;
+  data: Buffer;
+  /** The seed that made it: pass it back to get the same bytes. */
+  seed: number;
+  /** GenAI's timings of the call that made it. */
+  metrics: Metrics;
+}
+
+/** What the model uses when a call leaves an option out. */
+export interface ModelDefaults {
+  width: number;
+  height: number;
+  steps: number;
+  guidanceScale: number;
+}
+
+const GENERATE_KEYS = [
+  'adapters',
+  'applyTemplate',
+  'seed',
+  'width',
+  'height',
+  'steps',
+  'guidanceScale',
+  'negativePrompt',
+  'prompt2',
+  'prompt3',
+  'negativePrompt2',
+  'negativePrompt3',
+  'maxSequenceLength',
+  'scheduler',
+  'onProgress',
+  'preview',
+  'signal',
+  'numImages',
+] as const;
+const MAX_IMAGES = 16;
+const MAX_SEED = 2 ** 32 - 1;
+const MAX_SIDE = 8192;
+const MAX_STEPS = 1000;
+const MAX_PROMPT = 100_000;
+
+/** What the checks need to know of the pipeline. */
+export interface CheckContext {
+  vaeScaleFactor: number;
+  /** The registered adapters, in registration order (the addon's indices). */
+  adapters: readonly Adapter[];
+}
+
+export interface CheckedCall {
+  prompt: string;
+  options: NativeGenerateOptions;
+}
+
+/** Checks a generate call; every failure is a MultiloraError with code ERR_INVALID_ARGUMENT. */
+export function checkGenerate(prompt: unknown, options: unknown, ctx: CheckContext): CheckedCall {
+  string(prompt, 'prompt', { maxLength: MAX_PROMPT });
+  const opts = object(options, 'options');
+  knownKeys(opts, GENERATE_KEYS, 'the generate options');
+  const selected = selectAdapters(opts.adapters, ctx.adapters);
+  const out: NativeGenerateOptions = {
+    seed: opts.seed === undefined ? randomInt(0, MAX_SEED + 1) : integer(opts.seed, 'options.seed', 0, MAX_SEED),
+    adapters: selected.map(([adapter, alpha]) => [ctx.adapters.indexOf(adapter), alpha]),
+  };
+  const scale = ctx.vaeScaleFactor;
+  for (const side of ['width', 'height'] as const) {
+    if (opts[side] === undefined) continue;
+    const value = integer(opts[side], `options.${side}`, scale, MAX_SIDE);
+    if (value % scale !== 0) throw invalid(`a multiple of ${scale} (the model's VAE scale factor)`, `options.${side}`, value);
+    out[side] = value;
+  }
+  if (opts.steps !== undefined) out.steps = integer(opts.steps, 'options.steps', 1, MAX_STEPS);
+  if (opts.guidanceScale !== undefined) out.guidanceScale = finite(opts.guidanceScale, 'options.guidanceScale', 0, 100);
+  for (const key of ['negativePrompt', 'prompt2', 'prompt3', 'negativePrompt2', 'negativePrompt3'] as const) {
+    if (opts[key] !== undefined) out[key] = string(opts[key], `options.${key}`, { maxLength: MAX_PROMPT });
+  }
+  if (opts.maxSequenceLength !== undefined) {
+    out.maxSequenceLength = integer(opts.maxSequenceLength, 'options.maxSequenceLength', 1, 4096);
+  }
+  if (opts.numImages !== undefined) out.numImages = integer(opts.numImages, 'options.numImages', 1, MAX_IMAGES);
+  if (opts.scheduler !== undefined) {
+    if (typeof opts.scheduler !== 'string' || !Object.hasOwn(SCHEDULERS, opts.scheduler)) {
+      throw invalid(`one of ${Object.keys(SCHEDULERS).join(', ')}`, 'options.scheduler', opts.scheduler);
+    }
+    out.scheduler = SCHEDULERS[opts.scheduler as SchedulerName];
+  }
+  if (opts.onProgress !== undefined && typeof opts.onProgress !== 'function') {
+    throw invalid('a function', 'options.onProgress', opts.onProgress);
+  }
+  if (opts.preview !== undefined) {
+    if (typeof opts.preview !== 'boolean') throw invalid('a boolean', 'options.preview', opts.preview);
+    out.preview = opts.preview;
+  }
+  if (opts.signal !== undefined && !(opts.signal instanceof AbortSignal)) {
+    throw invalid('an AbortSignal', 'options.signal', opts.signal);
+  }
+  let text = prompt as string;
+  if (opts.applyTemplate !== undefined && typeof opts.applyTemplate !== 'boolean') {
+    throw invalid('a boolean', 'options.applyTemplate', opts.applyTemplate);
+  }
+  if (opts.applyTemplate) {
+    // As the tutorial does: the adapters' templates wrap the prompt (in the order the call names them), and their
+    // negative prompts join the call's own.
+    for (const [adapter] of selected) text = adapter.wrap(text);
+    const negatives = [out.negativePrompt, ...selected.map(([adapter]) => adapter.negativePrompt)].filter(
+      (n): n is string => n !== undefined && n !== '',
+    );
+    if (negatives.length) out.negativePrompt = negatives.join(', ');
+  }
+  return { prompt: text, options: out };
+}
+
+/** Resolves a selection to [adapter, alpha] pairs, in the order the call names them. */
+function selectAdapters(selection: unknown, registered: readonly Adapter[]): Array<[Adapter, number]> {
+  if (selection === undefined || selection === null) return [];
+  let entries: Array<[string, number | undefined]>;
+  if (typeof selection === 'string') {
+    entries = [[selection, undefined]];
+  } else if (Array.isArray(selection)) {
+    entries = selection.map((name, i) => [string(name, `options.adapters[${i}]`, { nonEmpty: true }), undefined]);
+  } else if (isPlainObject(selection)) {
+    entries = Object.entries(selection).map(([name, alpha]) => [
+      name,
+      finite(alpha, `options.adapters[${JSON.stringify(name)}]`, -100, 100),
+    ]);
+  } else {
+    throw invalid('an adapter name, a list of names, a { name: alpha } map or null', 'options.adapters', selection);
+  }
+  const seen = new Set<string>();
+  return entries.map(([name, alpha]) => {
+    const adapter = registered.find((a) => a.name === name);
+    if (!adapter) {
+      throw new MultiloraError(
+        'ERR_INVALID_ARGUMENT',
+        registered.length
+          ? `Unknown adapter ${JSON.stringify(name)}; this pipeline has ${registered.map((a) => JSON.stringify(a.name)).join(', ')}`
+          : `Unknown adapter ${JSON.stringify(name)}: this pipeline has no adapters`,
+      );
+    }
+    if (seen.has(name)) throw new MultiloraError('ERR_INVALID_ARGUMENT', `Adapter ${JSON.stringify(name)} is named twice`);
+    seen.add(name);
+    return [adapter, alpha ?? adapter.alpha];
+  });
+}
