@@ -64,8 +64,34 @@ Napi::Value Pipeline::Generate(const Napi::CallbackInfo& info) {
   return worker->Start();
 }
 
-void Pipeline::GenerateFinished(PipelineGenerateWorker* worker) {
+void Pipeline::GenerateFinished(PipelineGenerateWorker* worker, bool failed) {
   if (running_ == worker) running_ = nullptr;
+  if (failed) resend_alphas_ = true;  // GenAI may have stopped half-way through applying the config
+}
+
+// Two bugs of GenAI 2026.3 / OpenVINO 2026.3 make a naive AdapterConfig per call give wrong images once calls
+// switch between adapter selections (test/switching.spec.js shows both; docs/GENAI-BUGS.md tells the story):
+//  1. AdapterControllerImpl::compare_configs decides whether to upload new alphas from the LAST adapter's alpha
+//     only: a change in an earlier adapter's alpha is ignored, and the previous image comes back.
+//  2. A LoRA'd layer whose rank goes r -> 0 -> r (a call without any adapter covering it, then one with the same
+//     rank again) computes garbage on the CPU plugin: an all-black image.
+// So every call lists every registered adapter (the chosen ones first, in the call's order, the rest at alpha 0:
+// the same bytes as the chosen ones alone, and no layer's rank ever drops to 0), and ends with a spacer: an adapter
+// without tensors, whose alpha flips whenever the list or an alpha changed, so that GenAI always uploads them.
+ov::genai::AdapterConfig Pipeline::AdapterConfigFor(const std::vector<AdapterChoice>& chosen) {
+  std::vector<AdapterChoice> full = chosen;
+  std::vector<bool> used(adapters_.size(), false);
+  for (const auto& [index, alpha] : chosen) used[index] = true;
+  for (uint32_t i = 0; i < adapters_.size(); ++i) {
+    if (!used[i]) full.emplace_back(i, 0.0f);
+  }
+  if (resend_alphas_ || full != last_config_) spacer_alpha_ = spacer_alpha_ == 0.0f ? 1.0f : 0.0f;
+  resend_alphas_ = false;
+  last_config_ = full;
+  ov::genai::AdapterConfig config;
+  for (const auto& [index, alpha] : full) config.add(adapters_[index], alpha);
+  config.add(loaded_.spacer, spacer_alpha_);
+  return config;
 }
 
 Napi::Value Pipeline::Abort(const Napi::CallbackInfo& info) {

@@ -15,11 +15,15 @@ namespace multilora {
 
 class PipelineGenerateWorker;
 
+/// An adapter chosen by a call: index into the registered adapters, and alpha.
+using AdapterChoice = std::pair<uint32_t, float>;
+
 /// What PipelineLoadWorker hands to the constructor.
 struct LoadedPipeline {
   std::string model_dir;
   std::shared_ptr<ov::genai::Text2ImagePipeline> pipeline;
   std::vector<ov::genai::Adapter> adapters;
+  ov::genai::Adapter spacer;  // see Pipeline::AdapterConfigFor
   int64_t default_width = -1;
   int64_t default_height = -1;
   size_t default_steps = 0;
@@ -40,8 +44,10 @@ class Pipeline : public Napi::ObjectWrap<Pipeline> {
   int scheduler() const { return scheduler_.load(); }
   /// Called from the worker thread of the one running generate.
   void set_scheduler(int type) { scheduler_.store(type); }
+  /// The AdapterConfig for a call that chose these adapters (in its order); empty choices mean no LoRA.
+  ov::genai::AdapterConfig AdapterConfigFor(const std::vector<AdapterChoice>& chosen);
   /// Called by PipelineGenerateWorker on the JS thread when its run is over.
-  void GenerateFinished(PipelineGenerateWorker* worker);
+  void GenerateFinished(PipelineGenerateWorker* worker, bool failed);
 
  private:
   /// Pipeline.load(modelDir, device, adapters: Adapter[], properties: {[key]: string}) -> Promise<Pipeline>
@@ -60,6 +66,9 @@ class Pipeline : public Napi::ObjectWrap<Pipeline> {
   LoadedPipeline loaded_;  // the model dir and defaults (its pipeline and adapters are moved out)
   std::atomic<int> scheduler_{0};
   PipelineGenerateWorker* running_ = nullptr;
+  std::vector<AdapterChoice> last_config_;  // what the last call sent to GenAI
+  bool resend_alphas_ = true;
+  float spacer_alpha_ = 0.0f;
 };
 
 }  // namespace multilora

@@ -100,19 +100,19 @@ PipelineGenerateWorker::PipelineGenerateWorker(const Napi::CallbackInfo& info, P
     scheduler_config_ = pipeline->model_dir() + "/scheduler/scheduler_config.json";
   }
 
-  const std::vector<ov::genai::Adapter>& registered = pipeline->adapters();
-  if (!registered.empty()) {
-    // Always explicit: without it, GenAI would apply the adapters as registered.
-    ov::genai::AdapterConfig config;
-    Napi::Array chosen = o.Get("adapters").As<Napi::Array>();
+  const size_t registered = pipeline->adapters().size();
+  Napi::Array chosen = Has(o, "adapters") ? o.Get("adapters").As<Napi::Array>() : Napi::Array::New(env);
+  if (registered > 0) {
+    std::vector<AdapterChoice> choices;
     for (uint32_t i = 0; i < chosen.Length(); ++i) {
       Napi::Array pair = chosen.Get(i).As<Napi::Array>();
       uint32_t index = pair.Get(uint32_t{0}).As<Napi::Number>().Uint32Value();
-      if (index >= registered.size()) throw MakeError(env, kErrInvalidArgument, "Adapter index out of range");
-      config.add(registered[index], pair.Get(uint32_t{1}).As<Napi::Number>().FloatValue());
+      if (index >= registered) throw MakeError(env, kErrInvalidArgument, "Adapter index out of range");
+      choices.emplace_back(index, pair.Get(uint32_t{1}).As<Napi::Number>().FloatValue());
     }
-    properties_["adapters"] = config;
-  } else if (Has(o, "adapters") && o.Get("adapters").As<Napi::Array>().Length() > 0) {
+    // Always explicit: without it, GenAI would apply the adapters as registered.
+    properties_["adapters"] = pipeline->AdapterConfigFor(choices);
+  } else if (chosen.Length() > 0) {
     throw MakeError(env, kErrInvalidArgument, "This pipeline was built without adapters");
   }
 
@@ -262,7 +262,7 @@ void PipelineGenerateWorker::Settled(Napi::Env env) {
     progress_->Release();
     progress_.reset();
   }
-  pipeline_->GenerateFinished(this);
+  pipeline_->GenerateFinished(this, Rejected());
   owner_.Reset();
 }
 

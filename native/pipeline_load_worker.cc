@@ -1,5 +1,7 @@
 #include "pipeline_load_worker.h"
 
+#include <cstring>
+
 namespace multilora {
 
 PipelineLoadWorker::PipelineLoadWorker(Napi::Env env, std::string model_dir, std::string device,
@@ -12,8 +14,21 @@ PipelineLoadWorker::PipelineLoadWorker(Napi::Env env, std::string model_dir, std
   loaded_.model_dir = model_dir_;
 }
 
+namespace {
+
+/// The bytes of a safetensors file without tensors: an 8-byte header length, then "{}" padded to 8 bytes.
+ov::Tensor EmptySafetensors() {
+  static const char kFile[] = "\x08\0\0\0\0\0\0\0{}      ";
+  ov::Tensor tensor(ov::element::u8, ov::Shape{16});
+  std::memcpy(tensor.data(), kFile, 16);
+  return tensor;
+}
+
+}  // namespace
+
 void PipelineLoadWorker::Run() {
   try {
+    if (!loaded_.adapters.empty()) loaded_.spacer = ov::genai::Adapter(EmptySafetensors());
     if (!loaded_.adapters.empty()) {
       // Registration fixes the set of adapters; each generate call then picks any subset with any alphas.
       properties_["adapters"] = ov::genai::AdapterConfig(loaded_.adapters);

@@ -33,6 +33,8 @@ class PromiseWorker : public Napi::AsyncWorker {
   virtual void Settled(Napi::Env env) {}
 
   void Fail(Failure failure) { failure_ = std::move(failure); }
+  /// In Settled(): whether the promise was rejected.
+  bool Rejected() const { return rejected_; }
 
  private:
   void Execute() final { Run(); }
@@ -41,11 +43,13 @@ class PromiseWorker : public Napi::AsyncWorker {
     Napi::Env env = Env();
     Napi::HandleScope scope(env);
     if (failure_) {
+      rejected_ = true;
       deferred_.Reject(MakeError(env, failure_->code, failure_->message).Value());
     } else {
       try {
         deferred_.Resolve(Resolve(env));
       } catch (const Napi::Error& e) {
+        rejected_ = true;
         deferred_.Reject(e.Value());
       }
     }
@@ -53,12 +57,14 @@ class PromiseWorker : public Napi::AsyncWorker {
   }
 
   void OnError(const Napi::Error& e) final {
+    rejected_ = true;
     deferred_.Reject(e.Value());
     Settled(Env());
   }
 
   Napi::Promise::Deferred deferred_;
   std::optional<Failure> failure_;
+  bool rejected_ = false;
 };
 
 }  // namespace multilora

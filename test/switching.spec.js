@@ -1,0 +1,77 @@
+// Switching adapters and alphas from call to call on one pipeline gives, every time, the image that the same config
+// gives as the first call of a fresh pipeline. A naive AdapterConfig per call does not, with GenAI 2026.3: stale
+// alphas and all-black images (docs/GENAI-BUGS.md). The reference comes from Python's openvino_genai, one fresh
+// pipeline per call.
+'use strict';
+const assert = require('node:assert/strict');
+const { Pipeline } = require('..');
+const { families, pythonImages, meanAbsDiff } = require('./helpers/fixtures');
+
+const CONFIGS = {
+  none: {},
+  a: { a: 1 },
+  b: { b: 1 },
+  a5: { a: 0.5 },
+  ab: { a: 0.5, b: 0.7 },
+  ab2: { a: 1, b: 0.7 },
+  ba: { b: 0.7, a: 0.5 },
+  an: { a: -0.8 },
+  a0: { a: 0 },
+};
+// Each transition that broke with a naive config: r -> 0 -> r (black), and an alpha change on a first adapter.
+const SEQUENCE = ['none', 'a', 'none', 'a', 'ab', 'ab2', 'ab', 'b', 'none', 'b', 'a5', 'a', 'an', 'a0', 'a', 'ba', 'ab', 'none', 'ab2', 'a'];
+
+for (const [family, fx] of Object.entries(families)) {
+  describe(`switching adapters between calls on the ${family} fixture`, function () {
+    const call = (name) => ({ prompt: 'a windmill', seed: 77, width: 64, height: 64, steps: 3, guidance_scale: fx.guidanceScale, adapters: CONFIGS[name] });
+    let reference;
+    before(function () {
+      const names = Object.keys(CONFIGS);
+      const images = pythonImages({
+        model: fx.model,
+        adapters: { a: fx.lora('style-a'), b: fx.lora('style-b') },
+        fresh: true,
+        calls: names.map(call),
+      });
+      reference = Object.fromEntries(names.map((n, i) => [n, images[i]]));
+    });
+
+    it('the references differ where the configs do, and agree where they mean the same', function () {
+      assert.ok(reference.a0.equals(reference.none), 'alpha 0 is no LoRA');
+      for (const [x, y] of [['none', 'a'], ['a', 'b'], ['a', 'a5'], ['ab', 'ab2'], ['a', 'an']]) {
+        assert.ok(meanAbsDiff(reference[x], reference[y]) > 0.5, `${x} and ${y} are too close`);
+      }
+    });
+
+    it('GenAI 2026.3 itself, given a naive config per call, gets some of the sequence wrong (why the workaround)', function () {
+      const naive = pythonImages({
+        model: fx.model,
+        adapters: { a: fx.lora('style-a'), b: fx.lora('style-b') },
+        calls: SEQUENCE.map(call),
+      });
+      const wrong = SEQUENCE.filter((name, i) => !naive[i].equals(reference[name]));
+      const black = naive.filter((img) => img.every((v) => v === 0)).length;
+      // If this fails, GenAI no longer has the bugs: Pipeline::AdapterConfigFor can go back to plain configs.
+      assert.ok(wrong.length > 0 && black > 0, `naive configs: ${wrong.length} wrong, ${black} black`);
+    });
+
+    it('every call of a long sequence on one pipeline equals its reference', async function () {
+      const pipeline = await Pipeline.load(fx.model, {
+        adapters: { a: { path: fx.lora('style-a') }, b: { path: fx.lora('style-b') } },
+      });
+      try {
+        const wrong = [];
+        for (const [i, name] of SEQUENCE.entries()) {
+          const c = call(name);
+          const image = await pipeline.generate(c.prompt, {
+            seed: c.seed, width: c.width, height: c.height, steps: c.steps, guidanceScale: c.guidance_scale, adapters: c.adapters,
+          });
+          if (!image.data.equals(reference[name])) wrong.push(`${i + 1}:${name} (${meanAbsDiff(image.data, reference[name]).toFixed(2)})`);
+        }
+        assert.deepEqual(wrong, []);
+      } finally {
+        await pipeline.dispose();
+      }
+    });
+  });
+}
