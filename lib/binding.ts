@@ -91,9 +91,15 @@ export interface NativePipelineConstructor {
   ): Promise<NativePipeline>;
 }
 
+export interface NativeModel {
+  /** Every MatMul and Convolution of an IR whose weights have a static shape. */
+  layers(xmlPath: string): Promise<Array<{ name: string; type: 'MatMul' | 'Convolution'; shape: number[]; transposeB: boolean }>>;
+}
+
 export interface Binding {
   Adapter: NativeAdapterConstructor;
   Pipeline: NativePipelineConstructor;
+  Model: NativeModel;
   genaiRelease: string;
 }
 

@@ -2,6 +2,7 @@
 #include <napi.h>
 
 #include "adapter.h"
+#include "model.h"
 #include "addon_data.h"
 #include "pipeline.h"
 
@@ -16,6 +17,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   data->pipeline_constructor = Napi::Persistent(pipeline);
   exports.Set("Adapter", adapter);
   exports.Set("Pipeline", pipeline);
+  exports.Set("Model", Model::Init(env));
   exports.Set("genaiRelease", Napi::String::New(env, MULTILORA_GENAI_RELEASE));
   return exports;
 }

@@ -15,6 +15,7 @@ inline constexpr const char* kErrInvalidArgument = "ERR_INVALID_ARGUMENT";
 inline constexpr const char* kErrBusy = "ERR_BUSY";
 inline constexpr const char* kErrDisposed = "ERR_DISPOSED";
 inline constexpr const char* kErrAborted = "ERR_ABORTED";
+inline constexpr const char* kErrModelInvalid = "ERR_MODEL_INVALID";
 
 /// A failure caught on a worker thread, kept as plain strings until it can become a JS error.
 struct Failure {

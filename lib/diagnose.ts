@@ -1,0 +1,187 @@
+// Diagnostics before compile: what a LoRA file is, what GenAI will make of it on this model, and whether it fits.
+// The LoRA's layers are matched against the model's IR the way GenAI 2026.3 matches them (adapter.cpp,
+// LoRAWeightGetterDefault): a LoRA layer's name, minus the prefix of the model part, must be a substring of a
+// MatMul or Convolution's friendly name (as it is, or with '.' turned into '_'); each layer takes the first LoRA
+// layer, in name order, that matches. Shapes are then compared, so that a LoRA made for another base model fails
+// here, with the layer and both shapes, instead of at the first generate.
+import { existsSync, statSync } from 'node:fs';
+import path from 'node:path';
+
+import { native } from './binding';
+import { MultiloraError, fromNative } from './errors';
+import {
+  analyzeLora,
+  planGenaiLora,
+  toGenaiLora,
+  type LoraFormat,
+  type LoraLayer,
+  type LoraPart,
+  type LoraScale,
+} from './lora-format';
+import type { ModelFamily, ModelInfo } from './model';
+import { openSafetensors } from './safetensors';
+
+/** What multilora found out about an adapter before GenAI read it. */
+export interface AdapterReport {
+  format: LoraFormat;
+  /** The distinct LoRA ranks, ascending. */
+  ranks: number[];
+  /** The model parts it has layers for. */
+  targets: LoraPart[];
+  /** LoRA tensors that patch a layer of this model. */
+  matched: number;
+  /** LoRA tensors that patch nothing here: no such layer, or a part GenAI does not apply LoRA to, or unrecognized. */
+  unmatched: number;
+  /** Their names (at most 100). */
+  unmatchedTensors: string[];
+  /** Whether multilora rewrote it (PEFT/diffusers names, or the 'diffusers' scale) before GenAI read it. */
+  converted: boolean;
+}
+
+export interface ModelLayer {
+  name: string;
+  type: 'MatMul' | 'Convolution';
+  shape: number[];
+  transposeB: boolean;
+}
+
+const PART_DIRS: Record<LoraPart, string> = {
+  unet: 'unet',
+  transformer: 'transformer',
+  text_encoder: 'text_encoder',
+  text_encoder_2: 'text_encoder_2',
+  text_encoder_3: 'text_encoder_3',
+};
+
+/** The prefix GenAI strips from LoRA names for a model part (the defaults of its image-generation models). */
+function genaiPrefix(part: LoraPart, family: ModelFamily): string {
+  switch (part) {
+    case 'unet':
+      return 'lora_unet';
+    case 'transformer':
+      return 'transformer';
+    case 'text_encoder':
+      return family === 'sdxl' ? 'lora_te1' : 'lora_te';
+    case 'text_encoder_2':
+      return 'lora_te2';
+    default:
+      return 'lora_te3';
+  }
+}
+
+const layerCache = new Map<string, Promise<ModelLayer[]>>();
+
+/** The MatMul and Convolution layers of one model part, read once per IR file (and again if the file changes). */
+export function modelLayers(model: ModelInfo, part: LoraPart): Promise<ModelLayer[]> {
+  const xml = path.join(model.dir, PART_DIRS[part], 'openvino_model.xml');
+  if (!existsSync(xml)) return Promise.resolve([]);
+  const key = `${xml}:${statSync(xml).mtimeMs}`;
+  let layers = layerCache.get(key);
+  if (!layers) {
+    layers = (native().Model.layers(xml) as Promise<ModelLayer[]>).catch((err) => {
+      layerCache.delete(key);
+      throw fromNative(err);
+    });
+    layerCache.set(key, layers);
+  }
+  return layers;
+}
+
+function stemOf(downName: string): string {
+  return downName.replace(/[_.]lora[_.](?:A|down)\.weight$/, '').replace(/\.down\.weight$/, '');
+}
+
+function dims(shape: readonly number[]): string {
+  return `[${shape.join(', ')}]`;
+}
+
+/** in and out features of a layer's weights. */
+function features(layer: ModelLayer): { in: number; out: number } {
+  const [a = 0, b = 0] = layer.shape;
+  if (layer.type === 'Convolution' || layer.transposeB) return { out: a, in: b };
+  return { in: a, out: b };
+}
+
+export interface PreparedAdapter {
+  /** What GenAI should read: the file as it is, or rewritten bytes. */
+  load: string | Buffer;
+  report: AdapterReport;
+}
+
+/**
+ * Reads a LoRA's header, works out its format and targets, rewrites it when GenAI would not apply it as it is, and
+ * checks it against the model. Throws ERR_ADAPTER_INVALID, ERR_ADAPTER_FORMAT, ERR_ADAPTER_UNMATCHED or
+ * ERR_ADAPTER_INCOMPATIBLE.
+ */
+export async function prepareAdapter(
+  name: string,
+  file: string | Buffer,
+  model: ModelInfo,
+  scale: LoraScale,
+): Promise<PreparedAdapter> {
+  const label = `Adapter ${JSON.stringify(name)}`;
+  const reader = await openSafetensors(file);
+  try {
+    const analysis = await analyzeLora(reader.header, (info) => reader.read(info));
+    const converted = await toGenaiLora(file, analysis, { family: model.family, scale });
+    const plan = planGenaiLora(analysis, model.family);
+
+    // Match each model layer to the first LoRA layer (in GenAI's order) whose name fits, part by part.
+    const used = new Set<LoraLayer>();
+    for (const part of new Set(plan.layers.map(({ layer }) => layer.part))) {
+      const prefix = genaiPrefix(part, model.family);
+      const candidates = plan.layers
+        .filter(({ layer }) => layer.part === part)
+        .map(({ layer, names }) => ({ layer, stem: stemOf(names.down) }))
+        .filter(({ stem }) => stem.startsWith(prefix))
+        .sort((x, y) => (x.stem < y.stem ? -1 : x.stem > y.stem ? 1 : 0));
+      for (const node of await modelLayers(model, part)) {
+        const variants = [node.name, node.name.replaceAll('.', '_')];
+        const hit = candidates.find(({ stem }) => variants.some((v) => v.includes(stem.slice(prefix.length))));
+        if (!hit) continue;
+        used.add(hit.layer);
+        const { in: inFeatures, out: outFeatures } = features(node);
+        const [rankA, loraIn] = hit.layer.down.shape;
+        const [loraOut, rankB] = hit.layer.up.shape;
+        if (loraIn !== inFeatures || loraOut !== outFeatures || rankA !== rankB) {
+          throw new MultiloraError(
+            'ERR_ADAPTER_INCOMPATIBLE',
+            `${label} does not fit this model (a LoRA made for another base model?): its layer ${JSON.stringify(hit.layer.key)} ` +
+              `has A ${dims(hit.layer.down.shape)} and B ${dims(hit.layer.up.shape)}, but the model's layer ` +
+              `${JSON.stringify(node.name)} has weights ${dims(node.shape)} (${inFeatures} in, ${outFeatures} out)`,
+          );
+        }
+      }
+    }
+
+    const tensorsOf = (layer: LoraLayer): string[] =>
+      [layer.down.name, layer.up.name, layer.alphaTensor?.name].filter((n): n is string => n !== undefined);
+    const unmatchedTensors = [
+      ...analysis.layers.filter((layer) => !used.has(layer)).flatMap(tensorsOf),
+      ...analysis.unrecognized,
+    ];
+    const matched = [...used].reduce((n, layer) => n + tensorsOf(layer).length, 0);
+    if (matched === 0) {
+      throw new MultiloraError(
+        'ERR_ADAPTER_UNMATCHED',
+        `${label} patches no layer of this ${model.family} model (${model.pipelineClass}): none of its ` +
+          `${analysis.layers.length} layers (parts: ${analysis.parts.join(', ') || 'none'}) names a layer that the model has` +
+          (unmatchedTensors.length ? `, e.g. ${JSON.stringify(unmatchedTensors[0])}` : ''),
+      );
+    }
+    return {
+      load: converted ?? file,
+      report: {
+        format: analysis.format,
+        ranks: analysis.ranks,
+        targets: analysis.parts,
+        matched,
+        unmatched: unmatchedTensors.length,
+        unmatchedTensors: unmatchedTensors.slice(0, 100),
+        converted: converted !== null,
+      },
+    };
+  } finally {
+    await reader.close();
+  }
+}
