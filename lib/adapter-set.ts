@@ -1,5 +1,6 @@
 // pipeline.adapters: the adapters a pipeline has registered, and the way to change them.
 import { checkSpec, type Adapter, type AdapterSource, type AdapterSpec } from './adapter';
+import type { AdapterReport } from './diagnose';
 import { string } from './validate';
 
 /** What is known of a registered adapter. */
@@ -13,6 +14,8 @@ export interface AdapterInfo {
   path?: string;
   /** Size of its .safetensors data. */
   byteLength: number;
+  /** What multilora found out before GenAI read it: format, ranks, targets, matched and unmatched tensors. */
+  info: AdapterReport;
 }
 
 /** @internal What the pipeline lends its AdapterSet. */
@@ -69,7 +72,7 @@ export class AdapterSet {
 }
 
 function describe(adapter: Adapter): AdapterInfo {
-  const info: AdapterInfo = { name: adapter.name, alpha: adapter.alpha, byteLength: adapter.byteLength };
+  const info: AdapterInfo = { name: adapter.name, alpha: adapter.alpha, byteLength: adapter.byteLength, info: adapter.report };
   if (adapter.template !== undefined) info.template = adapter.template;
   if (adapter.negativePrompt !== undefined) info.negativePrompt = adapter.negativePrompt;
   if (adapter.path !== undefined) info.path = adapter.path;

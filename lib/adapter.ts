@@ -3,7 +3,10 @@ import { statSync } from 'node:fs';
 import path from 'node:path';
 
 import { native, type NativeAdapter } from './binding';
+import { prepareAdapter, type AdapterReport } from './diagnose';
 import { DisposedError, MultiloraError, fromNative } from './errors';
+import type { LoraScale } from './lora-format';
+import type { ModelInfo } from './model';
 import { finite, invalid, knownKeys, object, string } from './validate';
 
 /** Where an adapter comes from, and how a call uses it by default. */
@@ -18,9 +21,15 @@ export interface AdapterSpec {
   template?: string;
   /** Added to the negative prompt of calls with `applyTemplate: true`. */
   negativePrompt?: string;
+  /**
+   * What alpha means. 'genai' (the default): alpha is the whole scale of B·A, as in GenAI. 'diffusers': each layer is
+   * also scaled by its own alpha/rank (from the file's `.alpha` tensors or PEFT metadata), as diffusers, A1111 and
+   * ComfyUI do, so that alpha 1 is the strength the LoRA was trained for.
+   */
+  scale?: LoraScale;
 }
 
-const SPEC_KEYS = ['path', 'data', 'alpha', 'template', 'negativePrompt'] as const;
+const SPEC_KEYS = ['path', 'data', 'alpha', 'template', 'negativePrompt', 'scale'] as const;
 const SUBJECT = '<subject>';
 /** GenAI's own limit is far above; this keeps a mistaken path to a huge file from being read whole. */
 const MAX_ADAPTER_BYTES = 4 * 1024 ** 3;
@@ -33,6 +42,7 @@ export interface AdapterSource {
   alpha: number;
   template?: string;
   negativePrompt?: string;
+  scale: LoraScale;
 }
 
 /** Checks a spec without touching the file system; relative paths resolve against `baseDir`. */
@@ -44,9 +54,13 @@ export function checkSpec(name: unknown, spec: unknown, baseDir = process.cwd())
   if ((checked.path === undefined) === (checked.data === undefined)) {
     throw new MultiloraError('ERR_INVALID_ARGUMENT', `${label} needs exactly one of path and data`);
   }
+  if (checked.scale !== undefined && checked.scale !== 'genai' && checked.scale !== 'diffusers') {
+    throw invalid('"genai" or "diffusers"', `${label}.scale`, checked.scale);
+  }
   const source: AdapterSource = {
     name: name as string,
-    alpha: checked.alpha === undefined ? 1 : finite(checked.alpha, `${label}.alpha`),
+    alpha: checked.alpha === undefined ? 1 : finite(checked.alpha, `${label}.alpha`, -100, 100),
+    scale: (checked.scale as LoraScale | undefined) ?? 'genai',
   };
   if (checked.path !== undefined) {
     source.path = path.resolve(baseDir, string(checked.path, `${label}.path`, { nonEmpty: true }));
@@ -73,13 +87,16 @@ export class Adapter {
   readonly path: string | undefined;
   /** Size of the .safetensors data. */
   readonly byteLength: number;
+  /** What multilora found out about it before GenAI read it: format, ranks, targets, matched tensors. */
+  readonly report: AdapterReport;
   #source: AdapterSource;
   #native: NativeAdapter | undefined;
 
-  private constructor(source: AdapterSource, byteLength: number, handle: NativeAdapter) {
+  private constructor(source: AdapterSource, byteLength: number, report: AdapterReport, handle: NativeAdapter) {
     this.name = source.name;
     this.path = source.path;
     this.byteLength = byteLength;
+    this.report = report;
     this.#source = source;
     this.#native = handle;
   }
@@ -108,8 +125,8 @@ export class Adapter {
     return this;
   }
 
-  /** Reads the adapter off the JS thread. */
-  static async load(source: AdapterSource): Promise<Adapter> {
+  /** Checks the adapter against the model, then has GenAI read it off the JS thread. */
+  static async load(source: AdapterSource, model: ModelInfo): Promise<Adapter> {
     const { name, path: file, data } = source;
     const where = file ?? `<${data!.length} bytes>`;
     let byteLength = data?.length ?? 0;
@@ -134,8 +151,9 @@ export class Adapter {
     if (byteLength > MAX_ADAPTER_BYTES) {
       throw new MultiloraError('ERR_ADAPTER_INVALID', `Adapter ${JSON.stringify(name)}: ${where} is over 4 GiB`);
     }
+    const prepared = await prepareAdapter(name, file ?? data!, model, source.scale);
     try {
-      return new Adapter(source, byteLength, await native().Adapter.load(file ?? data!));
+      return new Adapter(source, byteLength, prepared.report, await native().Adapter.load(prepared.load));
     } catch (err) {
       const e = fromNative(err);
       if (e.code !== 'ERR_ADAPTER_INVALID') throw e;

@@ -15,7 +15,7 @@ import {
   type ProgressEvent,
 } from './options';
 import { TaskQueue } from './queue';
-import { knownKeys, object, string } from './validate';
+import { invalid, knownKeys, object, string } from './validate';
 
 export interface LoadOptions {
   /** An OpenVINO device: 'CPU' (the default), 'GPU', 'NPU', 'AUTO'... */
@@ -24,9 +24,23 @@ export interface LoadOptions {
   adapters?: Record<string, AdapterSpec>;
   /** A JSON file of adapters by name, of the same shape as `adapters`; its paths are relative to the file. */
   catalog?: string;
+  /**
+   * Told of what works but may not be what you meant: LoRA tensors that patch nothing in this model. Default:
+   * `process.emitWarning`. Also used by `pipeline.adapters.add()`.
+   */
+  onWarning?: (warning: MultiloraWarning) => void;
 }
 
-const LOAD_KEYS = ['device', 'adapters', 'catalog'] as const;
+/** Something that works but may not be what was meant. */
+export interface MultiloraWarning {
+  code: 'ADAPTER_UNMATCHED_TENSORS';
+  message: string;
+  adapter: string;
+  /** The tensors concerned (at most 100). */
+  tensors: string[];
+}
+
+const LOAD_KEYS = ['device', 'adapters', 'catalog', 'onWarning'] as const;
 
 /**
  * A Text2ImagePipeline of OpenVINO GenAI with its LoRA adapters. GenAI fixes the set of adapters when a pipeline is
@@ -41,6 +55,7 @@ export class Pipeline {
   /** The registered adapters: list, add, remove. */
   readonly adapters: AdapterSet;
   readonly #device: string;
+  readonly #warn: (warning: MultiloraWarning) => void;
   #native: NativePipeline | undefined;
   /** The adapters of #native, in the order the addon knows them. */
   #registered: Adapter[];
@@ -50,9 +65,16 @@ export class Pipeline {
   readonly #changes = new TaskQueue();
   #disposing: Promise<void> | undefined;
 
-  private constructor(model: ModelInfo, device: string, handle: NativePipeline, adapters: Adapter[]) {
+  private constructor(
+    model: ModelInfo,
+    device: string,
+    warn: (warning: MultiloraWarning) => void,
+    handle: NativePipeline,
+    adapters: Adapter[],
+  ) {
     this.model = model;
     this.#device = device;
+    this.#warn = warn;
     this.#native = handle;
     this.#registered = adapters;
     const d = handle.defaults;
@@ -90,10 +112,14 @@ export class Pipeline {
       }
       sources.push(checkSpec(name, spec));
     }
+    if (opts.onWarning !== undefined && typeof opts.onWarning !== 'function') {
+      throw invalid('a function', 'options.onWarning', opts.onWarning);
+    }
+    const warn = (opts.onWarning as ((w: MultiloraWarning) => void) | undefined) ?? emitWarning;
     const model = inspectModel(modelDir);
-    const adapters = await loadAdapters(sources);
+    const adapters = await loadAdapters(sources, model, warn);
     try {
-      return new Pipeline(model, device, await buildNative(model, device, adapters), adapters);
+      return new Pipeline(model, device, warn, await buildNative(model, device, adapters), adapters);
     } catch (err) {
       await Promise.all(adapters.map((a) => a.dispose()));
       throw err;
@@ -162,7 +188,11 @@ export class Pipeline {
         const old = kept.get(s.name);
         return old && sameWeights(old.source, s) ? old.update(s) : s;
       });
-      const fresh = await loadAdapters(reused.filter((x): x is AdapterSource => !(x instanceof Adapter)));
+      const fresh = await loadAdapters(
+        reused.filter((x): x is AdapterSource => !(x instanceof Adapter)),
+        this.model,
+        this.#warn,
+      );
       const adapters = reused.map((x) => (x instanceof Adapter ? x : fresh.find((f) => f.name === x.name)!));
       const sameSet =
         adapters.length === current.length && adapters.every((a, i) => sameWeights(a.source, current[i]!.source));
@@ -253,19 +283,41 @@ function unknownAdapter(name: string, current: AdapterSource[]): MultiloraError 
   return new MultiloraError('ERR_INVALID_ARGUMENT', `Unknown adapter ${JSON.stringify(name)}; registered: ${known}`);
 }
 
-/** Reads adapters in parallel; if one fails, frees the others and throws the first failure. */
-async function loadAdapters(sources: AdapterSource[]): Promise<Adapter[]> {
+function emitWarning(warning: MultiloraWarning): void {
+  process.emitWarning(warning.message, { code: `MULTILORA_${warning.code}`, detail: warning.tensors.join('\n') });
+}
+
+/**
+ * Reads adapters in parallel, each checked against the model; if one fails, frees the others and throws the first
+ * failure. Tensors that patch nothing are reported to `warn`.
+ */
+async function loadAdapters(
+  sources: AdapterSource[],
+  model: ModelInfo,
+  warn: (warning: MultiloraWarning) => void,
+): Promise<Adapter[]> {
   const names = new Set<string>();
   for (const s of sources) {
     if (names.has(s.name)) throw new MultiloraError('ERR_INVALID_ARGUMENT', `Adapter ${JSON.stringify(s.name)} is given twice`);
     names.add(s.name);
   }
-  const results = await Promise.allSettled(sources.map((s) => Adapter.load(s)));
+  const results = await Promise.allSettled(sources.map((s) => Adapter.load(s, model)));
   const loaded = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
   const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed) {
     await Promise.all(loaded.map((a) => a.dispose()));
     throw failed.reason;
+  }
+  for (const adapter of loaded) {
+    const { unmatched, unmatchedTensors } = adapter.report;
+    if (unmatched > 0) {
+      warn({
+        code: 'ADAPTER_UNMATCHED_TENSORS',
+        adapter: adapter.name,
+        message: `Adapter ${JSON.stringify(adapter.name)}: ${unmatched} of its tensors patch nothing in this model (${model.pipelineClass})`,
+        tensors: unmatchedTensors,
+      });
+    }
   }
   return loaded;
 }

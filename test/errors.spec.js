@@ -73,13 +73,29 @@ describe('errors', function () {
       await rejectsWith(Pipeline.load(fx.model, { adapters: { x: { path: file } } }), 'ERR_ADAPTER_INVALID', /safetensors/);
     });
 
-    it('an adapter file GenAI cannot parse: ERR_ADAPTER_INVALID with its message', async function () {
+    it('an adapter file that is not safetensors inside: ERR_ADAPTER_INVALID saying why', async function () {
       const file = path.join(tmp, 'garbage.safetensors');
       writeFileSync(file, Buffer.alloc(1000, 0x7b));
       await rejectsWith(
         Pipeline.load(fx.model, { adapters: { x: { path: file } } }),
         'ERR_ADAPTER_INVALID',
-        /ov::genai::Adapter failed/,
+        /header length is \d+ bytes, but only 992 bytes follow/,
+      );
+    });
+
+    it('a LoRA made for a bigger base model: ERR_ADAPTER_INCOMPATIBLE naming a layer and both shapes', async function () {
+      await rejectsWith(
+        Pipeline.load(fx.model, { adapters: { a: { path: fx.lora('style-a') }, big: { path: fx.lora('wrong-base') } } }),
+        'ERR_ADAPTER_INCOMPATIBLE',
+        /Adapter "big" does not fit this model .*layer "lora_\w+" has A \[4, 64\] and B \[64, 4\], but the model's layer ".+" has weights \[32, 32\]/,
+      );
+    });
+
+    it('a LoRA that matches no layer: ERR_ADAPTER_UNMATCHED', async function () {
+      await rejectsWith(
+        Pipeline.load(fx.model, { adapters: { none: { path: fx.lora('unmatched') } } }),
+        'ERR_ADAPTER_UNMATCHED',
+        /Adapter "none" patches no layer of this sd model/,
       );
     });
 
@@ -89,7 +105,7 @@ describe('errors', function () {
       await rejectsWith(
         Pipeline.load(fx.model, { adapters: { x: { path: fx.lora('style-a'), alpha: NaN } } }),
         'ERR_INVALID_ARGUMENT',
-        /Expected a finite number for adapters\["x"\]\.alpha but received NaN/,
+        /Expected a finite number from -100 to 100 for adapters\["x"\]\.alpha but received NaN/,
       );
     });
   });
@@ -99,7 +115,7 @@ describe('errors', function () {
     let reference;
     before(async function () {
       pipeline = await Pipeline.load(fx.model, {
-        adapters: { a: { path: fx.lora('style-a') }, wrong: { path: fx.lora('wrong-base') } },
+        adapters: { a: { path: fx.lora('style-a') }, b: { path: fx.lora('style-b') } },
       });
       reference = (await pipeline.generate('a boat', CALL)).data;
     });
@@ -124,7 +140,7 @@ describe('errors', function () {
       ['zero steps', ['x', { steps: 0 }], /options\.steps/],
       ['a NaN guidance scale', ['x', { guidanceScale: NaN }], /options\.guidanceScale but received NaN/],
       ['an Infinity alpha', ['x', { adapters: { a: Infinity } }], /adapters\["a"\] but received Infinity/],
-      ['an unknown adapter', ['x', { adapters: { nope: 1 } }], /Unknown adapter "nope"; this pipeline has "a", "wrong"/],
+      ['an unknown adapter', ['x', { adapters: { nope: 1 } }], /Unknown adapter "nope"; this pipeline has "a", "b"/],
       ['an adapter named twice', ['x', { adapters: ['a', 'a'] }], /named twice/],
       ['adapters of the wrong type', ['x', { adapters: 5 }], /Expected an adapter name/],
     ];
@@ -134,8 +150,13 @@ describe('errors', function () {
       });
     }
 
-    it('a LoRA made for another base model: ERR_GENAI keeping GenAI\'s message', async function () {
-      await rejectsWith(pipeline.generate('x', { ...CALL, adapters: 'wrong' }), 'ERR_GENAI', /Can not clone with new dims/);
+    it('adding a LoRA made for another base model: ERR_ADAPTER_INCOMPATIBLE, and the set is unchanged', async function () {
+      await rejectsWith(pipeline.adapters.add('big', { path: fx.lora('wrong-base') }), 'ERR_ADAPTER_INCOMPATIBLE');
+      assert.deepEqual(pipeline.adapters.names, ['a', 'b']);
+    });
+
+    it('a failure inside GenAI: ERR_GENAI keeping GenAI\'s message', async function () {
+      await rejectsWith(pipeline.generate('x', { ...CALL, scheduler: 'ddim' }), 'ERR_GENAI', /Text2ImagePipeline::generate failed: .*clip_sample/s);
     });
 
     it('adapters given to a pipeline loaded without any: ERR_INVALID_ARGUMENT', async function () {

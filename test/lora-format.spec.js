@@ -9,7 +9,7 @@ const path = require('node:path');
 const st = require('../dist/safetensors');
 const lf = require('../dist/lora-format');
 const { Pipeline, MultiloraError } = require('..');
-const { families } = require('./helpers/fixtures');
+const { families, pythonImages } = require('./helpers/fixtures');
 
 const FAMILY = { sd15: 'sd', sdxl: 'sdxl' };
 
@@ -461,10 +461,22 @@ describe('LoRA formats', function () {
       }
     });
 
-    it('the converted PEFT file gives the kohya file\'s image; the raw one and none give another', function () {
+    it('the converted PEFT file gives the kohya file\'s image, and so does the PEFT file as given (multilora converts it)', function () {
       assert.ok(images.peft.equals(images.kohya), 'converted PEFT and kohya differ');
       assert.ok(!images.peft.equals(images.none), 'the converted PEFT file had no effect');
-      assert.ok(images.raw.equals(images.none), 'GenAI applied the unconverted PEFT file (the premise of the conversion)');
+      assert.ok(images.raw.equals(images.kohya), 'the PEFT file given to Pipeline.load was not converted');
+    });
+
+    it('GenAI alone ignores the PEFT file (the premise of the conversion)', function () {
+      const call = { prompt: 'x', seed: 1, width: 64, height: 64, steps: 2, guidance_scale: 7.5 };
+      const [none, raw] = pythonImages({
+        model: fx.model,
+        adapters: { raw: fx.lora('style-a-peft') },
+        fresh: true,
+        calls: [{ ...call, adapters: {} }, { ...call, adapters: { raw: 1 } }],
+      });
+      assert.ok(raw.equals(none), 'GenAI applied the unconverted PEFT file');
+      assert.ok(images.none.length === none.length);
     });
 
     it('at the diffusers scale, alpha 1 gives what alpha/rank = 0.5 gives the kohya file', function () {
