@@ -88,6 +88,8 @@ export interface NativePipelineConstructor {
     device: string,
     adapters: NativeAdapter[],
     properties: Record<string, string>,
+    /** Fuse the adapters into the weights at these alphas (MODE_FUSE). */
+    fusedAlphas?: number[],
   ): Promise<NativePipeline>;
 }
 

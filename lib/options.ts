@@ -142,6 +142,8 @@ export interface CheckContext {
   vaeScaleFactor: number;
   /** The registered adapters, in registration order (the addon's indices). */
   adapters: readonly Adapter[];
+  /** The adapters are fused into the weights: calls cannot choose them. */
+  fused: boolean;
 }
 
 export interface CheckedCall {
@@ -154,10 +156,20 @@ export function checkGenerate(prompt: unknown, options: unknown, ctx: CheckConte
   string(prompt, 'prompt', { maxLength: MAX_PROMPT });
   const opts = object(options, 'options');
   knownKeys(opts, GENERATE_KEYS, 'the generate options');
-  const selected = selectAdapters(opts.adapters, ctx.adapters);
+  if (ctx.fused && opts.adapters !== undefined) {
+    throw new MultiloraError(
+      'ERR_INVALID_ARGUMENT',
+      'This pipeline was loaded with mode "fuse": its adapters are fused into the weights at their alphas, and calls ' +
+        'cannot choose them. Leave options.adapters out, change the set with pipeline.adapters, or load with mode "dynamic"',
+    );
+  }
+  // Fused adapters all apply, at their default alphas (that is what their templates then wrap).
+  const selected = ctx.fused
+    ? ctx.adapters.map((a): [Adapter, number] => [a, a.alpha])
+    : selectAdapters(opts.adapters, ctx.adapters);
   const out: NativeGenerateOptions = {
     seed: opts.seed === undefined ? randomInt(0, MAX_SEED + 1) : integer(opts.seed, 'options.seed', 0, MAX_SEED),
-    adapters: selected.map(([adapter, alpha]) => [ctx.adapters.indexOf(adapter), alpha]),
+    adapters: ctx.fused ? [] : selected.map(([adapter, alpha]) => [ctx.adapters.indexOf(adapter), alpha]),
   };
   const scale = ctx.vaeScaleFactor;
   for (const side of ['width', 'height'] as const) {

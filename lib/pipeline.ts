@@ -25,6 +25,12 @@ export interface LoadOptions {
   /** A JSON file of adapters by name, of the same shape as `adapters`; its paths are relative to the file. */
   catalog?: string;
   /**
+   * 'dynamic' (the default): each call chooses its adapters and alphas. 'fuse': the adapters are fused into the
+   * model's weights at their default alphas when it is compiled: the fastest steps, but calls cannot choose (changing
+   * the set or an alpha rebuilds the pipeline). See docs/LIFECYCLE.md for measured numbers.
+   */
+  mode?: 'dynamic' | 'fuse';
+  /**
    * Told of what works but may not be what you meant: LoRA tensors that patch nothing in this model. Default:
    * `process.emitWarning`. Also used by `pipeline.adapters.add()`.
    */
@@ -40,7 +46,7 @@ export interface MultiloraWarning {
   tensors: string[];
 }
 
-const LOAD_KEYS = ['device', 'adapters', 'catalog', 'onWarning'] as const;
+const LOAD_KEYS = ['device', 'adapters', 'catalog', 'mode', 'onWarning'] as const;
 
 /**
  * A Text2ImagePipeline of OpenVINO GenAI with its LoRA adapters. GenAI fixes the set of adapters when a pipeline is
@@ -55,6 +61,8 @@ export class Pipeline {
   /** The registered adapters: list, add, remove. */
   readonly adapters: AdapterSet;
   readonly #device: string;
+  /** 'fuse': the adapters are in the weights; calls cannot choose them. */
+  readonly mode: 'dynamic' | 'fuse';
   readonly #warn: (warning: MultiloraWarning) => void;
   #native: NativePipeline | undefined;
   /** The adapters of #native, in the order the addon knows them. */
@@ -64,16 +72,19 @@ export class Pipeline {
   /** Adapter changes run here, one at a time, so that each builds on the last. */
   readonly #changes = new TaskQueue();
   #disposing: Promise<void> | undefined;
+  #rebuilds = 0;
 
   private constructor(
     model: ModelInfo,
     device: string,
+    mode: 'dynamic' | 'fuse',
     warn: (warning: MultiloraWarning) => void,
     handle: NativePipeline,
     adapters: Adapter[],
   ) {
     this.model = model;
     this.#device = device;
+    this.mode = mode;
     this.#warn = warn;
     this.#native = handle;
     this.#registered = adapters;
@@ -116,14 +127,23 @@ export class Pipeline {
       throw invalid('a function', 'options.onWarning', opts.onWarning);
     }
     const warn = (opts.onWarning as ((w: MultiloraWarning) => void) | undefined) ?? emitWarning;
+    if (opts.mode !== undefined && opts.mode !== 'dynamic' && opts.mode !== 'fuse') {
+      throw invalid('"dynamic" or "fuse"', 'options.mode', opts.mode);
+    }
+    const mode = (opts.mode as 'dynamic' | 'fuse' | undefined) ?? 'dynamic';
     const model = inspectModel(modelDir);
     const adapters = await loadAdapters(sources, model, warn);
     try {
-      return new Pipeline(model, device, warn, await buildNative(model, device, adapters), adapters);
+      return new Pipeline(model, device, mode, warn, await buildNative(model, device, mode, adapters), adapters);
     } catch (err) {
       await Promise.all(adapters.map((a) => a.dispose()));
       throw err;
     }
+  }
+
+  /** How many times the native pipeline was rebuilt for a change of adapters. */
+  get rebuilds(): number {
+    return this.#rebuilds;
   }
 
   /** Calls queued or running. */
@@ -144,7 +164,11 @@ export class Pipeline {
   generate(prompt: string, options?: GenerateOptions): Promise<Image>;
   async generate(prompt: string, options: GenerateOptions | BatchOptions = {}): Promise<Image | Image[]> {
     if (this.#disposing) throw new DisposedError('The pipeline');
-    const call = checkGenerate(prompt, options, { vaeScaleFactor: this.model.vaeScaleFactor, adapters: this.#registered });
+    const call = checkGenerate(prompt, options, {
+      vaeScaleFactor: this.model.vaeScaleFactor,
+      adapters: this.#registered,
+      fused: this.mode === 'fuse',
+    });
     const { signal, onProgress } = options as GenerateOptions;
     if (signal?.aborted) throw new AbortError(signal.reason);
     const out = await this.#run(call.prompt, call.options, signal, onProgress);
@@ -181,6 +205,7 @@ export class Pipeline {
     return this.#changes.run(async () => {
       if (this.#disposing) throw new DisposedError('The pipeline');
       const current = this.#registered;
+      const previousAlphas = current.map((a) => a.alpha);
       const wanted = next(current.map((a) => a.source));
       // Keep every adapter whose source is unchanged; read only the new ones.
       const kept = new Map(current.map((a) => [a.name, a]));
@@ -194,8 +219,11 @@ export class Pipeline {
         this.#warn,
       );
       const adapters = reused.map((x) => (x instanceof Adapter ? x : fresh.find((f) => f.name === x.name)!));
+      // In fuse mode the alphas are in the weights too.
       const sameSet =
-        adapters.length === current.length && adapters.every((a, i) => sameWeights(a.source, current[i]!.source));
+        adapters.length === current.length &&
+        adapters.every((a, i) => sameWeights(a.source, current[i]!.source)) &&
+        (this.mode === 'dynamic' || adapters.every((a, i) => a.alpha === previousAlphas[i]));
       if (sameSet) {
         // Only defaults (alpha, template, negative prompt) changed, or nothing: no rebuild.
         this.#registered = adapters;
@@ -203,7 +231,7 @@ export class Pipeline {
       }
       let handle: NativePipeline;
       try {
-        handle = await buildNative(this.model, this.#device, adapters);
+        handle = await buildNative(this.model, this.#device, this.mode, adapters);
       } catch (err) {
         await Promise.all(fresh.map((a) => a.dispose()));
         throw err;
@@ -212,6 +240,7 @@ export class Pipeline {
         const previous = this.#native;
         this.#native = handle;
         this.#registered = adapters;
+        this.#rebuilds += 1;
         return previous;
       });
       await old?.dispose();
@@ -322,9 +351,16 @@ async function loadAdapters(
   return loaded;
 }
 
-async function buildNative(model: ModelInfo, device: string, adapters: Adapter[]): Promise<NativePipeline> {
+async function buildNative(
+  model: ModelInfo,
+  device: string,
+  mode: 'dynamic' | 'fuse',
+  adapters: Adapter[],
+): Promise<NativePipeline> {
   try {
-    return await native().Pipeline.load(model.dir, device, adapters.map((a) => a.handle), {});
+    const handles = adapters.map((a) => a.handle);
+    const fused = mode === 'fuse' ? adapters.map((a) => a.alpha) : undefined;
+    return await native().Pipeline.load(model.dir, device, handles, {}, fused);
   } catch (err) {
     throw fromNative(err);
   }

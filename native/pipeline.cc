@@ -50,8 +50,14 @@ Napi::Value Pipeline::Load(const Napi::CallbackInfo& info) {
     // OpenVINO reads typed properties from their string form.
     properties[key] = props.Get(key).ToString().Utf8Value();
   }
+  std::optional<std::vector<float>> fused;
+  if (info.Length() > 4 && info[4].IsArray()) {
+    Napi::Array alphas = info[4].As<Napi::Array>();
+    fused.emplace();
+    for (uint32_t i = 0; i < alphas.Length(); ++i) fused->push_back(alphas.Get(i).As<Napi::Number>().FloatValue());
+  }
   return (new PipelineLoadWorker(env, std::move(model_dir), std::move(device), std::move(adapters),
-                                 std::move(properties)))
+                                 std::move(properties), std::move(fused)))
       ->Start();
 }
 

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,8 @@ struct LoadedPipeline {
   std::shared_ptr<ov::genai::Text2ImagePipeline> pipeline;
   std::vector<ov::genai::Adapter> adapters;
   ov::genai::Adapter spacer;  // see Pipeline::AdapterConfigFor
+  /// MODE_FUSE: the adapters were fused into the weights at these alphas; calls cannot choose.
+  std::optional<std::vector<float>> fused_alphas;
   int64_t default_width = -1;
   int64_t default_height = -1;
   size_t default_steps = 0;
@@ -40,6 +43,7 @@ class Pipeline : public Napi::ObjectWrap<Pipeline> {
   const std::shared_ptr<ov::genai::Text2ImagePipeline>& genai() const { return pipeline_; }
   const std::vector<ov::genai::Adapter>& adapters() const { return adapters_; }
   const std::string& model_dir() const { return loaded_.model_dir; }
+  bool fused() const { return loaded_.fused_alphas.has_value(); }
   /// The Scheduler::Type in use (0, AUTO: the model's own).
   int scheduler() const { return scheduler_.load(); }
   /// Called from the worker thread of the one running generate.
@@ -50,7 +54,8 @@ class Pipeline : public Napi::ObjectWrap<Pipeline> {
   void GenerateFinished(PipelineGenerateWorker* worker, bool failed);
 
  private:
-  /// Pipeline.load(modelDir, device, adapters: Adapter[], properties: {[key]: string}) -> Promise<Pipeline>
+  /// Pipeline.load(modelDir, device, adapters: Adapter[], properties: {[key]: string}, fusedAlphas?: number[])
+  ///   -> Promise<Pipeline>. With fusedAlphas, the adapters are fused into the weights (MODE_FUSE).
   static Napi::Value Load(const Napi::CallbackInfo& info);
   /// pipeline.generate(prompt, options, onProgress?) -> Promise<{ data, count, width, height, metrics }>
   Napi::Value Generate(const Napi::CallbackInfo& info);

@@ -102,7 +102,9 @@ PipelineGenerateWorker::PipelineGenerateWorker(const Napi::CallbackInfo& info, P
 
   const size_t registered = pipeline->adapters().size();
   Napi::Array chosen = Has(o, "adapters") ? o.Get("adapters").As<Napi::Array>() : Napi::Array::New(env);
-  if (registered > 0) {
+  if (pipeline->fused()) {
+    if (chosen.Length() > 0) throw MakeError(env, kErrInvalidArgument, "The adapters of this pipeline are fused");
+  } else if (registered > 0) {
     std::vector<AdapterChoice> choices;
     for (uint32_t i = 0; i < chosen.Length(); ++i) {
       Napi::Array pair = chosen.Get(i).As<Napi::Array>();

@@ -1,6 +1,7 @@
 // Reads and compiles a model folder into a Text2ImagePipeline off the JS thread, registering its adapters.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -14,7 +15,7 @@ namespace multilora {
 class PipelineLoadWorker : public PromiseWorker {
  public:
   PipelineLoadWorker(Napi::Env env, std::string model_dir, std::string device, std::vector<ov::genai::Adapter> adapters,
-                     ov::AnyMap properties);
+                     ov::AnyMap properties, std::optional<std::vector<float>> fused_alphas);
 
  protected:
   void Run() override;
