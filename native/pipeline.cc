@@ -81,21 +81,19 @@ void Pipeline::GenerateFinished(PipelineGenerateWorker* worker, bool failed) {
 //     only: a change in an earlier adapter's alpha is ignored, and the previous image comes back.
 //  2. A LoRA'd layer whose rank goes r -> 0 -> r (a call without any adapter covering it, then one with the same
 //     rank again) computes garbage on the CPU plugin: an all-black image.
-// So every call lists every registered adapter (the chosen ones first, in the call's order, the rest at alpha 0:
-// the same bytes as the chosen ones alone, and no layer's rank ever drops to 0), and ends with a spacer: an adapter
-// without tensors, whose alpha flips whenever the list or an alpha changed, so that GenAI always uploads them.
+// So every call lists every registered adapter, always in registration order (the chosen ones at their alphas, the
+// rest at 0: the same bytes as the chosen ones alone, and no layer's rank ever drops to 0), and ends with a spacer:
+// an adapter without tensors, whose alpha takes a new value whenever an alpha changed, so that GenAI always uploads
+// them. A new value (not a flip between two) also serves pipelines that share models but not their bookkeeping
+// (text-to-image, image-to-image and inpainting of one model).
 ov::genai::AdapterConfig Pipeline::AdapterConfigFor(const std::vector<AdapterChoice>& chosen) {
-  std::vector<AdapterChoice> full = chosen;
-  std::vector<bool> used(adapters_.size(), false);
-  for (const auto& [index, alpha] : chosen) used[index] = true;
-  for (uint32_t i = 0; i < adapters_.size(); ++i) {
-    if (!used[i]) full.emplace_back(i, 0.0f);
-  }
-  if (resend_alphas_ || full != last_config_) spacer_alpha_ = spacer_alpha_ == 0.0f ? 1.0f : 0.0f;
+  std::vector<float> alphas(adapters_.size(), 0.0f);
+  for (const auto& [index, alpha] : chosen) alphas[index] = alpha;
+  if (resend_alphas_ || alphas != last_alphas_) spacer_alpha_ = static_cast<float>((static_cast<int>(spacer_alpha_) + 1) % (1 << 20));
   resend_alphas_ = false;
-  last_config_ = full;
+  last_alphas_ = alphas;
   ov::genai::AdapterConfig config;
-  for (const auto& [index, alpha] : full) config.add(adapters_[index], alpha);
+  for (size_t i = 0; i < adapters_.size(); ++i) config.add(adapters_[i], alphas[i]);
   config.add(loaded_.spacer, spacer_alpha_);
   return config;
 }

@@ -71,7 +71,7 @@ class Pipeline : public Napi::ObjectWrap<Pipeline> {
   LoadedPipeline loaded_;  // the model dir and defaults (its pipeline and adapters are moved out)
   std::atomic<int> scheduler_{0};
   PipelineGenerateWorker* running_ = nullptr;
-  std::vector<AdapterChoice> last_config_;  // what the last call sent to GenAI
+  std::vector<float> last_alphas_;  // what the last call sent to GenAI
   bool resend_alphas_ = true;
   float spacer_alpha_ = 0.0f;
 };
