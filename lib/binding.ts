@@ -34,6 +34,18 @@ export interface NativeGenerateOptions {
   preview?: boolean;
   /** [index into the adapters the pipeline was loaded with, alpha] */
   adapters: Array<[number, number]>;
+  /** 0 text-to-image (the default), 1 image-to-image, 2 inpainting. */
+  task?: 0 | 1 | 2;
+  /** RGB, for tasks 1 and 2. */
+  image?: NativeRgb;
+  /** RGB, white where to repaint, for task 2. */
+  mask?: NativeRgb;
+}
+
+export interface NativeRgb {
+  data: Buffer;
+  width: number;
+  height: number;
 }
 
 export interface NativeProgress {
@@ -68,6 +80,8 @@ export interface NativeDefaults {
   height: number;
   steps: number;
   guidanceScale: number;
+  /** Whether image-to-image and inpainting are available (the model has a VAE encoder GenAI could use). */
+  imageInputs: boolean;
 }
 
 export interface NativePipeline {

@@ -1,11 +1,13 @@
 export { Pipeline } from './pipeline';
-export type { LoadOptions } from './pipeline';
+export type { LoadOptions, MultiloraWarning } from './pipeline';
 export { SCHEDULERS } from './options';
 export type {
   AdapterSelection,
   BatchOptions,
   GenerateOptions,
   Image,
+  ImageInput,
+  ImageToImageOptions,
   Metrics,
   ModelDefaults,
   ProgressEvent,
@@ -13,6 +15,7 @@ export type {
 } from './options';
 export { AdapterSet } from './adapter-set';
 export type { AdapterInfo } from './adapter-set';
+export type { AdapterReport } from './diagnose';
 export type { AdapterSpec } from './adapter';
 export type { ModelFamily, ModelInfo } from './model';
 export { MultiloraError, DisposedError, AbortError, ERROR_CODES } from './errors';

@@ -2,8 +2,9 @@
 import { randomInt } from 'node:crypto';
 
 import type { Adapter } from './adapter';
-import type { NativeGenerateOptions } from './binding';
+import type { NativeGenerateOptions, NativeRgb } from './binding';
 import { MultiloraError } from './errors';
+import { decodePng } from './png';
 import { finite, integer, invalid, isPlainObject, knownKeys, object, string } from './validate';
 
 /**
@@ -69,6 +70,19 @@ export interface GenerateOptions {
   signal?: AbortSignal;
 }
 
+/** Options of image-to-image and inpainting calls: the size comes from the input image. */
+export interface ImageToImageOptions extends Omit<GenerateOptions, 'width' | 'height'> {
+  /** How much noise the input image gets, 0 to 1: 0 keeps it, 1 ignores it. Default: the model's. */
+  strength?: number;
+}
+
+/**
+ * An input image: PNG bytes, or raw pixels, row-major with no padding: 3 channels (RGB), 4 (RGBA: alpha is
+ * dropped) or 1 (grey). Width and height must be multiples of the model's VAE scale factor.
+ */
+export type ImageInput = Buffer | { data: Buffer; width: number; height: number; channels?: 1 | 3 | 4 };
+// (An Image returned by generate() is an ImageInput.)
+
 /** Options of a call that makes several images from one prompt in one batch. */
 export interface BatchOptions extends GenerateOptions {
   /** How many images, 1 to 16. They share the seed: the same seed and numImages give the same batch. */
@@ -109,6 +123,8 @@ export interface ModelDefaults {
   height: number;
   steps: number;
   guidanceScale: number;
+  /** Whether imageToImage() and inpaint() are available: the model has a VAE encoder GenAI can use. */
+  imageInputs: boolean;
 }
 
 const GENERATE_KEYS = [
@@ -131,6 +147,7 @@ const GENERATE_KEYS = [
   'signal',
   'numImages',
 ] as const;
+const IMAGE_KEYS = [...GENERATE_KEYS.filter((k) => k !== 'width' && k !== 'height'), 'strength'] as const;
 const MAX_IMAGES = 16;
 const MAX_SEED = 2 ** 32 - 1;
 const MAX_SIDE = 8192;
@@ -152,10 +169,15 @@ export interface CheckedCall {
 }
 
 /** Checks a generate call; every failure is a MultiloraError with code ERR_INVALID_ARGUMENT. */
-export function checkGenerate(prompt: unknown, options: unknown, ctx: CheckContext): CheckedCall {
+export function checkGenerate(
+  prompt: unknown,
+  options: unknown,
+  ctx: CheckContext,
+  task: 'text' | 'image' = 'text',
+): CheckedCall {
   string(prompt, 'prompt', { maxLength: MAX_PROMPT });
   const opts = object(options, 'options');
-  knownKeys(opts, GENERATE_KEYS, 'the generate options');
+  knownKeys(opts, task === 'text' ? GENERATE_KEYS : IMAGE_KEYS, task === 'text' ? 'the generate options' : 'the options');
   if (ctx.fused && opts.adapters !== undefined) {
     throw new MultiloraError(
       'ERR_INVALID_ARGUMENT',
@@ -179,6 +201,7 @@ export function checkGenerate(prompt: unknown, options: unknown, ctx: CheckConte
     out[side] = value;
   }
   if (opts.steps !== undefined) out.steps = integer(opts.steps, 'options.steps', 1, MAX_STEPS);
+  if (opts.strength !== undefined) out.strength = finite(opts.strength, 'options.strength', 0, 1);
   if (opts.guidanceScale !== undefined) out.guidanceScale = finite(opts.guidanceScale, 'options.guidanceScale', 0, 100);
   for (const key of ['negativePrompt', 'prompt2', 'prompt3', 'negativePrompt2', 'negativePrompt3'] as const) {
     if (opts[key] !== undefined) out[key] = string(opts[key], `options.${key}`, { maxLength: MAX_PROMPT });
@@ -250,4 +273,40 @@ function selectAdapters(selection: unknown, registered: readonly Adapter[]): Arr
     seen.add(name);
     return [adapter, alpha ?? adapter.alpha];
   });
+}
+
+/** Checks an input image and returns it as RGB. */
+export function checkImage(value: unknown, name: string, vaeScaleFactor: number): NativeRgb {
+  let image: { data: Buffer; width: number; height: number; channels: number };
+  if (Buffer.isBuffer(value)) {
+    image = decodePng(value);
+  } else {
+    // Other keys are fine: an Image from generate() is an input as it is.
+    const o = object(value, name);
+    if (!Buffer.isBuffer(o.data)) throw invalid('a Buffer', `${name}.data`, o.data);
+    const channels = o.channels === undefined ? 3 : o.channels;
+    if (channels !== 1 && channels !== 3 && channels !== 4) throw invalid('1, 3 or 4', `${name}.channels`, channels);
+    image = {
+      data: o.data,
+      width: integer(o.width, `${name}.width`, 1, MAX_SIDE),
+      height: integer(o.height, `${name}.height`, 1, MAX_SIDE),
+      channels,
+    };
+    const expected = image.width * image.height * channels;
+    if (image.data.length !== expected) {
+      throw invalid(`${expected} bytes (${image.width}x${image.height}x${channels})`, `${name}.data`, image.data);
+    }
+  }
+  for (const side of ['width', 'height'] as const) {
+    if (image[side] % vaeScaleFactor !== 0 || image[side] < vaeScaleFactor) {
+      throw invalid(`a multiple of ${vaeScaleFactor} (the model's VAE scale factor)`, `${name}.${side}`, image[side]);
+    }
+  }
+  if (image.channels === 3) return { data: image.data, width: image.width, height: image.height };
+  const pixels = image.width * image.height;
+  const rgb = Buffer.allocUnsafe(pixels * 3);
+  for (let i = 0; i < pixels; i += 1) {
+    for (let c = 0; c < 3; c += 1) rgb[i * 3 + c] = image.data[image.channels === 1 ? i : i * 4 + c]!;
+  }
+  return { data: rgb, width: image.width, height: image.height };
 }

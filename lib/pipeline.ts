@@ -7,7 +7,10 @@ import { AbortError, DisposedError, MultiloraError, fromNative } from './errors'
 import { inspectModel, type ModelInfo } from './model';
 import {
   checkGenerate,
+  checkImage,
   type BatchOptions,
+  type ImageInput,
+  type ImageToImageOptions,
   type GenerateOptions,
   type Image,
   type Metrics,
@@ -64,6 +67,7 @@ export class Pipeline {
   /** 'fuse': the adapters are in the weights; calls cannot choose them. */
   readonly mode: 'dynamic' | 'fuse';
   readonly #warn: (warning: MultiloraWarning) => void;
+  readonly #imageInputs: boolean;
   #native: NativePipeline | undefined;
   /** The adapters of #native, in the order the addon knows them. */
   #registered: Adapter[];
@@ -89,11 +93,13 @@ export class Pipeline {
     this.#native = handle;
     this.#registered = adapters;
     const d = handle.defaults;
+    this.#imageInputs = d.imageInputs;
     this.defaults = {
       width: d.width > 0 ? d.width : NaN,
       height: d.height > 0 ? d.height : NaN,
       steps: d.steps,
       guidanceScale: d.guidanceScale,
+      imageInputs: d.imageInputs,
     };
     this.adapters = new AdapterSet({
       list: () => this.#registered,
@@ -164,16 +170,69 @@ export class Pipeline {
   generate(prompt: string, options?: GenerateOptions): Promise<Image>;
   async generate(prompt: string, options: GenerateOptions | BatchOptions = {}): Promise<Image | Image[]> {
     if (this.#disposing) throw new DisposedError('The pipeline');
-    const call = checkGenerate(prompt, options, {
-      vaeScaleFactor: this.model.vaeScaleFactor,
-      adapters: this.#registered,
-      fused: this.mode === 'fuse',
-    });
+    const call = checkGenerate(prompt, options, this.#checkContext());
     const { signal, onProgress } = options as GenerateOptions;
     if (signal?.aborted) throw new AbortError(signal.reason);
     const out = await this.#run(call.prompt, call.options, signal, onProgress);
     const images = toImages(out, call.options.seed);
     return call.options.numImages === undefined ? images[0]! : images;
+  }
+
+  /**
+   * Image to image: denoises from `image` with noise added by `options.strength`, with the same adapters and options
+   * as generate (the size is the image's). Needs a model with a VAE encoder (`pipeline.defaults.imageInputs`).
+   */
+  imageToImage(prompt: string, image: ImageInput, options: ImageToImageOptions & { numImages: number }): Promise<Image[]>;
+  imageToImage(prompt: string, image: ImageInput, options?: ImageToImageOptions): Promise<Image>;
+  async imageToImage(prompt: string, image: ImageInput, options: ImageToImageOptions = {}): Promise<Image | Image[]> {
+    return this.#imageTask(1, prompt, options, image);
+  }
+
+  /**
+   * Inpainting: repaints `image` where `mask` is white (mask: the image's size; grey, RGB or RGBA, or PNG), with the
+   * same adapters and options as generate. Needs a model with a VAE encoder (`pipeline.defaults.imageInputs`).
+   */
+  inpaint(prompt: string, image: ImageInput, mask: ImageInput, options: ImageToImageOptions & { numImages: number }): Promise<Image[]>;
+  inpaint(prompt: string, image: ImageInput, mask: ImageInput, options?: ImageToImageOptions): Promise<Image>;
+  async inpaint(prompt: string, image: ImageInput, mask: ImageInput, options: ImageToImageOptions = {}): Promise<Image | Image[]> {
+    return this.#imageTask(2, prompt, options, image, mask);
+  }
+
+  async #imageTask(
+    task: 1 | 2,
+    prompt: string,
+    options: ImageToImageOptions,
+    image: ImageInput,
+    mask?: ImageInput,
+  ): Promise<Image | Image[]> {
+    if (this.#disposing) throw new DisposedError('The pipeline');
+    if (!this.#imageInputs) {
+      throw new MultiloraError(
+        'ERR_INVALID_ARGUMENT',
+        `This model (${this.model.pipelineClass}) offers no image-to-image or inpainting: it needs a VAE encoder that GenAI can use`,
+      );
+    }
+    const call = checkGenerate(prompt, options, this.#checkContext(), 'image');
+    call.options.task = task;
+    call.options.image = checkImage(image, 'image', this.model.vaeScaleFactor);
+    if (mask !== undefined || task === 2) {
+      const m = checkImage(mask, 'mask', this.model.vaeScaleFactor);
+      if (m.width !== call.options.image.width || m.height !== call.options.image.height) {
+        throw new MultiloraError(
+          'ERR_INVALID_ARGUMENT',
+          `Expected a mask of the image's size (${call.options.image.width}x${call.options.image.height}) but received ${m.width}x${m.height}`,
+        );
+      }
+      call.options.mask = m;
+    }
+    const { signal, onProgress } = options;
+    if (signal?.aborted) throw new AbortError(signal.reason);
+    const images = toImages(await this.#run(call.prompt, call.options, signal, onProgress), call.options.seed);
+    return call.options.numImages === undefined ? images[0]! : images;
+  }
+
+  #checkContext(): { vaeScaleFactor: number; adapters: readonly Adapter[]; fused: boolean } {
+    return { vaeScaleFactor: this.model.vaeScaleFactor, adapters: this.#registered, fused: this.mode === 'fuse' };
   }
 
   /**

@@ -25,7 +25,7 @@ Pipeline::Pipeline(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Pipeline>(
     throw MakeError(info.Env(), kErrInvalidArgument, "Pipeline objects come from Pipeline.load()");
   }
   LoadedPipeline& loaded = *info[0].As<Napi::External<LoadedPipeline>>().Data();
-  pipeline_ = std::move(loaded.pipeline);
+  pipelines_ = std::move(loaded.pipelines);
   adapters_ = std::move(loaded.adapters);
   loaded_ = std::move(loaded);
 }
@@ -63,7 +63,7 @@ Napi::Value Pipeline::Load(const Napi::CallbackInfo& info) {
 
 Napi::Value Pipeline::Generate(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (!pipeline_) throw MakeError(env, kErrDisposed, "The pipeline was disposed");
+  if (!pipelines_) throw MakeError(env, kErrDisposed, "The pipeline was disposed");
   if (running_) throw MakeError(env, kErrBusy, "The pipeline is already generating: calls must wait for each other");
   auto* worker = new PipelineGenerateWorker(info, this);
   running_ = worker;
@@ -105,13 +105,15 @@ Napi::Value Pipeline::Abort(const Napi::CallbackInfo& info) {
 
 Napi::Value Pipeline::Dispose(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (!pipeline_) {
+  if (!pipelines_) {
     Napi::Promise::Deferred done = Napi::Promise::Deferred::New(env);
     done.Resolve(env.Undefined());
     return done.Promise();
   }
   adapters_.clear();
-  return (new PipelineDisposeWorker(env, std::move(pipeline_)))->Start();
+  GenaiPipelines pipelines = std::move(pipelines_);
+  pipelines_ = GenaiPipelines();
+  return (new PipelineDisposeWorker(env, std::move(pipelines)))->Start();
 }
 
 Napi::Value Pipeline::Defaults(const Napi::CallbackInfo& info) {
@@ -121,6 +123,7 @@ Napi::Value Pipeline::Defaults(const Napi::CallbackInfo& info) {
   defaults.Set("height", Napi::Number::New(env, static_cast<double>(loaded_.default_height)));
   defaults.Set("steps", Napi::Number::New(env, static_cast<double>(loaded_.default_steps)));
   defaults.Set("guidanceScale", Napi::Number::New(env, loaded_.default_guidance_scale));
+  defaults.Set("imageInputs", Napi::Boolean::New(env, static_cast<bool>(loaded_.image_inputs)));
   return defaults;
 }
 

@@ -16,13 +16,26 @@ namespace multilora {
 
 class PipelineGenerateWorker;
 
+/// The GenAI pipelines of one model, sharing its compiled models: text-to-image always; image-to-image and
+/// inpainting when the model has a VAE encoder (then the other two are built from the inpainting one).
+struct GenaiPipelines {
+  std::shared_ptr<ov::genai::Text2ImagePipeline> text2image;
+  std::shared_ptr<ov::genai::Image2ImagePipeline> image2image;
+  std::shared_ptr<ov::genai::InpaintingPipeline> inpainting;
+
+  explicit operator bool() const { return static_cast<bool>(text2image); }
+};
+
+/// What a generate call runs: the index of a GenaiPipelines member.
+enum class Task { kText2Image = 0, kImage2Image = 1, kInpainting = 2 };
+
 /// An adapter chosen by a call: index into the registered adapters, and alpha.
 using AdapterChoice = std::pair<uint32_t, float>;
 
 /// What PipelineLoadWorker hands to the constructor.
 struct LoadedPipeline {
   std::string model_dir;
-  std::shared_ptr<ov::genai::Text2ImagePipeline> pipeline;
+  GenaiPipelines pipelines;
   std::vector<ov::genai::Adapter> adapters;
   ov::genai::Adapter spacer;  // see Pipeline::AdapterConfigFor
   /// MODE_FUSE: the adapters were fused into the weights at these alphas; calls cannot choose.
@@ -31,6 +44,7 @@ struct LoadedPipeline {
   int64_t default_height = -1;
   size_t default_steps = 0;
   float default_guidance_scale = 0.0f;
+  bool image_inputs = false;  // image-to-image and inpainting available
 };
 
 class Pipeline : public Napi::ObjectWrap<Pipeline> {
@@ -40,14 +54,14 @@ class Pipeline : public Napi::ObjectWrap<Pipeline> {
 
   explicit Pipeline(const Napi::CallbackInfo& info);
 
-  const std::shared_ptr<ov::genai::Text2ImagePipeline>& genai() const { return pipeline_; }
+  const GenaiPipelines& genai() const { return pipelines_; }
   const std::vector<ov::genai::Adapter>& adapters() const { return adapters_; }
   const std::string& model_dir() const { return loaded_.model_dir; }
   bool fused() const { return loaded_.fused_alphas.has_value(); }
-  /// The Scheduler::Type in use (0, AUTO: the model's own).
-  int scheduler() const { return scheduler_.load(); }
+  /// The Scheduler::Type that a task's pipeline uses (0, AUTO: the model's own).
+  int scheduler(Task task) const { return schedulers_[static_cast<int>(task)].load(); }
   /// Called from the worker thread of the one running generate.
-  void set_scheduler(int type) { scheduler_.store(type); }
+  void set_scheduler(Task task, int type) { schedulers_[static_cast<int>(task)].store(type); }
   /// The AdapterConfig for a call that chose these adapters (in its order); empty choices mean no LoRA.
   ov::genai::AdapterConfig AdapterConfigFor(const std::vector<AdapterChoice>& chosen);
   /// Called by PipelineGenerateWorker on the JS thread when its run is over.
@@ -63,13 +77,13 @@ class Pipeline : public Napi::ObjectWrap<Pipeline> {
   Napi::Value Abort(const Napi::CallbackInfo& info);
   /// pipeline.dispose() -> Promise<void>: frees the GenAI pipeline off the JS thread. Idempotent.
   Napi::Value Dispose(const Napi::CallbackInfo& info);
-  /// pipeline.defaults -> { width, height, steps, guidanceScale }, as GenAI derived them from the model.
+  /// pipeline.defaults -> { width, height, steps, guidanceScale, imageInputs }, as GenAI derived them from the model.
   Napi::Value Defaults(const Napi::CallbackInfo& info);
 
-  std::shared_ptr<ov::genai::Text2ImagePipeline> pipeline_;
+  GenaiPipelines pipelines_;
   std::vector<ov::genai::Adapter> adapters_;
   LoadedPipeline loaded_;  // the model dir and defaults (its pipeline and adapters are moved out)
-  std::atomic<int> scheduler_{0};
+  std::atomic<int> schedulers_[3] = {0, 0, 0};
   PipelineGenerateWorker* running_ = nullptr;
   std::vector<float> last_alphas_;  // what the last call sent to GenAI
   bool resend_alphas_ = true;

@@ -2,10 +2,15 @@
 
 namespace multilora {
 
-PipelineDisposeWorker::PipelineDisposeWorker(Napi::Env env, std::shared_ptr<ov::genai::Text2ImagePipeline> pipeline)
-    : PromiseWorker(env, "multilora.PipelineDispose"), pipeline_(std::move(pipeline)) {}
+PipelineDisposeWorker::PipelineDisposeWorker(Napi::Env env, GenaiPipelines pipelines)
+    : PromiseWorker(env, "multilora.PipelineDispose"), pipelines_(std::move(pipelines)) {}
 
-void PipelineDisposeWorker::Run() { pipeline_.reset(); }
+void PipelineDisposeWorker::Run() {
+  // The derived pipelines first, the one they were built from last.
+  pipelines_.text2image.reset();
+  pipelines_.image2image.reset();
+  pipelines_.inpainting.reset();
+}
 
 Napi::Value PipelineDisposeWorker::Resolve(Napi::Env env) { return env.Undefined(); }
 

@@ -6,20 +6,21 @@
 #include <napi.h>
 
 #include "genai/genai.h"
+#include "pipeline.h"
 #include "promise_worker.h"
 
 namespace multilora {
 
 class PipelineDisposeWorker : public PromiseWorker {
  public:
-  PipelineDisposeWorker(Napi::Env env, std::shared_ptr<ov::genai::Text2ImagePipeline> pipeline);
+  PipelineDisposeWorker(Napi::Env env, GenaiPipelines pipelines);
 
  protected:
   void Run() override;
   Napi::Value Resolve(Napi::Env env) override;
 
  private:
-  std::shared_ptr<ov::genai::Text2ImagePipeline> pipeline_;
+  GenaiPipelines pipelines_;
 };
 
 }  // namespace multilora

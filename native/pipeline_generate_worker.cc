@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <future>
 
 #include "adapter.h"
@@ -56,6 +57,16 @@ std::vector<uint8_t> LatentPreview(const ov::Tensor& latent, size_t& width, size
   return out;
 }
 
+/// A copy of { data: RGB Buffer, width, height } as a u8 tensor [1, height, width, 3].
+ov::Tensor ImageTensor(const Napi::Object& image) {
+  Napi::Buffer<uint8_t> data = image.Get("data").As<Napi::Buffer<uint8_t>>();
+  const size_t width = static_cast<size_t>(Num(image, "width"));
+  const size_t height = static_cast<size_t>(Num(image, "height"));
+  ov::Tensor tensor(ov::element::u8, ov::Shape{1, height, width, 3});
+  std::memcpy(tensor.data(), data.Data(), std::min(data.Length(), tensor.get_byte_size()));
+  return tensor;
+}
+
 }  // namespace
 
 struct PipelineGenerateWorker::Progress {
@@ -94,8 +105,14 @@ PipelineGenerateWorker::PipelineGenerateWorker(const Napi::CallbackInfo& info, P
   for (const auto& [js, genai] : kStrings) {
     if (Has(o, js)) properties_[genai] = Str(o, js);
   }
+  if (Has(o, "task")) task_ = static_cast<Task>(static_cast<int>(Num(o, "task")));
+  if (task_ != Task::kText2Image && !genai_.image2image) {
+    throw MakeError(env, kErrInvalidArgument, "This model has no image-to-image or inpainting pipeline");
+  }
+  if (task_ != Task::kText2Image) image_ = ImageTensor(o.Get("image").As<Napi::Object>());
+  if (task_ == Task::kInpainting) mask_ = ImageTensor(o.Get("mask").As<Napi::Object>());
   const int scheduler = Has(o, "scheduler") ? static_cast<int>(Num(o, "scheduler")) : 0;
-  if (scheduler != pipeline->scheduler()) {
+  if (scheduler != pipeline->scheduler(task_)) {
     scheduler_ = scheduler;
     scheduler_config_ = pipeline->model_dir() + "/scheduler/scheduler_config.json";
   }
@@ -186,11 +203,21 @@ void PipelineGenerateWorker::Run() {
       aborted_ = true;
     } else {
       if (scheduler_) {
-        genai_->set_scheduler(ov::genai::Scheduler::from_config(
-            scheduler_config_, static_cast<ov::genai::Scheduler::Type>(*scheduler_)));
-        pipeline_->set_scheduler(*scheduler_);
+        auto scheduler = ov::genai::Scheduler::from_config(scheduler_config_,
+                                                          static_cast<ov::genai::Scheduler::Type>(*scheduler_));
+        switch (task_) {
+          case Task::kText2Image: genai_.text2image->set_scheduler(scheduler); break;
+          case Task::kImage2Image: genai_.image2image->set_scheduler(scheduler); break;
+          case Task::kInpainting: genai_.inpainting->set_scheduler(scheduler); break;
+        }
+        pipeline_->set_scheduler(task_, *scheduler_);
       }
-      ov::Tensor output = genai_->generate(prompt_, properties_);
+      ov::Tensor output;
+      switch (task_) {
+        case Task::kText2Image: output = genai_.text2image->generate(prompt_, properties_); break;
+        case Task::kImage2Image: output = genai_.image2image->generate(prompt_, image_, properties_); break;
+        case Task::kInpainting: output = genai_.inpainting->generate(prompt_, image_, mask_, properties_); break;
+      }
       if (!aborted_) {
         if (output.get_element_type() != ov::element::u8 || output.get_shape().size() != 4 ||
             output.get_shape()[3] != 3) {
@@ -200,7 +227,9 @@ void PipelineGenerateWorker::Run() {
           // so the images are copied once, here on the worker thread, into a tensor that only the JS Buffer owns.
           images_ = ov::Tensor(output.get_element_type(), output.get_shape());
           output.copy_to(images_);
-          ov::genai::ImageGenerationPerfMetrics m = genai_->get_performance_metrics();
+          ov::genai::ImageGenerationPerfMetrics m = task_ == Task::kText2Image    ? genai_.text2image->get_performance_metrics()
+                                                    : task_ == Task::kImage2Image ? genai_.image2image->get_performance_metrics()
+                                                                                  : genai_.inpainting->get_performance_metrics();
           metrics_.load_ms = m.get_load_time();
           metrics_.total_ms = m.get_generate_duration();
           const ov::genai::MeanStdPair step = m.get_iteration_duration();
@@ -216,13 +245,17 @@ void PipelineGenerateWorker::Run() {
       }
     }
   } catch (...) {
-    Fail(DescribeCurrentException(kErrGenai, "ov::genai::Text2ImagePipeline::generate"));
+    Fail(DescribeCurrentException(kErrGenai, task_ == Task::kText2Image    ? "ov::genai::Text2ImagePipeline::generate"
+                                                 : task_ == Task::kImage2Image ? "ov::genai::Image2ImagePipeline::generate"
+                                                                               : "ov::genai::InpaintingPipeline::generate"));
   }
   if (progress_) FlushProgress();
   if (aborted_) Fail({kErrAborted, "The generation was aborted"});
   properties_.clear();  // drops the callback and the adapter config
   // If the pipeline was disposed meanwhile, the last reference goes here, on this thread, not on the JS thread.
-  genai_.reset();
+  image_ = ov::Tensor();
+  mask_ = ov::Tensor();
+  genai_ = GenaiPipelines();
 }
 
 Napi::Value PipelineGenerateWorker::Resolve(Napi::Env env) {

@@ -16,6 +16,7 @@
 #include <napi.h>
 
 #include "genai/genai.h"
+#include "pipeline.h"
 #include "promise_worker.h"
 
 namespace multilora {
@@ -36,7 +37,8 @@ struct GenerateMetrics {
 
 class PipelineGenerateWorker : public PromiseWorker {
  public:
-  /// info: (prompt, options[, onProgress]); see NativeGenerateOptions in lib/binding.ts.
+  /// info: (prompt, options[, onProgress]); see NativeGenerateOptions in lib/binding.ts. options.task picks
+  /// text-to-image (0), image-to-image (1, options.image) or inpainting (2, options.image and options.mask).
   PipelineGenerateWorker(const Napi::CallbackInfo& info, Pipeline* pipeline);
   ~PipelineGenerateWorker() override;
 
@@ -56,7 +58,10 @@ class PipelineGenerateWorker : public PromiseWorker {
 
   Napi::ObjectReference owner_;  // keeps the JS Pipeline alive while the run lasts
   Pipeline* pipeline_;
-  std::shared_ptr<ov::genai::Text2ImagePipeline> genai_;
+  GenaiPipelines genai_;  // copies of the owner's: a dispose meanwhile frees them only when this run is over
+  Task task_ = Task::kText2Image;
+  ov::Tensor image_;
+  ov::Tensor mask_;
   std::string prompt_;
   ov::AnyMap properties_;
   std::optional<int> scheduler_;  // a Scheduler::Type to switch to first

@@ -78,6 +78,20 @@ void references() {
   use(&Text2ImagePipeline::generate);
   use(&Text2ImagePipeline::decode);
   use(&Text2ImagePipeline::export_model);
+
+  // Image2ImagePipeline and InpaintingPipeline
+  {
+    InpaintingPipeline inpaint(std::filesystem::path("x"), std::string("CPU"), ov::AnyMap{});
+    Image2ImagePipeline i2i(inpaint);
+    ImageGenerationConfig a = inpaint.get_generation_config();
+    ImageGenerationConfig b = i2i.get_generation_config();
+    ImageGenerationPerfMetrics m1 = inpaint.get_performance_metrics();
+    ImageGenerationPerfMetrics m2 = i2i.get_performance_metrics();
+  }
+  use(&Image2ImagePipeline::set_scheduler);
+  use(&Image2ImagePipeline::generate);
+  use(&InpaintingPipeline::set_scheduler);
+  use(&InpaintingPipeline::generate);
 }
 
 }  // namespace probe

@@ -248,5 +248,37 @@ class MULTILORA_GENAI_API Text2ImagePipeline {
   std::shared_ptr<DiffusionPipeline> impl_;
 };
 
+/// Image to image: denoises from a noised initial image. Built from an InpaintingPipeline, it shares its models.
+class MULTILORA_GENAI_API Image2ImagePipeline {
+ public:
+  Image2ImagePipeline(const InpaintingPipeline& pipe);
+  ImageGenerationConfig get_generation_config() const;
+  void set_scheduler(std::shared_ptr<Scheduler> scheduler);
+  /// image: u8 [1, height, width, 3].
+  ov::Tensor generate(const std::string& positive_prompt, ov::Tensor initial_image, const ov::AnyMap& properties = {});
+  ImageGenerationPerfMetrics get_performance_metrics();
+
+ private:
+  std::shared_ptr<DiffusionPipeline> impl_;
+};
+
+/// Inpainting: repaints where the mask is white. Text2ImagePipeline and Image2ImagePipeline can be built from it,
+/// sharing its models (the other way round, an InpaintingPipeline built from an Image2ImagePipeline crashes in
+/// generate with this release).
+class MULTILORA_GENAI_API InpaintingPipeline {
+ public:
+  InpaintingPipeline(const std::filesystem::path& models_path, const std::string& device,
+                     const ov::AnyMap& properties = {});
+  ImageGenerationConfig get_generation_config() const;
+  void set_scheduler(std::shared_ptr<Scheduler> scheduler);
+  /// image and mask: u8 [1, height, width, 3].
+  ov::Tensor generate(const std::string& positive_prompt, ov::Tensor initial_image, ov::Tensor mask_image,
+                      const ov::AnyMap& properties = {});
+  ImageGenerationPerfMetrics get_performance_metrics();
+
+ private:
+  std::shared_ptr<DiffusionPipeline> impl_;
+};
+
 }  // namespace genai
 }  // namespace ov
