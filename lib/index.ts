@@ -16,6 +16,7 @@ export type {
 export { AdapterSet } from './adapter-set';
 export type { AdapterInfo } from './adapter-set';
 export type { AdapterReport } from './diagnose';
+export type { LoraFormat, LoraPart, LoraScale } from './lora-format';
 export type { AdapterSpec } from './adapter';
 export type { ModelFamily, ModelInfo } from './model';
 export { MultiloraError, DisposedError, AbortError, ERROR_CODES } from './errors';

@@ -261,8 +261,8 @@ export class Pipeline {
    */
   #change(next: (current: AdapterSource[]) => AdapterSource[]): Promise<void> {
     if (this.#disposing) return Promise.reject(new DisposedError('The pipeline'));
+    // A change queued before dispose() still happens: dispose waits for it.
     return this.#changes.run(async () => {
-      if (this.#disposing) throw new DisposedError('The pipeline');
       const current = this.#registered;
       const previousAlphas = current.map((a) => a.alpha);
       const wanted = next(current.map((a) => a.source));
