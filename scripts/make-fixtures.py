@@ -491,11 +491,11 @@ GENAI_NOTES = [
     "(an empty one for none).",
     "A pipeline built with adapters registered gives a slightly different no-LoRA image than one built "
     "without any (about 0.5/255 mean, at most 4).",
-    "BUG: once a matching LoRA has run in a pipeline, a generate whose AdapterConfig is empty or holds only "
-    "adapters that match no layer (style-a-peft, unmatched) gives the right no-LoRA image, but every later "
-    "generate that selects a matching LoRA returns an all-black image (all zeros), for good. Selecting the "
-    "registered adapters at alpha 0 instead gives the same no-LoRA bytes and does not break the pipeline; "
-    "so does adding a matching adapter at alpha 0 beside unmatched ones.",
+    "BUG: a LoRA'd layer whose rank goes to 0 between calls (an AdapterConfig that is empty or holds only "
+    "adapters that match no layer, such as style-a-peft or unmatched) and back to the same rank gives an "
+    "all-black image (all zeros) until its rank changes again; and when a call lists the same adapters as "
+    "the one before, only a change of the last adapter's alpha is applied. docs/GENAI-BUGS.md has the "
+    "details and the workaround (every registered adapter in every call, unused ones at alpha 0).",
     "PEFT/diffusers keys (unet.<module>.lora_A.weight) are ignored with a warning 'There unused LoRA tensors'.",
     "A LoRA with the right names but other shapes (wrong-base) makes generate throw 'ParameterMismatch: Can "
     "not clone with new dims'; the same pipeline still generates with an empty AdapterConfig.",
@@ -788,10 +788,10 @@ no LoRA, style-a 1.0, style-b 1.0, a 0.5 + b 0.7 (and a 0.5, b 0.5 alone) all di
 style-a-peft equals no LoRA, its kohya-renamed copy equals style-a; wrong-base throws; unmatched equals no LoRA;
 the same seed twice gives the same bytes; 96x64 gives a 64-high, 96-wide image.
 
-Mind a GenAI 2026.3 bug when you use these: once a LoRA has run in a pipeline, a generate with an empty
-AdapterConfig, or with only adapters that match nothing (`style-a-peft`, `unmatched`), breaks the pipeline:
-every later generate with a LoRA returns an all-black image. Selecting registered adapters at alpha 0
-instead gives the same no-LoRA bytes without that harm. `manifest.json` (`genai_2026_3_notes`) says more.
+Mind GenAI 2026.3's bugs in switching adapter configs between calls on one pipeline when you use these: a
+layer whose LoRA rank goes to 0 (an empty AdapterConfig, or only adapters that match nothing) and back to the
+same rank gives all-black images, and a change to any alpha but the last adapter's is ignored.
+`docs/GENAI-BUGS.md` says what they are and how multilora avoids them.
 
 ## Sizes
 | what | size |
