@@ -1,0 +1,113 @@
+#!/usr/bin/env node
+// The `multilora` command. Exit status: 0 done, 1 a failure (the message names the error's code), 2 a bad command
+// line, 130 stopped by Ctrl-C.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+
+import { Command, CommanderError, Option } from 'commander';
+
+import { MultiloraError } from '../errors';
+import { SCHEDULERS } from '../options';
+import { PACKAGE_ROOT } from '../sdk';
+import { UsageError, collect } from './args';
+import { generateCommand, type GenerateFlags } from './generate';
+import { infoCommand, type InfoFlags } from './info';
+
+export const EXIT = { ok: 0, failure: 1, usage: 2, interrupted: 130 } as const;
+
+function version(): string {
+  try {
+    return (JSON.parse(readFileSync(path.join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+}
+
+function modelOptions(command: Command): Command {
+  return command
+    .option('--model <dir>', 'an OpenVINO model folder exported by optimum-intel (default: the embedded tiny SDXL model)')
+    .option('--lora <name=path[:alpha]>', 'register a LoRA .safetensors file under a name, at an alpha (default 1); repeatable', collect)
+    .option('--catalog <file.json>', 'a JSON catalogue of adapters by name (paths relative to the file)');
+}
+
+/** The program; `run` sets the exit status the actions resolve with. */
+export function buildProgram(run: (action: () => Promise<number>) => Promise<void>): Command {
+  const program = new Command('multilora')
+    .description('Stable Diffusion with LoRA adapters on OpenVINO GenAI')
+    .version(version())
+    .exitOverride()
+    .showSuggestionAfterError()
+    .configureOutput({ outputError: (text, write) => write(`multilora: ${text.replace(/^error: /, '')}`) });
+
+  modelOptions(
+    program
+      .command('generate')
+      .description('generate an image from a prompt')
+      .argument('<prompt>', 'what to draw (quote it)'),
+  )
+    .option('--use <name[:alpha]>', "use a catalogue adapter, at its alpha or the given one; repeatable", collect)
+    .addOption(new Option('--seed <n>', 'seed, 0 to 4294967295 (default: random, printed)').conflicts('randomSeed'))
+    .addOption(new Option('--random-seed', 'a random seed (the default)').conflicts('seed'))
+    .option('--width <w>', "width in pixels, a multiple of the model's VAE scale factor (default: the model's)")
+    .option('--height <h>', "height in pixels (default: the model's)")
+    .option('--steps <n>', "denoising steps (default: the model's)")
+    .option('--guidance <g>', "guidance scale, 0 to 100; 1 or less turns it off (default: the model's)")
+    .option('--negative <text>', 'negative prompt')
+    .option('--n <count>', 'images in one batch, 1 to 16: written as <out>-1.png, <out>-2.png...')
+    .addOption(new Option('--scheduler <name>', "scheduler (default: the model's)").choices(Object.keys(SCHEDULERS)))
+    .option('--apply-template', "wrap the prompt in the adapters' templates and add their negative prompts")
+    .option('--out <file>', 'output .png, .jpg or .jpeg, or - for a PNG on stdout (default: multilora-<seed>.png)')
+    .option('--quality <q>', 'JPEG quality, 1 to 100', '90')
+    .option('--json', 'print a JSON summary on stdout (files, seed, size, adapters, timings)')
+    .action((prompt: string, flags: GenerateFlags) => run(() => generateCommand(prompt, flags)));
+
+  modelOptions(program.command('info').description("show a model's defaults and each adapter's match report"))
+    .option('--json', 'print it as JSON')
+    .action((flags: InfoFlags) => run(() => infoCommand(flags)));
+
+  return program;
+}
+
+/** One line on stderr for what went wrong, and the exit status it means. Expected errors never show a stack. */
+export function report(err: unknown): number {
+  const write = (line: string): void => void process.stderr.write(`multilora: ${line.replace(/\s*\n\s*/g, ' ')}\n`);
+  if (err instanceof UsageError) {
+    write(err.message);
+    return EXIT.usage;
+  }
+  if (err instanceof MultiloraError) {
+    if (err.code === 'ERR_ABORTED') {
+      write('ERR_ABORTED: interrupted');
+      return EXIT.interrupted;
+    }
+    write(`${err.code}: ${err.message}`);
+    return err.code === 'ERR_INVALID_ARGUMENT' ? EXIT.usage : EXIT.failure;
+  }
+  if (err instanceof Error && typeof (err as NodeJS.ErrnoException).code === 'string') {
+    write(err.message); // a system error (EACCES, ENOSPC...): its message starts with its code
+    return EXIT.failure;
+  }
+  process.stderr.write(`multilora: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  return EXIT.failure;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let status: number = EXIT.ok;
+  const program = buildProgram(async (action) => {
+    status = await action();
+  });
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode === 0 ? EXIT.ok : EXIT.usage; // commander printed it
+    return report(err);
+  }
+  return status;
+}
+
+if (require.main === module) {
+  // The exit status is set, not forced: stdout (an image or JSON on a pipe) drains first.
+  main(process.argv).then((status) => {
+    process.exitCode = status;
+  });
+}

@@ -1,0 +1,212 @@
+// The `multilora` command, end to end: node dist/cli/main.js in a child process, on the real GenAI and the fixtures.
+'use strict';
+const assert = require('node:assert/strict');
+const { spawn } = require('node:child_process');
+const { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { PNG } = require('pngjs');
+const jpeg = require('jpeg-js');
+const { ROOT, families } = require('./helpers/fixtures');
+
+const MAIN = path.join(ROOT, 'dist', 'cli', 'main.js');
+const sdxl = families.sdxl;
+const QUICK = ['--steps', '2', '--width', '96', '--height', '64'];
+
+/** Runs the command; resolves with its status, stdout (bytes) and stderr (text). `onStderr` sees stderr as it comes. */
+function run(args, { cwd, onStderr } = {}) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [MAIN, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    const out = [];
+    let err = '';
+    child.stdout.on('data', (chunk) => out.push(chunk));
+    child.stderr.on('data', (chunk) => {
+      err += chunk;
+      onStderr?.(err, child);
+    });
+    child.on('error', reject);
+    child.on('close', (status, signal) => resolve({ status, signal, stdout: Buffer.concat(out), stderr: err }));
+  });
+}
+
+function decodePng(bytes) {
+  return PNG.sync.read(bytes);
+}
+
+describe('multilora (the CLI)', function () {
+  let dir;
+  before(function () {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'multilora-cli-'));
+  });
+  after(function () {
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  describe('bad usage: exit 2 with one line on stderr, before the model is read', function () {
+    const cases = [
+      [['generate', 'a cat', '--bogus'], /unknown option '--bogus'/],
+      [['generate'], /missing required argument 'prompt'/],
+      [['generate', 'a cat', '--seed', '-1'], /Expected an integer from 0 to 4294967295 for --seed but received "-1"/],
+      [['generate', 'a cat', '--seed', 'abc'], /Expected an integer from 0 to 4294967295 for --seed but received "abc"/],
+      [['generate', 'a cat', '--seed', '1', '--random-seed'], /--seed <n>' cannot be used with option '--random-seed'/],
+      [['generate', 'a cat', '--width', '65'], /Expected a multiple of 2 \(the model's VAE scale factor\) for --width but received "65"/],
+      [['generate', 'a cat', '--steps', '0'], /Expected an integer from 1 to 1000 for --steps/],
+      [['generate', 'a cat', '--guidance', 'lots'], /Expected a number from 0 to 100 for --guidance/],
+      [['generate', 'a cat', '--out', 'cat.gif'], /Expected a file name ending in \.png, \.jpg or \.jpeg/],
+      [['generate', 'a cat', '--out', '-', '--json'], /--json and --out - both write to stdout/],
+      [['generate', 'a cat', '--lora', 'nopath'], /Expected name=path\[:alpha\] for --lora but received "nopath"/],
+      [['generate', 'a cat', '--lora', 'a=x.safetensors:500'], /Expected a number from -100 to 100 for the alpha of --lora/],
+      [['generate', 'a cat', '--use', 'a'], /--use picks adapters of a catalogue: give --catalog/],
+      [['generate', 'a cat', '--scheduler', 'fastest'], /Allowed choices are auto, lcm/],
+      [['info', '--catalog', 'no-such-catalogue.json'], /ERR_INVALID_ARGUMENT: Cannot read the catalogue/],
+    ];
+    for (const [args, message] of cases) {
+      it(args.join(' '), async function () {
+        const r = await run(args, { cwd: dir });
+        assert.equal(r.status, 2, r.stderr);
+        assert.match(r.stderr, message);
+        assert.match(r.stderr, /^multilora: /);
+        assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+        assert.equal(r.stdout.length, 0);
+      });
+    }
+  });
+
+  it('exits 1 naming ERR_MODEL_NOT_FOUND for a missing model folder, with no stack trace', async function () {
+    const missing = path.join(dir, 'no-model');
+    const r = await run(['generate', 'a cat', '--model', missing], { cwd: dir });
+    assert.equal(r.status, 1);
+    assert.equal(r.stderr, `multilora: ERR_MODEL_NOT_FOUND: No model folder at ${missing}\n`);
+  });
+
+  describe('generate', function () {
+    // One run per form of output; each assertion below reads them.
+    let png;
+    let json;
+    let stdout;
+    let jpg;
+    let lora;
+    let catalogue;
+    before(async function () {
+      const catalogFile = path.join(dir, 'loras.json');
+      writeFileSync(
+        catalogFile,
+        JSON.stringify({ 'X-ray': { path: sdxl.lora('style-a'), alpha: 0.7 }, other: { path: sdxl.lora('style-b') } }),
+      );
+      [png, json, stdout, jpg, lora, catalogue] = await Promise.all([
+        run(['generate', 'a cat', '--seed', '42', ...QUICK, '--out', 'a.png'], { cwd: dir }),
+        run(['generate', 'a cat', '--seed', '42', ...QUICK, '--out', 'b.png', '--json'], { cwd: dir }),
+        run(['generate', 'a cat', '--seed', '42', ...QUICK, '--out', '-'], { cwd: dir }),
+        run(['generate', 'a cat', '--seed', '7', ...QUICK, '--out', 'c.jpg', '--n', '2'], { cwd: dir }),
+        run(['generate', 'a cat', '--seed', '42', ...QUICK, '--lora', `xray=${sdxl.lora('style-a')}:0.7`, '--out', 'lora.png'], { cwd: dir }),
+        run(['generate', 'a cat', '--seed', '42', ...QUICK, '--catalog', catalogFile, '--use', 'X-ray', '--out', 'cat.png', '--json'], { cwd: dir }),
+      ]);
+      for (const r of [png, json, stdout, jpg, lora, catalogue]) assert.equal(r.status, 0, r.stderr);
+    });
+
+    it('writes a PNG of the requested size, and prints the seed and timings', function () {
+      const image = decodePng(readFileSync(path.join(dir, 'a.png')));
+      assert.equal(image.width, 96);
+      assert.equal(image.height, 64);
+      const text = png.stdout.toString();
+      assert.match(text, /wrote a\.png \(96x64\)/);
+      assert.match(text, /seed 42/);
+      assert.match(text, /load \d.* · generate \d/);
+    });
+
+    it('reports progress on stderr as step lines when stderr is not a terminal', function () {
+      assert.match(png.stderr, /^step 1\/2 .*ETA/m);
+      assert.match(png.stderr, /^step 2\/2 /m);
+    });
+
+    it('gives the same bytes for the same --seed', function () {
+      assert.ok(readFileSync(path.join(dir, 'a.png')).equals(readFileSync(path.join(dir, 'b.png'))));
+    });
+
+    it('--json prints only a JSON summary on stdout: files, seed, size, adapters, timings', function () {
+      const summary = JSON.parse(json.stdout.toString());
+      assert.deepEqual(summary.files, [path.join(dir, 'b.png')]);
+      assert.equal(summary.seed, 42);
+      assert.equal(summary.width, 96);
+      assert.equal(summary.height, 64);
+      assert.equal(summary.steps, 2);
+      assert.deepEqual(summary.adapters, []);
+      assert.ok(summary.timings.loadMs > 0);
+      assert.ok(summary.timings.generateMs > 0);
+      assert.ok(summary.timings.metrics.totalMs > 0);
+      assert.ok(summary.timings.metrics.stepMs.mean > 0);
+      assert.match(json.stderr, /wrote b\.png/); // the human lines moved to stderr
+    });
+
+    it('--out - writes the PNG to stdout, and everything else to stderr', function () {
+      assert.ok(stdout.stdout.equals(readFileSync(path.join(dir, 'a.png'))));
+      assert.match(stdout.stderr, /wrote a 96x64 PNG to stdout/);
+    });
+
+    it('writes JPEG by the extension, numbered files with --n', function () {
+      assert.ok(!existsSync(path.join(dir, 'c.jpg')));
+      const images = ['c-1.jpg', 'c-2.jpg'].map((f) => jpeg.decode(readFileSync(path.join(dir, f))));
+      for (const image of images) {
+        assert.equal(image.width, 96);
+        assert.equal(image.height, 64);
+      }
+      assert.ok(!images[0].data.equals(images[1].data), 'the two images of a batch differ');
+    });
+
+    it('--lora name=path:alpha changes the image', function () {
+      const withLora = decodePng(readFileSync(path.join(dir, 'lora.png'))).data;
+      const without = decodePng(readFileSync(path.join(dir, 'a.png'))).data;
+      let diff = 0;
+      for (let i = 0; i < without.length; i += 1) diff += Math.abs(withLora[i] - without[i]);
+      assert.ok(diff / without.length >= 1, `mean difference ${diff / without.length}`);
+      assert.match(lora.stdout.toString(), /xray:0\.7/);
+    });
+
+    it('--catalog with --use runs a catalogue adapter at its alpha: the same bytes as that --lora', function () {
+      assert.ok(readFileSync(path.join(dir, 'cat.png')).equals(readFileSync(path.join(dir, 'lora.png'))));
+      const summary = JSON.parse(catalogue.stdout.toString());
+      assert.deepEqual(summary.adapters, [{ name: 'X-ray', alpha: 0.7, path: sdxl.lora('style-a') }]);
+    });
+
+    it('Ctrl-C (SIGINT) aborts the generation and exits 130', async function () {
+      let sent = false;
+      const r = await run(['generate', 'a cat', '--steps', '1000', '--out', 'never.png'], {
+        cwd: dir,
+        onStderr: (text, child) => {
+          if (!sent && /^step \d+\/1000/m.test(text)) {
+            sent = true;
+            child.kill('SIGINT');
+          }
+        },
+      });
+      assert.ok(sent, r.stderr);
+      assert.equal(r.status, 130, r.stderr);
+      assert.match(r.stderr, /multilora: ERR_ABORTED: interrupted\n$/);
+      assert.ok(!/^step 1000\/1000/m.test(r.stderr), 'it stopped before the last step');
+      assert.ok(!existsSync(path.join(dir, 'never.png')));
+    });
+  });
+
+  describe('info', function () {
+    it("prints the model's defaults and each adapter's match report", async function () {
+      const r = await run(['info', '--lora', `a=${sdxl.lora('style-a')}:0.5`, '--lora', `p=${sdxl.lora('style-a-peft')}`]);
+      assert.equal(r.status, 0, r.stderr);
+      const text = r.stdout.toString();
+      assert.match(text, /pipeline +StableDiffusionXLPipeline \(family sdxl\)/);
+      assert.match(text, /defaults +64x64, 50 steps, guidance 5/);
+      assert.match(text, /image inputs +yes/);
+      assert.match(text, /a: alpha 0\.5, .*style-a\.safetensors/);
+      assert.match(text, /format kohya, rank 4, targets unet, text_encoder, text_encoder_2/);
+      assert.match(text, /tensors: 240 matched, 0 unmatched/);
+      assert.match(text, /format peft \(rewritten for GenAI\)/);
+    });
+
+    it('exits 1 naming ERR_ADAPTER_INCOMPATIBLE for a LoRA made for another base model', async function () {
+      const r = await run(['info', '--model', sdxl.model, '--lora', `w=${sdxl.lora('wrong-base')}`]);
+      assert.equal(r.status, 1);
+      assert.match(r.stderr, /^multilora: ERR_ADAPTER_INCOMPATIBLE: Adapter "w" does not fit this model/);
+      assert.equal(r.stderr.trim().split('\n').length, 1);
+      assert.doesNotMatch(r.stderr, /\n\s+at /);
+    });
+  });
+});
