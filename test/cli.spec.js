@@ -188,8 +188,9 @@ describe('multilora (the CLI)', function () {
   });
 
   describe('info', function () {
-    it("prints the model's defaults and each adapter's match report", async function () {
-      const r = await run(['info', '--lora', `a=${sdxl.lora('style-a')}:0.5`, '--lora', `p=${sdxl.lora('style-a-peft')}`]);
+    it("prints the model's defaults and each adapter's match report, as text or JSON", async function () {
+      const args = ['info', '--lora', `a=${sdxl.lora('style-a')}:0.5`, '--lora', `p=${sdxl.lora('style-a-peft')}`];
+      const [r, j] = await Promise.all([run(args), run([...args, '--json'])]);
       assert.equal(r.status, 0, r.stderr);
       const text = r.stdout.toString();
       assert.match(text, /pipeline +StableDiffusionXLPipeline \(family sdxl\)/);
@@ -199,6 +200,25 @@ describe('multilora (the CLI)', function () {
       assert.match(text, /format kohya, rank 4, targets unet, text_encoder, text_encoder_2/);
       assert.match(text, /tensors: 240 matched, 0 unmatched/);
       assert.match(text, /format peft \(rewritten for GenAI\)/);
+
+      assert.equal(j.status, 0, j.stderr);
+      const info = JSON.parse(j.stdout.toString());
+      assert.equal(info.model.pipelineClass, 'StableDiffusionXLPipeline');
+      assert.equal(info.model.family, 'sdxl');
+      assert.equal(info.model.vaeScaleFactor, 2);
+      assert.deepEqual(info.defaults, { width: 64, height: 64, steps: 50, guidanceScale: 5 });
+      assert.equal(info.imageInputs, true);
+      assert.deepEqual(info.adapters.map((a) => [a.name, a.alpha, a.info.format, a.info.matched]), [
+        ['a', 0.5, 'kohya', 240],
+        ['p', 1, 'peft', 160],
+      ]);
+    });
+
+    it('exits 1 naming ERR_ADAPTER_UNMATCHED for a LoRA that patches nothing in the model', async function () {
+      const r = await run(['info', '--lora', `u=${sdxl.lora('unmatched')}`]);
+      assert.equal(r.status, 1);
+      assert.match(r.stderr, /^multilora: ERR_ADAPTER_UNMATCHED: Adapter "u" patches no layer of this sdxl model/);
+      assert.equal(r.stderr.trim().split('\n').length, 1);
     });
 
     it('exits 1 naming ERR_ADAPTER_INCOMPATIBLE for a LoRA made for another base model', async function () {
@@ -208,5 +228,16 @@ describe('multilora (the CLI)', function () {
       assert.equal(r.stderr.trim().split('\n').length, 1);
       assert.doesNotMatch(r.stderr, /\n\s+at /);
     });
+  });
+
+  it('docs/CLI.md documents every flag of every command', async function () {
+    const doc = readFileSync(path.join(ROOT, 'docs', 'CLI.md'), 'utf8');
+    for (const command of ['generate', 'info']) {
+      assert.match(doc, new RegExp(`## \`multilora ${command}`));
+      const help = (await run([command, '--help'])).stdout.toString();
+      const flags = [...help.matchAll(/^ {2}(?:-\w, )?(--[\w-]+)/gm)].map((m) => m[1]).filter((f) => f !== '--help');
+      assert.ok(flags.length >= 3, help);
+      for (const flag of flags) assert.ok(doc.includes(`\`${flag}`), `${command} ${flag} is not in docs/CLI.md`);
+    }
   });
 });
