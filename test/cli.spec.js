@@ -171,6 +171,17 @@ describe('multilora (the CLI)', function () {
       assert.match(stdout.stderr, /wrote a 96x64 PNG to stdout/);
     });
 
+    it('exits 1 with one line, no stack trace, when stdout closes before the image is written', async function () {
+      const child = spawn(process.execPath, [MAIN, 'generate', 'a cat', ...QUICK, '--out', '-'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+      child.stdout.destroy();
+      let stderr = '';
+      child.stderr.on('data', (chunk) => (stderr += chunk));
+      const status = await new Promise((resolve) => child.on('close', resolve));
+      assert.equal(status, 1, stderr);
+      assert.match(stderr, /\nmultilora: write EPIPE\n$/);
+      assert.doesNotMatch(stderr, /Unhandled|\n\s+at /);
+    });
+
     it('writes JPEG by the extension, numbered files with --n', function () {
       assert.ok(!existsSync(path.join(dir, 'c.jpg')));
       const images = ['c-1.jpg', 'c-2.jpg'].map((f) => jpeg.decode(readFileSync(path.join(dir, f))));

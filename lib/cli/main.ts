@@ -106,6 +106,9 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 if (require.main === module) {
+  // A closed stdout (`multilora generate x --out - | head -c 1`): the write of the image fails through its callback
+  // (exit 1, "write EPIPE"); the stream's own 'error' event must not also crash the process with a stack trace.
+  process.stdout.on('error', () => undefined);
   // The exit status is set, not forced: stdout (an image or JSON on a pipe) drains first.
   main(process.argv).then((status) => {
     process.exitCode = status;
