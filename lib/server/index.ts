@@ -1,0 +1,381 @@
+// `multilora serve`: one Pipeline behind an HTTP API (OpenAI-style image generations, the LoRA catalogue, progress
+// over SSE, cancellation) and a page that uses it. docs/SERVER.md says what it does; docs/openapi.json is the API.
+import { readFileSync } from 'node:fs';
+import type { ServerResponse } from 'node:http';
+import path from 'node:path';
+
+import Fastify, { type FastifyError, type FastifyReply, type FastifyRequest } from 'fastify';
+
+import { MultiloraError } from '../errors';
+import type { Image } from '../options';
+import { Pipeline, type LoadOptions } from '../pipeline';
+import { encodePng } from '../png';
+import { PACKAGE_ROOT } from '../sdk';
+import { Jobs, type Job, type JobEvent } from './jobs';
+import { DEFAULT_MAX_BODY, DEFAULT_MAX_QUEUE, MAX_GUIDANCE, MAX_IMAGES, MAX_PROMPT, MAX_STEPS, sizeLimits } from './limits';
+import { openapiDocument } from './openapi';
+import { HttpError, JOB_ID, parseGeneration } from './request';
+
+export interface ServeOptions {
+  /** The model folder (an optimum-intel export). */
+  model: string;
+  /** A JSON catalogue of adapters (the shape of Pipeline.load's `adapters`, paths relative to the file). */
+  catalog?: string;
+  /** More adapters, by name. */
+  loras?: Array<{ name: string; path: string; alpha: number }>;
+  /** Where to listen: '127.0.0.1' unless told otherwise. */
+  host: string;
+  /** 0: any free port (the returned url says which). */
+  port: number;
+  /** Generation jobs accepted at once, running or waiting; one more gets 429. Default 8. */
+  maxQueue?: number;
+  /** Largest request body; a larger one gets 413. Default 1 MiB. */
+  maxBodyBytes?: number;
+}
+
+export interface RunningServer {
+  /** e.g. "http://127.0.0.1:43117" */
+  url: string;
+  /** Stops accepting, aborts running and queued jobs, ends the event streams, disposes the pipeline. Idempotent. */
+  close(): Promise<void>;
+}
+
+const WEB_DIR = path.join(PACKAGE_ROOT, 'web');
+const PAGE_FILES: Record<string, [file: string, type: string]> = {
+  '/': ['index.html', 'text/html; charset=utf-8'],
+  '/index.html': ['index.html', 'text/html; charset=utf-8'],
+  '/app.js': ['app.js', 'text/javascript; charset=utf-8'],
+  '/style.css': ['style.css', 'text/css; charset=utf-8'],
+};
+const CSP = "default-src 'self'; img-src 'self' data: blob:; script-src 'self'; style-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '::1', '[::1]']);
+
+/** The HTTP status of a library error. */
+function statusOf(err: MultiloraError): number {
+  switch (err.code) {
+    case 'ERR_INVALID_ARGUMENT':
+      return 400;
+    case 'ERR_DISPOSED':
+    case 'ERR_BUSY':
+      return 503;
+    case 'ERR_ABORTED':
+      return 499;
+    default:
+      return 500;
+  }
+}
+
+function hostnameOf(hostHeader: string | undefined): string {
+  if (!hostHeader) return '';
+  if (hostHeader.startsWith('[')) return hostHeader.slice(0, hostHeader.indexOf(']') + 1);
+  return hostHeader.replace(/:\d+$/, '').toLowerCase();
+}
+
+export async function startServer(o: ServeOptions): Promise<RunningServer> {
+  const host = o.host || '127.0.0.1';
+  const maxQueue = o.maxQueue ?? DEFAULT_MAX_QUEUE;
+  const maxBodyBytes = o.maxBodyBytes ?? DEFAULT_MAX_BODY;
+  if (!Number.isInteger(maxQueue) || maxQueue < 1) throw new MultiloraError('ERR_INVALID_ARGUMENT', `Expected an integer of at least 1 for maxQueue but received ${maxQueue}`);
+  if (!Number.isInteger(maxBodyBytes) || maxBodyBytes < 1024) throw new MultiloraError('ERR_INVALID_ARGUMENT', `Expected an integer of at least 1024 for maxBodyBytes but received ${maxBodyBytes}`);
+  const page = Object.fromEntries(
+    Object.entries(PAGE_FILES).map(([route, [file, type]]) => [route, { body: readFileSync(path.join(WEB_DIR, file)), type }]),
+  );
+
+  const load: LoadOptions = {};
+  if (o.catalog !== undefined) load.catalog = o.catalog;
+  if (o.loras?.length) load.adapters = Object.fromEntries(o.loras.map((l) => [l.name, { path: l.path, alpha: l.alpha }]));
+  const pipeline = await Pipeline.load(o.model, load);
+
+  const sizes = sizeLimits(pipeline.defaults, pipeline.model.vaeScaleFactor);
+  const jobs = new Jobs();
+  const streams = new Set<ServerResponse>();
+  const loopbackOnly = LOOPBACK_HOSTS.has(host);
+  let closing: Promise<void> | undefined;
+
+  const app = Fastify({ bodyLimit: maxBodyBytes, logger: false, forceCloseConnections: true });
+
+  // A page of another site may not drive this server through the browser: with no CORS headers a cross-origin
+  // fetch of JSON is refused, and a loopback server answers only to loopback Host names (DNS rebinding).
+  app.addHook('onRequest', async (req) => {
+    if (loopbackOnly && !LOOPBACK_HOSTS.has(hostnameOf(req.headers.host))) {
+      throw new HttpError(403, 'ERR_FORBIDDEN_HOST', `This server answers to 127.0.0.1 and localhost, not ${JSON.stringify(req.headers.host ?? '')}`);
+    }
+  });
+
+  app.setErrorHandler((err: FastifyError | HttpError | MultiloraError, _req, reply) => {
+    let status = 500;
+    let code = 'ERR_INTERNAL';
+    let message = err.message;
+    if (err instanceof HttpError) {
+      status = err.status;
+      code = err.code;
+    } else if (err instanceof MultiloraError) {
+      status = statusOf(err);
+      code = err.code;
+    } else if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+      status = 413;
+      code = 'ERR_BODY_TOO_LARGE';
+      message = `The request body is larger than ${maxBodyBytes} bytes`;
+    } else if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
+      status = 415;
+      code = 'ERR_UNSUPPORTED_MEDIA_TYPE';
+      message = 'Send the request body as application/json';
+    } else if (err.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' || err instanceof SyntaxError) {
+      status = 400;
+      code = 'ERR_INVALID_JSON';
+      message = `The request body is not valid JSON: ${err.message}`;
+    } else if (typeof (err as FastifyError).statusCode === 'number' && (err as FastifyError).statusCode! < 500) {
+      status = (err as FastifyError).statusCode!;
+      code = 'ERR_BAD_REQUEST';
+    }
+    if (status === 429) reply.header('retry-after', '5');
+    void reply.code(status).send({ error: { code, message } });
+  });
+
+  app.setNotFoundHandler((req, reply) => {
+    void reply.code(404).send({ error: { code: 'ERR_NOT_FOUND', message: `No route ${req.method} ${req.url.split('?')[0]}` } });
+  });
+
+  for (const [route, file] of Object.entries(page)) {
+    app.get(route, async (_req, reply) =>
+      reply
+        .type(file.type)
+        .header('content-security-policy', CSP)
+        .header('x-content-type-options', 'nosniff')
+        .header('cache-control', 'no-cache')
+        .send(file.body),
+    );
+  }
+
+  app.get('/openapi.json', async () => openapiDocument());
+
+  app.get('/v1/loras', async () => ({
+    object: 'list',
+    data: pipeline.adapters.list().map((a) => ({
+      name: a.name,
+      alpha: a.alpha,
+      template: a.template ?? null,
+      negative_prompt: a.negativePrompt ?? null,
+      report: {
+        format: a.info.format,
+        ranks: a.info.ranks,
+        targets: a.info.targets,
+        matched: a.info.matched,
+        unmatched: a.info.unmatched,
+        converted: a.info.converted,
+      },
+    })),
+  }));
+
+  app.get('/v1/status', async () => {
+    const active = jobs.active;
+    return {
+      model: { class: pipeline.model.pipelineClass, family: pipeline.model.family, vae_scale_factor: pipeline.model.vaeScaleFactor, name: path.basename(pipeline.model.dir) },
+      defaults: { width: sizes.defaultWidth, height: sizes.defaultHeight, steps: pipeline.defaults.steps, guidance_scale: pipeline.defaults.guidanceScale },
+      limits: {
+        size: { min: sizes.min, max: sizes.max, step: sizes.step, multiple_of: sizes.multipleOf },
+        steps: { min: 1, max: MAX_STEPS },
+        guidance_scale: { min: 0, max: MAX_GUIDANCE },
+        n: { min: 1, max: MAX_IMAGES },
+        prompt_chars: MAX_PROMPT,
+        max_queue: maxQueue,
+        max_body_bytes: maxBodyBytes,
+      },
+      queue: {
+        active: active.length,
+        running: active.filter((j) => j.state === 'running').length,
+        queued: active.filter((j) => j.state === 'queued').length,
+      },
+      counters: { ...jobs.counters },
+    };
+  });
+
+  app.get<{ Params: { id: string } }>('/v1/jobs/:id', async (req) => {
+    const job = jobs.get(req.params.id);
+    if (!job) throw new HttpError(404, 'ERR_NOT_FOUND', `No job ${JSON.stringify(req.params.id)}`);
+    return describeJob(job);
+  });
+
+  app.delete<{ Params: { id: string } }>('/v1/jobs/:id', async (req, reply) => {
+    const job = jobs.get(req.params.id);
+    if (!job) throw new HttpError(404, 'ERR_NOT_FOUND', `No job ${JSON.stringify(req.params.id)}`);
+    if (!job.active) throw new HttpError(409, 'ERR_JOB_FINISHED', `Job ${JSON.stringify(job.id)} has already ended (${job.state})`);
+    job.abort('cancelled');
+    return reply.code(202).send(describeJob(job));
+  });
+
+  app.get<{ Params: { id: string } }>('/v1/jobs/:id/events', (req, reply) => {
+    const id = req.params.id;
+    if (!JOB_ID.test(id)) throw new HttpError(400, 'ERR_INVALID_ARGUMENT', 'A job id is 1 to 64 letters, digits, "_" or "-"');
+    reply.hijack();
+    const res = reply.raw;
+    res.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-cache, no-transform',
+      connection: 'keep-alive',
+      'x-accel-buffering': 'no',
+    });
+    res.write('retry: 2000\n\n');
+    streams.add(res);
+    const send = (e: JobEvent): void => {
+      res.write(`event: ${e.event}\ndata: ${JSON.stringify({ job_id: id, ...e.data })}\n\n`);
+    };
+    let job: Job | undefined;
+    let ended = false;
+    const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), 15_000);
+    heartbeat.unref();
+    const listener = (e: JobEvent): void => {
+      send(e);
+      if (e === job?.final) end();
+    };
+    let stopWaiting = (): void => undefined;
+    stopWaiting = jobs.whenCreated(
+      id,
+      (j, existed) => {
+        job = j;
+        if (j.final) {
+          send(j.final);
+          end();
+          return;
+        }
+        // A job posted after the stream opened sends its own `queued` event next.
+        if (existed) send({ event: 'queued', data: { position: jobs.active.indexOf(j) } });
+        if (j.lastProgress) send(j.lastProgress);
+        j.listeners.add(listener);
+      },
+      () => {
+        send({ event: 'error', data: { code: 'ERR_NOT_FOUND', message: `No job ${JSON.stringify(id)} was posted` } });
+        end();
+      },
+    );
+    function end(): void {
+      if (ended) return;
+      ended = true;
+      clearInterval(heartbeat);
+      stopWaiting();
+      job?.listeners.delete(listener);
+      streams.delete(res);
+      res.end();
+    }
+    res.on('close', end);
+  });
+
+  app.post('/v1/images/generations', async (req: FastifyRequest, reply: FastifyReply) => {
+    // Only JSON: a page of another site can send text/plain without asking (no CORS preflight), never JSON.
+    if (!/^application\/json\s*(;|$)/i.test(req.headers['content-type'] ?? '')) {
+      throw new HttpError(415, 'ERR_UNSUPPORTED_MEDIA_TYPE', 'Send the request body as application/json');
+    }
+    const header = req.headers['x-job-id'];
+    const alphas = new Map(pipeline.adapters.list().map((a) => [a.name, a.alpha]));
+    const r = parseGeneration(req.body, alphas, sizes, Array.isArray(header) ? header[0] : header);
+    if (closing) throw new HttpError(503, 'ERR_SHUTTING_DOWN', 'The server is shutting down');
+    if (jobs.active.length >= maxQueue) {
+      jobs.counters.rejectedFull += 1;
+      throw new HttpError(429, 'ERR_QUEUE_FULL', `${maxQueue} jobs are already queued or running; try again later`);
+    }
+    const job = jobs.create(r.jobId);
+    if (!job) throw new HttpError(409, 'ERR_JOB_EXISTS', `Job ${JSON.stringify(r.jobId)} is already queued or running`);
+    void reply.header('x-job-id', job.id);
+    // The client gone before its response: abort its job (queued: it leaves the queue; running: the next step stops).
+    reply.raw.on('close', () => {
+      if (!reply.raw.writableFinished) job.abort('disconnected');
+    });
+    job.emit({ event: 'queued', data: { position: jobs.active.length - 1 } });
+    const received = Date.now();
+    let started: number | undefined;
+    const steps = r.options.steps ?? pipeline.defaults.steps;
+    try {
+      const opts = {
+        ...r.options,
+        signal: job.controller.signal,
+        preview: r.preview,
+        onProgress: (e: { step: number; total: number; elapsedMs: number; preview?: Image | { width: number; height: number; data: Buffer } }) => {
+          if (started === undefined) {
+            started = Date.now() - e.elapsedMs;
+            job.state = 'running';
+          }
+          const data: Record<string, unknown> = { step: e.step, total: e.total, elapsedMs: Math.round(e.elapsedMs) };
+          if (e.preview) data.preview = `data:image/png;base64,${encodePng(e.preview).toString('base64')}`;
+          job.emit({ event: 'progress', data });
+        },
+      };
+      job.state = pipeline.pending === 0 ? 'running' : 'queued';
+      const out = r.n > 1 ? await pipeline.generate(r.prompt, { ...opts, numImages: r.n }) : [await pipeline.generate(r.prompt, opts)];
+      const first = out[0]!;
+      const m = first.metrics;
+      const timings = {
+        queued_ms: Math.max(0, (started ?? received) - received),
+        total_ms: Date.now() - received,
+        generate_ms: Math.round(m.totalMs),
+        step_ms_mean: Math.round(m.stepMs.mean * 100) / 100,
+        text_encoders_ms: m.textEncodersMs,
+        vae_decoder_ms: Math.round(m.vaeDecoderMs * 100) / 100,
+      };
+      job.state = 'done';
+      jobs.counters.completed += 1;
+      job.emit({ event: 'done', data: { seed: first.seed, width: first.width, height: first.height, timings } });
+      return {
+        created: Math.floor(received / 1000),
+        job_id: job.id,
+        data: out.map((img) => ({ b64_json: encodePng(img).toString('base64'), seed: img.seed })),
+        seed: first.seed,
+        size: `${first.width}x${first.height}`,
+        steps,
+        guidance_scale: r.options.guidanceScale ?? pipeline.defaults.guidanceScale,
+        loras: r.loras,
+        timings,
+      };
+    } catch (err) {
+      if (job.abortedBy) {
+        job.state = 'cancelled';
+        if (job.abortedBy === 'disconnected') jobs.counters.disconnected += 1;
+        else jobs.counters.cancelled += 1;
+        job.emit({ event: 'cancelled', data: { reason: job.abortedBy, step: job.lastProgress?.data.step ?? 0, total: steps } });
+        if (job.abortedBy === 'closing') throw new HttpError(503, 'ERR_SHUTTING_DOWN', 'The server is shutting down: the job was stopped');
+        throw new HttpError(499, 'ERR_CANCELLED', `Job ${JSON.stringify(job.id)} was cancelled`);
+      }
+      job.state = 'error';
+      jobs.counters.failed += 1;
+      const e = err instanceof MultiloraError ? err : new MultiloraError('ERR_GENAI', String((err as Error)?.message ?? err));
+      job.emit({ event: 'error', data: { code: e.code, message: e.message, status: statusOf(e) } });
+      throw e;
+    }
+  });
+
+  try {
+    await app.listen({ host, port: o.port });
+  } catch (err) {
+    await pipeline.dispose();
+    throw err;
+  }
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : o.port;
+  const shown = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
+
+  return {
+    url: `http://${shown}:${port}`,
+    close(): Promise<void> {
+      closing ??= (async () => {
+        for (const job of jobs.active) job.abort('closing');
+        jobs.dropWaiting();
+        for (const res of streams) res.end();
+        streams.clear();
+        await app.close();
+        await pipeline.dispose();
+      })();
+      return closing;
+    },
+  };
+}
+
+function describeJob(job: Job): Record<string, unknown> {
+  const p = job.lastProgress?.data;
+  return {
+    job_id: job.id,
+    state: job.state,
+    step: p?.step ?? 0,
+    total: p?.total ?? null,
+    created: Math.floor(job.created / 1000),
+    ...(job.abortedBy ? { aborted_by: job.abortedBy } : {}),
+  };
+}

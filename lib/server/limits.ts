@@ -1,0 +1,44 @@
+// What the server accepts: sizes derived from the model, and the bounds of every other field.
+import type { ModelDefaults } from '../options';
+
+/** The sizes the page offers and the API accepts, for one model. */
+export interface SizeLimits {
+  min: number;
+  max: number;
+  /** The page's step; the API takes any multiple of the VAE scale factor in [min, max]. */
+  step: number;
+  /** The model's VAE scale factor: width and height must be multiples of it. */
+  multipleOf: number;
+  defaultWidth: number;
+  defaultHeight: number;
+}
+
+export const MAX_STEPS = 500;
+export const MAX_IMAGES = 4;
+export const MAX_PROMPT = 2000;
+export const MAX_GUIDANCE = 30;
+export const DEFAULT_MAX_QUEUE = 8;
+export const DEFAULT_MAX_BODY = 1024 * 1024;
+
+function roundUp(value: number, multiple: number): number {
+  return Math.ceil(value / multiple) * multiple;
+}
+
+/**
+ * The tutorial's range, 256 to 2048 in steps of 32, for a real model (a default side of 256 or more). A small model,
+ * such as the tiny test fixture (64x64, VAE scale 2), gets 32 (or the VAE scale) to twice its default, in steps of
+ * 8: the tiny fixture's attention grows with the square of the latent's pixels, and 512x512 takes minutes on it.
+ */
+export function sizeLimits(defaults: ModelDefaults, vaeScaleFactor: number): SizeLimits {
+  const vae = Math.max(1, vaeScaleFactor);
+  const dw = Number.isFinite(defaults.width) ? defaults.width : 512;
+  const dh = Number.isFinite(defaults.height) ? defaults.height : 512;
+  const side = Math.max(dw, dh);
+  if (side >= 256) {
+    const step = roundUp(32, vae);
+    return { min: roundUp(256, vae), max: Math.floor(2048 / step) * step, step, multipleOf: vae, defaultWidth: dw, defaultHeight: dh };
+  }
+  const step = roundUp(8, vae);
+  const min = Math.min(roundUp(32, vae), Math.min(dw, dh));
+  return { min, max: Math.max(side * 2, min), step, multipleOf: vae, defaultWidth: dw, defaultHeight: dh };
+}

@@ -1,0 +1,265 @@
+// The server's API as OpenAPI 3.0: served at GET /openapi.json, and committed as docs/openapi.json (a test checks
+// that the two are the same; regenerate with the command in docs/SERVER.md).
+import { DEFAULT_MAX_BODY, DEFAULT_MAX_QUEUE, MAX_GUIDANCE, MAX_IMAGES, MAX_PROMPT, MAX_STEPS } from './limits';
+
+const error = (description: string): Record<string, unknown> => ({
+  description,
+  content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
+});
+
+const jobIdParam = {
+  name: 'id',
+  in: 'path',
+  required: true,
+  schema: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' },
+};
+
+export function openapiDocument(): Record<string, unknown> {
+  return {
+    openapi: '3.0.3',
+    info: {
+      title: 'multilora serve',
+      version: '1',
+      description:
+        'Stable Diffusion with LoRA adapters on OpenVINO GenAI, one pipeline per server. Generations run one at a time, in order; ' +
+        `at most maxQueue (default ${DEFAULT_MAX_QUEUE}) are accepted at once. Request bodies are limited to maxBodyBytes ` +
+        `(default ${DEFAULT_MAX_BODY}). A request names adapters of the catalogue only, never files. A client that disconnects ` +
+        'before its response has its job aborted. See docs/SERVER.md.',
+    },
+    paths: {
+      '/v1/images/generations': {
+        post: {
+          summary: 'Generate images (OpenAI-style), waiting for the result',
+          description:
+            'Progress: choose a job id (job_id or X-Job-Id) and open GET /v1/jobs/{id}/events before or after posting. ' +
+            'Cancel with DELETE /v1/jobs/{id}.',
+          parameters: [
+            { name: 'X-Job-Id', in: 'header', required: false, schema: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' } },
+          ],
+          requestBody: {
+            required: true,
+            content: { 'application/json': { schema: { $ref: '#/components/schemas/GenerationRequest' } } },
+          },
+          responses: {
+            '200': {
+              description: 'The images, as PNG in base64',
+              headers: { 'X-Job-Id': { schema: { type: 'string' } } },
+              content: { 'application/json': { schema: { $ref: '#/components/schemas/GenerationResponse' } } },
+            },
+            '400': error('Bad input: malformed JSON (ERR_INVALID_JSON), a bad field (ERR_INVALID_ARGUMENT), an adapter not in the catalogue or a path (ERR_UNKNOWN_ADAPTER)'),
+            '409': error('An active job already has this id (ERR_JOB_EXISTS)'),
+            '413': error('The body is larger than maxBodyBytes (ERR_BODY_TOO_LARGE)'),
+            '415': error('The body is not application/json (ERR_UNSUPPORTED_MEDIA_TYPE)'),
+            '429': error('maxQueue jobs are already queued or running (ERR_QUEUE_FULL); see Retry-After'),
+            '499': error('The job was cancelled by DELETE /v1/jobs/{id} (ERR_CANCELLED)'),
+            '500': error('OpenVINO GenAI failed (ERR_GENAI, with its message)'),
+            '503': error('The server is shutting down (ERR_SHUTTING_DOWN)'),
+          },
+        },
+      },
+      '/v1/loras': {
+        get: {
+          summary: 'The adapter catalogue',
+          responses: {
+            '200': {
+              description: 'The adapters a request may name',
+              content: {
+                'application/json': {
+                  schema: {
+                    type: 'object',
+                    required: ['object', 'data'],
+                    properties: { object: { type: 'string', enum: ['list'] }, data: { type: 'array', items: { $ref: '#/components/schemas/Lora' } } },
+                  },
+                },
+              },
+            },
+          },
+        },
+      },
+      '/v1/status': {
+        get: {
+          summary: 'The model, its defaults, the limits, the queue and counters',
+          responses: {
+            '200': { description: 'Status', content: { 'application/json': { schema: { $ref: '#/components/schemas/Status' } } } },
+          },
+        },
+      },
+      '/v1/jobs/{id}': {
+        get: {
+          summary: "A job's state",
+          parameters: [jobIdParam],
+          responses: {
+            '200': { description: 'The job', content: { 'application/json': { schema: { $ref: '#/components/schemas/Job' } } } },
+            '404': error('No such job (ERR_NOT_FOUND)'),
+          },
+        },
+        delete: {
+          summary: 'Cancel a job: queued, it leaves the queue; running, it stops at the next step',
+          parameters: [jobIdParam],
+          responses: {
+            '202': { description: 'Cancelling', content: { 'application/json': { schema: { $ref: '#/components/schemas/Job' } } } },
+            '404': error('No such job (ERR_NOT_FOUND)'),
+            '409': error('The job has already ended (ERR_JOB_FINISHED)'),
+          },
+        },
+      },
+      '/v1/jobs/{id}/events': {
+        get: {
+          summary: "A job's progress as Server-Sent Events",
+          description:
+            'Events: `queued` {position}; `progress` {step, total, elapsedMs, preview?} after each step (dropped, never queued up, ' +
+            'when the server falls behind); then one of `done` {seed, width, height, timings}, `cancelled` {reason: cancelled | ' +
+            'disconnected | closing, step, total}, `error` {code, message, status}; then the stream ends. Every event carries ' +
+            'job_id. The stream may be opened before the job is posted: it waits 30 s for it, then sends `error` ERR_NOT_FOUND.',
+          parameters: [jobIdParam],
+          responses: {
+            '200': { description: 'The event stream', content: { 'text/event-stream': { schema: { type: 'string' } } } },
+            '400': error('Not a job id'),
+          },
+        },
+      },
+      '/openapi.json': {
+        get: {
+          summary: 'This document',
+          responses: { '200': { description: 'OpenAPI 3.0', content: { 'application/json': { schema: { type: 'object' } } } } },
+        },
+      },
+    },
+    components: {
+      schemas: {
+        GenerationRequest: {
+          type: 'object',
+          required: ['prompt'],
+          additionalProperties: false,
+          properties: {
+            prompt: { type: 'string', minLength: 1, maxLength: MAX_PROMPT },
+            n: { type: 'integer', minimum: 1, maximum: MAX_IMAGES, default: 1, description: 'Images in one batch; they share the seed' },
+            size: {
+              type: 'string',
+              pattern: '^[0-9]+x[0-9]+$',
+              example: '512x512',
+              description: "WIDTHxHEIGHT: multiples of the model's VAE scale factor, within GET /v1/status limits.size. Default: the model's",
+            },
+            response_format: { type: 'string', enum: ['b64_json'], default: 'b64_json' },
+            loras: {
+              type: 'object',
+              additionalProperties: { type: 'number', nullable: true, minimum: -10, maximum: 10 },
+              example: { 'style-a': 0.8, 'style-b': 0.3 },
+              description: 'Catalogue adapters by name, with their alphas (null: the default alpha)',
+            },
+            seed: { type: 'integer', minimum: 0, maximum: 4294967295, description: 'Default: random, reported in the response' },
+            steps: { type: 'integer', minimum: 1, maximum: MAX_STEPS },
+            guidance_scale: { type: 'number', minimum: 0, maximum: MAX_GUIDANCE },
+            negative_prompt: { type: 'string', maxLength: MAX_PROMPT },
+            apply_template: { type: 'boolean', default: false, description: "Wrap the prompt in the chosen adapters' templates and add their negative prompts" },
+            preview: { type: 'boolean', default: false, description: 'Attach a small PNG of the latent to each progress event' },
+            job_id: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$', description: 'Default: a random UUID' },
+            model: { type: 'string', description: 'Ignored: the server has one model' },
+            user: { type: 'string', description: 'Ignored' },
+          },
+        },
+        GenerationResponse: {
+          type: 'object',
+          required: ['created', 'job_id', 'data', 'seed', 'size', 'steps', 'guidance_scale', 'loras', 'timings'],
+          properties: {
+            created: { type: 'integer', description: 'Unix seconds' },
+            job_id: { type: 'string' },
+            data: {
+              type: 'array',
+              items: {
+                type: 'object',
+                required: ['b64_json', 'seed'],
+                properties: { b64_json: { type: 'string', format: 'byte', description: 'PNG' }, seed: { type: 'integer' } },
+              },
+            },
+            seed: { type: 'integer' },
+            size: { type: 'string' },
+            steps: { type: 'integer' },
+            guidance_scale: { type: 'number' },
+            loras: { type: 'object', additionalProperties: { type: 'number' } },
+            timings: { $ref: '#/components/schemas/Timings' },
+          },
+        },
+        Timings: {
+          type: 'object',
+          properties: {
+            queued_ms: { type: 'number' },
+            total_ms: { type: 'number', description: 'From request to response' },
+            generate_ms: { type: 'number', description: "GenAI's own measure of the generate call" },
+            step_ms_mean: { type: 'number' },
+            text_encoders_ms: { type: 'object', additionalProperties: { type: 'number' } },
+            vae_decoder_ms: { type: 'number' },
+          },
+        },
+        Lora: {
+          type: 'object',
+          required: ['name', 'alpha', 'template', 'negative_prompt', 'report'],
+          properties: {
+            name: { type: 'string' },
+            alpha: { type: 'number', description: 'The default alpha' },
+            template: { type: 'string', nullable: true, description: 'e.g. "xray <subject>"' },
+            negative_prompt: { type: 'string', nullable: true },
+            report: {
+              type: 'object',
+              description: 'What multilora found when it matched the file against the model',
+              properties: {
+                format: { type: 'string' },
+                ranks: { type: 'array', items: { type: 'integer' } },
+                targets: { type: 'array', items: { type: 'string' } },
+                matched: { type: 'integer' },
+                unmatched: { type: 'integer' },
+                converted: { type: 'boolean' },
+              },
+            },
+          },
+        },
+        Job: {
+          type: 'object',
+          required: ['job_id', 'state', 'step', 'created'],
+          properties: {
+            job_id: { type: 'string' },
+            state: { type: 'string', enum: ['queued', 'running', 'done', 'error', 'cancelled'] },
+            step: { type: 'integer' },
+            total: { type: 'integer', nullable: true },
+            created: { type: 'integer' },
+            aborted_by: { type: 'string', enum: ['cancelled', 'disconnected', 'closing'] },
+          },
+        },
+        Status: {
+          type: 'object',
+          properties: {
+            model: { type: 'object' },
+            defaults: { type: 'object' },
+            limits: { type: 'object' },
+            queue: {
+              type: 'object',
+              properties: { active: { type: 'integer' }, running: { type: 'integer' }, queued: { type: 'integer' } },
+            },
+            counters: {
+              type: 'object',
+              properties: {
+                accepted: { type: 'integer' },
+                completed: { type: 'integer' },
+                failed: { type: 'integer' },
+                cancelled: { type: 'integer' },
+                disconnected: { type: 'integer' },
+                rejectedFull: { type: 'integer' },
+              },
+            },
+          },
+        },
+        Error: {
+          type: 'object',
+          required: ['error'],
+          properties: {
+            error: {
+              type: 'object',
+              required: ['code', 'message'],
+              properties: { code: { type: 'string', example: 'ERR_INVALID_ARGUMENT' }, message: { type: 'string' } },
+            },
+          },
+        },
+      },
+    },
+  };
+}

@@ -1,0 +1,310 @@
+// `multilora serve`'s HTTP API on loopback (port 0), with the real GenAI on the tiny SDXL fixture.
+'use strict';
+const assert = require('node:assert/strict');
+const http = require('node:http');
+const { readFileSync } = require('node:fs');
+const path = require('node:path');
+const { decodePng } = require('..');
+const { startServer } = require('../dist/server');
+const { openapiDocument } = require('../dist/server/openapi');
+const { families } = require('./helpers/fixtures');
+
+const fx = families.sdxl;
+const LORAS = [
+  { name: 'style-a', path: fx.lora('style-a'), alpha: 0.8 },
+  { name: 'style-b', path: fx.lora('style-b'), alpha: 0.6 },
+];
+/** A job that takes seconds on the tiny model (about 15-40 ms a step at 128x128), so that it is caught running. */
+const SLOW = { prompt: 'slow', size: '128x128', steps: 500, seed: 3 };
+
+describe('server: HTTP API', function () {
+  let server;
+  let base;
+  before(async function () {
+    server = await startServer({ model: fx.model, loras: LORAS, host: '127.0.0.1', port: 0, maxQueue: 3, maxBodyBytes: 64 * 1024 });
+    base = server.url;
+  });
+  after(async function () {
+    await server?.close();
+  });
+
+  function post(body, headers = {}) {
+    return fetch(`${base}/v1/images/generations`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...headers },
+      body: typeof body === 'string' ? body : JSON.stringify(body),
+    });
+  }
+  async function generate(body) {
+    const res = await post(body);
+    const json = await res.json();
+    assert.equal(res.status, 200, JSON.stringify(json));
+    return json;
+  }
+  const status = async () => (await fetch(`${base}/v1/status`)).json();
+  async function until(what, check, ms = 30_000) {
+    const end = Date.now() + ms;
+    for (;;) {
+      const value = await check();
+      if (value) return value;
+      if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  async function expectError(res, statusCode, code) {
+    const body = await res.json();
+    assert.equal(res.status, statusCode, JSON.stringify(body));
+    assert.equal(body.error.code, code, JSON.stringify(body));
+    assert.equal(typeof body.error.message, 'string');
+    return body.error;
+  }
+
+  it('binds to the url it reports, on 127.0.0.1 with a free port', function () {
+    assert.match(base, /^http:\/\/127\.0\.0\.1:\d+$/);
+    assert.notEqual(new URL(base).port, '0');
+  });
+
+  it('generates a decodable PNG of the asked size, with seed, timings and the adapters used', async function () {
+    const out = await generate({ prompt: 'a hill', size: '96x64', steps: 3, seed: 7, loras: { 'style-a': 0.5 } });
+    assert.equal(out.data.length, 1);
+    const png = decodePng(Buffer.from(out.data[0].b64_json, 'base64'));
+    assert.deepEqual([png.width, png.height], [96, 64]);
+    assert.equal(out.data[0].seed, 7);
+    assert.equal(out.size, '96x64');
+    assert.deepEqual(out.loras, { 'style-a': 0.5 });
+    assert.ok(out.timings.generate_ms > 0 && out.timings.step_ms_mean > 0, JSON.stringify(out.timings));
+    assert.match(out.job_id, /^[0-9a-f-]{36}$/);
+    assert.equal(typeof out.created, 'number');
+  });
+
+  it('reproduces an image from its seed; a random seed is reported and reproduces too; n gives a batch', async function () {
+    const req = { prompt: 'a hill', size: '64x64', steps: 2, seed: 11 };
+    const [a, b] = [await generate(req), await generate(req)];
+    assert.equal(a.data[0].b64_json, b.data[0].b64_json);
+    const random = await generate({ prompt: 'a hill', size: '64x64', steps: 2 });
+    const again = await generate({ prompt: 'a hill', size: '64x64', steps: 2, seed: random.seed });
+    assert.equal(random.data[0].b64_json, again.data[0].b64_json);
+    const batch = await generate({ ...req, n: 2 });
+    assert.equal(batch.data.length, 2);
+    assert.notEqual(batch.data[0].b64_json, batch.data[1].b64_json);
+  });
+
+  it('changes the image with loras, and with their alphas', async function () {
+    const req = { prompt: 'a hill', size: '64x64', steps: 2, seed: 5 };
+    const plain = (await generate(req)).data[0].b64_json;
+    const a = (await generate({ ...req, loras: { 'style-a': 1 } })).data[0].b64_json;
+    const ab = (await generate({ ...req, loras: { 'style-a': 1, 'style-b': 0.7 } })).data[0].b64_json;
+    const aDefault = await generate({ ...req, loras: { 'style-a': null } });
+    assert.deepEqual(aDefault.loras, { 'style-a': 0.8 });
+    assert.equal(new Set([plain, a, ab, aDefault.data[0].b64_json]).size, 4);
+  });
+
+  it('lists the catalogue: names, default alphas, templates, match reports; never file paths', async function () {
+    const res = await fetch(`${base}/v1/loras`);
+    const body = await res.json();
+    assert.deepEqual(body.data.map((l) => [l.name, l.alpha]), [['style-a', 0.8], ['style-b', 0.6]]);
+    for (const l of body.data) {
+      assert.equal(l.template, null);
+      assert.equal(l.report.format, 'kohya');
+      assert.ok(l.report.matched > 0);
+    }
+    assert.ok(!JSON.stringify(body).includes('.safetensors'), 'the catalogue shows a file path');
+  });
+
+  it('answers malformed JSON with 400 and lives on', async function () {
+    await expectError(await post('{"prompt": "a hill",'), 400, 'ERR_INVALID_JSON');
+    await expectError(await post(''), 400, 'ERR_INVALID_JSON');
+    await expectError(await post('[1, 2]'), 400, 'ERR_INVALID_ARGUMENT');
+    await expectError(await post('a=b', { 'content-type': 'text/plain' }), 415, 'ERR_UNSUPPORTED_MEDIA_TYPE');
+    const out = await generate({ prompt: 'after', size: '64x64', steps: 1, seed: 1 });
+    assert.equal(out.data.length, 1);
+  });
+
+  it('rejects bad fields with 400 and the field named', async function () {
+    const cases = [
+      [{ size: '64x64' }, /prompt/],
+      [{ prompt: 'x', size: '63x64' }, /size/],
+      [{ prompt: 'x', size: '4096x4096' }, /from 32 to 128/],
+      [{ prompt: 'x', size: 'big' }, /WIDTHxHEIGHT/],
+      [{ prompt: 'x', response_format: 'url' }, /b64_json/],
+      [{ prompt: 'x', n: 9 }, /\bn\b/],
+      [{ prompt: 'x', steps: 0 }, /steps/],
+      [{ prompt: 'x', seed: -1 }, /seed/],
+      [{ prompt: 'x', guidance_scale: 'high' }, /guidance_scale/],
+      [{ prompt: 'x', sampler: 'euler' }, /Unknown field "sampler"/],
+      [{ prompt: 'x', loras: { 'style-a': 'strong' } }, /style-a/],
+      [{ prompt: 'x', job_id: 'a/b' }, /job_id/],
+    ];
+    for (const [body, message] of cases) {
+      const e = await expectError(await post(body), 400, 'ERR_INVALID_ARGUMENT');
+      assert.match(e.message, message);
+    }
+  });
+
+  it('rejects an adapter outside the catalogue, and any name that looks like a path', async function () {
+    const unknown = await expectError(await post({ prompt: 'x', loras: { 'style-c': 1 } }), 400, 'ERR_UNKNOWN_ADAPTER');
+    assert.match(unknown.message, /"style-c".*"style-a", "style-b"/);
+    for (const name of [fx.lora('style-a'), '../loras/sdxl/style-a', 'style-a.safetensors', 'loras\\style-a', '~/x']) {
+      const e = await expectError(await post({ prompt: 'x', loras: { [name]: 1 } }), 400, 'ERR_UNKNOWN_ADAPTER');
+      assert.match(e.message, /looks like a path/);
+    }
+    assert.equal((await status()).counters.failed, 0, 'a rejected request reached the pipeline');
+  });
+
+  it('answers a body over maxBodyBytes with 413', async function () {
+    const res = await post({ prompt: 'x'.repeat(70 * 1024) });
+    await expectError(res, 413, 'ERR_BODY_TOO_LARGE');
+    assert.equal((await generate({ prompt: 'after', size: '64x64', steps: 1, seed: 1 })).data.length, 1);
+  });
+
+  it('refuses a Host other than loopback (DNS rebinding)', async function () {
+    const code = await new Promise((resolve, reject) => {
+      const req = http.get(`${base}/v1/status`, { headers: { host: 'attacker.example:80' } }, (res) => {
+        res.resume();
+        resolve(res.statusCode);
+      });
+      req.on('error', reject);
+    });
+    assert.equal(code, 403);
+  });
+
+  it('streams progress over SSE, opened before the job is posted, then a final done event', async function () {
+    const id = 'sse-test-1';
+    const events = [];
+    const controller = new AbortController();
+    const stream = fetch(`${base}/v1/jobs/${id}/events`, { signal: controller.signal }).then(async (res) => {
+      assert.equal(res.headers.get('content-type'), 'text/event-stream; charset=utf-8');
+      const decoder = new TextDecoder();
+      let buffer = '';
+      for await (const chunk of res.body) {
+        buffer += decoder.decode(chunk, { stream: true });
+        let cut;
+        while ((cut = buffer.indexOf('\n\n')) >= 0) {
+          const block = buffer.slice(0, cut);
+          buffer = buffer.slice(cut + 2);
+          const event = /^event: (.*)$/m.exec(block)?.[1];
+          const data = /^data: (.*)$/m.exec(block)?.[1];
+          if (event) events.push([event, JSON.parse(data)]);
+        }
+      }
+    });
+    await new Promise((r) => setTimeout(r, 100));
+    const out = await generate({ prompt: 'a hill', size: '64x64', steps: 5, seed: 2, job_id: id, preview: true });
+    await stream; // the server ends the stream after the final event
+    const names = events.map(([e]) => e);
+    assert.equal(names[0], 'queued');
+    assert.equal(names.at(-1), 'done');
+    const progress = events.filter(([e]) => e === 'progress').map(([, d]) => d);
+    assert.ok(progress.length >= 1, 'no progress event');
+    for (const p of progress) {
+      assert.equal(p.total, 5);
+      assert.equal(p.job_id, id);
+      assert.ok(p.step >= 1 && p.step <= 5 && p.elapsedMs >= 0);
+      assert.match(p.preview, /^data:image\/png;base64,/);
+    }
+    assert.equal(events.at(-1)[1].seed, out.seed);
+    // Joining after the end replays the final event.
+    const late = await (await fetch(`${base}/v1/jobs/${id}/events`)).text();
+    assert.match(late, /event: done/);
+  });
+
+  it('cancels a running job with DELETE: 499 for its request, a cancelled event, and the pipeline is free', async function () {
+    const id = 'cancel-me';
+    const running = post({ ...SLOW, job_id: id });
+    await until('the job to run', async () => (await (await fetch(`${base}/v1/jobs/${id}`)).json()).step > 0);
+    const del = await fetch(`${base}/v1/jobs/${id}`, { method: 'DELETE' });
+    assert.equal(del.status, 202);
+    await expectError(await running, 499, 'ERR_CANCELLED');
+    const job = await (await fetch(`${base}/v1/jobs/${id}`)).json();
+    assert.equal(job.state, 'cancelled');
+    assert.ok(job.step < 500);
+    assert.match(await (await fetch(`${base}/v1/jobs/${id}/events`)).text(), /event: cancelled\ndata: .*"reason":"cancelled"/);
+    await expectError(await fetch(`${base}/v1/jobs/${id}`, { method: 'DELETE' }), 409, 'ERR_JOB_FINISHED');
+    await expectError(await fetch(`${base}/v1/jobs/nope`, { method: 'DELETE' }), 404, 'ERR_NOT_FOUND');
+    assert.equal((await status()).queue.active, 0);
+  });
+
+  it('answers 429 when maxQueue jobs are queued or running, and takes jobs again once they are gone', async function () {
+    const ids = ['q1', 'q2', 'q3'];
+    const slow = ids.map((id) => post({ ...SLOW, job_id: id }));
+    await until('three active jobs', async () => (await status()).queue.active === 3);
+    const full = await post({ prompt: 'one too many', size: '64x64', steps: 1 });
+    await expectError(full, 429, 'ERR_QUEUE_FULL');
+    assert.equal(full.headers.get('retry-after'), '5');
+    assert.equal((await status()).counters.rejectedFull, 1);
+    for (const id of [...ids].reverse()) assert.equal((await fetch(`${base}/v1/jobs/${id}`, { method: 'DELETE' })).status, 202);
+    for (const res of await Promise.all(slow)) await expectError(res, 499, 'ERR_CANCELLED');
+    assert.equal((await generate({ prompt: 'room again', size: '64x64', steps: 1, seed: 1 })).data.length, 1);
+  });
+
+  it('aborts the job of a client that disconnects before its response', async function () {
+    const before = (await status()).counters;
+    const req = http.request(`${base}/v1/images/generations`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-job-id': 'leaver' } });
+    req.on('error', () => undefined);
+    req.end(JSON.stringify(SLOW));
+    await until('the job to run', async () => {
+      const res = await fetch(`${base}/v1/jobs/leaver`);
+      return res.ok && (await res.json()).step > 0;
+    });
+    req.destroy();
+    const after = await until('the job to be aborted', async () => {
+      const s = await status();
+      return s.queue.active === 0 && s.counters;
+    });
+    assert.equal(after.disconnected, before.disconnected + 1);
+    const job = await (await fetch(`${base}/v1/jobs/leaver`)).json();
+    assert.equal(job.state, 'cancelled');
+    assert.equal(job.aborted_by, 'disconnected');
+    assert.ok(job.step < 500, `it ran all ${job.step} steps`);
+  });
+
+  it('serves the OpenAPI document, equal to docs/openapi.json, with every path', async function () {
+    const res = await fetch(`${base}/openapi.json`);
+    assert.equal(res.status, 200);
+    const served = await res.json();
+    assert.equal(served.openapi, '3.0.3');
+    for (const p of ['/v1/images/generations', '/v1/loras', '/v1/status', '/v1/jobs/{id}', '/v1/jobs/{id}/events']) {
+      assert.ok(served.paths[p], `no ${p}`);
+    }
+    const committed = JSON.parse(readFileSync(path.join(__dirname, '..', 'docs', 'openapi.json'), 'utf8'));
+    assert.deepEqual(committed, served, 'docs/openapi.json is stale: regenerate it as docs/SERVER.md says');
+    assert.deepEqual(served, openapiDocument());
+  });
+
+  it('serves the page and its files, with a CSP; 404 as JSON', async function () {
+    const html = await fetch(`${base}/`);
+    assert.equal(html.status, 200);
+    assert.match(html.headers.get('content-type'), /text\/html/);
+    assert.match(html.headers.get('content-security-policy'), /default-src 'self'/);
+    assert.match(await html.text(), /<script src="app.js"/);
+    for (const f of ['/app.js', '/style.css']) assert.equal((await fetch(base + f)).status, 200);
+    await expectError(await fetch(`${base}/../package.json`), 404, 'ERR_NOT_FOUND');
+    await expectError(await fetch(`${base}/web/app.js`), 404, 'ERR_NOT_FOUND');
+  });
+});
+
+describe('server: close()', function () {
+  it('aborts a running job, ends its stream, and disposes the pipeline', async function () {
+    const server = await startServer({ model: fx.model, host: '127.0.0.1', port: 0 });
+    const running = fetch(`${server.url}/v1/images/generations`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-job-id': 'closing' },
+      body: JSON.stringify(SLOW),
+    }).then(
+      (r) => r.json(),
+      (err) => ({ error: { code: err.name } }),
+    );
+    for (;;) {
+      const res = await fetch(`${server.url}/v1/jobs/closing`);
+      if (res.ok && (await res.json()).step > 0) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const started = Date.now();
+    await server.close();
+    assert.ok(Date.now() - started < 20_000);
+    const body = await running;
+    assert.ok(['ERR_SHUTTING_DOWN', 'TypeError'].includes(body.error.code), JSON.stringify(body));
+    await assert.rejects(fetch(`${server.url}/v1/status`));
+    await server.close(); // idempotent
+  });
+});
