@@ -1,0 +1,116 @@
+// The page of `multilora serve`, driven in Debian's Chromium by playwright-core (which never downloads a browser).
+// scripts/setup-browser.sh installs /usr/bin/chromium (npm test's pretest, and .ci/run); without it this fails.
+'use strict';
+const assert = require('node:assert/strict');
+const { existsSync, mkdtempSync, rmSync, mkdirSync } = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { chromium } = require('playwright-core');
+const { startServer } = require('../dist/server');
+const { families } = require('./helpers/fixtures');
+
+const CHROMIUM = '/usr/bin/chromium';
+const SHOTS = path.join(__dirname, '..', 'docs', 'screenshots');
+const fx = families.sdxl;
+
+describe('server: the page in Chromium', function () {
+  let server;
+  let browser;
+  let page;
+  let profile;
+  before(async function () {
+    assert.ok(
+      existsSync(CHROMIUM),
+      `${CHROMIUM} is missing: run 'bash scripts/setup-browser.sh' as root (it installs Debian's chromium), then npm test`,
+    );
+    server = await startServer({
+      model: fx.model,
+      loras: [
+        { name: 'style-a', path: fx.lora('style-a'), alpha: 0.8 },
+        { name: 'style-b', path: fx.lora('style-b'), alpha: 0.5 },
+      ],
+      host: '127.0.0.1',
+      port: 0,
+    });
+    profile = mkdtempSync(path.join(os.tmpdir(), 'multilora-chromium-'));
+    // A fresh profile each run; playwright passes it to Chromium as --user-data-dir.
+    browser = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      viewport: { width: 1100, height: 900 },
+      headless: true,
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
+    });
+    page = browser.pages()[0] ?? (await browser.newPage());
+    page.on('pageerror', (err) => {
+      throw err;
+    });
+    await page.goto(server.url);
+    await page.waitForSelector('body[data-state=idle]');
+  });
+  after(async function () {
+    await browser?.close();
+    await server?.close();
+    if (profile) rmSync(profile, { recursive: true, force: true });
+  });
+
+  it('offers the catalogue with alpha sliders, and sizes derived from the model', async function () {
+    const names = await page.$$eval('.lora', (rows) => rows.map((r) => r.dataset.name));
+    assert.deepEqual(names, ['style-a', 'style-b']);
+    const sizes = await page.$$eval('#width option', (os) => os.map((o) => Number(o.value)));
+    assert.equal(sizes[0], 32);
+    assert.equal(sizes.at(-1), 128);
+    assert.equal(await page.inputValue('#width'), '64'); // the model's default
+    assert.equal(await page.inputValue('#steps'), '50');
+  });
+
+  it('generates with two adapters: progress on the way, the image, the history', async function () {
+    await page.fill('#prompt', 'a lighthouse in a storm');
+    for (const name of ['style-a', 'style-b']) await page.check(`.lora[data-name="${name}"] input[type=checkbox]`);
+    await page.fill('.lora[data-name="style-b"] input[type=range]', '0.3');
+    await page.selectOption('#width', '128');
+    await page.selectOption('#height', '96');
+    await page.fill('#steps', '12');
+    await page.fill('#seed', '1234');
+    await page.click('#generate');
+    await page.waitForSelector('body[data-state=done]', { timeout: 60_000 });
+    const events = Number(await page.getAttribute('#progress', 'data-events'));
+    assert.ok(events >= 1, 'the page showed no progress event');
+    assert.equal(await page.$eval('#progress', (p) => [p.value, p.max].join('/')), '12/12');
+    const size = await page.$eval('#image', (img) => [img.hidden, img.naturalWidth, img.naturalHeight]);
+    assert.deepEqual(size, [false, 128, 96]);
+    const history = await page.$$eval('#history li', (lis) => lis.map((li) => li.textContent));
+    assert.equal(history.length, 1);
+    assert.match(history[0], /seed 1234 · 12 steps .* style-a 0\.8, style-b 0\.3/);
+    assert.match(await page.getAttribute('#download', 'href'), /^data:image\/png;base64,/);
+    mkdirSync(SHOTS, { recursive: true });
+    await page.screenshot({ path: path.join(SHOTS, 'page.png'), fullPage: true });
+  });
+
+  it('cancels a long run: the page says so, and the server is free again', async function () {
+    await page.fill('#steps', '500');
+    await page.click('#generate');
+    await page.waitForFunction(() => Number(document.getElementById('progress').dataset.step || 0) >= 2 && document.body.dataset.state === 'running', null, { timeout: 60_000 });
+    await page.click('#cancel');
+    await page.waitForSelector('body[data-state=cancelled]', { timeout: 30_000 });
+    assert.match(await page.textContent('#status'), /^Cancelled at step \d+\/500\.$/);
+    await page.screenshot({ path: path.join(SHOTS, 'cancelled.png'), fullPage: true });
+    const status = await (await fetch(`${server.url}/v1/status`)).json();
+    assert.equal(status.queue.active, 0);
+    assert.equal(status.counters.cancelled, 1);
+    assert.equal(await page.isDisabled('#generate'), false);
+    assert.equal(await page.isDisabled('#cancel'), true);
+    // And it generates again.
+    await page.fill('#steps', '2');
+    await page.click('#generate');
+    await page.waitForSelector('body[data-state=done]', { timeout: 60_000 });
+    assert.equal((await page.$$('#history li')).length, 2);
+  });
+});
