@@ -304,7 +304,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
       const first = out[0]!;
       const m = first.metrics;
       const timings = {
-        queued_ms: Math.max(0, (started ?? received) - received),
+        queued_ms: Math.max(0, Math.round((started ?? received) - received)),
         total_ms: Date.now() - received,
         generate_ms: Math.round(m.totalMs),
         step_ms_mean: Math.round(m.stepMs.mean * 100) / 100,
