@@ -87,6 +87,7 @@ describe('multilora (the CLI)', function () {
       [['generate', 'a cat', '--use', 'a'], /--use picks adapters of a catalogue: give --catalog/],
       [['generate', 'a cat', '--scheduler', 'fastest'], /Allowed choices are auto, lcm/],
       [['info', '--catalog', 'no-such-catalogue.json'], /ERR_INVALID_ARGUMENT: Cannot read the catalogue/],
+      [['serve', '--port', '99999'], /Expected an integer from 0 to 65535 for --port but received "99999"/],
     ];
     for (const [args, message] of cases) {
       it(args.join(' '), async function () {
@@ -271,12 +272,48 @@ describe('multilora (the CLI)', function () {
 
   it('docs/CLI.md documents every flag of every command', async function () {
     const doc = readFileSync(path.join(ROOT, 'docs', 'CLI.md'), 'utf8');
-    for (const command of ['generate', 'info']) {
+    for (const command of ['generate', 'info', 'serve']) {
       assert.match(doc, new RegExp(`## \`multilora ${command}`));
       const help = (await run([command, '--help'])).stdout.toString();
       const flags = [...help.matchAll(/^ {2}(?:-\w, )?(--[\w-]+)/gm)].map((m) => m[1]).filter((f) => f !== '--help');
       assert.ok(flags.length >= 3, help);
       for (const flag of flags) assert.ok(doc.includes(`\`${flag}`), `${command} ${flag} is not in docs/CLI.md`);
+    }
+  });
+
+  describe('serve', function () {
+    for (const signal of ['SIGINT', 'SIGTERM']) {
+      it(`prints the URL, serves the page there, and on ${signal} closes and exits 0`, async function () {
+        let url;
+        let page;
+        const child = spawn(process.execPath, [MAIN, 'serve', '--port', '0', '--lora', `a=${sdxl.lora('style-a')}:0.5`], {
+          cwd: dir,
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        let stdout = '';
+        let stderr = '';
+        child.stderr.on('data', (chunk) => (stderr += chunk));
+        const exited = new Promise((resolve) => child.on('close', (status) => resolve(status)));
+        await new Promise((resolve, reject) => {
+          child.stdout.on('data', (chunk) => {
+            stdout += chunk;
+            const m = /^multilora serving on (http:\/\/127\.0\.0\.1:\d+)$/m.exec(stdout);
+            if (m && !url) {
+              url = m[1];
+              resolve();
+            }
+          });
+          child.on('close', () => reject(new Error(`exited before serving: ${stderr}`)));
+        });
+        try {
+          page = await fetch(`${url}/`);
+          assert.equal(page.status, 200);
+          assert.match(page.headers.get('content-type'), /^text\/html/);
+        } finally {
+          child.kill(signal);
+        }
+        assert.equal(await exited, 0, stderr);
+      });
     }
   });
 });

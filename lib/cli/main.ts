@@ -12,6 +12,7 @@ import { PACKAGE_ROOT } from '../sdk';
 import { UsageError, collect } from './args';
 import { generateCommand, type GenerateFlags } from './generate';
 import { infoCommand, type InfoFlags } from './info';
+import { serveCommand, type ServeFlags } from './serve';
 
 export const EXIT = { ok: 0, failure: 1, usage: 2, interrupted: 130 } as const;
 
@@ -64,6 +65,11 @@ export function buildProgram(run: (action: () => Promise<number>) => Promise<voi
   modelOptions(program.command('info').description("show a model's defaults and each adapter's match report"))
     .option('--json', 'print it as JSON')
     .action((flags: InfoFlags) => run(() => infoCommand(flags)));
+
+  modelOptions(program.command('serve').description('serve the web page and the HTTP API on a model, until Ctrl-C'))
+    .option('--host <host>', 'the address to listen on', '127.0.0.1')
+    .option('--port <port>', 'the port to listen on; 0 for any free one', '7860')
+    .action((flags: ServeFlags) => run(() => serveCommand(flags)));
 
   return program;
 }
