@@ -23,3 +23,5 @@ export { MultiloraError, DisposedError, AbortError, ERROR_CODES } from './errors
 export type { ErrorCode } from './errors';
 export { encodePng, decodePng } from './png';
 export { defaultModelDir } from './defaults';
+export { startServer } from './serve';
+export type { RunningServer, ServeOptions } from './serve';
