@@ -1,31 +1,24 @@
 // The adapter lifecycle: catalogues, sources, add/remove with background rebuilds, templates, scales, modes.
 'use strict';
 const assert = require('node:assert/strict');
-const { copyFileSync, mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } = require('node:fs');
-const os = require('node:os');
+const { copyFileSync, mkdirSync, readFileSync, writeFileSync } = require('node:fs');
 const path = require('node:path');
 const { Pipeline, MultiloraError } = require('..');
 const { writeSafetensors, parseSafetensors } = require('../dist/safetensors');
-const { families, meanAbsDiff } = require('./helpers/fixtures');
+const { families, meanAbsDiff, useTempDir } = require('./helpers/fixtures');
 
 const fx = families.sd15;
 const CALL = { seed: 21, steps: 2 };
 
 describe('adapters', function () {
-  let tmp;
-  before(function () {
-    tmp = mkdtempSync(path.join(os.tmpdir(), 'multilora-adapters-'));
-  });
-  after(function () {
-    rmSync(tmp, { recursive: true, force: true });
-  });
+  const tmpDir = useTempDir('multilora-adapters-');
 
   describe('a catalogue file', function () {
     it('registers its adapters, with paths relative to the file, alphas, templates and negative prompts', async function () {
-      mkdirSync(path.join(tmp, 'cat', 'loras'), { recursive: true });
-      copyFileSync(fx.lora('style-a'), path.join(tmp, 'cat', 'loras', 'a.safetensors'));
-      copyFileSync(fx.lora('style-b'), path.join(tmp, 'cat', 'loras', 'b.safetensors'));
-      const file = path.join(tmp, 'cat', 'catalog.json');
+      mkdirSync(path.join(tmpDir(), 'cat', 'loras'), { recursive: true });
+      copyFileSync(fx.lora('style-a'), path.join(tmpDir(), 'cat', 'loras', 'a.safetensors'));
+      copyFileSync(fx.lora('style-b'), path.join(tmpDir(), 'cat', 'loras', 'b.safetensors'));
+      const file = path.join(tmpDir(), 'cat', 'catalog.json');
       writeFileSync(file, JSON.stringify({
         'X-ray': { path: 'loras/a.safetensors', alpha: 0.8, template: 'xray <subject>' },
         'Ukiyo-e Style': {
@@ -39,7 +32,7 @@ describe('adapters', function () {
       try {
         const list = pipeline.adapters.list();
         assert.deepEqual(list.map((a) => [a.name, a.alpha]), [['X-ray', 0.8], ['Ukiyo-e Style', 0.8], ['extra', 1]]);
-        assert.equal(list[0].path, path.join(tmp, 'cat', 'loras', 'a.safetensors'));
+        assert.equal(list[0].path, path.join(tmpDir(), 'cat', 'loras', 'a.safetensors'));
         assert.equal(list[1].negativePrompt, 'realistic, portrait, 3d');
         assert.deepEqual(
           { format: list[0].info.format, ranks: list[0].info.ranks, targets: list[0].info.targets, unmatched: list[0].info.unmatched },
@@ -61,17 +54,17 @@ describe('adapters', function () {
     });
 
     it('a missing or broken catalogue, or a name given twice: ERR_INVALID_ARGUMENT', async function () {
-      await assert.rejects(Pipeline.load(fx.model, { catalog: path.join(tmp, 'none.json') }), { code: 'ERR_INVALID_ARGUMENT', message: /Cannot read the catalogue/ });
-      const broken = path.join(tmp, 'broken.json');
+      await assert.rejects(Pipeline.load(fx.model, { catalog: path.join(tmpDir(), 'none.json') }), { code: 'ERR_INVALID_ARGUMENT', message: /Cannot read the catalogue/ });
+      const broken = path.join(tmpDir(), 'broken.json');
       writeFileSync(broken, '{"a": ');
       await assert.rejects(Pipeline.load(fx.model, { catalog: broken }), { code: 'ERR_INVALID_ARGUMENT', message: /not valid JSON/ });
-      const twice = path.join(tmp, 'twice.json');
+      const twice = path.join(tmpDir(), 'twice.json');
       writeFileSync(twice, JSON.stringify({ a: { path: fx.lora('style-a') } }));
       await assert.rejects(
         Pipeline.load(fx.model, { catalog: twice, adapters: { a: { path: fx.lora('style-b') } } }),
         { code: 'ERR_INVALID_ARGUMENT', message: /in both the catalogue and options\.adapters/ },
       );
-      const badTemplate = path.join(tmp, 'template.json');
+      const badTemplate = path.join(tmpDir(), 'template.json');
       writeFileSync(badTemplate, JSON.stringify({ a: { path: fx.lora('style-a'), template: 'no subject here' } }));
       await assert.rejects(Pipeline.load(fx.model, { catalog: badTemplate }), { code: 'ERR_INVALID_ARGUMENT', message: /<subject>/ });
     });
@@ -164,7 +157,7 @@ describe('adapters', function () {
     it('a failed add leaves the pipeline as it was', async function () {
       const rebuilds = pipeline.rebuilds;
       await assert.rejects(pipeline.adapters.add('bad', { path: fx.lora('unmatched') }), { code: 'ERR_ADAPTER_UNMATCHED' });
-      await assert.rejects(pipeline.adapters.add('bad', { path: path.join(tmp, 'nope.safetensors') }), { code: 'ERR_ADAPTER_NOT_FOUND' });
+      await assert.rejects(pipeline.adapters.add('bad', { path: path.join(tmpDir(), 'nope.safetensors') }), { code: 'ERR_ADAPTER_NOT_FOUND' });
       assert.deepEqual(pipeline.adapters.names, ['a']);
       assert.equal(pipeline.rebuilds, rebuilds);
       assert.ok((await pipeline.generate('x', { ...CALL, adapters: 'a' })).data.equals(reference));
@@ -194,7 +187,7 @@ describe('adapters', function () {
           tensors.push({ name: t.name, dtype: t.dtype, shape: t.shape, data: buf.subarray(t.offset, t.offset + t.byteLength) });
         }
       }
-      const file = path.join(tmp, 'mixed.safetensors');
+      const file = path.join(tmpDir(), 'mixed.safetensors');
       writeFileSync(file, writeSafetensors(tensors));
       const warnings = [];
       const pipeline = await Pipeline.load(fx.model, { adapters: { mixed: { path: file } }, onWarning: (w) => warnings.push(w) });

@@ -2,12 +2,11 @@
 'use strict';
 const assert = require('node:assert/strict');
 const { spawn } = require('node:child_process');
-const { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } = require('node:fs');
-const os = require('node:os');
+const { readFileSync, writeFileSync, existsSync } = require('node:fs');
 const path = require('node:path');
 const { PNG } = require('pngjs');
 const jpeg = require('jpeg-js');
-const { ROOT, families } = require('./helpers/fixtures');
+const { ROOT, families, useTempDir } = require('./helpers/fixtures');
 
 const MAIN = path.join(ROOT, 'dist', 'cli', 'main.js');
 const sdxl = families.sdxl;
@@ -34,13 +33,7 @@ function decodePng(bytes) {
 }
 
 describe('multilora (the CLI)', function () {
-  let dir;
-  before(function () {
-    dir = mkdtempSync(path.join(os.tmpdir(), 'multilora-cli-'));
-  });
-  after(function () {
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const workDir = useTempDir('multilora-cli-');
 
   describe('reading name=path[:alpha] and name[:alpha]', function () {
     const { parseLora, parseUse, numberedFiles } = require('../dist/cli/args');
@@ -91,7 +84,7 @@ describe('multilora (the CLI)', function () {
     ];
     for (const [args, message] of cases) {
       it(args.join(' '), async function () {
-        const r = await run(args, { cwd: dir });
+        const r = await run(args, { cwd: workDir() });
         assert.equal(r.status, 2, r.stderr);
         assert.match(r.stderr, message);
         assert.match(r.stderr, /^multilora: /);
@@ -102,8 +95,8 @@ describe('multilora (the CLI)', function () {
   });
 
   it('exits 1 naming ERR_MODEL_NOT_FOUND for a missing model folder, with no stack trace', async function () {
-    const missing = path.join(dir, 'no-model');
-    const r = await run(['generate', 'a cat', '--model', missing], { cwd: dir });
+    const missing = path.join(workDir(), 'no-model');
+    const r = await run(['generate', 'a cat', '--model', missing], { cwd: workDir() });
     assert.equal(r.status, 1);
     assert.equal(r.stderr, `multilora: ERR_MODEL_NOT_FOUND: No model folder at ${missing}\n`);
   });
@@ -117,24 +110,24 @@ describe('multilora (the CLI)', function () {
     let lora;
     let catalogue;
     before(async function () {
-      const catalogFile = path.join(dir, 'loras.json');
+      const catalogFile = path.join(workDir(), 'loras.json');
       writeFileSync(
         catalogFile,
         JSON.stringify({ 'X-ray': { path: sdxl.lora('style-a'), alpha: 0.7 }, other: { path: sdxl.lora('style-b') } }),
       );
       [png, json, stdout, jpg, lora, catalogue] = await Promise.all([
-        run(['generate', 'a cat', '--seed', '42', ...QUICK, '--out', 'a.png'], { cwd: dir }),
-        run(['generate', 'a cat', '--seed', '42', ...QUICK, '--out', 'b.png', '--json'], { cwd: dir }),
-        run(['generate', 'a cat', '--seed', '42', ...QUICK, '--out', '-'], { cwd: dir }),
-        run(['generate', 'a cat', '--seed', '7', ...QUICK, '--out', 'c.jpg', '--n', '2'], { cwd: dir }),
-        run(['generate', 'a cat', '--seed', '42', ...QUICK, '--lora', `xray=${sdxl.lora('style-a')}:0.7`, '--out', 'lora.png'], { cwd: dir }),
-        run(['generate', 'a cat', '--seed', '42', ...QUICK, '--catalog', catalogFile, '--use', 'X-ray', '--out', 'cat.png', '--json'], { cwd: dir }),
+        run(['generate', 'a cat', '--seed', '42', ...QUICK, '--out', 'a.png'], { cwd: workDir() }),
+        run(['generate', 'a cat', '--seed', '42', ...QUICK, '--out', 'b.png', '--json'], { cwd: workDir() }),
+        run(['generate', 'a cat', '--seed', '42', ...QUICK, '--out', '-'], { cwd: workDir() }),
+        run(['generate', 'a cat', '--seed', '7', ...QUICK, '--out', 'c.jpg', '--n', '2'], { cwd: workDir() }),
+        run(['generate', 'a cat', '--seed', '42', ...QUICK, '--lora', `xray=${sdxl.lora('style-a')}:0.7`, '--out', 'lora.png'], { cwd: workDir() }),
+        run(['generate', 'a cat', '--seed', '42', ...QUICK, '--catalog', catalogFile, '--use', 'X-ray', '--out', 'cat.png', '--json'], { cwd: workDir() }),
       ]);
       for (const r of [png, json, stdout, jpg, lora, catalogue]) assert.equal(r.status, 0, r.stderr);
     });
 
     it('writes a PNG of the requested size, and prints the seed and timings', function () {
-      const image = decodePng(readFileSync(path.join(dir, 'a.png')));
+      const image = decodePng(readFileSync(path.join(workDir(), 'a.png')));
       assert.equal(image.width, 96);
       assert.equal(image.height, 64);
       const text = png.stdout.toString();
@@ -149,12 +142,12 @@ describe('multilora (the CLI)', function () {
     });
 
     it('gives the same bytes for the same --seed', function () {
-      assert.ok(readFileSync(path.join(dir, 'a.png')).equals(readFileSync(path.join(dir, 'b.png'))));
+      assert.ok(readFileSync(path.join(workDir(), 'a.png')).equals(readFileSync(path.join(workDir(), 'b.png'))));
     });
 
     it('--json prints only a JSON summary on stdout: files, seed, size, adapters, timings', function () {
       const summary = JSON.parse(json.stdout.toString());
-      assert.deepEqual(summary.files, [path.join(dir, 'b.png')]);
+      assert.deepEqual(summary.files, [path.join(workDir(), 'b.png')]);
       assert.equal(summary.seed, 42);
       assert.equal(summary.width, 96);
       assert.equal(summary.height, 64);
@@ -168,12 +161,12 @@ describe('multilora (the CLI)', function () {
     });
 
     it('--out - writes the PNG to stdout, and everything else to stderr', function () {
-      assert.ok(stdout.stdout.equals(readFileSync(path.join(dir, 'a.png'))));
+      assert.ok(stdout.stdout.equals(readFileSync(path.join(workDir(), 'a.png'))));
       assert.match(stdout.stderr, /wrote a 96x64 PNG to stdout/);
     });
 
     it('exits 1 with one line, no stack trace, when stdout closes before the image is written', async function () {
-      const child = spawn(process.execPath, [MAIN, 'generate', 'a cat', ...QUICK, '--out', '-'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, [MAIN, 'generate', 'a cat', ...QUICK, '--out', '-'], { cwd: workDir(), stdio: ['ignore', 'pipe', 'pipe'] });
       child.stdout.destroy();
       let stderr = '';
       child.stderr.on('data', (chunk) => (stderr += chunk));
@@ -184,8 +177,8 @@ describe('multilora (the CLI)', function () {
     });
 
     it('writes JPEG by the extension, numbered files with --n', function () {
-      assert.ok(!existsSync(path.join(dir, 'c.jpg')));
-      const images = ['c-1.jpg', 'c-2.jpg'].map((f) => jpeg.decode(readFileSync(path.join(dir, f))));
+      assert.ok(!existsSync(path.join(workDir(), 'c.jpg')));
+      const images = ['c-1.jpg', 'c-2.jpg'].map((f) => jpeg.decode(readFileSync(path.join(workDir(), f))));
       for (const image of images) {
         assert.equal(image.width, 96);
         assert.equal(image.height, 64);
@@ -194,8 +187,8 @@ describe('multilora (the CLI)', function () {
     });
 
     it('--lora name=path:alpha changes the image', function () {
-      const withLora = decodePng(readFileSync(path.join(dir, 'lora.png'))).data;
-      const without = decodePng(readFileSync(path.join(dir, 'a.png'))).data;
+      const withLora = decodePng(readFileSync(path.join(workDir(), 'lora.png'))).data;
+      const without = decodePng(readFileSync(path.join(workDir(), 'a.png'))).data;
       let diff = 0;
       for (let i = 0; i < without.length; i += 1) diff += Math.abs(withLora[i] - without[i]);
       assert.ok(diff / without.length >= 1, `mean difference ${diff / without.length}`);
@@ -203,7 +196,7 @@ describe('multilora (the CLI)', function () {
     });
 
     it('--catalog with --use runs a catalogue adapter at its alpha: the same bytes as that --lora', function () {
-      assert.ok(readFileSync(path.join(dir, 'cat.png')).equals(readFileSync(path.join(dir, 'lora.png'))));
+      assert.ok(readFileSync(path.join(workDir(), 'cat.png')).equals(readFileSync(path.join(workDir(), 'lora.png'))));
       const summary = JSON.parse(catalogue.stdout.toString());
       assert.deepEqual(summary.adapters, [{ name: 'X-ray', alpha: 0.7, path: sdxl.lora('style-a') }]);
     });
@@ -211,7 +204,7 @@ describe('multilora (the CLI)', function () {
     it('Ctrl-C (SIGINT) aborts the generation and exits 130', async function () {
       let sent = false;
       const r = await run(['generate', 'a cat', '--steps', '1000', '--out', 'never.png'], {
-        cwd: dir,
+        cwd: workDir(),
         onStderr: (text, child) => {
           if (!sent && /^step \d+\/1000/m.test(text)) {
             sent = true;
@@ -223,7 +216,7 @@ describe('multilora (the CLI)', function () {
       assert.equal(r.status, 130, r.stderr);
       assert.match(r.stderr, /multilora: ERR_ABORTED: interrupted\n$/);
       assert.ok(!/^step 1000\/1000/m.test(r.stderr), 'it stopped before the last step');
-      assert.ok(!existsSync(path.join(dir, 'never.png')));
+      assert.ok(!existsSync(path.join(workDir(), 'never.png')));
     });
   });
 
@@ -287,7 +280,7 @@ describe('multilora (the CLI)', function () {
         let url;
         let page;
         const child = spawn(process.execPath, [MAIN, 'serve', '--port', '0', '--lora', `a=${sdxl.lora('style-a')}:0.5`], {
-          cwd: dir,
+          cwd: workDir(),
           stdio: ['ignore', 'pipe', 'pipe'],
         });
         let stdout = '';

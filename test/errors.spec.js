@@ -1,11 +1,10 @@
 // Bad input gets a MultiloraError with a code, the process lives on, and the pipeline still gives its reference bytes.
 'use strict';
 const assert = require('node:assert/strict');
-const { mkdtempSync, mkdirSync, writeFileSync, rmSync, copyFileSync } = require('node:fs');
-const os = require('node:os');
+const { mkdirSync, writeFileSync, copyFileSync } = require('node:fs');
 const path = require('node:path');
 const { Pipeline, MultiloraError, DisposedError } = require('..');
-const { families } = require('./helpers/fixtures');
+const { families, useTempDir } = require('./helpers/fixtures');
 
 const fx = families.sd15;
 const CALL = { seed: 7, steps: 2, width: 64, height: 64, adapters: { a: 0.9 } };
@@ -20,40 +19,34 @@ async function rejectsWith(promise, code, pattern) {
 }
 
 describe('errors', function () {
-  let tmp;
-  before(function () {
-    tmp = mkdtempSync(path.join(os.tmpdir(), 'multilora-errors-'));
-  });
-  after(function () {
-    rmSync(tmp, { recursive: true, force: true });
-  });
+  const tmpDir = useTempDir('multilora-errors-');
 
   describe('loading', function () {
     it('a missing model folder: ERR_MODEL_NOT_FOUND', async function () {
-      await rejectsWith(Pipeline.load(path.join(tmp, 'nowhere')), 'ERR_MODEL_NOT_FOUND', /No model folder/);
+      await rejectsWith(Pipeline.load(path.join(tmpDir(), 'nowhere')), 'ERR_MODEL_NOT_FOUND', /No model folder/);
     });
 
     it('a file instead of a folder: ERR_MODEL_NOT_FOUND', async function () {
-      const file = path.join(tmp, 'file');
+      const file = path.join(tmpDir(), 'file');
       writeFileSync(file, 'x');
       await rejectsWith(Pipeline.load(file), 'ERR_MODEL_NOT_FOUND', /is a file/);
     });
 
     it('a folder without model_index.json: ERR_MODEL_NOT_FOUND', async function () {
-      const empty = path.join(tmp, 'empty');
+      const empty = path.join(tmpDir(), 'empty');
       mkdirSync(empty);
       await rejectsWith(Pipeline.load(empty), 'ERR_MODEL_NOT_FOUND', /model_index\.json/);
     });
 
     it('a broken model_index.json: ERR_MODEL_INVALID', async function () {
-      const broken = path.join(tmp, 'broken');
+      const broken = path.join(tmpDir(), 'broken');
       mkdirSync(broken);
       writeFileSync(path.join(broken, 'model_index.json'), '{ "_class_name": ');
       await rejectsWith(Pipeline.load(broken), 'ERR_MODEL_INVALID', /not valid JSON/);
     });
 
     it('a model folder GenAI cannot read: ERR_GENAI with its message', async function () {
-      const partial = path.join(tmp, 'partial');
+      const partial = path.join(tmpDir(), 'partial');
       mkdirSync(partial);
       copyFileSync(path.join(fx.model, 'model_index.json'), path.join(partial, 'model_index.json'));
       await rejectsWith(Pipeline.load(partial), 'ERR_GENAI', /Text2ImagePipeline/);
@@ -61,20 +54,20 @@ describe('errors', function () {
 
     it('a missing adapter file: ERR_ADAPTER_NOT_FOUND', async function () {
       await rejectsWith(
-        Pipeline.load(fx.model, { adapters: { x: { path: path.join(tmp, 'none.safetensors') } } }),
+        Pipeline.load(fx.model, { adapters: { x: { path: path.join(tmpDir(), 'none.safetensors') } } }),
         'ERR_ADAPTER_NOT_FOUND',
         /No adapter file/,
       );
     });
 
     it('an adapter that is not .safetensors: ERR_ADAPTER_INVALID', async function () {
-      const file = path.join(tmp, 'lora.bin');
+      const file = path.join(tmpDir(), 'lora.bin');
       writeFileSync(file, 'x');
       await rejectsWith(Pipeline.load(fx.model, { adapters: { x: { path: file } } }), 'ERR_ADAPTER_INVALID', /safetensors/);
     });
 
     it('an adapter file that is not safetensors inside: ERR_ADAPTER_INVALID saying why', async function () {
-      const file = path.join(tmp, 'garbage.safetensors');
+      const file = path.join(tmpDir(), 'garbage.safetensors');
       writeFileSync(file, Buffer.alloc(1000, 0x7b));
       await rejectsWith(
         Pipeline.load(fx.model, { adapters: { x: { path: file } } }),

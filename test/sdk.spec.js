@@ -2,10 +2,10 @@
 'use strict';
 const assert = require('node:assert/strict');
 const { spawnSync, execFileSync } = require('node:child_process');
-const { existsSync, mkdtempSync, rmSync, unlinkSync, readFileSync } = require('node:fs');
+const { existsSync, unlinkSync, readFileSync } = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { ROOT, sdk } = require('./helpers/fixtures');
+const { ROOT, sdk, useTempDir } = require('./helpers/fixtures');
 
 const SETUP = path.join(ROOT, 'scripts', 'setup-sdk.mjs');
 
@@ -18,13 +18,7 @@ function stderrLines(r) {
 }
 
 describe('SDK set-up (scripts/setup-sdk.mjs)', function () {
-  let tmp;
-  beforeEach(function () {
-    tmp = mkdtempSync(path.join(os.tmpdir(), 'multilora-sdk-'));
-  });
-  afterEach(function () {
-    rmSync(tmp, { recursive: true, force: true });
-  });
+  const tmpDir = useTempDir('multilora-sdk-', { each: true });
 
   it('records every path the build and the runtime need, inside the SDK folder', function () {
     const info = sdk();
@@ -44,7 +38,7 @@ describe('SDK set-up (scripts/setup-sdk.mjs)', function () {
   });
 
   it('repairs an incomplete folder (a library deleted from an installed wheel)', function () {
-    const copy = path.join(tmp, 'sdk');
+    const copy = path.join(tmpDir(), 'sdk');
     execFileSync('cp', ['-a', sdk().dir, copy]);
     const genaiLib = path.join(copy, path.relative(sdk().dir, sdk().genaiLib));
     unlinkSync(genaiLib);
@@ -58,7 +52,7 @@ describe('SDK set-up (scripts/setup-sdk.mjs)', function () {
   });
 
   it('says in one line what to do when python3 is missing', function () {
-    const r = setup({ PATH: path.join(tmp, 'empty-bin'), MULTILORA_SDK_DIR: path.join(tmp, 'sdk') });
+    const r = setup({ PATH: path.join(tmpDir(), 'empty-bin'), MULTILORA_SDK_DIR: path.join(tmpDir(), 'sdk') });
     assert.equal(r.status, 1);
     const lines = stderrLines(r);
     assert.equal(lines.length, 1, r.stderr);
@@ -68,8 +62,8 @@ describe('SDK set-up (scripts/setup-sdk.mjs)', function () {
   it('says in one line what to do when the package registry cannot be reached', function () {
     const r = setup({
       PATH: process.env.PATH,
-      HOME: tmp,
-      MULTILORA_SDK_DIR: path.join(tmp, 'sdk'),
+      HOME: tmpDir(),
+      MULTILORA_SDK_DIR: path.join(tmpDir(), 'sdk'),
       PIP_CONFIG_FILE: os.devNull,
       PIP_INDEX_URL: 'http://127.0.0.1:9/simple',
       PIP_NO_CACHE_DIR: '1',

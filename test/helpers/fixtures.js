@@ -53,4 +53,19 @@ function meanAbsDiff(a, b) {
   return sum / a.length;
 }
 
-module.exports = { ROOT, FIXTURES, families, sdk, pythonImages, meanAbsDiff };
+/**
+ * A fresh temporary folder for the enclosing describe block (or for each test, with `each`), removed afterwards.
+ * Returns a function that gives its path.
+ */
+function useTempDir(prefix, { each = false } = {}) {
+  let dir;
+  (each ? beforeEach : before)(function () {
+    dir = mkdtempSync(path.join(os.tmpdir(), prefix));
+  });
+  (each ? afterEach : after)(function () {
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return () => dir;
+}
+
+module.exports = { ROOT, FIXTURES, families, sdk, pythonImages, meanAbsDiff, useTempDir };
