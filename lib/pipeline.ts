@@ -1,4 +1,7 @@
 // A text-to-image pipeline with its LoRA adapters. Mirrors native/pipeline.cc.
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+
 import { Adapter, checkSpec, type AdapterSource, type AdapterSpec } from './adapter';
 import { AdapterSet } from './adapter-set';
 import { native, type NativeGenerateOptions, type NativeImages, type NativePipeline, type NativeProgress } from './binding';
@@ -28,6 +31,11 @@ export interface LoadOptions {
   /** A JSON file of adapters by name, of the same shape as `adapters`; its paths are relative to the file. */
   catalog?: string;
   /**
+   * A folder for OpenVINO's model cache (its CACHE_DIR): compiled models are kept there, so later loads of the same
+   * model on the same device skip most of the compile. Made if missing.
+   */
+  cacheDir?: string;
+  /**
    * 'dynamic' (the default): each call chooses its adapters and alphas. 'fuse': the adapters are fused into the
    * model's weights at their default alphas when it is compiled: the fastest steps, but calls cannot choose (changing
    * the set or an alpha rebuilds the pipeline). See docs/LIFECYCLE.md for measured numbers.
@@ -49,7 +57,7 @@ export interface MultiloraWarning {
   tensors: string[];
 }
 
-const LOAD_KEYS = ['device', 'adapters', 'catalog', 'mode', 'onWarning'] as const;
+const LOAD_KEYS = ['device', 'adapters', 'catalog', 'cacheDir', 'mode', 'onWarning'] as const;
 
 /**
  * A Text2ImagePipeline of OpenVINO GenAI with its LoRA adapters. GenAI fixes the set of adapters when a pipeline is
@@ -68,6 +76,8 @@ export class Pipeline {
   readonly mode: 'dynamic' | 'fuse';
   readonly #warn: (warning: MultiloraWarning) => void;
   readonly #imageInputs: boolean;
+  /** OpenVINO properties every native build of this pipeline gets (CACHE_DIR). */
+  readonly #properties: Record<string, string>;
   #native: NativePipeline | undefined;
   /** The adapters of #native, in the order the addon knows them. */
   #registered: Adapter[];
@@ -82,6 +92,7 @@ export class Pipeline {
     model: ModelInfo,
     device: string,
     mode: 'dynamic' | 'fuse',
+    properties: Record<string, string>,
     warn: (warning: MultiloraWarning) => void,
     handle: NativePipeline,
     adapters: Adapter[],
@@ -89,6 +100,7 @@ export class Pipeline {
     this.model = model;
     this.#device = device;
     this.mode = mode;
+    this.#properties = properties;
     this.#warn = warn;
     this.#native = handle;
     this.#registered = adapters;
@@ -137,10 +149,21 @@ export class Pipeline {
       throw invalid('"dynamic" or "fuse"', 'options.mode', opts.mode);
     }
     const mode = (opts.mode as 'dynamic' | 'fuse' | undefined) ?? 'dynamic';
+    const properties: Record<string, string> = {};
+    if (opts.cacheDir !== undefined) {
+      const dir = path.resolve(string(opts.cacheDir, 'options.cacheDir', { nonEmpty: true }));
+      try {
+        mkdirSync(dir, { recursive: true });
+      } catch (err) {
+        throw new MultiloraError('ERR_INVALID_ARGUMENT', `Cannot make the cache folder ${dir}: ${(err as Error).message}`, { cause: err });
+      }
+      properties.CACHE_DIR = dir;
+    }
     const model = inspectModel(modelDir);
     const adapters = await loadAdapters(sources, model, warn);
     try {
-      return new Pipeline(model, device, mode, warn, await buildNative(model, device, mode, adapters), adapters);
+      const handle = await buildNative(model, device, mode, adapters, properties);
+      return new Pipeline(model, device, mode, properties, warn, handle, adapters);
     } catch (err) {
       await Promise.all(adapters.map((a) => a.dispose()));
       throw err;
@@ -290,7 +313,7 @@ export class Pipeline {
       }
       let handle: NativePipeline;
       try {
-        handle = await buildNative(this.model, this.#device, this.mode, adapters);
+        handle = await buildNative(this.model, this.#device, this.mode, adapters, this.#properties);
       } catch (err) {
         await Promise.all(fresh.map((a) => a.dispose()));
         throw err;
@@ -415,11 +438,12 @@ async function buildNative(
   device: string,
   mode: 'dynamic' | 'fuse',
   adapters: Adapter[],
+  properties: Record<string, string>,
 ): Promise<NativePipeline> {
   try {
     const handles = adapters.map((a) => a.handle);
     const fused = mode === 'fuse' ? adapters.map((a) => a.alpha) : undefined;
-    return await native().Pipeline.load(model.dir, device, handles, {}, fused);
+    return await native().Pipeline.load(model.dir, device, handles, properties, fused);
   } catch (err) {
     throw fromNative(err);
   }

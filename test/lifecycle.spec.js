@@ -41,3 +41,26 @@ describe('pipeline lifecycle', function () {
     assert.equal(pipeline.pending, 0);
   });
 });
+
+describe('cacheDir', function () {
+  const { useTempDir } = require('./helpers/fixtures');
+  const { readdirSync } = require('node:fs');
+  const path = require('node:path');
+  const tmp = useTempDir('multilora-cache-');
+
+  it("fills OpenVINO's model cache, and a pipeline loaded from it gives the same bytes", async function () {
+    const cacheDir = path.join(tmp(), 'ov-cache');
+    const plain = await Pipeline.load(fx.model);
+    const reference = (await plain.generate('x', { seed: 4, steps: 2 })).data;
+    await plain.dispose();
+    const first = await Pipeline.load(fx.model, { cacheDir });
+    await first.dispose();
+    assert.ok(readdirSync(cacheDir).some((f) => f.endsWith('.blob')), 'no compiled model in the cache');
+    const cached = await Pipeline.load(fx.model, { cacheDir });
+    try {
+      assert.ok((await cached.generate('x', { seed: 4, steps: 2 })).data.equals(reference));
+    } finally {
+      await cached.dispose();
+    }
+  });
+});
