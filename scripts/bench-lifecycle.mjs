@@ -5,7 +5,7 @@
 //   node scripts/bench-lifecycle.mjs [--runs N] [--size PX] [--model DIR] [--family sd15|sdxl]
 //
 // Numbers on the tiny fixtures are dominated by fixed costs; run it with --model on a real export for real figures.
-import { writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -72,6 +72,20 @@ for (const [name, options, call] of [
   await pipeline.dispose();
 }
 
+// Loads with and without a warm OpenVINO model cache (the cacheDir option).
+const cacheDir = mkdtempSync(path.join(os.tmpdir(), 'multilora-bench-cache-'));
+(await timeLoad({ adapters, cacheDir })).pipeline.dispose();
+const coldLoads = [];
+const cachedLoads = [];
+for (let i = 0; i < runs; i += 1) {
+  for (const [options, into] of [[{ adapters }, coldLoads], [{ adapters, cacheDir }, cachedLoads]]) {
+    const { pipeline, loadMs } = await timeLoad(options);
+    into.push(loadMs);
+    await pipeline.dispose();
+  }
+}
+rmSync(cacheDir, { recursive: true, force: true });
+
 // Swaps: add then remove a third adapter, while another caller keeps generating.
 const { pipeline } = await timeLoad({ adapters });
 await pipeline.generate('warm-up', CALL);
@@ -118,6 +132,13 @@ const lines = [
   '| mode | load (ms) | step (ms, GenAI) | step min–max | generate (ms) |',
   '|---|---|---|---|---|',
   ...modes.map((m) => `| ${m.name} | ${m.loadMs.toFixed(0)} | ${m.step.toFixed(2)} | ${m.stepSpread} | ${m.total.toFixed(1)} |`),
+  '',
+  '## Loading with a model cache',
+  '',
+  '| load, 2 adapters | ms |',
+  '|---|---|',
+  `| no cache | ${median(coldLoads).toFixed(0)} (${spread(coldLoads)}) |`,
+  `| \`cacheDir\`, warm | ${median(cachedLoads).toFixed(0)} (${spread(cachedLoads)}) |`,
   '',
   '## Changing the set of adapters',
   '',
