@@ -4,7 +4,7 @@ import { randomInt } from 'node:crypto';
 import type { Adapter } from './adapter';
 import type { NativeGenerateOptions, NativeRgb } from './binding';
 import { MultiloraError } from './errors';
-import { decodePng } from './png';
+import { decodePng, toRgb } from './png';
 import { finite, integer, invalid, isPlainObject, knownKeys, object, string } from './validate';
 
 /**
@@ -302,11 +302,6 @@ export function checkImage(value: unknown, name: string, vaeScaleFactor: number)
       throw invalid(`a multiple of ${vaeScaleFactor} (the model's VAE scale factor)`, `${name}.${side}`, image[side]);
     }
   }
-  if (image.channels === 3) return { data: image.data, width: image.width, height: image.height };
-  const pixels = image.width * image.height;
-  const rgb = Buffer.allocUnsafe(pixels * 3);
-  for (let i = 0; i < pixels; i += 1) {
-    for (let c = 0; c < 3; c += 1) rgb[i * 3 + c] = image.data[image.channels === 1 ? i : i * 4 + c]!;
-  }
-  return { data: rgb, width: image.width, height: image.height };
+  const data = toRgb(image.data, image.width * image.height, image.channels as 1 | 3 | 4);
+  return { data, width: image.width, height: image.height };
 }

@@ -26,11 +26,15 @@ export function decodePng(bytes: Buffer): { width: number; height: number; chann
   } catch (err) {
     throw new MultiloraError('ERR_INVALID_ARGUMENT', `Not a readable PNG: ${(err as Error).message}`, { cause: err });
   }
-  const rgb = Buffer.alloc(png.width * png.height * 3);
-  for (let i = 0, j = 0; i < png.data.length; i += 4, j += 3) {
-    rgb[j] = png.data[i]!;
-    rgb[j + 1] = png.data[i + 1]!;
-    rgb[j + 2] = png.data[i + 2]!;
+  return { width: png.width, height: png.height, channels: 3, data: toRgb(png.data, png.width * png.height, 4) };
+}
+
+/** RGB bytes of `pixels` pixels of 1 (grey), 3 (RGB, returned as is) or 4 (RGBA: alpha dropped) channels. */
+export function toRgb(data: Buffer, pixels: number, channels: 1 | 3 | 4): Buffer {
+  if (channels === 3) return data;
+  const rgb = Buffer.allocUnsafe(pixels * 3);
+  for (let i = 0; i < pixels; i += 1) {
+    for (let c = 0; c < 3; c += 1) rgb[i * 3 + c] = data[channels === 1 ? i : i * 4 + c]!;
   }
-  return { width: png.width, height: png.height, channels: 3, data: rgb };
+  return rgb;
 }

@@ -1,7 +1,8 @@
 // The body of POST /v1/images/generations, checked and turned into a generate call. Every failure is an HttpError
 // with status 400, in the library's message format ("Expected <what> for <name> but received <value>").
 import type { GenerateOptions } from '../options';
-import { describe, isPlainObject } from '../validate';
+import { MultiloraError } from '../errors';
+import { integer, invalid, isPlainObject } from '../validate';
 import { MAX_GUIDANCE, MAX_IMAGES, MAX_PROMPT, MAX_STEPS, type SizeLimits } from './limits';
 
 /** An error with the HTTP status and the `{ error: { code, message } }` body it is sent as. */
@@ -56,14 +57,15 @@ function bad(message: string): HttpError {
 }
 
 function expected(what: string, name: string, value: unknown): HttpError {
-  return bad(`Expected ${what} for ${name} but received ${describe(value)}`);
+  return bad(invalid(what, name, value).message);
 }
 
 function int(value: unknown, name: string, min: number, max: number): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw expected(`an integer from ${min} to ${max}`, name, value);
+  try {
+    return integer(value, name, min, max);
+  } catch (err) {
+    throw err instanceof MultiloraError ? bad(err.message) : err;
   }
-  return value;
 }
 
 function text(value: unknown, name: string, nonEmpty: boolean): string {
