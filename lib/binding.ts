@@ -104,6 +104,8 @@ export interface NativePipelineConstructor {
     properties: Record<string, string>,
     /** Fuse the adapters into the weights at these alphas (MODE_FUSE). */
     fusedAlphas?: number[],
+    /** Reshape to [numImages, height, width, guidanceScale (NaN: the model's)] before compiling. */
+    staticShape?: [number, number, number, number],
   ): Promise<NativePipeline>;
 }
 

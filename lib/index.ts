@@ -19,6 +19,7 @@ export type { AdapterReport } from './diagnose';
 export type { LoraFormat, LoraPart, LoraScale } from './lora-format';
 export type { AdapterSpec } from './adapter';
 export type { ModelFamily, ModelInfo } from './model';
+export type { StaticShape } from './static-shape';
 export { MultiloraError, DisposedError, AbortError, ERROR_CODES } from './errors';
 export type { ErrorCode } from './errors';
 export { encodePng, decodePng } from './png';

@@ -21,6 +21,7 @@ import {
   type ProgressEvent,
 } from './options';
 import { TaskQueue } from './queue';
+import { checkStaticAdapters, checkStaticShape, fitStaticShape, nativeShape, type StaticShape } from './static-shape';
 import { invalid, knownKeys, object, string } from './validate';
 
 export interface LoadOptions {
@@ -46,6 +47,12 @@ export interface LoadOptions {
    * `process.emitWarning`. Also used by `pipeline.adapters.add()`.
    */
   onWarning?: (warning: MultiloraWarning) => void;
+  /**
+   * Compile for one shape (OpenVINO's static shapes, set by GenAI's reshape before compile) instead of any size:
+   * faster steps on some models (docs/BENCHMARKS.md has the numbers), but every call must then use this size and
+   * batch, and a guidance scale on the same side of 1. Calls that leave out width and height get this size.
+   */
+  staticShape?: StaticShape;
 }
 
 /** Something that works but may not be what was meant. */
@@ -57,7 +64,7 @@ export interface MultiloraWarning {
   tensors: string[];
 }
 
-const LOAD_KEYS = ['device', 'adapters', 'catalog', 'cacheDir', 'mode', 'onWarning'] as const;
+const LOAD_KEYS = ['device', 'adapters', 'catalog', 'cacheDir', 'mode', 'onWarning', 'staticShape'] as const;
 
 /**
  * A Text2ImagePipeline of OpenVINO GenAI with its LoRA adapters. GenAI fixes the set of adapters when a pipeline is
@@ -76,8 +83,8 @@ export class Pipeline {
   readonly mode: 'dynamic' | 'fuse';
   readonly #warn: (warning: MultiloraWarning) => void;
   readonly #imageInputs: boolean;
-  /** OpenVINO properties every native build of this pipeline gets (CACHE_DIR). */
-  readonly #properties: Record<string, string>;
+  /** What every native build of this pipeline gets: OpenVINO properties (CACHE_DIR), the static shape. */
+  readonly #build: NativeBuild;
   #native: NativePipeline | undefined;
   /** The adapters of #native, in the order the addon knows them. */
   #registered: Adapter[];
@@ -92,7 +99,7 @@ export class Pipeline {
     model: ModelInfo,
     device: string,
     mode: 'dynamic' | 'fuse',
-    properties: Record<string, string>,
+    build: NativeBuild,
     warn: (warning: MultiloraWarning) => void,
     handle: NativePipeline,
     adapters: Adapter[],
@@ -100,17 +107,19 @@ export class Pipeline {
     this.model = model;
     this.#device = device;
     this.mode = mode;
-    this.#properties = properties;
+    this.#build = build;
     this.#warn = warn;
     this.#native = handle;
     this.#registered = adapters;
     const d = handle.defaults;
     this.#imageInputs = d.imageInputs;
+    const shape = build.staticShape;
+    if (shape && Number.isNaN(shape.guidanceScale)) shape.guidanceScale = d.guidanceScale;
     this.defaults = {
-      width: d.width > 0 ? d.width : NaN,
-      height: d.height > 0 ? d.height : NaN,
+      width: shape?.width ?? (d.width > 0 ? d.width : NaN),
+      height: shape?.height ?? (d.height > 0 ? d.height : NaN),
       steps: d.steps,
-      guidanceScale: d.guidanceScale,
+      guidanceScale: shape?.guidanceScale ?? d.guidanceScale,
       imageInputs: d.imageInputs,
     };
     this.adapters = new AdapterSet({
@@ -160,10 +169,11 @@ export class Pipeline {
       properties.CACHE_DIR = dir;
     }
     const model = inspectModel(modelDir);
+    const build: NativeBuild = { properties, staticShape: checkStaticShape(opts.staticShape, model) };
     const adapters = await loadAdapters(sources, model, warn);
     try {
-      const handle = await buildNative(model, device, mode, adapters, properties);
-      return new Pipeline(model, device, mode, properties, warn, handle, adapters);
+      const handle = await buildNative(model, device, mode, adapters, build);
+      return new Pipeline(model, device, mode, build, warn, handle, adapters);
     } catch (err) {
       await Promise.all(adapters.map((a) => a.dispose()));
       throw err;
@@ -194,6 +204,7 @@ export class Pipeline {
   async generate(prompt: string, options: GenerateOptions | BatchOptions = {}): Promise<Image | Image[]> {
     if (this.#disposing) throw new DisposedError('The pipeline');
     const call = checkGenerate(prompt, options, this.#checkContext());
+    this.#fitStaticShape(call.options);
     const { signal, onProgress } = options as GenerateOptions;
     if (signal?.aborted) throw new AbortError(signal.reason);
     const out = await this.#run(call.prompt, call.options, signal, onProgress);
@@ -248,10 +259,16 @@ export class Pipeline {
       }
       call.options.mask = m;
     }
+    this.#fitStaticShape(call.options, call.options.image);
     const { signal, onProgress } = options;
     if (signal?.aborted) throw new AbortError(signal.reason);
     const images = toImages(await this.#run(call.prompt, call.options, signal, onProgress), call.options.seed);
     return call.options.numImages === undefined ? images[0]! : images;
+  }
+
+  #fitStaticShape(options: NativeGenerateOptions, image?: { width: number; height: number }): void {
+    const shape = this.#build.staticShape;
+    if (shape) fitStaticShape(options, shape, this.model, image);
   }
 
   #checkContext(): { vaeScaleFactor: number; adapters: readonly Adapter[]; fused: boolean } {
@@ -313,7 +330,7 @@ export class Pipeline {
       }
       let handle: NativePipeline;
       try {
-        handle = await buildNative(this.model, this.#device, this.mode, adapters, this.#properties);
+        handle = await buildNative(this.model, this.#device, this.mode, adapters, this.#build);
       } catch (err) {
         await Promise.all(fresh.map((a) => a.dispose()));
         throw err;
@@ -433,17 +450,26 @@ async function loadAdapters(
   return loaded;
 }
 
+/** What every native build of a pipeline gets besides the model, device, mode and adapters. */
+interface NativeBuild {
+  properties: Record<string, string>;
+  /** guidanceScale NaN until the first build tells the model's default. */
+  staticShape: Required<StaticShape> | undefined;
+}
+
 async function buildNative(
   model: ModelInfo,
   device: string,
   mode: 'dynamic' | 'fuse',
   adapters: Adapter[],
-  properties: Record<string, string>,
+  build: NativeBuild,
 ): Promise<NativePipeline> {
+  if (build.staticShape) checkStaticAdapters(model, adapters);
   try {
     const handles = adapters.map((a) => a.handle);
     const fused = mode === 'fuse' ? adapters.map((a) => a.alpha) : undefined;
-    return await native().Pipeline.load(model.dir, device, handles, properties, fused);
+    const shape = build.staticShape && nativeShape(build.staticShape);
+    return await native().Pipeline.load(model.dir, device, handles, build.properties, fused, shape);
   } catch (err) {
     throw fromNative(err);
   }

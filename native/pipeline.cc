@@ -56,8 +56,14 @@ Napi::Value Pipeline::Load(const Napi::CallbackInfo& info) {
     fused.emplace();
     for (uint32_t i = 0; i < alphas.Length(); ++i) fused->push_back(alphas.Get(i).As<Napi::Number>().FloatValue());
   }
+  std::optional<StaticShape> static_shape;
+  if (info.Length() > 5 && info[5].IsArray()) {
+    Napi::Array shape = info[5].As<Napi::Array>();
+    static_shape = StaticShape{shape.Get(0u).As<Napi::Number>().Int32Value(), shape.Get(1u).As<Napi::Number>().Int32Value(),
+                               shape.Get(2u).As<Napi::Number>().Int32Value(), shape.Get(3u).As<Napi::Number>().FloatValue()};
+  }
   return (new PipelineLoadWorker(env, std::move(model_dir), std::move(device), std::move(adapters),
-                                 std::move(properties), std::move(fused)))
+                                 std::move(properties), std::move(fused), static_shape))
       ->Start();
 }
 

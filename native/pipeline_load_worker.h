@@ -12,10 +12,19 @@
 
 namespace multilora {
 
+/// Fixed sizes to compile for (GenAI's reshape before compile): static shapes instead of dynamic ones.
+struct StaticShape {
+  int num_images = 1;
+  int height = 0;
+  int width = 0;
+  float guidance_scale = 0;
+};
+
 class PipelineLoadWorker : public PromiseWorker {
  public:
   PipelineLoadWorker(Napi::Env env, std::string model_dir, std::string device, std::vector<ov::genai::Adapter> adapters,
-                     ov::AnyMap properties, std::optional<std::vector<float>> fused_alphas);
+                     ov::AnyMap properties, std::optional<std::vector<float>> fused_alphas,
+                     std::optional<StaticShape> static_shape);
 
  protected:
   void Run() override;
@@ -25,6 +34,7 @@ class PipelineLoadWorker : public PromiseWorker {
   std::string model_dir_;
   std::string device_;
   ov::AnyMap properties_;
+  std::optional<StaticShape> static_shape_;
   LoadedPipeline loaded_;
 };
 

@@ -7,7 +7,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { ROOT, readCompleteSdk, sdkDir } from './sdk-config.mjs';
 
-export function buildNative(extraArgs = []) {
+/** outDir: cmake-js's build folder (the addon itself always lands in build/Release). */
+export function buildNative(extraArgs = [], { outDir = path.join(ROOT, 'build', 'cmake') } = {}) {
   const sdk = readCompleteSdk();
   if (!sdk) {
     throw new Error(`the OpenVINO GenAI SDK in ${sdkDir()} is missing or incomplete: run \`node scripts/setup-sdk.mjs\``);
@@ -16,7 +17,7 @@ export function buildNative(extraArgs = []) {
   const args = [
     cmakeJs, 'compile',
     '--directory', ROOT,
-    '--out', path.join(ROOT, 'build', 'cmake'),
+    '--out', outDir,
     '--parallel', String(Math.max(1, os.availableParallelism())),
     `--CDMULTILORA_SDK_JSON=${path.join(sdk.dir, 'sdk.json')}`,
     ...extraArgs,

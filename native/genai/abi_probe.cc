@@ -82,6 +82,7 @@ void references() {
   // Image2ImagePipeline and InpaintingPipeline
   {
     InpaintingPipeline inpaint(std::filesystem::path("x"), std::string("CPU"), ov::AnyMap{});
+    InpaintingPipeline uncompiled(std::filesystem::path("x"));
     Image2ImagePipeline i2i(inpaint);
     ImageGenerationConfig a = inpaint.get_generation_config();
     ImageGenerationConfig b = i2i.get_generation_config();
@@ -91,6 +92,8 @@ void references() {
   use(&Image2ImagePipeline::set_scheduler);
   use(&Image2ImagePipeline::generate);
   use(&InpaintingPipeline::set_scheduler);
+  use(&InpaintingPipeline::reshape);
+  use(&InpaintingPipeline::compile);
   use(&InpaintingPipeline::generate);
 }
 

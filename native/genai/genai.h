@@ -267,8 +267,12 @@ class MULTILORA_GENAI_API Image2ImagePipeline {
 /// generate with this release).
 class MULTILORA_GENAI_API InpaintingPipeline {
  public:
+  /// Reads the models without compiling them: reshape() may follow, then compile().
+  explicit InpaintingPipeline(const std::filesystem::path& models_path);
   InpaintingPipeline(const std::filesystem::path& models_path, const std::string& device,
                      const ov::AnyMap& properties = {});
+  void reshape(int num_images_per_prompt, int height, int width, float guidance_scale);
+  void compile(const std::string& device, const ov::AnyMap& properties = {});
   ImageGenerationConfig get_generation_config() const;
   void set_scheduler(std::shared_ptr<Scheduler> scheduler);
   /// image and mask: u8 [1, height, width, 3].

@@ -1,0 +1,104 @@
+// Static shapes: the models are reshaped to one size (and batch) before they are compiled, which lets OpenVINO
+// plan memory and pick kernels once. Calls must then keep to that shape; this file checks both sides.
+import type { NativeGenerateOptions } from './binding';
+import { MultiloraError } from './errors';
+import type { ModelInfo } from './model';
+import { finite, integer, invalid, knownKeys, object } from './validate';
+
+/** The one shape that a pipeline loaded with `staticShape` serves. */
+export interface StaticShape {
+  /** Width and height of the images, multiples of the model's VAE scale factor. */
+  width: number;
+  height: number;
+  /** Images per call (`numImages`); default 1. */
+  numImages?: number;
+  /**
+   * The guidance scale the calls will use (default: the model's). It fixes the denoiser's batch: with classifier-free
+   * guidance (a scale above 1 on SD, SDXL and SD3), the denoiser runs on two latents at once. Calls may use another
+   * scale on the same side of 1.
+   */
+  guidanceScale?: number;
+}
+
+const KEYS = ['width', 'height', 'numImages', 'guidanceScale'] as const;
+const MAX_SIDE = 8192;
+
+/** Families whose denoiser doubles its batch for classifier-free guidance when the scale is above 1. */
+const CFG_FAMILIES = new Set(['sd', 'sdxl', 'sd3', 'other']);
+
+export function checkStaticShape(value: unknown, model: ModelInfo): Required<StaticShape> | undefined {
+  if (value === undefined) return undefined;
+  const o = object(value, 'options.staticShape');
+  knownKeys(o, KEYS, 'options.staticShape');
+  const scale = model.vaeScaleFactor;
+  const side = (key: 'width' | 'height'): number => {
+    const v = integer(o[key], `options.staticShape.${key}`, scale, MAX_SIDE);
+    if (v % scale !== 0) throw invalid(`a multiple of ${scale} (the model's VAE scale factor)`, `options.staticShape.${key}`, v);
+    return v;
+  };
+  return {
+    width: side('width'),
+    height: side('height'),
+    numImages: o.numImages === undefined ? 1 : integer(o.numImages, 'options.staticShape.numImages', 1, 16),
+    // NaN: the model's default, which GenAI reads (calls then leave guidanceScale to the model as well).
+    guidanceScale: o.guidanceScale === undefined ? Number.NaN : finite(o.guidanceScale, 'options.staticShape.guidanceScale', 0, 100),
+  };
+}
+
+/**
+ * GenAI 2026.3 compiles a reshaped model through another path than its usual constructor, and that path gives every
+ * text encoder the LoRA prefix `lora_te`: right for SD 1.x and LCM (one text encoder), wrong for SDXL's `lora_te1`/
+ * `lora_te2`, whose text-encoder weights would then be dropped with only a warning on stderr (docs/GENAI-BUGS.md).
+ * So such adapters are refused with static shapes, rather than applied in part.
+ */
+export function checkStaticAdapters(model: ModelInfo, adapters: ReadonlyArray<{ name: string; report: { targets: readonly string[] } }>): void {
+  if (model.family === 'sd' || model.family === 'lcm') return;
+  const withText = adapters.find((a) => a.report.targets.some((t) => t.startsWith('text_encoder')));
+  if (withText) {
+    throw new MultiloraError(
+      'ERR_INVALID_ARGUMENT',
+      `Adapter ${JSON.stringify(withText.name)} has text-encoder layers, which GenAI 2026.3 drops from a ${model.pipelineClass} compiled for a static shape: load without staticShape to use it (see docs/GENAI-BUGS.md)`,
+    );
+  }
+}
+
+/** [numImages, height, width, guidanceScale] as the addon takes it (NaN: the model's guidance scale). */
+export function nativeShape(shape: Required<StaticShape>): [number, number, number, number] {
+  return [shape.numImages, shape.height, shape.width, shape.guidanceScale];
+}
+
+/**
+ * Fits a checked call to the pipeline's static shape: fills in the size, and refuses another size, batch or side of
+ * classifier-free guidance with a message that says what to do. imageSize: the input image's, for image tasks.
+ */
+export function fitStaticShape(
+  options: NativeGenerateOptions,
+  shape: Required<StaticShape>,
+  model: ModelInfo,
+  imageSize?: { width: number; height: number },
+): void {
+  const guidance = shape.guidanceScale;
+  const fixed = `this pipeline was loaded with staticShape ${shape.width}x${shape.height}, ${shape.numImages} image(s) per call`;
+  const width = imageSize?.width ?? options.width ?? shape.width;
+  const height = imageSize?.height ?? options.height ?? shape.height;
+  if (width !== shape.width || height !== shape.height) {
+    const what = imageSize ? 'an input image' : 'a size';
+    throw new MultiloraError('ERR_INVALID_ARGUMENT', `Expected ${what} of ${shape.width}x${shape.height} but received ${width}x${height}: ${fixed}; load another pipeline for other sizes`);
+  }
+  const numImages = options.numImages ?? 1;
+  if (numImages !== shape.numImages) {
+    throw new MultiloraError('ERR_INVALID_ARGUMENT', `Expected numImages ${shape.numImages} but received ${numImages}: ${fixed}`);
+  }
+  if (!imageSize) {
+    options.width = width;
+    options.height = height;
+  }
+  const scale = options.guidanceScale ?? guidance;
+  if (CFG_FAMILIES.has(model.family) && scale > 1 !== guidance > 1) {
+    throw new MultiloraError(
+      'ERR_INVALID_ARGUMENT',
+      `Expected a guidanceScale ${guidance > 1 ? 'above' : 'of at most'} 1 but received ${scale}: ${fixed} and a guidance scale of ${guidance}, which fixes the denoiser's batch`,
+    );
+  }
+  if (options.guidanceScale === undefined) options.guidanceScale = guidance;
+}

@@ -1,0 +1,136 @@
+// The C++ side of `npm run bench` (scripts/bench.mjs): GenAI's Text2ImagePipeline driven with no binding in
+// between, built by the project's CMakeLists.txt (option MULTILORA_BENCH_DRIVER) against native/genai/genai.h.
+//
+// It speaks the runners' line protocol on stdin/stdout (scripts/bench/protocol.md): one command per line, fields
+// separated by tabs, one reply line per command ("ok\t..." or "err\t<message>"). It makes exactly the GenAI calls
+// that multilora makes for the same request (native/pipeline.cc, AdapterConfigFor): every registered adapter in
+// registration order, then a tensor-less spacer adapter whose alpha changes whenever an alpha changed.
+#include <chrono>
+#include <cstring>
+#include <iostream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "genai/genai.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::vector<std::string> Split(const std::string& line, char separator) {
+  std::vector<std::string> fields;
+  std::stringstream stream(line);
+  std::string field;
+  while (std::getline(stream, field, separator)) fields.push_back(field);
+  return fields;
+}
+
+/// The bytes of a safetensors file without tensors (the spacer adapter, as native/pipeline_load_worker.cc makes it).
+ov::Tensor EmptySafetensors() {
+  static const char kFile[] = "\x08\0\0\0\0\0\0\0{}      ";
+  ov::Tensor tensor(ov::element::u8, ov::Shape{16});
+  std::memcpy(tensor.data(), kFile, 16);
+  return tensor;
+}
+
+class Driver {
+ public:
+  // load <model dir> <device> <static shape WxHxNxGUIDANCE or -> <cache dir or -> <adapter paths joined by '|' or ->
+  std::string Load(const std::vector<std::string>& f) {
+    if (f.size() != 6) return "err\tload takes 5 fields";
+    pipeline_.reset();
+    adapters_.clear();
+    last_alphas_.clear();
+    spacer_alpha_ = 0;
+    ov::AnyMap properties;
+    if (f[4] != "-") properties["CACHE_DIR"] = f[4];
+    if (f[5] != "-") {
+      for (const std::string& path : Split(f[5], '|')) adapters_.emplace_back(std::filesystem::path(path));
+      spacer_ = ov::genai::Adapter(EmptySafetensors());
+      properties["adapters"] = ov::genai::AdapterConfig(adapters_);
+    }
+    const Clock::time_point start = Clock::now();
+    if (f[3] == "-") {
+      pipeline_ = std::make_unique<ov::genai::Text2ImagePipeline>(f[1], f[2], properties);
+    } else {
+      std::vector<std::string> shape = Split(f[3], 'x');
+      pipeline_ = std::make_unique<ov::genai::Text2ImagePipeline>(f[1]);
+      pipeline_->reshape(std::stoi(shape[2]), std::stoi(shape[1]), std::stoi(shape[0]), std::stof(shape[3]));
+      pipeline_->compile(f[2], properties);
+    }
+    return "ok\t" + std::to_string(Ms(start));
+  }
+
+  // gen <seed> <width> <height> <steps> <guidance> <alphas, one per registered adapter, comma-separated, or ->
+  //     <prompt>
+  std::string Generate(const std::vector<std::string>& f) {
+    if (!pipeline_) return "err\tno pipeline loaded";
+    if (f.size() != 8) return "err\tgen takes 7 fields";
+    ov::AnyMap properties{
+        {"rng_seed", static_cast<size_t>(std::stoull(f[1]))},
+        {"width", static_cast<int64_t>(std::stoll(f[2]))},
+        {"height", static_cast<int64_t>(std::stoll(f[3]))},
+        {"num_inference_steps", static_cast<size_t>(std::stoull(f[4]))},
+        {"guidance_scale", std::stof(f[5])},
+    };
+    if (!adapters_.empty()) properties["adapters"] = ConfigFor(f[6]);
+    const Clock::time_point start = Clock::now();
+    ov::Tensor image = pipeline_->generate(f[7], properties);
+    const double ms = Ms(start);
+    // The first byte, so that the image is surely there (and read) before the clock stops for the others too.
+    return "ok\t" + std::to_string(ms) + "\tfirst=" + std::to_string(static_cast<int>(image.data<uint8_t>()[0]));
+  }
+
+ private:
+  static double Ms(Clock::time_point start) {
+    return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+  }
+
+  ov::genai::AdapterConfig ConfigFor(const std::string& csv) {
+    std::vector<float> alphas(adapters_.size(), 0.0f);
+    if (csv != "-") {
+      std::vector<std::string> values = Split(csv, ',');
+      for (size_t i = 0; i < values.size() && i < alphas.size(); ++i) alphas[i] = std::stof(values[i]);
+    }
+    if (alphas != last_alphas_) spacer_alpha_ += 1;
+    last_alphas_ = alphas;
+    ov::genai::AdapterConfig config;
+    for (size_t i = 0; i < adapters_.size(); ++i) config.add(adapters_[i], alphas[i]);
+    config.add(spacer_, spacer_alpha_);
+    return config;
+  }
+
+  std::unique_ptr<ov::genai::Text2ImagePipeline> pipeline_;
+  std::vector<ov::genai::Adapter> adapters_;
+  ov::genai::Adapter spacer_;
+  std::vector<float> last_alphas_;
+  float spacer_alpha_ = 0;
+};
+
+}  // namespace
+
+int main() {
+  std::ios::sync_with_stdio(false);
+  Driver driver;
+  std::string line;
+  std::cout << "ready\tcpp" << std::endl;
+  while (std::getline(std::cin, line)) {
+    std::vector<std::string> fields = Split(line, '\t');
+    if (fields.empty()) continue;
+    std::string reply;
+    try {
+      if (fields[0] == "load") reply = driver.Load(fields);
+      else if (fields[0] == "gen") reply = driver.Generate(fields);
+      else if (fields[0] == "quit") break;
+      else reply = "err\tunknown command " + fields[0];
+    } catch (const std::exception& e) {
+      std::string message = e.what();
+      for (char& c : message) if (c == '\n' || c == '\t') c = ' ';
+      reply = "err\t" + message;
+    }
+    std::cout << reply << std::endl;
+  }
+  return 0;
+}
