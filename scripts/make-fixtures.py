@@ -286,13 +286,14 @@ def build_sdxl(tok_dir, seed):
     )
 
 
-def export_openvino(diffusers_dir, out_dir):
-    """optimum-cli export openvino --task text-to-image --weight-format fp32 (tokenizers included)."""
+def export_openvino(diffusers_dir, out_dir, weight_format="fp32"):
+    """optimum-cli export openvino --task text-to-image (tokenizers included); the fixtures use fp32
+    weights, scripts/make-bench-model.py may ask for fp16."""
     if out_dir.exists():
         shutil.rmtree(out_dir)
     cli = Path(sys.executable).parent / "optimum-cli"
     cmd = [str(cli), "export", "openvino", "--model", str(diffusers_dir), "--task", "text-to-image",
-           "--weight-format", "fp32", str(out_dir)]
+           "--weight-format", weight_format, str(out_dir)]
     log("$", " ".join(cmd))
     subprocess.run(cmd, check=True)
 
@@ -359,17 +360,19 @@ def canonical_safetensors(path):
     Path(path).write_bytes(struct.pack("<Q", len(text)) + text + data)
 
 
-def kohya_metadata(family):
+def kohya_metadata(family, rank=LORA_RANK, alpha=LORA_ALPHA):
     return {
         "ss_network_module": "networks.lora",
-        "ss_network_dim": str(LORA_RANK),
-        "ss_network_alpha": str(LORA_ALPHA),
+        "ss_network_dim": str(rank),
+        "ss_network_alpha": str(alpha),
         "ss_base_model_version": "sd_v1" if family == "sd15" else "sdxl_base_v1-0",
         "multilora_fixture": "random test weights, not a trained LoRA",
     }
 
 
-def save_kohya(path, weights, family):
+def save_kohya(path, weights, family, alpha=LORA_ALPHA, metadata=None):
+    """Write {(kohya prefix, peft prefix, module): (down, up)} with kohya keys, an `.alpha` per module
+    (float32) and kohya's header metadata (the fixtures' own unless `metadata` is given)."""
     import torch
     from safetensors.torch import save_file
     sd = {}
@@ -377,8 +380,8 @@ def save_kohya(path, weights, family):
         k = kohya_name(kohya_prefix, module)
         sd[f"{k}.lora_down.weight"] = down
         sd[f"{k}.lora_up.weight"] = up
-        sd[f"{k}.alpha"] = torch.tensor(LORA_ALPHA, dtype=torch.float32)
-    save_file(sd, str(path), metadata=kohya_metadata(family))
+        sd[f"{k}.alpha"] = torch.tensor(alpha, dtype=torch.float32)
+    save_file(sd, str(path), metadata=kohya_metadata(family) if metadata is None else metadata)
     canonical_safetensors(path)
     return sorted(sd)
 
@@ -582,12 +585,12 @@ def build(out, diffusers_out, keep_diffusers_in_fixtures):
     log(f"fixtures written to {out} ({dir_size(out) / 1e6:.2f} MB)")
 
 
-def scrub_build_paths(out, tmp):
+def scrub_build_paths(out, tmp, name="multilora-fixtures"):
     """The configs record the (random) build folder as _name_or_path: make that a fixed name."""
     for p in sorted(out.rglob("*.json")):
         text = p.read_text(encoding="utf-8")
         if str(tmp) in text:
-            p.write_text(text.replace(str(tmp), "multilora-fixtures"), encoding="utf-8")
+            p.write_text(text.replace(str(tmp), name), encoding="utf-8")
 
 
 def rel(p, base):
