@@ -750,6 +750,7 @@ def write_readme(out, manifest, kept_diffusers):
 Generated; do not edit by hand. Rebuild with
 
     bash scripts/make-fixtures.sh            # builds a venv in .fixture-venv/, then runs scripts/make-fixtures.py --verify
+    bash scripts/make-fixtures.sh --bench-model   # the benchmark's model instead: see the end of this file
 
 Every weight here is random (fixed seeds): the images mean nothing, only their differences do.
 Rerunning the script gives the same files (`manifest.json` lists each file's sha256).
@@ -801,6 +802,14 @@ same rank gives all-black images, and a change to any alpha but the last adapter
 |---|---|
 {size_rows}
 | total | {total / 1e6:.2f} MB |
+
+## The benchmark's model (not here)
+`bash scripts/make-fixtures.sh --bench-model [--out DIR]` builds, with scripts/make-bench-model.py, a
+random-weight Stable Diffusion 1.5 of the real sizes (UNet 859,520,964 parameters, CLIP ViT-L/14-sized text
+encoder, SD's VAE; 512x512) as fp16-weight IR, and six rank-16 kohya LoRAs for it (`loras/bench-0` ...
+`bench-5`, on the UNet's attention and feed-forward Linear layers and the text encoder's q/k/v/out_proj and
+fc1/fc2), into `.bench-models/sd15-512/` (git-ignored, ~2.2 GB). A rerun reuses a complete build (its
+stamp `bench-model.json` also records sizes, timings and the openvino_genai check); `--force` rebuilds.
 """
     (out / "README.md").write_text(text)
 

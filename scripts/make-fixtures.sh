@@ -5,6 +5,10 @@
 #   bash scripts/make-fixtures.sh --no-verify     # build only
 #   bash scripts/make-fixtures.sh --verify-only   # check the fixtures already there
 #   bash scripts/make-fixtures.sh --diffusers-out DIR   # other arguments go to make-fixtures.py
+#   bash scripts/make-fixtures.sh --bench-model [--out DIR] [--force] [--no-verify]
+#       # instead: the benchmark's random-weight SD 1.5 of real size (UNet 860M, 512x512) and its
+#       # LoRAs, in .bench-models/sd15-512/ (not committed; reused when complete). Took 11 GB of RAM
+#       # and 15 min on 2 cores; other arguments go to scripts/make-bench-model.py.
 #
 # The venv lives in .fixture-venv/ (git-ignored) and is used for nothing else. It is reused
 # when it was completed with the same scripts/fixtures-requirements.txt; otherwise it is
@@ -74,6 +78,16 @@ else
   log "venv ready"
 fi
 
+cd "$ROOT"
+
+for a in "$@"; do
+  if [ "$a" = --bench-model ]; then
+    ARGS=()
+    for b in "$@"; do [ "$b" = --bench-model ] || ARGS+=("$b"); done
+    exec "$VENV/bin/python" "$ROOT/scripts/make-bench-model.py" ${ARGS[@]+"${ARGS[@]}"}
+  fi
+done
+
 ARGS=()
 VERIFY=1
 for a in "$@"; do
@@ -85,5 +99,4 @@ for a in "$@"; do
 done
 [ "$VERIFY" = 1 ] && ARGS+=(--verify)
 
-cd "$ROOT"
 exec "$VENV/bin/python" "$ROOT/scripts/make-fixtures.py" ${ARGS[@]+"${ARGS[@]}"}
