@@ -49,6 +49,12 @@ SEEDS = {
 }
 RANDN_SHAPES = [[1, 4, 8, 8], [1, 4, 32, 32]]
 RANDN_SEEDS = [0, 42, 2147483647, 4294967295]
+# More torch.randn cases, each (seed, shape): sizes that are not a multiple of 16 (torch draws the last 16 again;
+# 72x72 pixels give 9x9 latents), fewer than 16 (torch's double-precision path), and a batch of two images.
+RANDN_EXTRA = [(0, [1, 4, 9, 9]), (42, [1, 4, 9, 9]), (42, [1, 4, 5, 3]), (42, [1]), (42, [3, 5]),
+               (4294967295, [1, 1, 2, 3]), (42, [2, 4, 8, 8])]
+# Successive torch.randn calls on one generator, as a scheduler or image-to-image makes them: (seed, shapes).
+RANDN_SEQUENCES = [(42, [[1, 4, 8, 8], [1, 4, 8, 8]]), (7, [[3], [1, 4, 4, 4], [1]])]
 
 # What verification uses (and what the manifest tells tests to use).
 VERIFY = {
@@ -463,23 +469,49 @@ def peft_to_kohya(src, dst):
 
 def torch_randn_reference():
     import torch
+
+    def f32le(t):
+        return t.numpy().astype("<f4").ravel()
+
     cases = []
-    for shape in RANDN_SHAPES:
-        for seed in RANDN_SEEDS:
-            t = torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float32)
-            a = t.numpy().astype("<f4").ravel()
-            cases.append({
-                "seed": seed,
-                "shape": shape,
-                "first8": [float(x) for x in a[:8]],
-                "data_base64_f32le": base64.b64encode(a.tobytes()).decode("ascii"),
-            })
+    for seed, shape in [(seed, shape) for shape in RANDN_SHAPES for seed in RANDN_SEEDS] + RANDN_EXTRA:
+        a = f32le(torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float32))
+        cases.append({
+            "seed": seed,
+            "shape": shape,
+            "first8": [float(x) for x in a[:8]],
+            "data_base64_f32le": base64.b64encode(a.tobytes()).decode("ascii"),
+        })
+    sequences = []
+    for seed, shapes in RANDN_SEQUENCES:
+        g = torch.Generator().manual_seed(seed)
+        data = [f32le(torch.randn(shape, generator=g, dtype=torch.float32)) for shape in shapes]
+        sequences.append({
+            "seed": seed,
+            "shapes": shapes,
+            "data_base64_f32le": [base64.b64encode(a.tobytes()).decode("ascii") for a in data],
+        })
     return {
         "description": "torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float32) "
-                       "on the CPU; data is the full array, row-major, as base64 of little-endian float32.",
+                       "on the CPU; data is the full array, row-major, as base64 of little-endian float32. "
+                       "sequences: successive torch.randn calls on one generator, one array each.",
         "torch_version": torch.__version__,
+        # torch registers its normal kernel for AVX2 but not AVX-512: both kinds of CPU run the AVX2 one.
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "cases": cases,
+        "sequences": sequences,
     }
+
+
+def write_torch_randn_only(out):
+    """Rewrite torch-randn.json alone, and its entry in manifest.json (the models stay as they are)."""
+    path = out / "torch-randn.json"
+    path.write_text(json.dumps(torch_randn_reference(), indent=1) + "\n")
+    manifest_path = out / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["files"]["torch-randn.json"] = {"bytes": path.stat().st_size, "sha256": sha256(path)}
+    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
+    log(f"wrote {path} ({path.stat().st_size} bytes) and its manifest entry")
 
 
 # --------------------------------------------------------------------------
@@ -781,7 +813,9 @@ optimum-intel {gw.get('optimum_intel')}, OpenVINO {gw.get('openvino')}, OpenVINO
     GenAI's generate throws ("Can not clone with new dims").
   - `unmatched.safetensors`: kohya keys of layers that exist in no model: no effect.
 - `torch-randn.json`: `torch.randn(shape, generator=torch.Generator().manual_seed(seed))` (CPU, float32) for
-  shapes {RANDN_SHAPES} and seeds {RANDN_SEEDS}: full arrays as base64 of little-endian float32, and the first 8 values.
+  shapes {RANDN_SHAPES} and seeds {RANDN_SEEDS}, and for (seed, shape) {RANDN_EXTRA}: full arrays as base64 of
+  little-endian float32, and the first 8 values; and successive calls on one generator, (seed, shapes)
+  {RANDN_SEQUENCES}.
 - `manifest.json`: every model and LoRA (family, path, defaults, format, rank, alpha, targets, shared weights,
   what is expected of it, sizes and sha256).
 
@@ -1008,6 +1042,12 @@ def verify(out):
         worst = max(worst, float(np.abs(now - data).max()) if ok_len else float("inf"))
         check(ok_len and list(map(float, data[:8])) == c["first8"],
               f"torch-randn seed {c['seed']} shape {c['shape']}: size and first8 agree")
+    for sq in ref.get("sequences", []):
+        g = torch.Generator().manual_seed(sq["seed"])
+        for shape, b64 in zip(sq["shapes"], sq["data_base64_f32le"]):
+            data = np.frombuffer(base64.b64decode(b64), dtype="<f4")
+            now = torch.randn(shape, generator=g, dtype=torch.float32).numpy().ravel()
+            worst = max(worst, float(np.abs(now - data).max()) if data.size == now.size else float("inf"))
     report["torch_randn_max_abs_diff_vs_this_torch"] = worst
     check(worst == 0.0, "torch-randn.json equals torch.randn of the torch in this venv")
 
@@ -1030,8 +1070,13 @@ def main():
                     help="do not keep the diffusers form of sd15-tiny under test/fixtures/diffusers/")
     ap.add_argument("--verify", action="store_true", help="after building, check the fixtures with openvino_genai")
     ap.add_argument("--verify-only", action="store_true", help="only check the fixtures already built")
+    ap.add_argument("--torch-randn-only", action="store_true",
+                    help="rewrite torch-randn.json (and its manifest entry) only; needs only torch")
     args = ap.parse_args()
     out = Path(args.out).resolve()
+    if args.torch_randn_only:
+        write_torch_randn_only(out)
+        return 0
     if not args.verify_only:
         t = time.time()
         build(out, args.diffusers_out, not args.no_diffusers_in_fixtures)
