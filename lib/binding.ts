@@ -1,5 +1,7 @@
 // The raw addon, typed. Internal: users never import this file. Native code trusts what it is given; the public
 // classes (lib/pipeline.ts, lib/adapter.ts) validate everything before it gets here.
+import path from 'node:path';
+
 import nodeGypBuild from 'node-gyp-build';
 
 import { MultiloraError } from './errors';
@@ -126,16 +128,24 @@ let binding: Binding | undefined;
 /** Loads the addon on first use. */
 export function native(): Binding {
   if (binding) return binding;
-  const tokenizers = configureTokenizers();
+  let addon: string | undefined;
+  let tokenizers: string | undefined;
   try {
-    binding = nodeGypBuild(PACKAGE_ROOT) as Binding;
+    // node-gyp-build's choice: build/Release (a build from source) if there is one, else prebuilds/linux-x64/.
+    addon = nodeGypBuild.resolve(PACKAGE_ROOT);
+    tokenizers = configureTokenizers(addon);
+    binding = require(addon) as Binding;
   } catch (err) {
     const reason = err instanceof Error ? err.message : String(err);
     const missingLib = /lib[\w.-]+\.so[\d.]*: cannot open shared object file/.exec(reason)?.[0];
-    const hint = missingLib
-      ? `a runtime library is missing (${missingLib}): the OpenVINO GenAI SDK in ${sdkDir()} is gone or incomplete; ` +
-        'run `npm install` again, or set MULTILORA_SDK_DIR to the SDK folder the addon was built with'
-      : 'no usable build of the addon was found: run `npm install` (or `npm run build:native`) in the multilora package';
+    const prebuilt = addon !== undefined && path.basename(path.dirname(path.dirname(addon))) === 'prebuilds';
+    const hint = !missingLib
+      ? 'no usable build of the addon was found: run `npm install` (or `npm run build:native`) in the multilora package'
+      : prebuilt
+        ? `a runtime library is missing (${missingLib}) from the prebuilt addon's folder ${path.dirname(addon!)}: ` +
+          'install multilora again, or build it from source with MULTILORA_BUILD_FROM_SOURCE=1 npm install'
+        : `a runtime library is missing (${missingLib}): the OpenVINO GenAI SDK in ${sdkDir()} is gone or incomplete; ` +
+          'run `npm install` again, or set MULTILORA_SDK_DIR to the SDK folder the addon was built with';
     throw new MultiloraError('ERR_NATIVE_LOAD', `multilora could not load its native addon: ${hint}. (${reason})`, {
       cause: err,
     });

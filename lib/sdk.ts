@@ -1,5 +1,6 @@
-// Finds the OpenVINO GenAI SDK at run time. The addon finds its libraries by RPATH; what is left is the tokenizers
-// library, which GenAI loads by path from OPENVINO_TOKENIZERS_PATH_GENAI.
+// Finds the OpenVINO GenAI runtime at run time. The addon finds its libraries by RPATH: the SDK's folders for a build
+// from source, its own folder for a prebuild (prebuilds/linux-x64/, which carries them). What is left is the
+// tokenizers library, which GenAI loads by path from OPENVINO_TOKENIZERS_PATH_GENAI.
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 
@@ -30,14 +31,19 @@ export function readSdk(): SdkPaths | null {
   }
 }
 
-/** Points GenAI at the tokenizers library unless the user already did. Returns the path in use, if any. */
-export function configureTokenizers(): string | undefined {
+/** The tokenizers library a prebuilt addon carries beside itself (see scripts/prebuild.mjs). */
+const BUNDLED_TOKENIZERS = 'libopenvino_tokenizers.so';
+
+/**
+ * Points GenAI at the tokenizers library unless the user already did: the one beside the addon when the addon
+ * carries its runtime (a prebuild), else the SDK's. Returns the path in use, if any.
+ */
+export function configureTokenizers(addonPath: string): string | undefined {
   const current = process.env.OPENVINO_TOKENIZERS_PATH_GENAI;
   if (current) return current;
+  const bundled = path.join(path.dirname(addonPath), BUNDLED_TOKENIZERS);
   const sdk = readSdk();
-  if (sdk && existsSync(sdk.tokenizersLib)) {
-    process.env.OPENVINO_TOKENIZERS_PATH_GENAI = sdk.tokenizersLib;
-    return sdk.tokenizersLib;
-  }
-  return undefined;
+  const found = existsSync(bundled) ? bundled : sdk && existsSync(sdk.tokenizersLib) ? sdk.tokenizersLib : undefined;
+  if (found) process.env.OPENVINO_TOKENIZERS_PATH_GENAI = found;
+  return found;
 }
