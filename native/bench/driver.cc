@@ -7,6 +7,7 @@
 // registration order, then a tensor-less spacer adapter whose alpha changes whenever an alpha changed.
 #include <chrono>
 #include <cstring>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <sstream>
@@ -65,6 +66,9 @@ class Driver {
 
   // gen <seed> <width> <height> <steps> <guidance> <alphas, one per registered adapter, comma-separated, or ->
   //     <prompt>
+  // Alphas "empty": an empty AdapterConfig, GenAI's own way to ask for no LoRA (which multilora cannot use: see
+  // docs/GENAI-BUGS.md on ranks that drop to 0).
+  // first: the same fields; see below.
   std::string Generate(const std::vector<std::string>& f) {
     if (!pipeline_) return "err\tno pipeline loaded";
     if (f.size() != 8) return "err\tgen takes 7 fields";
@@ -75,12 +79,27 @@ class Driver {
         {"num_inference_steps", static_cast<size_t>(std::stoull(f[4]))},
         {"guidance_scale", std::stof(f[5])},
     };
-    if (!adapters_.empty()) properties["adapters"] = ConfigFor(f[6]);
+    if (f[6] == "empty") properties["adapters"] = ov::genai::AdapterConfig();
+    else if (!adapters_.empty()) properties["adapters"] = ConfigFor(f[6]);
     const Clock::time_point start = Clock::now();
+    if (f[0] == "first") {
+      // Up to the end of the first step, then stop (GenAI skips the rest and the VAE): what a call costs before
+      // denoising, plus one step.
+      double first_ms = 0;
+      std::function<bool(size_t, size_t, ov::Tensor&)> stop = [&](size_t, size_t, ov::Tensor&) {
+        first_ms = Ms(start);
+        return true;
+      };
+      properties["callback"] = stop;
+      pipeline_->generate(f[7], properties);
+      return "ok\t" + std::to_string(first_ms);
+    }
     ov::Tensor image = pipeline_->generate(f[7], properties);
     const double ms = Ms(start);
     // The first byte, so that the image is surely there (and read) before the clock stops for the others too.
-    return "ok\t" + std::to_string(ms) + "\tfirst=" + std::to_string(static_cast<int>(image.data<uint8_t>()[0]));
+    const float step_ms = pipeline_->get_performance_metrics().get_iteration_duration().mean;
+    return "ok\t" + std::to_string(ms) + "\tfirst=" + std::to_string(static_cast<int>(image.data<uint8_t>()[0])) +
+           "\tstepMs=" + std::to_string(step_ms);
   }
 
  private:
@@ -122,7 +141,7 @@ int main() {
     std::string reply;
     try {
       if (fields[0] == "load") reply = driver.Load(fields);
-      else if (fields[0] == "gen") reply = driver.Generate(fields);
+      else if (fields[0] == "gen" || fields[0] == "first") reply = driver.Generate(fields);
       else if (fields[0] == "quit") break;
       else reply = "err\tunknown command " + fields[0];
     } catch (const std::exception& e) {

@@ -1,0 +1,514 @@
+#!/usr/bin/env node
+// `npm run bench`: does the binding cost anything? The same work goes through three runners, each a process of its
+// own that speaks the line protocol of scripts/bench/protocol.md:
+//   node   — multilora's public API (scripts/bench/node-runner.mjs)
+//   python — openvino_genai from the SDK venv (scripts/bench/python_runner.py)
+//   cpp    — GenAI's C++ API with no binding (native/bench/driver.cc, built here by the project's CMakeLists.txt)
+// Runs are interleaved (each round visits the runners in a rotating order), the first round is a warm-up and is
+// dropped, and ratios are taken pairwise within a round: a drift of the machine's speed hits both sides of a ratio.
+// Then Node-only measures: event-loop delay, RSS growth, the cost of switching adapters, of idle adapters, the
+// static-shape option, the model cache and the zero-copy output.
+//
+//   npm run bench                        # both models, full counts (about an hour on 2 cores)
+//   npm run bench -- --quick             # both models, small counts (under 10 minutes)
+//   npm run bench -- --models tiny       # only the tiny fixture (no realistic model needed)
+//
+// Writes bench-results.json (in the project's root) and the results part of docs/BENCHMARKS.md.
+// The realistic model (SD 1.5 sizes, random weights, not committed) comes from
+// `bash scripts/make-fixtures.sh --bench-model`.
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { parseArgs } from 'node:util';
+import { buildNative } from './build-native.mjs';
+import { ROOT, readCompleteSdk } from './sdk-config.mjs';
+
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    models: { type: 'string', default: 'tiny,realistic' },
+    'realistic-dir': { type: 'string', default: path.join(ROOT, '.bench-models', 'sd15-512') },
+    out: { type: 'string', default: path.join(ROOT, 'bench-results.json') },
+    doc: { type: 'string', default: path.join(ROOT, 'docs', 'BENCHMARKS.md') },
+    'no-doc': { type: 'boolean', default: false },
+  },
+});
+const QUICK = args.quick;
+const PROMPT = 'a lighthouse on a cliff at sunset, oil painting';
+
+// ---------------------------------------------------------------------------------------------------- statistics
+const sorted = (xs) => [...xs].sort((a, b) => a - b);
+function quantile(xs, q) {
+  const s = sorted(xs);
+  const i = (s.length - 1) * q;
+  const lo = Math.floor(i);
+  return s[lo] + (s[Math.ceil(i)] - s[lo]) * (i - lo);
+}
+const median = (xs) => quantile(xs, 0.5);
+const summary = (xs) => ({ median: median(xs), p25: quantile(xs, 0.25), p75: quantile(xs, 0.75), min: Math.min(...xs), max: Math.max(...xs), n: xs.length });
+const round = (x, digits = 4) => Number(x.toFixed(digits));
+
+// ------------------------------------------------------------------------------------------------------ runners
+class Runner {
+  /** name: node | python | cpp; spawns the process and waits for its "ready" line. */
+  static async start(name, sdk) {
+    const env = { ...process.env, OPENVINO_TOKENIZERS_PATH_GENAI: sdk.tokenizersLib };
+    const commands = {
+      node: [process.execPath, [path.join(ROOT, 'scripts', 'bench', 'node-runner.mjs')]],
+      python: [sdk.python, [path.join(ROOT, 'scripts', 'bench', 'python_runner.py')]],
+      cpp: [DRIVER, []],
+    };
+    const [file, argv] = commands[name];
+    const runner = new Runner(name, spawn(file, argv, { env, stdio: ['pipe', 'pipe', 'inherit'] }));
+    const [ready] = await runner.#next();
+    if (ready !== 'ready') throw new Error(`the ${name} runner did not start: ${ready}`);
+    return runner;
+  }
+
+  #lines;
+  #pending = [];
+  #queue = [];
+
+  constructor(name, child) {
+    this.name = name;
+    this.child = child;
+    this.#lines = createInterface({ input: child.stdout });
+    this.#lines.on('line', (line) => {
+      const waiter = this.#pending.shift();
+      if (waiter) waiter(line.split('\t'));
+      else this.#queue.push(line.split('\t'));
+    });
+    child.on('exit', (code, signal) => {
+      for (const waiter of this.#pending.splice(0)) waiter(['err', `the ${name} runner exited (${code ?? signal})`]);
+    });
+  }
+
+  #next() {
+    if (this.#queue.length) return Promise.resolve(this.#queue.shift());
+    return new Promise((resolve) => this.#pending.push(resolve));
+  }
+
+  /** Sends one command; resolves { ms, extra } or rejects with the runner's error. */
+  async send(...fields) {
+    this.child.stdin.write(`${fields.join('\t')}\n`);
+    const [status, value, ...rest] = await this.#next();
+    if (status !== 'ok') throw new Error(`${this.name}: ${fields[0]} failed: ${value}`);
+    const extra = Object.fromEntries(rest.map((kv) => kv.split('=')).map(([k, v]) => [k, Number(v)]));
+    return { ms: Number(value), extra };
+  }
+
+  load(model, { shape = '-', cache = '-', adapters = [] } = {}) {
+    return this.send('load', model.dir, 'CPU', shape, cache, adapters.length ? adapters.join('|') : '-');
+  }
+
+  gen(model, call) {
+    const alphas = call.alphas?.length ? call.alphas.join(',') : '-';
+    return this.send('gen', call.seed ?? 42, model.size, model.size, call.steps ?? model.steps, model.guidance, alphas, PROMPT);
+  }
+
+  /** Time to the end of the first step; the run stops there (2 steps asked, so that nothing of the VAE runs). */
+  async first(model, call) {
+    const alphas = call.alphas?.length ? call.alphas.join(',') : '-';
+    return (await this.send('first', call.seed ?? 42, model.size, model.size, 2, model.guidance, alphas, PROMPT)).ms;
+  }
+
+  async stop() {
+    this.child.stdin.end('quit\n');
+    await new Promise((resolve) => (this.child.exitCode !== null ? resolve() : this.child.once('exit', resolve)));
+  }
+}
+
+const pause = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+// OpenVINO's worker threads spin for a moment after a run; a short rest keeps one runner's tail out of the next
+// runner's clock.
+const REST_MS = 300;
+
+// ------------------------------------------------------------------------------------------------------- models
+function models() {
+  const tiny = {
+    key: 'tiny',
+    title: 'tiny SDXL fixture (test/fixtures/models/sdxl-tiny)',
+    dir: path.join(ROOT, 'test', 'fixtures', 'models', 'sdxl-tiny'),
+    // Two adapters, registered again under other names to make the five idle ones.
+    loras: ['style-a', 'style-b', 'style-a', 'style-b', 'style-a'].map((n) => path.join(ROOT, 'test', 'fixtures', 'loras', 'sdxl', `${n}.safetensors`)),
+    // SDXL's text-encoder LoRA cannot go with static shapes (docs/GENAI-BUGS.md): that comparison goes without.
+    staticAdapters: [],
+    size: 128,
+    steps: QUICK ? 4 : 8,
+    guidance: 5,
+    cases: [0, 1, 2],
+    rounds: QUICK ? 5 : 16,
+    eventLoopCalls: QUICK ? 3 : 8,
+    switchPairs: QUICK ? 8 : 24,
+    idleRounds: QUICK ? 4 : 10,
+    staticRounds: QUICK ? 3 : 8,
+    coldStart: true,
+  };
+  const realisticDir = args['realistic-dir'];
+  const realistic = {
+    key: 'realistic',
+    title: `SD 1.5 sizes, random weights (UNet 860M)`,
+    dir: realisticDir,
+    loras: [0, 1, 2, 3, 4, 5].map((i) => path.join(realisticDir, 'loras', `bench-${i}.safetensors`)),
+    staticAdapters: [0, 1].map((i) => path.join(realisticDir, 'loras', `bench-${i}.safetensors`)),
+    // --quick: 256×256 and one step, so that the whole run keeps within 10 minutes on 2 cores.
+    size: QUICK ? 256 : 512,
+    steps: QUICK ? 1 : 2,
+    guidance: 7.5,
+    cases: QUICK ? [2] : [0, 2],
+    rounds: QUICK ? 3 : 4,
+    eventLoopCalls: QUICK ? 0 : 2,
+    switchPairs: QUICK ? 2 : 4,
+    idleRounds: QUICK ? 1 : 3,
+    staticRounds: QUICK ? 1 : 3,
+    coldStart: !QUICK,
+  };
+  return args.models.split(',').map((key) => {
+    const model = { tiny, realistic }[key.trim()];
+    if (!model) throw new Error(`--models: expected tiny and/or realistic, received ${key}`);
+    if (!existsSync(path.join(model.dir, 'model_index.json'))) {
+      throw new Error(`${model.dir} has no model: build it with \`bash scripts/make-fixtures.sh --bench-model\`, or pass --models tiny`);
+    }
+    for (const lora of model.loras) if (!existsSync(lora)) throw new Error(`missing LoRA ${lora}: rebuild the bench model`);
+    return model;
+  });
+}
+
+// The calls of the comparison: no LoRA, one adapter, a blend. Every runner makes exactly the same GenAI calls.
+const CASES = [
+  { name: 'no LoRA', alphas: [0, 0] },
+  { name: 'one adapter (0.8)', alphas: [0.8, 0] },
+  { name: 'blend (0.5 + 0.7)', alphas: [0.5, 0.7] },
+];
+
+/** Node vs Python vs C++: interleaved rounds, the first dropped, ratios paired within each round. */
+async function compareRunners(model, sdk) {
+  const runners = [];
+  for (const name of ['node', 'python', 'cpp']) runners.push(await Runner.start(name, sdk));
+  const loads = {};
+  for (const r of runners) loads[r.name] = (await r.load(model, { adapters: model.loras.slice(0, 2) })).ms;
+  const cases = model.cases.map((i) => CASES[i]);
+  const times = Object.fromEntries(runners.map((r) => [r.name, cases.map(() => [])]));
+  const steps = [];
+  const ratios = { nodeOverPython: [], nodeOverCpp: [], pythonOverCpp: [] };
+  const firstBytes = new Set();
+  for (let round = 0; round < model.rounds; round += 1) {
+    for (const [c, call] of cases.entries()) {
+      const t = {};
+      for (let k = 0; k < runners.length; k += 1) {
+        const r = runners[(round + c + k) % runners.length];
+        const { ms, extra } = await r.gen(model, { ...call, seed: 42 });
+        firstBytes.add(`${c}:${extra.first}`);
+        t[r.name] = ms;
+        if (r.name === 'node' && round > 0) steps.push(extra.stepMs);
+        await pause(REST_MS);
+      }
+      if (round === 0) continue; // warm-up
+      for (const name of Object.keys(t)) times[name][c].push(t[name]);
+      ratios.nodeOverPython.push(t.node / t.python);
+      ratios.nodeOverCpp.push(t.node / t.cpp);
+      ratios.pythonOverCpp.push(t.python / t.cpp);
+    }
+    process.stdout.write('.');
+  }
+  process.stdout.write('\n');
+  for (const r of runners) await r.stop();
+  // The same bytes from the three runners (checked on the first byte of each case; the tests check whole images).
+  const sameImages = firstBytes.size === cases.length;
+  return {
+    loadsMs: loads,
+    stepMs: median(steps),
+    cases: cases.map((call, c) => ({
+      name: call.name,
+      ms: Object.fromEntries(Object.entries(times).map(([name, xs]) => [name, summary(xs[c])])),
+    })),
+    ratios: Object.fromEntries(Object.entries(ratios).map(([k, xs]) => [k, summary(xs)])),
+    sameImages,
+  };
+}
+
+/** The event loop during generate calls, with a 1 ms timer watching it. */
+async function eventLoop(node, model) {
+  await node.send('elmon', 'on');
+  const p99 = [];
+  const max = [];
+  for (let i = 0; i < model.eventLoopCalls; i += 1) {
+    const { extra } = await node.gen(model, { alphas: CASES[i % CASES.length].alphas, seed: i });
+    p99.push(extra.elP99);
+    max.push(extra.elMax);
+  }
+  await node.send('elmon', 'off');
+  return { p99Ms: Math.max(...p99), maxMs: Math.max(...max), calls: p99.length };
+}
+
+/**
+ * What a switch of adapters or alphas costs: each selection is run twice in a row up to the end of its first step,
+ * the first time right after a switch, the second time without one. The difference, over GenAI's step time.
+ */
+async function switching(node, model, stepMs) {
+  const selections = [[0.8, 0], [0, 0.6], [0.5, 0.7], [0, 0], [0.3, 0.3]];
+  const costs = [];
+  for (let i = 0; i < model.switchPairs + 1; i += 1) {
+    const alphas = selections[i % selections.length];
+    const switched = await node.first(model, { alphas, seed: 7 });
+    const same = await node.first(model, { alphas, seed: 7 });
+    if (i > 0) costs.push(switched - same);
+  }
+  return { switchCostMs: summary(costs), stepMs, overStep: median(costs) / stepMs };
+}
+
+/**
+ * What registered adapters cost when a call does not use them, timed to the end of the first step (text encoder
+ * and one denoising step, the parts that carry LoRA). Two readings:
+ *  - none used: 5 registered and a call without LoRA, against a pipeline with none registered; beside it GenAI's
+ *    own way (the C++ driver, an empty AdapterConfig), which multilora cannot take (docs/GENAI-BUGS.md);
+ *  - one used: 5 registered, one of them used at 0.8, against a pipeline with only that one registered.
+ */
+async function idleAdapters(model, sdk) {
+  const five = model.loras.slice(0, 5);
+  const ms = { none: [], idle: [], genaiEmpty: [], one: [], idleOne: [] };
+  const interleave = async (entries) => {
+    for (let i = 0; i < model.idleRounds + 1; i += 1) {
+      for (let k = 0; k < entries.length; k += 1) {
+        const [name, runner, alphas] = entries[(i + k) % entries.length];
+        const t = await runner.first(model, { seed: 3, alphas });
+        if (i > 0) ms[name].push(t);
+        await pause(REST_MS);
+      }
+    }
+  };
+  const idle = await Runner.start('node', sdk);
+  await idle.load(model, { adapters: five });
+  const none = await Runner.start('node', sdk);
+  await none.load(model);
+  const cpp = await Runner.start('cpp', sdk);
+  await cpp.load(model, { adapters: five });
+  await interleave([['none', none, []], ['idle', idle, []], ['genaiEmpty', cpp, ['empty']]]);
+  await none.stop();
+  await cpp.stop();
+  const one = await Runner.start('node', sdk);
+  await one.load(model, { adapters: five.slice(0, 1) });
+  await interleave([['one', one, [0.8]], ['idleOne', idle, [0.8]]]);
+  await one.stop();
+  await idle.stop();
+  const m = (k) => median(ms[k]);
+  return {
+    adapters: 5,
+    firstStepMs: Object.fromEntries(Object.entries(ms).map(([k, xs]) => [k, summary(xs)])),
+    overhead: m('idle') / m('none') - 1,
+    genaiEmptyOverhead: m('genaiEmpty') / m('none') - 1,
+    overheadWithOneUsed: m('idleOne') / m('one') - 1,
+  };
+}
+
+/** RSS over many calls after a warm-up (tiny model: many calls in little time). */
+async function rssGrowth(node, model) {
+  const warmup = 20;
+  const calls = 200;
+  for (let i = 0; i < warmup; i += 1) await node.gen(model, { alphas: CASES[i % 3].alphas, steps: 1, seed: i });
+  const start = (await node.send('rss')).ms;
+  const samples = [start];
+  for (let i = 0; i < calls; i += 1) {
+    await node.gen(model, { alphas: CASES[i % 3].alphas, steps: 1, seed: i });
+    if ((i + 1) % 20 === 0) samples.push((await node.send('rss')).ms);
+  }
+  const end = samples[samples.length - 1];
+  return { warmup, calls, startMb: start / 2 ** 20, endMb: end / 2 ** 20, maxMb: Math.max(...samples) / 2 ** 20, growth: end / start - 1 };
+}
+
+/** Static shapes (reshape before compile) against dynamic shapes: same calls, interleaved. */
+async function staticShape(model, sdk) {
+  const dynamic = await Runner.start('node', sdk);
+  const fixed = await Runner.start('node', sdk);
+  const loads = {
+    dynamic: (await dynamic.load(model, { adapters: model.staticAdapters })).ms,
+    static: (await fixed.load(model, { adapters: model.staticAdapters, shape: `${model.size}x${model.size}x1x${model.guidance}` })).ms,
+  };
+  const ms = { dynamic: [], static: [] };
+  for (let i = 0; i < model.staticRounds + 1; i += 1) {
+    for (const [name, r] of i % 2 ? [['dynamic', dynamic], ['static', fixed]] : [['static', fixed], ['dynamic', dynamic]]) {
+      const { ms: t } = await r.gen(model, { alphas: model.staticAdapters.length ? [0.8, 0] : [], seed: 5 });
+      if (i > 0) ms[name].push(t);
+      await pause(REST_MS);
+    }
+  }
+  await dynamic.stop();
+  await fixed.stop();
+  return { loadsMs: loads, ms: { dynamic: summary(ms.dynamic), static: summary(ms.static) }, speedup: median(ms.dynamic) / median(ms.static) };
+}
+
+/**
+ * Cold start (Pipeline.load in a new process) with no model cache, with an empty one, then with a warm one: without
+ * adapters, and with two (their diagnostics and GenAI's LoRA set-up are not cached).
+ */
+async function coldStart(model, sdk) {
+  const result = {};
+  for (const [label, adapters] of [['noAdapters', []], ['twoAdapters', model.loras.slice(0, 2)]]) {
+    const cache = mkdtempSync(path.join(os.tmpdir(), 'multilora-bench-cache-'));
+    const r = {};
+    try {
+      for (const [name, dir] of [['noCache', '-'], ['emptyCache', cache], ['warmCache', cache]]) {
+        const node = await Runner.start('node', sdk);
+        r[name] = (await node.load(model, { cache: dir, adapters })).ms;
+        await node.stop();
+      }
+    } finally {
+      rmSync(cache, { recursive: true, force: true });
+    }
+    r.speedup = r.noCache / r.warmCache;
+    result[label] = r;
+  }
+  return result;
+}
+
+// ---------------------------------------------------------------------------------------------------- the run
+const DRIVER = path.join(ROOT, 'build', 'bench', 'bench', 'multilora-bench-driver');
+
+function machine(sdk) {
+  const cpu = os.cpus();
+  const python = spawnSync(sdk.python, ['-c', 'import openvino, openvino_genai; print(openvino.__version__, openvino_genai.__version__)'], { encoding: 'utf8' });
+  const [openvino, genai] = python.stdout.trim().split(' ');
+  return {
+    cpu: `${cpu[0]?.model ?? 'unknown'} × ${cpu.length}`,
+    memoryGb: round(os.totalmem() / 2 ** 30, 1),
+    os: `${os.type()} ${os.release()}`,
+    node: process.version,
+    python: spawnSync(sdk.python, ['--version'], { encoding: 'utf8' }).stdout.trim(),
+    openvino,
+    openvinoGenai: genai,
+    multilora: JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')).version,
+  };
+}
+
+async function main() {
+  const started = Date.now();
+  const sdk = readCompleteSdk();
+  if (!sdk) throw new Error('the SDK is not set up: run `npm install` first');
+  if (!existsSync(path.join(ROOT, 'dist', 'index.js'))) throw new Error('dist/ is missing: run `npm run build` first');
+  const list = models();
+  console.log('building the C++ driver (native/bench/driver.cc)');
+  buildNative(['--CDMULTILORA_BENCH_DRIVER=ON', '--target', 'multilora-bench-driver'], { outDir: path.join(ROOT, 'build', 'bench') });
+
+  const results = { quick: QUICK, date: new Date().toISOString(), machine: machine(sdk), models: {} };
+  for (const model of list) {
+    console.log(`\n== ${model.title}: ${model.size}×${model.size}, ${model.steps} steps, guidance ${model.guidance}, ${model.rounds - 1} rounds after a warm-up`);
+    model.title += `, ${model.size}×${model.size}`;
+    const r = { title: model.title, size: model.size, steps: model.steps, guidance: model.guidance };
+    results.models[model.key] = r;
+    console.log('node vs python vs c++');
+    r.runners = await compareRunners(model, sdk);
+    console.log(`  node/python ${r.runners.ratios.nodeOverPython.median.toFixed(4)}, node/c++ ${r.runners.ratios.nodeOverCpp.median.toFixed(4)}`);
+
+    const node = await Runner.start('node', sdk);
+    await node.load(model, { adapters: model.loras.slice(0, 2) });
+    if (model.eventLoopCalls > 0) {
+      console.log('event loop');
+      r.eventLoop = await eventLoop(node, model);
+      console.log(`  p99 ${r.eventLoop.p99Ms.toFixed(2)} ms`);
+    }
+    console.log('switching adapters and alphas');
+    r.switching = await switching(node, model, r.runners.stepMs);
+    console.log(`  ${r.switching.switchCostMs.median.toFixed(2)} ms = ${(100 * r.switching.overStep).toFixed(2)}% of a step`);
+    if (model.key === 'tiny') {
+      console.log('rss over 200 calls');
+      r.rss = await rssGrowth(node, model);
+      console.log(`  ${(100 * r.rss.growth).toFixed(2)}%`);
+    }
+    await node.stop();
+    if (model.loras.length >= 5) {
+      console.log('5 idle adapters');
+      r.idleAdapters = await idleAdapters(model, sdk);
+      console.log(`  ${(100 * r.idleAdapters.overhead).toFixed(2)}% per step`);
+    }
+    console.log('static shapes');
+    r.staticShape = await staticShape(model, sdk);
+    console.log(`  ×${r.staticShape.speedup.toFixed(3)}`);
+    if (model.coldStart) {
+      console.log('cold start and the model cache');
+      r.coldStart = await coldStart(model, sdk);
+      for (const [label, c] of Object.entries(r.coldStart)) console.log(`  ${label}: ${c.noCache.toFixed(0)} ms without, ${c.warmCache.toFixed(0)} ms with a warm cache`);
+    }
+  }
+
+  const all = Object.values(results.models);
+  const worst = (pick) => {
+    const xs = all.map(pick).filter((x) => typeof x === 'number' && !Number.isNaN(x));
+    return xs.length ? Math.max(...xs) : Number.NaN;
+  };
+  Object.assign(results, {
+    nodeOverPython: round(worst((m) => m.runners.ratios.nodeOverPython.median)),
+    nodeOverCpp: round(worst((m) => m.runners.ratios.nodeOverCpp.median)),
+    eventLoopP99Ms: round(worst((m) => m.eventLoop?.p99Ms), 3),
+    rssGrowthPct: round(100 * results.models.tiny?.rss?.growth ?? NaN, 3),
+    alphaSwitchOverStep: round(worst((m) => m.switching.overStep)),
+    idleAdaptersOverhead: round(worst((m) => m.idleAdapters?.overhead), 4),
+    staticShapeSpeedup: round((results.models.realistic ?? results.models.tiny).staticShape.speedup),
+    durationS: Math.round((Date.now() - started) / 1000),
+  });
+  results.targets = {
+    nodeOverCpp: { value: results.nodeOverCpp, target: '≤ 1.01', met: results.nodeOverCpp <= 1.01 },
+    nodeOverPython: { value: results.nodeOverPython, target: '≤ 1.00', met: results.nodeOverPython <= 1.0 },
+    eventLoopP99Ms: { value: results.eventLoopP99Ms, target: '< 10', met: results.eventLoopP99Ms < 10 },
+    rssGrowthPct: { value: results.rssGrowthPct, target: '< 5', met: results.rssGrowthPct < 5 },
+    alphaSwitchOverStep: { value: results.alphaSwitchOverStep, target: '< 0.05', met: results.alphaSwitchOverStep < 0.05 },
+    idleAdaptersOverhead: { value: results.idleAdaptersOverhead, target: '≤ 0.02', met: results.idleAdaptersOverhead <= 0.02 },
+  };
+  writeFileSync(args.out, `${JSON.stringify(results, null, 2)}\n`);
+  console.log(`\nwrote ${path.relative(process.cwd(), args.out)} in ${results.durationS} s`);
+  for (const [k, t] of Object.entries(results.targets)) console.log(`  ${t.met ? 'met    ' : 'MISSED '} ${k} = ${t.value} (target ${t.target})`);
+  if (!args['no-doc']) {
+    writeDoc(results);
+    console.log(`wrote ${path.relative(process.cwd(), args.doc)}`);
+  }
+}
+
+// ------------------------------------------------------------------------------------------------ the write-up
+const BEGIN = '<!-- bench:results:begin -->';
+const END = '<!-- bench:results:end -->';
+
+function writeDoc(results) {
+  const f = (x, d = 1) => (x === undefined || Number.isNaN(x) ? '–' : x.toFixed(d));
+  const lines = [];
+  const m = results.machine;
+  lines.push(`Run of ${results.date.slice(0, 10)} (\`npm run bench${results.quick ? ' -- --quick' : ''}\`, ${results.durationS} s): ${m.cpu}, ${m.memoryGb} GB, ${m.os}; Node ${m.node}, ${m.python}, OpenVINO ${m.openvino}, GenAI ${m.openvinoGenai}, multilora ${m.multilora}.`, '');
+  lines.push('| target | value | target | met |', '|---|---|---|---|');
+  for (const [k, t] of Object.entries(results.targets)) lines.push(`| \`${k}\` | ${t.value} | ${t.target} | ${t.met ? 'yes' : '**no**'} |`);
+  for (const [key, r] of Object.entries(results.models)) {
+    lines.push('', `### ${r.title}: ${r.steps} steps, guidance ${r.guidance}`, '');
+    lines.push('Time of one generate call, ms: median (p25–p75) over the rounds after the warm-up.', '');
+    lines.push('| call | Node | Python | C++ |', '|---|---|---|---|');
+    for (const c of r.runners.cases) {
+      const cell = (s) => `${f(s.median)} (${f(s.p25)}–${f(s.p75)})`;
+      lines.push(`| ${c.name} | ${cell(c.ms.node)} | ${cell(c.ms.python)} | ${cell(c.ms.cpp)} |`);
+    }
+    const ratio = (s) => `${f(s.median, 4)} (${f(s.p25, 4)}–${f(s.p75, 4)})`;
+    lines.push('', `Paired ratios (${r.runners.ratios.nodeOverCpp.n} pairs): Node ÷ C++ ${ratio(r.runners.ratios.nodeOverCpp)}; Node ÷ Python ${ratio(r.runners.ratios.nodeOverPython)}; Python ÷ C++ ${ratio(r.runners.ratios.pythonOverCpp)}. Same images from all three: ${r.runners.sameImages ? 'yes' : '**no**'}.`);
+    lines.push(`Loads (one each, cold, ms): Node ${f(r.runners.loadsMs.node, 0)}, Python ${f(r.runners.loadsMs.python, 0)}, C++ ${f(r.runners.loadsMs.cpp, 0)}.`, '');
+    if (r.eventLoop) lines.push(`- Event loop during ${r.eventLoop.calls} generate calls: p99 ${f(r.eventLoop.p99Ms, 2)} ms, max ${f(r.eventLoop.maxMs, 2)} ms.`);
+    lines.push(`- Switching adapters or alphas between calls: ${f(r.switching.switchCostMs.median, 2)} ms (p25–p75 ${f(r.switching.switchCostMs.p25, 2)}–${f(r.switching.switchCostMs.p75, 2)}) = ${f(100 * r.switching.overStep, 2)}% of a ${f(r.switching.stepMs, 1)} ms step.`);
+    if (r.rss) lines.push(`- RSS over ${r.rss.calls} calls after ${r.rss.warmup} warm-up calls: ${f(r.rss.startMb)} → ${f(r.rss.endMb)} MB (max ${f(r.rss.maxMb)}): ${f(100 * r.rss.growth, 2)}%.`);
+    if (r.idleAdapters) {
+      const i = r.idleAdapters;
+      const t = i.firstStepMs;
+      lines.push(`- ${i.adapters} registered adapters, none used (time to the end of the first step): ${f(t.idle.median)} ms against ${f(t.none.median)} ms with none registered: ${f(100 * i.overhead, 2)}%. GenAI's own empty AdapterConfig (C++ driver; multilora cannot use it, docs/GENAI-BUGS.md): ${f(t.genaiEmpty.median)} ms, ${f(100 * i.genaiEmptyOverhead, 2)}%.`);
+      lines.push(`- ${i.adapters} registered adapters, one used at 0.8: ${f(t.idleOne.median)} ms against ${f(t.one.median)} ms with only that one registered: ${f(100 * i.overheadWithOneUsed, 2)}%.`);
+    }
+    lines.push(`- Static shapes (\`staticShape\`): ${f(r.staticShape.ms.static.median)} ms against ${f(r.staticShape.ms.dynamic.median)} ms dynamic: ×${f(r.staticShape.speedup, 3)}; load ${f(r.staticShape.loadsMs.static, 0)} against ${f(r.staticShape.loadsMs.dynamic, 0)} ms.`);
+    for (const [label, c] of Object.entries(r.coldStart ?? {})) {
+      const what = label === 'noAdapters' ? 'no adapters' : 'two adapters';
+      lines.push(`- Cold start in a new process, ${what}: ${f(c.noCache, 0)} ms without \`cacheDir\`, ${f(c.emptyCache, 0)} ms filling an empty one, ${f(c.warmCache, 0)} ms with a warm one (×${f(c.speedup, 2)}).`);
+    }
+  }
+  const doc = readFileSync(args.doc, 'utf8');
+  const begin = doc.indexOf(BEGIN);
+  const end = doc.indexOf(END);
+  if (begin < 0 || end < begin) throw new Error(`${args.doc} lacks the ${BEGIN} … ${END} markers`);
+  writeFileSync(args.doc, `${doc.slice(0, begin + BEGIN.length)}\n${lines.join('\n')}\n${doc.slice(end)}`);
+}
+
+main().catch((err) => {
+  console.error(`bench: ${err.message}`);
+  process.exit(1);
+});

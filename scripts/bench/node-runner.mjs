@@ -1,0 +1,93 @@
+// The Node side of `npm run bench` (scripts/bench.mjs): multilora's public API, driven by the runners' line
+// protocol (scripts/bench/protocol.md). The clock runs from the call of pipeline.generate() to the resolution of
+// its promise: validation, the queue, the worker thread, the output Buffer and the promise are all inside.
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { createInterface } from 'node:readline';
+import { Pipeline } from '../../dist/index.js';
+
+let pipeline = null;
+let names = [];
+let monitor = null;
+
+async function load([, model, device, shape, cache, paths]) {
+  if (pipeline) await pipeline.dispose();
+  pipeline = null;
+  names = paths === '-' ? [] : paths.split('|').map((_, i) => `a${i}`);
+  const adapters = Object.fromEntries(paths === '-' ? [] : paths.split('|').map((p, i) => [names[i], { path: p }]));
+  const options = { device, adapters };
+  if (cache !== '-') options.cacheDir = cache;
+  if (shape !== '-') {
+    const [width, height, numImages, guidanceScale] = shape.split('x').map(Number);
+    options.staticShape = { width, height, numImages, guidanceScale };
+  }
+  const start = performance.now();
+  pipeline = await Pipeline.load(model, options);
+  return `ok\t${performance.now() - start}`;
+}
+
+async function gen([, seed, width, height, steps, guidance, alphas, prompt]) {
+  const selection = {};
+  if (alphas !== '-') alphas.split(',').forEach((a, i) => { if (Number(a) !== 0) selection[names[i]] = Number(a); });
+  const options = {
+    seed: Number(seed), width: Number(width), height: Number(height), steps: Number(steps),
+    guidanceScale: Number(guidance), adapters: selection,
+  };
+  monitor?.reset();
+  const start = performance.now();
+  const image = await pipeline.generate(prompt, options);
+  const first = image.data[0];
+  const ms = performance.now() - start;
+  let extra = `\tfirst=${first}\tstepMs=${image.metrics.stepMs.mean}`;
+  if (monitor) extra += `\telP99=${monitor.percentile(99) / 1e6}\telMax=${monitor.max / 1e6}`;
+  return `ok\t${ms}${extra}`;
+}
+
+/** Up to the end of the first step, then abort (GenAI skips the rest and the VAE). */
+async function first([, seed, width, height, steps, guidance, alphas, prompt]) {
+  const selection = {};
+  if (alphas !== '-') alphas.split(',').forEach((a, i) => { if (Number(a) !== 0) selection[names[i]] = Number(a); });
+  const controller = new AbortController();
+  let firstMs;
+  const start = performance.now();
+  const onProgress = () => {
+    firstMs ??= performance.now() - start;
+    controller.abort();
+  };
+  const options = {
+    seed: Number(seed), width: Number(width), height: Number(height), steps: Number(steps),
+    guidanceScale: Number(guidance), adapters: selection, onProgress, signal: controller.signal,
+  };
+  await pipeline.generate(prompt, options).catch((err) => { if (err.code !== 'ERR_ABORTED') throw err; });
+  return `ok\t${firstMs}`;
+}
+
+const commands = {
+  load,
+  gen,
+  first,
+  rss: async () => `ok\t${process.memoryUsage.rss()}`,
+  // elmon on|off: measure the event loop's delay during each generate (a 1 ms timer; off for timed comparisons)
+  elmon: async ([, state]) => {
+    monitor?.disable();
+    monitor = state === 'on' ? monitorEventLoopDelay({ resolution: 1 }) : null;
+    monitor?.enable();
+    return 'ok';
+  },
+};
+
+console.log('ready\tnode');
+const lines = createInterface({ input: process.stdin });
+for await (const line of lines) {
+  const fields = line.split('\t');
+  if (fields[0] === 'quit') break;
+  let reply;
+  try {
+    const command = commands[fields[0]];
+    reply = command ? await command(fields) : `err\tunknown command ${fields[0]}`;
+  } catch (err) {
+    reply = `err\t${String(err.message).replace(/\s+/g, ' ')}`;
+  }
+  console.log(reply);
+}
+if (pipeline) await pipeline.dispose();
+lines.close();
