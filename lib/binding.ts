@@ -34,6 +34,8 @@ export interface NativeGenerateOptions {
   scheduler?: number;
   /** Attach a small RGB picture of the latent to each progress event. */
   preview?: boolean;
+  /** The initial noise: GenAI's own generator from the seed (the default), or torch's (a TorchGenerator). */
+  generator?: 'genai' | 'torch';
   /** [index into the adapters the pipeline was loaded with, alpha] */
   adapters: Array<[number, number]>;
   /** 0 text-to-image (the default), 1 image-to-image, 2 inpainting. */
@@ -116,11 +118,20 @@ export interface NativeModel {
   layers(xmlPath: string): Promise<Array<{ name: string; type: 'MatMul' | 'Convolution'; shape: number[]; transposeB: boolean }>>;
 }
 
+/** For tests and the benchmark only. */
+export interface NativeInternals {
+  /** Successive torch.randn calls, one per shape, on one TorchGenerator seeded with `seed`. */
+  torchRandn(seed: number, shapes: number[][]): Float32Array[];
+  /** The address of the view's first byte (0n for a detached one). */
+  bufferAddress(view: ArrayBufferView): bigint;
+}
+
 export interface Binding {
   Adapter: NativeAdapterConstructor;
   Pipeline: NativePipelineConstructor;
   Model: NativeModel;
   genaiRelease: string;
+  internals: NativeInternals;
 }
 
 let binding: Binding | undefined;

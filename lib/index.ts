@@ -1,10 +1,11 @@
 export { Pipeline } from './pipeline';
 export type { LoadOptions, MultiloraWarning } from './pipeline';
-export { SCHEDULERS } from './options';
+export { GENERATORS, SCHEDULERS } from './options';
 export type {
   AdapterSelection,
   BatchOptions,
   GenerateOptions,
+  GeneratorName,
   Image,
   ImageInput,
   ImageToImageOptions,

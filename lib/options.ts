@@ -44,6 +44,15 @@ export interface GenerateOptions {
   applyTemplate?: boolean;
   /** 0 to 2^32-1. Default: a random seed, reported as `image.seed`. */
   seed?: number;
+  /**
+   * What turns the seed into the initial noise:
+   * - 'genai' (the default): GenAI's own generator; the same bytes as Python `openvino_genai` with `rng_seed`.
+   * - 'torch': torch's CPU generator; the initial latents equal, bit for bit,
+   *   `torch.randn(shape, generator=torch.Generator().manual_seed(seed))`, so the seeds of diffusers and of
+   *   tutorials that pass a torch generator give the same noise (and the same images as Python `openvino_genai`
+   *   given `TorchGenerator(seed)`). Schedulers and image-to-image that draw more noise go on drawing from it.
+   */
+  generator?: GeneratorName;
   /** Pixels, a multiple of the model's VAE scale factor. Default: the model's. */
   width?: number;
   height?: number;
@@ -69,6 +78,10 @@ export interface GenerateOptions {
   /** Stops the call: at the next step when running, at once when queued. It rejects with an AbortError. */
   signal?: AbortSignal;
 }
+
+/** The generators `options.generator` can name. */
+export type GeneratorName = 'genai' | 'torch';
+export const GENERATORS: readonly GeneratorName[] = ['genai', 'torch'];
 
 /** Options of image-to-image and inpainting calls: the size comes from the input image. */
 export interface ImageToImageOptions extends Omit<GenerateOptions, 'width' | 'height'> {
@@ -131,6 +144,7 @@ const GENERATE_KEYS = [
   'adapters',
   'applyTemplate',
   'seed',
+  'generator',
   'width',
   'height',
   'steps',
@@ -193,6 +207,12 @@ export function checkGenerate(
     seed: opts.seed === undefined ? randomInt(0, MAX_SEED + 1) : integer(opts.seed, 'options.seed', 0, MAX_SEED),
     adapters: ctx.fused ? [] : selected.map(([adapter, alpha]) => [ctx.adapters.indexOf(adapter), alpha]),
   };
+  if (opts.generator !== undefined) {
+    if (typeof opts.generator !== 'string' || !(GENERATORS as readonly string[]).includes(opts.generator)) {
+      throw invalid(GENERATORS.map((g) => JSON.stringify(g)).join(' or '), 'options.generator', opts.generator);
+    }
+    out.generator = opts.generator as GeneratorName;
+  }
   const scale = ctx.vaeScaleFactor;
   for (const side of ['width', 'height'] as const) {
     if (opts[side] === undefined) continue;

@@ -4,6 +4,7 @@
 #include "adapter.h"
 #include "model.h"
 #include "addon_data.h"
+#include "internals.h"
 #include "pipeline.h"
 
 namespace multilora {
@@ -19,6 +20,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Pipeline", pipeline);
   exports.Set("Model", Model::Init(env));
   exports.Set("genaiRelease", Napi::String::New(env, MULTILORA_GENAI_RELEASE));
+  exports.Set("internals", Internals(env));
   return exports;
 }
 

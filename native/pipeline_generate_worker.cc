@@ -7,6 +7,7 @@
 
 #include "adapter.h"
 #include "pipeline.h"
+#include "torch_generator.h"
 
 namespace multilora {
 
@@ -87,7 +88,14 @@ PipelineGenerateWorker::PipelineGenerateWorker(const Napi::CallbackInfo& info, P
   Napi::Env env = info.Env();
   Napi::Object o = info[1].As<Napi::Object>();
   // Each value has the exact C++ type that GenAI reads it as (ov::Any::as<T>).
-  properties_["rng_seed"] = static_cast<size_t>(Num(o, "seed"));
+  const double seed = Num(o, "seed");
+  if (Has(o, "generator") && Str(o, "generator") == "torch") {
+    // A fresh one per call: the same seed gives the same noise whatever ran before.
+    properties_["generator"] =
+        std::shared_ptr<ov::genai::Generator>(std::make_shared<TorchGenerator>(static_cast<uint64_t>(seed)));
+  } else {
+    properties_["rng_seed"] = static_cast<size_t>(seed);
+  }
   if (Has(o, "width")) properties_["width"] = static_cast<int64_t>(Num(o, "width"));
   if (Has(o, "height")) properties_["height"] = static_cast<int64_t>(Num(o, "height"));
   if (Has(o, "steps")) properties_["num_inference_steps"] = static_cast<size_t>(Num(o, "steps"));

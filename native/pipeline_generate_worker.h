@@ -3,6 +3,7 @@
 // - Step progress reaches JS through a thread-safe function with non-blocking calls: when JS lags, events are
 //   dropped, and the denoising loop never waits for JS.
 // - Cancellation: Abort() sets an atomic flag that GenAI's step callback reads; returning true stops the run.
+// - The initial noise: GenAI's own generator from the seed, or (options.generator 'torch') a TorchGenerator.
 // - The JS Buffer of the result wraps the memory of a tensor that a finalizer keeps alive: no copy on the JS thread.
 #pragma once
 

@@ -3,7 +3,7 @@ import { randomInt } from 'node:crypto';
 import path from 'node:path';
 
 import { inspectModel } from '../model';
-import type { GenerateOptions, Image, SchedulerName } from '../options';
+import type { GenerateOptions, GeneratorName, Image, SchedulerName } from '../options';
 import { Pipeline } from '../pipeline';
 import {
   UsageError,
@@ -22,6 +22,7 @@ export interface GenerateFlags extends ModelFlags {
   use?: string[];
   seed?: string;
   randomSeed?: boolean;
+  generator?: GeneratorName;
   width?: string;
   height?: string;
   steps?: string;
@@ -44,6 +45,7 @@ export async function generateCommand(prompt: string, flags: GenerateFlags): Pro
   const count = flags.n === undefined ? 1 : parseInteger(flags.n, '--n', 1, 16);
   const quality = flags.quality === undefined ? 90 : parseInteger(flags.quality, '--quality', 1, 100);
   const options: GenerateOptions = { seed };
+  if (flags.generator !== undefined) options.generator = flags.generator;
   if (flags.steps !== undefined) options.steps = parseInteger(flags.steps, '--steps', 1, 1000);
   if (flags.guidance !== undefined) options.guidanceScale = parseNumber(flags.guidance, '--guidance', 0, 100);
   if (flags.negative !== undefined) options.negativePrompt = flags.negative;
@@ -110,7 +112,7 @@ export async function generateCommand(prompt: string, flags: GenerateFlags): Pro
       const adapters = Object.entries(plan.use).map(([name, alpha]) => ({ name, alpha, path: pipeline.adapters.get(name)?.path }));
       for (const file of files) say(file === '-' ? `wrote a ${first.width}x${first.height} PNG to stdout` : `wrote ${file} (${first.width}x${first.height})`);
       say(
-        `seed ${first.seed} · ${steps} steps · guidance ${guidanceScale} · ` +
+        `seed ${first.seed}${options.generator === 'torch' ? ' (torch generator)' : ''} · ${steps} steps · guidance ${guidanceScale} · ` +
           (adapters.length ? adapters.map((a) => `${a.name}:${a.alpha}`).join(', ') : 'no adapters'),
       );
       say(
@@ -121,6 +123,7 @@ export async function generateCommand(prompt: string, flags: GenerateFlags): Pro
         const summary = {
           files: files.map((f) => path.resolve(f)),
           seed: first.seed,
+          generator: options.generator ?? 'genai',
           width: first.width,
           height: first.height,
           steps,

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 
 import { MultiloraError } from '../errors';
-import { SCHEDULERS } from '../options';
+import { GENERATORS, SCHEDULERS } from '../options';
 import { PACKAGE_ROOT } from '../sdk';
 import { UsageError, collect } from './args';
 import { generateCommand, type GenerateFlags } from './generate';
@@ -49,6 +49,11 @@ export function buildProgram(run: (action: () => Promise<number>) => Promise<voi
     .option('--use <name[:alpha]>', "use a catalogue adapter, at its alpha or the given one; repeatable", collect)
     .addOption(new Option('--seed <n>', 'seed, 0 to 4294967295 (default: random, printed)').conflicts('randomSeed'))
     .addOption(new Option('--random-seed', 'a random seed (the default)').conflicts('seed'))
+    .addOption(
+      new Option('--generator <name>', "what turns the seed into noise: GenAI's own, or torch's (as diffusers)")
+        .choices([...GENERATORS])
+        .default('genai'),
+    )
     .option('--width <w>', "width in pixels, a multiple of the model's VAE scale factor (default: the model's)")
     .option('--height <h>', "height in pixels (default: the model's)")
     .option('--steps <n>', "denoising steps (default: the model's)")

@@ -1,5 +1,6 @@
 // The server's API as OpenAPI 3.0: served at GET /openapi.json, and committed as docs/openapi.json (a test checks
 // that the two are the same; regenerate with the command in docs/SERVER.md).
+import { GENERATORS } from '../options';
 import { DEFAULT_MAX_BODY, DEFAULT_MAX_QUEUE, MAX_GUIDANCE, MAX_IMAGES, MAX_PROMPT, MAX_STEPS } from './limits';
 
 const error = (description: string): Record<string, unknown> => ({
@@ -148,6 +149,14 @@ export function openapiDocument(): Record<string, unknown> {
               description: 'Catalogue adapters by name, with their alphas (null: the default alpha)',
             },
             seed: { type: 'integer', minimum: 0, maximum: 4294967295, description: 'Default: random, reported in the response' },
+            generator: {
+              type: 'string',
+              enum: [...GENERATORS],
+              default: 'genai',
+              description:
+                "What turns the seed into the initial noise: GenAI's own generator, or torch's CPU generator (the noise of " +
+                'torch.randn with torch.Generator().manual_seed(seed), as diffusers draws it)',
+            },
             steps: { type: 'integer', minimum: 1, maximum: MAX_STEPS },
             guidance_scale: { type: 'number', minimum: 0, maximum: MAX_GUIDANCE },
             negative_prompt: { type: 'string', maxLength: MAX_PROMPT },

@@ -1,6 +1,6 @@
 // The body of POST /v1/images/generations, checked and turned into a generate call. Every failure is an HttpError
 // with status 400, in the library's message format ("Expected <what> for <name> but received <value>").
-import type { GenerateOptions } from '../options';
+import { GENERATORS, type GenerateOptions, type GeneratorName } from '../options';
 import { MultiloraError } from '../errors';
 import { integer, invalid, isPlainObject } from '../validate';
 import { MAX_GUIDANCE, MAX_IMAGES, MAX_PROMPT, MAX_STEPS, type SizeLimits } from './limits';
@@ -36,6 +36,7 @@ const KEYS = [
   'response_format',
   'loras',
   'seed',
+  'generator',
   'steps',
   'guidance_scale',
   'negative_prompt',
@@ -133,6 +134,12 @@ export function parseGeneration(
   }
   options.adapters = loras;
   if (body.seed !== undefined && body.seed !== null) options.seed = int(body.seed, 'seed', 0, 2 ** 32 - 1);
+  if (body.generator !== undefined && body.generator !== null) {
+    if (typeof body.generator !== 'string' || !(GENERATORS as readonly string[]).includes(body.generator)) {
+      throw expected(GENERATORS.map((g) => JSON.stringify(g)).join(' or '), 'generator', body.generator);
+    }
+    options.generator = body.generator as GeneratorName;
+  }
   if (body.steps !== undefined) options.steps = int(body.steps, 'steps', 1, MAX_STEPS);
   if (body.guidance_scale !== undefined) {
     const g = body.guidance_scale;
