@@ -36,6 +36,8 @@ export interface NativeGenerateOptions {
   preview?: boolean;
   /** The initial noise: GenAI's own generator from the seed (the default), or torch's (a TorchGenerator). */
   generator?: 'genai' | 'torch';
+  /** 'borrow': the result's Buffer wraps GenAI's output memory, detached when the next call starts. */
+  output?: 'copy' | 'borrow';
   /** [index into the adapters the pipeline was loaded with, alpha] */
   adapters: Array<[number, number]>;
   /** 0 text-to-image (the default), 1 image-to-image, 2 inpainting. */
@@ -71,7 +73,10 @@ export interface NativeMetrics {
 }
 
 export interface NativeImages {
-  /** RGB bytes of `count` images, one after another, in memory that only this Buffer owns. */
+  /**
+   * RGB bytes of `count` images, one after another: a copy that only this Buffer owns, or with output 'borrow'
+   * GenAI's own output memory (detached, length 0, once the pipeline's next generate starts or it is disposed).
+   */
   data: Buffer;
   count: number;
   width: number;
@@ -98,6 +103,8 @@ export interface NativePipeline {
   /** Stops the running generate at its next step; it rejects with ERR_ABORTED. */
   abort(): void;
   dispose(): Promise<void>;
+  /** Where GenAI's output tensor lies now (0n before the first generate): a borrowed result's data starts there. */
+  outputAddress(): bigint;
 }
 
 export interface NativePipelineConstructor {
@@ -132,6 +139,15 @@ export interface Binding {
   Model: NativeModel;
   genaiRelease: string;
   internals: NativeInternals;
+}
+
+/**
+ * For tests and the benchmark: the address of the first byte of a Buffer (of any ArrayBufferView), 0n once it is
+ * detached. Equal to `genaiOutputAddress(pipeline)` (lib/pipeline.ts) for a result made with output 'borrow': its
+ * bytes were never copied.
+ */
+export function bufferAddress(view: ArrayBufferView): bigint {
+  return native().internals.bufferAddress(view);
 }
 
 let binding: Binding | undefined;

@@ -11,6 +11,7 @@ export type {
   ImageToImageOptions,
   Metrics,
   ModelDefaults,
+  OutputMode,
   ProgressEvent,
   SchedulerName,
 } from './options';

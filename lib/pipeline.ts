@@ -66,6 +66,9 @@ export interface MultiloraWarning {
 
 const LOAD_KEYS = ['device', 'adapters', 'catalog', 'cacheDir', 'mode', 'onWarning', 'staticShape'] as const;
 
+/** Set by Pipeline's static block: the address of its GenAI output tensor (see genaiOutputAddress). */
+let outputAddressOf: (pipeline: Pipeline) => bigint;
+
 /**
  * A Text2ImagePipeline of OpenVINO GenAI with its LoRA adapters. GenAI fixes the set of adapters when a pipeline is
  * built; `pipeline.adapters.add()` and `.remove()` build a new native pipeline in the background and swap it in
@@ -94,6 +97,10 @@ export class Pipeline {
   readonly #changes = new TaskQueue();
   #disposing: Promise<void> | undefined;
   #rebuilds = 0;
+
+  static {
+    outputAddressOf = (pipeline) => pipeline.#native?.outputAddress() ?? 0n;
+  }
 
   private constructor(
     model: ModelInfo,
@@ -478,6 +485,15 @@ async function buildNative(
 /** Whether two sources name the same weights (then changing alpha, template or negative prompt needs no rebuild). */
 function sameWeights(a: AdapterSource, b: AdapterSource): boolean {
   return a.name === b.name && a.path === b.path && a.data === b.data;
+}
+
+/**
+ * For tests and the benchmark; not exported by the package. Where the memory of this pipeline's GenAI output tensor
+ * lies now (0n before its first generate, or after dispose). The data of a result made with `output: 'borrow'`
+ * starts there (`bufferAddress(image.data)`, lib/binding.ts): its bytes were never copied. A copied result's do not.
+ */
+export function genaiOutputAddress(pipeline: Pipeline): bigint {
+  return outputAddressOf(pipeline);
 }
 
 function toImages(out: NativeImages, seed: number): Image[] {

@@ -17,6 +17,7 @@ Napi::Function Pipeline::Init(Napi::Env env) {
                          InstanceMethod<&Pipeline::Abort>("abort"),
                          InstanceMethod<&Pipeline::Dispose>("dispose"),
                          InstanceAccessor<&Pipeline::Defaults>("defaults"),
+                         InstanceMethod<&Pipeline::OutputAddress>("outputAddress"),
                      });
 }
 
@@ -72,13 +73,29 @@ Napi::Value Pipeline::Generate(const Napi::CallbackInfo& info) {
   if (!pipelines_) throw MakeError(env, kErrDisposed, "The pipeline was disposed");
   if (running_) throw MakeError(env, kErrBusy, "The pipeline is already generating: calls must wait for each other");
   auto* worker = new PipelineGenerateWorker(info, this);
+  RevokeLent();
   running_ = worker;
   return worker->Start();
 }
 
-void Pipeline::GenerateFinished(PipelineGenerateWorker* worker, bool failed) {
+void Pipeline::GenerateFinished(PipelineGenerateWorker* worker, bool failed, ov::Tensor output) {
   if (running_ == worker) running_ = nullptr;
   if (failed) resend_alphas_ = true;  // GenAI may have stopped half-way through applying the config
+  if (output && pipelines_) output_ = std::move(output);
+}
+
+void Pipeline::Lend(Napi::Buffer<uint8_t> buffer) { lent_ = Napi::Weak(buffer.ArrayBuffer()); }
+
+void Pipeline::RevokeLent() {
+  if (lent_.IsEmpty()) return;
+  Napi::ArrayBuffer lent = lent_.Value();
+  if (!lent.IsEmpty() && !lent.IsDetached()) lent.Detach();
+  lent_.Reset();
+}
+
+Napi::Value Pipeline::OutputAddress(const Napi::CallbackInfo& info) {
+  const auto address = output_ ? reinterpret_cast<uintptr_t>(output_.data()) : uintptr_t{0};
+  return Napi::BigInt::New(info.Env(), static_cast<uint64_t>(address));
 }
 
 // Two bugs of GenAI 2026.3 / OpenVINO 2026.3 make a naive AdapterConfig per call give wrong images once calls
@@ -116,6 +133,8 @@ Napi::Value Pipeline::Dispose(const Napi::CallbackInfo& info) {
     done.Resolve(env.Undefined());
     return done.Promise();
   }
+  RevokeLent();
+  output_ = ov::Tensor();
   adapters_.clear();
   GenaiPipelines pipelines = std::move(pipelines_);
   pipelines_ = GenaiPipelines();

@@ -64,8 +64,10 @@ class Pipeline : public Napi::ObjectWrap<Pipeline> {
   void set_scheduler(Task task, int type) { schedulers_[static_cast<int>(task)].store(type); }
   /// The AdapterConfig for a call that chose these adapters (in its order); empty choices mean no LoRA.
   ov::genai::AdapterConfig AdapterConfigFor(const std::vector<AdapterChoice>& chosen);
-  /// Called by PipelineGenerateWorker on the JS thread when its run is over.
-  void GenerateFinished(PipelineGenerateWorker* worker, bool failed);
+  /// Called by PipelineGenerateWorker on the JS thread when its run is over; `output` is GenAI's output tensor.
+  void GenerateFinished(PipelineGenerateWorker* worker, bool failed, ov::Tensor output);
+  /// Records a Buffer that wraps GenAI's output memory (options.output 'borrow'): RevokeLent detaches it.
+  void Lend(Napi::Buffer<uint8_t> buffer);
 
  private:
   /// Pipeline.load(modelDir, device, adapters: Adapter[], properties: {[key]: string}, fusedAlphas?: number[])
@@ -79,12 +81,21 @@ class Pipeline : public Napi::ObjectWrap<Pipeline> {
   Napi::Value Dispose(const Napi::CallbackInfo& info);
   /// pipeline.defaults -> { width, height, steps, guidanceScale, imageInputs }, as GenAI derived them from the model.
   Napi::Value Defaults(const Napi::CallbackInfo& info);
+  /// pipeline.outputAddress() -> bigint: where GenAI's output tensor lies now (0 before the first generate). For
+  /// tests and the benchmark: a borrowed result's data starts there, a copied one elsewhere.
+  Napi::Value OutputAddress(const Napi::CallbackInfo& info);
+
+  /// Detaches the Buffer lent last, if it is still alive: its length becomes 0. Runs before GenAI may write to or free
+  /// that memory: when the next generate starts, and at dispose. All tasks of a model share one output tensor.
+  void RevokeLent();
 
   GenaiPipelines pipelines_;
   std::vector<ov::genai::Adapter> adapters_;
   LoadedPipeline loaded_;  // the model dir and defaults (its pipeline and adapters are moved out)
   std::atomic<int> schedulers_[3] = {0, 0, 0};
   PipelineGenerateWorker* running_ = nullptr;
+  ov::Tensor output_;                         // GenAI's output tensor, once a generate has run
+  Napi::Reference<Napi::ArrayBuffer> lent_;  // weak: the memory of the last borrowed result
   std::vector<float> last_alphas_;  // what the last call sent to GenAI
   bool resend_alphas_ = true;
   float spacer_alpha_ = 0.0f;

@@ -13,7 +13,7 @@ namespace multilora {
 
 namespace {
 
-/// Owns the output tensor for as long as a JS Buffer points into it.
+/// Holds the tensor that a JS Buffer points into, for as long as the Buffer lives.
 struct TensorHolder {
   ov::Tensor tensor;
 };
@@ -96,6 +96,7 @@ PipelineGenerateWorker::PipelineGenerateWorker(const Napi::CallbackInfo& info, P
   } else {
     properties_["rng_seed"] = static_cast<size_t>(seed);
   }
+  borrow_ = Has(o, "output") && Str(o, "output") == "borrow";
   if (Has(o, "width")) properties_["width"] = static_cast<int64_t>(Num(o, "width"));
   if (Has(o, "height")) properties_["height"] = static_cast<int64_t>(Num(o, "height"));
   if (Has(o, "steps")) properties_["num_inference_steps"] = static_cast<size_t>(Num(o, "steps"));
@@ -231,10 +232,14 @@ void PipelineGenerateWorker::Run() {
             output.get_shape()[3] != 3) {
           Fail({kErrGenai, "ov::genai::Text2ImagePipeline::generate returned a tensor of an unexpected type or shape"});
         } else {
-          // GenAI 2026.3 hands back memory that its next generate call overwrites (test/generate.spec.js shows it),
-          // so the images are copied once, here on the worker thread, into a tensor that only the JS Buffer owns.
-          images_ = ov::Tensor(output.get_element_type(), output.get_shape());
-          output.copy_to(images_);
+          output_ = output;
+          if (borrow_) {
+            images_ = output;
+          } else {
+            // GenAI's next call overwrites this memory, or frees it (see the top of the header): copy it once.
+            images_ = ov::Tensor(output.get_element_type(), output.get_shape());
+            output.copy_to(images_);
+          }
           ov::genai::ImageGenerationPerfMetrics m = task_ == Task::kText2Image    ? genai_.text2image->get_performance_metrics()
                                                     : task_ == Task::kImage2Image ? genai_.image2image->get_performance_metrics()
                                                                                   : genai_.inpainting->get_performance_metrics();
@@ -272,14 +277,26 @@ Napi::Value PipelineGenerateWorker::Resolve(Napi::Env env) {
   auto* holder = new TensorHolder{images_};
   images_ = ov::Tensor();
   auto* data = static_cast<uint8_t*>(holder->tensor.data());
-  Napi::MemoryManagement::AdjustExternalMemory(env, static_cast<int64_t>(size));
+  // A copy is memory that this Buffer alone keeps alive: V8 is told of it. Borrowed memory is GenAI's, allocated
+  // whether or not the Buffer lives, so it is not counted. (A pipeline disposed during the run lends nothing:
+  // then the Buffer gets a copy, made here.)
+  if (borrow_ && !pipeline_->genai()) {
+    borrow_ = false;
+    ov::Tensor copy(holder->tensor.get_element_type(), shape);
+    holder->tensor.copy_to(copy);
+    holder->tensor = copy;
+    data = static_cast<uint8_t*>(copy.data());
+  }
+  const int64_t external = borrow_ ? 0 : static_cast<int64_t>(size);
+  Napi::MemoryManagement::AdjustExternalMemory(env, external);
   Napi::Buffer<uint8_t> buffer = Napi::Buffer<uint8_t>::NewOrCopy(
       env, data, size,
-      [size](Napi::Env env, uint8_t*, TensorHolder* hint) {
+      [external](Napi::Env env, uint8_t*, TensorHolder* hint) {
         delete hint;
-        Napi::MemoryManagement::AdjustExternalMemory(env, -static_cast<int64_t>(size));
+        Napi::MemoryManagement::AdjustExternalMemory(env, -external);
       },
       holder);
+  if (borrow_) pipeline_->Lend(buffer);
   Napi::Object result = Napi::Object::New(env);
   result.Set("data", buffer);
   result.Set("count", Napi::Number::New(env, static_cast<double>(shape[0])));
@@ -305,7 +322,7 @@ void PipelineGenerateWorker::Settled(Napi::Env env) {
     progress_->Release();
     progress_.reset();
   }
-  pipeline_->GenerateFinished(this, Rejected());
+  pipeline_->GenerateFinished(this, Rejected(), std::move(output_));
   owner_.Reset();
 }
 

@@ -4,7 +4,11 @@
 //   dropped, and the denoising loop never waits for JS.
 // - Cancellation: Abort() sets an atomic flag that GenAI's step callback reads; returning true stops the run.
 // - The initial noise: GenAI's own generator from the seed, or (options.generator 'torch') a TorchGenerator.
-// - The JS Buffer of the result wraps the memory of a tensor that a finalizer keeps alive: no copy on the JS thread.
+// - The result: GenAI 2026.3 writes every result of a model into one tensor of its VAE decoder, which the next
+//   call overwrites or reallocates even while someone holds it (docs/GENAI-BUGS.md, test/zero-copy.spec.js). So by
+//   default the images are copied once, on the worker thread, into a tensor that only the JS Buffer owns (a
+//   finalizer frees it). With options.output 'borrow', the Buffer wraps GenAI's own memory instead, with no copy,
+//   and the Pipeline detaches it before GenAI may touch that memory again (Pipeline::RevokeLent).
 #pragma once
 
 #include <atomic>
@@ -60,6 +64,7 @@ class PipelineGenerateWorker : public PromiseWorker {
   Napi::ObjectReference owner_;  // keeps the JS Pipeline alive while the run lasts
   Pipeline* pipeline_;
   GenaiPipelines genai_;  // copies of the owner's: a dispose meanwhile frees them only when this run is over
+  bool borrow_ = false;   // lend GenAI's output memory instead of copying it
   Task task_ = Task::kText2Image;
   ov::Tensor image_;
   ov::Tensor mask_;
@@ -72,7 +77,8 @@ class PipelineGenerateWorker : public PromiseWorker {
   bool preview_ = false;
   std::chrono::steady_clock::time_point started_;
   bool aborted_ = false;
-  ov::Tensor images_;
+  ov::Tensor output_;  // GenAI's output tensor (its handle: GenAI may resize it in place on later calls)
+  ov::Tensor images_;  // what the JS Buffer wraps: a copy of output_, or output_ itself when borrowing
   GenerateMetrics metrics_;
 };
 
