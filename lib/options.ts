@@ -83,7 +83,7 @@ export interface GenerateOptions {
    * - 'borrow': `image.data` wraps GenAI's own output memory, with no copy. GenAI writes the next result of this
    *   pipeline into that same memory (or frees it), so the Buffer is lent only until the next call on this pipeline
    *   starts, or until the pipeline is disposed or its adapters change: then it is detached (its length becomes 0),
-   *   never silently changed. Use or copy it before your next call. The copy it saves costs about 0.6 ms at
+   *   never silently changed. Use or copy it before your next call. The copy it saves costs about 0.5 ms at
    *   512x512 (README, "Zero-copy output"): borrow only where you hand the bytes on at once.
    */
   output?: OutputMode;
