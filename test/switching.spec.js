@@ -75,5 +75,35 @@ for (const [family, fx] of Object.entries(families)) {
         await pipeline.dispose();
       }
     });
+
+    it('stays right when calls without LoRA come between, on this task and on the image tasks of the model', async function () {
+      // A call without LoRA sends GenAI an empty config; the next call with LoRA must make GenAI set every layer's
+      // LoRA tensors again (the zero adapter), also when another task of the same compiled models came in between.
+      const pipeline = await Pipeline.load(fx.model, {
+        adapters: { a: { path: fx.lora('style-a') }, b: { path: fx.lora('style-b') } },
+      });
+      try {
+        const source = { data: Buffer.alloc(64 * 64 * 3, 120), width: 64, height: 64 };
+        const steps = [
+          't:a', 't:none', 't:a', 't:none', 't:none', 't:a', 'i:none', 't:a', 'i:a', 't:none', 'i:a', 't:a',
+          't:ab', 'i:none', 'i:b', 't:ab', 't:a0', 't:b', 'i:none', 't:b', 't:none', 't:ab2',
+        ];
+        const wrong = [];
+        for (const [i, step] of steps.entries()) {
+          const [task, name] = step.split(':');
+          const c = call(name);
+          const options = { seed: c.seed, steps: c.steps, guidanceScale: c.guidance_scale, adapters: c.adapters };
+          if (task === 'i') {
+            await pipeline.imageToImage(c.prompt, source, { ...options, strength: 0.6 });
+            continue;
+          }
+          const image = await pipeline.generate(c.prompt, { ...options, width: c.width, height: c.height });
+          if (!image.data.equals(reference[name])) wrong.push(`${i + 1}:${step} (${meanAbsDiff(image.data, reference[name]).toFixed(2)})`);
+        }
+        assert.deepEqual(wrong, []);
+      } finally {
+        await pipeline.dispose();
+      }
+    });
   });
 }
