@@ -183,11 +183,11 @@ function models() {
     steps: QUICK ? 1 : 2,
     guidance: 7.5,
     cases: QUICK ? [2] : [0, 2],
-    rounds: QUICK ? 3 : 4,
+    rounds: QUICK ? 4 : 4,
     eventLoopCalls: QUICK ? 0 : 2,
-    switchPairs: QUICK ? 2 : 4,
-    idleRounds: QUICK ? 1 : 3,
-    staticRounds: QUICK ? 1 : 3,
+    switchPairs: QUICK ? 5 : 6,
+    idleRounds: QUICK ? 2 : 3,
+    staticRounds: QUICK ? 2 : 3,
     coldStart: !QUICK,
   };
   return args.models.split(',').map((key) => {

@@ -61,13 +61,12 @@ class Driver {
       properties["adapters"] = ov::genai::AdapterConfig(registered);
     }
     const Clock::time_point start = Clock::now();
-    if (f[3] == "-") {
-      pipeline_ = std::make_unique<ov::genai::Text2ImagePipeline>(f[1], f[2], properties);
+    // As multilora builds it (native/pipeline_load_worker.cc): from an InpaintingPipeline when the model has a VAE
+    // encoder, so that the compiled models are the same.
+    if (std::filesystem::exists(std::filesystem::path(f[1]) / "vae_encoder" / "openvino_model.xml")) {
+      pipeline_ = std::make_unique<ov::genai::Text2ImagePipeline>(*Build<ov::genai::InpaintingPipeline>(f, properties));
     } else {
-      std::vector<std::string> shape = Split(f[3], 'x');
-      pipeline_ = std::make_unique<ov::genai::Text2ImagePipeline>(f[1]);
-      pipeline_->reshape(std::stoi(shape[2]), std::stoi(shape[1]), std::stoi(shape[0]), std::stof(shape[3]));
-      pipeline_->compile(f[2], properties);
+      pipeline_ = Build<ov::genai::Text2ImagePipeline>(f, properties);
     }
     return "ok\t" + std::to_string(Ms(start));
   }
@@ -111,6 +110,16 @@ class Driver {
   }
 
  private:
+  template <typename T>
+  static std::unique_ptr<T> Build(const std::vector<std::string>& f, const ov::AnyMap& properties) {
+    if (f[3] == "-") return std::make_unique<T>(f[1], f[2], properties);
+    std::vector<std::string> shape = Split(f[3], 'x');
+    auto pipeline = std::make_unique<T>(std::filesystem::path(f[1]));
+    pipeline->reshape(std::stoi(shape[2]), std::stoi(shape[1]), std::stoi(shape[0]), std::stof(shape[3]));
+    pipeline->compile(f[2], properties);
+    return pipeline;
+  }
+
   static double Ms(Clock::time_point start) {
     return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
   }

@@ -49,13 +49,17 @@ class Runner:
                 config.add(a)
             props["adapters"] = config
         start = time.perf_counter()
+        # As multilora builds it: from an InpaintingPipeline when the model has a VAE encoder.
+        inpainting = os.path.exists(os.path.join(model, "vae_encoder", "openvino_model.xml"))
+        cls = ov_genai.InpaintingPipeline if inpainting else ov_genai.Text2ImagePipeline
         if shape == "-":
-            self.pipe = ov_genai.Text2ImagePipeline(model, device, **props)
+            pipe = cls(model, device, **props)
         else:
             w, h, n, g = shape.split("x")
-            self.pipe = ov_genai.Text2ImagePipeline(model)
-            self.pipe.reshape(int(n), int(h), int(w), float(g))
-            self.pipe.compile(device, **props)
+            pipe = cls(model)
+            pipe.reshape(int(n), int(h), int(w), float(g))
+            pipe.compile(device, **props)
+        self.pipe = ov_genai.Text2ImagePipeline(pipe) if inpainting else pipe
         return "ok\t%f" % ((time.perf_counter() - start) * 1000)
 
     def config_for(self, csv):
