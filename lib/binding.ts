@@ -32,6 +32,8 @@ export interface NativeGenerateOptions {
   negativePrompt3?: string;
   /** A GenAI Scheduler::Type; 0 (or absent) is the model's own. */
   scheduler?: number;
+  /** Give GenAI a step callback even without progress, so that abort() can stop the run (an AbortSignal). */
+  stoppable?: boolean;
   /** Attach a small RGB picture of the latent to each progress event. */
   preview?: boolean;
   /** The initial noise: GenAI's own generator from the seed (the default), or torch's (a TorchGenerator). */

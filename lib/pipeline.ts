@@ -378,6 +378,7 @@ export class Pipeline {
       else if (state === 'running') this.#native?.abort();
     };
     signal?.addEventListener('abort', onAbort, { once: true });
+    if (signal) options.stoppable = true;
     const progress =
       onProgress &&
       ((event: NativeProgress): void => {

@@ -149,8 +149,12 @@ PipelineGenerateWorker::PipelineGenerateWorker(const Napi::CallbackInfo& info, P
     // At most 8 events wait for JS; beyond that they are dropped rather than slowing the denoising loop.
     progress_ = Napi::ThreadSafeFunction::New(env, info[2].As<Napi::Function>(), "multilora.progress", 8, 1);
   }
-  properties_["callback"] = std::function<bool(size_t, size_t, ov::Tensor&)>(
-      [this](size_t step, size_t num_steps, ov::Tensor& latent) { return OnStep(step, num_steps, latent); });
+  // GenAI runs a step callback on a thread of its own, started for each call: only a call that can be stopped or
+  // reports progress gets one, so that others make exactly the calls of a C++ program (docs/BENCHMARKS.md).
+  if (progress_ || (Has(o, "stoppable") && o.Get("stoppable").ToBoolean().Value())) {
+    properties_["callback"] = std::function<bool(size_t, size_t, ov::Tensor&)>(
+        [this](size_t step, size_t num_steps, ov::Tensor& latent) { return OnStep(step, num_steps, latent); });
+  }
 }
 
 PipelineGenerateWorker::~PipelineGenerateWorker() = default;

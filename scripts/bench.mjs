@@ -164,7 +164,7 @@ function models() {
     steps: QUICK ? 4 : 8,
     guidance: 5,
     cases: [0, 1, 2],
-    rounds: QUICK ? 5 : 16,
+    rounds: QUICK ? 12 : 24,
     eventLoopCalls: QUICK ? 3 : 8,
     switchPairs: QUICK ? 8 : 24,
     idleRounds: QUICK ? 4 : 10,
@@ -241,7 +241,9 @@ async function compareRunners(model, sdk) {
   process.stdout.write('\n');
   for (const r of runners) await r.stop();
   // The same bytes from the three runners (checked on the first byte of each case; the tests check whole images).
-  const sameImages = firstBytes.size === cases.length;
+  // The random-weight realistic model overflows at the CPU's default bf16 precision: its images are NaN, turned to
+  // bytes in no defined way, so only the tiny model's images are compared.
+  const sameImages = model.key === 'tiny' ? firstBytes.size === cases.length : undefined;
   return {
     loadsMs: loads,
     stepMs: median(steps),
@@ -326,6 +328,13 @@ async function idleAdapters(model, sdk) {
     genaiEmptyOverhead: m('genaiEmpty') / m('none') - 1,
     overheadWithOneUsed: m('idleOne') / m('one') - 1,
   };
+}
+
+/** Zero-copy output: borrowed results start at GenAI's tensor, copies elsewhere; the same bytes; times of both. */
+async function zeroCopy(node, model) {
+  const pairs = QUICK ? 3 : 8;
+  const { ms, extra } = await node.send('zerocopy', 42, model.size, model.size, model.steps, model.guidance, '0.8,0', PROMPT, pairs);
+  return { pairs, borrowMs: ms, copyMs: extra.copyMs, borrowedAtGenai: extra.borrowedAtGenai, copiesElsewhere: extra.copiesElsewhere, sameBytes: extra.sameBytes };
 }
 
 /** RSS over many calls after a warm-up (tiny model: many calls in little time). */
@@ -436,6 +445,9 @@ async function main() {
     console.log('switching adapters and alphas');
     r.switching = await switching(node, model, r.runners.stepMs);
     console.log(`  ${r.switching.switchCostMs.median.toFixed(2)} ms = ${(100 * r.switching.overStep).toFixed(2)}% of a step`);
+    console.log('zero-copy output');
+    r.zeroCopy = await zeroCopy(node, model);
+    console.log(`  ${r.zeroCopy.borrowedAtGenai}/${r.zeroCopy.pairs} borrowed at GenAI's tensor, ${r.zeroCopy.copiesElsewhere}/${r.zeroCopy.pairs} copies elsewhere`);
     if (model.key === 'tiny') {
       console.log('rss over 200 calls');
       r.rss = await rssGrowth(node, model);
@@ -509,10 +521,14 @@ function writeDoc(results) {
       lines.push(`| ${c.name} | ${cell(c.ms.node)} | ${cell(c.ms.python)} | ${cell(c.ms.cpp)} |`);
     }
     const ratio = (s) => `${f(s.median, 4)} (${f(s.p25, 4)}–${f(s.p75, 4)})`;
-    lines.push('', `Paired ratios (${r.runners.ratios.nodeOverCpp.n} pairs): Node ÷ C++ ${ratio(r.runners.ratios.nodeOverCpp)}; Node ÷ Python ${ratio(r.runners.ratios.nodeOverPython)}; Python ÷ C++ ${ratio(r.runners.ratios.pythonOverCpp)}. Same images from all three: ${r.runners.sameImages ? 'yes' : '**no**'}.`);
+    lines.push('', `Paired ratios (${r.runners.ratios.nodeOverCpp.n} pairs): Node ÷ C++ ${ratio(r.runners.ratios.nodeOverCpp)}; Node ÷ Python ${ratio(r.runners.ratios.nodeOverPython)}; Python ÷ C++ ${ratio(r.runners.ratios.pythonOverCpp)}. Same images from all three: ${r.runners.sameImages === undefined ? 'not compared (this random model gives NaN images at bf16)' : r.runners.sameImages ? 'yes' : '**no**'}.`);
     lines.push(`Loads (one each, cold, ms): Node ${f(r.runners.loadsMs.node, 0)}, Python ${f(r.runners.loadsMs.python, 0)}, C++ ${f(r.runners.loadsMs.cpp, 0)}.`, '');
     if (r.eventLoop) lines.push(`- Event loop during ${r.eventLoop.calls} generate calls: p99 ${f(r.eventLoop.p99Ms, 2)} ms, max ${f(r.eventLoop.maxMs, 2)} ms.`);
     lines.push(`- Switching adapters or alphas between calls: ${f(r.switching.switchCostMs.median, 2)} ms (p25–p75 ${f(r.switching.switchCostMs.p25, 2)}–${f(r.switching.switchCostMs.p75, 2)}) = ${f(100 * r.switching.overStep, 2)}% of a ${f(r.switching.stepMs, 1)} ms step.`);
+    if (r.zeroCopy) {
+      const z = r.zeroCopy;
+      lines.push(`- Zero-copy output (\`output: 'borrow'\`), ${z.pairs} pairs of calls: ${z.borrowedAtGenai}/${z.pairs} borrowed Buffers start at GenAI's output tensor (no copy), ${z.copiesElsewhere}/${z.pairs} default results are copies elsewhere, ${z.sameBytes}/${z.pairs} with the same bytes; ${f(z.borrowMs)} ms borrowed against ${f(z.copyMs)} ms copied (medians; the copy itself is below a millisecond, docs/GENAI-BUGS.md §2).`);
+    }
     if (r.rss) lines.push(`- RSS over ${r.rss.calls} calls after ${r.rss.warmup} warm-up calls: ${f(r.rss.startMb)} → ${f(r.rss.endMb)} MB (max ${f(r.rss.maxMb)}): ${f(100 * r.rss.growth, 2)}%.`);
     if (r.idleAdapters) {
       const i = r.idleAdapters;

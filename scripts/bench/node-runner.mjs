@@ -1,6 +1,7 @@
 // The Node side of `npm run bench` (scripts/bench.mjs): multilora's public API, driven by the runners' line
 // protocol (scripts/bench/protocol.md). The clock runs from the call of pipeline.generate() to the resolution of
 // its promise: validation, the queue, the worker thread, the output Buffer and the promise are all inside.
+import { createRequire } from 'node:module';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import { Pipeline } from '../../dist/index.js';
@@ -62,8 +63,43 @@ async function first([, seed, width, height, steps, guidance, alphas, prompt]) {
   return `ok\t${firstMs}`;
 }
 
+/**
+ * zerocopy: the same call with the default copy and with output 'borrow', in turn. Replies whether each borrowed
+ * Buffer started at GenAI's own output tensor (and each copy elsewhere), whether the bytes agreed, and the times.
+ */
+async function zerocopy([, seed, width, height, steps, guidance, alphas, prompt, pairs]) {
+  const require = createRequire(import.meta.url);
+  const { bufferAddress } = require('../../dist/binding.js');
+  const { genaiOutputAddress } = require('../../dist/pipeline.js');
+  const selection = {};
+  if (alphas !== '-') alphas.split(',').forEach((a, i) => { if (Number(a) !== 0) selection[names[i]] = Number(a); });
+  const options = {
+    seed: Number(seed), width: Number(width), height: Number(height), steps: Number(steps),
+    guidanceScale: Number(guidance), adapters: selection,
+  };
+  let borrowedAtGenai = 0;
+  let copiesElsewhere = 0;
+  let sameBytes = 0;
+  const ms = { copy: [], borrow: [] };
+  for (let i = 0; i < Number(pairs); i += 1) {
+    let start = performance.now();
+    const copy = await pipeline.generate(prompt, options);
+    ms.copy.push(performance.now() - start);
+    if (bufferAddress(copy.data) !== genaiOutputAddress(pipeline)) copiesElsewhere += 1;
+    const kept = Buffer.from(copy.data);
+    start = performance.now();
+    const borrowed = await pipeline.generate(prompt, { ...options, output: 'borrow' });
+    ms.borrow.push(performance.now() - start);
+    if (bufferAddress(borrowed.data) === genaiOutputAddress(pipeline)) borrowedAtGenai += 1;
+    if (kept.equals(borrowed.data)) sameBytes += 1;
+  }
+  const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  return `ok\t${median(ms.borrow)}\tcopyMs=${median(ms.copy)}\tborrowedAtGenai=${borrowedAtGenai}\tcopiesElsewhere=${copiesElsewhere}\tsameBytes=${sameBytes}`;
+}
+
 const commands = {
   load,
+  zerocopy,
   gen,
   first,
   rss: async () => `ok\t${process.memoryUsage.rss()}`,
