@@ -3,7 +3,7 @@ import { statSync } from 'node:fs';
 import path from 'node:path';
 
 import { native, type NativeAdapter } from './binding';
-import { prepareAdapter, type AdapterReport, type PatchedLayer, type PreparedAdapter } from './diagnose';
+import { prepareAdapter, type AdapterReport } from './diagnose';
 import { DisposedError, MultiloraError, fromNative } from './errors';
 import type { LoraScale } from './lora-format';
 import type { ModelInfo } from './model';
@@ -89,17 +89,14 @@ export class Adapter {
   readonly byteLength: number;
   /** What multilora found out about it before GenAI read it: format, ranks, targets, matched tensors. */
   readonly report: AdapterReport;
-  /** @internal The layers GenAI will patch, under GenAI's names (for the zero adapter). */
-  readonly layers: readonly PatchedLayer[];
   #source: AdapterSource;
   #native: NativeAdapter | undefined;
 
-  private constructor(source: AdapterSource, byteLength: number, prepared: PreparedAdapter, handle: NativeAdapter) {
+  private constructor(source: AdapterSource, byteLength: number, report: AdapterReport, handle: NativeAdapter) {
     this.name = source.name;
     this.path = source.path;
     this.byteLength = byteLength;
-    this.report = prepared.report;
-    this.layers = prepared.layers;
+    this.report = report;
     this.#source = source;
     this.#native = handle;
   }
@@ -156,7 +153,7 @@ export class Adapter {
     }
     const prepared = await prepareAdapter(name, file ?? data!, model, source.scale);
     try {
-      return new Adapter(source, byteLength, prepared, await native().Adapter.load(prepared.load));
+      return new Adapter(source, byteLength, prepared.report, await native().Adapter.load(prepared.load));
     } catch (err) {
       const e = fromNative(err);
       if (e.code !== 'ERR_ADAPTER_INVALID') throw e;

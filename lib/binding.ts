@@ -119,8 +119,6 @@ export interface NativePipelineConstructor {
     fusedAlphas?: number[],
     /** Reshape to [numImages, height, width, guidanceScale (NaN: the model's)] before compiling. */
     staticShape?: [number, number, number, number],
-    /** The zero adapter of the registered ones (lib/zero-adapter.ts), for calls with LoRA after calls without. */
-    zero?: NativeAdapter,
   ): Promise<NativePipeline>;
 }
 

@@ -106,14 +106,6 @@ export interface PreparedAdapter {
   /** What GenAI should read: the file as it is, or rewritten bytes. */
   load: string | Buffer;
   report: AdapterReport;
-  /** The layers GenAI will patch, under the names GenAI reads (for the zero adapter: lib/zero-adapter.ts). */
-  layers: PatchedLayer[];
-}
-
-/** One layer that an adapter patches: its A and B tensors as GenAI reads them. */
-export interface PatchedLayer {
-  down: { name: string; shape: readonly number[] };
-  up: { name: string; shape: readonly number[] };
 }
 
 /**
@@ -136,12 +128,11 @@ export async function prepareAdapter(
 
     // Match each model layer to the first LoRA layer (in GenAI's order) whose name fits, part by part.
     const used = new Set<LoraLayer>();
-    const patched: PatchedLayer[] = [];
     for (const part of new Set(plan.layers.map(({ layer }) => layer.part))) {
       const prefix = genaiPrefix(part, model.family);
       const candidates = plan.layers
         .filter(({ layer }) => layer.part === part)
-        .map(({ layer, names }) => ({ layer, names, stem: stemOf(names.down) }))
+        .map(({ layer, names }) => ({ layer, stem: stemOf(names.down) }))
         .filter(({ stem }) => stem.startsWith(prefix))
         .sort((x, y) => (x.stem < y.stem ? -1 : x.stem > y.stem ? 1 : 0));
       for (const node of await modelLayers(model, part)) {
@@ -149,7 +140,6 @@ export async function prepareAdapter(
         const hit = candidates.find(({ stem }) => variants.some((v) => v.includes(stem.slice(prefix.length))));
         if (!hit) continue;
         used.add(hit.layer);
-        patched.push({ down: { name: hit.names.down, shape: hit.layer.down.shape }, up: { name: hit.names.up, shape: hit.layer.up.shape } });
         const { in: inFeatures, out: outFeatures } = features(node);
         const [rankA, loraIn] = hit.layer.down.shape;
         const [loraOut, rankB] = hit.layer.up.shape;
@@ -190,7 +180,6 @@ export async function prepareAdapter(
         unmatchedTensors: unmatchedTensors.slice(0, 100),
         converted: converted !== null,
       },
-      layers: patched,
     };
   } finally {
     await reader.close();

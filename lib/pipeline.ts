@@ -4,14 +4,7 @@ import path from 'node:path';
 
 import { Adapter, checkSpec, type AdapterSource, type AdapterSpec } from './adapter';
 import { AdapterSet } from './adapter-set';
-import {
-  native,
-  type NativeAdapter,
-  type NativeGenerateOptions,
-  type NativeImages,
-  type NativePipeline,
-  type NativeProgress,
-} from './binding';
+import { native, type NativeGenerateOptions, type NativeImages, type NativePipeline, type NativeProgress } from './binding';
 import { readCatalog } from './catalog';
 import { AbortError, DisposedError, MultiloraError, fromNative } from './errors';
 import { inspectModel, type ModelInfo } from './model';
@@ -30,7 +23,6 @@ import {
 import { TaskQueue } from './queue';
 import { checkStaticAdapters, checkStaticShape, fitStaticShape, nativeShape, type StaticShape } from './static-shape';
 import { invalid, knownKeys, object, string } from './validate';
-import { zeroAdapterBytes } from './zero-adapter';
 
 export interface LoadOptions {
   /** An OpenVINO device: 'CPU' (the default), 'GPU', 'NPU', 'AUTO'... */
@@ -481,18 +473,13 @@ async function buildNative(
   build: NativeBuild,
 ): Promise<NativePipeline> {
   if (build.staticShape) checkStaticAdapters(model, adapters);
-  let zero: NativeAdapter | undefined;
   try {
     const handles = adapters.map((a) => a.handle);
     const fused = mode === 'fuse' ? adapters.map((a) => a.alpha) : undefined;
     const shape = build.staticShape && nativeShape(build.staticShape);
-    // The native pipeline keeps its own reference to the zero adapter; this handle goes once it is built.
-    if (mode === 'dynamic' && adapters.length > 0) zero = await native().Adapter.load(zeroAdapterBytes(adapters));
-    return await native().Pipeline.load(model.dir, device, handles, build.properties, fused, shape, zero);
+    return await native().Pipeline.load(model.dir, device, handles, build.properties, fused, shape);
   } catch (err) {
     throw fromNative(err);
-  } finally {
-    zero?.release();
   }
 }
 

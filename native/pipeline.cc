@@ -1,7 +1,5 @@
 #include "pipeline.h"
 
-#include <algorithm>
-
 #include "adapter.h"
 #include "addon_data.h"
 #include "errors.h"
@@ -59,8 +57,6 @@ Napi::Value Pipeline::Load(const Napi::CallbackInfo& info) {
     fused.emplace();
     for (uint32_t i = 0; i < alphas.Length(); ++i) fused->push_back(alphas.Get(i).As<Napi::Number>().FloatValue());
   }
-  std::optional<ov::genai::Adapter> zero;
-  if (info.Length() > 6 && info[6].IsObject()) zero = Adapter::Unwrap(info[6].As<Napi::Object>())->genai();
   std::optional<StaticShape> static_shape;
   if (info.Length() > 5 && info[5].IsArray()) {
     Napi::Array shape = info[5].As<Napi::Array>();
@@ -68,7 +64,7 @@ Napi::Value Pipeline::Load(const Napi::CallbackInfo& info) {
                                shape.Get(2u).As<Napi::Number>().Int32Value(), shape.Get(3u).As<Napi::Number>().FloatValue()};
   }
   return (new PipelineLoadWorker(env, std::move(model_dir), std::move(device), std::move(adapters),
-                                 std::move(properties), std::move(fused), static_shape, std::move(zero)))
+                                 std::move(properties), std::move(fused), static_shape))
       ->Start();
 }
 
@@ -106,38 +102,21 @@ Napi::Value Pipeline::OutputAddress(const Napi::CallbackInfo& info) {
 // switch between adapter selections (test/switching.spec.js shows both; docs/GENAI-BUGS.md tells the story):
 //  1. AdapterControllerImpl::compare_configs decides whether to upload new alphas from the LAST adapter's alpha
 //     only: a change in an earlier adapter's alpha is ignored, and the previous image comes back.
-//  2. A LoRA'd layer whose rank drops to 0 (a call without any adapter covering it) computes garbage on the CPU
-//     plugin when its rank later returns to the value it had (an all-black image); and after a call with an empty
-//     config, a call that lists the same adapters per layer as the call before it gets garbage too: GenAI does not
-//     set those layers' LoRA tensors again.
-// So a call without LoRA sends an empty config: GenAI then skips the LoRA branch, and idle adapters cost nothing.
-// A call with LoRA lists every registered adapter, always in registration order (the chosen ones at their alphas,
-// the rest at 0: the same bytes as the chosen ones alone, and no layer's rank ever drops to 0); after an empty call,
-// it adds or leaves out the zero adapter (rank 1, all zeros, on every patched layer) so that every layer's list
-// differs from the one GenAI last set, which makes GenAI set them all again. It ends with a spacer: an adapter
-// without tensors, whose alpha takes a new value whenever an alpha changed, so that GenAI always uploads them. A
-// new value (not a flip between two), and the zero adapter tracked per task, also serve pipelines that share models
-// but not their bookkeeping (text-to-image, image-to-image and inpainting of one model).
-ov::genai::AdapterConfig Pipeline::AdapterConfigFor(const std::vector<AdapterChoice>& chosen, Task task) {
+//  2. A LoRA'd layer whose rank goes r -> 0 -> r (a call without any adapter covering it, then one with the same
+//     rank again) computes garbage on the CPU plugin: an all-black image.
+// So every call lists every registered adapter, always in registration order (the chosen ones at their alphas, the
+// rest at 0: the same bytes as the chosen ones alone, and no layer's rank ever drops to 0), and ends with a spacer:
+// an adapter without tensors, whose alpha takes a new value whenever an alpha changed, so that GenAI always uploads
+// them. A new value (not a flip between two) also serves pipelines that share models but not their bookkeeping
+// (text-to-image, image-to-image and inpainting of one model).
+ov::genai::AdapterConfig Pipeline::AdapterConfigFor(const std::vector<AdapterChoice>& chosen) {
   std::vector<float> alphas(adapters_.size(), 0.0f);
   for (const auto& [index, alpha] : chosen) alphas[index] = alpha;
-  const bool lora = std::any_of(alphas.begin(), alphas.end(), [](float a) { return a != 0.0f; });
-  if (!lora && loaded_.zero) {
-    ++empty_calls_;
-    resend_alphas_ = true;
-    return ov::genai::AdapterConfig();
-  }
-  const int t = static_cast<int>(task);
-  if (empty_calls_ != empty_calls_seen_[t]) {
-    empty_calls_seen_[t] = empty_calls_;
-    zero_listed_[t] = !zero_listed_[t];
-  }
   if (resend_alphas_ || alphas != last_alphas_) spacer_alpha_ = static_cast<float>((static_cast<int>(spacer_alpha_) + 1) % (1 << 20));
   resend_alphas_ = false;
   last_alphas_ = alphas;
   ov::genai::AdapterConfig config;
   for (size_t i = 0; i < adapters_.size(); ++i) config.add(adapters_[i], alphas[i]);
-  if (zero_listed_[t] && loaded_.zero) config.add(loaded_.zero, 0.0f);
   config.add(loaded_.spacer, spacer_alpha_);
   return config;
 }

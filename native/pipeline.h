@@ -38,7 +38,6 @@ struct LoadedPipeline {
   GenaiPipelines pipelines;
   std::vector<ov::genai::Adapter> adapters;
   ov::genai::Adapter spacer;  // see Pipeline::AdapterConfigFor
-  ov::genai::Adapter zero;    // all-zero, rank 1, on every patched layer (lib/zero-adapter.ts); registered too
   /// MODE_FUSE: the adapters were fused into the weights at these alphas; calls cannot choose.
   std::optional<std::vector<float>> fused_alphas;
   int64_t default_width = -1;
@@ -63,18 +62,16 @@ class Pipeline : public Napi::ObjectWrap<Pipeline> {
   int scheduler(Task task) const { return schedulers_[static_cast<int>(task)].load(); }
   /// Called from the worker thread of the one running generate.
   void set_scheduler(Task task, int type) { schedulers_[static_cast<int>(task)].store(type); }
-  /// The AdapterConfig for a call of `task` that chose these adapters (in its order); empty choices mean no LoRA.
-  ov::genai::AdapterConfig AdapterConfigFor(const std::vector<AdapterChoice>& chosen, Task task);
+  /// The AdapterConfig for a call that chose these adapters (in its order); empty choices mean no LoRA.
+  ov::genai::AdapterConfig AdapterConfigFor(const std::vector<AdapterChoice>& chosen);
   /// Called by PipelineGenerateWorker on the JS thread when its run is over; `output` is GenAI's output tensor.
   void GenerateFinished(PipelineGenerateWorker* worker, bool failed, ov::Tensor output);
   /// Records a Buffer that wraps GenAI's output memory (options.output 'borrow'): RevokeLent detaches it.
   void Lend(Napi::Buffer<uint8_t> buffer);
 
  private:
-  /// Pipeline.load(modelDir, device, adapters: Adapter[], properties: {[key]: string}, fusedAlphas?: number[],
-  ///   staticShape?: [numImages, height, width, guidanceScale], zero?: Adapter) -> Promise<Pipeline>. With
-  ///   fusedAlphas, the adapters are fused into the weights (MODE_FUSE); with staticShape, the models are reshaped
-  ///   before they are compiled; zero: the zero adapter (see AdapterConfigFor), registered after the adapters.
+  /// Pipeline.load(modelDir, device, adapters: Adapter[], properties: {[key]: string}, fusedAlphas?: number[])
+  ///   -> Promise<Pipeline>. With fusedAlphas, the adapters are fused into the weights (MODE_FUSE).
   static Napi::Value Load(const Napi::CallbackInfo& info);
   /// pipeline.generate(prompt, options, onProgress?) -> Promise<{ data, count, width, height, metrics }>
   Napi::Value Generate(const Napi::CallbackInfo& info);
@@ -102,9 +99,6 @@ class Pipeline : public Napi::ObjectWrap<Pipeline> {
   std::vector<float> last_alphas_;  // what the last call sent to GenAI
   bool resend_alphas_ = true;
   float spacer_alpha_ = 0.0f;
-  uint64_t empty_calls_ = 0;                  // calls sent with an empty config, so far
-  uint64_t empty_calls_seen_[3] = {0, 0, 0};  // empty_calls_ at each task's last call with LoRA
-  bool zero_listed_[3] = {false, false, false};  // whether each task's last call with LoRA listed the zero adapter
 };
 
 }  // namespace multilora

@@ -139,7 +139,7 @@ PipelineGenerateWorker::PipelineGenerateWorker(const Napi::CallbackInfo& info, P
       choices.emplace_back(index, pair.Get(uint32_t{1}).As<Napi::Number>().FloatValue());
     }
     // Always explicit: without it, GenAI would apply the adapters as registered.
-    properties_["adapters"] = pipeline->AdapterConfigFor(choices, task_);
+    properties_["adapters"] = pipeline->AdapterConfigFor(choices);
   } else if (chosen.Length() > 0) {
     throw MakeError(env, kErrInvalidArgument, "This pipeline was built without adapters");
   }

@@ -8,8 +8,7 @@ namespace multilora {
 PipelineLoadWorker::PipelineLoadWorker(Napi::Env env, std::string model_dir, std::string device,
                                        std::vector<ov::genai::Adapter> adapters, ov::AnyMap properties,
                                        std::optional<std::vector<float>> fused_alphas,
-                                       std::optional<StaticShape> static_shape,
-                                       std::optional<ov::genai::Adapter> zero)
+                                       std::optional<StaticShape> static_shape)
     : PromiseWorker(env, "multilora.PipelineLoad"),
       model_dir_(std::move(model_dir)),
       device_(std::move(device)),
@@ -18,7 +17,6 @@ PipelineLoadWorker::PipelineLoadWorker(Napi::Env env, std::string model_dir, std
   loaded_.adapters = std::move(adapters);
   loaded_.model_dir = model_dir_;
   loaded_.fused_alphas = std::move(fused_alphas);
-  if (zero) loaded_.zero = std::move(*zero);
 }
 
 namespace {
@@ -57,9 +55,7 @@ void PipelineLoadWorker::Run() {
       properties_["adapters"] = ov::genai::AdapterConfig(pairs, ov::genai::AdapterConfig::MODE_FUSE);
     } else if (!loaded_.adapters.empty()) {
       // Registration fixes the set of adapters; each generate call then picks any subset with any alphas.
-      std::vector<ov::genai::Adapter> registered = loaded_.adapters;
-      if (loaded_.zero) registered.push_back(loaded_.zero);
-      properties_["adapters"] = ov::genai::AdapterConfig(registered);
+      properties_["adapters"] = ov::genai::AdapterConfig(loaded_.adapters);
     }
     const std::filesystem::path dir(model_dir_);
     GenaiPipelines& p = loaded_.pipelines;

@@ -24,7 +24,7 @@ class PipelineLoadWorker : public PromiseWorker {
  public:
   PipelineLoadWorker(Napi::Env env, std::string model_dir, std::string device, std::vector<ov::genai::Adapter> adapters,
                      ov::AnyMap properties, std::optional<std::vector<float>> fused_alphas,
-                     std::optional<StaticShape> static_shape, std::optional<ov::genai::Adapter> zero);
+                     std::optional<StaticShape> static_shape);
 
  protected:
   void Run() override;

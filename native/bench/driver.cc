@@ -4,8 +4,7 @@
 // It speaks the runners' line protocol on stdin/stdout (scripts/bench/protocol.md): one command per line, fields
 // separated by tabs, one reply line per command ("ok\t..." or "err\t<message>"). It makes exactly the GenAI calls
 // that multilora makes for the same request (native/pipeline.cc, AdapterConfigFor): every registered adapter in
-// registration order, then a tensor-less spacer adapter whose alpha changes whenever an alpha changed; an empty
-// config for a call without LoRA, and after one the zero adapter added or dropped.
+// registration order, then a tensor-less spacer adapter whose alpha changes whenever an alpha changed.
 #include <algorithm>
 #include <chrono>
 #include <cstring>
@@ -41,24 +40,18 @@ ov::Tensor EmptySafetensors() {
 class Driver {
  public:
   // load <model dir> <device> <static shape WxHxNxGUIDANCE or -> <cache dir or -> <adapter paths joined by '|' or ->
-  //      <zero adapter path or ->
   std::string Load(const std::vector<std::string>& f) {
-    if (f.size() != 7) return "err\tload takes 6 fields";
+    if (f.size() != 6) return "err\tload takes 5 fields";
     pipeline_.reset();
     adapters_.clear();
     last_alphas_.clear();
     spacer_alpha_ = 0;
-    after_empty_ = false;
-    zero_listed_ = false;
     ov::AnyMap properties;
     if (f[4] != "-") properties["CACHE_DIR"] = f[4];
     if (f[5] != "-") {
       for (const std::string& path : Split(f[5], '|')) adapters_.emplace_back(std::filesystem::path(path));
       spacer_ = ov::genai::Adapter(EmptySafetensors());
-      zero_ = ov::genai::Adapter(std::filesystem::path(f[6]));
-      std::vector<ov::genai::Adapter> registered = adapters_;
-      registered.push_back(zero_);
-      properties["adapters"] = ov::genai::AdapterConfig(registered);
+      properties["adapters"] = ov::genai::AdapterConfig(adapters_);
     }
     const Clock::time_point start = Clock::now();
     // As multilora builds it (native/pipeline_load_worker.cc): from an InpaintingPipeline when the model has a VAE
@@ -73,8 +66,8 @@ class Driver {
 
   // gen <seed> <width> <height> <steps> <guidance> <alphas, one per registered adapter, comma-separated, or ->
   //     <prompt>
-  // Alphas "empty": an empty AdapterConfig, GenAI's own way to ask for no LoRA (which multilora cannot use: see
-  // docs/GENAI-BUGS.md on ranks that drop to 0).
+  // Alphas "empty": an empty AdapterConfig, GenAI's own way to ask for no LoRA (which multilora cannot use:
+  // docs/GENAI-BUGS.md §1).
   // first: the same fields; see below.
   std::string Generate(const std::vector<std::string>& f) {
     if (!pipeline_) return "err\tno pipeline loaded";
@@ -130,18 +123,10 @@ class Driver {
       std::vector<std::string> values = Split(csv, ',');
       for (size_t i = 0; i < values.size() && i < alphas.size(); ++i) alphas[i] = std::stof(values[i]);
     }
-    if (std::all_of(alphas.begin(), alphas.end(), [](float a) { return a == 0.0f; })) {
-      after_empty_ = true;
-      last_alphas_.clear();
-      return ov::genai::AdapterConfig();
-    }
-    if (after_empty_) zero_listed_ = !zero_listed_;
-    after_empty_ = false;
     if (alphas != last_alphas_) spacer_alpha_ += 1;
     last_alphas_ = alphas;
     ov::genai::AdapterConfig config;
     for (size_t i = 0; i < adapters_.size(); ++i) config.add(adapters_[i], alphas[i]);
-    if (zero_listed_) config.add(zero_, 0.0f);
     config.add(spacer_, spacer_alpha_);
     return config;
   }
@@ -149,9 +134,6 @@ class Driver {
   std::unique_ptr<ov::genai::Text2ImagePipeline> pipeline_;
   std::vector<ov::genai::Adapter> adapters_;
   ov::genai::Adapter spacer_;
-  ov::genai::Adapter zero_;
-  bool after_empty_ = false;
-  bool zero_listed_ = false;
   std::vector<float> last_alphas_;
   float spacer_alpha_ = 0;
 };

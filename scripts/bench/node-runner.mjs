@@ -10,7 +10,6 @@ let pipeline = null;
 let names = [];
 let monitor = null;
 
-// The zero adapter (last field) is multilora's own business: the library makes it.
 async function load([, model, device, shape, cache, paths]) {
   if (pipeline) await pipeline.dispose();
   pipeline = null;

@@ -1,8 +1,7 @@
 """The Python side of `npm run bench` (scripts/bench.mjs): openvino_genai from the SDK venv, driven by the
 runners' line protocol (scripts/bench/protocol.md). It makes the same GenAI calls as multilora and as the C++
 driver (native/bench/driver.cc): every registered adapter in registration order, then a tensor-less spacer adapter
-whose alpha changes whenever an alpha changed; an empty config for a call without LoRA, and after one the zero
-adapter added or dropped."""
+whose alpha changes whenever an alpha changed."""
 
 import os
 import sys
@@ -25,15 +24,13 @@ class Runner:
         self.tmp = tempfile.mkdtemp(prefix="multilora-bench-py-")
 
     def load(self, f):
-        if len(f) != 7:
-            return "err\tload takes 6 fields"
+        if len(f) != 6:
+            return "err\tload takes 5 fields"
         self.pipe = None
         self.adapters = []
         self.last_alphas = None
         self.spacer_alpha = 0.0
-        self.after_empty = False
-        self.zero_listed = False
-        model, device, shape, cache, paths, zero = f[1:]
+        model, device, shape, cache, paths = f[1:]
         props = {}
         if cache != "-":
             props["CACHE_DIR"] = cache
@@ -43,9 +40,8 @@ class Runner:
             with open(spacer_path, "wb") as out:
                 out.write(EMPTY_SAFETENSORS)
             self.spacer = ov_genai.Adapter(spacer_path)
-            self.zero = ov_genai.Adapter(zero)
             config = ov_genai.AdapterConfig()
-            for a in self.adapters + [self.zero]:
+            for a in self.adapters:
                 config.add(a)
             props["adapters"] = config
         start = time.perf_counter()
@@ -67,21 +63,12 @@ class Runner:
         if csv != "-":
             for i, v in enumerate(csv.split(",")[: len(alphas)]):
                 alphas[i] = float(v)
-        if all(a == 0 for a in alphas):
-            self.after_empty = True
-            self.last_alphas = None
-            return ov_genai.AdapterConfig()
-        if self.after_empty:
-            self.zero_listed = not self.zero_listed
-        self.after_empty = False
         if alphas != self.last_alphas:
             self.spacer_alpha += 1
         self.last_alphas = alphas
         config = ov_genai.AdapterConfig()
         for a, alpha in zip(self.adapters, alphas):
             config.add(a, alpha)
-        if self.zero_listed:
-            config.add(self.zero, 0.0)
         config.add(self.spacer, self.spacer_alpha)
         return config
 
