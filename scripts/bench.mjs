@@ -191,6 +191,9 @@ async function compareRunners(model, sdk) {
   for (const r of runners) loads[r.name] = (await r.load(model, { adapters: model.loras.slice(0, 2) })).ms;
   const cases = model.cases.map((i) => CASES[i]);
   const times = Object.fromEntries(runners.map((r) => [r.name, cases.map(() => [])]));
+  // Time outside GenAI's denoising steps (call minus steps × GenAI's own step time): text encoders, VAE and whatever
+  // the binding adds, without the steps' noise, which dwarfs any binding cost on a busy 2-core machine.
+  const outside = Object.fromEntries(runners.map((r) => [r.name, []]));
   const steps = [];
   const ratios = { nodeOverPython: [], nodeOverCpp: [], pythonOverCpp: [] };
   const firstBytes = new Set();
@@ -203,6 +206,7 @@ async function compareRunners(model, sdk) {
         firstBytes.add(`${c}:${extra.first}`);
         t[r.name] = ms;
         if (r.name === 'node' && round > 0) steps.push(extra.stepMs);
+        if (round > 0) outside[r.name].push(ms - model.steps * extra.stepMs);
         await pause(REST_MS);
       }
       if (round === 0) continue; // warm-up
@@ -222,6 +226,7 @@ async function compareRunners(model, sdk) {
   return {
     loadsMs: loads,
     stepMs: median(steps),
+    outsideStepsMs: Object.fromEntries(Object.entries(outside).map(([name, xs]) => [name, summary(xs)])),
     cases: cases.map((call, c) => ({
       name: call.name,
       ms: Object.fromEntries(Object.entries(times).map(([name, xs]) => [name, summary(xs[c])])),
@@ -497,6 +502,8 @@ function writeDoc(results) {
     }
     const ratio = (s) => `${f(s.median, 4)} (${f(s.p25, 4)}–${f(s.p75, 4)})`;
     lines.push('', `Paired ratios (${r.runners.ratios.nodeOverCpp.n} pairs): Node ÷ C++ ${ratio(r.runners.ratios.nodeOverCpp)}; Node ÷ Python ${ratio(r.runners.ratios.nodeOverPython)}; Python ÷ C++ ${ratio(r.runners.ratios.pythonOverCpp)}. Same images from all three: ${r.runners.sameImages === undefined ? 'not compared (this random model gives NaN images at bf16)' : r.runners.sameImages ? 'yes' : '**no**'}.`);
+    const o = r.runners.outsideStepsMs;
+    lines.push(`Time outside GenAI's denoising steps (a call minus steps × GenAI's step time: text encoders, VAE, binding), median ms: Node ${f(o.node.median)}, Python ${f(o.python.median)}, C++ ${f(o.cpp.median)}.`);
     lines.push(`Loads (one each, cold, ms): Node ${f(r.runners.loadsMs.node, 0)}, Python ${f(r.runners.loadsMs.python, 0)}, C++ ${f(r.runners.loadsMs.cpp, 0)}.`, '');
     if (r.eventLoop) lines.push(`- Event loop during ${r.eventLoop.calls} generate calls: p99 ${f(r.eventLoop.p99Ms, 2)} ms, max ${f(r.eventLoop.maxMs, 2)} ms.`);
     lines.push(`- Switching adapters or alphas between calls: ${f(r.switching.switchCostMs.median, 2)} ms (p25–p75 ${f(r.switching.switchCostMs.p25, 2)}–${f(r.switching.switchCostMs.p75, 2)}) = ${f(100 * r.switching.overStep, 2)}% of a ${f(r.switching.stepMs, 1)} ms step.`);
