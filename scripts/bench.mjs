@@ -400,7 +400,7 @@ async function main() {
   const started = Date.now();
   const sdk = readCompleteSdk();
   if (!sdk) throw new Error('the SDK is not set up: run `npm install` first');
-  if (!existsSync(path.join(ROOT, 'dist', 'index.js'))) throw new Error('dist/ is missing: run `npm run build` first');
+  if (!existsSync(path.join(ROOT, 'dist', 'index.js'))) throw new Error('dist/ is missing: run `npm install` (or `npm run build:ts`) first');
   const list = models();
   console.log('building the C++ driver (native/bench/driver.cc)');
   buildNative(['--CDMULTILORA_BENCH_DRIVER=ON', '--target', 'multilora-bench-driver'], { outDir: path.join(ROOT, 'build', 'bench') });
