@@ -176,7 +176,8 @@ const GENERATE_KEYS = [
   'numImages',
 ] as const;
 const IMAGE_KEYS = [...GENERATE_KEYS.filter((k) => k !== 'width' && k !== 'height'), 'strength'] as const;
-const MAX_IMAGES = 16;
+/** The most images one call may ask for (numImages). */
+export const MAX_IMAGES = 16;
 const MAX_SEED = 2 ** 32 - 1;
 const MAX_SIDE = 8192;
 const MAX_STEPS = 1000;
@@ -194,6 +195,13 @@ export interface CheckContext {
 export interface CheckedCall {
   prompt: string;
   options: NativeGenerateOptions;
+}
+
+/** A width or height of an image to make: an integer multiple of the model's VAE scale factor, up to 8192. */
+export function checkSide(value: unknown, name: string, scale: number): number {
+  const side = integer(value, name, scale, MAX_SIDE);
+  if (side % scale !== 0) throw invalid(`a multiple of ${scale} (the model's VAE scale factor)`, name, side);
+  return side;
 }
 
 /** Checks a generate call; every failure is a MultiloraError with code ERR_INVALID_ARGUMENT. */
@@ -231,12 +239,8 @@ export function checkGenerate(
     if (opts.output !== 'copy' && opts.output !== 'borrow') throw invalid('"copy" or "borrow"', 'options.output', opts.output);
     out.output = opts.output;
   }
-  const scale = ctx.vaeScaleFactor;
   for (const side of ['width', 'height'] as const) {
-    if (opts[side] === undefined) continue;
-    const value = integer(opts[side], `options.${side}`, scale, MAX_SIDE);
-    if (value % scale !== 0) throw invalid(`a multiple of ${scale} (the model's VAE scale factor)`, `options.${side}`, value);
-    out[side] = value;
+    if (opts[side] !== undefined) out[side] = checkSide(opts[side], `options.${side}`, ctx.vaeScaleFactor);
   }
   if (opts.steps !== undefined) out.steps = integer(opts.steps, 'options.steps', 1, MAX_STEPS);
   if (opts.strength !== undefined) out.strength = finite(opts.strength, 'options.strength', 0, 1);

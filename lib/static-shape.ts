@@ -3,7 +3,8 @@
 import type { NativeGenerateOptions } from './binding';
 import { MultiloraError } from './errors';
 import type { ModelInfo } from './model';
-import { finite, integer, invalid, knownKeys, object } from './validate';
+import { checkSide, MAX_IMAGES } from './options';
+import { finite, integer, knownKeys, object } from './validate';
 
 /** The one shape that a pipeline loaded with `staticShape` serves. */
 export interface StaticShape {
@@ -21,7 +22,6 @@ export interface StaticShape {
 }
 
 const KEYS = ['width', 'height', 'numImages', 'guidanceScale'] as const;
-const MAX_SIDE = 8192;
 
 /** Families whose denoiser doubles its batch for classifier-free guidance when the scale is above 1. */
 const CFG_FAMILIES = new Set(['sd', 'sdxl', 'sd3', 'other']);
@@ -30,16 +30,10 @@ export function checkStaticShape(value: unknown, model: ModelInfo): Required<Sta
   if (value === undefined) return undefined;
   const o = object(value, 'options.staticShape');
   knownKeys(o, KEYS, 'options.staticShape');
-  const scale = model.vaeScaleFactor;
-  const side = (key: 'width' | 'height'): number => {
-    const v = integer(o[key], `options.staticShape.${key}`, scale, MAX_SIDE);
-    if (v % scale !== 0) throw invalid(`a multiple of ${scale} (the model's VAE scale factor)`, `options.staticShape.${key}`, v);
-    return v;
-  };
   return {
-    width: side('width'),
-    height: side('height'),
-    numImages: o.numImages === undefined ? 1 : integer(o.numImages, 'options.staticShape.numImages', 1, 16),
+    width: checkSide(o.width, 'options.staticShape.width', model.vaeScaleFactor),
+    height: checkSide(o.height, 'options.staticShape.height', model.vaeScaleFactor),
+    numImages: o.numImages === undefined ? 1 : integer(o.numImages, 'options.staticShape.numImages', 1, MAX_IMAGES),
     // NaN: the model's default, which GenAI reads (calls then leave guidanceScale to the model as well).
     guidanceScale: o.guidanceScale === undefined ? Number.NaN : finite(o.guidanceScale, 'options.staticShape.guidanceScale', 0, 100),
   };

@@ -1,8 +1,5 @@
 #include "pipeline_load_worker.h"
 
-#include <cmath>
-#include <cstring>
-
 namespace multilora {
 
 PipelineLoadWorker::PipelineLoadWorker(Napi::Env env, std::string model_dir, std::string device,
@@ -18,32 +15,6 @@ PipelineLoadWorker::PipelineLoadWorker(Napi::Env env, std::string model_dir, std
   loaded_.model_dir = model_dir_;
   loaded_.fused_alphas = std::move(fused_alphas);
 }
-
-namespace {
-
-/// The bytes of a safetensors file without tensors: an 8-byte header length, then "{}" padded to 8 bytes.
-ov::Tensor EmptySafetensors() {
-  static const char kFile[] = "\x08\0\0\0\0\0\0\0{}      ";
-  ov::Tensor tensor(ov::element::u8, ov::Shape{16});
-  std::memcpy(tensor.data(), kFile, 16);
-  return tensor;
-}
-
-/// A pipeline of GenAI: compiled at once (dynamic shapes), or read, reshaped to the static shape, then compiled.
-template <typename T>
-std::shared_ptr<T> Build(const std::filesystem::path& dir, const std::string& device, const ov::AnyMap& properties,
-                         const std::optional<StaticShape>& shape) {
-  if (!shape) return std::make_shared<T>(dir, device, properties);
-  auto pipeline = std::make_shared<T>(dir);
-  // NaN: the model's own guidance scale, which decides whether the denoiser's batch is doubled.
-  const float guidance = std::isnan(shape->guidance_scale) ? pipeline->get_generation_config().guidance_scale
-                                                           : shape->guidance_scale;
-  pipeline->reshape(shape->num_images, shape->height, shape->width, guidance);
-  pipeline->compile(device, properties);
-  return pipeline;
-}
-
-}  // namespace
 
 void PipelineLoadWorker::Run() {
   try {
@@ -63,7 +34,7 @@ void PipelineLoadWorker::Run() {
       // One set of compiled models serves all three tasks. (Built the other way round, from an Image2ImagePipeline,
       // the inpainting pipeline of this release crashes in generate.)
       try {
-        p.inpainting = Build<ov::genai::InpaintingPipeline>(dir, device_, properties_, static_shape_);
+        p.inpainting = BuildPipeline<ov::genai::InpaintingPipeline>(dir, device_, properties_, static_shape_);
         p.image2image = std::make_shared<ov::genai::Image2ImagePipeline>(*p.inpainting);
         p.text2image = std::make_shared<ov::genai::Text2ImagePipeline>(*p.inpainting);
         loaded_.image_inputs = true;
@@ -71,7 +42,7 @@ void PipelineLoadWorker::Run() {
         p = GenaiPipelines();  // a family GenAI cannot inpaint: text-to-image only
       }
     }
-    if (!p.text2image) p.text2image = Build<ov::genai::Text2ImagePipeline>(dir, device_, properties_, static_shape_);
+    if (!p.text2image) p.text2image = BuildPipeline<ov::genai::Text2ImagePipeline>(dir, device_, properties_, static_shape_);
     ov::genai::ImageGenerationConfig config = p.text2image->get_generation_config();
     loaded_.default_width = config.width;
     loaded_.default_height = config.height;

@@ -7,18 +7,11 @@
 
 #include <napi.h>
 
+#include "genai_build.h"
 #include "pipeline.h"
 #include "promise_worker.h"
 
 namespace multilora {
-
-/// Fixed sizes to compile for (GenAI's reshape before compile): static shapes instead of dynamic ones.
-struct StaticShape {
-  int num_images = 1;
-  int height = 0;
-  int width = 0;
-  float guidance_scale = 0;
-};
 
 class PipelineLoadWorker : public PromiseWorker {
  public:

@@ -125,6 +125,23 @@ const pause = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 // runner's clock.
 const REST_MS = 300;
 
+/**
+ * entries: [name, run() -> Promise<number>]. A warm-up round, then `rounds` rounds, each running every entry once in
+ * an order that rotates from round to round. Returns the numbers of the measured rounds by name.
+ */
+async function interleaved(rounds, entries) {
+  const out = Object.fromEntries(entries.map(([name]) => [name, []]));
+  for (let i = 0; i < rounds + 1; i += 1) {
+    for (let k = 0; k < entries.length; k += 1) {
+      const [name, run] = entries[(i + k) % entries.length];
+      const value = await run();
+      if (i > 0) out[name].push(value);
+      await pause(REST_MS);
+    }
+  }
+  return out;
+}
+
 // ------------------------------------------------------------------------------------------------------- models
 function models() {
   const tiny = {
@@ -275,29 +292,23 @@ async function switching(node, model, stepMs) {
  */
 async function idleAdapters(model, sdk) {
   const five = model.loras.slice(0, 5);
-  const ms = { none: [], idle: [], genaiEmpty: [], one: [], idleOne: [] };
-  const interleave = async (entries) => {
-    for (let i = 0; i < model.idleRounds + 1; i += 1) {
-      for (let k = 0; k < entries.length; k += 1) {
-        const [name, runner, alphas] = entries[(i + k) % entries.length];
-        const t = await runner.first(model, { seed: 3, alphas });
-        if (i > 0) ms[name].push(t);
-        await pause(REST_MS);
-      }
-    }
-  };
+  const first = (runner, alphas) => () => runner.first(model, { seed: 3, alphas });
   const idle = await Runner.start('node', sdk);
   await idle.load(model, { adapters: five });
   const none = await Runner.start('node', sdk);
   await none.load(model);
   const cpp = await Runner.start('cpp', sdk);
   await cpp.load(model, { adapters: five });
-  await interleave([['none', none, []], ['idle', idle, []], ['genaiEmpty', cpp, ['empty']]]);
+  const ms = await interleaved(model.idleRounds, [
+    ['none', first(none, [])],
+    ['idle', first(idle, [])],
+    ['genaiEmpty', first(cpp, ['empty'])],
+  ]);
   await none.stop();
   await cpp.stop();
   const one = await Runner.start('node', sdk);
   await one.load(model, { adapters: five.slice(0, 1) });
-  await interleave([['one', one, [0.8]], ['idleOne', idle, [0.8]]]);
+  Object.assign(ms, await interleaved(model.idleRounds, [['one', first(one, [0.8])], ['idleOne', first(idle, [0.8])]]));
   await one.stop();
   await idle.stop();
   const m = (k) => median(ms[k]);
@@ -340,14 +351,9 @@ async function staticShape(model, sdk) {
     dynamic: (await dynamic.load(model, { adapters: model.staticAdapters })).ms,
     static: (await fixed.load(model, { adapters: model.staticAdapters, shape: `${model.size}x${model.size}x1x${model.guidance}` })).ms,
   };
-  const ms = { dynamic: [], static: [] };
-  for (let i = 0; i < model.staticRounds + 1; i += 1) {
-    for (const [name, r] of i % 2 ? [['dynamic', dynamic], ['static', fixed]] : [['static', fixed], ['dynamic', dynamic]]) {
-      const { ms: t } = await r.gen(model, { alphas: model.staticAdapters.length ? [0.8, 0] : [], seed: 5 });
-      if (i > 0) ms[name].push(t);
-      await pause(REST_MS);
-    }
-  }
+  const alphas = model.staticAdapters.length ? [0.8, 0] : [];
+  const gen = (runner) => async () => (await runner.gen(model, { alphas, seed: 5 })).ms;
+  const ms = await interleaved(model.staticRounds, [['static', gen(fixed)], ['dynamic', gen(dynamic)]]);
   await dynamic.stop();
   await fixed.stop();
   return { loadsMs: loads, ms: { dynamic: summary(ms.dynamic), static: summary(ms.static) }, speedup: median(ms.dynamic) / median(ms.static) };

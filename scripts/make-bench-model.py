@@ -295,17 +295,10 @@ def build_pipeline(mf, tok_dir):
     return pipe
 
 
-def lora_targets(pipe):
+def lora_targets(pipe, mf):
     """[(kohya prefix, component, module, in_features, out_features)] in module order."""
-    import torch
-    out = []
-    for component, prefix, model, pattern in (("unet", "lora_unet", pipe.unet, UNET_TARGET),
-                                               ("text_encoder", "lora_te", pipe.text_encoder, TE_TARGET)):
-        for name, mod in model.named_modules():
-            if pattern.search(name):
-                assert isinstance(mod, torch.nn.Linear), name
-                out.append((prefix, component, name, mod.in_features, mod.out_features))
-    return out
+    return mf.linear_modules([("unet", "lora_unet", pipe.unet, UNET_TARGET),
+                              ("text_encoder", "lora_te", pipe.text_encoder, TE_TARGET)])
 
 
 def random_lora(targets, seed):
@@ -343,7 +336,7 @@ def build(out, args):
     for c, n in counts.items():
         log(f"{c}: {n:,} parameters")
     info["parameters"] = counts
-    targets = lora_targets(pipe)
+    targets = lora_targets(pipe, mf)
     timings["torch_model_s"] = round(time.time() - t, 1)
 
     t = time.time()

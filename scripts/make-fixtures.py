@@ -314,13 +314,20 @@ TE_TARGET = re.compile(r"\.self_attn\.(q_proj|k_proj|v_proj|out_proj)$")
 
 def lora_targets(pipe, family):
     """[(kohya prefix, peft prefix, module name, in_features, out_features)] in module order."""
-    import torch
     parts = [("unet", "lora_unet", pipe.unet, UNET_TARGET)]
     if family == "sd15":
         parts.append(("text_encoder", "lora_te", pipe.text_encoder, TE_TARGET))
     else:
         parts.append(("text_encoder", "lora_te1", pipe.text_encoder, TE_TARGET))
         parts.append(("text_encoder_2", "lora_te2", pipe.text_encoder_2, TE_TARGET))
+    return linear_modules(parts)
+
+
+def linear_modules(parts):
+    """parts: [(peft prefix, kohya prefix, torch module, name pattern)] ->
+    [(kohya prefix, peft prefix, module name, in_features, out_features)] of the Linear layers whose names match,
+    in module order."""
+    import torch
     out = []
     for peft_prefix, kohya_prefix, model, pattern in parts:
         for name, mod in model.named_modules():

@@ -5,9 +5,7 @@
 // separated by tabs, one reply line per command ("ok\t..." or "err\t<message>"). It makes exactly the GenAI calls
 // that multilora makes for the same request (native/pipeline.cc, AdapterConfigFor): every registered adapter in
 // registration order, then a tensor-less spacer adapter whose alpha changes whenever an alpha changed.
-#include <algorithm>
 #include <chrono>
-#include <cstring>
 #include <functional>
 #include <iostream>
 #include <memory>
@@ -15,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "genai/genai.h"
+#include "genai_build.h"
 
 namespace {
 
@@ -27,14 +25,6 @@ std::vector<std::string> Split(const std::string& line, char separator) {
   std::string field;
   while (std::getline(stream, field, separator)) fields.push_back(field);
   return fields;
-}
-
-/// The bytes of a safetensors file without tensors (the spacer adapter, as native/pipeline_load_worker.cc makes it).
-ov::Tensor EmptySafetensors() {
-  static const char kFile[] = "\x08\0\0\0\0\0\0\0{}      ";
-  ov::Tensor tensor(ov::element::u8, ov::Shape{16});
-  std::memcpy(tensor.data(), kFile, 16);
-  return tensor;
 }
 
 class Driver {
@@ -50,16 +40,22 @@ class Driver {
     if (f[4] != "-") properties["CACHE_DIR"] = f[4];
     if (f[5] != "-") {
       for (const std::string& path : Split(f[5], '|')) adapters_.emplace_back(std::filesystem::path(path));
-      spacer_ = ov::genai::Adapter(EmptySafetensors());
+      spacer_ = ov::genai::Adapter(multilora::EmptySafetensors());
       properties["adapters"] = ov::genai::AdapterConfig(adapters_);
     }
     const Clock::time_point start = Clock::now();
     // As multilora builds it (native/pipeline_load_worker.cc): from an InpaintingPipeline when the model has a VAE
     // encoder, so that the compiled models are the same.
+    std::optional<multilora::StaticShape> shape;
+    if (f[3] != "-") {
+      std::vector<std::string> s = Split(f[3], 'x');
+      shape = multilora::StaticShape{std::stoi(s[2]), std::stoi(s[1]), std::stoi(s[0]), std::stof(s[3])};
+    }
     if (std::filesystem::exists(std::filesystem::path(f[1]) / "vae_encoder" / "openvino_model.xml")) {
-      pipeline_ = std::make_unique<ov::genai::Text2ImagePipeline>(*Build<ov::genai::InpaintingPipeline>(f, properties));
+      pipeline_ = std::make_shared<ov::genai::Text2ImagePipeline>(
+          *multilora::BuildPipeline<ov::genai::InpaintingPipeline>(f[1], f[2], properties, shape));
     } else {
-      pipeline_ = Build<ov::genai::Text2ImagePipeline>(f, properties);
+      pipeline_ = multilora::BuildPipeline<ov::genai::Text2ImagePipeline>(f[1], f[2], properties, shape);
     }
     return "ok\t" + std::to_string(Ms(start));
   }
@@ -103,16 +99,6 @@ class Driver {
   }
 
  private:
-  template <typename T>
-  static std::unique_ptr<T> Build(const std::vector<std::string>& f, const ov::AnyMap& properties) {
-    if (f[3] == "-") return std::make_unique<T>(f[1], f[2], properties);
-    std::vector<std::string> shape = Split(f[3], 'x');
-    auto pipeline = std::make_unique<T>(std::filesystem::path(f[1]));
-    pipeline->reshape(std::stoi(shape[2]), std::stoi(shape[1]), std::stoi(shape[0]), std::stof(shape[3]));
-    pipeline->compile(f[2], properties);
-    return pipeline;
-  }
-
   static double Ms(Clock::time_point start) {
     return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
   }
@@ -131,7 +117,7 @@ class Driver {
     return config;
   }
 
-  std::unique_ptr<ov::genai::Text2ImagePipeline> pipeline_;
+  std::shared_ptr<ov::genai::Text2ImagePipeline> pipeline_;
   std::vector<ov::genai::Adapter> adapters_;
   ov::genai::Adapter spacer_;
   std::vector<float> last_alphas_;

@@ -26,13 +26,18 @@ async function load([, model, device, shape, cache, paths]) {
   return `ok\t${performance.now() - start}`;
 }
 
-async function gen([, seed, width, height, steps, guidance, alphas, prompt]) {
-  const selection = {};
-  if (alphas !== '-') alphas.split(',').forEach((a, i) => { if (Number(a) !== 0) selection[names[i]] = Number(a); });
-  const options = {
+/** The options of a `gen`-shaped command: its alphas, one per registered adapter, become a selection by name. */
+function callOptions(seed, width, height, steps, guidance, alphas) {
+  const adapters = {};
+  if (alphas !== '-') alphas.split(',').forEach((a, i) => { if (Number(a) !== 0) adapters[names[i]] = Number(a); });
+  return {
     seed: Number(seed), width: Number(width), height: Number(height), steps: Number(steps),
-    guidanceScale: Number(guidance), adapters: selection,
+    guidanceScale: Number(guidance), adapters,
   };
+}
+
+async function gen([, seed, width, height, steps, guidance, alphas, prompt]) {
+  const options = callOptions(seed, width, height, steps, guidance, alphas);
   monitor?.reset();
   const start = performance.now();
   const image = await pipeline.generate(prompt, options);
@@ -45,8 +50,6 @@ async function gen([, seed, width, height, steps, guidance, alphas, prompt]) {
 
 /** Up to the end of the first step, then abort (GenAI skips the rest and the VAE). */
 async function first([, seed, width, height, steps, guidance, alphas, prompt]) {
-  const selection = {};
-  if (alphas !== '-') alphas.split(',').forEach((a, i) => { if (Number(a) !== 0) selection[names[i]] = Number(a); });
   const controller = new AbortController();
   let firstMs;
   const start = performance.now();
@@ -54,10 +57,7 @@ async function first([, seed, width, height, steps, guidance, alphas, prompt]) {
     firstMs ??= performance.now() - start;
     controller.abort();
   };
-  const options = {
-    seed: Number(seed), width: Number(width), height: Number(height), steps: Number(steps),
-    guidanceScale: Number(guidance), adapters: selection, onProgress, signal: controller.signal,
-  };
+  const options = { ...callOptions(seed, width, height, steps, guidance, alphas), onProgress, signal: controller.signal };
   await pipeline.generate(prompt, options).catch((err) => { if (err.code !== 'ERR_ABORTED') throw err; });
   return `ok\t${firstMs}`;
 }
@@ -70,12 +70,7 @@ async function zerocopy([, seed, width, height, steps, guidance, alphas, prompt,
   const require = createRequire(import.meta.url);
   const { bufferAddress } = require('../../dist/binding.js');
   const { genaiOutputAddress } = require('../../dist/pipeline.js');
-  const selection = {};
-  if (alphas !== '-') alphas.split(',').forEach((a, i) => { if (Number(a) !== 0) selection[names[i]] = Number(a); });
-  const options = {
-    seed: Number(seed), width: Number(width), height: Number(height), steps: Number(steps),
-    guidanceScale: Number(guidance), adapters: selection,
-  };
+  const options = callOptions(seed, width, height, steps, guidance, alphas);
   let borrowedAtGenai = 0;
   let copiesElsewhere = 0;
   let sameBytes = 0;

@@ -1,0 +1,47 @@
+// How a GenAI pipeline is made, shared by the addon (native/pipeline_load_worker.cc) and the benchmark's C++ driver
+// (native/bench/driver.cc), so that both make exactly the same GenAI calls. No N-API here.
+#pragma once
+
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "genai/genai.h"
+
+namespace multilora {
+
+/// Fixed sizes to compile for (GenAI's reshape before compile): static shapes instead of dynamic ones.
+struct StaticShape {
+  int num_images = 1;
+  int height = 0;
+  int width = 0;
+  float guidance_scale = 0;  // NaN: the model's own
+};
+
+/// The bytes of a safetensors file without tensors (the spacer adapter of Pipeline::AdapterConfigFor): an 8-byte
+/// header length, then "{}" padded to 8 bytes.
+inline ov::Tensor EmptySafetensors() {
+  static const char kFile[] = "\x08\0\0\0\0\0\0\0{}      ";
+  ov::Tensor tensor(ov::element::u8, ov::Shape{16});
+  std::memcpy(tensor.data(), kFile, 16);
+  return tensor;
+}
+
+/// A pipeline of GenAI: compiled at once (dynamic shapes), or read, reshaped to the static shape, then compiled.
+template <typename T>
+std::shared_ptr<T> BuildPipeline(const std::filesystem::path& dir, const std::string& device,
+                                 const ov::AnyMap& properties, const std::optional<StaticShape>& shape) {
+  if (!shape) return std::make_shared<T>(dir, device, properties);
+  auto pipeline = std::make_shared<T>(dir);
+  // NaN: the model's own guidance scale, which decides whether the denoiser's batch is doubled.
+  const float guidance = std::isnan(shape->guidance_scale) ? pipeline->get_generation_config().guidance_scale
+                                                           : shape->guidance_scale;
+  pipeline->reshape(shape->num_images, shape->height, shape->width, guidance);
+  pipeline->compile(device, properties);
+  return pipeline;
+}
+
+}  // namespace multilora
