@@ -154,6 +154,12 @@ export function bufferAddress(view: ArrayBufferView): bigint {
 
 let binding: Binding | undefined;
 
+/** The addon file named by MULTILORA_ADDON_PATH (relative to the working directory), if set. */
+function addonOverride(): string | undefined {
+  const fromEnv = process.env.MULTILORA_ADDON_PATH;
+  return fromEnv ? path.resolve(fromEnv) : undefined;
+}
+
 /** Loads the addon on first use. */
 export function native(): Binding {
   if (binding) return binding;
@@ -161,20 +167,24 @@ export function native(): Binding {
   let tokenizers: string | undefined;
   try {
     // node-gyp-build's choice: build/Release (a build from source) if there is one, else prebuilds/linux-x64/.
-    addon = nodeGypBuild.resolve(PACKAGE_ROOT);
+    // MULTILORA_ADDON_PATH names another build instead, for tools: scripts/sanitize.mjs runs the tests against an
+    // ASan/UBSan build with it.
+    addon = addonOverride() ?? nodeGypBuild.resolve(PACKAGE_ROOT);
     tokenizers = configureTokenizers(addon);
     binding = require(addon) as Binding;
   } catch (err) {
     const reason = err instanceof Error ? err.message : String(err);
     const missingLib = /lib[\w.-]+\.so[\d.]*: cannot open shared object file/.exec(reason)?.[0];
     const prebuilt = addon !== undefined && path.basename(path.dirname(path.dirname(addon))) === 'prebuilds';
-    const hint = !missingLib
-      ? 'no usable build of the addon was found: run `npm install` (or `npm run build:native`) in the multilora package'
-      : prebuilt
-        ? `a runtime library is missing (${missingLib}) from the prebuilt addon's folder ${path.dirname(addon!)}: ` +
-          'install multilora again, or build it from source with MULTILORA_BUILD_FROM_SOURCE=1 npm install'
-        : `a runtime library is missing (${missingLib}): the OpenVINO GenAI SDK in ${sdkDir()} is gone or incomplete; ` +
-          'run `npm install` again, or set MULTILORA_SDK_DIR to the SDK folder the addon was built with';
+    const hint = addonOverride()
+      ? `MULTILORA_ADDON_PATH names an addon that does not load (${addon}): build it there, or unset the variable`
+      : !missingLib
+        ? 'no usable build of the addon was found: run `npm install` (or `npm run build:native`) in the multilora package'
+        : prebuilt
+          ? `a runtime library is missing (${missingLib}) from the prebuilt addon's folder ${path.dirname(addon!)}: ` +
+            'install multilora again, or build it from source with MULTILORA_BUILD_FROM_SOURCE=1 npm install'
+          : `a runtime library is missing (${missingLib}): the OpenVINO GenAI SDK in ${sdkDir()} is gone or incomplete; ` +
+            'run `npm install` again, or set MULTILORA_SDK_DIR to the SDK folder the addon was built with';
     throw new MultiloraError('ERR_NATIVE_LOAD', `multilora could not load its native addon: ${hint}. (${reason})`, {
       cause: err,
     });
