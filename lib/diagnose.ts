@@ -120,6 +120,18 @@ export async function prepareAdapter(
   scale: LoraScale,
 ): Promise<PreparedAdapter> {
   const label = `Adapter ${JSON.stringify(name)}`;
+  try {
+    return await prepare(label, file, model, scale);
+  } catch (err) {
+    // Say which adapter, and which file, each failure is about.
+    if (!(err instanceof MultiloraError) || err.message.startsWith(label)) throw err;
+    const where = typeof file === 'string' ? file : `<${file.length} bytes>`;
+    const message = err.message.includes(where) ? `${label}: ${err.message}` : `${label} (${where}): ${err.message}`;
+    throw new MultiloraError(err.code, message, { cause: err });
+  }
+}
+
+async function prepare(label: string, file: string | Buffer, model: ModelInfo, scale: LoraScale): Promise<PreparedAdapter> {
   const reader = await openSafetensors(file);
   try {
     const analysis = await analyzeLora(reader.header, (info) => reader.read(info));

@@ -5,7 +5,7 @@ import type { Adapter } from './adapter';
 import type { NativeGenerateOptions, NativeRgb } from './binding';
 import { MultiloraError } from './errors';
 import { decodePng, toRgb } from './png';
-import { finite, integer, invalid, isPlainObject, knownKeys, object, string } from './validate';
+import { closest, finite, integer, invalid, isPlainObject, knownKeys, object, string } from './validate';
 
 /**
  * Which adapters a call uses: a name, a list of names (each at its default alpha), a `{ name: alpha }` map, or
@@ -304,11 +304,14 @@ function selectAdapters(selection: unknown, registered: readonly Adapter[]): Arr
   return entries.map(([name, alpha]) => {
     const adapter = registered.find((a) => a.name === name);
     if (!adapter) {
+      const guess = closest(name, registered.map((a) => a.name));
       throw new MultiloraError(
         'ERR_INVALID_ARGUMENT',
         registered.length
-          ? `Unknown adapter ${JSON.stringify(name)}; this pipeline has ${registered.map((a) => JSON.stringify(a.name)).join(', ')}`
-          : `Unknown adapter ${JSON.stringify(name)}: this pipeline has no adapters`,
+          ? `Unknown adapter ${JSON.stringify(name)}${guess ? ` (did you mean ${JSON.stringify(guess)}?)` : ''}; ` +
+              `this pipeline has ${registered.map((a) => JSON.stringify(a.name)).join(', ')}`
+          : `Unknown adapter ${JSON.stringify(name)}: this pipeline has no adapters. Register adapters when loading it ` +
+              `(Pipeline.load(dir, { adapters: { name: { path } } })) or with pipeline.adapters.add()`,
       );
     }
     if (seen.has(name)) throw new MultiloraError('ERR_INVALID_ARGUMENT', `Adapter ${JSON.stringify(name)} is named twice`);

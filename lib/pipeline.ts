@@ -7,7 +7,7 @@ import { AdapterSet } from './adapter-set';
 import { native, type NativeGenerateOptions, type NativeImages, type NativePipeline, type NativeProgress } from './binding';
 import { readCatalog } from './catalog';
 import { AbortError, DisposedError, MultiloraError, fromNative } from './errors';
-import { inspectModel, type ModelInfo } from './model';
+import { checkModelFiles, inspectModel, type ModelInfo } from './model';
 import {
   checkGenerate,
   checkImage,
@@ -176,6 +176,7 @@ export class Pipeline {
       properties.CACHE_DIR = dir;
     }
     const model = inspectModel(modelDir);
+    await checkModelFiles(model);
     const build: NativeBuild = { properties, staticShape: checkStaticShape(opts.staticShape, model) };
     const adapters = await loadAdapters(sources, model, warn);
     try {

@@ -10,7 +10,14 @@ export function describe(value: unknown): string {
   if (Array.isArray(value)) return `an array of length ${value.length}`;
   if (typeof value === 'function') return 'a function';
   if (Buffer.isBuffer(value)) return `a Buffer of ${value.length} bytes`;
-  return `an object (${Object.prototype.toString.call(value).slice(8, -1)})`;
+  const tag = Object.prototype.toString.call(value).slice(8, -1);
+  if (tag !== 'Object') return `an object (${tag})`;
+  const proto: unknown = Object.getPrototypeOf(value);
+  if (proto === Object.prototype || proto === null) return 'an object (Object)';
+  const ctor = (proto as { constructor?: { name?: unknown } }).constructor?.name;
+  return typeof ctor === 'string' && ctor !== '' && ctor !== 'Object'
+    ? `an instance of ${ctor}`
+    : 'an object whose prototype is not Object.prototype';
 }
 
 export function invalid(what: string, name: string, value: unknown): MultiloraError {
@@ -28,16 +35,58 @@ export function object(value: unknown, name: string): Record<string, unknown> {
   return value;
 }
 
-/** Rejects keys that the API does not know (a typo would otherwise be ignored without a word). */
+/**
+ * Rejects keys that the API does not know (a typo would otherwise be ignored without a word), suggesting the known
+ * key it most likely meant.
+ */
 export function knownKeys(value: Record<string, unknown>, allowed: readonly string[], name: string): void {
   for (const key of Object.keys(value)) {
     if (!allowed.includes(key)) {
+      const guess = closest(key, allowed);
+      const shown = JSON.stringify(key.length > 60 ? `${key.slice(0, 57)}...` : key);
       throw new MultiloraError(
         'ERR_INVALID_ARGUMENT',
-        `Unknown option ${JSON.stringify(key)} in ${name}; the known options are ${allowed.join(', ')}`,
+        `Unknown option ${shown} in ${name}${guess ? `: did you mean ${JSON.stringify(guess)}?` : ''}; ` +
+          `the known options are ${allowed.join(', ')}`,
       );
     }
   }
+}
+
+/**
+ * The known key a typo most likely meant: the same but for case, or the one within a small edit distance
+ * (a third of its length, at least 1; a swap of two neighbours counts as one edit). Undefined when none is close.
+ */
+export function closest(key: string, known: readonly string[]): string | undefined {
+  if (key.length > 64) return undefined;
+  const lower = key.toLowerCase();
+  const sameCase = known.find((k) => k.toLowerCase() === lower);
+  if (sameCase) return sameCase;
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const k of known) {
+    const d = editDistance(lower, k.toLowerCase());
+    if (d <= Math.max(1, Math.floor(k.length / 3)) && d < bestDistance) {
+      best = k;
+      bestDistance = d;
+    }
+  }
+  return best;
+}
+
+/** Optimal string alignment distance: insertions, deletions, substitutions and swaps of neighbours. */
+function editDistance(a: string, b: string): number {
+  const rows: number[][] = Array.from({ length: a.length + 1 }, (_, i) => [i, ...new Array<number>(b.length).fill(0)]);
+  for (let j = 0; j <= b.length; j += 1) rows[0]![j] = j;
+  for (let i = 1; i <= a.length; i += 1) {
+    for (let j = 1; j <= b.length; j += 1) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let d = Math.min(rows[i - 1]![j]! + 1, rows[i]![j - 1]! + 1, rows[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d = Math.min(d, rows[i - 2]![j - 2]! + 1);
+      rows[i]![j] = d;
+    }
+  }
+  return rows[a.length]![b.length]!;
 }
 
 export function string(value: unknown, name: string, { nonEmpty = false, maxLength = Infinity } = {}): string {

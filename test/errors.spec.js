@@ -45,11 +45,11 @@ describe('errors', function () {
       await rejectsWith(Pipeline.load(broken), 'ERR_MODEL_INVALID', /not valid JSON/);
     });
 
-    it('a model folder GenAI cannot read: ERR_GENAI with its message', async function () {
+    it('a model folder with only model_index.json: ERR_MODEL_INVALID naming the first missing file', async function () {
       const partial = path.join(tmpDir(), 'partial');
       mkdirSync(partial);
       copyFileSync(path.join(fx.model, 'model_index.json'), path.join(partial, 'model_index.json'));
-      await rejectsWith(Pipeline.load(partial), 'ERR_GENAI', /Text2ImagePipeline/);
+      await rejectsWith(Pipeline.load(partial), 'ERR_MODEL_INVALID', /is incomplete: text_encoder\/config\.json is missing/);
     });
 
     it('a missing adapter file: ERR_ADAPTER_NOT_FOUND', async function () {
