@@ -4,7 +4,7 @@ import { randomInt } from 'node:crypto';
 import type { Adapter } from './adapter';
 import type { NativeGenerateOptions, NativeRgb } from './binding';
 import { MultiloraError } from './errors';
-import { decodePng, toRgb } from './png';
+import { decodePng, pngSize, toRgb } from './png';
 import { closest, finite, integer, invalid, isPlainObject, knownKeys, object, string } from './validate';
 
 /**
@@ -320,10 +320,24 @@ function selectAdapters(selection: unknown, registered: readonly Adapter[]): Arr
   });
 }
 
+/** The sides of an input image: integers up to 8192, multiples of the model's VAE scale factor. */
+function checkImageSize(width: number, height: number, name: string, vaeScaleFactor: number): void {
+  const sides = { width, height };
+  for (const side of ['width', 'height'] as const) {
+    integer(sides[side], `${name}.${side}`, 1, MAX_SIDE);
+    if (sides[side] % vaeScaleFactor !== 0 || sides[side] < vaeScaleFactor) {
+      throw invalid(`a multiple of ${vaeScaleFactor} (the model's VAE scale factor)`, `${name}.${side}`, sides[side]);
+    }
+  }
+}
+
 /** Checks an input image and returns it as RGB. */
 export function checkImage(value: unknown, name: string, vaeScaleFactor: number): NativeRgb {
   let image: { data: Buffer; width: number; height: number; channels: number };
   if (Buffer.isBuffer(value)) {
+    // The size the PNG claims is checked before it is decoded, which allocates that size.
+    const claimed = pngSize(value);
+    checkImageSize(claimed.width, claimed.height, name, vaeScaleFactor);
     image = decodePng(value);
   } else {
     // Other keys are fine: an Image from generate() is an input as it is.
@@ -342,11 +356,7 @@ export function checkImage(value: unknown, name: string, vaeScaleFactor: number)
       throw invalid(`${expected} bytes (${image.width}x${image.height}x${channels})`, `${name}.data`, image.data);
     }
   }
-  for (const side of ['width', 'height'] as const) {
-    if (image[side] % vaeScaleFactor !== 0 || image[side] < vaeScaleFactor) {
-      throw invalid(`a multiple of ${vaeScaleFactor} (the model's VAE scale factor)`, `${name}.${side}`, image[side]);
-    }
-  }
+  checkImageSize(image.width, image.height, name, vaeScaleFactor);
   const data = toRgb(image.data, image.width * image.height, image.channels as 1 | 3 | 4);
   return { data, width: image.width, height: image.height };
 }

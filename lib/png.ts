@@ -18,7 +18,23 @@ export function encodePng(image: Pick<Image, 'width' | 'height' | 'data'>): Buff
   return PNG.sync.write(png, { colorType: 2, inputColorType: 2, inputHasAlpha: false });
 }
 
-/** Decodes PNG bytes into an RGB image (alpha dropped). */
+const SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+
+/**
+ * The size that PNG bytes claim (their IHDR chunk), read without inflating anything: a PNG of a few dozen bytes can
+ * claim 2^31-1 x 2^31-1 pixels, and decoding it would take gigabytes, minutes or (in zlib) the process.
+ */
+export function pngSize(bytes: Buffer): { width: number; height: number } {
+  if (bytes.length < 24 || !bytes.subarray(0, 8).equals(SIGNATURE) || bytes.toString('latin1', 12, 16) !== 'IHDR') {
+    throw new MultiloraError(
+      'ERR_INVALID_ARGUMENT',
+      `Not a readable PNG: ${bytes.length} bytes without the PNG signature and IHDR chunk that a PNG starts with`,
+    );
+  }
+  return { width: bytes.readUInt32BE(16), height: bytes.readUInt32BE(20) };
+}
+
+/** Decodes PNG bytes into an RGB image (alpha dropped). Check pngSize() first: this allocates what the PNG claims. */
 export function decodePng(bytes: Buffer): { width: number; height: number; channels: 3; data: Buffer } {
   let png: PNG;
   try {

@@ -5,6 +5,7 @@
 const assert = require('node:assert/strict');
 const { cpSync, mkdirSync, readFileSync, rmSync, truncateSync, writeFileSync } = require('node:fs');
 const path = require('node:path');
+const { crc32, deflateSync } = require('node:zlib');
 const { Pipeline, MultiloraError, DisposedError } = require('..');
 const { families, useTempDir } = require('./helpers/fixtures');
 
@@ -413,6 +414,60 @@ describe('bad inputs', function () {
         'ERR_INVALID_ARGUMENT',
         /Expected a finite number from -100 to 100 for adapters\["a"\]\.alpha but received Infinity/,
       );
+    });
+  });
+
+  describe('the input image of image-to-image and inpainting', function () {
+    /** PNG bytes of one IHDR (8-bit RGB of the size given), one IDAT holding `idat`, and IEND. */
+    function png(width, height, idat = deflateSync(Buffer.alloc(0))) {
+      const chunk = (type, data) => {
+        const length = Buffer.alloc(4);
+        length.writeUInt32BE(data.length);
+        const crc = Buffer.alloc(4);
+        crc.writeUInt32BE(crc32(Buffer.concat([Buffer.from(type, 'latin1'), data])));
+        return Buffer.concat([length, Buffer.from(type, 'latin1'), data, crc]);
+      };
+      const ihdr = Buffer.alloc(13);
+      ihdr.writeUInt32BE(width, 0);
+      ihdr.writeUInt32BE(height, 4);
+      ihdr[8] = 8; // bit depth
+      ihdr[9] = 2; // RGB
+      const signature = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+      return Buffer.concat([signature, chunk('IHDR', ihdr), chunk('IDAT', idat), chunk('IEND', Buffer.alloc(0))]);
+    }
+    const image = () => ({ data: reference, width: 32, height: 32 });
+
+    it('a 65-byte PNG claiming 2^31-1 x 2^31-1 pixels: ERR_INVALID_ARGUMENT before decoding (it crashed zlib)', async function () {
+      const before = process.memoryUsage().rss;
+      await rejectsWith(shared.imageToImage('a boat', png(2 ** 31 - 1, 2 ** 31 - 1), { seed: 1, steps: 2 }), 'ERR_INVALID_ARGUMENT', /Expected an integer from 1 to 8192 for image\.width but received 2147483647/);
+      assert.ok(process.memoryUsage().rss - before < 50 * MB);
+    });
+
+    it('a PNG mask claiming 30000 x 30000 pixels: ERR_INVALID_ARGUMENT before decoding (it took minutes)', async function () {
+      await rejectsWith(shared.inpaint('a boat', image(), png(30000, 30000)), 'ERR_INVALID_ARGUMENT', /Expected an integer from 1 to 8192 for mask\.width but received 30000/);
+    });
+
+    it('a PNG whose sides are not multiples of the VAE scale: ERR_INVALID_ARGUMENT', async function () {
+      await rejectsWith(shared.imageToImage('a boat', png(64, 33)), 'ERR_INVALID_ARGUMENT', /Expected a multiple of 2 \(the model's VAE scale factor\) for image\.height but received 33/);
+    });
+
+    it('bytes that are not a PNG, and a PNG cut short: ERR_INVALID_ARGUMENT', async function () {
+      await rejectsWith(shared.imageToImage('a boat', Buffer.from('GIF89a, not a PNG at all')), 'ERR_INVALID_ARGUMENT', /Not a readable PNG: 24 bytes without the PNG signature/);
+      const whole = png(32, 32, deflateSync(Buffer.alloc(32 * (1 + 32 * 3))));
+      await rejectsWith(shared.imageToImage('a boat', whole.subarray(0, whole.length - 20)), 'ERR_INVALID_ARGUMENT', /Not a readable PNG: /);
+    });
+
+    it('a PNG whose data inflates far past its size (a zip bomb): ERR_INVALID_ARGUMENT, no allocation', async function () {
+      const bomb = png(32, 32, deflateSync(Buffer.alloc(64 * MB)));
+      const before = process.memoryUsage().rss;
+      await rejectsWith(shared.imageToImage('a boat', bomb), 'ERR_INVALID_ARGUMENT', /Not a readable PNG: /);
+      assert.ok(process.memoryUsage().rss - before < 50 * MB);
+    });
+
+    it('raw pixels of the wrong length, or a mask of another size: ERR_INVALID_ARGUMENT', async function () {
+      await rejectsWith(shared.imageToImage('a boat', { data: reference, width: 32, height: 30 }), 'ERR_INVALID_ARGUMENT', /Expected 2880 bytes \(32x30x3\) for image\.data but received a Buffer of 3072 bytes/);
+      const mask = { data: Buffer.alloc(16 * 16, 255), width: 16, height: 16, channels: 1 };
+      await rejectsWith(shared.inpaint('a boat', image(), mask), 'ERR_INVALID_ARGUMENT', /Expected a mask of the image's size \(32x32\) but received 16x16/);
     });
   });
 
