@@ -157,6 +157,14 @@ describe('server: HTTP API', function () {
     assert.equal((await generate({ prompt: 'after', size: '64x64', steps: 1, seed: 1 })).data.length, 1);
   });
 
+  it('reports its limits and timeouts in /v1/status', async function () {
+    const { limits } = await status();
+    assert.deepEqual(
+      [limits.max_queue, limits.max_body_bytes, limits.max_header_bytes, limits.headers_timeout_ms, limits.request_timeout_ms, limits.keep_alive_timeout_ms],
+      [3, 64 * 1024, 16 * 1024, 10_000, 30_000, 5_000],
+    );
+  });
+
   it('refuses a Host other than loopback (DNS rebinding)', async function () {
     const code = await new Promise((resolve, reject) => {
       const req = http.get(`${base}/v1/status`, { headers: { host: 'attacker.example:80' } }, (res) => {
@@ -280,6 +288,28 @@ describe('server: HTTP API', function () {
     for (const f of ['/app.js', '/style.css']) assert.equal((await fetch(base + f)).status, 200);
     await expectError(await fetch(`${base}/../package.json`), 404, 'ERR_NOT_FOUND');
     await expectError(await fetch(`${base}/web/app.js`), 404, 'ERR_NOT_FOUND');
+  });
+});
+
+describe('server: options', function () {
+  it('refuses bad limits and timeouts with ERR_INVALID_ARGUMENT, before loading the model', async function () {
+    const cases = [
+      [{ maxQueue: 0 }, /maxQueue/],
+      [{ maxBodyBytes: 100 }, /maxBodyBytes/],
+      [{ headersTimeoutMs: 50 }, /headersTimeoutMs/],
+      [{ requestTimeoutMs: 1500.5 }, /requestTimeoutMs/],
+      [{ keepAliveTimeoutMs: Number.NaN }, /keepAliveTimeoutMs/],
+      [{ headersTimeoutMs: 5000, requestTimeoutMs: 4000 }, /headersTimeoutMs of at most requestTimeoutMs/],
+    ];
+    for (const [bad, message] of cases) {
+      const started = Date.now();
+      await assert.rejects(startServer({ model: '/nonexistent', host: '127.0.0.1', port: 0, ...bad }), (err) => {
+        assert.equal(err.code, 'ERR_INVALID_ARGUMENT', err.message);
+        assert.match(err.message, message);
+        return true;
+      });
+      assert.ok(Date.now() - started < 1000);
+    }
   });
 });
 

@@ -1,7 +1,8 @@
 // `multilora serve`: one Pipeline behind an HTTP API (OpenAI-style image generations, the LoRA catalogue, progress
 // over SSE, cancellation) and a page that uses it. docs/SERVER.md says what it does; docs/openapi.json is the API.
 import { readFileSync } from 'node:fs';
-import type { ServerResponse } from 'node:http';
+import { STATUS_CODES, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import path from 'node:path';
 
 import Fastify, { type FastifyError, type FastifyReply, type FastifyRequest } from 'fastify';
@@ -12,7 +13,17 @@ import { Pipeline, type LoadOptions } from '../pipeline';
 import { encodePng } from '../png';
 import { PACKAGE_ROOT } from '../sdk';
 import { Jobs, type Job, type JobEvent } from './jobs';
-import { DEFAULT_MAX_BODY, DEFAULT_MAX_QUEUE, MAX_GUIDANCE, MAX_IMAGES, MAX_PROMPT, MAX_STEPS, sizeLimits } from './limits';
+import {
+  DEFAULT_MAX_BODY,
+  DEFAULT_MAX_QUEUE,
+  DEFAULT_TIMEOUTS,
+  MAX_GUIDANCE,
+  MAX_HEADER_BYTES,
+  MAX_IMAGES,
+  MAX_PROMPT,
+  MAX_STEPS,
+  sizeLimits,
+} from './limits';
 import { openapiDocument } from './openapi';
 import { HttpError, JOB_ID, parseGeneration } from './request';
 
@@ -31,6 +42,12 @@ export interface ServeOptions {
   maxQueue?: number;
   /** Largest request body; a larger one gets 413. Default 1 MiB. */
   maxBodyBytes?: number;
+  /** Time a client has to send a request's headers, in ms; a slower one gets 408 and is disconnected. Default 10 s. */
+  headersTimeoutMs?: number;
+  /** Time a client has to send a whole request, headers and body, in ms (not the time to answer it). Default 30 s. */
+  requestTimeoutMs?: number;
+  /** How long an idle keep-alive connection stays open, in ms. Default 5 s. */
+  keepAliveTimeoutMs?: number;
 }
 
 export interface RunningServer {
@@ -65,6 +82,57 @@ function statusOf(err: MultiloraError): number {
   }
 }
 
+/** The `{ error: { code, message } }` body. */
+function errorBody(code: string, message: string): { error: { code: string; message: string } } {
+  return { error: { code, message } };
+}
+
+/**
+ * What Node's HTTP parser refuses before any route runs (headers too large, a bad Content-Length, chunked garbage,
+ * a request not sent in time) gets the same typed body as every other error, and the connection is closed.
+ */
+function onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  let status = 400;
+  let body = errorBody('ERR_MALFORMED_REQUEST', `The request is not valid HTTP/1.1 (${err.code ?? 'parse error'})`);
+  if (err.code === 'HPE_HEADER_OVERFLOW') {
+    status = 431;
+    body = errorBody('ERR_HEADERS_TOO_LARGE', `The request's headers are larger than ${MAX_HEADER_BYTES} bytes`);
+  } else if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+    status = 408;
+    body = errorBody('ERR_REQUEST_TIMEOUT', 'The request was not received in time');
+  }
+  const json = JSON.stringify(body);
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\n` +
+        `Content-Length: ${Buffer.byteLength(json)}\r\n\r\n${json}`,
+    );
+  }
+  socket.destroy();
+}
+
+/** How long a connection stays after an answer to a request whose body was not read (413), before it is reset. */
+const LINGER_MS = 1000;
+
+/**
+ * Answers a request whose body is still coming (413) and closes the connection a moment later. Closing at once
+ * while the client still sends makes the kernel reset the connection, and a reset can reach the client before it
+ * has read the answer (it then sees only "connection reset"). Meanwhile the rest of the body is not read into
+ * memory: Node stops reading once its small buffer is full, and the client's sending stalls.
+ */
+function lingeringAnswer(socket: Socket, reply: FastifyReply, status: number, body: ReturnType<typeof errorBody>): void {
+  reply.hijack();
+  const json = JSON.stringify(body);
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\n` +
+      `Content-Length: ${Buffer.byteLength(json)}\r\n\r\n${json}`,
+  );
+  const timer = setTimeout(() => socket.destroy(), LINGER_MS);
+  timer.unref();
+  socket.once('close', () => clearTimeout(timer));
+}
+
 function hostnameOf(hostHeader: string | undefined): string {
   if (!hostHeader) return '';
   if (hostHeader.startsWith('[')) return hostHeader.slice(0, hostHeader.indexOf(']') + 1);
@@ -77,6 +145,15 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
   const maxBodyBytes = o.maxBodyBytes ?? DEFAULT_MAX_BODY;
   if (!Number.isInteger(maxQueue) || maxQueue < 1) throw new MultiloraError('ERR_INVALID_ARGUMENT', `Expected an integer of at least 1 for maxQueue but received ${maxQueue}`);
   if (!Number.isInteger(maxBodyBytes) || maxBodyBytes < 1024) throw new MultiloraError('ERR_INVALID_ARGUMENT', `Expected an integer of at least 1024 for maxBodyBytes but received ${maxBodyBytes}`);
+  const headersTimeout = o.headersTimeoutMs ?? DEFAULT_TIMEOUTS.headersMs;
+  const requestTimeout = o.requestTimeoutMs ?? DEFAULT_TIMEOUTS.requestMs;
+  const keepAliveTimeout = o.keepAliveTimeoutMs ?? DEFAULT_TIMEOUTS.keepAliveMs;
+  for (const [name, value] of [['headersTimeoutMs', headersTimeout], ['requestTimeoutMs', requestTimeout], ['keepAliveTimeoutMs', keepAliveTimeout]] as const) {
+    if (!Number.isInteger(value) || value < 100) throw new MultiloraError('ERR_INVALID_ARGUMENT', `Expected an integer of at least 100 for ${name} but received ${value}`);
+  }
+  if (headersTimeout > requestTimeout) {
+    throw new MultiloraError('ERR_INVALID_ARGUMENT', `Expected a headersTimeoutMs of at most requestTimeoutMs (${requestTimeout}) but received ${headersTimeout}`);
+  }
   const page = Object.fromEntries(
     Object.entries(PAGE_FILES).map(([route, [file, type]]) => [route, { body: readFileSync(path.join(WEB_DIR, file)), type }]),
   );
@@ -92,7 +169,25 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
   const loopbackOnly = LOOPBACK_HOSTS.has(host);
   let closing: Promise<void> | undefined;
 
-  const app = Fastify({ bodyLimit: maxBodyBytes, logger: false, forceCloseConnections: true });
+  // Node's own timeouts bound a client that sends slowly (slowloris): the headers within headersTimeout, the whole
+  // request within requestTimeout, checked every second; an idle keep-alive connection closes after keepAliveTimeout.
+  // Fastify disables requestTimeout unless told. No socket timeout: a generation's response may take minutes.
+  const app = Fastify({
+    bodyLimit: maxBodyBytes,
+    logger: false,
+    forceCloseConnections: true,
+    requestTimeout,
+    keepAliveTimeout,
+    http: { headersTimeout, requestTimeout, maxHeaderSize: MAX_HEADER_BYTES, connectionsCheckingInterval: Math.min(1000, headersTimeout) },
+    clientErrorHandler: onClientError,
+  });
+
+  // Routes by method, so that a known path asked with another method gets 405 and the methods it takes.
+  const routes: Array<{ method: string; pattern: RegExp }> = [];
+  app.addHook('onRoute', (route) => {
+    const source = route.url.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/:[A-Za-z]+/g, '[^/]+');
+    for (const method of [route.method].flat()) routes.push({ method, pattern: new RegExp(`^${source}$`) });
+  });
 
   // A page of another site may not drive this server through the browser: with no CORS headers a cross-origin
   // fetch of JSON is refused, and a loopback server answers only to loopback Host names (DNS rebinding).
@@ -102,7 +197,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     }
   });
 
-  app.setErrorHandler((err: FastifyError | HttpError | MultiloraError, _req, reply) => {
+  app.setErrorHandler((err: FastifyError | HttpError | MultiloraError, req, reply) => {
     let status = 500;
     let code = 'ERR_INTERNAL';
     let message = err.message;
@@ -129,11 +224,24 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
       code = 'ERR_BAD_REQUEST';
     }
     if (status === 429) reply.header('retry-after', '5');
-    void reply.code(status).send({ error: { code, message } });
+    if (!req.raw.complete) {
+      lingeringAnswer(req.raw.socket, reply, status, errorBody(code, message));
+      return;
+    }
+    void reply.code(status).send(errorBody(code, message));
   });
 
   app.setNotFoundHandler((req, reply) => {
-    void reply.code(404).send({ error: { code: 'ERR_NOT_FOUND', message: `No route ${req.method} ${req.url.split('?')[0]}` } });
+    const pathname = req.url.split('?')[0]!;
+    const allowed = [...new Set(routes.filter((r) => r.pattern.test(pathname)).map((r) => r.method))];
+    if (allowed.length) {
+      void reply
+        .code(405)
+        .header('allow', allowed.join(', '))
+        .send(errorBody('ERR_METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${pathname}; it takes ${allowed.join(', ')}`));
+      return;
+    }
+    void reply.code(404).send(errorBody('ERR_NOT_FOUND', `No route ${req.method} ${pathname}`));
   });
 
   for (const [route, file] of Object.entries(page)) {
@@ -180,6 +288,10 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
         prompt_chars: MAX_PROMPT,
         max_queue: maxQueue,
         max_body_bytes: maxBodyBytes,
+        max_header_bytes: MAX_HEADER_BYTES,
+        headers_timeout_ms: headersTimeout,
+        request_timeout_ms: requestTimeout,
+        keep_alive_timeout_ms: keepAliveTimeout,
       },
       queue: {
         active: active.length,
@@ -190,15 +302,17 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     };
   });
 
-  app.get<{ Params: { id: string } }>('/v1/jobs/:id', async (req) => {
-    const job = jobs.get(req.params.id);
-    if (!job) throw new HttpError(404, 'ERR_NOT_FOUND', `No job ${JSON.stringify(req.params.id)}`);
-    return describeJob(job);
-  });
+  function findJob(id: string): Job {
+    if (!JOB_ID.test(id)) throw new HttpError(400, 'ERR_INVALID_ARGUMENT', 'A job id is 1 to 64 letters, digits, "_" or "-"');
+    const job = jobs.get(id);
+    if (!job) throw new HttpError(404, 'ERR_NOT_FOUND', `No job ${JSON.stringify(id)}`);
+    return job;
+  }
+
+  app.get<{ Params: { id: string } }>('/v1/jobs/:id', async (req) => describeJob(findJob(req.params.id)));
 
   app.delete<{ Params: { id: string } }>('/v1/jobs/:id', async (req, reply) => {
-    const job = jobs.get(req.params.id);
-    if (!job) throw new HttpError(404, 'ERR_NOT_FOUND', `No job ${JSON.stringify(req.params.id)}`);
+    const job = findJob(req.params.id);
     if (!job.active) throw new HttpError(409, 'ERR_JOB_FINISHED', `Job ${JSON.stringify(job.id)} has already ended (${job.state})`);
     job.abort('cancelled');
     return reply.code(202).send(describeJob(job));
@@ -280,6 +394,8 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     reply.raw.on('close', () => {
       if (!reply.raw.writableFinished) job.abort('disconnected');
     });
+    // It may have gone already, while its body was read: its 'close' has passed.
+    if (req.raw.socket.destroyed) job.abort('disconnected');
     job.emit({ event: 'queued', data: { position: jobs.active.length - 1 } });
     const received = Date.now();
     let started: number | undefined;
@@ -301,6 +417,9 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
       };
       job.state = pipeline.pending === 0 ? 'running' : 'queued';
       const out = r.n > 1 ? await pipeline.generate(r.prompt, { ...opts, numImages: r.n }) : [await pipeline.generate(r.prompt, opts)];
+      // A cancel after the last step (while the VAE decodes) cannot stop GenAI, and the call returns its images; the
+      // job still ends cancelled, so that a DELETE answered 202 always means a 499.
+      if (job.abortedBy) throw new MultiloraError('ERR_ABORTED', `Job ${JSON.stringify(job.id)} was ${job.abortedBy} after its last step`);
       const first = out[0]!;
       const m = first.metrics;
       const timings = {

@@ -19,6 +19,10 @@ export const MAX_PROMPT = 2000;
 export const MAX_GUIDANCE = 30;
 export const DEFAULT_MAX_QUEUE = 8;
 export const DEFAULT_MAX_BODY = 1024 * 1024;
+/** Node's default, made explicit: a request whose headers are larger gets 431. */
+export const MAX_HEADER_BYTES = 16 * 1024;
+/** How long a client may take to send a request's headers, its whole request, and how long an idle connection stays. */
+export const DEFAULT_TIMEOUTS = { headersMs: 10_000, requestMs: 30_000, keepAliveMs: 5_000 } as const;
 
 function roundUp(value: number, multiple: number): number {
   return Math.ceil(value / multiple) * multiple;

@@ -1,7 +1,7 @@
 // The server's API as OpenAPI 3.0: served at GET /openapi.json, and committed as docs/openapi.json (a test checks
 // that the two are the same; regenerate with the command in docs/SERVER.md).
 import { GENERATORS } from '../options';
-import { DEFAULT_MAX_BODY, DEFAULT_MAX_QUEUE, MAX_GUIDANCE, MAX_IMAGES, MAX_PROMPT, MAX_STEPS } from './limits';
+import { DEFAULT_MAX_BODY, DEFAULT_MAX_QUEUE, DEFAULT_TIMEOUTS, MAX_GUIDANCE, MAX_HEADER_BYTES, MAX_IMAGES, MAX_PROMPT, MAX_STEPS } from './limits';
 
 const error = (description: string): Record<string, unknown> => ({
   description,
@@ -24,8 +24,12 @@ export function openapiDocument(): Record<string, unknown> {
       description:
         'Stable Diffusion with LoRA adapters on OpenVINO GenAI, one pipeline per server. Generations run one at a time, in order; ' +
         `at most maxQueue (default ${DEFAULT_MAX_QUEUE}) are accepted at once. Request bodies are limited to maxBodyBytes ` +
-        `(default ${DEFAULT_MAX_BODY}). A request names adapters of the catalogue only, never files. A client that disconnects ` +
-        'before its response has its job aborted. See docs/SERVER.md.',
+        `(default ${DEFAULT_MAX_BODY}), headers to ${MAX_HEADER_BYTES} bytes (431 ERR_HEADERS_TOO_LARGE). A client has ` +
+        `${DEFAULT_TIMEOUTS.headersMs} ms to send a request's headers and ${DEFAULT_TIMEOUTS.requestMs} ms to send the whole request ` +
+        '(408 ERR_REQUEST_TIMEOUT, and the connection closes); an idle keep-alive connection closes after ' +
+        `${DEFAULT_TIMEOUTS.keepAliveMs} ms. Malformed HTTP gets 400 ERR_MALFORMED_REQUEST; a method a path does not take gets ` +
+        '405 ERR_METHOD_NOT_ALLOWED with Allow. Every error is an Error object with a code. A request names adapters of the ' +
+        'catalogue only, never files. A client that disconnects before its response has its job aborted. See docs/SERVER.md.',
     },
     paths: {
       '/v1/images/generations': {
@@ -47,12 +51,16 @@ export function openapiDocument(): Record<string, unknown> {
               headers: { 'X-Job-Id': { schema: { type: 'string' } } },
               content: { 'application/json': { schema: { $ref: '#/components/schemas/GenerationResponse' } } },
             },
-            '400': error('Bad input: malformed JSON (ERR_INVALID_JSON), a bad field (ERR_INVALID_ARGUMENT), an adapter not in the catalogue or a path (ERR_UNKNOWN_ADAPTER)'),
+            '400': error(
+              'Bad input: malformed JSON (ERR_INVALID_JSON), a bad or unknown field (ERR_INVALID_ARGUMENT), an adapter not in the catalogue or a path (ERR_UNKNOWN_ADAPTER), malformed HTTP (ERR_MALFORMED_REQUEST)',
+            ),
+            '408': error('The request was not received in time (ERR_REQUEST_TIMEOUT); the connection closes'),
             '409': error('An active job already has this id (ERR_JOB_EXISTS)'),
-            '413': error('The body is larger than maxBodyBytes (ERR_BODY_TOO_LARGE)'),
+            '413': error('The body is larger than maxBodyBytes (ERR_BODY_TOO_LARGE), answered before it is read; the connection closes'),
             '415': error('The body is not application/json (ERR_UNSUPPORTED_MEDIA_TYPE)'),
             '429': error('maxQueue jobs are already queued or running (ERR_QUEUE_FULL); see Retry-After'),
-            '499': error('The job was cancelled by DELETE /v1/jobs/{id} (ERR_CANCELLED)'),
+            '431': error(`The headers are larger than ${MAX_HEADER_BYTES / 1024} KiB (ERR_HEADERS_TOO_LARGE); the connection closes`),
+            '499': error('The job was cancelled by DELETE /v1/jobs/{id} (ERR_CANCELLED), even after its last step'),
             '500': error('OpenVINO GenAI failed (ERR_GENAI, with its message)'),
             '503': error('The server is shutting down (ERR_SHUTTING_DOWN)'),
           },
@@ -91,14 +99,19 @@ export function openapiDocument(): Record<string, unknown> {
           parameters: [jobIdParam],
           responses: {
             '200': { description: 'The job', content: { 'application/json': { schema: { $ref: '#/components/schemas/Job' } } } },
-            '404': error('No such job (ERR_NOT_FOUND)'),
+            '400': error('Not a job id (ERR_INVALID_ARGUMENT)'),
+            '404': error('No such job, or it ended more than 5 minutes or 200 jobs ago (ERR_NOT_FOUND)'),
           },
         },
         delete: {
           summary: 'Cancel a job: queued, it leaves the queue; running, it stops at the next step',
           parameters: [jobIdParam],
           responses: {
-            '202': { description: 'Cancelling', content: { 'application/json': { schema: { $ref: '#/components/schemas/Job' } } } },
+            '202': {
+              description: 'Cancelling: its POST will answer 499',
+              content: { 'application/json': { schema: { $ref: '#/components/schemas/Job' } } },
+            },
+            '400': error('Not a job id (ERR_INVALID_ARGUMENT)'),
             '404': error('No such job (ERR_NOT_FOUND)'),
             '409': error('The job has already ended (ERR_JOB_FINISHED)'),
           },
@@ -115,7 +128,7 @@ export function openapiDocument(): Record<string, unknown> {
           parameters: [jobIdParam],
           responses: {
             '200': { description: 'The event stream', content: { 'text/event-stream': { schema: { type: 'string' } } } },
-            '400': error('Not a job id'),
+            '400': error('Not a job id (ERR_INVALID_ARGUMENT)'),
           },
         },
       },
@@ -239,7 +252,12 @@ export function openapiDocument(): Record<string, unknown> {
           properties: {
             model: { type: 'object' },
             defaults: { type: 'object' },
-            limits: { type: 'object' },
+            limits: {
+              type: 'object',
+              description:
+                'size, steps, guidance_scale, n, prompt_chars, max_queue, max_body_bytes, max_header_bytes, headers_timeout_ms, ' +
+                'request_timeout_ms, keep_alive_timeout_ms',
+            },
             queue: {
               type: 'object',
               properties: { active: { type: 'integer' }, running: { type: 'integer' }, queued: { type: 'integer' } },

@@ -2,7 +2,7 @@
 // with status 400, in the library's message format ("Expected <what> for <name> but received <value>").
 import { GENERATORS, type GenerateOptions, type GeneratorName } from '../options';
 import { MultiloraError } from '../errors';
-import { integer, invalid, isPlainObject } from '../validate';
+import { describe, integer, invalid, isPlainObject } from '../validate';
 import { MAX_GUIDANCE, MAX_IMAGES, MAX_PROMPT, MAX_STEPS, type SizeLimits } from './limits';
 
 /** An error with the HTTP status and the `{ error: { code, message } }` body it is sent as. */
@@ -89,7 +89,7 @@ export function parseGeneration(
   if (!isPlainObject(body)) throw expected('a JSON object', 'the request body', body);
   for (const key of Object.keys(body)) {
     if (!(KEYS as readonly string[]).includes(key)) {
-      throw bad(`Unknown field ${JSON.stringify(key)}; the known fields are ${KEYS.join(', ')}`);
+      throw bad(`Unknown field ${describe(key)}; the known fields are ${KEYS.join(', ')}`);
     }
   }
   const prompt = text(body.prompt, 'prompt', true);
@@ -116,12 +116,12 @@ export function parseGeneration(
     if (!isPlainObject(body.loras)) throw expected('an object of { name: alpha }', 'loras', body.loras);
     for (const [name, alpha] of Object.entries(body.loras)) {
       if (PATH_LIKE.test(name)) {
-        throw new HttpError(400, 'ERR_UNKNOWN_ADAPTER', `${JSON.stringify(name)} looks like a path: a request names adapters of the catalogue (GET /v1/loras), never files`);
+        throw new HttpError(400, 'ERR_UNKNOWN_ADAPTER', `${describe(name)} looks like a path: a request names adapters of the catalogue (GET /v1/loras), never files`);
       }
       const fallback = adapters.get(name);
       if (fallback === undefined) {
         const known = [...adapters.keys()].map((k) => JSON.stringify(k)).join(', ') || 'none';
-        throw new HttpError(400, 'ERR_UNKNOWN_ADAPTER', `Unknown adapter ${JSON.stringify(name)}; the catalogue has ${known}`);
+        throw new HttpError(400, 'ERR_UNKNOWN_ADAPTER', `Unknown adapter ${describe(name)}; the catalogue has ${known}`);
       }
       if (alpha === null) {
         loras[name] = fallback;
