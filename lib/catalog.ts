@@ -5,6 +5,7 @@ import path from 'node:path';
 
 import { checkSpec, type AdapterSource } from './adapter';
 import { MultiloraError } from './errors';
+import { topLevelKeys } from './safetensors';
 import { isPlainObject } from './validate';
 
 export function readCatalog(file: string): AdapterSource[] {
@@ -27,6 +28,17 @@ export function readCatalog(file: string): AdapterSource[] {
   }
   if (!isPlainObject(value)) {
     throw new MultiloraError('ERR_INVALID_ARGUMENT', `The catalogue ${where} must hold an object of adapters by name`);
+  }
+  // JSON.parse keeps the last of two entries of one name without a word: two adapters registered under one name.
+  const names = new Set<string>();
+  for (const name of topLevelKeys(text)) {
+    if (names.has(name)) {
+      throw new MultiloraError(
+        'ERR_INVALID_ARGUMENT',
+        `The catalogue ${where} names adapter ${JSON.stringify(name)} twice: give each adapter one entry, under a name of its own`,
+      );
+    }
+    names.add(name);
   }
   return Object.entries(value).map(([name, spec]) => {
     if (isPlainObject(spec) && spec.data !== undefined) {

@@ -111,7 +111,7 @@ function isDim(value: unknown): value is number {
  * The keys of the top-level object of `text`, in order, duplicates included. JSON.parse keeps only the last of a
  * repeated key, so this walks the text itself. `text` must already have parsed as a JSON object.
  */
-function topLevelKeys(text: string): string[] {
+export function topLevelKeys(text: string): string[] {
   const keys: string[] = [];
   let i = skipSpace(text, 0) + 1; // past '{'
   i = skipSpace(text, i);

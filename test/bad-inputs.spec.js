@@ -147,6 +147,14 @@ describe('bad inputs', function () {
       });
     }
 
+    for (const config of ['vae_decoder/config.json', 'scheduler/scheduler_config.json']) {
+      it(`a broken ${config}: ERR_MODEL_INVALID naming it (GenAI's JSON error names no file)`, async function () {
+        const dir = damaged(`broken-${config.replace(/\W+/g, '-')}`, (d) => writeFileSync(path.join(d, config), '{ "_class_name": '));
+        const shown = path.join(dir, config).replace(/[.]/g, '\\.');
+        await rejectsWith(Pipeline.load(dir), 'ERR_MODEL_INVALID', new RegExp(`^${shown} is not valid JSON \\(.*\\): the model folder is damaged; export or download it again$`));
+      });
+    }
+
     it('afterwards, loading a repaired copy works and gives the reference bytes', async function () {
       const dir = damaged('repaired', (d) => truncateSync(path.join(d, 'unet', 'openvino_model.bin'), 1000));
       await rejectsWith(Pipeline.load(dir), 'ERR_MODEL_INVALID', /unet\/openvino_model\.bin holds 1000 bytes/);
@@ -317,6 +325,12 @@ describe('bad inputs', function () {
       );
     });
 
+    it('a catalogue that names one adapter twice: ERR_INVALID_ARGUMENT (JSON.parse would keep the last)', async function () {
+      const a = JSON.stringify(fx.lora('style-a'));
+      const catalog = file('twice.json', `{ "a": { "path": ${a} }, "b": { "path": ${a} }, "a": { "path": ${a}, "alpha": 0.5 } }`);
+      await rejectsWith(Pipeline.load(fx.model, { catalog }), 'ERR_INVALID_ARGUMENT', /twice\.json names adapter "a" twice: give each adapter one entry/);
+    });
+
     it('a bad adapter added to a running pipeline: rejected, and the pipeline keeps its set and bytes', async function () {
       const f = file('added.safetensors', safetensors(pair('I64'), Buffer.alloc(2048)));
       await rejectsWith(shared.adapters.add('x', { path: f }), 'ERR_ADAPTER_INVALID', /^Adapter "x": Safetensors file .*added\.safetensors is invalid/);
@@ -406,8 +420,28 @@ describe('bad inputs', function () {
       );
       assert.ok((await plain.generate('a boat', PLAIN_CALL)).data.equals(plainReference));
     });
+  });
 
-    it('bad load options: ERR_INVALID_ARGUMENT before anything is read', async function () {
+  describe('the load options', function () {
+    it('a cache folder that is a file: ERR_INVALID_ARGUMENT', async function () {
+      const file = path.join(tmp(), 'cache-file');
+      writeFileSync(file, 'x');
+      await rejectsWith(Pipeline.load(fx.model, { cacheDir: file }), 'ERR_INVALID_ARGUMENT', /Cannot make the cache folder .*cache-file: EEXIST/);
+    });
+
+    it('a catalogue that is missing, or not an object of adapters: ERR_INVALID_ARGUMENT', async function () {
+      await rejectsWith(Pipeline.load(fx.model, { catalog: path.join(tmp(), 'none.json') }), 'ERR_INVALID_ARGUMENT', /Cannot read the catalogue .*none\.json: ENOENT/);
+      const list = path.join(tmp(), 'list.json');
+      writeFileSync(list, JSON.stringify([fx.lora('style-a')]));
+      await rejectsWith(Pipeline.load(fx.model, { catalog: list }), 'ERR_INVALID_ARGUMENT', /The catalogue .*list\.json must hold an object of adapters by name/);
+    });
+
+    it('an adapter given as a bare path, or with both path and data: ERR_INVALID_ARGUMENT', async function () {
+      await rejectsWith(Pipeline.load(fx.model, { adapters: { a: fx.lora('style-a') } }), 'ERR_INVALID_ARGUMENT', /Expected an object for adapters\["a"\] but received ".*style-a\.safetensors"/);
+      await rejectsWith(Pipeline.load(fx.model, { adapters: { a: { path: fx.lora('style-a'), data: Buffer.alloc(8) } } }), 'ERR_INVALID_ARGUMENT', /adapters\["a"\] needs exactly one of path and data/);
+    });
+
+    it('an unknown load option, and an adapter alpha of Infinity: ERR_INVALID_ARGUMENT before anything is read', async function () {
       await rejectsWith(Pipeline.load(fx.model, { adapter: GOOD }), 'ERR_INVALID_ARGUMENT', /Unknown option "adapter" in the load options: did you mean "adapters"\?/);
       await rejectsWith(
         Pipeline.load(fx.model, { adapters: { a: { path: fx.lora('style-a'), alpha: Infinity } } }),
