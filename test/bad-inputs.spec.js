@@ -505,6 +505,66 @@ describe('bad inputs', function () {
     });
   });
 
+  describe('on the SDXL fixture', function () {
+    const xl = families.sdxl;
+    const XL_CALL = { seed: 7, steps: 2, width: 32, height: 32, adapters: { a: 0.9 } };
+    let sdxl;
+    let xlReference;
+    before(async function () {
+      sdxl = await Pipeline.load(xl.model, { adapters: { a: { path: xl.lora('style-a') } } });
+      xlReference = (await sdxl.generate('a boat', XL_CALL)).data;
+    });
+    after(async function () {
+      await sdxl?.dispose();
+    });
+    afterEach(async function () {
+      assert.ok((await sdxl.generate('a boat', XL_CALL)).data.equals(xlReference), 'the SDXL pipeline no longer gives its reference bytes');
+      assert.deepEqual(sdxl.adapters.names, ['a']);
+    });
+    const damagedXl = (name, file, damage) => {
+      const dir = path.join(tmp(), name);
+      cpSync(xl.model, dir, { recursive: true });
+      damage(path.join(dir, file));
+      return dir;
+    };
+
+    it('an SD 1.5 LoRA: ERR_ADAPTER_INCOMPATIBLE naming a layer and both shapes', async function () {
+      await rejectsWith(
+        Pipeline.load(xl.model, { adapters: { x: { path: fx.lora('style-a') } } }),
+        'ERR_ADAPTER_INCOMPATIBLE',
+        /Adapter "x" does not fit this model .*has A \[4, 32\] and B \[64, 4\], but the model's layer ".+" has weights/,
+      );
+    });
+
+    it('an SD 1.5 LoRA added to the running SDXL pipeline: ERR_ADAPTER_INCOMPATIBLE, nothing rebuilt', async function () {
+      await rejectsWith(sdxl.adapters.add('x', { path: fx.lora('style-b') }), 'ERR_ADAPTER_INCOMPATIBLE', /Adapter "x" does not fit this model/);
+      assert.equal(sdxl.rebuilds, 0);
+    });
+
+    it('an SDXL LoRA that matches no layer: ERR_ADAPTER_UNMATCHED naming the parts it has', async function () {
+      await rejectsWith(
+        Pipeline.load(xl.model, { adapters: { x: { path: xl.lora('unmatched') } } }),
+        'ERR_ADAPTER_UNMATCHED',
+        /Adapter "x" patches no layer of this sdxl model \(StableDiffusionXLPipeline\): none of its 16 layers \(parts: unet, text_encoder, text_encoder_2\)/,
+      );
+    });
+
+    it('the second text encoder\'s weights truncated: ERR_MODEL_INVALID naming them', async function () {
+      const dir = damagedXl('xl-te2', 'text_encoder_2/openvino_model.bin', (f) => truncateSync(f, 5000));
+      await rejectsWith(Pipeline.load(dir), 'ERR_MODEL_INVALID', /is incomplete: text_encoder_2\/openvino_model\.bin holds 5000 bytes, but text_encoder_2\/openvino_model\.xml reads weights up to byte \d+/);
+    });
+
+    it('the second tokenizer missing: ERR_MODEL_INVALID naming it', async function () {
+      const dir = damagedXl('xl-tok2', 'tokenizer_2/openvino_tokenizer.xml', (f) => rmSync(f));
+      await rejectsWith(Pipeline.load(dir), 'ERR_MODEL_INVALID', /is incomplete: tokenizer_2\/openvino_tokenizer\.xml is missing/);
+    });
+
+    it('a size that is not a multiple of the VAE scale, and an alpha of NaN: ERR_INVALID_ARGUMENT', async function () {
+      await rejectsWith(sdxl.generate('a boat', { ...XL_CALL, height: 31 }), 'ERR_INVALID_ARGUMENT', /a multiple of 2 .* for options\.height but received 31/);
+      await rejectsWith(sdxl.generate('a boat', { ...XL_CALL, adapters: { a: NaN } }), 'ERR_INVALID_ARGUMENT', /options\.adapters\["a"\] but received NaN/);
+    });
+  });
+
   describe('calls after dispose', function () {
     let gone;
     before(async function () {
