@@ -32,8 +32,6 @@ export interface NativeGenerateOptions {
   negativePrompt3?: string;
   /** A GenAI Scheduler::Type; 0 (or absent) is the model's own. */
   scheduler?: number;
-  /** Give GenAI a step callback even without progress, so that abort() can stop the run (an AbortSignal). */
-  stoppable?: boolean;
   /** Attach a small RGB picture of the latent to each progress event. */
   preview?: boolean;
   /** The initial noise: GenAI's own generator from the seed (the default), or torch's (a TorchGenerator). */
@@ -141,6 +139,13 @@ export interface Binding {
   Model: NativeModel;
   genaiRelease: string;
   internals: NativeInternals;
+  /**
+   * Stops every generation of this JS environment at its next step and waits for the threads of generations and
+   * loads (a load runs to its end). Their promises never settle: for process 'exit' only.
+   */
+  shutdown(): void;
+  /** Sets OPENVINO_TOKENIZERS_PATH_GENAI in the process environment, unless it is set (process.env of a worker_thread is a copy). */
+  useTokenizers(path: string): void;
 }
 
 /**
@@ -189,6 +194,7 @@ export function native(): Binding {
       cause: err,
     });
   }
+  if (tokenizers) binding.useTokenizers(tokenizers);
   if (!tokenizers) {
     // Loading worked, but GenAI will not find the tokenizers at the first pipeline: say so now, clearly.
     throw new MultiloraError(

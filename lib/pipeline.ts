@@ -371,7 +371,6 @@ export class Pipeline {
       else if (state === 'running') this.#native?.abort();
     };
     signal?.addEventListener('abort', onAbort, { once: true });
-    if (signal) options.stoppable = true;
     const progress =
       onProgress &&
       ((event: NativeProgress): void => {
@@ -474,6 +473,7 @@ async function buildNative(
   build: NativeBuild,
 ): Promise<NativePipeline> {
   if (build.staticShape) checkStaticAdapters(model, adapters);
+  stopThreadsAtExit();
   try {
     const handles = adapters.map((a) => a.handle);
     const fused = mode === 'fuse' ? adapters.map((a) => a.alpha) : undefined;
@@ -482,6 +482,19 @@ async function buildNative(
   } catch (err) {
     throw fromNative(err);
   }
+}
+
+let exitHooked = false;
+
+/**
+ * At process 'exit' (process.exit(), an uncaught exception), stops every running generation at its next step and
+ * waits for the addon's threads, so that none is inside GenAI while the process runs its static destructors. On the
+ * main thread no N-API cleanup hook runs then; in a worker_thread the addon's hook does the same at teardown.
+ */
+function stopThreadsAtExit(): void {
+  if (exitHooked) return;
+  exitHooked = true;
+  process.once('exit', () => native().shutdown());
 }
 
 /** Whether two sources name the same weights (then changing alpha, template or negative prompt needs no rebuild). */

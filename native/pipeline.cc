@@ -74,8 +74,9 @@ Napi::Value Pipeline::Generate(const Napi::CallbackInfo& info) {
   if (running_) throw MakeError(env, kErrBusy, "The pipeline is already generating: calls must wait for each other");
   auto* worker = new PipelineGenerateWorker(info, this);
   RevokeLent();
-  running_ = worker;
-  return worker->Start();
+  Napi::Promise promise = worker->Start();  // deletes the worker if it throws
+  running_ = worker;  // settles on this thread, so not before this returns
+  return promise;
 }
 
 void Pipeline::GenerateFinished(PipelineGenerateWorker* worker, bool failed, ov::Tensor output) {

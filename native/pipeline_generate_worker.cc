@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <future>
+#include <thread>
 
 #include "adapter.h"
 #include "pipeline.h"
@@ -80,7 +81,7 @@ struct PipelineGenerateWorker::Progress {
 };
 
 PipelineGenerateWorker::PipelineGenerateWorker(const Napi::CallbackInfo& info, Pipeline* pipeline)
-    : PromiseWorker(info.Env(), "multilora.PipelineGenerate"),
+    : ThreadPromiseWorker(info.Env(), "multilora.PipelineGenerate"),
       owner_(Napi::Persistent(info.This().As<Napi::Object>())),
       pipeline_(pipeline),
       genai_(pipeline->genai()),
@@ -149,12 +150,10 @@ PipelineGenerateWorker::PipelineGenerateWorker(const Napi::CallbackInfo& info, P
     // At most 8 events wait for JS; beyond that they are dropped rather than slowing the denoising loop.
     progress_ = Napi::ThreadSafeFunction::New(env, info[2].As<Napi::Function>(), "multilora.progress", 8, 1);
   }
-  // GenAI runs a step callback on a thread of its own, started for each call: only a call that can be stopped or
-  // reports progress gets one, so that others make exactly the calls of a C++ program (docs/BENCHMARKS.md).
-  if (progress_ || (Has(o, "stoppable") && o.Get("stoppable").ToBoolean().Value())) {
-    properties_["callback"] = std::function<bool(size_t, size_t, ov::Tensor&)>(
-        [this](size_t step, size_t num_steps, ov::Tensor& latent) { return OnStep(step, num_steps, latent); });
-  }
+  // Every call gets a step callback, even without progress or a signal: it is what stops a run when the process
+  // exits or its worker_thread is terminated. (GenAI runs it on a thread it starts for each call.)
+  properties_["callback"] = std::function<bool(size_t, size_t, ov::Tensor&)>(
+      [this](size_t step, size_t num_steps, ov::Tensor& latent) { return OnStep(step, num_steps, latent); });
 }
 
 PipelineGenerateWorker::~PipelineGenerateWorker() = default;
@@ -164,7 +163,7 @@ bool PipelineGenerateWorker::OnStep(size_t step, size_t num_steps, ov::Tensor& l
     aborted_ = true;
     return true;
   }
-  if (progress_) {
+  if (progress_ && !stopping_.load()) {
     auto* event = new Progress{step + 1, num_steps,
                                std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started_)
                                    .count(),
@@ -193,20 +192,29 @@ bool PipelineGenerateWorker::OnStep(size_t step, size_t num_steps, ov::Tensor& l
 }
 
 void PipelineGenerateWorker::FlushProgress() {
-  // Progress events that were queued reach JS before the promise settles: a last, blocking call is answered only
-  // after those before it. Bounded, so that a JS thread that is gone cannot hold this thread forever.
+  // Progress events that were queued reach JS before the promise settles: a last call is answered only after those
+  // before it. Never a blocking call, and never waited for once Stop() was called: then the JS thread is waiting
+  // for this thread, or gone. Bounded, so that a JS thread that is stuck cannot hold this thread forever.
   auto done = std::make_shared<std::promise<void>>();
   std::future<void> flushed = done->get_future();
   auto* signal = new std::shared_ptr<std::promise<void>>(done);
-  napi_status status = progress_->BlockingCall(signal, [](Napi::Env, Napi::Function, std::shared_ptr<std::promise<void>>* p) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  auto answer = [](Napi::Env, Napi::Function, std::shared_ptr<std::promise<void>>* p) {
     (*p)->set_value();
     delete p;
-  });
+  };
+  napi_status status;
+  while ((status = progress_->NonBlockingCall(signal, answer)) == napi_queue_full) {
+    if (stopping_.load() || std::chrono::steady_clock::now() > deadline) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
   if (status != napi_ok) {
     delete signal;
     return;
   }
-  flushed.wait_for(std::chrono::seconds(5));
+  while (!stopping_.load() && std::chrono::steady_clock::now() < deadline &&
+         flushed.wait_for(std::chrono::milliseconds(10)) != std::future_status::ready) {
+  }
 }
 
 void PipelineGenerateWorker::Run() {
@@ -319,6 +327,19 @@ Napi::Value PipelineGenerateWorker::Resolve(Napi::Env env) {
   metrics.Set("vaeEncoderMs", Napi::Number::New(env, metrics_.vae_encoder_ms));
   result.Set("metrics", metrics);
   return result;
+}
+
+void PipelineGenerateWorker::Stop() {
+  stopping_.store(true);
+  abort_->store(true);
+}
+
+void PipelineGenerateWorker::Abandon() {
+  if (progress_) {
+    progress_->Release();
+    progress_.reset();
+  }
+  pipeline_->GenerateFinished(this, true, ov::Tensor());
 }
 
 void PipelineGenerateWorker::Settled(Napi::Env env) {

@@ -1,8 +1,9 @@
-// One Text2ImagePipeline::generate call, off the JS thread.
+// One Text2ImagePipeline::generate call, on a thread of its own (thread_promise_worker.h: not libuv's pool).
 // - Its constructor reads the JS options into plain C++ fields (the TS layer has validated them).
 // - Step progress reaches JS through a thread-safe function with non-blocking calls: when JS lags, events are
 //   dropped, and the denoising loop never waits for JS.
-// - Cancellation: Abort() sets an atomic flag that GenAI's step callback reads; returning true stops the run.
+// - Cancellation: Abort() sets an atomic flag that GenAI's step callback reads; returning true stops the run. Every
+//   call has the callback, so that process exit and worker_threads teardown can stop any run (Stop()).
 // - The initial noise: GenAI's own generator from the seed, or (options.generator 'torch') a TorchGenerator.
 // - The result: GenAI 2026.3 writes every result of a model into one tensor of its VAE decoder, which the next
 //   call overwrites or reallocates even while someone holds it (docs/GENAI-BUGS.md, test/zero-copy.spec.js). So by
@@ -22,7 +23,7 @@
 
 #include "genai/genai.h"
 #include "pipeline.h"
-#include "promise_worker.h"
+#include "thread_promise_worker.h"
 
 namespace multilora {
 
@@ -40,7 +41,7 @@ struct GenerateMetrics {
   float vae_encoder_ms = 0;
 };
 
-class PipelineGenerateWorker : public PromiseWorker {
+class PipelineGenerateWorker : public ThreadPromiseWorker {
  public:
   /// info: (prompt, options[, onProgress]); see NativeGenerateOptions in lib/binding.ts. options.task picks
   /// text-to-image (0), image-to-image (1, options.image) or inpainting (2, options.image and options.mask).
@@ -54,6 +55,9 @@ class PipelineGenerateWorker : public PromiseWorker {
   void Run() override;
   Napi::Value Resolve(Napi::Env env) override;
   void Settled(Napi::Env env) override;
+  /// The environment is going away: abort at the next step, send no more progress, do not wait for JS.
+  void Stop() override;
+  void Abandon() override;
 
  private:
   struct Progress;
@@ -73,6 +77,7 @@ class PipelineGenerateWorker : public PromiseWorker {
   std::optional<int> scheduler_;  // a Scheduler::Type to switch to first
   std::string scheduler_config_;
   std::shared_ptr<std::atomic<bool>> abort_ = std::make_shared<std::atomic<bool>>(false);
+  std::atomic<bool> stopping_{false};  // Stop(): the JS thread waits for this run and will not take events
   std::optional<Napi::ThreadSafeFunction> progress_;
   bool preview_ = false;
   std::chrono::steady_clock::time_point started_;

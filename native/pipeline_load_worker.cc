@@ -6,7 +6,7 @@ PipelineLoadWorker::PipelineLoadWorker(Napi::Env env, std::string model_dir, std
                                        std::vector<ov::genai::Adapter> adapters, ov::AnyMap properties,
                                        std::optional<std::vector<float>> fused_alphas,
                                        std::optional<StaticShape> static_shape)
-    : PromiseWorker(env, "multilora.PipelineLoad"),
+    : ThreadPromiseWorker(env, "multilora.PipelineLoad"),
       model_dir_(std::move(model_dir)),
       device_(std::move(device)),
       properties_(std::move(properties)),
