@@ -234,7 +234,7 @@ function rawPost(url, id, body) {
     req.on('response', (res) => {
       let text = '';
       res.on('data', (d) => (text += d));
-      res.on('end', () => resolve({ status: res.statusCode, body: text }));
+      res.on('end', () => resolve({ status: res.statusCode, retryAfter: res.headers['retry-after'], body: text }));
       res.on('error', () => resolve({ status: res.statusCode, body: text, broken: true }));
     });
     req.on('error', (err) => resolve({ status: 0, error: err.code ?? String(err) }));
@@ -396,6 +396,7 @@ export async function runLoad(url, o = {}) {
       if (res && !r.left) {
         r.ms = Date.now() - r.sent;
         r.status = res.status;
+        r.retryAfter = res.retryAfter;
         try {
           r.response = JSON.parse(res.body);
         } catch {
