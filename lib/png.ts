@@ -34,8 +34,9 @@ export function pngSize(bytes: Buffer): { width: number; height: number } {
   return { width: bytes.readUInt32BE(16), height: bytes.readUInt32BE(20) };
 }
 
-/** Decodes PNG bytes into an RGB image (alpha dropped). Check pngSize() first: this allocates what the PNG claims. */
+/** Decodes PNG bytes into an RGB image (alpha dropped). */
 export function decodePng(bytes: Buffer): { width: number; height: number; channels: 3; data: Buffer } {
+  // This allocates what the PNG claims: callers that take PNGs from users check pngSize() first.
   let png: PNG;
   try {
     png = PNG.sync.read(bytes);

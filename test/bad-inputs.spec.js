@@ -4,6 +4,7 @@
 'use strict';
 const assert = require('node:assert/strict');
 const { cpSync, mkdirSync, readFileSync, rmSync, truncateSync, writeFileSync } = require('node:fs');
+const { spawnSync } = require('node:child_process');
 const path = require('node:path');
 const { crc32, deflateSync } = require('node:zlib');
 const { Pipeline, MultiloraError, DisposedError } = require('..');
@@ -190,6 +191,13 @@ describe('bad inputs', function () {
       const dir = path.join(tmp(), 'dir.safetensors');
       mkdirSync(dir);
       await rejectsWith(loadWith({ path: dir }), 'ERR_ADAPTER_INVALID', /dir\.safetensors is not a file \(adapter "x"\)/);
+    });
+
+    it('a named pipe under the right name: ERR_ADAPTER_INVALID, without blocking on it', async function () {
+      const fifo = path.join(tmp(), 'pipe.safetensors');
+      const made = spawnSync('mkfifo', [fifo]);
+      if (made.status !== 0) this.skip();
+      await rejectsWith(loadWith({ path: fifo }), 'ERR_ADAPTER_INVALID', /pipe\.safetensors is not a file \(adapter "x"\)/);
     });
 
     it('not a .safetensors file (another extension): ERR_ADAPTER_INVALID', async function () {
