@@ -38,20 +38,32 @@ describe('threads', function () {
         )
         .finally(() => settled.push(i));
     });
-    await Promise.all(stepping); // every generation is running
-    const started = performance.now();
-    const read = await fs.promises.readFile(path.join(families.sd15.model, 'model_index.json'), 'utf8');
-    const key = await new Promise((resolve, reject) =>
-      crypto.pbkdf2('secret', 'salt', 1000, 32, 'sha256', (err, k) => (err ? reject(err) : resolve(k))),
-    );
-    const address = await dns.promises.lookup('localhost');
-    const ms = performance.now() - started;
-    assert.deepEqual(settled, [], 'a generation ended before the fs, crypto and dns calls did');
-    assert.match(JSON.parse(read)._class_name, /StableDiffusion/);
-    assert.equal(key.length, 32);
-    assert.ok(address.address);
-    console.log(`      fs.readFile + crypto.pbkdf2 + dns.lookup: ${ms.toFixed(1)} ms while ${POOL} generations ran`);
-    controller.abort();
+    try {
+      await Promise.all(stepping); // every generation is running
+      const started = performance.now();
+      const probes = Promise.all([
+        fs.promises.readFile(path.join(families.sd15.model, 'model_index.json'), 'utf8'),
+        new Promise((resolve, reject) =>
+          crypto.pbkdf2('secret', 'salt', 1000, 32, 'sha256', (err, k) => (err ? reject(err) : resolve(k))),
+        ),
+        dns.promises.lookup('localhost'),
+      ]);
+      probes.catch(() => undefined); // awaited through the race below
+      let timer;
+      const late = new Promise((resolve) => (timer = setTimeout(resolve, 30_000, 'late')));
+      const outcome = await Promise.race([probes, late]);
+      clearTimeout(timer);
+      assert.notEqual(outcome, 'late', 'fs, crypto and dns calls waited more than 30 s while the generations ran');
+      const [read, key, address] = outcome;
+      const ms = performance.now() - started;
+      assert.deepEqual(settled, [], 'a generation ended before the fs, crypto and dns calls did');
+      assert.match(JSON.parse(read)._class_name, /StableDiffusion/);
+      assert.equal(key.length, 32);
+      assert.ok(address.address);
+      console.log(`      fs.readFile, crypto.pbkdf2 and dns.lookup: ${ms.toFixed(1)} ms while ${POOL} generations ran`);
+    } finally {
+      controller.abort();
+    }
     assert.deepEqual(await Promise.all(runs), Array(POOL).fill('ERR_ABORTED'));
   });
 });
