@@ -1,5 +1,7 @@
 export { Pipeline } from './pipeline';
 export type { LoadOptions, MultiloraWarning } from './pipeline';
+export { PipelinePool, PoolAdapterSet } from './pool';
+export type { PipelinePoolOptions } from './pool';
 export { GENERATORS, SCHEDULERS } from './options';
 export type {
   AdapterSelection,
