@@ -19,7 +19,7 @@ import {
   type LoraScale,
 } from './lora-format';
 import type { ModelFamily, ModelInfo } from './model';
-import { openSafetensors } from './safetensors';
+import { openSafetensors, type Dtype, type TensorInfo } from './safetensors';
 
 /** What multilora found out about an adapter before GenAI read it. */
 export interface AdapterReport {
@@ -87,6 +87,49 @@ export function modelLayers(model: ModelInfo, part: LoraPart): Promise<ModelLaye
   return layers;
 }
 
+/**
+ * Rejects a LoRA with a NaN or infinite value in a tensor GenAI would use. GenAI applies every registered adapter to
+ * every generate call (multilora passes alpha 0 for those a call does not choose), and 0 × NaN is NaN: one such
+ * weight turns every image of the pipeline black, not only those that choose the adapter (seen on the tiny fixture).
+ * Reads each tensor once, one at a time.
+ */
+async function checkFinite(
+  label: string,
+  layers: readonly LoraLayer[],
+  read: (info: TensorInfo) => Promise<Buffer>,
+): Promise<void> {
+  for (const layer of layers) {
+    for (const info of [layer.down, layer.up, layer.alphaTensor]) {
+      if (!info) continue;
+      const at = firstNonFinite(await read(info), info.dtype);
+      if (at >= 0) {
+        throw new MultiloraError(
+          'ERR_ADAPTER_INVALID',
+          `${label}: its tensor ${JSON.stringify(info.name)} holds a NaN or infinite value (element ${at}). GenAI applies ` +
+            'every registered adapter to every call (at alpha 0 when a call does not choose it), and 0 × NaN is NaN: it ' +
+            'would turn every image of the pipeline black. Use a LoRA file without them (a diverged training run writes such files)',
+        );
+      }
+    }
+  }
+}
+
+/** The index of the first NaN or ±Infinity (exponent bits all ones) among the values, or -1. Assumes a little-endian host, as safetensors is. */
+function firstNonFinite(bytes: Buffer, dtype: Dtype): number {
+  const size = dtype === 'F32' ? 4 : 2;
+  const data = bytes.byteOffset % size === 0 ? bytes : Buffer.from(bytes); // typed arrays need aligned memory
+  const count = Math.floor(data.length / size);
+  if (dtype === 'F32') {
+    const words = new Uint32Array(data.buffer, data.byteOffset, count);
+    for (let i = 0; i < count; i += 1) if ((words[i]! & 0x7f800000) === 0x7f800000) return i;
+    return -1;
+  }
+  const mask = dtype === 'F16' ? 0x7c00 : 0x7f80;
+  const halves = new Uint16Array(data.buffer, data.byteOffset, count);
+  for (let i = 0; i < count; i += 1) if ((halves[i]! & mask) === mask) return i;
+  return -1;
+}
+
 function stemOf(downName: string): string {
   return downName.replace(/[_.]lora[_.](?:A|down)\.weight$/, '').replace(/\.down\.weight$/, '');
 }
@@ -135,6 +178,7 @@ async function prepare(label: string, file: string | Buffer, model: ModelInfo, s
   const reader = await openSafetensors(file);
   try {
     const analysis = await analyzeLora(reader.header, (info) => reader.read(info));
+    await checkFinite(label, analysis.layers, (info) => reader.read(info));
     const converted = await toGenaiLora(file, analysis, { family: model.family, scale });
     const plan = planGenaiLora(analysis, model.family);
 

@@ -300,6 +300,25 @@ describe('bad inputs', function () {
       );
     });
 
+    it('a NaN weight: ERR_ADAPTER_INVALID (registered, it turned every image of the pipeline black)', async function () {
+      const data = Buffer.alloc(1024);
+      data.writeFloatLE(NaN, 600);
+      const f = file('nan.safetensors', safetensors(pair(), data));
+      await rejectsWith(
+        loadWith({ path: f }),
+        'ERR_ADAPTER_INVALID',
+        new RegExp(`^Adapter "x": its tensor "${LAYER}\\.lora_up\\.weight" holds a NaN or infinite value \\(element 22\\)\\. .*would turn every image of the pipeline black`),
+      );
+    });
+
+    it('an infinite F16 weight, added to the running pipeline: ERR_ADAPTER_INVALID, its set and bytes unchanged', async function () {
+      const data = Buffer.alloc(512);
+      data.writeUInt16LE(0x7c00, 2); // +Infinity in float16
+      const header = { [`${LAYER}.lora_down.weight`]: tensor('F16', [4, 32], 0, 256), [`${LAYER}.lora_up.weight`]: tensor('F16', [32, 4], 256, 512) };
+      await rejectsWith(shared.adapters.add('x', { data: safetensors(header, data) }), 'ERR_ADAPTER_INVALID', /lora_down\.weight" holds a NaN or infinite value \(element 1\)/);
+      assert.equal(shared.rebuilds, 0);
+    });
+
     it('the same tensor name twice in the header: ERR_ADAPTER_INVALID', async function () {
       const entry = JSON.stringify(tensor('F32', [4, 32], 0, 512));
       const text = `{"${LAYER}.lora_down.weight":${entry},"${LAYER}.lora_down.weight":${entry}}`;
