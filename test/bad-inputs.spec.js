@@ -402,6 +402,11 @@ describe('bad inputs', function () {
       ['an unknown option key', { quality: 'best' }, /Unknown option "quality" in the generate options; the known options are /],
       ['strength, which text-to-image does not take', { strength: 0.5 }, /Unknown option "strength" in the generate options/],
       ['options of a class instance', new (class Settings {})(), /Expected an object for options but received an instance of Settings/],
+      ['a scheduler GenAI does not have', { scheduler: 'dpm++' }, /Expected one of auto, lcm, ddim, euler, flow-match-euler, pndm, euler-ancestral for options\.scheduler but received "dpm\+\+"/],
+      ['a generator that does not exist', { generator: 'numpy' }, /Expected "genai" or "torch" for options\.generator but received "numpy"/],
+      ['an onProgress that is not a function', { onProgress: 'log' }, /Expected a function for options\.onProgress but received "log"/],
+      ['a signal that is not an AbortSignal', { signal: { aborted: false } }, /Expected an AbortSignal for options\.signal but received an object \(Object\)/],
+      ['an output mode that does not exist', { output: 'share' }, /Expected "copy" or "borrow" for options\.output but received "share"/],
     ];
     for (const [what, options, pattern] of cases) {
       it(`${what}: ERR_INVALID_ARGUMENT`, async function () {
