@@ -233,19 +233,76 @@ function peftValue(config: PeftConfig, part: LoraPart, key: string): unknown {
   return config[`${part}.${key}`] ?? config[key];
 }
 
-/** PEFT's rank_pattern / alpha_pattern: the first pattern that matches the end of the module path. */
-function patternValue(patterns: unknown, module: string): unknown {
+/**
+ * PEFT's rank_pattern / alpha_pattern: the first pattern that matches the end of the module path, as a module name
+ * (what diffusers writes) or, as PEFT reads them, as a regular expression. A file's patterns are the file author's:
+ * one such as "(.*)*x" would backtrack for minutes on a 40-character module name and hold the JS thread, so only
+ * patterns that cannot backtrack badly run as regular expressions (patternRegex), and on module paths of sane length.
+ */
+function patternValue(patterns: unknown, module: string, key: string): unknown {
   if (!isPlainObject(patterns)) return undefined;
   for (const [pattern, value] of Object.entries(patterns)) {
-    let hit: boolean;
-    try {
-      hit = new RegExp(`(?:^|\\.)(?:${pattern})$`).test(module);
-    } catch {
-      hit = module === pattern || module.endsWith(`.${pattern}`);
+    if (module === pattern || module.endsWith(`.${pattern}`)) return value;
+    if (!REGEX_SYNTAX.test(pattern)) continue; // a plain module name that did not match
+    const re = patternRegex(pattern);
+    if (re === undefined) {
+      throw invalidLora(
+        `The LoRA's metadata has the pattern ${quote(pattern)} (for layer ${quote(key)}), a regular expression that ` +
+          'multilora does not run: it repeats a group or has more than two unbounded repeats, which can take ' +
+          'exponential time; PEFT files name modules or use simple expressions',
+      );
     }
-    if (hit) return value;
+    if (re !== null && module.length <= MAX_PATTERN_SUBJECT && re.test(module)) return value;
   }
   return undefined;
+}
+
+/** Characters that make a pattern more than a module name ('.' is in module names too). */
+const REGEX_SYNTAX = /[\\^$*+?()[\]{}|]/;
+const MAX_PATTERN_LENGTH = 1000;
+/** Longer module paths are matched by name only: a regex with two unbounded repeats is quadratic in them. */
+const MAX_PATTERN_SUBJECT = 1000;
+const patternCache = new Map<string, RegExp | null | undefined>();
+
+/**
+ * The RegExp of a PEFT pattern (anchored as PEFT anchors it), null when it does not compile (then it names nothing),
+ * or undefined when it could backtrack badly: a quantified group, or more than two unbounded repeats outside
+ * character classes. Without those, matching is polynomial of degree at most 3 in the module path's length.
+ */
+function patternRegex(pattern: string): RegExp | null | undefined {
+  if (patternCache.has(pattern)) return patternCache.get(pattern);
+  let result: RegExp | null | undefined;
+  if (pattern.length > MAX_PATTERN_LENGTH) result = undefined;
+  else {
+    let unbounded = 0;
+    let inClass = false;
+    let safe = true;
+    for (let i = 0; i < pattern.length && safe; i += 1) {
+      const c = pattern[i];
+      if (c === '\\') {
+        i += 1;
+        continue;
+      }
+      if (inClass) {
+        if (c === ']') inClass = false;
+        continue;
+      }
+      if (c === '[') inClass = true;
+      else if (c === ')' && /^[*+?{]/.test(pattern.slice(i + 1, i + 2))) safe = false;
+      else if (c === '*' || c === '+' || (c === '{' && /^\{\d*,\}/.test(pattern.slice(i)))) unbounded += 1;
+    }
+    if (!safe || unbounded > 2) result = undefined;
+    else {
+      try {
+        result = new RegExp(`(?:^|\\.)(?:${pattern})$`);
+      } catch {
+        result = null;
+      }
+    }
+  }
+  if (patternCache.size > 1000) patternCache.clear();
+  patternCache.set(pattern, result);
+  return result;
 }
 
 function positive(value: unknown, what: string, layer: string): number {
@@ -389,12 +446,12 @@ async function makeLayer(group: Group, config: PeftConfig | undefined, read: Ten
   let scaleRank = rank;
   let rslora = false;
   if (config && (group.naming === 'peft' || group.naming === 'diffusers')) {
-    const r = patternValue(peftValue(config, group.part, 'rank_pattern'), group.module) ?? peftValue(config, group.part, 'r');
+    const r = patternValue(peftValue(config, group.part, 'rank_pattern'), group.module, key) ?? peftValue(config, group.part, 'r');
     if (r !== undefined && positive(r, 'r', key) !== rank) {
       throw invalidLora(`The LoRA's metadata gives r = ${r} for layer ${quote(key)}, but its tensors have rank ${rank}`);
     }
     const a =
-      patternValue(peftValue(config, group.part, 'alpha_pattern'), group.module) ??
+      patternValue(peftValue(config, group.part, 'alpha_pattern'), group.module, key) ??
       peftValue(config, group.part, 'lora_alpha');
     if (a !== undefined) alpha = positive(a, 'lora_alpha', key);
     if (peftValue(config, group.part, 'use_dora') === true) {

@@ -1,11 +1,14 @@
 // The options of a generate call: their public types, and the checks that turn them into what the addon reads.
 import { randomInt } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 
 import type { Adapter } from './adapter';
+import type { ModelFamily } from './model';
 import type { NativeGenerateOptions, NativeRgb } from './binding';
 import { MultiloraError } from './errors';
 import { decodePng, pngSize, toRgb } from './png';
-import { closest, finite, integer, invalid, isPlainObject, knownKeys, object, string } from './validate';
+import { closest, finite, integer, invalid, isPlainObject, knownKeys, object, reading, string } from './validate';
 
 /**
  * Which adapters a call uses: a name, a list of names (each at its default alpha), a `{ name: alpha }` map, or
@@ -190,11 +193,71 @@ export interface CheckContext {
   adapters: readonly Adapter[];
   /** The adapters are fused into the weights: calls cannot choose them. */
   fused: boolean;
+  /** The model's family and default guidance: which prompts its GenAI pipeline takes (unusedPrompt). */
+  family?: ModelFamily;
+  guidanceScale?: number;
+  /** The model's default steps: with the strength, how many steps an image-to-image call really runs. */
+  steps?: number;
+  /** Schedulers that GenAI would refuse for this model, with why (refusedSchedulers). */
+  refusedSchedulers?: Partial<Record<SchedulerName, string>>;
 }
+
+/**
+ * The schedulers that GenAI 2026.3 refuses for the model in `modelDir`, with why. Its DDIM asserts that the model's
+ * scheduler config turns clip_sample off (DDIMScheduler::Config defaults it to true, as diffusers does).
+ */
+export function refusedSchedulers(modelDir: string, family: ModelFamily): Partial<Record<SchedulerName, string>> {
+  const refused: Partial<Record<SchedulerName, string>> = {};
+  if (family === 'sd' || family === 'sdxl' || family === 'lcm') {
+    // ischeduler.hpp: "Scheduler doesn't support int timesteps"
+    refused['flow-match-euler'] = `it is for flow-matching models (SD3, Flux), and this ${family} model's UNet takes integer timesteps`;
+  }
+  let config: unknown;
+  try {
+    config = JSON.parse(readFileSync(path.join(modelDir, 'scheduler', 'scheduler_config.json'), 'utf8'));
+  } catch {
+    return refused; // GenAI will say what is wrong with the folder
+  }
+  if (isPlainObject(config) && config.clip_sample !== false) {
+    refused.ddim =
+      "GenAI's DDIM scheduler does not implement clip_sample, which this model's scheduler config " +
+      (config.clip_sample === undefined ? 'leaves at its default, true' : 'turns on');
+  }
+  return refused;
+}
+
+/** The strength of GenAI 2026.3's image-to-image and inpainting calls that give none (as in diffusers). */
+const DEFAULT_STRENGTH = 0.8;
 
 export interface CheckedCall {
   prompt: string;
   options: NativeGenerateOptions;
+  /** As checked: the caller's options object is not read again. */
+  signal?: AbortSignal;
+  onProgress?: (event: ProgressEvent) => void;
+}
+
+const PROMPT_KEYS = ['negativePrompt', 'prompt2', 'prompt3', 'negativePrompt2', 'negativePrompt3'] as const;
+
+/**
+ * Why this model's GenAI pipeline would refuse this prompt (the check_inputs of each pipeline in GenAI 2026.3), or
+ * undefined when it takes it: extra prompts need the text encoders they are for, and negative prompts need
+ * classifier-free guidance (guidance scale above 1), which LCM and Flux do not do.
+ */
+function unusedPrompt(key: (typeof PROMPT_KEYS)[number], out: NativeGenerateOptions, ctx: CheckContext): string | undefined {
+  const family = ctx.family;
+  const encoders = family === 'sd' || family === 'lcm' ? 1 : family === 'sdxl' || family === 'flux' ? 2 : 3;
+  const index = key.endsWith('3') ? 3 : key.endsWith('2') ? 2 : 1;
+  if (index > encoders) return `this ${family} model has ${encoders === 1 ? 'one text encoder' : `${encoders} text encoders`}`;
+  if (key.startsWith('negative')) {
+    if (family === 'lcm' || family === 'flux') return `this ${family} model takes no negative prompt`;
+    const guidance = out.guidanceScale ?? ctx.guidanceScale;
+    if (guidance !== undefined && !(guidance > 1)) {
+      return `a negative prompt needs a guidance scale above 1, and this call's is ${guidance}`;
+    }
+  }
+  if (family === 'flux' && key === 'prompt3') return 'Flux takes no third prompt';
+  return undefined;
 }
 
 /** A width or height of an image to make: an integer multiple of the model's VAE scale factor, up to 8192. */
@@ -244,6 +307,19 @@ export function checkGenerate(
   }
   if (opts.steps !== undefined) out.steps = integer(opts.steps, 'options.steps', 1, MAX_STEPS);
   if (opts.strength !== undefined) out.strength = finite(opts.strength, 'options.strength', 0, 1);
+  if (task === 'image') {
+    // GenAI runs int(steps * strength) steps (in float32), and refuses a call where that is 0 ("the number of
+    // pipeline steps is less then 1"); strength 0 returns the image as it is.
+    const steps = out.steps ?? ctx.steps;
+    const strength = out.strength ?? DEFAULT_STRENGTH;
+    if (steps !== undefined && strength > 0 && Math.floor(Math.fround(steps * Math.fround(strength))) < 1) {
+      throw new MultiloraError(
+        'ERR_INVALID_ARGUMENT',
+        `Expected steps x strength of at least 1 but received ${steps} x ${strength}: GenAI runs int(steps x strength) ` +
+          'denoising steps of an input image, and none is too few; raise steps or strength',
+      );
+    }
+  }
   if (opts.guidanceScale !== undefined) out.guidanceScale = finite(opts.guidanceScale, 'options.guidanceScale', 0, 100);
   for (const key of ['negativePrompt', 'prompt2', 'prompt3', 'negativePrompt2', 'negativePrompt3'] as const) {
     if (opts[key] !== undefined) out[key] = string(opts[key], `options.${key}`, { maxLength: MAX_PROMPT });
@@ -256,6 +332,10 @@ export function checkGenerate(
     if (typeof opts.scheduler !== 'string' || !Object.hasOwn(SCHEDULERS, opts.scheduler)) {
       throw invalid(`one of ${Object.keys(SCHEDULERS).join(', ')}`, 'options.scheduler', opts.scheduler);
     }
+    const refused = ctx.refusedSchedulers?.[opts.scheduler as SchedulerName];
+    if (refused) {
+      throw new MultiloraError('ERR_INVALID_ARGUMENT', `options.scheduler ${JSON.stringify(opts.scheduler)} cannot be used: ${refused}`);
+    }
     out.scheduler = SCHEDULERS[opts.scheduler as SchedulerName];
   }
   if (opts.onProgress !== undefined && typeof opts.onProgress !== 'function') {
@@ -265,7 +345,7 @@ export function checkGenerate(
     if (typeof opts.preview !== 'boolean') throw invalid('a boolean', 'options.preview', opts.preview);
     out.preview = opts.preview;
   }
-  if (opts.signal !== undefined && !(opts.signal instanceof AbortSignal)) {
+  if (opts.signal !== undefined && !reading('options.signal', () => opts.signal instanceof AbortSignal)) {
     throw invalid('an AbortSignal', 'options.signal', opts.signal);
   }
   let text = prompt as string;
@@ -279,9 +359,19 @@ export function checkGenerate(
     const negatives = [out.negativePrompt, ...selected.map(([adapter]) => adapter.negativePrompt)].filter(
       (n): n is string => n !== undefined && n !== '',
     );
-    if (negatives.length) out.negativePrompt = negatives.join(', ');
+    // The adapters' negatives only where the model can use them (GenAI refuses a negative prompt otherwise).
+    if (negatives.length && (out.negativePrompt !== undefined || !unusedPrompt('negativePrompt', out, ctx))) {
+      out.negativePrompt = negatives.join(', ');
+    }
   }
-  return { prompt: text, options: out };
+  for (const key of PROMPT_KEYS) {
+    const why = out[key] === undefined ? undefined : unusedPrompt(key, out, ctx);
+    if (why) throw new MultiloraError('ERR_INVALID_ARGUMENT', `options.${key} cannot be used: ${why}; leave it out`);
+  }
+  const call: CheckedCall = { prompt: text, options: out };
+  if (opts.signal !== undefined) call.signal = opts.signal as AbortSignal;
+  if (opts.onProgress !== undefined) call.onProgress = opts.onProgress as (event: ProgressEvent) => void;
+  return call;
 }
 
 /** Resolves a selection to [adapter, alpha] pairs, in the order the call names them. */
@@ -290,10 +380,20 @@ function selectAdapters(selection: unknown, registered: readonly Adapter[]): Arr
   let entries: Array<[string, number | undefined]>;
   if (typeof selection === 'string') {
     entries = [[selection, undefined]];
-  } else if (Array.isArray(selection)) {
-    entries = selection.map((name, i) => [string(name, `options.adapters[${i}]`, { nonEmpty: true }), undefined]);
+  } else if (reading('options.adapters', () => Array.isArray(selection))) {
+    // Read once, holes included (map() would skip them and leave holes for the addon), and never more names than
+    // there are adapters (a length of 2^32-1 would otherwise be walked).
+    const names = reading('options.adapters', () => {
+      const list = selection as unknown[];
+      const length = list.length;
+      if (length > registered.length) {
+        throw invalid(`a list of at most ${registered.length} adapter names (one per registered adapter)`, 'options.adapters', selection);
+      }
+      return Array.from({ length }, (_, i) => list[i]);
+    });
+    entries = names.map((name, i) => [string(name, `options.adapters[${i}]`, { nonEmpty: true }), undefined]);
   } else if (isPlainObject(selection)) {
-    entries = Object.entries(selection).map(([name, alpha]) => [
+    entries = Object.entries(object(selection, 'options.adapters')).map(([name, alpha]) => [
       name,
       finite(alpha, `options.adapters[${JSON.stringify(name)}]`, -100, 100),
     ]);
@@ -334,19 +434,19 @@ function checkImageSize(width: number, height: number, name: string, vaeScaleFac
 /** Checks an input image and returns it as RGB. */
 export function checkImage(value: unknown, name: string, vaeScaleFactor: number): NativeRgb {
   let image: { data: Buffer; width: number; height: number; channels: number };
-  if (Buffer.isBuffer(value)) {
+  if (reading(name, () => Buffer.isBuffer(value))) {
     // The size the PNG claims is checked before it is decoded, which allocates that size.
-    const claimed = pngSize(value);
+    const claimed = pngSize(value as Buffer);
     checkImageSize(claimed.width, claimed.height, name, vaeScaleFactor);
-    image = decodePng(value);
+    image = decodePng(value as Buffer);
   } else {
     // Other keys are fine: an Image from generate() is an input as it is.
     const o = object(value, name);
-    if (!Buffer.isBuffer(o.data)) throw invalid('a Buffer', `${name}.data`, o.data);
+    if (!reading(`${name}.data`, () => Buffer.isBuffer(o.data))) throw invalid('a Buffer', `${name}.data`, o.data);
     const channels = o.channels === undefined ? 3 : o.channels;
     if (channels !== 1 && channels !== 3 && channels !== 4) throw invalid('1, 3 or 4', `${name}.channels`, channels);
     image = {
-      data: o.data,
+      data: o.data as Buffer,
       width: integer(o.width, `${name}.width`, 1, MAX_SIDE),
       height: integer(o.height, `${name}.height`, 1, MAX_SIDE),
       channels,

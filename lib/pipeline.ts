@@ -11,7 +11,9 @@ import { checkModelFiles, inspectModel, type ModelInfo } from './model';
 import {
   checkGenerate,
   checkImage,
+  refusedSchedulers,
   type BatchOptions,
+  type CheckContext,
   type ImageInput,
   type ImageToImageOptions,
   type GenerateOptions,
@@ -86,6 +88,7 @@ export class Pipeline {
   readonly mode: 'dynamic' | 'fuse';
   readonly #warn: (warning: MultiloraWarning) => void;
   readonly #imageInputs: boolean;
+  readonly #refusedSchedulers: CheckContext['refusedSchedulers'];
   /** What every native build of this pipeline gets: OpenVINO properties (CACHE_DIR), the static shape. */
   readonly #build: NativeBuild;
   #native: NativePipeline | undefined;
@@ -120,6 +123,7 @@ export class Pipeline {
     this.#registered = adapters;
     const d = handle.defaults;
     this.#imageInputs = d.imageInputs;
+    this.#refusedSchedulers = refusedSchedulers(model.dir, model.family);
     const shape = build.staticShape;
     if (shape && Number.isNaN(shape.guidanceScale)) shape.guidanceScale = d.guidanceScale;
     this.defaults = {
@@ -213,7 +217,7 @@ export class Pipeline {
     if (this.#disposing) throw new DisposedError('The pipeline');
     const call = checkGenerate(prompt, options, this.#checkContext());
     this.#fitStaticShape(call.options);
-    const { signal, onProgress } = options as GenerateOptions;
+    const { signal, onProgress } = call;
     if (signal?.aborted) throw new AbortError(signal.reason);
     const out = await this.#run(call.prompt, call.options, signal, onProgress);
     const images = toImages(out, call.options.seed);
@@ -267,8 +271,22 @@ export class Pipeline {
       }
       call.options.mask = m;
     }
+    if (task === 2) {
+      const count = call.options.numImages ?? 1;
+      if (count > 1) {
+        throw new MultiloraError(
+          'ERR_INVALID_ARGUMENT',
+          `Expected numImages 1 for inpaint but received ${count}: GenAI 2026.3's InpaintingPipeline does not repeat the ` +
+            "image's latents for a batch (\"Shapes for current [N,...] and initial image latents [1,...] must match\"); " +
+            'make one call per image',
+        );
+      }
+      // Without them, GenAI 2026.3 inpaints at the model's default size, not the image's.
+      call.options.width = call.options.image.width;
+      call.options.height = call.options.image.height;
+    }
     this.#fitStaticShape(call.options, call.options.image);
-    const { signal, onProgress } = options;
+    const { signal, onProgress } = call;
     if (signal?.aborted) throw new AbortError(signal.reason);
     const images = toImages(await this.#run(call.prompt, call.options, signal, onProgress), call.options.seed);
     return call.options.numImages === undefined ? images[0]! : images;
@@ -279,8 +297,16 @@ export class Pipeline {
     if (shape) fitStaticShape(options, shape, this.model, image);
   }
 
-  #checkContext(): { vaeScaleFactor: number; adapters: readonly Adapter[]; fused: boolean } {
-    return { vaeScaleFactor: this.model.vaeScaleFactor, adapters: this.#registered, fused: this.mode === 'fuse' };
+  #checkContext(): CheckContext {
+    return {
+      vaeScaleFactor: this.model.vaeScaleFactor,
+      adapters: this.#registered,
+      fused: this.mode === 'fuse',
+      family: this.model.family,
+      guidanceScale: this.defaults.guidanceScale,
+      steps: this.defaults.steps,
+      refusedSchedulers: this.#refusedSchedulers,
+    };
   }
 
   /**

@@ -2,6 +2,15 @@
 import { MultiloraError } from './errors';
 
 export function describe(value: unknown): string {
+  try {
+    return describeValue(value);
+  } catch {
+    // A Proxy whose traps throw, or a revoked one: the message must not throw in turn.
+    return 'an object that cannot be inspected';
+  }
+}
+
+function describeValue(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value.length > 60 ? `${value.slice(0, 57)}...` : value);
   if (typeof value === 'bigint') return `${value}n`;
   if (typeof value === 'number' || typeof value === 'boolean' || value === null || value === undefined) {
@@ -25,14 +34,46 @@ export function invalid(what: string, name: string, value: unknown): MultiloraEr
 }
 
 export function isPlainObject(value: unknown): value is Record<string, unknown> {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
-  const proto = Object.getPrototypeOf(value);
-  return proto === Object.prototype || proto === null;
+  try {
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+    const proto = Object.getPrototypeOf(value);
+    return proto === Object.prototype || proto === null;
+  } catch {
+    return false; // a Proxy whose getPrototypeOf trap throws, or a revoked one
+  }
 }
 
+/**
+ * Runs `read`, which looks into a value that the caller gave (its getters, a Proxy's traps): whatever it throws
+ * becomes ERR_INVALID_ARGUMENT, with the thrown value as `cause`.
+ */
+export function reading<T>(name: string, read: () => T): T {
+  try {
+    return read();
+  } catch (err) {
+    if (err instanceof MultiloraError) throw err;
+    let why: string;
+    try {
+      why = err instanceof Error ? err.message : String(err);
+    } catch {
+      why = typeof err;
+    }
+    throw new MultiloraError('ERR_INVALID_ARGUMENT', `Reading ${name} threw: ${why}`, { cause: err });
+  }
+}
+
+/**
+ * A plain object's own enumerable properties, each read once, in a copy without a prototype: later checks see the
+ * values that were checked (a getter cannot answer differently the second time), and a getter or Proxy trap that
+ * throws is an ERR_INVALID_ARGUMENT.
+ */
 export function object(value: unknown, name: string): Record<string, unknown> {
   if (!isPlainObject(value)) throw invalid('an object', name, value);
-  return value;
+  return reading(name, () => {
+    const copy: Record<string, unknown> = Object.create(null);
+    for (const key of Object.keys(value)) copy[key] = value[key];
+    return copy;
+  });
 }
 
 /**

@@ -54,8 +54,8 @@ describe('generation options (sdxl fixture)', function () {
     assert.ok(named.data.equals(plain.data));
   });
 
-  it('a scheduler that does not fit the model gives ERR_GENAI, and the pipeline lives on', async function () {
-    await assert.rejects(pipeline.generate('a red kite', { ...BASE, scheduler: 'ddim' }), { code: 'ERR_GENAI' });
+  it('a scheduler that does not fit the model gives ERR_INVALID_ARGUMENT, and the pipeline lives on', async function () {
+    await assert.rejects(pipeline.generate('a red kite', { ...BASE, scheduler: 'ddim' }), { code: 'ERR_INVALID_ARGUMENT' });
     const back = await pipeline.generate('a red kite', BASE);
     assert.ok(back.data.equals(plain.data));
   });
