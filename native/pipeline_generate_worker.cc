@@ -172,19 +172,24 @@ bool PipelineGenerateWorker::OnStep(size_t step, size_t num_steps, ov::Tensor& l
     napi_status status = progress_->NonBlockingCall(event, [](Napi::Env env, Napi::Function fn, Progress* p) {
       std::unique_ptr<Progress> owned(p);
       if (env == nullptr || fn.IsEmpty()) return;
-      Napi::Object e = Napi::Object::New(env);
-      e.Set("step", Napi::Number::New(env, static_cast<double>(p->step)));
-      e.Set("total", Napi::Number::New(env, static_cast<double>(p->total)));
-      e.Set("elapsedMs", Napi::Number::New(env, p->elapsed_ms));
-      if (!p->preview.empty()) {
-        Napi::Object preview = Napi::Object::New(env);
-        preview.Set("width", Napi::Number::New(env, static_cast<double>(p->preview_width)));
-        preview.Set("height", Napi::Number::New(env, static_cast<double>(p->preview_height)));
-        preview.Set("channels", Napi::Number::New(env, 3));
-        preview.Set("data", Napi::Buffer<uint8_t>::Copy(env, p->preview.data(), p->preview.size()));
-        e.Set("preview", preview);
+      // lib/pipeline.ts catches what the user's callback throws: what reaches here is an environment that can no
+      // longer run JS (a worker's process.exit()), and an exception must not leave this C callback.
+      try {
+        Napi::Object e = Napi::Object::New(env);
+        e.Set("step", Napi::Number::New(env, static_cast<double>(p->step)));
+        e.Set("total", Napi::Number::New(env, static_cast<double>(p->total)));
+        e.Set("elapsedMs", Napi::Number::New(env, p->elapsed_ms));
+        if (!p->preview.empty()) {
+          Napi::Object preview = Napi::Object::New(env);
+          preview.Set("width", Napi::Number::New(env, static_cast<double>(p->preview_width)));
+          preview.Set("height", Napi::Number::New(env, static_cast<double>(p->preview_height)));
+          preview.Set("channels", Napi::Number::New(env, 3));
+          preview.Set("data", Napi::Buffer<uint8_t>::Copy(env, p->preview.data(), p->preview.size()));
+          e.Set("preview", preview);
+        }
+        fn.Call({e});
+      } catch (const Napi::Error&) {
       }
-      fn.Call({e});
     });
     if (status != napi_ok) delete event;  // queue full or closing: drop the event
   }

@@ -55,11 +55,17 @@ void ThreadPromiseWorker::Complete(napi_env env, napi_value, void*, void* data) 
   if (GetAddonData(env).running.erase(self) == 0) return;
   self->Join();  // the thread is past its last use of the worker, or nearly
   Napi::Env e(env);
-  Napi::HandleScope scope(e);
-  {
+  bool settled = false;
+  try {
+    Napi::HandleScope scope(e);
     Napi::CallbackScope callback(e, self->context_);
     self->Settle(e);
+    settled = true;
+  } catch (const Napi::Error&) {
+    // The environment can no longer run JS (a worker's process.exit() between the run's end and this call): the
+    // promise cannot settle. An exception must not leave this C callback.
   }
+  if (!settled) self->Abandon();
   delete self;
 }
 

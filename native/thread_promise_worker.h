@@ -46,7 +46,7 @@ class ThreadPromiseWorker {
   /// The JS thread is about to wait for this run: make it end soon. Runs on the JS thread, calls no JS.
   virtual void Stop() {}
   /// The run is over and its promise will never settle (the environment is going away): release what Settled()
-  /// would have released, without calling into JS.
+  /// would have released, without calling into JS. Also after a Settled() that ran: then it has nothing to do.
   virtual void Abandon() {}
 
   void Fail(Failure failure) { failure_ = std::move(failure); }

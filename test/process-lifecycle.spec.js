@@ -126,6 +126,16 @@ describe('processes and threads (child processes)', function () {
     assert.equal(event(result, 'done').bytes, 64 * 64 * 3);
   });
 
+  it('process.exit() in a worker mid-generate: the worker ends promptly with its code; the main thread goes on', async function () {
+    const result = await runChild('worker-exit');
+    assert.equal(result.code, 0, result.stderr);
+    assertNoCrash(result);
+    const ended = event(result, 'terminated');
+    assert.equal(ended.exitCode, 5);
+    assertPrompt(ended.ms, event(result, 'generating'), 'process.exit() in a worker');
+    assert.equal(event(result, 'done').bytes, 64 * 64 * 3);
+  });
+
   it('two pipelines in two workers at once: each result equals its serial bytes', async function () {
     const result = await runChild('two-workers');
     assert.equal(result.code, 0, result.stderr);

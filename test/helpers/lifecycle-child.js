@@ -125,9 +125,14 @@ const scenarios = {
     say('done', { equal: Buffer.from(inWorker[0]).equals(here.data), bytes: here.data.length });
   },
 
-  // worker.terminate() while the worker generates; then the main thread still generates.
-  async terminate() {
-    const worker = new Worker(__filename, { workerData: { role: 'long' } });
+  // worker.terminate() while the worker generates (or, 'worker-exit', the worker calls process.exit()); then the
+  // main thread still generates.
+  async 'worker-exit'() {
+    await scenarios.terminate('long-exit');
+  },
+
+  async terminate(role = 'long') {
+    const worker = new Worker(__filename, { workerData: { role } });
     const exited = new Promise((resolve) => worker.once('exit', resolve));
     const generating = await new Promise((resolve, reject) => {
       worker.on('message', (line) => {
@@ -139,7 +144,7 @@ const scenarios = {
     t0 = performance.now();
     const { stepMs, step, total, remainingMs } = generating;
     say('generating', { stepMs, step, total, remainingMs });
-    await worker.terminate();
+    if (role === 'long') await worker.terminate();
     say('terminated', { exitCode: await exited });
     const pipeline = await Pipeline.load(families.sd15.model, LOAD);
     const image = await pipeline.generate(CALLS[0].prompt, CALLS[0].options);
@@ -183,6 +188,10 @@ const workers = {
     const pipeline = await Pipeline.load(families.sd15.model);
     const { started } = startLong(pipeline);
     sayGenerating(await started);
+  },
+  async 'long-exit'() {
+    await workers.long();
+    setTimeout(() => process.exit(5), 50); // once the parent has the message
   },
 };
 
