@@ -52,9 +52,9 @@ const MAX_SIZE = 64;
  * with LoRA in GenAI 2026.3), so a call gives the same bytes on whichever member it runs, and the same bytes as on
  * a single pipeline.
  *
- * OpenVINO spreads one inference over every core, so a pool speeds up a machine only where one call leaves cores
- * idle (small models, many cores, or the parts of a call that do not scale): docs/BENCHMARKS.md has the measured
- * throughput. Memory grows with the size: each member holds a compiled model.
+ * OpenVINO spreads one inference over every core, so a pool adds throughput only where one call leaves cores idle
+ * (machines with more cores than one inference keeps busy); on 2 cores it gave none (docs/BENCHMARKS.md). Memory
+ * grows with the size: each member holds its own compiled model.
  */
 export class PipelinePool {
   /** What multilora read of the model folder. */
@@ -458,6 +458,10 @@ async function restore(member: Pipeline, target: Array<[string, AdapterSpec]>, c
   let from = target.findIndex(([n], i) => now[i] !== n || n === changed);
   if (from < 0) from = target.length;
   for (const [n, spec] of target.slice(from)) await member.adapters.add(n, spec);
+  const names = member.adapters.names;
+  if (names.length !== target.length || target.some(([n], i) => names[i] !== n)) {
+    throw new MultiloraError('ERR_GENAI', `A pipeline of the pool has adapters ${names.join(', ')} instead of ${target.map(([n]) => n).join(', ')}`);
+  }
 }
 
 /** For tests: the member pipelines of a pool. Not exported by the package. */
