@@ -12,6 +12,8 @@
 //   npm run bench                        # both models, full counts (about an hour on 2 cores)
 //   npm run bench -- --quick             # both models, small counts (under 10 minutes)
 //   npm run bench -- --models tiny       # only the tiny fixture (no realistic model needed)
+//   npm run bench -- --phases pool       # only some phases (runners,node,idle,static,cold,pool): the results of
+//                                        # the others stay as they are in bench-results.json and the doc
 //
 // Writes bench-results.json (in the project's root) and the results part of docs/BENCHMARKS.md.
 // The realistic model (SD 1.5 sizes, random weights, not committed) comes from
@@ -33,8 +35,17 @@ const { values: args } = parseArgs({
     out: { type: 'string', default: path.join(ROOT, 'bench-results.json') },
     doc: { type: 'string', default: path.join(ROOT, 'docs', 'BENCHMARKS.md') },
     'no-doc': { type: 'boolean', default: false },
+    phases: { type: 'string', default: 'all' },
   },
 });
+/**
+ * What a run measures: runners (Node vs Python vs C++), node (event loop, switching, zero-copy, RSS; needs runners'
+ * step time), idle (idle adapters), static (static shapes), cold (cold start), pool (PipelinePool throughput).
+ */
+const PHASES = ['runners', 'node', 'idle', 'static', 'cold', 'pool'];
+const phases = new Set(args.phases === 'all' ? PHASES : args.phases.split(',').map((p) => p.trim()));
+for (const p of phases) if (!PHASES.includes(p)) throw new Error(`--phases: expected some of ${PHASES.join(',')}, received ${p}`);
+if (phases.has('node') && !phases.has('runners')) throw new Error('--phases: node needs runners (for GenAI\'s step time)');
 const QUICK = args.quick;
 const PROMPT = 'a lighthouse on a cliff at sunset, oil painting';
 
@@ -162,6 +173,12 @@ function models() {
     idleRounds: QUICK ? 4 : 10,
     staticRounds: QUICK ? 3 : 8,
     coldStart: true,
+    // PipelinePool: pools of these sizes, calls made at once per round, rounds; loads of 2 and 3 pipelines.
+    poolSizes: [1, 2, 3],
+    poolCalls: QUICK ? 12 : 24,
+    poolRounds: QUICK ? 3 : 6,
+    poolLoads: [1, 2, 3],
+    poolLoadRounds: QUICK ? 2 : 4,
   };
   const realisticDir = args['realistic-dir'];
   const realistic = {
@@ -181,6 +198,11 @@ function models() {
     idleRounds: QUICK ? 2 : 3,
     staticRounds: QUICK ? 2 : 3,
     coldStart: !QUICK,
+    poolSizes: [1, 2],
+    poolCalls: QUICK ? 4 : 8,
+    poolRounds: QUICK ? 2 : 3,
+    poolLoads: [1, 2],
+    poolLoadRounds: QUICK ? 1 : 2,
   };
   return args.models.split(',').map((key) => {
     const model = { tiny, realistic }[key.trim()];
@@ -383,6 +405,66 @@ async function coldStart(model, sdk) {
   return result;
 }
 
+/**
+ * PipelinePool against one pipeline: images per second with `poolCalls` calls made at once (the adapters turning
+ * through none, one, a blend), one runner process per pool size, interleaved rounds; the throughput ratios are
+ * paired within a round. Then the same with K native pipelines below the public API whose OpenVINO
+ * INFERENCE_NUM_THREADS is cores/K (what a per-member thread option would give), against OpenVINO's default.
+ * Then loading 2 and 3 pipelines one after the other against all at once: time and peak RSS, each in a new process.
+ */
+async function poolPhase(model, sdk) {
+  const adapters = model.loras.slice(0, 2);
+  const paths = adapters.join('|');
+  const cores = os.availableParallelism();
+  // Other work on the machine shows in every number: its load average is written down with them.
+  const loadAverage = [os.loadavg()[0]];
+  const entries = [];
+  const runners = [];
+  const loads = {};
+  const run = (runner) => async () => {
+    const { ms } = await runner.send('poolrun', model.poolCalls, 100, model.size, model.size, model.steps, model.guidance, PROMPT);
+    return (model.poolCalls * 1000) / ms;
+  };
+  for (const k of model.poolSizes) {
+    const runner = await Runner.start('node', sdk);
+    loads[`pool${k}`] = (await runner.send('pool', k, model.dir, 'CPU', paths)).ms;
+    runners.push(runner);
+    entries.push([`pool${k}`, run(runner)]);
+  }
+  for (const k of model.poolSizes.filter((k) => k > 1)) {
+    const threads = Math.max(1, Math.floor(cores / k));
+    const runner = await Runner.start('node', sdk);
+    loads[`threads${k}`] = (await runner.send('rawpool', k, threads, model.dir, 'CPU', paths)).ms;
+    runners.push(runner);
+    entries.push([`threads${k}`, run(runner)]);
+  }
+  const ips = await interleaved(model.poolRounds, entries);
+  for (const r of runners) await r.stop();
+  const throughput = Object.fromEntries(Object.entries(ips).map(([k, xs]) => [k, summary(xs)]));
+  const ratios = {};
+  for (const name of Object.keys(ips).filter((k) => k !== 'pool1')) {
+    ratios[`${name}OverPool1`] = summary(ips[name].map((x, i) => x / ips.pool1[i]));
+  }
+
+  const loadRuns = [];
+  for (const k of model.poolLoads) for (const how of k === 1 ? ['sequential'] : ['sequential', 'parallel']) loadRuns.push([k, how]);
+  const loadEntries = loadRuns.map(([k, how]) => [
+    `${how}${k}`,
+    async () => {
+      const runner = await Runner.start('node', sdk);
+      const { ms, extra } = await runner.send('loadk', k, how, model.dir, paths);
+      await runner.stop();
+      return { ms, maxRssMb: extra.maxRss / 2 ** 20 };
+    },
+  ]);
+  const loadResults = await interleaved(model.poolLoadRounds, loadEntries);
+  const loading = Object.fromEntries(
+    Object.entries(loadResults).map(([k, xs]) => [k, { ms: summary(xs.map((x) => x.ms)), maxRssMb: summary(xs.map((x) => x.maxRssMb)) }]),
+  );
+  loadAverage.push(os.loadavg()[0]);
+  return { cores, loadAverage, size: model.size, steps: model.steps, guidance: model.guidance, calls: model.poolCalls, adapters: adapters.length, loadsMs: loads, imagesPerSecond: throughput, ratios, loading };
+}
+
 // ---------------------------------------------------------------------------------------------------- the run
 const DRIVER = path.join(ROOT, 'build', 'bench', 'bench', 'multilora-bench-driver');
 
@@ -408,8 +490,10 @@ async function main() {
   if (!sdk) throw new Error('the SDK is not set up: run `npm install` first');
   if (!existsSync(path.join(ROOT, 'dist', 'index.js'))) throw new Error('dist/ is missing: run `npm install` (or `npm run build:ts`) first');
   const list = models();
-  console.log('building the C++ driver (native/bench/driver.cc)');
-  buildNative(['--CDMULTILORA_BENCH_DRIVER=ON', '--target', 'multilora-bench-driver'], { outDir: path.join(ROOT, 'build', 'bench') });
+  if (phases.has('runners') || phases.has('idle')) {
+    console.log('building the C++ driver (native/bench/driver.cc)');
+    buildNative(['--CDMULTILORA_BENCH_DRIVER=ON', '--target', 'multilora-bench-driver'], { outDir: path.join(ROOT, 'build', 'bench') });
+  }
 
   const results = { quick: QUICK, date: new Date().toISOString(), machine: machine(sdk), models: {} };
   for (const model of list) {
@@ -417,42 +501,73 @@ async function main() {
     model.title += `, ${model.size}×${model.size}`;
     const r = { title: model.title, size: model.size, steps: model.steps, guidance: model.guidance };
     results.models[model.key] = r;
-    console.log('node vs python vs c++');
-    r.runners = await compareRunners(model, sdk);
-    console.log(`  node/python ${r.runners.ratios.nodeOverPython.median.toFixed(4)}, node/c++ ${r.runners.ratios.nodeOverCpp.median.toFixed(4)}`);
+    if (phases.has('runners')) {
+      console.log('node vs python vs c++');
+      r.runners = await compareRunners(model, sdk);
+      console.log(`  node/python ${r.runners.ratios.nodeOverPython.median.toFixed(4)}, node/c++ ${r.runners.ratios.nodeOverCpp.median.toFixed(4)}`);
+    }
 
-    const node = await Runner.start('node', sdk);
-    await node.load(model, { adapters: model.loras.slice(0, 2) });
-    if (model.eventLoopCalls > 0) {
-      console.log('event loop');
-      r.eventLoop = await eventLoop(node, model);
-      console.log(`  p99 ${r.eventLoop.p99Ms.toFixed(2)} ms`);
+    if (phases.has('node')) {
+      const node = await Runner.start('node', sdk);
+      await node.load(model, { adapters: model.loras.slice(0, 2) });
+      if (model.eventLoopCalls > 0) {
+        console.log('event loop');
+        r.eventLoop = await eventLoop(node, model);
+        console.log(`  p99 ${r.eventLoop.p99Ms.toFixed(2)} ms`);
+      }
+      console.log('switching adapters and alphas');
+      r.switching = await switching(node, model, r.runners.stepMs);
+      console.log(`  ${r.switching.switchCostMs.median.toFixed(2)} ms = ${(100 * r.switching.overStep).toFixed(2)}% of a step`);
+      console.log('zero-copy output');
+      r.zeroCopy = await zeroCopy(node, model);
+      console.log(`  ${r.zeroCopy.borrowedAtGenai}/${r.zeroCopy.pairs} borrowed at GenAI's tensor, ${r.zeroCopy.copiesElsewhere}/${r.zeroCopy.pairs} copies elsewhere`);
+      if (model.key === 'tiny') {
+        console.log('rss over 200 calls');
+        r.rss = await rssGrowth(node, model);
+        console.log(`  ${(100 * r.rss.growth).toFixed(2)}%`);
+      }
+      await node.stop();
     }
-    console.log('switching adapters and alphas');
-    r.switching = await switching(node, model, r.runners.stepMs);
-    console.log(`  ${r.switching.switchCostMs.median.toFixed(2)} ms = ${(100 * r.switching.overStep).toFixed(2)}% of a step`);
-    console.log('zero-copy output');
-    r.zeroCopy = await zeroCopy(node, model);
-    console.log(`  ${r.zeroCopy.borrowedAtGenai}/${r.zeroCopy.pairs} borrowed at GenAI's tensor, ${r.zeroCopy.copiesElsewhere}/${r.zeroCopy.pairs} copies elsewhere`);
-    if (model.key === 'tiny') {
-      console.log('rss over 200 calls');
-      r.rss = await rssGrowth(node, model);
-      console.log(`  ${(100 * r.rss.growth).toFixed(2)}%`);
-    }
-    await node.stop();
-    if (model.loras.length >= 5) {
+    if (phases.has('idle') && model.loras.length >= 5) {
       console.log('5 idle adapters');
       r.idleAdapters = await idleAdapters(model, sdk);
       console.log(`  ${(100 * r.idleAdapters.overhead).toFixed(2)}% per step`);
     }
-    console.log('static shapes');
-    r.staticShape = await staticShape(model, sdk);
-    console.log(`  ×${r.staticShape.speedup.toFixed(3)}`);
-    if (model.coldStart) {
+    if (phases.has('static')) {
+      console.log('static shapes');
+      r.staticShape = await staticShape(model, sdk);
+      console.log(`  ×${r.staticShape.speedup.toFixed(3)}`);
+    }
+    if (phases.has('cold') && model.coldStart) {
       console.log('cold start and the model cache');
       r.coldStart = await coldStart(model, sdk);
       for (const [label, c] of Object.entries(r.coldStart)) console.log(`  ${label}: ${c.noCache.toFixed(0)} ms without, ${c.warmCache.toFixed(0)} ms with a warm cache`);
     }
+    if (phases.has('pool')) {
+      console.log(`PipelinePool of ${model.poolSizes.join(', ')}: ${model.poolCalls} calls at once`);
+      r.pool = await poolPhase(model, sdk);
+      r.pool.date = results.date;
+      r.pool.quick = QUICK;
+      for (const [k, v] of Object.entries(r.pool.imagesPerSecond)) console.log(`  ${k}: ${v.median.toFixed(2)} images/s`);
+      for (const [k, v] of Object.entries(r.pool.ratios)) console.log(`  ${k}: ×${v.median.toFixed(3)}`);
+    }
+  }
+
+  if (phases.size < PHASES.length) {
+    // Only some phases ran: keep what the file holds of the others (and their doc section as it is).
+    if (!existsSync(args.out)) throw new Error(`--phases: ${args.out} does not exist yet; run the whole bench once`);
+    const previous = JSON.parse(readFileSync(args.out, 'utf8'));
+    for (const [key, r] of Object.entries(results.models)) {
+      const { title, size, steps, guidance, ...measured } = r;
+      previous.models[key] = { ...(previous.models[key] ?? { title, size, steps, guidance }), ...measured };
+    }
+    writeFileSync(args.out, `${JSON.stringify(previous, null, 2)}\n`);
+    console.log(`\nupdated ${[...phases].join(', ')} in ${path.relative(process.cwd(), args.out)} in ${Math.round((Date.now() - started) / 1000)} s`);
+    if (!args['no-doc'] && phases.has('pool')) {
+      writePoolDoc(previous);
+      console.log(`wrote the pool section of ${path.relative(process.cwd(), args.doc)}`);
+    }
+    return;
   }
 
   const all = Object.values(results.models);
@@ -483,6 +598,7 @@ async function main() {
   for (const [k, t] of Object.entries(results.targets)) console.log(`  ${t.met ? 'met    ' : 'MISSED '} ${k} = ${t.value} (target ${t.target})`);
   if (!args['no-doc']) {
     writeDoc(results);
+    writePoolDoc(results);
     console.log(`wrote ${path.relative(process.cwd(), args.doc)}`);
   }
 }
@@ -535,6 +651,40 @@ function writeDoc(results) {
   const end = doc.indexOf(END);
   if (begin < 0 || end < begin) throw new Error(`${args.doc} lacks the ${BEGIN} … ${END} markers`);
   writeFileSync(args.doc, `${doc.slice(0, begin + BEGIN.length)}\n${lines.join('\n')}\n${doc.slice(end)}`);
+}
+
+const POOL_BEGIN = '<!-- bench:pool:begin -->';
+const POOL_END = '<!-- bench:pool:end -->';
+
+/** The PipelinePool section of docs/BENCHMARKS.md, between its own markers. */
+function writePoolDoc(results) {
+  const f = (x, d = 1) => (x === undefined || Number.isNaN(x) ? '–' : x.toFixed(d));
+  const lines = [];
+  for (const r of Object.values(results.models)) {
+    const p = r.pool;
+    if (!p) continue;
+    const title = r.title.replace(/, \d+×\d+$/, '');
+    lines.push('', `### ${title}, ${p.size}×${p.size}: ${p.steps} steps, guidance ${p.guidance}`, '');
+    lines.push(`Run of ${p.date.slice(0, 10)} (\`npm run bench -- --phases pool${p.quick ? ' --quick' : ''}\`), ${p.cores} cores: ${p.calls} calls made at once per round (no LoRA, one adapter, a blend in turn; ${p.adapters} adapters registered), ${p.imagesPerSecond.pool1.n} rounds after a warm-up. The machine's 1-minute load average (other work on it) was ${(p.loadAverage ?? []).map((x) => f(x)).join(' at the start, ')}${p.loadAverage ? ' at the end' : '–'}.`, '');
+    lines.push('| pipelines | OpenVINO threads each | images/s, median (p25–p75) | ÷ one pipeline, paired median (p25–p75) | load, ms |', '|---|---|---|---|---|');
+    for (const [name, s] of Object.entries(p.imagesPerSecond)) {
+      const k = Number(name.replace(/\D/g, ''));
+      const threads = name.startsWith('threads') ? `${Math.max(1, Math.floor(p.cores / k))} (INFERENCE_NUM_THREADS)` : `all (OpenVINO's default)`;
+      const ratio = p.ratios[`${name}OverPool1`];
+      const what = name.startsWith('threads') ? `${k} native, no queue` : `PipelinePool of ${k}`;
+      lines.push(`| ${what} | ${threads} | ${f(s.median, 2)} (${f(s.p25, 2)}–${f(s.p75, 2)}) | ${ratio ? `×${f(ratio.median, 3)} (${f(ratio.p25, 3)}–${f(ratio.p75, 3)})` : '1'} | ${f(p.loadsMs[name], 0)} |`);
+    }
+    lines.push('', 'Loading K pipelines (each with the adapters) in a new process: one after the other, or all at once; median (min–max).', '');
+    lines.push('| K | how | time, ms | peak RSS, MB |', '|---|---|---|---|');
+    for (const [name, l] of Object.entries(p.loading)) {
+      lines.push(`| ${name.replace(/\D/g, '')} | ${name.replace(/\d/g, '')} | ${f(l.ms.median, 0)} (${f(l.ms.min, 0)}–${f(l.ms.max, 0)}) | ${f(l.maxRssMb.median, 0)} (${f(l.maxRssMb.min, 0)}–${f(l.maxRssMb.max, 0)}) |`);
+    }
+  }
+  const doc = readFileSync(args.doc, 'utf8');
+  const begin = doc.indexOf(POOL_BEGIN);
+  const end = doc.indexOf(POOL_END);
+  if (begin < 0 || end < begin) throw new Error(`${args.doc} lacks the ${POOL_BEGIN} … ${POOL_END} markers`);
+  writeFileSync(args.doc, `${doc.slice(0, begin + POOL_BEGIN.length)}\n${lines.join('\n').trimStart()}\n${doc.slice(end)}`);
 }
 
 main().catch((err) => {

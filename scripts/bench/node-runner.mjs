@@ -4,7 +4,7 @@
 import { createRequire } from 'node:module';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
-import { Pipeline } from '../../dist/index.js';
+import { Pipeline, PipelinePool } from '../../dist/index.js';
 
 let pipeline = null;
 let names = [];
@@ -91,8 +91,106 @@ async function zerocopy([, seed, width, height, steps, guidance, alphas, prompt,
   return `ok\t${median(ms.borrow)}\tcopyMs=${median(ms.copy)}\tborrowedAtGenai=${borrowedAtGenai}\tcopiesElsewhere=${copiesElsewhere}\tsameBytes=${sameBytes}`;
 }
 
+// ------------------------------------------------------------------------------------------------ pools (bench.mjs)
+/** The calls of a throughput run: seeds from `seed` on, the alphas turning through none, one adapter, a blend. */
+const POOL_ALPHAS = ['-', '0.8,0', '0.5,0.7'];
+let pool = null;
+/** Or, for the threads experiment, K native pipelines below the public API, each with its own call loop. */
+let raw = null;
+
+/** pool <K> <model> <device> <adapter files joined by | or ->: a PipelinePool of K, each with those adapters. */
+async function poolLoad([, k, model, device, paths]) {
+  await pool?.dispose();
+  await disposeRaw();
+  names = paths === '-' ? [] : paths.split('|').map((_, i) => `a${i}`);
+  const adapters = Object.fromEntries(paths === '-' ? [] : paths.split('|').map((p, i) => [names[i], { path: p }]));
+  const start = performance.now();
+  pool = await PipelinePool.load(model, { size: Number(k), device, adapters });
+  return `ok\t${performance.now() - start}`;
+}
+
+/**
+ * rawpool <K> <threads> <model> <device> <adapter files>: K native pipelines built as multilora builds them, with
+ * OpenVINO's INFERENCE_NUM_THREADS set to <threads> (0: OpenVINO's default, every core) — what a per-member thread
+ * option would give; multilora's LoadOptions have none yet.
+ */
+async function rawLoad([, k, threads, model, device, paths]) {
+  await pool?.dispose();
+  pool = null;
+  await disposeRaw();
+  const require = createRequire(import.meta.url);
+  const { native } = require('../../dist/binding.js');
+  const properties = Number(threads) > 0 ? { INFERENCE_NUM_THREADS: threads } : {};
+  const start = performance.now();
+  const adapters = paths === '-' ? [] : await Promise.all(paths.split('|').map((p) => native().Adapter.load(p)));
+  const members = [];
+  for (let i = 0; i < Number(k); i += 1) members.push(await native().Pipeline.load(model, device, adapters, properties));
+  raw = { adapters, members };
+  return `ok\t${performance.now() - start}`;
+}
+
+async function disposeRaw() {
+  if (!raw) return;
+  await Promise.all(raw.members.map((m) => m.dispose()));
+  for (const a of raw.adapters) a.release();
+  raw = null;
+}
+
+/**
+ * poolrun <N> <seed> <width> <height> <steps> <guidance> <prompt>: N calls made at once on the pool (or the raw
+ * pipelines); replies the wall time from the first call to the last result.
+ */
+async function poolRun([, n, seed, width, height, steps, guidance, prompt]) {
+  const calls = Array.from({ length: Number(n) }, (_, i) => ({ seed: Number(seed) + i, alphas: POOL_ALPHAS[i % POOL_ALPHAS.length] }));
+  const start = performance.now();
+  if (pool) {
+    await Promise.all(calls.map((c) => pool.generate(prompt, callOptions(c.seed, width, height, steps, guidance, c.alphas))));
+  } else if (raw) {
+    // The pool's dispatch, by hand: each pipeline takes the next call as soon as it is free.
+    let next = 0;
+    await Promise.all(
+      raw.members.map(async (member) => {
+        while (next < calls.length) {
+          const c = calls[next++];
+          const alphas = c.alphas === '-' ? [] : c.alphas.split(',').map(Number);
+          const adapters = raw.adapters.map((_, i) => [i, alphas[i] ?? 0]);
+          await member.generate(prompt, {
+            seed: c.seed, width: Number(width), height: Number(height), steps: Number(steps), guidanceScale: Number(guidance), adapters,
+          });
+        }
+      }),
+    );
+  } else {
+    throw new Error('no pool loaded');
+  }
+  return `ok\t${performance.now() - start}`;
+}
+
+/**
+ * loadk <K> <parallel|sequential> <model> <adapter files>: K Pipeline.load, all at once or one after the other;
+ * replies the time and the process's peak RSS (run it in a new process).
+ */
+async function loadK([, k, how, model, paths]) {
+  const adapters = Object.fromEntries(paths === '-' ? [] : paths.split('|').map((p, i) => [`a${i}`, { path: p }]));
+  const start = performance.now();
+  let loaded = [];
+  if (how === 'parallel') {
+    loaded = await Promise.all(Array.from({ length: Number(k) }, () => Pipeline.load(model, { adapters })));
+  } else {
+    for (let i = 0; i < Number(k); i += 1) loaded.push(await Pipeline.load(model, { adapters }));
+  }
+  const ms = performance.now() - start;
+  const peak = process.resourceUsage().maxRSS * 1024;
+  await Promise.all(loaded.map((p) => p.dispose()));
+  return `ok\t${ms}\tmaxRss=${peak}`;
+}
+
 const commands = {
   load,
+  pool: poolLoad,
+  rawpool: rawLoad,
+  poolrun: poolRun,
+  loadk: loadK,
   zerocopy,
   gen,
   first,
@@ -121,4 +219,6 @@ for await (const line of lines) {
   console.log(reply);
 }
 if (pipeline) await pipeline.dispose();
+await pool?.dispose();
+await disposeRaw();
 lines.close();
