@@ -149,8 +149,8 @@ export class PipelinePool {
    * Generates one image, or with `numImages` a batch, on the first idle pipeline, as `Pipeline.generate` does: the
    * same options, the same result, the same bytes. While every pipeline is busy the call waits its turn; with
    * `maxQueue` reached, it rejects at once with ERR_BUSY. With `output: 'borrow'`, `image.data` is lent until the
-   * pipeline that made it starts another call, which the pool holds back until the next turn of the event loop:
-   * use or copy the bytes right after the `await`, before awaiting anything else.
+   * pipeline that made it starts another call, which the pool holds back until the event loop's next turn: use or
+   * copy the bytes before anything waits for I/O, a timer or another call.
    */
   generate(prompt: string, options: BatchOptions): Promise<Image[]>;
   generate(prompt: string, options?: GenerateOptions): Promise<Image>;
