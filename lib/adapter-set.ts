@@ -57,9 +57,10 @@ export class AdapterSet {
 
   /**
    * Registers an adapter, or replaces the one of that name. GenAI fixes a pipeline's adapters when it is built, so
-   * this builds a new native pipeline in the background and swaps it in between two generate calls; calls made
-   * before the promise resolves run with the old set. When only alpha, template or negative prompt change, nothing
-   * is rebuilt.
+   * this builds a new native pipeline in the background and swaps it in between two generate calls: calls queued
+   * while it builds run with the old set, later ones with the new set (adapters are found by name when a call starts;
+   * one removed meanwhile fails the call with ERR_INVALID_ARGUMENT). A replaced adapter keeps its place in the
+   * order. When only alpha, template or negative prompt change, nothing is rebuilt.
    */
   async add(name: string, spec: AdapterSpec): Promise<void> {
     await this.#hooks.add(checkSpec(name, spec));

@@ -135,7 +135,13 @@ export class Pipeline {
     };
     this.adapters = new AdapterSet({
       list: () => this.#registered,
-      add: (source) => this.#change((current) => [...current.filter((a) => a.name !== source.name), source]),
+      // A replaced adapter keeps its place: GenAI's bytes depend on the order, and an alpha-only change rebuilds nothing.
+      add: (source) =>
+        this.#change((current) =>
+          current.some((a) => a.name === source.name)
+            ? current.map((a) => (a.name === source.name ? source : a))
+            : [...current, source],
+        ),
       remove: (name) =>
         this.#change((current) => {
           if (!current.some((a) => a.name === name)) throw unknownAdapter(name, current);
@@ -382,6 +388,26 @@ export class Pipeline {
     });
   }
 
+  /**
+   * A call checked against an earlier set of adapters, for the set the pipeline has now: the same adapters by name at
+   * their new indices. One of them removed since: ERR_INVALID_ARGUMENT.
+   */
+  #reindex(options: NativeGenerateOptions, before: readonly Adapter[]): NativeGenerateOptions {
+    const adapters = options.adapters.map(([index, alpha]): [number, number] => {
+      const name = before[index]!.name;
+      const now = this.#registered.findIndex((a) => a.name === name);
+      if (now < 0) {
+        throw new MultiloraError(
+          'ERR_INVALID_ARGUMENT',
+          `Adapter ${JSON.stringify(name)} was removed (pipeline.adapters.remove) before this call ran; registered now: ` +
+            (this.#registered.map((a) => JSON.stringify(a.name)).join(', ') || 'none'),
+        );
+      }
+      return [now, alpha];
+    });
+    return { ...options, adapters };
+  }
+
   /** Queues one native generate; wires its AbortSignal and progress callback. */
   #run(
     prompt: string,
@@ -389,6 +415,8 @@ export class Pipeline {
     signal: AbortSignal | undefined,
     onProgress: ((event: ProgressEvent) => void) | undefined,
   ): Promise<NativeImages> {
+    // The call was checked against this set; a swap queued before it may change it by the time it runs.
+    const checkedAgainst = this.#registered;
     let state: 'queued' | 'running' | 'settled' = 'queued';
     let callbackError: unknown;
     let rejectQueued: ((err: unknown) => void) | undefined;
@@ -415,7 +443,8 @@ export class Pipeline {
       if (!handle) throw new DisposedError('The pipeline');
       state = 'running';
       try {
-        return await handle.generate(prompt, options, progress);
+        const call = this.#registered === checkedAgainst ? options : this.#reindex(options, checkedAgainst);
+        return await handle.generate(prompt, call, progress);
       } catch (err) {
         if (callbackError !== undefined) {
           throw new MultiloraError('ERR_CALLBACK', `onProgress threw: ${String(callbackError)}`, { cause: callbackError });

@@ -175,6 +175,60 @@ describe('adapters', function () {
     });
   });
 
+  describe('calls queued around a swap', function () {
+    let pipeline;
+    before(async function () {
+      pipeline = await Pipeline.load(fx.model, {
+        adapters: { a: { path: fx.lora('style-a') }, b: { path: fx.lora('style-b') }, c: { path: fx.lora('style-a'), alpha: 0.3 } },
+      });
+    });
+    after(async function () {
+      await pipeline?.dispose();
+    });
+
+    it('a call that starts after a swap finds its adapters by name in the new set; one removed meanwhile is refused', async function () {
+      // A long call holds the queue until the swap that removes "a" (the first) is queued behind it.
+      const hold = new AbortController();
+      const long = pipeline.generate('x', { seed: 1, steps: 500, signal: hold.signal });
+      const removed = pipeline.adapters.remove('a');
+      while (pipeline.pending < 2) await new Promise((r) => setTimeout(r, 10));
+      // Checked against a, b, c; they run on b, c, where b's old index names c and c's is out of range.
+      const calls = [
+        pipeline.generate('x', { ...CALL, adapters: 'b' }),
+        pipeline.generate('x', { ...CALL, adapters: 'c' }),
+        pipeline.generate('x', { ...CALL, adapters: { b: 0.5, c: 1 } }),
+        pipeline.generate('x', { ...CALL, adapters: 'a' }),
+      ];
+      hold.abort();
+      await assert.rejects(long, { code: 'ERR_ABORTED' });
+      await removed;
+      const [b, c, blend, a] = await Promise.allSettled(calls);
+      assert.equal(a.status, 'rejected');
+      assert.equal(a.reason.code, 'ERR_INVALID_ARGUMENT');
+      assert.match(a.reason.message, /Adapter "a" was removed .* before this call ran; registered now: "b", "c"/);
+      assert.deepEqual(pipeline.adapters.names, ['b', 'c']);
+      assert.ok(b.value.data.equals((await pipeline.generate('x', { ...CALL, adapters: 'b' })).data), 'b ran with another adapter');
+      assert.ok(c.value.data.equals((await pipeline.generate('x', { ...CALL, adapters: 'c' })).data), 'c ran with another adapter');
+      const again = await pipeline.generate('x', { ...CALL, adapters: { b: 0.5, c: 1 } });
+      assert.ok(blend.value.data.equals(again.data), 'the blend ran with other adapters');
+      assert.ok(!b.value.data.equals(c.value.data));
+    });
+
+    it('replacing an adapter keeps its place; an alpha-only change of one that is not last rebuilds nothing', async function () {
+      const rebuilds = pipeline.rebuilds;
+      const before = await pipeline.generate('x', { ...CALL, adapters: { b: 0.5, c: 0.3 } });
+      await pipeline.adapters.add('b', { path: fx.lora('style-b'), alpha: 0.5 });
+      assert.deepEqual(pipeline.adapters.names, ['b', 'c']);
+      assert.equal(pipeline.adapters.get('b').alpha, 0.5);
+      assert.equal(pipeline.rebuilds, rebuilds);
+      const after = await pipeline.generate('x', { ...CALL, adapters: ['b', 'c'] });
+      assert.ok(after.data.equals(before.data), 'b and c at their default alphas (0.5, 0.3) are the call made before');
+      await pipeline.adapters.add('b', { path: fx.lora('style-a') });
+      assert.deepEqual(pipeline.adapters.names, ['b', 'c']);
+      assert.equal(pipeline.rebuilds, rebuilds + 1);
+    });
+  });
+
   describe('warnings', function () {
     it('tensors that patch nothing are reported, with their names', async function () {
       // style-a with the layers of the "unmatched" fixture added to it
