@@ -18,4 +18,22 @@ Napi::Error MakeError(Napi::Env env, const std::string& code, const std::string&
   return error;
 }
 
+bool SettlePromise(Napi::Env env, const Napi::Promise::Deferred& deferred, const std::optional<Failure>& failure,
+                   const std::function<Napi::Value()>& resolve, const std::string& call) {
+  if (failure) {
+    deferred.Reject(MakeError(env, failure->code, failure->message).Value());
+    return true;
+  }
+  try {
+    deferred.Resolve(resolve());
+    return false;
+  } catch (const Napi::Error& e) {
+    deferred.Reject(e.Value());
+  } catch (...) {
+    Failure described = DescribeCurrentException(kErrGenai, call);
+    deferred.Reject(MakeError(env, described.code, described.message).Value());
+  }
+  return true;
+}
+
 }  // namespace multilora

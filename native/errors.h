@@ -3,6 +3,8 @@
 #pragma once
 
 #include <exception>
+#include <functional>
+#include <optional>
 #include <string>
 
 #include <napi.h>
@@ -28,5 +30,11 @@ Failure DescribeCurrentException(const char* code, const std::string& call);
 
 /// A JS Error with `code` set.
 Napi::Error MakeError(Napi::Env env, const std::string& code, const std::string& message);
+
+/// Settles a worker's promise on the JS thread: rejected with `failure` if there is one, else resolved with what
+/// `resolve` builds (a throw there rejects: a Napi::Error as it is, anything else as `code` naming `call`).
+/// Returns whether the promise was rejected.
+bool SettlePromise(Napi::Env env, const Napi::Promise::Deferred& deferred, const std::optional<Failure>& failure,
+                   const std::function<Napi::Value()>& resolve, const std::string& call);
 
 }  // namespace multilora

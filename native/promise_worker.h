@@ -15,7 +15,7 @@ namespace multilora {
 class PromiseWorker : public Napi::AsyncWorker {
  public:
   explicit PromiseWorker(Napi::Env env, const char* name)
-      : Napi::AsyncWorker(env, name), deferred_(Napi::Promise::Deferred::New(env)) {}
+      : Napi::AsyncWorker(env, name), deferred_(Napi::Promise::Deferred::New(env)), name_(name) {}
 
   Napi::Promise Promise() const { return deferred_.Promise(); }
 
@@ -42,17 +42,7 @@ class PromiseWorker : public Napi::AsyncWorker {
   void OnOK() final {
     Napi::Env env = Env();
     Napi::HandleScope scope(env);
-    if (failure_) {
-      rejected_ = true;
-      deferred_.Reject(MakeError(env, failure_->code, failure_->message).Value());
-    } else {
-      try {
-        deferred_.Resolve(Resolve(env));
-      } catch (const Napi::Error& e) {
-        rejected_ = true;
-        deferred_.Reject(e.Value());
-      }
-    }
+    rejected_ = SettlePromise(env, deferred_, failure_, [&] { return Resolve(env); }, name_);
     Settled(env);
   }
 
@@ -63,6 +53,7 @@ class PromiseWorker : public Napi::AsyncWorker {
   }
 
   Napi::Promise::Deferred deferred_;
+  const char* name_;
   std::optional<Failure> failure_;
   bool rejected_ = false;
 };

@@ -70,21 +70,7 @@ void ThreadPromiseWorker::Complete(napi_env env, napi_value, void*, void* data) 
 }
 
 void ThreadPromiseWorker::Settle(Napi::Env env) {
-  if (failure_) {
-    rejected_ = true;
-    deferred_.Reject(MakeError(env, failure_->code, failure_->message).Value());
-  } else {
-    try {
-      deferred_.Resolve(Resolve(env));
-    } catch (const Napi::Error& e) {
-      rejected_ = true;
-      deferred_.Reject(e.Value());
-    } catch (...) {
-      rejected_ = true;
-      Failure failure = DescribeCurrentException(kErrGenai, name_);
-      deferred_.Reject(MakeError(env, failure.code, failure.message).Value());
-    }
-  }
+  rejected_ = SettlePromise(env, deferred_, failure_, [&] { return Resolve(env); }, name_);
   Settled(env);
 }
 
