@@ -190,8 +190,11 @@ async function json(res) {
   }
 }
 
-/** Reads an SSE stream until it ends: the events as [name, data], and a promise per event name seen first. */
-function followEvents(url, id) {
+/**
+ * Follows a job's SSE stream until it ends: `events` as [name, data], `queued` (true once the queued event came,
+ * false if the stream ended first), `done` (the stream's end) and `stop()`.
+ */
+export function followEvents(url, id) {
   const controller = new AbortController();
   const events = [];
   let onQueued;

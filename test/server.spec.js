@@ -178,24 +178,8 @@ describe('server: HTTP API', function () {
 
   it('streams progress over SSE, opened before the job is posted, then a final done event', async function () {
     const id = 'sse-test-1';
-    const events = [];
-    const controller = new AbortController();
-    const stream = fetch(`${base}/v1/jobs/${id}/events`, { signal: controller.signal }).then(async (res) => {
-      assert.equal(res.headers.get('content-type'), 'text/event-stream; charset=utf-8');
-      const decoder = new TextDecoder();
-      let buffer = '';
-      for await (const chunk of res.body) {
-        buffer += decoder.decode(chunk, { stream: true });
-        let cut;
-        while ((cut = buffer.indexOf('\n\n')) >= 0) {
-          const block = buffer.slice(0, cut);
-          buffer = buffer.slice(cut + 2);
-          const event = /^event: (.*)$/m.exec(block)?.[1];
-          const data = /^data: (.*)$/m.exec(block)?.[1];
-          if (event) events.push([event, JSON.parse(data)]);
-        }
-      }
-    });
+    const { followEvents } = await import('../scripts/load-server.mjs');
+    const { events, done: stream } = followEvents(base, id);
     await new Promise((r) => setTimeout(r, 100));
     const out = await generate({ prompt: 'a hill', size: '64x64', steps: 5, seed: 2, job_id: id, preview: true });
     await stream; // the server ends the stream after the final event
@@ -212,8 +196,9 @@ describe('server: HTTP API', function () {
     }
     assert.equal(events.at(-1)[1].seed, out.seed);
     // Joining after the end replays the final event.
-    const late = await (await fetch(`${base}/v1/jobs/${id}/events`)).text();
-    assert.match(late, /event: done/);
+    const lateRes = await fetch(`${base}/v1/jobs/${id}/events`);
+    assert.equal(lateRes.headers.get('content-type'), 'text/event-stream; charset=utf-8');
+    assert.match(await lateRes.text(), /event: done/);
   });
 
   it('cancels a running job with DELETE: 499 for its request, a cancelled event, and the pipeline is free', async function () {
