@@ -457,6 +457,8 @@ async function restore(member: Pipeline, target: Array<[string, AdapterSpec]>, c
   const now = member.adapters.names;
   let from = target.findIndex(([n], i) => now[i] !== n || n === changed);
   if (from < 0) from = target.length;
+  // add() replaces an adapter in its place: what follows `from` goes, then comes back in the target's order.
+  for (const n of now.slice(from)) await member.adapters.remove(n);
   for (const [n, spec] of target.slice(from)) await member.adapters.add(n, spec);
   const names = member.adapters.names;
   if (names.length !== target.length || target.some(([n], i) => names[i] !== n)) {
