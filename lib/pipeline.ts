@@ -24,7 +24,7 @@ import {
 } from './options';
 import { TaskQueue } from './queue';
 import { checkStaticAdapters, checkStaticShape, fitStaticShape, nativeShape, type StaticShape } from './static-shape';
-import { invalid, knownKeys, object, string } from './validate';
+import { integer, invalid, knownKeys, object, string } from './validate';
 
 export interface LoadOptions {
   /** An OpenVINO device: 'CPU' (the default), 'GPU', 'NPU', 'AUTO'... */
@@ -55,6 +55,12 @@ export interface LoadOptions {
    * batch, and a guidance scale on the same side of 1. Calls that leave out width and height get this size.
    */
   staticShape?: StaticShape;
+  /**
+   * How many threads OpenVINO runs this pipeline's inference on (its INFERENCE_NUM_THREADS). Default: every core.
+   * Pipelines that generate at the same time (a PipelinePool) compete for the cores; giving each cores ÷ K can help
+   * big models (docs/BENCHMARKS.md, the pool phase).
+   */
+  threads?: number;
 }
 
 /** Something that works but may not be what was meant. */
@@ -66,7 +72,7 @@ export interface MultiloraWarning {
   tensors: string[];
 }
 
-const LOAD_KEYS = ['device', 'adapters', 'catalog', 'cacheDir', 'mode', 'onWarning', 'staticShape'] as const;
+const LOAD_KEYS = ['device', 'adapters', 'catalog', 'cacheDir', 'mode', 'onWarning', 'staticShape', 'threads'] as const;
 
 /** Set by Pipeline's static block: the address of its GenAI output tensor (see genaiOutputAddress). */
 let outputAddressOf: (pipeline: Pipeline) => bigint;
@@ -184,6 +190,9 @@ export class Pipeline {
         throw new MultiloraError('ERR_INVALID_ARGUMENT', `Cannot make the cache folder ${dir}: ${(err as Error).message}`, { cause: err });
       }
       properties.CACHE_DIR = dir;
+    }
+    if (opts.threads !== undefined) {
+      properties.INFERENCE_NUM_THREADS = String(integer(opts.threads, 'options.threads', 1, 1024));
     }
     const model = inspectModel(modelDir);
     await checkModelFiles(model);

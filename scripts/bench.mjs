@@ -409,7 +409,7 @@ async function coldStart(model, sdk) {
  * PipelinePool against one pipeline: images per second with `poolCalls` calls made at once (the adapters turning
  * through none, one, a blend), one runner process per pool size, interleaved rounds; the throughput ratios are
  * paired within a round. Then the same with K native pipelines below the public API whose OpenVINO
- * INFERENCE_NUM_THREADS is cores/K (what a per-member thread option would give), against OpenVINO's default.
+ * INFERENCE_NUM_THREADS is cores/K (what the `threads` load option gives each member), against OpenVINO's default.
  * Then loading 2 and 3 pipelines one after the other against all at once: time and peak RSS, each in a new process.
  */
 async function poolPhase(model, sdk) {

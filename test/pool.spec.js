@@ -4,11 +4,11 @@
 // dispose. Runs on the tiny SD 1.5 fixture.
 'use strict';
 const assert = require('node:assert/strict');
-const { copyFileSync, writeFileSync } = require('node:fs');
+const { copyFileSync, readFileSync, readdirSync, writeFileSync } = require('node:fs');
 const path = require('node:path');
 const { Pipeline, PipelinePool, MultiloraError, DisposedError, AbortError } = require('../dist/index');
 const { poolHooks, poolMembers } = require('../dist/pool');
-const { families, useTempDir } = require('./helpers/fixtures');
+const { families, meanAbsDiff, useTempDir } = require('./helpers/fixtures');
 
 const fx = families.sd15;
 const ADAPTERS = { a: { path: fx.lora('style-a') }, b: { path: fx.lora('style-b'), alpha: 0.8 } };
@@ -322,5 +322,70 @@ describe('concurrency', function () {
       assert.ok(members.every((m) => m.disposed));
       assert.equal(local.pending, 0);
     });
+  });
+});
+
+/** CPU ticks of each thread of this process alive now (utime + stime, from /proc). */
+function threadTicks() {
+  const out = new Map();
+  for (const tid of readdirSync('/proc/self/task')) {
+    try {
+      const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      out.set(tid, Number(fields[11]) + Number(fields[12]));
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return out;
+}
+
+/**
+ * Runs `call` on `pipeline` and returns the share of the process's CPU time spent on OpenVINO's own worker threads
+ * (threads alive before and after, but not the JS thread; a generation's own thread ends with it).
+ */
+async function workerShare(pipeline, call) {
+  const before = threadTicks();
+  const cpu = process.cpuUsage();
+  await pipeline.generate(PROMPT, call);
+  const used = process.cpuUsage(cpu);
+  const after = threadTicks();
+  let workers = 0;
+  for (const [tid, ticks] of after) {
+    if (tid !== String(process.pid) && before.has(tid)) workers += ticks - before.get(tid);
+  }
+  const total = ((used.user + used.system) / 1e6) * 100; // clock ticks at 100 Hz
+  return workers / total;
+}
+
+describe('options.threads: OpenVINO threads per pipeline', function () {
+  it("runs inference on that many threads: with 1, none of OpenVINO's workers; nearly the same image", async function () {
+    const one = await Pipeline.load(fx.model, { threads: 1 });
+    const all = await Pipeline.load(fx.model);
+    try {
+      const call = { ...BASE, seed: 3, steps: 12 };
+      await one.generate(PROMPT, { ...call, steps: 1 }); // compiled lazily: not in the measure
+      await all.generate(PROMPT, { ...call, steps: 1 });
+      const shareAll = await workerShare(all, call);
+      const shareOne = await workerShare(one, call);
+      // With one thread OpenVINO runs the inference on the calling thread; with every core, on its workers too.
+      assert.ok(shareAll > 0.2, `${shareAll.toFixed(2)} of the CPU time on OpenVINO's workers with every core`);
+      assert.ok(shareOne < 0.1, `${shareOne.toFixed(2)} of the CPU time on OpenVINO's workers with threads: 1`);
+      // OpenVINO splits sums by thread: the bytes may differ a little from a pipeline on every core.
+      const reference = await all.generate(PROMPT, call);
+      const image = await one.generate(PROMPT, call);
+      const diff = meanAbsDiff(image.data, reference.data);
+      assert.ok(diff < 1, `threads: 1 is ${diff} from the default on average`);
+      assert.ok(image.data.equals((await one.generate(PROMPT, call)).data), 'threads: 1 is not reproducible');
+    } finally {
+      await Promise.all([one.dispose(), all.dispose()]);
+    }
+  });
+
+  it('is checked like the other load options', async function () {
+    for (const bad of [0, 1.5, -1, '2', 2000]) {
+      await assert.rejects(Pipeline.load(fx.model, { threads: bad }), (e) =>
+        e instanceof MultiloraError && e.code === 'ERR_INVALID_ARGUMENT' && /for options\.threads but received/.test(e.message));
+    }
   });
 });

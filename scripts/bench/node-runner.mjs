@@ -111,8 +111,8 @@ async function poolLoad([, k, model, device, paths]) {
 
 /**
  * rawpool <K> <threads> <model> <device> <adapter files>: K native pipelines built as multilora builds them, with
- * OpenVINO's INFERENCE_NUM_THREADS set to <threads> (0: OpenVINO's default, every core) — what a per-member thread
- * option would give; multilora's LoadOptions have none yet.
+ * OpenVINO's INFERENCE_NUM_THREADS set to <threads> (0: OpenVINO's default, every core) — what the `threads` load
+ * option gives each member.
  */
 async function rawLoad([, k, threads, model, device, paths]) {
   await pool?.dispose();
