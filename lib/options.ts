@@ -200,6 +200,8 @@ export interface CheckContext {
   steps?: number;
   /** Schedulers that GenAI would refuse for this model, with why (refusedSchedulers). */
   refusedSchedulers?: Partial<Record<SchedulerName, string>>;
+  /** Schedulers that GenAI gets wrong below some number of steps for this model, with why (schedulerMinSteps). */
+  schedulerMinSteps?: Partial<Record<SchedulerName, { steps: number; why: string }>>;
 }
 
 /**
@@ -218,12 +220,37 @@ export function refusedSchedulers(modelDir: string, family: ModelFamily): Partia
   } catch {
     return refused; // GenAI will say what is wrong with the folder
   }
+  if (isPlainObject(config) && config.skip_prk_steps !== true) {
+    // pndm.cpp: "'skip_prk_steps=false' case isn't supported"
+    refused.pndm =
+      "GenAI's PNDM scheduler runs only with skip_prk_steps, which this model's scheduler config " +
+      (config.skip_prk_steps === undefined ? 'leaves at its default, false' : 'turns off');
+  }
   if (isPlainObject(config) && config.clip_sample !== false) {
     refused.ddim =
       "GenAI's DDIM scheduler does not implement clip_sample, which this model's scheduler config " +
       (config.clip_sample === undefined ? 'leaves at its default, true' : 'turns on');
   }
   return refused;
+}
+
+/**
+ * The schedulers that GenAI 2026.3 gets wrong below some number of steps, for the model in `modelDir` ('auto' when
+ * it is the model's own). Its PNDM at 1 step looks up the noise table past its end (diffusers' PNDM steps to
+ * timestep + num_train_timesteps / steps on its first call): the images are random or black from call to call.
+ */
+export function schedulerMinSteps(modelDir: string): NonNullable<CheckContext['schedulerMinSteps']> {
+  const pndm = {
+    steps: 2,
+    why: "GenAI 2026.3's PNDM scheduler reads past the end of its noise table at 1 step, and its images are then random or black",
+  };
+  let own: unknown;
+  try {
+    own = JSON.parse(readFileSync(path.join(modelDir, 'scheduler', 'scheduler_config.json'), 'utf8'))?._class_name;
+  } catch {
+    own = undefined;
+  }
+  return own === 'PNDMScheduler' ? { pndm, auto: pndm } : { pndm };
 }
 
 /** The strength of GenAI 2026.3's image-to-image and inpainting calls that give none (as in diffusers). */
@@ -308,11 +335,12 @@ export function checkGenerate(
   if (opts.steps !== undefined) out.steps = integer(opts.steps, 'options.steps', 1, MAX_STEPS);
   if (opts.strength !== undefined) out.strength = finite(opts.strength, 'options.strength', 0, 1);
   if (task === 'image') {
-    // GenAI runs int(steps * strength) steps (in float32), and refuses a call where that is 0 ("the number of
-    // pipeline steps is less then 1"); strength 0 returns the image as it is.
+    // GenAI runs int(steps * strength) steps (in float32), and with none it refuses the call ("the number of
+    // pipeline steps is less then 1"), fails inside a scheduler (Euler: "!m_timesteps.empty()"), or with the LCM
+    // scheduler crashes the process (SIGSEGV, GenAI 2026.3, strength 0): none is refused here, strength 0 included.
     const steps = out.steps ?? ctx.steps;
     const strength = out.strength ?? DEFAULT_STRENGTH;
-    if (steps !== undefined && strength > 0 && Math.floor(Math.fround(steps * Math.fround(strength))) < 1) {
+    if (steps !== undefined && Math.floor(Math.fround(steps * Math.fround(strength))) < 1) {
       throw new MultiloraError(
         'ERR_INVALID_ARGUMENT',
         `Expected steps x strength of at least 1 but received ${steps} x ${strength}: GenAI runs int(steps x strength) ` +
@@ -337,6 +365,17 @@ export function checkGenerate(
       throw new MultiloraError('ERR_INVALID_ARGUMENT', `options.scheduler ${JSON.stringify(opts.scheduler)} cannot be used: ${refused}`);
     }
     out.scheduler = SCHEDULERS[opts.scheduler as SchedulerName];
+  }
+  const scheduler = (opts.scheduler ?? 'auto') as SchedulerName;
+  const fewest = ctx.schedulerMinSteps?.[scheduler];
+  const steps = out.steps ?? ctx.steps;
+  if (fewest && steps !== undefined && steps < fewest.steps) {
+    throw new MultiloraError(
+      'ERR_INVALID_ARGUMENT',
+      `Expected at least ${fewest.steps} steps with scheduler ${JSON.stringify(scheduler)}` +
+        `${scheduler === 'auto' ? " (this model's own, PNDM)" : ''} but received ${steps}: ${fewest.why}; ` +
+        'give more steps or another scheduler (options.scheduler)',
+    );
   }
   if (opts.onProgress !== undefined && typeof opts.onProgress !== 'function') {
     throw invalid('a function', 'options.onProgress', opts.onProgress);

@@ -12,6 +12,7 @@ import {
   checkGenerate,
   checkImage,
   refusedSchedulers,
+  schedulerMinSteps,
   type BatchOptions,
   type CheckContext,
   type ImageInput,
@@ -95,6 +96,7 @@ export class Pipeline {
   readonly #warn: (warning: MultiloraWarning) => void;
   readonly #imageInputs: boolean;
   readonly #refusedSchedulers: CheckContext['refusedSchedulers'];
+  readonly #schedulerMinSteps: CheckContext['schedulerMinSteps'];
   /** What every native build of this pipeline gets: OpenVINO properties (CACHE_DIR), the static shape. */
   readonly #build: NativeBuild;
   #native: NativePipeline | undefined;
@@ -130,6 +132,7 @@ export class Pipeline {
     const d = handle.defaults;
     this.#imageInputs = d.imageInputs;
     this.#refusedSchedulers = refusedSchedulers(model.dir, model.family);
+    this.#schedulerMinSteps = schedulerMinSteps(model.dir);
     const shape = build.staticShape;
     if (shape && Number.isNaN(shape.guidanceScale)) shape.guidanceScale = d.guidanceScale;
     this.defaults = {
@@ -252,6 +255,7 @@ export class Pipeline {
   /**
    * Inpainting: repaints `image` where `mask` is white (mask: the image's size; grey, RGB or RGBA, or PNG), with the
    * same adapters and options as generate. Needs a model with a VAE encoder (`pipeline.defaults.imageInputs`).
+   * `numImages` above 1 is refused: GenAI 2026.3's inpainting makes one image per call.
    */
   inpaint(prompt: string, image: ImageInput, mask: ImageInput, options: ImageToImageOptions & { numImages: number }): Promise<Image[]>;
   inpaint(prompt: string, image: ImageInput, mask: ImageInput, options?: ImageToImageOptions): Promise<Image>;
@@ -321,6 +325,7 @@ export class Pipeline {
       guidanceScale: this.defaults.guidanceScale,
       steps: this.defaults.steps,
       refusedSchedulers: this.#refusedSchedulers,
+      schedulerMinSteps: this.#schedulerMinSteps,
     };
   }
 

@@ -388,6 +388,9 @@ describe('bad inputs', function () {
       ['an Infinity alpha', { adapters: { b: -Infinity } }, /options\.adapters\["b"\] but received -Infinity/],
       ['zero steps', { steps: 0 }, /Expected an integer from 1 to 1000 for options\.steps but received 0/],
       ['a huge number of steps', { steps: 1e9 }, /Expected an integer from 1 to 1000 for options\.steps but received 1000000000/],
+      // GenAI 2026.3's PNDM (the fixture's own scheduler) reads past its table at 1 step: random or black images.
+      ['one step with the model\'s PNDM scheduler', { steps: 1 }, /Expected at least 2 steps with scheduler "auto" \(this model's own, PNDM\) but received 1: .*random or black/],
+      ['one step with PNDM asked for', { steps: 1, scheduler: 'pndm' }, /Expected at least 2 steps with scheduler "pndm" but received 1/],
       ['a negative seed', { seed: -1 }, /Expected an integer from 0 to 4294967295 for options\.seed but received -1/],
       ['a seed that is not an integer', { seed: 0.5 }, /options\.seed but received 0\.5/],
       ['a seed above 2^32-1', { seed: 2 ** 32 }, /options\.seed but received 4294967296/],
@@ -419,6 +422,8 @@ describe('bad inputs', function () {
       ['a negative strength', -0.1, /Expected a finite number from 0 to 1 for options\.strength but received -0\.1/],
       ['a strength above 1', 1.5, /options\.strength but received 1\.5/],
       ['a NaN strength', NaN, /options\.strength but received NaN/],
+      // GenAI 2026.3 fails with no step to run, and with the LCM scheduler crashes the process (SIGSEGV).
+      ['strength 0 (no step to run)', 0, /Expected steps x strength of at least 1 but received 2 x 0/],
     ];
     for (const [what, strength, pattern] of strengths) {
       it(`image-to-image with ${what}: ERR_INVALID_ARGUMENT`, async function () {
@@ -589,6 +594,15 @@ describe('bad inputs', function () {
     it('the second tokenizer missing: ERR_MODEL_INVALID naming it', async function () {
       const dir = damagedXl('xl-tok2', 'tokenizer_2/openvino_tokenizer.xml', (f) => rmSync(f));
       await rejectsWith(Pipeline.load(dir), 'ERR_MODEL_INVALID', /is incomplete: tokenizer_2\/openvino_tokenizer\.xml is missing/);
+    });
+
+    it('image-to-image at strength 0 with the LCM scheduler (a SIGSEGV in GenAI 2026.3): ERR_INVALID_ARGUMENT', async function () {
+      const image = { data: xlReference, width: XL_CALL.width ?? 64, height: XL_CALL.height ?? 64 };
+      await rejectsWith(sdxl.imageToImage('a boat', image, { seed: 1, steps: 4, strength: 0, scheduler: 'lcm' }), 'ERR_INVALID_ARGUMENT', /4 x 0/);
+    });
+
+    it('the PNDM scheduler on a model whose config leaves skip_prk_steps off: ERR_INVALID_ARGUMENT (was ERR_GENAI)', async function () {
+      await rejectsWith(sdxl.generate('a boat', { ...XL_CALL, scheduler: 'pndm' }), 'ERR_INVALID_ARGUMENT', /options\.scheduler "pndm" cannot be used: .*skip_prk_steps/);
     });
 
     it('a size that is not a multiple of the VAE scale, and an alpha of NaN: ERR_INVALID_ARGUMENT', async function () {

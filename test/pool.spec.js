@@ -364,8 +364,8 @@ describe('options.threads: OpenVINO threads per pipeline', function () {
     const all = await Pipeline.load(fx.model);
     try {
       const call = { ...BASE, seed: 3, steps: 12 };
-      await one.generate(PROMPT, { ...call, steps: 1 }); // compiled lazily: not in the measure
-      await all.generate(PROMPT, { ...call, steps: 1 });
+      await one.generate(PROMPT, { ...call, steps: 2 }); // compiled lazily: not in the measure
+      await all.generate(PROMPT, { ...call, steps: 2 });
       const shareAll = await workerShare(all, call);
       const shareOne = await workerShare(one, call);
       // With one thread OpenVINO runs the inference on the calling thread; with every core, on its workers too.

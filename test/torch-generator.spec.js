@@ -158,8 +158,8 @@ describe('torch generator: generate on the sd15 fixture', function () {
   });
 
   it('takes seeds from 0 to 2^32-1, and refuses 2^32', async function () {
-    await pipeline.generate('x', { seed: 0, width: 16, height: 16, steps: 1, generator: 'torch' });
-    await pipeline.generate('x', { seed: 2 ** 32 - 1, width: 16, height: 16, steps: 1, generator: 'torch' });
+    await pipeline.generate('x', { seed: 0, width: 16, height: 16, steps: 2, generator: 'torch' });
+    await pipeline.generate('x', { seed: 2 ** 32 - 1, width: 16, height: 16, steps: 2, generator: 'torch' });
     await assert.rejects(pipeline.generate('x', { seed: 2 ** 32, generator: 'torch' }), { code: 'ERR_INVALID_ARGUMENT' });
   });
 
@@ -171,7 +171,7 @@ describe('torch generator: generate on the sd15 fixture', function () {
         return true;
       });
     }
-    const image = await pipeline.generate('x', { seed: 1, width: 16, height: 16, steps: 1, generator: 'torch' });
+    const image = await pipeline.generate('x', { seed: 1, width: 16, height: 16, steps: 2, generator: 'torch' });
     assert.equal(image.data.length, 16 * 16 * 3);
   });
 
