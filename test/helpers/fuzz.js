@@ -249,6 +249,13 @@ function showValue(v) {
   return String(v);
 }
 
+/** After a run: the pipeline must still make its reference bytes (recorded in the run's summary `s`). */
+async function checkReference(pipeline, reference, s, phase) {
+  const after = await pipeline.generate('a reference', REFERENCE_CALL);
+  s.referenceSame = Buffer.compare(after.data, reference.data) === 0;
+  if (!s.referenceSame) s.failures.push({ phase, description: 'after the run', problem: 'the reference call made other bytes' });
+}
+
 /** A valid, cheap call: tiny sizes, 1 or 2 steps, a random subset of the other options. */
 function validCall(rng) {
   const options = {
@@ -851,9 +858,7 @@ async function runOptions(seed, indices, { onCase = () => {}, timeoutMs = 60_000
       else s.generated += 1;
       record?.push(call.description);
     }
-    const after = await pipeline.generate('a reference', REFERENCE_CALL);
-    s.referenceSame = Buffer.compare(after.data, reference.data) === 0;
-    if (!s.referenceSame) s.failures.push({ phase: 'options', description: 'after the run', problem: 'the reference call made other bytes' });
+    await checkReference(pipeline, reference, s, 'options');
   } finally {
     await pipeline.dispose();
   }
@@ -945,9 +950,7 @@ async function runFiles(seed, indices, { dir, onCase = () => {}, timeoutMs = 120
       }
     }
     if (pipeline.adapters.has('fuzz')) await pipeline.adapters.remove('fuzz');
-    const after = await pipeline.generate('a reference', REFERENCE_CALL);
-    s.referenceSame = Buffer.compare(after.data, reference.data) === 0;
-    if (!s.referenceSame) s.failures.push({ phase: 'files', description: 'after the run', problem: 'the reference call made other bytes' });
+    await checkReference(pipeline, reference, s, 'files');
   } finally {
     await pipeline.dispose();
   }
