@@ -11,7 +11,8 @@ export function describe(value: unknown): string {
 }
 
 function describeValue(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value.length > 60 ? `${value.slice(0, 57)}...` : value);
+  // A long string keeps its start and its end: for a path, the end names the file.
+  if (typeof value === 'string') return JSON.stringify(value.length > 60 ? `${value.slice(0, 27)}...${value.slice(-30)}` : value);
   if (typeof value === 'bigint') return `${value}n`;
   if (typeof value === 'number' || typeof value === 'boolean' || value === null || value === undefined) {
     return String(value);
