@@ -13,6 +13,10 @@ the same files (the manifest records their sha256).
     python scripts/make-fixtures.py --verify-only   # check the fixtures already there
     python scripts/make-fixtures.py --diffusers-out DIR   # also write the diffusers
                                                     # (PyTorch, fp16) form of sd15-tiny to DIR
+
+The diffusers (safetensors, fp16) form of both models is kept in test/fixtures/diffusers/
+(unless --no-diffusers-in-fixtures): every weight is rounded to fp16 before the fp32 IR
+export, so converting that copy gives the committed IR's very values.
 """
 
 import argparse
@@ -589,20 +593,20 @@ def build(out, diffusers_out, keep_diffusers_in_fixtures):
             ddir = tmp / name
             pipe.save_pretrained(str(ddir), safe_serialization=True)
             export_openvino(ddir, out / "models" / name)
-            if family == "sd15":
-                dests = []
-                if keep_diffusers_in_fixtures:
-                    dests.append(out / "diffusers" / name)
-                if diffusers_out:
-                    dests.append(Path(diffusers_out))
-                if dests:
-                    pipe16 = pipe.to(torch.float16)
-                    for d in dests:
-                        if d.exists():
-                            shutil.rmtree(d)
-                        pipe16.save_pretrained(str(d), safe_serialization=True)
-                        log(f"wrote the diffusers form (fp16) to {d}")
-                    pipe = pipe.to(torch.float32)
+            dests = []
+            if keep_diffusers_in_fixtures:
+                dests.append(out / "diffusers" / name)
+            if diffusers_out and family == "sd15":
+                dests.append(Path(diffusers_out))
+            if dests:
+                # exact: every weight was rounded to fp16 when the model was built (round_to_fp16)
+                pipe16 = pipe.to(torch.float16)
+                for d in dests:
+                    if d.exists():
+                        shutil.rmtree(d)
+                    pipe16.save_pretrained(str(d), safe_serialization=True)
+                    log(f"wrote the diffusers form (fp16) of {name} to {d}")
+                pipe = pipe.to(torch.float32)
             scrub_build_paths(out, tmp)
             manifest["models"][name] = model_entry(family, name, out, pipe)
             manifest["loras"].update(make_loras(family, pipe, out))
@@ -610,14 +614,15 @@ def build(out, diffusers_out, keep_diffusers_in_fixtures):
 
     (out / "torch-randn.json").write_text(json.dumps(torch_randn_reference(), indent=1) + "\n")
     if keep_diffusers_in_fixtures:
-        d = out / "diffusers" / MODEL_NAMES["sd15"]
         manifest["diffusers"] = {
-            MODEL_NAMES["sd15"]: {
-                "path": rel(d, out), "format": "diffusers (safetensors, fp16)",
-                "same_weights_as": "models/" + MODEL_NAMES["sd15"],
+            name: {
+                "family": family,
+                "path": rel(out / "diffusers" / name, out), "format": "diffusers (safetensors, fp16)",
+                "pipeline": manifest["models"][name]["pipeline"],
+                "same_weights_as": "models/" + name,
                 "note": "The fp32 IR was made from these very weights: every weight was rounded to fp16 "
                         "before the export, so converting this copy gives the same values.",
-            }}
+            } for family, name in MODEL_NAMES.items()}
     manifest["files"] = file_list(out, out, skip={"manifest.json", "README.md"})
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     write_readme(out, manifest, keep_diffusers_in_fixtures)
@@ -763,7 +768,8 @@ def make_loras(family, pipe, out):
 
 def write_readme(out, manifest, kept_diffusers):
     sizes = {}
-    for sub in ("models/sd15-tiny", "models/sdxl-tiny", "loras/sd15", "loras/sdxl", "diffusers"):
+    for sub in ("models/sd15-tiny", "models/sdxl-tiny", "loras/sd15", "loras/sdxl", "diffusers/sd15-tiny",
+                "diffusers/sdxl-tiny"):
         if (out / sub).exists():
             sizes[sub] = dir_size(out / sub)
     sizes["torch-randn.json"] = (out / "torch-randn.json").stat().st_size
@@ -779,11 +785,15 @@ def write_readme(out, manifest, kept_diffusers):
                 f"guidance {c.get('guidance_scale')}")
 
     diff_text = (
-        "- `diffusers/sd15-tiny/`: the diffusers (PyTorch, safetensors, fp16) form of `sd15-tiny`. Every weight "
-        "was rounded to fp16 before the IR export, so this copy holds exactly the IR's values.\n"
+        "- `diffusers/sd15-tiny/`, `diffusers/sdxl-tiny/`: the diffusers (PyTorch, safetensors, fp16) form of\n"
+        "  `sd15-tiny` and `sdxl-tiny`. Every weight was rounded to fp16 before the IR export, so each copy holds\n"
+        "  exactly its IR's values. `optimum-cli export openvino --task text-to-image --weight-format fp32` of it\n"
+        "  gives byte-identical images in OpenVINO GenAI and the same UNet and VAE `.bin` files; its text encoders\n"
+        "  hold the same values stored as fp16 (transformers loads them in the checkpoint's dtype) with a Convert\n"
+        "  to f32, and keep 12 Adds of all-zero biases each that the export from fp32 weights folds away.\n"
         if kept_diffusers else
-        "- The diffusers (PyTorch) form of `sd15-tiny` is not kept here (size); "
-        "`python scripts/make-fixtures.py --diffusers-out DIR` writes it.\n")
+        "- The diffusers (PyTorch) form of the models is not kept here; "
+        "`python scripts/make-fixtures.py --diffusers-out DIR` writes `sd15-tiny`'s.\n")
     text = f"""# Test fixtures
 
 Generated; do not edit by hand. Rebuild with
@@ -1074,7 +1084,7 @@ def main():
     ap.add_argument("--diffusers-out", default=None,
                     help="also write the diffusers (PyTorch, fp16) form of sd15-tiny to this folder")
     ap.add_argument("--no-diffusers-in-fixtures", action="store_true",
-                    help="do not keep the diffusers form of sd15-tiny under test/fixtures/diffusers/")
+                    help="do not keep the diffusers form of the models under test/fixtures/diffusers/")
     ap.add_argument("--verify", action="store_true", help="after building, check the fixtures with openvino_genai")
     ap.add_argument("--verify-only", action="store_true", help="only check the fixtures already built")
     ap.add_argument("--torch-randn-only", action="store_true",
