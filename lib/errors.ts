@@ -14,6 +14,12 @@ export const ERROR_CODES = [
   'ERR_ABORTED',
   'ERR_CALLBACK',
   'ERR_NATIVE_LOAD',
+  'ERR_CONVERT_SOURCE',
+  'ERR_HUB_UNREACHABLE',
+  'ERR_OUTPUT_NOT_EMPTY',
+  'ERR_NO_SPACE',
+  'ERR_CONVERT_SETUP',
+  'ERR_CONVERT_FAILED',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

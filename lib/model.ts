@@ -27,11 +27,16 @@ const FAMILIES: Array<[RegExp, ModelFamily]> = [
   [/^StableDiffusion/, 'sd'],
 ];
 
+/** The family of a pipeline class (model_index.json's `_class_name`). */
+export function familyOf(pipelineClass: string): ModelFamily {
+  return FAMILIES.find(([re]) => re.test(pipelineClass))?.[1] ?? 'other';
+}
+
 /**
  * The pipeline classes (model_index.json's `_class_name`) that OpenVINO GenAI 2026.3 builds a Text2ImagePipeline
  * from, directly or through an InpaintingPipeline (checked against the library: any other class is "Unsupported").
  */
-const GENAI_CLASSES = [
+export const GENAI_CLASSES: readonly string[] = [
   'StableDiffusionPipeline',
   'StableDiffusionXLPipeline',
   'LatentConsistencyModelPipeline',
@@ -155,7 +160,7 @@ export function inspectModel(modelDir: string): ModelInfo {
         `cannot load as text-to-image. It loads ${GENAI_CLASSES.join(', ')}: export such a model (${EXPORT_HINT})`,
     );
   }
-  const family = FAMILIES.find(([re]) => re.test(pipelineClass))?.[1] ?? 'other';
+  const family = familyOf(pipelineClass);
   const files = modelFiles(dir, index);
   for (const { file, ir } of files) {
     if (!isFile(file)) throw incomplete(dir, `${path.relative(dir, file)} is missing`);

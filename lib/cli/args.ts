@@ -43,7 +43,7 @@ const ALPHA_MIN = -100;
 const ALPHA_MAX = 100;
 
 /** Splits an optional trailing `:number` off `text`; a colon followed by something else stays in the text. */
-function splitAlpha(text: string, flag: string): { head: string; alpha: number | undefined } {
+export function splitAlpha(text: string, flag: string): { head: string; alpha: number | undefined } {
   const match = /^(.*):([^:]*)$/s.exec(text);
   if (!match || !NUMBER.test(match[2]!.trim())) return { head: text, alpha: undefined };
   return { head: match[1]!, alpha: parseNumber(match[2]!, `the alpha of ${flag}`, ALPHA_MIN, ALPHA_MAX) };

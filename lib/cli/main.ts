@@ -7,9 +7,11 @@ import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 
 import { MultiloraError } from '../errors';
+import { WEIGHT_FORMATS } from '../convert';
 import { GENERATORS, SCHEDULERS } from '../options';
 import { PACKAGE_ROOT } from '../sdk';
 import { UsageError, collect } from './args';
+import { convertCommand, type ConvertFlags } from './convert';
 import { generateCommand, type GenerateFlags } from './generate';
 import { infoCommand, type InfoFlags } from './info';
 import { serveCommand, type ServeFlags } from './serve';
@@ -75,6 +77,25 @@ export function buildProgram(run: (action: () => Promise<number>) => Promise<voi
     .option('--host <host>', 'the address to listen on', '127.0.0.1')
     .option('--port <port>', 'the port to listen on; 0 for any free one', '7860')
     .action((flags: ServeFlags) => run(() => serveCommand(flags)));
+
+  program
+    .command('convert')
+    .description('convert a diffusers model (a folder or a Hugging Face Hub id) to OpenVINO IR, LoRAs fused first')
+    .argument('<source>', 'a diffusers model folder, or a Hugging Face Hub id (org/name)')
+    .argument('<out-dir>', 'the folder to write the OpenVINO model to: new or empty (or --force)')
+    .addOption(new Option('--weight-format <format>', 'how the IR stores its weights').choices([...WEIGHT_FORMATS]).default('fp16'))
+    .option('--fuse-lora <path[:alpha]>', 'fuse a LoRA into the weights before the export, at an alpha (default 1); repeatable', collect)
+    .addOption(
+      new Option('--fuse-scale <meaning>', "what the alphas of --fuse-lora mean: GenAI's whole scale, or diffusers' (× alpha/rank)")
+        .choices(['genai', 'diffusers'])
+        .default('genai'),
+    )
+    .addOption(new Option('--task <task>', "optimum-intel's task").choices(['text-to-image']).default('text-to-image'))
+    .option('--revision <rev>', 'a branch, tag or commit of a Hub model')
+    .option('--force', 'replace an output folder that is not empty (once the new model works)')
+    .option('--no-verify', 'skip loading the result and generating one small image')
+    .option('--json', 'print the result as JSON')
+    .action((source: string, outDir: string, flags: ConvertFlags) => run(() => convertCommand(source, outDir, flags)));
 
   return program;
 }

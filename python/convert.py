@@ -1,0 +1,289 @@
+"""multilora's converter: the Python half of `multilora convert` (lib/convert.ts is the other half).
+
+It runs inside the converter's own venv (lib/converter-env.ts makes it from python/requirements-convert.txt), and is
+never run by hand. It takes one JSON job as its only argument and answers with JSON lines on stdout, one object each:
+    {"event": "progress", "phase": "...", "message": "..."}
+    {"event": "warning", "message": "..."}
+    {"event": "error", "code": "ERR_...", "message": "..."}     (then exit status 1)
+    {"event": "done", ...}                                       (then exit status 0)
+Everything else (library logs, the exporter's output) goes to stderr, which lib/convert.ts keeps for error messages.
+
+Jobs:
+    {"command": "fetch", "repo": "org/name", "revision": null}
+        Downloads a diffusers model from the Hugging Face Hub into its cache; "done" gives its folder.
+    {"command": "convert", "source": dir, "work": dir, "output": dir, "weight_format": "fp16", "task": "text-to-image",
+     "family": "sdxl", "fuse": [{"file": kohya .safetensors, "alpha": 0.8, "label": "name shown in messages"}]}
+        Fuses the LoRAs (already rewritten by lib/lora-format.ts into the kohya names GenAI matches) into the
+        weights, then exports to OpenVINO IR with optimum-cli into `output`. Scratch files go under `work`.
+
+The parent keeps our stdin open: when it closes (the parent died), this process stops its exporter and exits.
+"""
+import collections
+import errno
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+
+OUT = sys.stdout
+_children = []
+
+
+def emit(event, **fields):
+    OUT.write(json.dumps({"event": event, **fields}) + "\n")
+    OUT.flush()
+
+
+def progress(phase, message, **extra):
+    emit("progress", phase=phase, message=message, **extra)
+
+
+class Failure(Exception):
+    def __init__(self, code, message):
+        super().__init__(message)
+        self.code = code
+
+
+def watch_parent():
+    """Exit, with the exporter, when the parent closes our stdin (it died, or gave up on us)."""
+    def run():
+        try:
+            while sys.stdin.buffer.read(4096):
+                pass
+        except OSError:
+            pass
+        stop_children()
+        os._exit(3)
+    threading.Thread(target=run, daemon=True).start()
+
+
+def stop_children():
+    for child in _children:
+        if child.poll() is None:
+            try:
+                child.kill()
+            except OSError:
+                pass
+
+
+def no_space(err):
+    return isinstance(err, OSError) and err.errno == errno.ENOSPC
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# fetch
+
+def fetch(job):
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import (GatedRepoError, LocalEntryNotFoundError, RepositoryNotFoundError,
+                                        RevisionNotFoundError)
+
+    repo = job["repo"]
+    progress("download", f"downloading {repo} from the Hugging Face Hub")
+    try:
+        folder = snapshot_download(
+            repo, revision=job.get("revision"),
+            # the diffusers weights and configs; not the single-file checkpoints, ONNX or Flax copies beside them
+            allow_patterns=["*.json", "*.txt", "*.model", "*.safetensors", "*/*.json", "*/*.txt", "*/*.model",
+                            "*/*.safetensors"],
+            # one copy of each weight: not the fp16 variants beside the full ones
+            ignore_patterns=["*.fp16.safetensors", "*/*.fp16.safetensors"],
+        )
+    except (RepositoryNotFoundError, GatedRepoError) as err:
+        raise Failure("ERR_CONVERT_SOURCE", f"{repo} is not a model on the Hugging Face Hub that this machine may "
+                                            f"download ({type(err).__name__}): check the id, or log in with an "
+                                            "access token (HF_TOKEN) for a gated model")
+    except RevisionNotFoundError:
+        raise Failure("ERR_CONVERT_SOURCE", f"{repo} has no revision {job.get('revision')!r} on the Hugging Face Hub")
+    except LocalEntryNotFoundError as err:
+        raise Failure("ERR_HUB_UNREACHABLE", f"the Hugging Face Hub could not be reached to download {repo} ({err}); "
+                                             "a local diffusers model folder converts offline")
+    except OSError as err:
+        if no_space(err):
+            raise
+        raise Failure("ERR_HUB_UNREACHABLE", f"downloading {repo} from the Hugging Face Hub failed ({err}); "
+                                             "a local diffusers model folder converts offline")
+    emit("done", folder=folder)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# fuse
+
+# The kohya prefixes GenAI matches, per pipeline component (longest first, so that lora_te1 is not taken for lora_te).
+PREFIXES = [("lora_unet_", "unet"), ("lora_te1_", "text_encoder"), ("lora_te2_", "text_encoder_2"),
+            ("lora_te_", "text_encoder")]
+SGM = re.compile(r"^lora_unet_(input_blocks|middle_block|output_blocks)_")
+
+
+def lora_layers(file, unet_config):
+    """{stem: {"down": tensor, "up": tensor}} of a kohya file, with Stability's block names mapped to diffusers'."""
+    from safetensors.torch import load_file
+
+    tensors = load_file(file)
+    if any(SGM.match(k) for k in tensors):
+        from diffusers.loaders.lora_conversion_utils import _maybe_map_sgm_blocks_to_diffusers
+        tensors = _maybe_map_sgm_blocks_to_diffusers(tensors, unet_config)
+    layers = {}
+    for key, value in tensors.items():
+        for suffix, role in ((".lora_down.weight", "down"), (".lora_up.weight", "up")):
+            if key.endswith(suffix):
+                layers.setdefault(key[: -len(suffix)], {})[role] = value
+    return {stem: t for stem, t in layers.items() if "down" in t and "up" in t}
+
+
+def module_index(pipe):
+    """{component: [(name with '.' -> '_', module)]} of the layers a LoRA can change (linear and 1x1 convolutions)."""
+    import torch
+
+    index = {}
+    for component in ("unet", "text_encoder", "text_encoder_2"):
+        model = getattr(pipe, component, None)
+        if model is None:
+            continue
+        index[component] = [(name.replace(".", "_"), module) for name, module in model.named_modules()
+                            if isinstance(module, (torch.nn.Linear, torch.nn.Conv2d))]
+    return index
+
+
+def fuse_one(pipe, index, spec):
+    """Adds alpha * up @ down to every layer that one of the file's stems names, as GenAI does at generate."""
+    import torch
+
+    label, alpha = spec["label"], float(spec["alpha"])
+    layers = lora_layers(spec["file"], pipe.unet.config)
+    by_component = {}
+    unmatched = []
+    for stem in sorted(layers):
+        prefix = next(((p, c) for p, c in PREFIXES if stem.startswith(p)), None)
+        if prefix is None or prefix[1] not in index:
+            unmatched.append(stem)
+            continue
+        by_component.setdefault(prefix[1], []).append((stem, stem[len(prefix[0]):]))
+    plan = []
+    used = set()
+    for component, stems in by_component.items():
+        for name, module in index[component]:
+            # GenAI's rule (lora/adapter.cpp, LoRAWeightGetterDefault): a stem applies to a layer when the rest of it,
+            # after the component's prefix, is a substring of the layer's name with '.' replaced by '_'.
+            hit = next((stem for stem, rest in stems if rest in name), None)
+            if hit is not None:
+                plan.append((hit, component, name, module))
+                used.add(hit)
+    unmatched += [stem for stems in by_component.values() for stem, _ in stems if stem not in used]
+    if not plan:
+        raise Failure("ERR_ADAPTER_UNMATCHED",
+                      f"{label}: none of its {len(layers)} LoRA layers matches a layer of the model (is it made "
+                      f"for another model family? first layers: {', '.join(sorted(layers)[:3])})")
+    for stem, component, name, module in plan:
+        down, up = layers[stem]["down"].float(), layers[stem]["up"].float()
+        weight = module.weight
+        out_features, in_features = weight.shape[0], weight.shape[1]
+        rank = down.shape[0]
+        ok = (down.dim() in (2, 4) and up.dim() == down.dim() and up.shape[1] == rank
+              and down.shape[1] == in_features and up.shape[0] == out_features
+              and all(d == 1 for d in down.shape[2:]) and all(d == 1 for d in up.shape[2:])
+              and (weight.dim() == 2 or tuple(weight.shape[2:]) == (1, 1)))
+        if not ok:
+            raise Failure("ERR_ADAPTER_INCOMPATIBLE",
+                          f"{label}: LoRA layer {stem} has A {list(down.shape)} and B {list(up.shape)}, which do not "
+                          f"fit the model's {component} layer {name} of shape {list(weight.shape)}: the LoRA is made "
+                          "for another base model")
+        delta = alpha * (up.reshape(out_features, rank) @ down.reshape(rank, in_features))
+        with torch.no_grad():
+            weight.add_(delta.reshape(weight.shape).to(weight.dtype))
+    if unmatched:
+        emit("warning", message=f"{label}: {len(unmatched)} of its {len(layers)} LoRA layers match no layer of the "
+                                f"model and were left out (as OpenVINO GenAI leaves them out at generate), e.g. "
+                                f"{', '.join(unmatched[:3])}")
+    return {"label": label, "alpha": alpha, "layers": len(layers), "fused_layers": len(plan), "unmatched": len(unmatched)}
+
+
+def load_and_fuse(job):
+    import torch
+    from diffusers import DiffusionPipeline
+
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    progress("load", f"loading {job['source']} with diffusers")
+    pipe = DiffusionPipeline.from_pretrained(job["source"], torch_dtype=torch.float32)
+    index = module_index(pipe)
+    reports = []
+    for spec in job["fuse"]:
+        progress("fuse", f"fusing {spec['label']} at {spec['alpha']}")
+        reports.append(fuse_one(pipe, index, spec))
+    fused = os.path.join(job["work"], "fused")
+    progress("fuse", "saving the fused weights")
+    pipe.save_pretrained(fused, safe_serialization=True)
+    return fused, reports
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# export
+
+def export(source, job):
+    exe = os.path.join(os.path.dirname(sys.executable), "optimum-cli")
+    cmd = [exe, "export", "openvino", "--model", source, "--task", job["task"],
+           "--weight-format", job["weight_format"], job["output"]]
+    progress("export", f"exporting to OpenVINO IR ({job['weight_format']}) with optimum-intel")
+    env = dict(os.environ, TMPDIR=job["work"])
+    # Its output goes on to our stderr, and its end is kept for the error message (not in a file: the disk may be full).
+    tail = collections.deque(maxlen=400)
+    child = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+    _children.append(child)
+    for raw in child.stdout:
+        line = raw.decode("utf-8", "replace")
+        tail.append(line)
+        sys.stderr.write(line)
+    status = child.wait()
+    if status != 0:
+        text = "".join(tail)
+        if "No space left on device" in text or "ENOSPC" in text or "[Errno 28]" in text:
+            raise OSError(errno.ENOSPC, "No space left on device (while exporting)")
+        raise Failure("ERR_CONVERT_FAILED", f"optimum-cli export openvino failed with status {status}: "
+                                            f"{last_error(text)}")
+
+
+def last_error(text):
+    """The exporter's own error line: the last line that names an exception, else the last line."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    for line in reversed(lines):
+        if re.match(r"^[\w.]*(Error|Exception)\b", line):
+            return line[:2000]
+    return lines[-1][:2000] if lines else "no output"
+
+
+def convert(job):
+    started = time.time()
+    source, reports = job["source"], []
+    if job["fuse"]:
+        source, reports = load_and_fuse(job)
+    export(source, job)
+    emit("done", fused=reports, seconds=round(time.time() - started, 3))
+
+
+def main():
+    job = json.loads(sys.argv[1])
+    watch_parent()
+    try:
+        {"fetch": fetch, "convert": convert}[job["command"]](job)
+    except Failure as err:
+        emit("error", code=err.code, message=str(err))
+        return 1
+    except OSError as err:
+        if no_space(err):
+            emit("error", code="ERR_NO_SPACE", message=f"no space left on the device ({err})")
+            return 1
+        raise
+    finally:
+        stop_children()
+    return 0
+
+
+if __name__ == "__main__":
+    status = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Not sys.exit: the thread blocked reading stdin would make the interpreter's shutdown abort.
+    os._exit(status)

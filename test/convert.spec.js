@@ -1,0 +1,431 @@
+// multilora convert: the tiny diffusers fixtures through optimum-intel (the converter's own venv, made by the first
+// conversion), LoRAs fused before the export, and every error it promises, each leaving nothing behind.
+'use strict';
+const assert = require('node:assert/strict');
+const { spawn, execFileSync } = require('node:child_process');
+const { existsSync, mkdirSync, readdirSync, statSync, writeFileSync, copyFileSync, rmSync } = require('node:fs');
+const http = require('node:http');
+const net = require('node:net');
+const path = require('node:path');
+
+const { convert, Pipeline } = require('..');
+const { FIXTURES, ROOT, families, meanAbsDiff, useTempDir } = require('./helpers/fixtures');
+
+const MAIN = path.join(ROOT, 'dist', 'cli', 'main.js');
+const diffusers = (family) => path.join(FIXTURES, 'diffusers', `${family}-tiny`);
+const CALL = { seed: 42, width: 64, height: 64, steps: 4 };
+
+/** The folder's entries that a conversion may have left: scratch folders, or the output. */
+function leftovers(dir) {
+  return readdirSync(dir).filter((n) => n.includes('multilora-convert'));
+}
+
+async function image(modelDir, options = {}, load = {}) {
+  const pipeline = await Pipeline.load(modelDir, load);
+  try {
+    return await pipeline.generate('a photo of a cat', { ...CALL, ...options });
+  } finally {
+    await pipeline.dispose();
+  }
+}
+
+async function rejectsWith(promise, code, pattern) {
+  await assert.rejects(promise, (err) => {
+    assert.equal(err.code, code, `${err.code}: ${err.message}`);
+    if (pattern) assert.match(err.message, pattern);
+    return true;
+  });
+}
+
+function converterRunning() {
+  try {
+    return execFileSync('pgrep', ['-f', 'python/convert.py'], { encoding: 'utf8' }).trim() !== '';
+  } catch {
+    return false; // pgrep exits 1 when nothing matches
+  }
+}
+
+async function noConverterLeft() {
+  for (let i = 0; i < 50 && converterRunning(); i++) await new Promise((r) => setTimeout(r, 100));
+  assert.equal(converterRunning(), false, 'a converter process is still running');
+}
+
+function runCli(args, { onStderr } = {}) {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => {
+      stderr += d;
+      onStderr?.(stderr, child);
+    });
+    child.on('close', (status, signal) => resolve({ status, signal, stdout, stderr }));
+  });
+}
+
+/** A port on loopback that nothing listens on. */
+async function closedPort() {
+  const server = net.createServer();
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address();
+  await new Promise((r) => server.close(r));
+  return port;
+}
+
+async function withEnv(vars, body) {
+  const saved = Object.fromEntries(Object.keys(vars).map((k) => [k, process.env[k]]));
+  Object.assign(process.env, vars);
+  try {
+    return await body();
+  } finally {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  }
+}
+
+describe('convert', function () {
+  // The first conversion sets up the converter's venv (about 2 minutes from this machine's disk); each tiny
+  // conversion takes 20-40 s on 2 cores.
+  this.timeout(20 * 60 * 1000);
+  const tmp = useTempDir('multilora-convert-');
+
+  describe('the tiny diffusers fixtures', function () {
+    it('SD 1.5-like at fp32: progress through every phase, and the IR gives the committed model\'s very bytes', async function () {
+      const out = path.join(tmp(), 'sd15');
+      const events = [];
+      const result = await convert(diffusers('sd15'), out, { weightFormat: 'fp32', onProgress: (e) => events.push(e) });
+      assert.equal(result.outDir, out);
+      assert.equal(result.pipelineClass, 'StableDiffusionPipeline');
+      assert.equal(result.family, 'sd');
+      assert.equal(result.weightFormat, 'fp32');
+      assert.deepEqual(result.fused, []);
+      assert.ok(result.bytes > 4e6 && result.bytes < 12e6, `${result.bytes} bytes`);
+      assert.deepEqual(result.verified && [result.verified.width, result.verified.steps], [16, 2]);
+      for (const file of ['model_index.json', 'unet/openvino_model.xml', 'tokenizer/openvino_tokenizer.xml', 'vae_decoder/openvino_model.bin']) {
+        assert.ok(existsSync(path.join(out, file)), file);
+      }
+      const phases = [...new Set(events.map((e) => e.phase))];
+      assert.deepEqual(phases.filter((p) => p !== 'setup'), ['check', 'export', 'verify', 'done']);
+      const fractions = events.filter((e) => e.phase === 'export' && e.fraction !== undefined).map((e) => e.fraction);
+      assert.deepEqual(fractions, [...fractions].sort((a, b) => a - b), 'the export progress only grows');
+      assert.equal(fractions.at(-1), 1);
+      assert.ok(events.every((e, i) => i === 0 || e.elapsedMs >= events[i - 1].elapsedMs));
+      assert.deepEqual(leftovers(tmp()), []);
+
+      const converted = await image(out);
+      const committed = await image(families.sd15.model);
+      assert.ok(converted.data.equals(committed.data), `mean difference ${meanAbsDiff(converted.data, committed.data)}`);
+    });
+
+    it('SDXL-like at fp32 from the command line (--json): the committed model\'s very bytes', async function () {
+      const out = path.join(tmp(), 'sdxl');
+      const r = await runCli(['convert', diffusers('sdxl'), out, '--weight-format', 'fp32', '--json']);
+      assert.equal(r.status, 0, r.stderr);
+      const result = JSON.parse(r.stdout);
+      assert.equal(result.pipelineClass, 'StableDiffusionXLPipeline');
+      assert.equal(result.family, 'sdxl');
+      assert.match(r.stderr, /^\[check\] /m);
+      assert.match(r.stderr, /^\[export\] .*\n(.*\n)*\s+7 of 7 parts written \(100%\)$/m);
+      const converted = await image(out);
+      const committed = await image(families.sdxl.model);
+      assert.ok(converted.data.equals(committed.data), `mean difference ${meanAbsDiff(converted.data, committed.data)}`);
+    });
+
+    it('fp16 and int8 (the default is fp16): smaller weights that load and generate', async function () {
+      const fp16 = path.join(tmp(), 'sd15-fp16');
+      const int8 = path.join(tmp(), 'sdxl-int8');
+      const r16 = await convert(diffusers('sd15'), fp16);
+      const r8 = await convert(diffusers('sdxl'), int8, { weightFormat: 'int8' });
+      assert.equal(r16.weightFormat, 'fp16');
+      assert.equal(r8.weightFormat, 'int8');
+      const unet = (dir) => statSync(path.join(dir, 'unet', 'openvino_model.bin')).size;
+      const fp32Unet = { sd15: unet(families.sd15.model), sdxl: unet(families.sdxl.model) };
+      assert.ok(unet(fp16) < 0.6 * fp32Unet.sd15, `fp16 UNet ${unet(fp16)} vs fp32 ${fp32Unet.sd15}`);
+      assert.ok(unet(int8) < 0.4 * fp32Unet.sdxl, `int8 UNet ${unet(int8)} vs fp32 ${fp32Unet.sdxl}`);
+      // fp16 keeps every value of these fixtures (they were rounded to fp16 before the committed export)
+      const a = await image(fp16);
+      const b = await image(families.sd15.model);
+      assert.ok(meanAbsDiff(a.data, b.data) < 1, `fp16 vs fp32: ${meanAbsDiff(a.data, b.data)}`);
+      const c = await image(int8);
+      assert.equal(c.width, 64);
+      assert.ok(new Set(c.data).size > 16, 'the int8 model gives a real (not uniform) image');
+    });
+  });
+
+  describe('fused LoRAs', function () {
+    // A fused LoRA against the same LoRA applied by GenAI at generate, at the same alphas. Measured on these
+    // fixtures: 0.54-0.60 / 255 mean (max 4), while the LoRA itself moves the image by 9.5 (SD) and 18 (SDXL).
+    // Part of the gap is GenAI's own: registering adapters alone moves a no-LoRA image by 0.29 (SDK.md).
+    const BOUND = 1.5;
+
+    it('SD 1.5: style-a at 0.5 and style-b at 0.7 fused are within 1.5/255 of the same blend at generate', async function () {
+      const out = path.join(tmp(), 'sd15-fused');
+      const fx = families.sd15;
+      const result = await convert(diffusers('sd15'), out, {
+        weightFormat: 'fp32',
+        fuseLora: [
+          { path: fx.lora('style-a'), alpha: 0.5 },
+          { path: fx.lora('style-b'), alpha: 0.7 },
+        ],
+      });
+      assert.deepEqual(result.fused.map((f) => [path.basename(f.path), f.alpha, f.fusedLayers, f.unmatched]), [
+        ['style-a.safetensors', 0.5, 40, 0],
+        ['style-b.safetensors', 0.7, 40, 0],
+      ]);
+      const fused = await image(out);
+      const none = await image(fx.model);
+      const dynamic = await image(
+        fx.model,
+        { adapters: { a: 0.5, b: 0.7 } },
+        { adapters: { a: { path: fx.lora('style-a') }, b: { path: fx.lora('style-b') } } },
+      );
+      const gap = meanAbsDiff(fused.data, dynamic.data);
+      const effect = meanAbsDiff(fused.data, none.data);
+      assert.ok(effect > 5, `the fused LoRAs change the image: ${effect}`);
+      assert.ok(gap < BOUND, `fused vs dynamic: ${gap}`);
+    });
+
+    it('SDXL: the PEFT copy of style-a fused at 0.8 is within 1.5/255 of the kohya file at 0.8 at generate', async function () {
+      const out = path.join(tmp(), 'sdxl-fused');
+      const fx = families.sdxl;
+      const result = await convert(diffusers('sdxl'), out, { weightFormat: 'fp32', fuseLora: [{ path: fx.lora('style-a-peft'), alpha: 0.8 }] });
+      assert.equal(result.fused[0].fusedLayers, 80);
+      const fused = await image(out);
+      const none = await image(fx.model);
+      const dynamic = await image(fx.model, { adapters: { a: 0.8 } }, { adapters: { a: { path: fx.lora('style-a') } } });
+      const gap = meanAbsDiff(fused.data, dynamic.data);
+      const effect = meanAbsDiff(fused.data, none.data);
+      assert.ok(effect > 5, `the fused LoRA changes the image: ${effect}`);
+      assert.ok(gap < BOUND, `fused vs dynamic: ${gap}`);
+    });
+  });
+
+  describe('errors: typed, and nothing left behind', function () {
+    const outOf = (name) => path.join(tmp(), name);
+    afterEach(async function () {
+      assert.deepEqual(leftovers(tmp()), [], 'no scratch folder is left');
+      await noConverterLeft();
+    });
+
+    it('a source that is neither a diffusers folder nor a Hub id: ERR_CONVERT_SOURCE, before anything slow', async function () {
+      const empty = path.join(tmp(), 'empty');
+      mkdirSync(empty);
+      const single = path.join(tmp(), 'single');
+      mkdirSync(single);
+      copyFileSync(families.sd15.lora('style-a'), path.join(single, 'model.safetensors'));
+      const cases = [
+        ['./no/such/folder', /neither a folder here nor a Hugging Face Hub id/],
+        [empty, /not a diffusers model folder \(it has no model_index\.json\)/],
+        [single, /single-file checkpoint/],
+        [families.sd15.lora('style-a'), /is a file/],
+        [families.sd15.model, /already an OpenVINO model.*Pipeline\.load/],
+      ];
+      for (const [source, pattern] of cases) {
+        const t = Date.now();
+        await rejectsWith(convert(source, outOf('x')), 'ERR_CONVERT_SOURCE', pattern);
+        assert.ok(Date.now() - t < 2000, `${source} took ${Date.now() - t} ms`);
+        assert.equal(existsSync(outOf('x')), false);
+      }
+    });
+
+    it('a Hub id when the Hub cannot be reached: ERR_HUB_UNREACHABLE, which says that a local folder works offline', async function () {
+      const port = await closedPort();
+      await withEnv({ HF_ENDPOINT: `http://127.0.0.1:${port}` }, async () => {
+        await rejectsWith(convert('someone/some-model', outOf('x')), 'ERR_HUB_UNREACHABLE', /could not be reached.*ECONNREFUSED.*local diffusers model folder converts offline/);
+      });
+      await withEnv({ HF_HUB_OFFLINE: '1' }, async () => {
+        await rejectsWith(convert('someone/some-model', outOf('x')), 'ERR_HUB_UNREACHABLE', /HF_HUB_OFFLINE/);
+      });
+      assert.equal(existsSync(outOf('x')), false);
+    });
+
+    it('a Hub id the Hub does not know, or that is not a diffusers model: ERR_CONVERT_SOURCE', async function () {
+      const server = http.createServer((req, res) => {
+        if (req.url === '/api/models/someone/text-model') {
+          res.setHeader('content-type', 'application/json');
+          res.end(JSON.stringify({ id: 'someone/text-model', siblings: [{ rfilename: 'config.json' }, { rfilename: 'model.safetensors' }] }));
+        } else {
+          res.statusCode = 404;
+          res.end('{"error":"Repository not found"}');
+        }
+      });
+      await new Promise((r) => server.listen(0, '127.0.0.1', r));
+      try {
+        await withEnv({ HF_ENDPOINT: `http://127.0.0.1:${server.address().port}` }, async () => {
+          await rejectsWith(convert('someone/nothing', outOf('x')), 'ERR_CONVERT_SOURCE', /neither a folder here nor a model on the Hugging Face Hub/);
+          await rejectsWith(convert('someone/text-model', outOf('x')), 'ERR_CONVERT_SOURCE', /not a diffusers model/);
+        });
+      } finally {
+        server.close();
+      }
+    });
+
+    it('a LoRA to fuse that does not fit the model: ERR_ADAPTER_INCOMPATIBLE, ERR_ADAPTER_UNMATCHED, ERR_ADAPTER_NOT_FOUND', async function () {
+      const fx = families.sd15;
+      await rejectsWith(
+        convert(diffusers('sd15'), outOf('x'), { fuseLora: [{ path: fx.lora('wrong-base') }] }),
+        'ERR_ADAPTER_INCOMPATIBLE',
+        /wrong-base\.safetensors: LoRA layer lora_\w+ has A \[4, \d+\] and B \[\d+, 4\], which do not fit .*another base model/,
+      );
+      await rejectsWith(
+        convert(diffusers('sd15'), outOf('x'), { fuseLora: [{ path: fx.lora('unmatched') }] }),
+        'ERR_ADAPTER_UNMATCHED',
+        /unmatched\.safetensors: none of its \d+ LoRA layers matches a layer of the model/,
+      );
+      await rejectsWith(
+        convert(diffusers('sdxl'), outOf('x'), { fuseLora: [{ path: fx.lora('style-a') }] }),
+        'ERR_ADAPTER_INCOMPATIBLE',
+        /sd15\/style-a\.safetensors: LoRA layer/,
+      );
+      await rejectsWith(convert(diffusers('sd15'), outOf('x'), { fuseLora: [{ path: path.join(tmp(), 'none.safetensors') }] }), 'ERR_ADAPTER_NOT_FOUND');
+      assert.equal(existsSync(outOf('x')), false);
+    });
+
+    it('an output folder that is not empty: ERR_OUTPUT_NOT_EMPTY, unless force, which replaces it only once the new model works', async function () {
+      const out = outOf('taken');
+      mkdirSync(out);
+      writeFileSync(path.join(out, 'keep.txt'), 'mine');
+      await rejectsWith(convert(diffusers('sd15'), out), 'ERR_OUTPUT_NOT_EMPTY', /exists and is not empty.*--force/);
+      const file = outOf('a-file');
+      writeFileSync(file, 'x');
+      await rejectsWith(convert(diffusers('sd15'), file), 'ERR_OUTPUT_NOT_EMPTY', /is a file/);
+      await rejectsWith(convert(diffusers('sd15'), ROOT, { force: true }), 'ERR_OUTPUT_NOT_EMPTY', /force never replaces it/);
+      // a forced conversion that fails keeps the old folder whole
+      await rejectsWith(convert(diffusers('sd15'), out, { force: true, fuseLora: [{ path: families.sd15.lora('unmatched') }] }), 'ERR_ADAPTER_UNMATCHED');
+      assert.deepEqual(readdirSync(out), ['keep.txt']);
+      const result = await convert(diffusers('sd15'), out, { force: true, weightFormat: 'fp32', verify: false });
+      assert.equal(result.verified, undefined);
+      assert.equal(existsSync(path.join(out, 'keep.txt')), false);
+      assert.ok((await image(out)).data.equals((await image(families.sd15.model)).data));
+      const r = await runCli(['convert', diffusers('sd15'), out]);
+      assert.equal(r.status, 1);
+      assert.match(r.stderr, /^multilora: ERR_OUTPUT_NOT_EMPTY: .*--force/m);
+    });
+
+    it('options it does not take: ERR_INVALID_ARGUMENT (the command line exits 2)', async function () {
+      await rejectsWith(convert(diffusers('sd15'), outOf('x'), { weightFormat: 'fp8' }), 'ERR_INVALID_ARGUMENT', /"fp32", "fp16" or "int8" for options\.weightFormat but received "fp8"/);
+      await rejectsWith(convert(diffusers('sd15'), outOf('x'), { task: 'inpainting' }), 'ERR_INVALID_ARGUMENT', /options\.task/);
+      await rejectsWith(convert(diffusers('sd15'), outOf('x'), { fuseLora: 'a.safetensors' }), 'ERR_INVALID_ARGUMENT', /options\.fuseLora/);
+      await rejectsWith(convert(diffusers('sd15'), outOf('x'), { fuseLora: [{ path: 'a', alpha: NaN }] }), 'ERR_INVALID_ARGUMENT', /fuseLora\[0\]\.alpha/);
+      await rejectsWith(convert(diffusers('sd15'), outOf('x'), { weightformat: 'fp32' }), 'ERR_INVALID_ARGUMENT', /did you mean "weightFormat"/);
+      await rejectsWith(convert(diffusers('sd15'), diffusers('sd15') + '/out', { force: true }), 'ERR_INVALID_ARGUMENT', /outside the source model/);
+      const r = await runCli(['convert', diffusers('sd15'), outOf('x'), '--weight-format', 'fp8']);
+      assert.equal(r.status, 2);
+      assert.match(r.stderr, /fp8.*(choices|Allowed)/i);
+    });
+
+    it('no disk space: ERR_NO_SPACE before the export when the space is short, and when the disk fills during it', async function () {
+      if (process.getuid() !== 0) this.skip(); // mounting a small tmpfs needs root (CI runs as root)
+      const mnt = path.join(tmp(), 'small-disk');
+      mkdirSync(mnt);
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=8m', 'tmpfs', mnt]);
+      try {
+        await rejectsWith(convert(diffusers('sd15'), path.join(mnt, 'out'), { weightFormat: 'fp32' }), 'ERR_NO_SPACE', /needs about .* MiB in .*small-disk, which has .* free/);
+        assert.deepEqual(readdirSync(mnt), []);
+      } finally {
+        execFileSync('umount', [mnt]);
+      }
+      // Room enough for the check, then another program fills the disk once the export has begun.
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64m', 'tmpfs', mnt]);
+      try {
+        const filler = path.join(mnt, 'filler');
+        let filled = false;
+        const pending = convert(diffusers('sd15'), path.join(mnt, 'out'), {
+          weightFormat: 'fp32',
+          onProgress: (e) => {
+            if (e.phase !== 'export' || filled) return;
+            filled = true;
+            try {
+              execFileSync('dd', ['if=/dev/zero', `of=${filler}`, 'bs=1M', 'count=64'], { stdio: 'ignore' });
+            } catch {
+              // dd stops at the full disk with status 1: the disk is full, as meant
+            }
+          },
+        });
+        await rejectsWith(pending, 'ERR_NO_SPACE', /[Nn]o space left on the device/);
+        assert.ok(filled);
+        assert.deepEqual(readdirSync(mnt), ['filler']);
+      } finally {
+        execFileSync('umount', [mnt]);
+      }
+    });
+
+    it('aborted during the export: ERR_ABORTED, no output, no scratch folder, no converter process', async function () {
+      const controller = new AbortController();
+      const out = outOf('aborted');
+      const pending = convert(diffusers('sdxl'), out, {
+        signal: controller.signal,
+        onProgress: (e) => {
+          if (e.phase === 'export' && e.fraction !== undefined && e.fraction > 0) controller.abort();
+        },
+      });
+      await rejectsWith(pending, 'ERR_ABORTED');
+      assert.equal(existsSync(out), false);
+    });
+
+    it('an onProgress that throws: ERR_CALLBACK, and nothing left', async function () {
+      const out = outOf('callback');
+      await rejectsWith(
+        convert(diffusers('sd15'), out, {
+          onProgress: (e) => {
+            if (e.phase === 'export') throw new Error('boom');
+          },
+        }),
+        'ERR_CALLBACK',
+        /onProgress threw: boom/,
+      );
+      assert.equal(existsSync(out), false);
+    });
+
+    it('Ctrl-C on the command line: exit 130, and nothing left', async function () {
+      const out = outOf('interrupted');
+      let sent = false;
+      const r = await runCli(['convert', diffusers('sd15'), out], {
+        onStderr: (text, child) => {
+          if (!sent && /[1-9] of \d+ parts written/.test(text)) {
+            sent = true;
+            child.kill('SIGINT');
+          }
+        },
+      });
+      assert.ok(sent);
+      assert.equal(r.status, 130, r.stderr);
+      assert.match(r.stderr, /ERR_ABORTED/);
+      assert.equal(existsSync(out), false);
+    });
+
+    it('a command line killed with SIGKILL: its converter stops, and the next conversion there removes its scratch folder', async function () {
+      const out = outOf('killed');
+      let killed = false;
+      await runCli(['convert', diffusers('sd15'), out], {
+        onStderr: (text, child) => {
+          if (!killed && /[1-9] of \d+ parts written/.test(text)) {
+            killed = true;
+            child.kill('SIGKILL');
+          }
+        },
+      });
+      assert.ok(killed);
+      await noConverterLeft(); // it saw its stdin close, and stopped its exporter with it
+      assert.equal(leftovers(tmp()).length, 1, 'the killed run could not clean up: its scratch folder is there');
+      await rejectsWith(convert(diffusers('sd15'), outOf('next'), { fuseLora: [{ path: path.join(tmp(), 'none.safetensors') }] }), 'ERR_ADAPTER_NOT_FOUND');
+      assert.equal(existsSync(out), false);
+    });
+
+    it('a converter venv that cannot be made: ERR_CONVERT_SETUP, and no half-made venv', async function () {
+      const venv = path.join(tmp(), 'venv');
+      await withEnv({ MULTILORA_CONVERTER_DIR: venv, MULTILORA_PYTHON: path.join(tmp(), 'no-python') }, async () => {
+        await rejectsWith(convert(diffusers('sd15'), outOf('x')), 'ERR_CONVERT_SETUP', /needs Python 3\.10 to 3\.13.*MULTILORA_PYTHON/);
+      });
+      assert.equal(existsSync(venv), false);
+      assert.equal(existsSync(`${venv}.lock`), false);
+    });
+  });
+
+  after(function () {
+    rmSync(path.join(tmp(), 'small-disk'), { recursive: true, force: true });
+  });
+});
