@@ -33,6 +33,18 @@ export interface FuseLora {
   scale?: LoraScale;
 }
 
+/** The schedulers GenAI 2026.3 runs, by multilora's names (as in GenerateOptions.scheduler), and their diffusers classes. */
+export const CONVERT_SCHEDULERS = {
+  lcm: 'LCMScheduler',
+  ddim: 'DDIMScheduler',
+  euler: 'EulerDiscreteScheduler',
+  'euler-ancestral': 'EulerAncestralDiscreteScheduler',
+  pndm: 'PNDMScheduler',
+  'flow-match-euler': 'FlowMatchEulerDiscreteScheduler',
+} as const;
+
+export type ConvertScheduler = keyof typeof CONVERT_SCHEDULERS;
+
 export type ConvertPhase = 'check' | 'setup' | 'download' | 'load' | 'fuse' | 'export' | 'verify' | 'done';
 
 export interface ConvertProgress {
@@ -55,6 +67,11 @@ export interface ConvertOptions {
   force?: boolean;
   /** Load the result with Pipeline.load and generate one small image before moving it into place. Default true. */
   verify?: boolean;
+  /**
+   * The converted model's default scheduler, in place of the one it came with: e.g. 'lcm' for a model with LCM-LoRA
+   * fused, as the tutorial sets LCMScheduler before its export. Default: the model's own.
+   */
+  scheduler?: ConvertScheduler;
   /** A branch, tag or commit, for a Hub id. */
   revision?: string;
   signal?: AbortSignal;
@@ -92,12 +109,13 @@ interface Checked {
   fuseLora: Array<Required<FuseLora>>;
   force: boolean;
   verify: boolean;
+  scheduler?: ConvertScheduler;
   revision?: string;
   signal?: AbortSignal;
   onProgress?: (event: ConvertProgress) => void;
 }
 
-const OPTION_KEYS = ['weightFormat', 'fuseLora', 'task', 'force', 'verify', 'revision', 'signal', 'onProgress'];
+const OPTION_KEYS = ['weightFormat', 'fuseLora', 'task', 'force', 'verify', 'scheduler', 'revision', 'signal', 'onProgress'];
 /** `org/name` as the Hub spells repositories. */
 const HUB_ID = /^[A-Za-z0-9][\w.-]{0,95}\/[\w.-]{1,96}$/;
 const SCRATCH = /^\.(.+)\.multilora-convert-(\d+)-[0-9a-f]+$/;
@@ -137,6 +155,13 @@ function checkOptions(options: unknown): Checked {
       if (scale !== 'genai' && scale !== 'diffusers') throw invalid('"genai" or "diffusers"', `${label}.scale`, scale);
       checked.fuseLora.push({ path: path.resolve(file), alpha, scale });
     }
+  }
+  const scheduler = read<unknown>('scheduler');
+  if (scheduler !== undefined) {
+    if (typeof scheduler !== 'string' || !Object.hasOwn(CONVERT_SCHEDULERS, scheduler)) {
+      throw invalid(`one of ${Object.keys(CONVERT_SCHEDULERS).join(', ')}`, 'options.scheduler', scheduler);
+    }
+    checked.scheduler = scheduler as ConvertScheduler;
   }
   const revision = read<unknown>('revision');
   if (revision !== undefined) checked.revision = string(revision, 'options.revision', { nonEmpty: true, maxLength: 256 });
@@ -501,6 +526,17 @@ export async function convert(source: string, outDir: string, options: ConvertOp
     }
     const model = inspectDiffusers(sourceDir, fromHub ? `${source} (downloaded to ${sourceDir})` : source);
 
+    if (opts.scheduler) {
+      const flow = model.family === 'sd3' || model.family === 'flux';
+      if (flow !== (opts.scheduler === 'flow-match-euler')) {
+        throw new MultiloraError(
+          'ERR_INVALID_ARGUMENT',
+          `options.scheduler ${JSON.stringify(opts.scheduler)} does not go with a ${model.pipelineClass}: ` +
+            (flow ? 'SD3 and Flux models take "flow-match-euler"' : 'UNet models take lcm, ddim, euler, euler-ancestral or pndm'),
+        );
+      }
+    }
+
     // The LoRAs, rewritten into the names GenAI matches; the Python side matches them the way GenAI does.
     const fuse: Array<{ file: string; alpha: number; label: string }> = [];
     if (opts.fuseLora.length && !['sd', 'sdxl', 'lcm'].includes(model.family)) {
@@ -553,6 +589,7 @@ export async function convert(source: string, outDir: string, options: ConvertOp
         task: 'text-to-image',
         family: model.family,
         fuse,
+        scheduler: opts.scheduler ? CONVERT_SCHEDULERS[opts.scheduler] : null,
       });
     } finally {
       clearInterval(timer);

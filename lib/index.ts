@@ -28,7 +28,7 @@ export { MultiloraError, DisposedError, AbortError, ERROR_CODES } from './errors
 export type { ErrorCode } from './errors';
 export { encodePng, decodePng } from './png';
 export { defaultModelDir } from './defaults';
-export { convert, WEIGHT_FORMATS } from './convert';
-export type { ConvertOptions, ConvertPhase, ConvertProgress, ConvertResult, FuseLora, FusedReport, WeightFormat } from './convert';
+export { convert, CONVERT_SCHEDULERS, WEIGHT_FORMATS } from './convert';
+export type { ConvertOptions, ConvertPhase, ConvertScheduler, ConvertProgress, ConvertResult, FuseLora, FusedReport, WeightFormat } from './convert';
 export { startServer } from './serve';
 export type { RunningServer, ServeOptions } from './serve';

@@ -12,7 +12,8 @@ Jobs:
     {"command": "fetch", "repo": "org/name", "revision": null}
         Downloads a diffusers model from the Hugging Face Hub into its cache; "done" gives its folder.
     {"command": "convert", "source": dir, "work": dir, "output": dir, "weight_format": "fp16", "task": "text-to-image",
-     "family": "sdxl", "fuse": [{"file": kohya .safetensors, "alpha": 0.8, "label": "name shown in messages"}]}
+     "family": "sdxl", "fuse": [{"file": kohya .safetensors, "alpha": 0.8, "label": "name shown in messages"}],
+     "scheduler": null or a diffusers scheduler class such as "LCMScheduler"}
         Fuses the LoRAs (already rewritten by lib/lora-format.ts into the kohya names GenAI matches) into the
         weights, then exports to OpenVINO IR with optimum-cli into `output`. Scratch files go under `work`.
 
@@ -254,12 +255,27 @@ def last_error(text):
     return lines[-1][:2000] if lines else "no output"
 
 
+def set_scheduler(output, class_name):
+    """Makes the exported model's default scheduler another one, from its config (as the tutorial does for LCM)."""
+    import diffusers
+
+    progress("export", f"setting the model's scheduler to {class_name}")
+    cls = getattr(diffusers, class_name)
+    folder = os.path.join(output, "scheduler")
+    config = dict(cls.load_config(folder))
+    if class_name == "DDIMScheduler":
+        config["clip_sample"] = False  # GenAI's DDIM takes no clipped samples
+    cls.from_config(config).save_config(folder)
+
+
 def convert(job):
     started = time.time()
     source, reports = job["source"], []
     if job["fuse"]:
         source, reports = load_and_fuse(job)
     export(source, job)
+    if job.get("scheduler"):
+        set_scheduler(job["output"], job["scheduler"])
     emit("done", fused=reports, seconds=round(time.time() - started, 3))
 
 

@@ -3,7 +3,7 @@
 'use strict';
 const assert = require('node:assert/strict');
 const { spawn, execFileSync } = require('node:child_process');
-const { existsSync, mkdirSync, readdirSync, statSync, writeFileSync, copyFileSync, rmSync } = require('node:fs');
+const { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync, copyFileSync, rmSync } = require('node:fs');
 const http = require('node:http');
 const net = require('node:net');
 const path = require('node:path');
@@ -134,11 +134,11 @@ describe('convert', function () {
       assert.ok(converted.data.equals(committed.data), `mean difference ${meanAbsDiff(converted.data, committed.data)}`);
     });
 
-    it('fp16 and int8 (the default is fp16): smaller weights that load and generate', async function () {
+    it('fp16 and int8 (the default is fp16): smaller weights that load and generate; a new default scheduler', async function () {
       const fp16 = path.join(tmp(), 'sd15-fp16');
       const int8 = path.join(tmp(), 'sdxl-int8');
       const r16 = await convert(diffusers('sd15'), fp16);
-      const r8 = await convert(diffusers('sdxl'), int8, { weightFormat: 'int8' });
+      const r8 = await convert(diffusers('sdxl'), int8, { weightFormat: 'int8', scheduler: 'lcm' });
       assert.equal(r16.weightFormat, 'fp16');
       assert.equal(r8.weightFormat, 'int8');
       const unet = (dir) => statSync(path.join(dir, 'unet', 'openvino_model.bin')).size;
@@ -152,6 +152,11 @@ describe('convert', function () {
       const c = await image(int8);
       assert.equal(c.width, 64);
       assert.ok(new Set(c.data).size > 16, 'the int8 model gives a real (not uniform) image');
+      // its default scheduler is now LCM: the same bytes as asking for it, others than Euler's (its old default)
+      const config = JSON.parse(readFileSync(path.join(int8, 'scheduler', 'scheduler_config.json'), 'utf8'));
+      assert.equal(config._class_name, 'LCMScheduler');
+      assert.ok(c.data.equals((await image(int8, { scheduler: 'lcm' })).data));
+      assert.ok(!c.data.equals((await image(int8, { scheduler: 'euler' })).data));
     });
   });
 
@@ -312,6 +317,8 @@ describe('convert', function () {
       await rejectsWith(convert(diffusers('sd15'), outOf('x'), { fuseLora: [{ path: 'a', alpha: NaN }] }), 'ERR_INVALID_ARGUMENT', /fuseLora\[0\]\.alpha/);
       await rejectsWith(convert(diffusers('sd15'), outOf('x'), { weightformat: 'fp32' }), 'ERR_INVALID_ARGUMENT', /did you mean "weightFormat"/);
       await rejectsWith(convert(diffusers('sd15'), diffusers('sd15') + '/out', { force: true }), 'ERR_INVALID_ARGUMENT', /outside the source model/);
+      await rejectsWith(convert(diffusers('sd15'), outOf('x'), { scheduler: 'dpm' }), 'ERR_INVALID_ARGUMENT', /one of lcm, ddim, .* for options\.scheduler/);
+      await rejectsWith(convert(diffusers('sd15'), outOf('x'), { scheduler: 'flow-match-euler' }), 'ERR_INVALID_ARGUMENT', /does not go with a StableDiffusionPipeline/);
       const r = await runCli(['convert', diffusers('sd15'), outOf('x'), '--weight-format', 'fp8']);
       assert.equal(r.status, 2);
       assert.match(r.stderr, /fp8.*(choices|Allowed)/i);

@@ -1,5 +1,5 @@
 // `multilora convert <source> <out-dir>`: a diffusers model (folder or Hub id) to OpenVINO IR, LoRAs fused first.
-import { convert, WEIGHT_FORMATS, type ConvertOptions, type FuseLora, type WeightFormat } from '../convert';
+import { convert, WEIGHT_FORMATS, type ConvertOptions, type ConvertScheduler, type FuseLora, type WeightFormat } from '../convert';
 import type { LoraScale } from '../lora-format';
 import { splitAlpha, usage } from './args';
 import { seconds } from './common';
@@ -9,6 +9,7 @@ export interface ConvertFlags {
   fuseLora?: string[];
   fuseScale: LoraScale;
   task: 'text-to-image';
+  scheduler?: ConvertScheduler;
   force?: boolean;
   verify: boolean;
   revision?: string;
@@ -35,6 +36,7 @@ export async function convertCommand(source: string, outDir: string, flags: Conv
     signal: controller.signal,
   };
   if (flags.revision !== undefined) options.revision = flags.revision;
+  if (flags.scheduler !== undefined) options.scheduler = flags.scheduler;
   // One line per change of phase or of the export's progress; pip's and the exporter's own output stay out of it.
   const err = process.stderr;
   let phase = '';

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 
 import { MultiloraError } from '../errors';
-import { WEIGHT_FORMATS } from '../convert';
+import { CONVERT_SCHEDULERS, WEIGHT_FORMATS } from '../convert';
 import { GENERATORS, SCHEDULERS } from '../options';
 import { PACKAGE_ROOT } from '../sdk';
 import { UsageError, collect } from './args';
@@ -89,6 +89,11 @@ export function buildProgram(run: (action: () => Promise<number>) => Promise<voi
       new Option('--fuse-scale <meaning>', "what the alphas of --fuse-lora mean: GenAI's whole scale, or diffusers' (× alpha/rank)")
         .choices(['genai', 'diffusers'])
         .default('genai'),
+    )
+    .addOption(
+      new Option('--scheduler <name>', "the converted model's default scheduler (e.g. lcm with LCM-LoRA fused; default: its own)").choices(
+        Object.keys(CONVERT_SCHEDULERS),
+      ),
     )
     .addOption(new Option('--task <task>', "optimum-intel's task").choices(['text-to-image']).default('text-to-image'))
     .option('--revision <rev>', 'a branch, tag or commit of a Hub model')
