@@ -6,6 +6,7 @@ const assert = require('node:assert/strict');
 const http = require('node:http');
 const net = require('node:net');
 const { decodePng } = require('..');
+const { underAsan } = require('./helpers/fixtures');
 
 const MAX_QUEUE = 4;
 /** MULTILORA_LOAD_REQUESTS: fewer, for a quick look while changing the server. */
@@ -23,7 +24,6 @@ const CHECK_INTERVAL_MS = 1000;
  */
 // Under `npm run sanitize` RSS is no measure of leaks (ASan holds freed memory in its quarantine, 256 MiB by
 // default; scripts/leak-check.mjs looks for leaks there): only the V8 heap bound holds.
-const underAsan = /libasan/.test(process.env.LD_PRELOAD ?? '');
 const rssBoundKiB = (warmKiB) => (underAsan ? Infinity : warmKiB + Math.max(0.15 * warmKiB, 48 * 1024));
 const HEAP_GROWTH_KIB = 8 * 1024;
 

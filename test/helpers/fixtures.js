@@ -68,4 +68,7 @@ function useTempDir(prefix, { each = false } = {}) {
   return () => dir;
 }
 
-module.exports = { ROOT, FIXTURES, families, sdk, pythonImages, meanAbsDiff, useTempDir };
+/** Whether this process runs under `npm run sanitize` (gcc's ASan runtime preloaded): much slower, other memory use. */
+const underAsan = /libasan/.test(process.env.LD_PRELOAD ?? '');
+
+module.exports = { ROOT, FIXTURES, families, sdk, pythonImages, meanAbsDiff, useTempDir, underAsan };
