@@ -20,6 +20,8 @@ export const ERROR_CODES = [
   'ERR_NO_SPACE',
   'ERR_CONVERT_SETUP',
   'ERR_CONVERT_FAILED',
+  'ERR_REMOTE',
+  'ERR_RESULT_EXPIRED',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

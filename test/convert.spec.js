@@ -5,11 +5,10 @@ const assert = require('node:assert/strict');
 const { spawn, execFileSync } = require('node:child_process');
 const { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync, copyFileSync, rmSync } = require('node:fs');
 const http = require('node:http');
-const net = require('node:net');
 const path = require('node:path');
 
 const { convert, Pipeline } = require('..');
-const { FIXTURES, ROOT, families, meanAbsDiff, useTempDir } = require('./helpers/fixtures');
+const { FIXTURES, ROOT, families, meanAbsDiff, useTempDir, freePort } = require('./helpers/fixtures');
 
 const MAIN = path.join(ROOT, 'dist', 'cli', 'main.js');
 const diffusers = (family) => path.join(FIXTURES, 'diffusers', `${family}-tiny`);
@@ -62,15 +61,6 @@ function runCli(args, { onStderr } = {}) {
     });
     child.on('close', (status, signal) => resolve({ status, signal, stdout, stderr }));
   });
-}
-
-/** A port on loopback that nothing listens on. */
-async function closedPort() {
-  const server = net.createServer();
-  await new Promise((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address();
-  await new Promise((r) => server.close(r));
-  return port;
 }
 
 async function withEnv(vars, body) {
@@ -237,7 +227,7 @@ describe('convert', function () {
     });
 
     it('a Hub id when the Hub cannot be reached: ERR_HUB_UNREACHABLE, which says that a local folder works offline', async function () {
-      const port = await closedPort();
+      const port = await freePort();
       await withEnv({ HF_ENDPOINT: `http://127.0.0.1:${port}` }, async () => {
         await rejectsWith(convert('someone/some-model', outOf('x')), 'ERR_HUB_UNREACHABLE', /could not be reached.*ECONNREFUSED.*local diffusers model folder converts offline/);
       });

@@ -15,6 +15,7 @@ import { convertCommand, type ConvertFlags } from './convert';
 import { generateCommand, type GenerateFlags } from './generate';
 import { infoCommand, type InfoFlags } from './info';
 import { serveCommand, type ServeFlags } from './serve';
+import { workerCommand, type WorkerFlags } from './worker';
 
 export const EXIT = { ok: 0, failure: 1, usage: 2, interrupted: 130 } as const;
 
@@ -77,6 +78,16 @@ export function buildProgram(run: (action: () => Promise<number>) => Promise<voi
     .option('--host <host>', 'the address to listen on', '127.0.0.1')
     .option('--port <port>', 'the port to listen on; 0 for any free one', '7860')
     .action((flags: ServeFlags) => run(() => serveCommand(flags)));
+
+  modelOptions(program.command('worker').description('take generation jobs from a BullMQ queue in Redis (RemoteQueue, serve --redis), until Ctrl-C'))
+    .requiredOption('--redis <url>', 'the Redis server: redis://[user:password@]host:port[/db]')
+    .option('--concurrency <k>', 'jobs at once, each on a pipeline of its own', '1')
+    .option('--queue <name>', 'the queue name (default: generate)')
+    .option('--prefix <prefix>', 'the prefix of the keys in Redis (default: multilora)')
+    .option('--result-ttl <seconds>', "how long a result's bytes stay in Redis (default: 3600)")
+    .option('--lock-duration <ms>', "how long a job stays locked to a worker that stopped answering, before another retries it (default: 30000)")
+    .option('--threads <n>', 'OpenVINO threads per pipeline (default: every core)')
+    .action((flags: WorkerFlags) => run(() => workerCommand(flags)));
 
   program
     .command('convert')

@@ -68,7 +68,16 @@ function useTempDir(prefix, { each = false } = {}) {
   return () => dir;
 }
 
+/** A port on loopback that nothing listens on (at the time of the call). */
+async function freePort() {
+  const server = require('node:net').createServer();
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
 /** Whether this process runs under `npm run sanitize` (gcc's ASan runtime preloaded): much slower, other memory use. */
 const underAsan = /libasan/.test(process.env.LD_PRELOAD ?? '');
 
-module.exports = { ROOT, FIXTURES, families, sdk, pythonImages, meanAbsDiff, useTempDir, underAsan };
+module.exports = { ROOT, FIXTURES, families, sdk, pythonImages, meanAbsDiff, useTempDir, underAsan, freePort };

@@ -1,0 +1,296 @@
+// Scale-out on BullMQ and Redis: `multilora worker` processes take RemoteQueue's jobs from a real redis-server
+// (Debian's, installed by scripts/setup-redis.sh, started here on loopback), and give the bytes of local generation.
+'use strict';
+const assert = require('node:assert/strict');
+const { spawn, execFileSync } = require('node:child_process');
+const { mkdtempSync, rmSync, writeFileSync } = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+
+const { Pipeline, RemoteQueue, defaultModelDir } = require('..');
+const { ROOT, families, useTempDir, freePort } = require('./helpers/fixtures');
+
+const MAIN = path.join(ROOT, 'dist', 'cli', 'main.js');
+const fx = families.sdxl;
+/** Short, so that a killed worker's job is retried within seconds (the default is 30 s). */
+const LOCK_MS = 3000;
+
+/** A redis-server of our own on loopback, with no persistence; stopped by the returned function. */
+async function startRedis() {
+  const port = await freePort();
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'multilora-redis-'));
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  await new Promise((resolve, reject) => {
+    child.on('error', (err) => reject(new Error(`redis-server does not start (${err.message}): run bash scripts/setup-redis.sh`)));
+    child.stdout.on('data', (d) => {
+      out += d;
+      if (/Ready to accept connections/.test(out)) resolve();
+    });
+    child.on('exit', (code) => reject(new Error(`redis-server exited with ${code}: ${out}`)));
+  });
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    stop: () => {
+      child.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A `multilora worker` process; `lines` collects its stderr, `started(id)` waits for a job to start on it. */
+function startWorker(url, catalog, extra = []) {
+  const child = spawn(process.execPath, [MAIN, 'worker', '--redis', url, '--catalog', catalog, '--lock-duration', String(LOCK_MS), '--threads', '1', ...extra], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const worker = { child, log: '', exited: new Promise((r) => child.on('exit', (code, signal) => r({ code, signal }))) };
+  const waiters = [];
+  child.stderr.on('data', (d) => {
+    worker.log += d;
+    for (const w of [...waiters]) if (w.re.test(worker.log)) (waiters.splice(waiters.indexOf(w), 1), w.resolve());
+  });
+  child.stdout.on('data', (d) => {
+    worker.log += d;
+    for (const w of [...waiters]) if (w.re.test(worker.log)) (waiters.splice(waiters.indexOf(w), 1), w.resolve());
+  });
+  worker.waitFor = (re) => (re.test(worker.log) ? Promise.resolve() : new Promise((resolve) => waiters.push({ re, resolve })));
+  worker.ready = worker.waitFor(/multilora worker \S+ ready/);
+  return worker;
+}
+
+function jobsOf(worker) {
+  return [...worker.log.matchAll(/job (\S+) started/g)].map((m) => m[1]);
+}
+
+async function rejectsWith(promise, code, pattern) {
+  await assert.rejects(promise, (err) => {
+    assert.equal(err.code, code, `${err.code}: ${err.message}`);
+    if (pattern) assert.match(err.message, pattern);
+    return true;
+  });
+}
+
+describe('RemoteQueue and multilora worker (BullMQ on Redis)', function () {
+  this.timeout(600_000);
+  const tmp = useTempDir('multilora-remote-');
+  let redis;
+  let catalog;
+  let local;
+  const workers = [];
+
+  before(async function () {
+    try {
+      execFileSync('redis-server', ['--version']);
+    } catch {
+      throw new Error('redis-server is not installed: run bash scripts/setup-redis.sh (npm test does, as pretest)');
+    }
+    redis = await startRedis();
+    catalog = path.join(tmp(), 'catalog.json');
+    writeFileSync(catalog, JSON.stringify({ a: { path: fx.lora('style-a'), alpha: 0.8 }, b: { path: fx.lora('style-b'), alpha: 0.6 } }));
+    // Local generation, with the same adapters registered (registering adapters moves the bytes a little: SDK.md),
+    // and the same thread count as the workers (OpenVINO's CPU results depend on it).
+    local = await Pipeline.load(defaultModelDir(), { catalog, threads: 1 });
+  });
+
+  after(async function () {
+    for (const w of workers) w.child.kill('SIGKILL');
+    await local?.dispose();
+    redis?.stop();
+  });
+
+  function spawnWorker(extra) {
+    const w = startWorker(redis.url, catalog, extra);
+    workers.push(w);
+    return w;
+  }
+
+  it('checks its options, and rejects with ERR_REMOTE when Redis cannot be reached', async function () {
+    assert.throws(() => new RemoteQueue({ redis: 'http://x' }), { code: 'ERR_INVALID_ARGUMENT', message: /redis:\/\/ or rediss:\/\/ URL/ });
+    assert.throws(() => new RemoteQueue({ url: redis.url }), { code: 'ERR_INVALID_ARGUMENT' });
+    const down = new RemoteQueue({ redis: `redis://127.0.0.1:${await freePort()}` });
+    const t = Date.now();
+    await rejectsWith(down.enqueue('a cat'), 'ERR_REMOTE', /Could not enqueue the job in Redis/);
+    assert.ok(Date.now() - t < 15_000, `${Date.now() - t} ms`);
+    await down.close();
+    await rejectsWith(down.enqueue('a cat'), 'ERR_DISPOSED');
+    const queue = new RemoteQueue({ redis: redis.url, queue: 'checks' });
+    try {
+      await rejectsWith(queue.enqueue('a cat', { seed: 1, sed: 2 }), 'ERR_INVALID_ARGUMENT', /did you mean "seed"/);
+      await rejectsWith(queue.enqueue('a cat', { numImages: 0 }), 'ERR_INVALID_ARGUMENT', /options\.numImages/);
+      await rejectsWith(queue.enqueue('a cat', { seed: 10n }), 'ERR_INVALID_ARGUMENT', /cannot travel as JSON/);
+    } finally {
+      await queue.close();
+    }
+    const r = await new Promise((resolve) => {
+      const child = spawn(process.execPath, [MAIN, 'worker', '--redis', `redis://127.0.0.1:${1}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let err = '';
+      child.stderr.on('data', (d) => (err += d));
+      child.on('exit', (code) => resolve({ code, err }));
+    });
+    assert.equal(r.code, 1);
+    assert.match(r.err, /ERR_REMOTE: Could not reach Redis at redis:\/\/127\.0\.0\.1:1/);
+  });
+
+  it('a job that names an unknown adapter fails fast with ERR_INVALID_ARGUMENT, at enqueue or on the worker', async function () {
+    const queue = new RemoteQueue({ redis: redis.url, queue: 'unknown' });
+    try {
+      // No worker yet: the job goes in, and the first worker fails it at once, as generate would.
+      const early = await queue.enqueue('a cat', { adapters: { zzz: 1 } });
+      const w = spawnWorker(['--queue', 'unknown']);
+      await w.ready;
+      const t = Date.now();
+      await rejectsWith(early.result(), 'ERR_INVALID_ARGUMENT', /zzz/);
+      assert.ok(Date.now() - t < 5000);
+      assert.equal((await early.details()).state, 'failed');
+      // With a worker live, the queue refuses the job itself, naming the adapters there are.
+      await rejectsWith(queue.enqueue('a cat', { adapters: ['a', 'zz'] }), 'ERR_INVALID_ARGUMENT', /Unknown adapter "zz": the workers have "a", "b"/);
+      // and the worker is still good for the next job
+      const ok = await queue.enqueue('a cat', { adapters: 'a', seed: 3, steps: 2 });
+      const image = await ok.result();
+      assert.ok(image.data.equals((await local.generate('a cat', { adapters: 'a', seed: 3, steps: 2 })).data));
+      w.child.kill('SIGTERM');
+      assert.deepEqual(await w.exited, { code: 0, signal: null });
+    } finally {
+      await queue.close();
+    }
+  });
+
+  it('3 workers take 20 jobs of mixed adapters; one is killed (SIGKILL) mid-job, its job is retried elsewhere; all 20 equal local generation', async function () {
+    const queue = new RemoteQueue({ redis: redis.url });
+    const pool = [spawnWorker(), spawnWorker(), spawnWorker()];
+    try {
+      await Promise.all(pool.map((w) => w.ready));
+      assert.equal((await queue.workers()).length, 3);
+      const selections = [null, 'a', 'b', { a: 0.5, b: 0.7 }, ['a', 'b'], { b: 1.2 }];
+      const calls = Array.from({ length: 20 }, (_, i) => ({ adapters: selections[i % selections.length], seed: 100 + i, steps: 8 }));
+      const progress = new Map();
+      const jobs = [];
+      for (const call of calls) {
+        const job = await queue.enqueue(`a lighthouse ${call.seed}`, { ...call, onProgress: (e) => progress.set(call.seed, e) });
+        jobs.push(job);
+      }
+      // Kill one worker while it runs a job.
+      const victim = pool[1];
+      await victim.waitFor(/job \S+ started/);
+      const [lost] = jobsOf(victim);
+      victim.child.kill('SIGKILL');
+      assert.equal((await victim.exited).signal, 'SIGKILL');
+
+      const images = await Promise.all(jobs.map((j) => j.result()));
+      for (const [i, call] of calls.entries()) {
+        const want = await local.generate(`a lighthouse ${call.seed}`, call);
+        assert.ok(images[i].data.equals(want.data), `job ${i} (${JSON.stringify(call.adapters)}) differs from local generation`);
+        assert.equal(images[i].seed, call.seed);
+        assert.equal(progress.get(call.seed)?.total, 8);
+      }
+      const retried = await queue.job(lost);
+      const details = await retried.details();
+      assert.equal(details.state, 'completed');
+      assert.ok(details.attempts >= 2, `attempts ${details.attempts}`);
+      assert.ok(!details.worker.includes(`:${victim.child.pid}:`), 'another worker completed the lost job');
+      assert.ok(jobsOf(pool[0]).length > 0 && jobsOf(pool[2]).length > 0, 'both survivors took jobs');
+      assert.deepEqual(Object.keys((await jobs[3].details()).adapters), ['a', 'b']);
+      // the killed worker's entry stops counting once its heartbeat is 7 s old
+      const t = Date.now();
+      while ((await queue.workers()).length !== 2 && Date.now() - t < 15_000) await new Promise((r) => setTimeout(r, 500));
+      assert.deepEqual((await queue.workers()).map((w) => w.pid).sort(), [pool[0].child.pid, pool[2].child.pid].sort());
+    } finally {
+      for (const w of pool) w.child.kill('SIGTERM');
+      await Promise.all(pool.map((w) => w.exited));
+      await queue.close();
+    }
+  });
+
+  it('cancel reaches the running worker, which stops at its next step; a waiting job is removed at once', async function () {
+    const queue = new RemoteQueue({ redis: redis.url, queue: 'cancel' });
+    const w = spawnWorker(['--queue', 'cancel']);
+    try {
+      await w.ready;
+      let steps = 0;
+      const long = await queue.enqueue('a storm', { seed: 5, steps: 400, onProgress: () => (steps += 1) });
+      const waiting = await queue.enqueue('a calm', { seed: 6, steps: 2 });
+      while (steps < 2) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(await waiting.state(), 'waiting');
+      await waiting.cancel();
+      await rejectsWith(waiting.result(), 'ERR_ABORTED');
+      assert.equal(await waiting.state(), 'unknown');
+      const t = Date.now();
+      await long.cancel();
+      await rejectsWith(long.result(), 'ERR_ABORTED');
+      assert.ok(Date.now() - t < 5000, `stopped ${Date.now() - t} ms after cancel`);
+      assert.ok(steps < 400, `${steps} steps ran`);
+      assert.match(w.log, /failed: The operation was aborted/);
+      // An AbortSignal does the same.
+      const controller = new AbortController();
+      const viaSignal = await queue.enqueue('a storm', { seed: 7, steps: 400, signal: controller.signal, onProgress: () => controller.abort() });
+      await rejectsWith(viaSignal.result(), 'ERR_ABORTED');
+      // and the worker goes on
+      const next = await queue.enqueue('a calm', { seed: 6, steps: 2 });
+      assert.ok((await next.result()).data.equals((await local.generate('a calm', { seed: 6, steps: 2 })).data));
+    } finally {
+      w.child.kill('SIGTERM');
+      await w.exited;
+      await queue.close();
+    }
+  });
+
+  it('a graceful shutdown finishes the running job; a second signal hands it back to the queue for another worker', async function () {
+    const queue = new RemoteQueue({ redis: redis.url, queue: 'shutdown' });
+    try {
+      const first = spawnWorker(['--queue', 'shutdown']);
+      await first.ready;
+      let steps = 0;
+      const job = await queue.enqueue('a harbour', { seed: 9, steps: 30, onProgress: () => (steps += 1) });
+      while (steps < 1) await new Promise((r) => setTimeout(r, 20));
+      first.child.kill('SIGTERM');
+      const image = await job.result();
+      assert.equal(steps, 30);
+      assert.deepEqual(await first.exited, { code: 0, signal: null });
+      assert.ok(image.data.equals((await local.generate('a harbour', { seed: 9, steps: 30 })).data));
+
+      const second = spawnWorker(['--queue', 'shutdown']);
+      await second.ready;
+      steps = 0;
+      const handed = await queue.enqueue('a harbour at night', { seed: 10, steps: 60, onProgress: () => (steps += 1) });
+      while (steps < 1) await new Promise((r) => setTimeout(r, 20));
+      second.child.kill('SIGTERM');
+      await second.waitFor(/closing: the running jobs finish first/);
+      second.child.kill('SIGTERM');
+      assert.deepEqual(await second.exited, { code: 0, signal: null });
+      assert.match(second.log, /handed back to the queue/);
+      assert.equal(await handed.state(), 'waiting');
+      const third = spawnWorker(['--queue', 'shutdown']);
+      const done = await handed.result();
+      assert.ok(done.data.equals((await local.generate('a harbour at night', { seed: 10, steps: 60 })).data));
+      assert.equal(jobsOf(third).length, 1);
+      third.child.kill('SIGTERM');
+      await third.exited;
+    } finally {
+      await queue.close();
+    }
+  });
+
+  it('results stay in Redis for --result-ttl seconds: then ERR_RESULT_EXPIRED', async function () {
+    const queue = new RemoteQueue({ redis: redis.url, queue: 'ttl' });
+    const other = new RemoteQueue({ redis: redis.url, queue: 'ttl' });
+    const w = spawnWorker(['--queue', 'ttl', '--result-ttl', '1']);
+    try {
+      await w.ready;
+      const job = await queue.enqueue('a cat', { seed: 1, steps: 1, scheduler: 'euler' });
+      const image = await job.result();
+      assert.equal(image.width, 64);
+      await new Promise((r) => setTimeout(r, 2500));
+      // Another process that follows the job by its id finds the record, but no longer the bytes.
+      const again = await other.job(job.id);
+      assert.equal((await again.details()).state, 'completed');
+      await rejectsWith(again.result(), 'ERR_RESULT_EXPIRED', /results stay 1 s after the job completes/);
+    } finally {
+      w.child.kill('SIGTERM');
+      await w.exited;
+      await queue.close();
+      await other.close();
+    }
+  });
+});
