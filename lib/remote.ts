@@ -10,6 +10,7 @@
 import { EventEmitter } from 'node:events';
 
 import type { AdapterInfo } from './adapter-set';
+import type { AdapterReport } from './diagnose';
 import { AbortError, ERROR_CODES, MultiloraError, type ErrorCode } from './errors';
 import type { ModelInfo } from './model';
 import type { AdapterSelection, GenerateOptions, Image, Metrics, ModelDefaults, ProgressEvent } from './options';
@@ -90,7 +91,8 @@ export interface WorkerInfo {
   concurrency: number;
   model: Pick<ModelInfo, 'pipelineClass' | 'family' | 'vaeScaleFactor'> & { dir: string };
   defaults: ModelDefaults;
-  adapters: Array<Pick<AdapterInfo, 'name' | 'alpha' | 'template' | 'negativePrompt'>>;
+  /** `report`: what multilora matched of each (AdapterReport without the tensor names); absent from older workers. */
+  adapters: Array<Pick<AdapterInfo, 'name' | 'alpha' | 'template' | 'negativePrompt'> & { report?: Omit<AdapterReport, 'unmatchedTensors'> }>;
   started: number;
   heartbeat: number;
 }
@@ -348,6 +350,7 @@ export class RemoteQueue {
     if (signal) {
       const cancel = (): void => void remoteJob.cancel().catch(() => undefined);
       signal.addEventListener('abort', cancel, { once: true });
+      if (signal.aborted) cancel(); // aborted while enqueue awaited Redis: the listener came too late to hear it
       remoteJob.result().then(
         () => signal.removeEventListener('abort', cancel),
         () => signal.removeEventListener('abort', cancel),

@@ -118,7 +118,10 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     concurrency,
     model: { dir: pool.model.dir, pipelineClass: pool.model.pipelineClass, family: pool.model.family, vaeScaleFactor: pool.model.vaeScaleFactor },
     defaults: pool.defaults,
-    adapters: pool.adapters.list().map((a) => ({ name: a.name, alpha: a.alpha, template: a.template, negativePrompt: a.negativePrompt })),
+    adapters: pool.adapters.list().map((a) => {
+      const { unmatchedTensors: _, ...report } = a.info;
+      return { name: a.name, alpha: a.alpha, template: a.template, negativePrompt: a.negativePrompt, report };
+    }),
     started: Date.now(),
     heartbeat: Date.now(),
   };

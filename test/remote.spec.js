@@ -2,67 +2,15 @@
 // (Debian's, installed by scripts/setup-redis.sh, started here on loopback), and give the bytes of local generation.
 'use strict';
 const assert = require('node:assert/strict');
-const { spawn, execFileSync } = require('node:child_process');
-const { mkdtempSync, rmSync, writeFileSync } = require('node:fs');
-const os = require('node:os');
+const { spawn } = require('node:child_process');
+const { writeFileSync } = require('node:fs');
 const path = require('node:path');
 
 const { Pipeline, RemoteQueue, defaultModelDir } = require('..');
-const { ROOT, families, useTempDir, freePort } = require('./helpers/fixtures');
+const { families, useTempDir, freePort } = require('./helpers/fixtures');
+const { MAIN, requireRedis, startRedis, startWorker, jobsOf } = require('./helpers/redis');
 
-const MAIN = path.join(ROOT, 'dist', 'cli', 'main.js');
 const fx = families.sdxl;
-/** Short, so that a killed worker's job is retried within seconds (the default is 30 s). */
-const LOCK_MS = 3000;
-
-/** A redis-server of our own on loopback, with no persistence; stopped by the returned function. */
-async function startRedis() {
-  const port = await freePort();
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'multilora-redis-'));
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  await new Promise((resolve, reject) => {
-    child.on('error', (err) => reject(new Error(`redis-server does not start (${err.message}): run bash scripts/setup-redis.sh`)));
-    child.stdout.on('data', (d) => {
-      out += d;
-      if (/Ready to accept connections/.test(out)) resolve();
-    });
-    child.on('exit', (code) => reject(new Error(`redis-server exited with ${code}: ${out}`)));
-  });
-  return {
-    url: `redis://127.0.0.1:${port}`,
-    stop: () => {
-      child.kill('SIGKILL');
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
-
-/** A `multilora worker` process; `lines` collects its stderr, `started(id)` waits for a job to start on it. */
-function startWorker(url, catalog, extra = []) {
-  const child = spawn(process.execPath, [MAIN, 'worker', '--redis', url, '--catalog', catalog, '--lock-duration', String(LOCK_MS), '--threads', '1', ...extra], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const worker = { child, log: '', exited: new Promise((r) => child.on('exit', (code, signal) => r({ code, signal }))) };
-  const waiters = [];
-  child.stderr.on('data', (d) => {
-    worker.log += d;
-    for (const w of [...waiters]) if (w.re.test(worker.log)) (waiters.splice(waiters.indexOf(w), 1), w.resolve());
-  });
-  child.stdout.on('data', (d) => {
-    worker.log += d;
-    for (const w of [...waiters]) if (w.re.test(worker.log)) (waiters.splice(waiters.indexOf(w), 1), w.resolve());
-  });
-  worker.waitFor = (re) => (re.test(worker.log) ? Promise.resolve() : new Promise((resolve) => waiters.push({ re, resolve })));
-  worker.ready = worker.waitFor(/multilora worker \S+ ready/);
-  return worker;
-}
-
-function jobsOf(worker) {
-  return [...worker.log.matchAll(/job (\S+) started/g)].map((m) => m[1]);
-}
 
 async function rejectsWith(promise, code, pattern) {
   await assert.rejects(promise, (err) => {
@@ -81,11 +29,7 @@ describe('RemoteQueue and multilora worker (BullMQ on Redis)', function () {
   const workers = [];
 
   before(async function () {
-    try {
-      execFileSync('redis-server', ['--version']);
-    } catch {
-      throw new Error('redis-server is not installed: run bash scripts/setup-redis.sh (npm test does, as pretest)');
-    }
+    requireRedis();
     redis = await startRedis();
     catalog = path.join(tmp(), 'catalog.json');
     writeFileSync(catalog, JSON.stringify({ a: { path: fx.lora('style-a'), alpha: 0.8 }, b: { path: fx.lora('style-b'), alpha: 0.6 } }));

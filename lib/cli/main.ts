@@ -74,9 +74,12 @@ export function buildProgram(run: (action: () => Promise<number>) => Promise<voi
     .option('--json', 'print it as JSON')
     .action((flags: InfoFlags) => run(() => infoCommand(flags)));
 
-  modelOptions(program.command('serve').description('serve the web page and the HTTP API on a model, until Ctrl-C'))
+  modelOptions(program.command('serve').description('serve the web page and the HTTP API on a model (or on the workers of a queue in Redis), until Ctrl-C'))
     .option('--host <host>', 'the address to listen on', '127.0.0.1')
     .option('--port <port>', 'the port to listen on; 0 for any free one', '7860')
+    .option('--redis <url>', 'enqueue the generations in Redis for multilora worker processes instead of loading a model here')
+    .option('--queue <name>', 'with --redis: the queue name (default: generate)')
+    .option('--prefix <prefix>', 'with --redis: the prefix of the keys in Redis (default: multilora)')
     .action((flags: ServeFlags) => run(() => serveCommand(flags)));
 
   modelOptions(program.command('worker').description('take generation jobs from a BullMQ queue in Redis (RemoteQueue, serve --redis), until Ctrl-C'))

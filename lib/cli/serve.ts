@@ -1,25 +1,43 @@
-// `multilora serve`: the web server (lib/server) on one model, until SIGINT or SIGTERM.
+// `multilora serve`: the web server (lib/server) on one model, or on the workers of a queue in Redis (--redis),
+// until SIGINT or SIGTERM.
 import path from 'node:path';
 
 import { startServer, type ServeOptions } from '../server/index';
-import { parseInteger, parseLora } from './args';
+import { redactUrl } from '../worker';
+import { UsageError, parseInteger, parseLora } from './args';
 import { modelDir, type ModelFlags } from './common';
 
 export interface ServeFlags extends ModelFlags {
   host: string;
   port: string;
+  redis?: string;
+  queue?: string;
+  prefix?: string;
 }
 
 /** Starts the server, prints its URL, and resolves with 0 once a signal has closed it. */
 export async function serveCommand(flags: ServeFlags): Promise<number> {
   const options: ServeOptions = {
-    model: modelDir(flags),
     host: flags.host,
     port: parseInteger(flags.port, '--port', 0, 65535),
   };
-  if (flags.catalog !== undefined) options.catalog = path.resolve(flags.catalog);
-  const loras = (flags.lora ?? []).map(parseLora);
-  if (loras.length) options.loras = loras.map((l) => ({ name: l.name, path: path.resolve(l.path), alpha: l.alpha }));
+  if (flags.redis !== undefined) {
+    // The workers load the model and the adapters; the server only shows theirs.
+    for (const [flag, given] of [['--model', flags.model], ['--catalog', flags.catalog], ['--lora', flags.lora]] as const) {
+      if (given !== undefined) throw new UsageError(`${flag} does not go with --redis: the workers own the model and the adapters (give it to multilora worker)`);
+    }
+    options.redis = flags.redis;
+    if (flags.queue !== undefined) options.queue = flags.queue;
+    if (flags.prefix !== undefined) options.prefix = flags.prefix;
+  } else {
+    for (const [flag, given] of [['--queue', flags.queue], ['--prefix', flags.prefix]] as const) {
+      if (given !== undefined) throw new UsageError(`${flag} goes with --redis`);
+    }
+    options.model = modelDir(flags);
+    if (flags.catalog !== undefined) options.catalog = path.resolve(flags.catalog);
+    const loras = (flags.lora ?? []).map(parseLora);
+    if (loras.length) options.loras = loras.map((l) => ({ name: l.name, path: path.resolve(l.path), alpha: l.alpha }));
+  }
 
   // A signal during the load leaves at once (status 0: nothing was served yet); once the server runs, the first
   // closes it (status 0), a second leaves at once (130).
@@ -37,7 +55,8 @@ export async function serveCommand(flags: ServeFlags): Promise<number> {
   process.on('SIGINT', early).on('SIGTERM', early);
   let server: Awaited<ReturnType<typeof startServer>>;
   try {
-    process.stderr.write(`loading ${options.model}\n`);
+    if (options.redis !== undefined) process.stderr.write(`waiting for a worker on Redis ${redactUrl(options.redis)}\n`);
+    else process.stderr.write(`loading ${options.model}\n`);
     server = await startServer(options);
   } finally {
     process.off('SIGINT', early).off('SIGTERM', early);

@@ -1,5 +1,6 @@
 // `multilora serve`: one Pipeline behind an HTTP API (OpenAI-style image generations, the LoRA catalogue, progress
-// over SSE, cancellation) and a page that uses it. docs/SERVER.md says what it does; docs/openapi.json is the API.
+// over SSE, cancellation) and a page that uses it; or, with `redis`, the workers of a RemoteQueue behind the same API
+// (backend.ts). docs/SERVER.md says what it does; docs/openapi.json is the API.
 import { readFileSync } from 'node:fs';
 import { STATUS_CODES, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
@@ -10,13 +11,17 @@ import Fastify, { type FastifyError, type FastifyReply, type FastifyRequest } fr
 import { MultiloraError } from '../errors';
 import type { Image } from '../options';
 import { Pipeline, type LoadOptions } from '../pipeline';
+import { checkRedisUrl } from '../remote';
+import { integer } from '../validate';
 import { encodePng } from '../png';
 import { PACKAGE_ROOT } from '../sdk';
+import { LocalBackend, RemoteBackend, type Backend, type BackendCall } from './backend';
 import { Jobs, type Job, type JobEvent } from './jobs';
 import {
   DEFAULT_MAX_BODY,
   DEFAULT_MAX_QUEUE,
   DEFAULT_TIMEOUTS,
+  DEFAULT_WAIT_FOR_WORKERS_MS,
   MAX_GUIDANCE,
   MAX_HEADER_BYTES,
   MAX_IMAGES,
@@ -28,17 +33,32 @@ import { openapiDocument } from './openapi';
 import { HttpError, JOB_ID, parseGeneration } from './request';
 
 export interface ServeOptions {
-  /** The model folder (an optimum-intel export). */
-  model: string;
-  /** A JSON catalogue of adapters (the shape of Pipeline.load's `adapters`, paths relative to the file). */
+  /** The model folder (an optimum-intel export). Required unless `redis` is given; refused with it. */
+  model?: string;
+  /** A JSON catalogue of adapters (the shape of Pipeline.load's `adapters`, paths relative to the file). Not with `redis`. */
   catalog?: string;
-  /** More adapters, by name. */
+  /** More adapters, by name. Not with `redis`. */
   loras?: Array<{ name: string; path: string; alpha: number }>;
+  /**
+   * A Redis URL: generations become jobs of a RemoteQueue, run by `multilora worker` processes, and no model is loaded
+   * here. The live workers' model, defaults and adapters are what the page and the API show. startServer waits
+   * `waitForWorkersMs` for a live worker, and rejects with ERR_REMOTE when none shows up (or Redis cannot be reached).
+   */
+  redis?: string;
+  /** With `redis`: the queue's name (default "generate"), as the workers' --queue. */
+  queue?: string;
+  /** With `redis`: the prefix of the keys in Redis (default "multilora"), as the workers' --prefix. */
+  prefix?: string;
+  /** With `redis`: how long startServer waits for a live worker, in ms. Default 30 s. */
+  waitForWorkersMs?: number;
   /** Where to listen: '127.0.0.1' unless told otherwise. */
   host: string;
   /** 0: any free port (the returned url says which). */
   port: number;
-  /** Generation jobs accepted at once, running or waiting; one more gets 429. Default 8. */
+  /**
+   * Generation jobs accepted at once, running or waiting; one more gets 429. Default 8. With `redis`, the jobs of the
+   * whole queue count (waiting or active, from any producer), as well as this server's own.
+   */
   maxQueue?: number;
   /** Largest request body; a larger one gets 413. Default 1 MiB. */
   maxBodyBytes?: number;
@@ -53,7 +73,10 @@ export interface ServeOptions {
 export interface RunningServer {
   /** e.g. "http://127.0.0.1:43117" */
   url: string;
-  /** Stops accepting, aborts running and queued jobs, ends the event streams, disposes the pipeline. Idempotent. */
+  /**
+   * Stops accepting, aborts running and queued jobs (with `redis`: cancels them in the queue), ends the event streams,
+   * disposes the pipeline (or closes the queue's connections). Idempotent.
+   */
   close(): Promise<void>;
 }
 
@@ -74,6 +97,7 @@ function statusOf(err: MultiloraError): number {
       return 400;
     case 'ERR_DISPOSED':
     case 'ERR_BUSY':
+    case 'ERR_REMOTE':
       return 503;
     case 'ERR_ABORTED':
       return 499;
@@ -154,16 +178,40 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
   if (headersTimeout > requestTimeout) {
     throw new MultiloraError('ERR_INVALID_ARGUMENT', `Expected a headersTimeoutMs of at most requestTimeoutMs (${requestTimeout}) but received ${headersTimeout}`);
   }
+  if (o.redis !== undefined) {
+    checkRedisUrl(o.redis, 'options.redis');
+    for (const key of ['model', 'catalog', 'loras'] as const) {
+      if (o[key] !== undefined) {
+        throw new MultiloraError('ERR_INVALID_ARGUMENT', `Expected no ${key} with redis (the workers own the model and the adapters) but received ${JSON.stringify(o[key])}`);
+      }
+    }
+  } else {
+    if (typeof o.model !== 'string' || o.model === '') throw new MultiloraError('ERR_INVALID_ARGUMENT', `Expected a model folder for model but received ${JSON.stringify(o.model)}`);
+    for (const key of ['queue', 'prefix', 'waitForWorkersMs'] as const) {
+      if (o[key] !== undefined) throw new MultiloraError('ERR_INVALID_ARGUMENT', `Expected ${key} only with redis but received ${JSON.stringify(o[key])}`);
+    }
+  }
+  const waitForWorkersMs = o.waitForWorkersMs === undefined ? DEFAULT_WAIT_FOR_WORKERS_MS : integer(o.waitForWorkersMs, 'waitForWorkersMs', 0, 3_600_000);
   const page = Object.fromEntries(
     Object.entries(PAGE_FILES).map(([route, [file, type]]) => [route, { body: readFileSync(path.join(WEB_DIR, file)), type }]),
   );
 
-  const load: LoadOptions = {};
-  if (o.catalog !== undefined) load.catalog = o.catalog;
-  if (o.loras?.length) load.adapters = Object.fromEntries(o.loras.map((l) => [l.name, { path: l.path, alpha: l.alpha }]));
-  const pipeline = await Pipeline.load(o.model, load);
-
-  const sizes = sizeLimits(pipeline.defaults, pipeline.model.vaeScaleFactor);
+  let backend: Backend;
+  if (o.redis !== undefined) {
+    backend = await RemoteBackend.connect({ redis: o.redis, queue: o.queue, prefix: o.prefix, waitForWorkersMs });
+  } else {
+    const load: LoadOptions = {};
+    if (o.catalog !== undefined) load.catalog = o.catalog;
+    if (o.loras?.length) load.adapters = Object.fromEntries(o.loras.map((l) => [l.name, { path: l.path, alpha: l.alpha }]));
+    backend = new LocalBackend(await Pipeline.load(o.model!, load));
+  }
+  /** The model, defaults and adapters now (the workers' may change), and the sizes they allow. */
+  const current = async () => {
+    const info = await backend.info();
+    return { info, sizes: sizeLimits(info.defaults, info.model.vaeScaleFactor) };
+  };
+  // Admission (the 429 check, then the job's creation) one request at a time: with `redis` the check reads Redis.
+  let admission: Promise<unknown> = Promise.resolve();
   const jobs = new Jobs();
   const streams = new Set<ServerResponse>();
   const loopbackOnly = LOOPBACK_HOSTS.has(host);
@@ -259,27 +307,21 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
 
   app.get('/v1/loras', async () => ({
     object: 'list',
-    data: pipeline.adapters.list().map((a) => ({
+    data: (await backend.info()).adapters.map((a) => ({
       name: a.name,
       alpha: a.alpha,
       template: a.template ?? null,
       negative_prompt: a.negativePrompt ?? null,
-      report: {
-        format: a.info.format,
-        ranks: a.info.ranks,
-        targets: a.info.targets,
-        matched: a.info.matched,
-        unmatched: a.info.unmatched,
-        converted: a.info.converted,
-      },
+      report: a.report,
     })),
   }));
 
   app.get('/v1/status', async () => {
+    const { info, sizes } = await current();
     const active = jobs.active;
     return {
-      model: { class: pipeline.model.pipelineClass, family: pipeline.model.family, vae_scale_factor: pipeline.model.vaeScaleFactor, name: path.basename(pipeline.model.dir) },
-      defaults: { width: sizes.defaultWidth, height: sizes.defaultHeight, steps: pipeline.defaults.steps, guidance_scale: pipeline.defaults.guidanceScale },
+      model: { class: info.model.pipelineClass, family: info.model.family, vae_scale_factor: info.model.vaeScaleFactor, name: info.model.name },
+      defaults: { width: sizes.defaultWidth, height: sizes.defaultHeight, steps: info.defaults.steps, guidance_scale: info.defaults.guidanceScale },
       limits: {
         size: { min: sizes.min, max: sizes.max, step: sizes.step, multiple_of: sizes.multipleOf },
         steps: { min: 1, max: MAX_STEPS },
@@ -299,6 +341,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
         queued: active.filter((j) => j.state === 'queued').length,
       },
       counters: { ...jobs.counters },
+      backend: await backend.status(),
     };
   });
 
@@ -380,15 +423,26 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
       throw new HttpError(415, 'ERR_UNSUPPORTED_MEDIA_TYPE', 'Send the request body as application/json');
     }
     const header = req.headers['x-job-id'];
-    const alphas = new Map(pipeline.adapters.list().map((a) => [a.name, a.alpha]));
+    const { info, sizes } = await current();
+    const alphas = new Map(info.adapters.map((a) => [a.name, a.alpha]));
     const r = parseGeneration(req.body, alphas, sizes, Array.isArray(header) ? header[0] : header);
-    if (closing) throw new HttpError(503, 'ERR_SHUTTING_DOWN', 'The server is shutting down');
-    if (jobs.active.length >= maxQueue) {
-      jobs.counters.rejectedFull += 1;
-      throw new HttpError(429, 'ERR_QUEUE_FULL', `${maxQueue} jobs are already queued or running; try again later`);
-    }
-    const job = jobs.create(r.jobId);
-    if (!job) throw new HttpError(409, 'ERR_JOB_EXISTS', `Job ${JSON.stringify(r.jobId)} is already queued or running`);
+    const admit = async (): Promise<Job> => {
+      if (closing) throw new HttpError(503, 'ERR_SHUTTING_DOWN', 'The server is shutting down');
+      const full = (): HttpError => {
+        jobs.counters.rejectedFull += 1;
+        return new HttpError(429, 'ERR_QUEUE_FULL', `${maxQueue} jobs are already queued or running; try again later`);
+      };
+      if (jobs.active.length >= maxQueue) throw full();
+      // With `redis`, the queue's jobs from anywhere; this server's are among them once enqueued.
+      if (backend.kind === 'redis' && (await backend.depth()) >= maxQueue) throw full();
+      if (closing) throw new HttpError(503, 'ERR_SHUTTING_DOWN', 'The server is shutting down');
+      const created = jobs.create(r.jobId);
+      if (!created) throw new HttpError(409, 'ERR_JOB_EXISTS', `Job ${JSON.stringify(r.jobId)} is already queued or running`);
+      return created;
+    };
+    const admitted = admission.then(admit, admit);
+    admission = admitted.catch(() => undefined);
+    const job = await admitted;
     void reply.header('x-job-id', job.id);
     // The client gone before its response: abort its job (queued: it leaves the queue; running: the next step stops).
     reply.raw.on('close', () => {
@@ -399,9 +453,9 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     job.emit({ event: 'queued', data: { position: jobs.active.length - 1 } });
     const received = Date.now();
     let started: number | undefined;
-    const steps = r.options.steps ?? pipeline.defaults.steps;
+    const steps = r.options.steps ?? info.defaults.steps;
     try {
-      const opts = {
+      const call: BackendCall = {
         ...r.options,
         signal: job.controller.signal,
         preview: r.preview,
@@ -415,8 +469,9 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
           job.emit({ event: 'progress', data });
         },
       };
-      job.state = pipeline.pending === 0 ? 'running' : 'queued';
-      const out = r.n > 1 ? await pipeline.generate(r.prompt, { ...opts, numImages: r.n }) : [await pipeline.generate(r.prompt, opts)];
+      if (r.n > 1) call.numImages = r.n;
+      job.state = backend.idle() ? 'running' : 'queued';
+      const out = await backend.generate(r.prompt, call);
       // A cancel after the last step (while the VAE decodes) cannot stop GenAI, and the call returns its images; the
       // job still ends cancelled, so that a DELETE answered 202 always means a 499.
       if (job.abortedBy) throw new MultiloraError('ERR_ABORTED', `Job ${JSON.stringify(job.id)} was ${job.abortedBy} after its last step`);
@@ -440,7 +495,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
         seed: first.seed,
         size: `${first.width}x${first.height}`,
         steps,
-        guidance_scale: r.options.guidanceScale ?? pipeline.defaults.guidanceScale,
+        guidance_scale: r.options.guidanceScale ?? info.defaults.guidanceScale,
         loras: r.loras,
         timings,
       };
@@ -464,7 +519,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
   try {
     await app.listen({ host, port: o.port });
   } catch (err) {
-    await pipeline.dispose();
+    await backend.close();
     throw err;
   }
   const address = app.server.address();
@@ -480,7 +535,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
         for (const res of streams) res.end();
         streams.clear();
         await app.close();
-        await pipeline.dispose();
+        await backend.close();
       })();
       return closing;
     },

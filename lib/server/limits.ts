@@ -18,6 +18,8 @@ export const MAX_IMAGES = 4;
 export const MAX_PROMPT = 2000;
 export const MAX_GUIDANCE = 30;
 export const DEFAULT_MAX_QUEUE = 8;
+/** How long `serve --redis` waits at start for a live worker. */
+export const DEFAULT_WAIT_FOR_WORKERS_MS = 30_000;
 export const DEFAULT_MAX_BODY = 1024 * 1024;
 /** Node's default, made explicit: a request whose headers are larger gets 431. */
 export const MAX_HEADER_BYTES = 16 * 1024;

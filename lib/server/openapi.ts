@@ -62,13 +62,13 @@ export function openapiDocument(): Record<string, unknown> {
             '431': error(`The headers are larger than ${MAX_HEADER_BYTES / 1024} KiB (ERR_HEADERS_TOO_LARGE); the connection closes`),
             '499': error('The job was cancelled by DELETE /v1/jobs/{id} (ERR_CANCELLED), even after its last step'),
             '500': error('OpenVINO GenAI failed (ERR_GENAI, with its message)'),
-            '503': error('The server is shutting down (ERR_SHUTTING_DOWN)'),
+            '503': error('The server is shutting down (ERR_SHUTTING_DOWN); with serve --redis, Redis cannot be reached (ERR_REMOTE)'),
           },
         },
       },
       '/v1/loras': {
         get: {
-          summary: 'The adapter catalogue',
+          summary: "The adapter catalogue (with serve --redis: the live workers' adapters)",
           responses: {
             '200': {
               description: 'The adapters a request may name',
@@ -272,6 +272,13 @@ export function openapiDocument(): Record<string, unknown> {
                 disconnected: { type: 'integer' },
                 rejectedFull: { type: 'integer' },
               },
+            },
+            backend: {
+              type: 'object',
+              description:
+                'kind "local" (one pipeline in the server), or "redis" (serve --redis): then queue, prefix, waiting and active ' +
+                '(the whole queue, any producer), workers [{ id, concurrency, model, adapters }] (the live ones)',
+              properties: { kind: { type: 'string', enum: ['local', 'redis'] } },
             },
           },
         },

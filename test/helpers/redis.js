@@ -1,0 +1,72 @@
+// A redis-server of the tests' own on loopback, and `multilora worker` processes on it: shared by remote.spec.js and
+// serve-remote.spec.js. Debian's redis-server, installed by scripts/setup-redis.sh.
+'use strict';
+const { spawn, execFileSync } = require('node:child_process');
+const { mkdtempSync, rmSync } = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+
+const { ROOT, freePort } = require('./fixtures');
+
+const MAIN = path.join(ROOT, 'dist', 'cli', 'main.js');
+/** Short, so that a killed worker's job is retried within seconds (the default is 30 s). */
+const LOCK_MS = 3000;
+
+/** Throws, saying how to install it, when redis-server is missing. */
+function requireRedis() {
+  try {
+    execFileSync('redis-server', ['--version']);
+  } catch {
+    throw new Error('redis-server is not installed: run bash scripts/setup-redis.sh (npm test does, as pretest)');
+  }
+}
+
+/** A redis-server of our own on loopback, with no persistence; stopped by the returned function. */
+async function startRedis() {
+  const port = await freePort();
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'multilora-redis-'));
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  await new Promise((resolve, reject) => {
+    child.on('error', (err) => reject(new Error(`redis-server does not start (${err.message}): run bash scripts/setup-redis.sh`)));
+    child.stdout.on('data', (d) => {
+      out += d;
+      if (/Ready to accept connections/.test(out)) resolve();
+    });
+    child.on('exit', (code) => reject(new Error(`redis-server exited with ${code}: ${out}`)));
+  });
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    stop: () => {
+      child.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A `multilora worker` process; `log` collects its output, `waitFor(re)` waits for a line of it, `ready` for its start. */
+function startWorker(url, catalog, extra = []) {
+  const child = spawn(process.execPath, [MAIN, 'worker', '--redis', url, '--catalog', catalog, '--lock-duration', String(LOCK_MS), '--threads', '1', ...extra], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const worker = { child, log: '', exited: new Promise((r) => child.on('exit', (code, signal) => r({ code, signal }))) };
+  const waiters = [];
+  const collect = (d) => {
+    worker.log += d;
+    for (const w of [...waiters]) if (w.re.test(worker.log)) (waiters.splice(waiters.indexOf(w), 1), w.resolve());
+  };
+  child.stderr.on('data', collect);
+  child.stdout.on('data', collect);
+  worker.waitFor = (re) => (re.test(worker.log) ? Promise.resolve() : new Promise((resolve) => waiters.push({ re, resolve })));
+  worker.ready = worker.waitFor(/multilora worker \S+ ready/);
+  return worker;
+}
+
+/** The ids of the jobs a worker started, in order. */
+function jobsOf(worker) {
+  return [...worker.log.matchAll(/job (\S+) started/g)].map((m) => m[1]);
+}
+
+module.exports = { MAIN, LOCK_MS, requireRedis, startRedis, startWorker, jobsOf };
