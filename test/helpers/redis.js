@@ -27,6 +27,9 @@ async function startRedis() {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'multilora-redis-'));
   const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], {
     stdio: ['ignore', 'pipe', 'pipe'],
+    // Under `npm run sanitize` every child gets the ASan runtime preloaded; Redis is not ours to check (and its
+    // jemalloc does not go with ASan's allocator).
+    env: { ...process.env, LD_PRELOAD: '' },
   });
   let out = '';
   await new Promise((resolve, reject) => {
