@@ -110,8 +110,11 @@ const mb = (kb) => Math.round(kb / 1024);
 /** Every process started here: killed on exit, on error and on Ctrl-C. */
 const children = new Set();
 let tempDir;
+/** Set once the bench ends or fails: the workers' exits are expected then. */
+let stopping = false;
 
 function killAll() {
+  stopping = true;
   for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   children.clear();
   if (tempDir) rmSync(tempDir, { recursive: true, force: true });
@@ -165,7 +168,14 @@ function startWorker(url, queue, catalog, threads) {
   if (MODEL !== DEFAULT_MODEL) argv.push('--model', MODEL);
   if (threads !== undefined) argv.push('--threads', String(threads));
   const child = track(spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'] }));
-  const worker = { child, log: '' };
+  const worker = { child, log: '', stopping: false };
+  // A worker that dies during the measurement would leave its jobs waiting (or, alone, for ever): stop there.
+  child.on('exit', (code, signal) => {
+    if (stopping || worker.stopping || !/ready/.test(worker.log)) return;
+    console.error(`bench-scaling: a worker on ${queue} exited (${code ?? signal}) during the run:\n${worker.log.slice(-2000)}`);
+    killAll();
+    process.exit(1);
+  });
   worker.ready = new Promise((resolve, reject) => {
     const onData = (d) => {
       worker.log += d;
@@ -179,14 +189,18 @@ function startWorker(url, queue, catalog, threads) {
   return worker;
 }
 
-/** VmRSS and VmHWM of a process, in kB. */
+/**
+ * VmRSS and VmHWM of a process, in kB, and the RSS's parts: RssAnon is the process's own memory, RssFile the pages
+ * of mapped files (the model's weights among them), which the processes that map the same files share.
+ */
 function memoryOf(pid) {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = (key) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1]);
-  return { rssKb: kb('VmRSS'), hwmKb: kb('VmHWM') };
+  return { rssKb: kb('VmRSS'), hwmKb: kb('VmHWM'), anonKb: kb('RssAnon'), fileKb: kb('RssFile') };
 }
 
 async function stopWorker(worker) {
+  worker.stopping = true;
   if (worker.child.exitCode !== null || worker.child.signalCode !== null) return;
   const exited = new Promise((resolve) => worker.child.once('exit', resolve));
   worker.child.kill('SIGTERM');
@@ -344,7 +358,7 @@ async function main() {
     ratiosToOneWorker: ratios,
     sameBytesAsLocal: sameBytes,
     jobsPerWorker,
-    memory: { afterWarmup: memoryAfterWarmup, atEnd: memoryAtEnd, localProcessRssMb: Math.round(process.memoryUsage().rss / 2 ** 20) },
+    memory: { afterWarmup: memoryAfterWarmup, atEnd: memoryAtEnd, localProcess: memoryOfMb(process.pid) },
     redis: { usedMemoryMb: redisInfo.used_memory / 2 ** 20, usedMemoryPeakMb: redisInfo.used_memory_peak / 2 ** 20, resultKeys },
     runs,
     durationS: Math.round((Date.now() - started) / 1000),
@@ -362,15 +376,17 @@ async function main() {
   console.log(table(results));
 }
 
-/** Each worker's VmRSS and VmHWM, MB. */
+function memoryOfMb(pid) {
+  const m = memoryOf(pid);
+  return { rssMb: mb(m.rssKb), peakMb: mb(m.hwmKb), anonMb: mb(m.anonKb), fileMb: mb(m.fileKb) };
+}
+
+/** Each worker's VmRSS, VmHWM, RssAnon and RssFile, MB. */
 function memorySnapshot(sets) {
   return Object.fromEntries(
     sets.map((s) => [
       s.name,
-      s.workers.map((w) => {
-        const m = memoryOf(w.child.pid);
-        return { rssMb: mb(m.rssKb), peakMb: mb(m.hwmKb) };
-      }),
+      s.workers.map((w) => memoryOfMb(w.child.pid)),
     ]),
   );
 }
@@ -378,14 +394,14 @@ function memorySnapshot(sets) {
 function table(r) {
   const f = (x, d = 2) => (x === undefined || Number.isNaN(x) ? '–' : x.toFixed(d));
   const lines = [];
-  lines.push('| run | workers | threads each | jobs/s, median (p25–p75) | ÷ 1 worker, paired median (p25–p75) | same bytes as local | jobs per worker | RSS per worker after warm-up / end (peak), MB |');
+  lines.push('| run | workers | threads each | jobs/s, median (p25–p75) | ÷ 1 worker, paired median (p25–p75) | same bytes as local | jobs per worker | RSS per worker after warm-up / end (peak; anon + file at the end), MB |');
   lines.push('|---|---|---|---|---|---|---|---|');
   for (const [name, s] of Object.entries(r.jobsPerS)) {
     const set = r.sets.find((x) => x.name === name);
     const ratio = r.ratiosToOneWorker[name];
     const mem = set
-      ? r.memory.atEnd[name].map((m, i) => `${r.memory.afterWarmup[name][i].rssMb} / ${m.rssMb} (${m.peakMb})`).join(', ')
-      : `${r.memory.localProcessRssMb} (the bench's own process)`;
+      ? r.memory.atEnd[name].map((m, i) => `${r.memory.afterWarmup[name][i].rssMb} / ${m.rssMb} (${m.peakMb}; ${m.anonMb} anon + ${m.fileMb} file)`).join(', ')
+      : `${r.memory.localProcess.rssMb} (${r.memory.localProcess.peakMb}; ${r.memory.localProcess.anonMb} anon + ${r.memory.localProcess.fileMb} file), the bench's own process`;
     lines.push(
       `| ${name} | ${set ? set.workers : 'in process'} | ${set ? (set.threads ?? 'default') : 'default'} | ${f(s.median)} (${f(s.p25)}–${f(s.p75)}) | ${ratio ? `×${f(ratio.median, 3)} (${f(ratio.p25, 3)}–${f(ratio.p75, 3)})` : name === 'local' ? '–' : '1'} | ${r.sameBytesAsLocal[name] ?? '–'} | ${set ? r.jobsPerWorker[name].join(', ') : '–'} | ${mem} |`,
     );
