@@ -17,11 +17,14 @@
 // numbers of a run, put there by hand with the command that made them.
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import redisServer from './redis-server.cjs';
 import { ROOT } from './sdk-config.mjs';
+import { summary } from './stats.mjs';
+
+const { startRedisServer } = redisServer;
 
 const USAGE = `usage: node scripts/bench-scaling.mjs [options]
 
@@ -95,14 +98,6 @@ for (const file of loras()) if (!existsSync(file)) fail(`missing LoRA ${file}`);
 if (!existsSync(MAIN)) fail('dist/ is missing: run `npm run build:ts` first');
 
 // ---------------------------------------------------------------------------------------------------- statistics
-const sorted = (xs) => [...xs].sort((a, b) => a - b);
-function quantile(xs, q) {
-  const s = sorted(xs);
-  const i = (s.length - 1) * q;
-  const lo = Math.floor(i);
-  return s[lo] + (s[Math.ceil(i)] - s[lo]) * (i - lo);
-}
-const summary = (xs) => ({ median: quantile(xs, 0.5), p25: quantile(xs, 0.25), p75: quantile(xs, 0.75), min: Math.min(...xs), max: Math.max(...xs), n: xs.length });
 const pause = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const mb = (kb) => Math.round(kb / 1024);
 
@@ -135,31 +130,10 @@ function track(child) {
   return child;
 }
 
-async function freePort() {
-  const server = net.createServer();
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
 async function startRedis() {
-  const port = await freePort();
-  const child = track(
-    spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', tempDir], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    }),
-  );
-  let out = '';
-  await new Promise((resolve, reject) => {
-    child.on('error', (err) => reject(new Error(`redis-server does not start (${err.message}): run bash scripts/setup-redis.sh`)));
-    child.stdout.on('data', (d) => {
-      out += d;
-      if (/Ready to accept connections/.test(out)) resolve();
-    });
-    child.on('exit', (code) => reject(new Error(`redis-server exited with ${code}: ${out}`)));
-  });
-  return { url: `redis://127.0.0.1:${port}`, child };
+  const redis = await startRedisServer(tempDir);
+  track(redis.child);
+  return redis;
 }
 
 /** One `multilora worker` process on `queue`; its log is kept, `ready` resolves when it takes jobs. */

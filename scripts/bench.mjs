@@ -26,6 +26,7 @@ import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { buildNative } from './build-native.mjs';
 import { ROOT, readCompleteSdk } from './sdk-config.mjs';
+import { median, summary } from './stats.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -50,15 +51,6 @@ const QUICK = args.quick;
 const PROMPT = 'a lighthouse on a cliff at sunset, oil painting';
 
 // ---------------------------------------------------------------------------------------------------- statistics
-const sorted = (xs) => [...xs].sort((a, b) => a - b);
-function quantile(xs, q) {
-  const s = sorted(xs);
-  const i = (s.length - 1) * q;
-  const lo = Math.floor(i);
-  return s[lo] + (s[Math.ceil(i)] - s[lo]) * (i - lo);
-}
-const median = (xs) => quantile(xs, 0.5);
-const summary = (xs) => ({ median: median(xs), p25: quantile(xs, 0.25), p75: quantile(xs, 0.75), min: Math.min(...xs), max: Math.max(...xs), n: xs.length });
 const round = (x, digits = 4) => Number(x.toFixed(digits));
 
 // ------------------------------------------------------------------------------------------------------ runners

@@ -9,7 +9,7 @@ const path = require('node:path');
 
 const { Pipeline, RemoteQueue, defaultModelDir, encodePng } = require('..');
 const { startServer } = require('../dist/server');
-const { families, useTempDir, freePort } = require('./helpers/fixtures');
+const { families, useTempDir, freePort, until } = require('./helpers/fixtures');
 const { MAIN, requireRedis, startRedis, startWorker } = require('./helpers/redis');
 
 const fx = families.sdxl;
@@ -89,15 +89,6 @@ describe('serve --redis: the HTTP API on multilora worker processes', function (
     return body.error;
   }
   const jobOf = async (id) => (await fetch(`${base}/v1/jobs/${id}`)).json();
-  async function until(what, check, ms = 60_000) {
-    const end = Date.now() + ms;
-    for (;;) {
-      const value = await check();
-      if (value) return value;
-      if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
   const aborted = () => (worker.log.match(/failed: The operation was aborted/g) ?? []).length;
   const png = (image) => encodePng(image).toString('base64');
 

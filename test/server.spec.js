@@ -7,7 +7,7 @@ const path = require('node:path');
 const { decodePng } = require('..');
 const { startServer } = require('../dist/server');
 const { openapiDocument } = require('../dist/server/openapi');
-const { families } = require('./helpers/fixtures');
+const { families, until } = require('./helpers/fixtures');
 
 const fx = families.sdxl;
 const LORAS = [
@@ -42,15 +42,6 @@ describe('server: HTTP API', function () {
     return json;
   }
   const status = async () => (await fetch(`${base}/v1/status`)).json();
-  async function until(what, check, ms = 30_000) {
-    const end = Date.now() + ms;
-    for (;;) {
-      const value = await check();
-      if (value) return value;
-      if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
   async function expectError(res, statusCode, code) {
     const body = await res.json();
     assert.equal(res.status, statusCode, JSON.stringify(body));

@@ -6,6 +6,8 @@ const { mkdtempSync, readFileSync, writeFileSync, rmSync } = require('node:fs');
 const os = require('node:os');
 
 const ROOT = path.resolve(__dirname, '..', '..');
+// A port on loopback that nothing listens on (shared with the scripts that start servers).
+const { freePort } = require('../../scripts/redis-server.cjs');
 const FIXTURES = path.join(ROOT, 'test', 'fixtures');
 
 /** The two tiny model families, each with its LoRA fixtures. */
@@ -68,16 +70,18 @@ function useTempDir(prefix, { each = false } = {}) {
   return () => dir;
 }
 
-/** A port on loopback that nothing listens on (at the time of the call). */
-async function freePort() {
-  const server = require('node:net').createServer();
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  return port;
+/** Polls `check` every 50 ms until it returns something truthy, which it returns; throws after `ms`. */
+async function until(what, check, ms = 60_000) {
+  const end = Date.now() + ms;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
 
 /** Whether this process runs under `npm run sanitize` (gcc's ASan runtime preloaded): much slower, other memory use. */
 const underAsan = /libasan/.test(process.env.LD_PRELOAD ?? '');
 
-module.exports = { ROOT, FIXTURES, families, sdk, pythonImages, meanAbsDiff, useTempDir, underAsan, freePort };
+module.exports = { ROOT, FIXTURES, families, sdk, pythonImages, meanAbsDiff, useTempDir, underAsan, freePort, until };

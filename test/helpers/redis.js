@@ -6,7 +6,8 @@ const { mkdtempSync, rmSync } = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 
-const { ROOT, freePort } = require('./fixtures');
+const { ROOT } = require('./fixtures');
+const { startRedisServer } = require('../../scripts/redis-server.cjs');
 
 const MAIN = path.join(ROOT, 'dist', 'cli', 'main.js');
 /** Short, so that a killed worker's job is retried within seconds (the default is 30 s). */
@@ -23,25 +24,10 @@ function requireRedis() {
 
 /** A redis-server of our own on loopback, with no persistence; stopped by the returned function. */
 async function startRedis() {
-  const port = await freePort();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'multilora-redis-'));
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    // Under `npm run sanitize` every child gets the ASan runtime preloaded; Redis is not ours to check (and its
-    // jemalloc does not go with ASan's allocator).
-    env: { ...process.env, LD_PRELOAD: '' },
-  });
-  let out = '';
-  await new Promise((resolve, reject) => {
-    child.on('error', (err) => reject(new Error(`redis-server does not start (${err.message}): run bash scripts/setup-redis.sh`)));
-    child.stdout.on('data', (d) => {
-      out += d;
-      if (/Ready to accept connections/.test(out)) resolve();
-    });
-    child.on('exit', (code) => reject(new Error(`redis-server exited with ${code}: ${out}`)));
-  });
+  const { url, child } = await startRedisServer(dir);
   return {
-    url: `redis://127.0.0.1:${port}`,
+    url,
     stop: () => {
       child.kill('SIGKILL');
       rmSync(dir, { recursive: true, force: true });
