@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 
-import { CONVERTER_SCRIPT, alive, ensureConverter } from './converter-env';
+import { CONVERTER_SCRIPT, alive, ensureConverter, lastLines } from './converter-env';
 import { AbortError, MultiloraError } from './errors';
 import { inspectLora, toGenaiLora, type LoraScale } from './lora-format';
 import { GENAI_CLASSES, familyOf, type ModelFamily } from './model';
@@ -379,9 +379,8 @@ function runPython(
     child.on('close', (status, sig) => {
       if (failure) return reject(failure);
       if (status === 0 && result) return resolve(result);
-      const tail = stderr.trim().split('\n').filter(Boolean).slice(-5).join(' | ');
       if (/No space left on device|\[Errno 28\]/.test(stderr)) return reject(noSpace('the output folder'));
-      reject(new MultiloraError('ERR_CONVERT_FAILED', `The converter stopped (${sig ?? `status ${status}`}): ${tail || 'no output'}`));
+      reject(new MultiloraError('ERR_CONVERT_FAILED', `The converter stopped (${sig ?? `status ${status}`}): ${lastLines(stderr, 5)}`));
     });
   });
   return { child, done };
@@ -460,6 +459,8 @@ export async function convert(source: string, outDir: string, options: ConvertOp
   // The source: a folder here, else a Hub id.
   tell('check', `checking ${source}`);
   let sourceDir: string;
+  /** The source's model, once it is a folder here (a Hub model's, once it is downloaded). */
+  let model: DiffusersModel | undefined;
   const local = path.resolve(source);
   let localStat: ReturnType<typeof statSync> | undefined;
   try {
@@ -471,7 +472,7 @@ export async function convert(source: string, outDir: string, options: ConvertOp
   if (localStat) {
     if (!localStat.isDirectory()) throw sourceError(`${source} is a file; give a diffusers model folder or a Hugging Face Hub id (org/name)`);
     sourceDir = local;
-    inspectDiffusers(sourceDir, source);
+    model = inspectDiffusers(sourceDir, source);
   } else if (!fromHub) {
     throw sourceError(`${source} is neither a folder here nor a Hugging Face Hub id (org/name)`);
   } else {
@@ -520,11 +521,11 @@ export async function convert(source: string, outDir: string, options: ConvertOp
       }
     };
 
-    if (fromHub) {
+    if (!model) {
       const fetched = await runJob({ command: 'fetch', repo: source, revision: opts.revision ?? null });
       sourceDir = String(fetched.folder);
+      model = inspectDiffusers(sourceDir, `${source} (downloaded to ${sourceDir})`);
     }
-    const model = inspectDiffusers(sourceDir, fromHub ? `${source} (downloaded to ${sourceDir})` : source);
 
     if (opts.scheduler) {
       const flow = model.family === 'sd3' || model.family === 'flux';

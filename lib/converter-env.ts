@@ -69,7 +69,8 @@ function run(cmd: string, args: string[], onLine: (line: string) => void, signal
   });
 }
 
-function lastLines(text: string, count = 3): string {
+/** The last `count` lines of a program's output that have text, on one line (for error messages). */
+export function lastLines(text: string, count = 3): string {
   return text.trim().split('\n').filter(Boolean).slice(-count).join(' | ') || 'no output';
 }
 

@@ -204,29 +204,35 @@ export interface CheckContext {
   schedulerMinSteps?: Partial<Record<SchedulerName, { steps: number; why: string }>>;
 }
 
+/** The model's scheduler/scheduler_config.json, or undefined when it cannot be read (GenAI then says what is wrong). */
+export function readSchedulerConfig(modelDir: string): Record<string, unknown> | undefined {
+  try {
+    const config: unknown = JSON.parse(readFileSync(path.join(modelDir, 'scheduler', 'scheduler_config.json'), 'utf8'));
+    return isPlainObject(config) ? config : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
- * The schedulers that GenAI 2026.3 refuses for the model in `modelDir`, with why. Its DDIM asserts that the model's
- * scheduler config turns clip_sample off (DDIMScheduler::Config defaults it to true, as diffusers does).
+ * The schedulers that GenAI 2026.3 refuses for a model of `family` whose scheduler config is `config`
+ * (readSchedulerConfig), with why. Its DDIM asserts that the config turns clip_sample off (DDIMScheduler::Config
+ * defaults it to true, as diffusers does).
  */
-export function refusedSchedulers(modelDir: string, family: ModelFamily): Partial<Record<SchedulerName, string>> {
+export function refusedSchedulers(config: Record<string, unknown> | undefined, family: ModelFamily): Partial<Record<SchedulerName, string>> {
   const refused: Partial<Record<SchedulerName, string>> = {};
   if (family === 'sd' || family === 'sdxl' || family === 'lcm') {
     // ischeduler.hpp: "Scheduler doesn't support int timesteps"
     refused['flow-match-euler'] = `it is for flow-matching models (SD3, Flux), and this ${family} model's UNet takes integer timesteps`;
   }
-  let config: unknown;
-  try {
-    config = JSON.parse(readFileSync(path.join(modelDir, 'scheduler', 'scheduler_config.json'), 'utf8'));
-  } catch {
-    return refused; // GenAI will say what is wrong with the folder
-  }
-  if (isPlainObject(config) && config.skip_prk_steps !== true) {
+  if (!config) return refused; // GenAI will say what is wrong with the folder
+  if (config.skip_prk_steps !== true) {
     // pndm.cpp: "'skip_prk_steps=false' case isn't supported"
     refused.pndm =
       "GenAI's PNDM scheduler runs only with skip_prk_steps, which this model's scheduler config " +
       (config.skip_prk_steps === undefined ? 'leaves at its default, false' : 'turns off');
   }
-  if (isPlainObject(config) && config.clip_sample !== false) {
+  if (config.clip_sample !== false) {
     refused.ddim =
       "GenAI's DDIM scheduler does not implement clip_sample, which this model's scheduler config " +
       (config.clip_sample === undefined ? 'leaves at its default, true' : 'turns on');
@@ -235,22 +241,17 @@ export function refusedSchedulers(modelDir: string, family: ModelFamily): Partia
 }
 
 /**
- * The schedulers that GenAI 2026.3 gets wrong below some number of steps, for the model in `modelDir` ('auto' when
- * it is the model's own). Its PNDM at 1 step looks up the noise table past its end (diffusers' PNDM steps to
- * timestep + num_train_timesteps / steps on its first call): the images are random or black from call to call.
+ * The schedulers that GenAI 2026.3 gets wrong below some number of steps, for a model whose scheduler config is
+ * `config` ('auto' when it is the model's own). Its PNDM at 1 step looks up the noise table past its end (diffusers'
+ * PNDM steps to timestep + num_train_timesteps / steps on its first call): the images are random or black from call
+ * to call.
  */
-export function schedulerMinSteps(modelDir: string): NonNullable<CheckContext['schedulerMinSteps']> {
+export function schedulerMinSteps(config: Record<string, unknown> | undefined): NonNullable<CheckContext['schedulerMinSteps']> {
   const pndm = {
     steps: 2,
     why: "GenAI 2026.3's PNDM scheduler reads past the end of its noise table at 1 step, and its images are then random or black",
   };
-  let own: unknown;
-  try {
-    own = JSON.parse(readFileSync(path.join(modelDir, 'scheduler', 'scheduler_config.json'), 'utf8'))?._class_name;
-  } catch {
-    own = undefined;
-  }
-  return own === 'PNDMScheduler' ? { pndm, auto: pndm } : { pndm };
+  return config?._class_name === 'PNDMScheduler' ? { pndm, auto: pndm } : { pndm };
 }
 
 /** The strength of GenAI 2026.3's image-to-image and inpainting calls that give none (as in diffusers). */
@@ -413,8 +414,8 @@ export function checkGenerate(
   return call;
 }
 
-/** Resolves a selection to [adapter, alpha] pairs, in the order the call names them. */
-function selectAdapters(selection: unknown, registered: readonly Adapter[]): Array<[Adapter, number]> {
+/** Resolves a selection to [adapter, alpha] pairs, in the order the call names them (an adapter's own alpha by default). */
+export function selectAdapters<T extends { readonly name: string; readonly alpha: number }>(selection: unknown, registered: readonly T[]): Array<[T, number]> {
   if (selection === undefined || selection === null) return [];
   let entries: Array<[string, number | undefined]>;
   if (typeof selection === 'string') {

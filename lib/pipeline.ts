@@ -11,6 +11,7 @@ import { checkModelFiles, inspectModel, type ModelInfo } from './model';
 import {
   checkGenerate,
   checkImage,
+  readSchedulerConfig,
   refusedSchedulers,
   schedulerMinSteps,
   type BatchOptions,
@@ -131,8 +132,9 @@ export class Pipeline {
     this.#registered = adapters;
     const d = handle.defaults;
     this.#imageInputs = d.imageInputs;
-    this.#refusedSchedulers = refusedSchedulers(model.dir, model.family);
-    this.#schedulerMinSteps = schedulerMinSteps(model.dir);
+    const schedulerConfig = readSchedulerConfig(model.dir);
+    this.#refusedSchedulers = refusedSchedulers(schedulerConfig, model.family);
+    this.#schedulerMinSteps = schedulerMinSteps(schedulerConfig);
     const shape = build.staticShape;
     if (shape && Number.isNaN(shape.guidanceScale)) shape.guidanceScale = d.guidanceScale;
     this.defaults = {

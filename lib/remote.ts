@@ -275,6 +275,10 @@ export class RemoteQueue {
         if (p.preview) event.preview = { ...p.preview, data: Buffer.from(p.preview.data, 'base64') };
         job.emit('progress', event);
       });
+      // A finished or removed job has no more progress to route: this queue stops holding it (a long-lived queue,
+      // as serve --redis keeps, would otherwise keep every job it ever followed).
+      const forget = ({ jobId }: { jobId: string }): void => void this.#jobs.delete(jobId);
+      this.#events.on('completed', forget).on('failed', forget).on('removed', forget);
     }
     return this.#events;
   }
@@ -398,6 +402,7 @@ export class RemoteQueue {
       throw decodeFailure((err as Error).message, id);
     } finally {
       this.#jobs.get(id)?.removeAllListeners('progress');
+      this.#jobs.delete(id);
     }
   }
 
@@ -461,6 +466,17 @@ export async function remote<T>(op: () => Promise<T>, what: string, timeoutMs = 
     throw new MultiloraError('ERR_REMOTE', `Could not ${what} in Redis: ${(err as Error).message}`, { cause: err });
   } finally {
     clearTimeout(timer);
+  }
+}
+
+/** A Redis URL without its password, for messages. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return url;
   }
 }
 

@@ -5,7 +5,7 @@ import os from 'node:os';
 
 import type { AdapterSpec } from './adapter';
 import { AbortError, MultiloraError } from './errors';
-import type { Image, ProgressEvent } from './options';
+import { selectAdapters, type Image, type ProgressEvent } from './options';
 import type { MultiloraWarning } from './pipeline';
 import { PipelinePool } from './pool';
 import {
@@ -18,6 +18,7 @@ import {
   encodeFailure,
   ioredis,
   names,
+  redactUrl,
   type JobData,
   type JobProgress,
   type JobResult,
@@ -138,15 +139,16 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   subscriber.on('error', () => undefined);
   const { Worker, UnrecoverableError, WaitingError } = bull();
   let handingBack = false;
-  const running = new Map<string, { abort: AbortController; token: string | undefined }>();
+  /** The running jobs' AbortControllers, by job id. */
+  const running = new Map<string, AbortController>();
   await subscriber.subscribe(n.cancelChannel);
-  subscriber.on('message', (_channel: string, jobId: string) => running.get(jobId)?.abort.abort(new Error('cancelled')));
+  subscriber.on('message', (_channel: string, jobId: string) => running.get(jobId)?.abort(new Error('cancelled')));
 
   const processor = async (job: import('bullmq').Job, token?: string): Promise<JobResult> => {
     const data = job.data as JobData;
     const queuedMs = Date.now() - job.timestamp;
     const abort = new AbortController();
-    running.set(job.id!, { abort, token });
+    running.set(job.id!, abort);
     onEvent({ event: 'active', jobId: job.id!, message: `job ${job.id} started` });
     try {
       if (data?.v !== 1 || typeof data.prompt !== 'string' || typeof data.options !== 'object') {
@@ -176,7 +178,8 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
         v: 1,
         images: metas,
         metrics: images[0]!.metrics,
-        adapters: resolvedAdapters(data.options.adapters, info.adapters),
+        // The selection generate just accepted, at the alphas it ran with.
+        adapters: Object.fromEntries(selectAdapters(data.options.adapters, info.adapters).map(([a, alpha]) => [a.name, alpha])),
         worker: id,
         timings: { queuedMs, runMs: Date.now() - started },
         ttl: resultTtl,
@@ -217,7 +220,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   const close = (options: { handBack?: boolean } = {}): Promise<void> => {
     if (options.handBack && !handingBack) {
       handingBack = true;
-      for (const { abort } of running.values()) abort.abort(new Error('handed back'));
+      for (const abort of running.values()) abort.abort(new Error('handed back'));
     }
     closing ??= (async () => {
       clearInterval(heartbeat);
@@ -232,24 +235,3 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   };
   return { id, info, close, closed };
 }
-
-/** The adapters and alphas a selection means, given the workers' catalogue alphas. */
-function resolvedAdapters(selection: unknown, adapters: WorkerInfo['adapters']): Record<string, number> {
-  const alphas = new Map(adapters.map((a) => [a.name, a.alpha]));
-  if (selection === undefined || selection === null) return {};
-  if (typeof selection === 'string') return { [selection]: alphas.get(selection) ?? 1 };
-  if (Array.isArray(selection)) return Object.fromEntries(selection.map((s: string) => [s, alphas.get(s) ?? 1]));
-  return { ...(selection as Record<string, number>) };
-}
-
-/** A Redis URL without its password, for messages. */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return url;
-  }
-}
-

@@ -3,7 +3,7 @@
 import path from 'node:path';
 
 import { startServer, type ServeOptions } from '../server/index';
-import { redactUrl } from '../worker';
+import { redactUrl } from '../remote';
 import { UsageError, parseInteger, parseLora } from './args';
 import { modelDir, type ModelFlags } from './common';
 

@@ -1,5 +1,6 @@
 // `multilora worker --redis URL`: takes RemoteQueue's generation jobs (lib/worker.ts) until SIGINT or SIGTERM.
-import { startWorker, redactUrl, type WorkerOptions } from '../worker';
+import { redactUrl } from '../remote';
+import { startWorker, type WorkerOptions } from '../worker';
 import { parseInteger } from './args';
 import { modelDir, planAdapters, printWarning, type ModelFlags } from './common';
 

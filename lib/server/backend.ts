@@ -5,8 +5,7 @@ import path from 'node:path';
 import { MultiloraError } from '../errors';
 import type { GenerateOptions, Image, ModelDefaults, ProgressEvent } from '../options';
 import type { Pipeline } from '../pipeline';
-import { RemoteQueue, type WorkerInfo } from '../remote';
-import { redactUrl } from '../worker';
+import { RemoteQueue, redactUrl, type WorkerInfo } from '../remote';
 
 /** An adapter as GET /v1/loras shows it. */
 export interface BackendAdapter {

@@ -433,8 +433,8 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
         return new HttpError(429, 'ERR_QUEUE_FULL', `${maxQueue} jobs are already queued or running; try again later`);
       };
       if (jobs.active.length >= maxQueue) throw full();
-      // With `redis`, the queue's jobs from anywhere; this server's are among them once enqueued.
-      if (backend.kind === 'redis' && (await backend.depth()) >= maxQueue) throw full();
+      // With `redis`, the queue's jobs from anywhere (this server's are among them once enqueued); 0 locally.
+      if ((await backend.depth()) >= maxQueue) throw full();
       if (closing) throw new HttpError(503, 'ERR_SHUTTING_DOWN', 'The server is shutting down');
       const created = jobs.create(r.jobId);
       if (!created) throw new HttpError(409, 'ERR_JOB_EXISTS', `Job ${JSON.stringify(r.jobId)} is already queued or running`);
