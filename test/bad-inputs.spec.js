@@ -8,7 +8,7 @@ const { spawnSync } = require('node:child_process');
 const path = require('node:path');
 const { crc32, deflateSync } = require('node:zlib');
 const { Pipeline, MultiloraError, DisposedError } = require('..');
-const { families, useTempDir } = require('./helpers/fixtures');
+const { families, useTempDir, rejectsWith } = require('./helpers/fixtures');
 
 const fx = families.sd15;
 /** The reference call: small and quick, with an adapter. */
@@ -28,15 +28,6 @@ function safetensors(header, data = Buffer.alloc(0), { headerLength } = {}) {
 
 /** A header entry. */
 const tensor = (dtype, shape, begin, end) => ({ dtype, shape, data_offsets: [begin, end] });
-
-async function rejectsWith(promise, code, pattern) {
-  await assert.rejects(promise, (err) => {
-    assert.ok(err instanceof MultiloraError, `expected a MultiloraError, got ${err?.stack ?? err}`);
-    assert.equal(err.code, code, `${err.code}: ${err.message}`);
-    assert.match(err.message, pattern);
-    return true;
-  });
-}
 
 const MB = 1024 * 1024;
 

@@ -8,7 +8,7 @@ const http = require('node:http');
 const path = require('node:path');
 
 const { convert, Pipeline } = require('..');
-const { FIXTURES, ROOT, families, meanAbsDiff, useTempDir, freePort } = require('./helpers/fixtures');
+const { FIXTURES, ROOT, families, meanAbsDiff, useTempDir, freePort, rejectsWith } = require('./helpers/fixtures');
 
 const MAIN = path.join(ROOT, 'dist', 'cli', 'main.js');
 const diffusers = (family) => path.join(FIXTURES, 'diffusers', `${family}-tiny`);
@@ -26,14 +26,6 @@ async function image(modelDir, options = {}, load = {}) {
   } finally {
     await pipeline.dispose();
   }
-}
-
-async function rejectsWith(promise, code, pattern) {
-  await assert.rejects(promise, (err) => {
-    assert.equal(err.code, code, `${err.code}: ${err.message}`);
-    if (pattern) assert.match(err.message, pattern);
-    return true;
-  });
 }
 
 function converterRunning() {

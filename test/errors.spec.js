@@ -4,19 +4,10 @@ const assert = require('node:assert/strict');
 const { mkdirSync, writeFileSync, copyFileSync } = require('node:fs');
 const path = require('node:path');
 const { Pipeline, MultiloraError, DisposedError } = require('..');
-const { families, useTempDir } = require('./helpers/fixtures');
+const { families, useTempDir, rejectsWith } = require('./helpers/fixtures');
 
 const fx = families.sd15;
 const CALL = { seed: 7, steps: 2, width: 64, height: 64, adapters: { a: 0.9 } };
-
-async function rejectsWith(promise, code, pattern) {
-  await assert.rejects(promise, (err) => {
-    assert.ok(err instanceof MultiloraError, `expected a MultiloraError, got ${err}`);
-    assert.equal(err.code, code, err.message);
-    if (pattern) assert.match(err.message, pattern);
-    return true;
-  });
-}
 
 describe('errors', function () {
   const tmpDir = useTempDir('multilora-errors-');

@@ -8,7 +8,7 @@ const { spawnSync } = require('node:child_process');
 const { existsSync, readFileSync } = require('node:fs');
 const path = require('node:path');
 const { Pipeline, MultiloraError } = require('..');
-const { ROOT, families, useTempDir, underAsan } = require('./helpers/fixtures');
+const { ROOT, families, useTempDir, underAsan, rejectsWith } = require('./helpers/fixtures');
 const fuzz = require('./helpers/fuzz');
 
 const SCRIPT = path.join(ROOT, 'scripts', 'fuzz.mjs');
@@ -31,15 +31,6 @@ function runScript(args, env = {}) {
 function lastJson(stdout) {
   const line = stdout.trim().split('\n').pop();
   return JSON.parse(line);
-}
-
-async function rejectsWith(promise, code, pattern) {
-  await assert.rejects(promise, (err) => {
-    assert.ok(err instanceof MultiloraError, `expected a MultiloraError, got ${err?.stack ?? err}`);
-    assert.equal(err.code, code, err.message);
-    if (pattern) assert.match(err.message, pattern);
-    return true;
-  });
 }
 
 describe('fuzz', function () {

@@ -7,18 +7,10 @@ const { writeFileSync } = require('node:fs');
 const path = require('node:path');
 
 const { Pipeline, RemoteQueue, defaultModelDir } = require('..');
-const { families, useTempDir, freePort } = require('./helpers/fixtures');
+const { families, useTempDir, freePort, rejectsWith } = require('./helpers/fixtures');
 const { MAIN, requireRedis, startRedis, startWorker, jobsOf } = require('./helpers/redis');
 
 const fx = families.sdxl;
-
-async function rejectsWith(promise, code, pattern) {
-  await assert.rejects(promise, (err) => {
-    assert.equal(err.code, code, `${err.code}: ${err.message}`);
-    if (pattern) assert.match(err.message, pattern);
-    return true;
-  });
-}
 
 describe('RemoteQueue and multilora worker (BullMQ on Redis)', function () {
   this.timeout(600_000);

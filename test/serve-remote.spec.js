@@ -9,7 +9,7 @@ const path = require('node:path');
 
 const { Pipeline, RemoteQueue, defaultModelDir, encodePng } = require('..');
 const { startServer } = require('../dist/server');
-const { families, useTempDir, freePort, until } = require('./helpers/fixtures');
+const { families, useTempDir, freePort, until, rejectsWith } = require('./helpers/fixtures');
 const { MAIN, requireRedis, startRedis, startWorker } = require('./helpers/redis');
 
 const fx = families.sdxl;
@@ -25,14 +25,6 @@ function cli(args) {
     child.stdout.on('data', (d) => (out += d));
     child.stderr.on('data', (d) => (err += d));
     child.on('exit', (code) => resolve({ code, out, err }));
-  });
-}
-
-async function rejectsWith(promise, code, pattern) {
-  await assert.rejects(promise, (err) => {
-    assert.equal(err.code, code, `${err.code}: ${err.message}`);
-    if (pattern) assert.match(err.message, pattern);
-    return true;
   });
 }
 

@@ -1,5 +1,6 @@
 // Paths of the committed fixtures, and small helpers the specs share.
 'use strict';
+const assert = require('node:assert/strict');
 const path = require('node:path');
 const { spawnSync } = require('node:child_process');
 const { mkdtempSync, readFileSync, writeFileSync, rmSync } = require('node:fs');
@@ -70,6 +71,20 @@ function useTempDir(prefix, { each = false } = {}) {
   return () => dir;
 }
 
+/**
+ * Asserts that `promise` rejects with a MultiloraError of `code` (and, given a pattern, a message matching it): the
+ * one check of typed errors the specs share.
+ */
+async function rejectsWith(promise, code, pattern) {
+  const { MultiloraError } = require('../..');
+  await assert.rejects(promise, (err) => {
+    assert.ok(err instanceof MultiloraError, `expected a MultiloraError, got ${err?.stack ?? err}`);
+    assert.equal(err.code, code, `${err.code}: ${err.message}`);
+    if (pattern) assert.match(err.message, pattern);
+    return true;
+  });
+}
+
 /** Polls `check` every 50 ms until it returns something truthy, which it returns; throws after `ms`. */
 async function until(what, check, ms = 60_000) {
   const end = Date.now() + ms;
@@ -84,4 +99,4 @@ async function until(what, check, ms = 60_000) {
 /** Whether this process runs under `npm run sanitize` (gcc's ASan runtime preloaded): much slower, other memory use. */
 const underAsan = /libasan/.test(process.env.LD_PRELOAD ?? '');
 
-module.exports = { ROOT, FIXTURES, families, sdk, pythonImages, meanAbsDiff, useTempDir, underAsan, freePort, until };
+module.exports = { ROOT, FIXTURES, families, sdk, pythonImages, meanAbsDiff, useTempDir, underAsan, freePort, until, rejectsWith };
