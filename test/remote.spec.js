@@ -36,8 +36,8 @@ describe('RemoteQueue and multilora worker (BullMQ on Redis)', function () {
     redis?.stop();
   });
 
-  function spawnWorker(extra) {
-    const w = startWorker(redis.url, catalog, extra);
+  function spawnWorker(extra, adapters = catalog) {
+    const w = startWorker(redis.url, adapters, extra);
     workers.push(w);
     return w;
   }
@@ -135,6 +135,33 @@ describe('RemoteQueue and multilora worker (BullMQ on Redis)', function () {
     } finally {
       for (const w of pool) w.child.kill('SIGTERM');
       await Promise.all(pool.map((w) => w.exited));
+      await queue.close();
+    }
+  });
+
+  it('--concurrency 2 with --lora adapters: one worker runs two jobs at once, each on its own pipeline, with local bytes', async function () {
+    const queue = new RemoteQueue({ redis: redis.url, queue: 'concurrency' });
+    // The catalogue's adapters, at its alphas, given on the command line instead.
+    const w = spawnWorker(['--queue', 'concurrency', '--concurrency', '2', '--lora', `a=${fx.lora('style-a')}:0.8`, '--lora', `b=${fx.lora('style-b')}:0.6`], null);
+    try {
+      await w.ready;
+      const [info] = await queue.workers();
+      assert.equal(info.concurrency, 2);
+      assert.deepEqual(info.adapters.map((a) => [a.name, a.alpha]), [['a', 0.8], ['b', 0.6]]);
+      const calls = [{ adapters: 'a', seed: 21 }, { adapters: { b: 0.9 }, seed: 22 }, { adapters: null, seed: 23 }, { adapters: ['a', 'b'], seed: 24 }].map((c) => ({ ...c, steps: 12 }));
+      const jobs = [];
+      for (const call of calls) jobs.push(await queue.enqueue('a windmill', call));
+      const images = await Promise.all(jobs.map((j) => j.result()));
+      for (const [i, call] of calls.entries()) {
+        assert.ok(images[i].data.equals((await local.generate('a windmill', call)).data), `job ${i} differs from local generation`);
+      }
+      // Two jobs ran at once: the second started before the first completed.
+      const lines = w.log.split('\n');
+      const at = (re) => lines.findIndex((l) => re.test(l));
+      assert.ok(at(new RegExp(`job ${jobs[1].id} started`)) < at(new RegExp(`job ${jobs[0].id} completed`)), w.log);
+    } finally {
+      w.child.kill('SIGTERM');
+      await w.exited;
       await queue.close();
     }
   });

@@ -37,7 +37,8 @@ async function startRedis() {
 
 /** A `multilora worker` process; `log` collects its output, `waitFor(re)` waits for a line of it, `ready` for its start. */
 function startWorker(url, catalog, extra = []) {
-  const child = spawn(process.execPath, [MAIN, 'worker', '--redis', url, '--catalog', catalog, '--lock-duration', String(LOCK_MS), '--threads', '1', ...extra], {
+  const adapters = catalog === null ? [] : ['--catalog', catalog]; // null: the adapters come as --lora in `extra`
+  const child = spawn(process.execPath, [MAIN, 'worker', '--redis', url, ...adapters, '--lock-duration', String(LOCK_MS), '--threads', '1', ...extra], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const worker = { child, log: '', exited: new Promise((r) => child.on('exit', (code, signal) => r({ code, signal }))) };
