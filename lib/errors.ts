@@ -22,6 +22,7 @@ export const ERROR_CODES = [
   'ERR_CONVERT_FAILED',
   'ERR_REMOTE',
   'ERR_RESULT_EXPIRED',
+  'ERR_JOB_LOST',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

@@ -4,9 +4,16 @@
 // In Redis, under the prefix (default "multilora") and the queue's name (default "generate"):
 // - BullMQ's own keys for the queue;
 // - `<prefix>:<queue>:result:<job id>:<i>`: the RGB bytes of image i, with a TTL (resultTtl, default 1 h);
-// - `<prefix>:<queue>:cancel:<job id>`: set by job.cancel(), read by the worker that takes the job;
-//   and the channel `<prefix>:<queue>:cancel`, which tells running workers at once;
-// - `<prefix>:<queue>:workers`: a hash of the live workers (model, defaults, adapters), refreshed every few seconds.
+// - `<prefix>:<queue>:cancel:<job id>`: set by job.cancel() for CANCEL_FLAG_TTL_S, read by the worker that takes the
+//   job; and the channel `<prefix>:<queue>:cancel`, which tells running workers at once;
+// - `<prefix>:<queue>:workers`: a hash of the workers' descriptions (model, defaults, adapters, limits), and
+//   `<prefix>:<queue>:alive:<worker id>`: a key each worker sets with an expiry of WORKER_FRESH_MS every
+//   WORKER_HEARTBEAT_MS. A worker is live while its key exists: Redis's clock decides, not the hosts'.
+//
+// Job ids are random UUIDs, not BullMQ's counter: a Redis restarted without persistence starts its counter again,
+// and a waiter for job 24 would otherwise be handed the next job 24. A waiter checks every JOB_CHECK_MS that its job
+// is still in Redis, and result() checks that the record it reads is its job's (id, seed, size, count).
+import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 
 import type { AdapterInfo } from './adapter-set';
@@ -14,7 +21,7 @@ import type { AdapterReport } from './diagnose';
 import { AbortError, ERROR_CODES, MultiloraError, type ErrorCode } from './errors';
 import type { ModelInfo } from './model';
 import type { AdapterSelection, GenerateOptions, Image, Metrics, ModelDefaults, ProgressEvent } from './options';
-import { integer, invalid, knownKeys, object, reading, string } from './validate';
+import { integer, invalid, isPlainObject, knownKeys, object, reading, string } from './validate';
 
 // bullmq and ioredis load on first use: users who never scale out never pay for them.
 type Bull = typeof import('bullmq');
@@ -37,9 +44,20 @@ export const DEFAULT_QUEUE = 'generate';
 export const DEFAULT_PREFIX = 'multilora';
 /** How long a result's image bytes stay in Redis after the job completes, by default. */
 export const DEFAULT_RESULT_TTL_S = 3600;
-/** How often a worker refreshes its entry in the workers hash; an entry counts while it is WORKER_FRESH_MS fresh. */
+/** How often a worker sets its liveness key (and its entry in the workers hash); the key expires after WORKER_FRESH_MS. */
 export const WORKER_HEARTBEAT_MS = 2000;
 export const WORKER_FRESH_MS = 7000;
+/** How often a waiter checks that its job is still in Redis. */
+export const JOB_CHECK_MS = 2000;
+/**
+ * How long, by default, a waiter bears with an unreachable Redis before result() rejects with ERR_JOB_LOST. With a
+ * probe's own time-out (2 × JOB_CHECK_MS) and the interval, result() settles at most 26 s after Redis went away.
+ */
+export const DEFAULT_LOST_AFTER_MS = 20_000;
+/** How long close() waits for Redis before it drops the connections. */
+const CLOSE_GRACE_MS = 2000;
+/** Seconds a cancel flag lives: long enough for the worker that took the job meanwhile to see it. */
+export const CANCEL_FLAG_TTL_S = 600;
 
 /** @internal The Redis names of one queue. */
 export function names(prefix: string, queue: string) {
@@ -49,6 +67,7 @@ export function names(prefix: string, queue: string) {
     cancelFlag: (id: string) => `${base}:cancel:${id}`,
     cancelChannel: `${base}:cancel`,
     workers: `${base}:workers`,
+    alive: (workerId: string) => `${base}:alive:${workerId}`,
   };
 }
 
@@ -65,6 +84,8 @@ export interface JobData {
 /** @internal What a completed job returns (the bytes themselves are in the result keys). */
 export interface JobResult {
   v: 1;
+  /** The job it is the result of: result() refuses a record of another job. */
+  jobId: string;
   images: Array<{ key: string; width: number; height: number; seed: number; bytes: number }>;
   metrics: Metrics;
   /** The adapters the call ran with, and their alphas. */
@@ -93,8 +114,90 @@ export interface WorkerInfo {
   defaults: ModelDefaults;
   /** `report`: what multilora matched of each (AdapterReport without the tensor names); absent from older workers. */
   adapters: Array<Pick<AdapterInfo, 'name' | 'alpha' | 'template' | 'negativePrompt'> & { report?: Omit<AdapterReport, 'unmatchedTensors'> }>;
+  /** The largest job it takes (absent from older workers). */
+  limits?: WorkerLimits;
+  /** When it started, in ms since the epoch by Redis's clock: the oldest live worker's model is the one shown. */
   started: number;
-  heartbeat: number;
+}
+
+/** The largest job a worker takes; a larger one fails with ERR_INVALID_ARGUMENT before anything is allocated. */
+export interface WorkerLimits {
+  /** Largest width and height, in pixels. */
+  maxSize: number;
+  maxSteps: number;
+  /** Largest numImages. */
+  maxImages: number;
+}
+
+/**
+ * @internal A workers-hash entry, checked: null when it is not JSON or not the shape of a WorkerInfo (written by
+ * something else, or by hand). Readers skip such entries and remove them.
+ */
+export function parseWorkerInfo(text: string): WorkerInfo | null {
+  let w: unknown;
+  try {
+    w = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  const str = (v: unknown): v is string => typeof v === 'string';
+  const optStr = (v: unknown): boolean => v === undefined || typeof v === 'string';
+  const int = (v: unknown, min = 0): v is number => Number.isSafeInteger(v) && (v as number) >= min;
+  const num = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+  if (!isPlainObject(w)) return null;
+  const { id, host, pid, concurrency, model, defaults, adapters, limits, started } = w;
+  if (!str(id) || id === '' || !str(host) || !int(pid) || !int(concurrency, 1) || !num(started)) return null;
+  if (!isPlainObject(model) || !str(model.dir) || !str(model.pipelineClass) || !str(model.family) || !int(model.vaeScaleFactor, 1)) return null;
+  if (!isPlainObject(defaults) || !int(defaults.width, 1) || !int(defaults.height, 1) || !int(defaults.steps, 1) || !num(defaults.guidanceScale)) return null;
+  if (!Array.isArray(adapters)) return null;
+  for (const a of adapters as unknown[]) {
+    if (!isPlainObject(a) || !str(a.name) || !num(a.alpha) || !optStr(a.template) || !optStr(a.negativePrompt)) return null;
+    const r = a.report;
+    if (r === undefined) continue;
+    if (!isPlainObject(r) || !str(r.format) || !Array.isArray(r.ranks) || !r.ranks.every((x) => num(x))) return null;
+    if (!Array.isArray(r.targets) || !r.targets.every(str) || !int(r.matched) || !int(r.unmatched) || typeof r.converted !== 'boolean') return null;
+  }
+  if (limits !== undefined && (!isPlainObject(limits) || !int(limits.maxSize, 1) || !int(limits.maxSteps, 1) || !int(limits.maxImages, 1))) return null;
+  return w as unknown as WorkerInfo;
+}
+
+/**
+ * @internal What a job carries, checked on the worker before anything runs (the job may have been written into
+ * Redis by anything). Generate checks the options' values; this checks the record's shape and keys.
+ */
+export function checkJobData(data: unknown, jobId: string): JobData {
+  const not = (why: string): MultiloraError =>
+    new MultiloraError('ERR_INVALID_ARGUMENT', `Job ${jobId} is not a multilora generation job: ${why}`);
+  if (!isPlainObject(data)) throw not(`its data is ${describeShape(data)}, not an object`);
+  if (data.v !== 1) throw not(`expected v 1 but found ${JSON.stringify(data.v) ?? 'none'}`);
+  if (typeof data.prompt !== 'string') throw not(`its prompt is ${describeShape(data.prompt)}, not a string`);
+  if (!isPlainObject(data.options)) throw not(`its options are ${describeShape(data.options)}, not an object`);
+  knownKeys(data.options, OPTION_KEYS, `the options of job ${jobId}`);
+  return data as unknown as JobData;
+}
+
+function describeShape(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
+}
+
+/**
+ * @internal Checks a job against a worker's limits: the values that decide how much memory and time it takes. The
+ * model's defaults stand for what the job leaves out.
+ */
+export function checkLimits(options: Record<string, unknown>, limits: WorkerLimits, where: string): void {
+  const over = (name: string, max: number, flag: string): void => {
+    const value = options[name];
+    if (value === undefined) return;
+    if (typeof value !== 'number' || value > max) {
+      throw invalid(`a number of at most ${max} (the ${flag} of ${where})`, `options.${name}`, value);
+    }
+  };
+  over('width', limits.maxSize, '--max-size');
+  over('height', limits.maxSize, '--max-size');
+  over('steps', limits.maxSteps, '--max-steps');
+  over('numImages', limits.maxImages, '--max-images');
 }
 
 /** @internal A failure as a job's failedReason: the code travels with the message. */
@@ -114,6 +217,12 @@ export function decodeFailure(reason: string | undefined, jobId: string): Multil
   }
   return new MultiloraError('ERR_REMOTE', `Job ${jobId} failed: ${reason ?? 'no reason given'}`);
 }
+
+/** Removes the workers-hash entries (KEYS[1]) of the workers (ARGV: id, liveness key, ...) whose key is gone. */
+const DROP_DEAD = `for i = 1, #ARGV, 2 do
+  if redis.call('exists', ARGV[i + 1]) == 0 then redis.call('hdel', KEYS[1], ARGV[i]) end
+end
+return 0`;
 
 const OPTION_KEYS = [
   'adapters', 'applyTemplate', 'seed', 'generator', 'width', 'height', 'steps', 'guidanceScale', 'negativePrompt',
@@ -136,6 +245,12 @@ export interface RemoteQueueOptions {
   queue?: string;
   /** The prefix of every key in Redis. Default "multilora". */
   prefix?: string;
+  /**
+   * How long result() bears with a Redis it cannot reach, in ms, before it rejects with ERR_JOB_LOST. Default 20 000:
+   * result() settles at most 26 s after Redis went away. A job that Redis no longer has (a restart without
+   * persistence lost it) rejects within JOB_CHECK_MS (2 s) of Redis answering again.
+   */
+  lostAfterMs?: number;
 }
 
 export interface EnqueueOptions extends RemoteGenerateOptions {
@@ -158,6 +273,20 @@ export interface RemoteJobDetails {
   error?: MultiloraError;
 }
 
+/** @internal What a job asked for, that its result must show: result() refuses a record that does not. */
+export interface JobRequest {
+  numImages?: number | undefined;
+  seed?: number | undefined;
+  width?: number | undefined;
+  height?: number | undefined;
+}
+
+/** @internal The request that a job's options make. */
+export function requestOf(options: Record<string, unknown> | undefined): JobRequest {
+  const num = (v: unknown): number | undefined => (typeof v === 'number' ? v : undefined);
+  return { numImages: num(options?.numImages), seed: num(options?.seed), width: num(options?.width), height: num(options?.height) };
+}
+
 /**
  * A generation job in the queue. Progress comes as 'progress' events (ProgressEvent), `result()` waits for the image,
  * `cancel()` stops it: removed if it still waits, stopped at its next step if a worker runs it.
@@ -168,14 +297,14 @@ export class RemoteJob extends EventEmitter {
   #settled: Promise<Image | Image[]> | undefined;
   #cancelled: (() => void) | undefined;
   readonly #cancelledLocally: Promise<never>;
-  readonly #numImages: number | undefined;
+  readonly #request: JobRequest;
 
   /** @internal */
-  constructor(queue: RemoteQueue, id: string, numImages: number | undefined) {
+  constructor(queue: RemoteQueue, id: string, request: JobRequest) {
     super();
     this.#queue = queue;
     this.id = id;
-    this.#numImages = numImages;
+    this.#request = request;
     this.#cancelledLocally = new Promise<never>((_, reject) => {
       this.#cancelled = () => reject(new AbortError(new Error(`job ${id} was cancelled`)));
     });
@@ -211,11 +340,12 @@ export class RemoteJob extends EventEmitter {
   /**
    * The image (an array with numImages), the same as `generate` gives: resolves when a worker completed the job, and
    * rejects with the job's MultiloraError (its code kept), AbortError when it was cancelled, ERR_RESULT_EXPIRED when
-   * its bytes outlived their TTL in Redis.
+   * its bytes outlived their TTL in Redis, ERR_JOB_LOST when Redis no longer has the job (restarted without
+   * persistence) or could not be reached for `lostAfterMs`.
    */
   result(): Promise<Image | Image[]> {
     this.#settled ??= Promise.race([this.#queue.waitFor(this.id), this.#cancelledLocally]).then((r) =>
-      this.#queue.fetchImages(this.id, r, this.#numImages),
+      this.#queue.fetchImages(this.id, r, this.#request),
     );
     return this.#settled;
   }
@@ -240,31 +370,39 @@ export class RemoteQueue {
   #events: import('bullmq').QueueEvents | undefined;
   readonly #redis: Redis;
   readonly #jobs = new Map<string, RemoteJob>();
+  readonly #lostAfterMs: number;
+  /** The waiters of result(): close() rejects them at once. */
+  readonly #waiters = new Set<() => void>();
   #closed = false;
 
   constructor(options: RemoteQueueOptions) {
     const opts = object(options, 'options');
-    knownKeys(opts, ['redis', 'queue', 'prefix'], 'the RemoteQueue options');
+    knownKeys(opts, ['redis', 'queue', 'prefix', 'lostAfterMs'], 'the RemoteQueue options');
     const url = checkRedisUrl(opts.redis, 'options.redis');
+    this.#lostAfterMs = opts.lostAfterMs === undefined ? DEFAULT_LOST_AFTER_MS : integer(opts.lostAfterMs, 'options.lostAfterMs', 1000, 3_600_000);
     this.name = opts.queue === undefined ? DEFAULT_QUEUE : checkName(opts.queue, 'options.queue');
     this.prefix = opts.prefix === undefined ? DEFAULT_PREFIX : checkName(opts.prefix, 'options.prefix');
     this.#names = names(this.prefix, this.name);
     this.#url = url;
     const { Queue } = bull();
     // Commands fail after one retry instead of waiting for a Redis that is down: enqueue() rejects with ERR_REMOTE.
-    const connection = { url, maxRetriesPerRequest: 1, connectTimeout: 5000 };
-    this.#queue = new Queue(this.name, { connection, prefix: this.prefix });
-    this.#queue.on('error', () => undefined); // each call reports its own failure
-    this.#queue.setMaxListeners(0); // every job followed at once listens for the queue's closing
+    // The connections are this queue's own, given to BullMQ: close() can always drop them, which BullMQ's own close
+    // does not while Redis is down.
     this.#redis = new (ioredis())(url, { maxRetriesPerRequest: 1, connectTimeout: 5000 });
     this.#redis.on('error', () => undefined);
+    this.#queue = new Queue(this.name, { connection: this.#redis, prefix: this.prefix });
+    this.#queue.on('error', () => undefined); // each call reports its own failure
+    this.#queue.setMaxListeners(0); // every job followed at once listens for the queue's closing
   }
 
   /** @internal One QueueEvents for every job of this queue, made on first need. */
   #queueEvents(): import('bullmq').QueueEvents {
     if (!this.#events) {
       const { QueueEvents } = bull();
-      this.#events = new QueueEvents(this.name, { connection: { url: this.#url, connectTimeout: 5000 }, prefix: this.prefix });
+      // BullMQ makes the events' connection itself (it duplicates any it is given, for its blocking reads): it stops
+      // reconnecting once this queue is closed.
+      const retryStrategy = (times: number): number | null => (this.#closed ? null : Math.min(1000 * times, 5000));
+      this.#events = new QueueEvents(this.name, { connection: { url: this.#url, connectTimeout: 5000, retryStrategy }, prefix: this.prefix });
       this.#events.on('error', () => undefined);
       this.#events.setMaxListeners(0);
       this.#events.on('progress', ({ jobId, data }) => {
@@ -287,16 +425,39 @@ export class RemoteQueue {
     if (this.#closed) throw new MultiloraError('ERR_DISPOSED', 'The RemoteQueue was closed');
   }
 
-  /** The live workers: their models, defaults and adapters. */
+  /**
+   * The live workers: their models, defaults, adapters and limits, oldest first. A worker is live while its liveness
+   * key is in Redis (it expires WORKER_FRESH_MS after the worker's last heartbeat, by Redis's clock). Entries of dead
+   * workers, and entries that are not a worker's description at all, are skipped and removed.
+   */
   async workers(): Promise<WorkerInfo[]> {
     this.#check();
-    const all = await remote(() => this.#redis.hgetall(this.#names.workers), 'read the workers');
-    const now = Date.now();
-    const entries = Object.values(all).map((text) => JSON.parse(text) as WorkerInfo);
-    // A worker that died without closing (SIGKILL, a machine gone) leaves its entry: it stops counting, and goes.
-    const stale = entries.filter((w) => now - w.heartbeat >= 4 * WORKER_FRESH_MS).map((w) => w.id);
-    if (stale.length) await this.#redis.hdel(this.#names.workers, ...stale).catch(() => undefined);
-    return entries.filter((w) => now - w.heartbeat < WORKER_FRESH_MS).sort((a, b) => a.started - b.started);
+    return this.#liveWorkers('read the workers');
+  }
+
+  async #liveWorkers(what: string): Promise<WorkerInfo[]> {
+    const n = this.#names;
+    const all = await remote(() => this.#redis.hgetall(n.workers), what);
+    const ids = Object.keys(all);
+    if (!ids.length) return [];
+    const alive = await remote(() => {
+      const multi = this.#redis.multi();
+      for (const id of ids) multi.exists(n.alive(id));
+      return multi.exec();
+    }, what);
+    const live: WorkerInfo[] = [];
+    const bogus: string[] = [];
+    const dead: string[] = [];
+    ids.forEach((id, i) => {
+      const info = parseWorkerInfo(all[id]!);
+      if (!info || info.id !== id) bogus.push(id);
+      else if (alive?.[i]?.[1] === 1) live.push(info);
+      else dead.push(id);
+    });
+    if (bogus.length) await this.#redis.hdel(n.workers, ...bogus).catch(() => undefined);
+    // A dead worker's entry goes, unless the worker beat again meanwhile (its key is back): checked in Redis, at once.
+    if (dead.length) await this.#redis.eval(DROP_DEAD, 1, n.workers, ...dead.flatMap((id) => [id, n.alive(id)])).catch(() => undefined);
+    return live.sort((a, b) => a.started - b.started);
   }
 
   /**
@@ -328,28 +489,37 @@ export class RemoteQueue {
     }
     if (text.length > 1_000_000) throw invalid('options under 1 MB as JSON', 'options', options);
     if (copy.numImages !== undefined) integer(copy.numImages, 'options.numImages', 1, 16);
-    const wanted = selectedNames(copy.adapters as AdapterSelection | undefined);
-    if (wanted.length) {
-      const live = await this.workers();
-      if (live.length) {
-        const known = new Set(live.flatMap((w) => w.adapters.map((a) => a.name)));
-        const unknown = wanted.filter((n) => !known.has(n));
-        if (unknown.length) {
-          throw new MultiloraError(
-            'ERR_INVALID_ARGUMENT',
-            `Unknown adapter ${unknown.map((n) => JSON.stringify(n)).join(', ')}: the workers have ${[...known].map((n) => JSON.stringify(n)).join(', ') || 'none'}`,
-          );
-        }
+    // With workers live, what none of them would take is refused here: an adapter none has, a job over their limits.
+    const live = await this.#liveWorkers('enqueue the job');
+    if (live.length) {
+      const wanted = selectedNames(copy.adapters as AdapterSelection | undefined);
+      const known = new Set(live.flatMap((w) => w.adapters.map((a) => a.name)));
+      const unknown = wanted.filter((n) => !known.has(n));
+      if (unknown.length) {
+        throw new MultiloraError(
+          'ERR_INVALID_ARGUMENT',
+          `Unknown adapter ${unknown.map((n) => JSON.stringify(n)).join(', ')}: the workers have ${[...known].map((n) => JSON.stringify(n)).join(', ') || 'none'}`,
+        );
+      }
+      // Any live worker may take the job: it must fit the smallest limits.
+      const limited = live.filter((w) => w.limits);
+      if (limited.length) {
+        const limits: WorkerLimits = {
+          maxSize: Math.min(...limited.map((w) => w.limits!.maxSize)),
+          maxSteps: Math.min(...limited.map((w) => w.limits!.maxSteps)),
+          maxImages: Math.min(...limited.map((w) => w.limits!.maxImages)),
+        };
+        checkLimits(copy, limits, 'the live workers');
       }
     }
-    await remote(() => this.#redis.ping(), 'enqueue the job', 5000);
     this.#queueEvents(); // listening before the job exists, so that no event is missed
-    const job = await remote(
-      () => this.#queue.add('generate', data as never, { removeOnComplete: { age: 3600, count: 10_000 }, removeOnFail: { age: 24 * 3600 } }),
+    const id = randomUUID();
+    await remote(
+      () => this.#queue.add('generate', data as never, { jobId: id, removeOnComplete: { age: 3600, count: 10_000 }, removeOnFail: { age: 24 * 3600 } }),
       'enqueue the job',
     );
-    const remoteJob = new RemoteJob(this, job.id!, copy.numImages as number | undefined);
-    this.#jobs.set(job.id!, remoteJob);
+    const remoteJob = new RemoteJob(this, id, requestOf(copy));
+    this.#jobs.set(id, remoteJob);
     if (onProgress) remoteJob.on('progress', onProgress as (e: ProgressEvent) => void);
     if (signal) {
       const cancel = (): void => void remoteJob.cancel().catch(() => undefined);
@@ -372,7 +542,8 @@ export class RemoteQueue {
     let job = this.#jobs.get(id);
     if (!job) {
       this.#queueEvents();
-      job = new RemoteJob(this, id, (found.data as JobData).options?.numImages);
+      const data = found.data as Partial<JobData> | null;
+      job = new RemoteJob(this, id, requestOf(isPlainObject(data?.options) ? data.options : undefined));
       this.#jobs.set(id, job);
     }
     return job;
@@ -390,40 +561,121 @@ export class RemoteQueue {
     return remote(() => this.#queue.getJob(id), 'read the job');
   }
 
-  /** @internal Resolves with the job's result record, or rejects with its failure. */
+  /**
+   * @internal Resolves with the job's result record, or rejects with its failure. Besides the queue's events, it
+   * reads the job's state every JOB_CHECK_MS: a job Redis no longer has (restarted without persistence, removed by
+   * someone else) rejects with ERR_JOB_LOST (AbortError when a cancel flag says why), and so does a Redis that cannot
+   * be reached for lostAfterMs.
+   */
   async waitFor(id: string): Promise<JobResult> {
     const events = this.#queueEvents();
-    const job = await this.bullJob(id);
-    if (!job) throw new MultiloraError('ERR_REMOTE', `Job ${id} is not in the queue (removed, or expired)`);
+    const n = this.#names;
     try {
-      return (await job.waitUntilFinished(events)) as JobResult;
-    } catch (err) {
-      if (err instanceof MultiloraError) throw err;
-      throw decodeFailure((err as Error).message, id);
+      return await new Promise<JobResult>((resolve, reject) => {
+        let settled = false;
+        let timer: NodeJS.Timeout | undefined;
+        /** When Redis last answered a probe. */
+        let answered = Date.now();
+        const onClose = (): void => settle(() => reject(new MultiloraError('ERR_DISPOSED', 'The RemoteQueue was closed')));
+        this.#waiters.add(onClose);
+        const settle = (fn: () => void): void => {
+          if (settled) return;
+          settled = true;
+          clearTimeout(timer);
+          this.#waiters.delete(onClose);
+          events.off('completed', onFinished).off('failed', onFinished);
+          fn();
+        };
+        // The event says the job finished; its record in Redis says how (read again: the event's copy is the same).
+        const onFinished = ({ jobId }: { jobId: string }): void => {
+          if (jobId === id) void check();
+        };
+        events.on('completed', onFinished).on('failed', onFinished);
+        const probe = async (): Promise<void> => {
+          try {
+            const state = await remote(() => this.#queue.getJobState(id), 'read the job', JOB_CHECK_MS * 2);
+            answered = Date.now();
+            if (state === 'unknown') {
+              const cancelled = await remote(() => this.#redis.exists(n.cancelFlag(id)), 'read the job', JOB_CHECK_MS * 2);
+              if (cancelled) return settle(() => reject(new AbortError(new Error(`job ${id} was cancelled`))));
+              return settle(() =>
+                reject(new MultiloraError('ERR_JOB_LOST', `Job ${id} is no longer in Redis: it was removed, or Redis restarted without persistence and lost it (enqueue it again)`)),
+              );
+            }
+            if (state !== 'completed' && state !== 'failed') return;
+            // Finished: its record, read after the state, has the result or the reason.
+            const job = await remote(() => this.#queue.getJob(id), 'read the job', JOB_CHECK_MS * 2);
+            if (!job) return; // removed in between: the next probe says how
+            if (state === 'completed') return settle(() => resolve(job.returnvalue as JobResult));
+            return settle(() => reject(decodeFailure(job.failedReason, id)));
+          } catch (err) {
+            if (!this.#closed && Date.now() - answered >= this.#lostAfterMs) {
+              return settle(() =>
+                reject(new MultiloraError('ERR_JOB_LOST', `Lost track of job ${id}: Redis could not be reached for ${this.#lostAfterMs / 1000} s (${(err as Error).message})`, { cause: err })),
+              );
+            }
+          }
+          if (this.#closed) settle(() => reject(new MultiloraError('ERR_DISPOSED', 'The RemoteQueue was closed')));
+        };
+        // One probe at a time: an event during a probe asks for another right after it.
+        let probing = false;
+        let again = false;
+        const check = async (): Promise<void> => {
+          if (settled) return;
+          if (probing) {
+            again = true;
+            return;
+          }
+          probing = true;
+          clearTimeout(timer);
+          await probe();
+          probing = false;
+          if (settled) return;
+          if (again) {
+            again = false;
+            return check();
+          }
+          timer = setTimeout(() => void check(), JOB_CHECK_MS);
+        };
+        void check();
+      });
     } finally {
       this.#jobs.get(id)?.removeAllListeners('progress');
       this.#jobs.delete(id);
     }
   }
 
-  /** @internal The images of a completed job, read from Redis. */
-  async fetchImages(id: string, result: JobResult, numImages: number | undefined): Promise<Image | Image[]> {
+  /**
+   * @internal The images of a completed job, read from Redis, once its record is shown to be this job's: the same id,
+   * and the count, seed and size the job asked for.
+   */
+  async fetchImages(id: string, result: JobResult, request: JobRequest): Promise<Image | Image[]> {
+    const mismatch = (why: string): MultiloraError =>
+      new MultiloraError('ERR_JOB_LOST', `The result in Redis is not job ${id}'s (${why}): it was not handed over`);
+    if (!isPlainObject(result) || result.jobId !== id) throw mismatch(`it is job ${JSON.stringify((result as Partial<JobResult> | null)?.jobId)}'s`);
+    if (!Array.isArray(result.images) || result.images.length !== (request.numImages ?? 1)) throw mismatch(`${result.images?.length} images`);
+    for (const meta of result.images) {
+      if (request.seed !== undefined && meta.seed !== request.seed) throw mismatch(`seed ${meta.seed}, not ${request.seed}`);
+      if (request.width !== undefined && meta.width !== request.width) throw mismatch(`width ${meta.width}, not ${request.width}`);
+      if (request.height !== undefined && meta.height !== request.height) throw mismatch(`height ${meta.height}, not ${request.height}`);
+    }
     const images: Image[] = [];
     for (const meta of result.images) {
       const data = await remote(() => this.#redis.getBuffer(meta.key), 'read the result');
       if (!data) {
         throw new MultiloraError('ERR_RESULT_EXPIRED', `The image of job ${id} is no longer in Redis: results stay ${result.ttl} s after the job completes (the workers' resultTtl)`);
       }
+      if (data.length !== meta.width * meta.height * 3) throw mismatch(`${data.length} bytes for ${meta.width}x${meta.height}`);
       images.push({ width: meta.width, height: meta.height, channels: 3, data, seed: meta.seed, metrics: result.metrics });
     }
-    return numImages === undefined ? images[0]! : images;
+    return request.numImages === undefined ? images[0]! : images;
   }
 
   /** @internal Marks a job cancelled; removes it when it still waits. True when it was removed. */
   async cancelJob(id: string): Promise<boolean> {
     const n = this.#names;
     await remote(
-      () => this.#redis.multi().set(n.cancelFlag(id), '1', 'EX', 24 * 3600).publish(n.cancelChannel, id).exec(),
+      () => this.#redis.multi().set(n.cancelFlag(id), '1', 'EX', CANCEL_FLAG_TTL_S).publish(n.cancelChannel, id).exec(),
       'cancel the job',
     );
     const job = await this.bullJob(id);
@@ -442,7 +694,15 @@ export class RemoteQueue {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    await Promise.allSettled([this.#queue.close(), this.#events?.close(), this.#redis.quit().catch(() => this.#redis.disconnect())]);
+    for (const stop of [...this.#waiters]) stop();
+    // Gracefully while Redis answers; after CLOSE_GRACE_MS (Redis is down) the connections are dropped.
+    let timer: NodeJS.Timeout | undefined;
+    const graceful = Promise.allSettled([this.#queue.close(), this.#events?.close()]).then(() => this.#redis.quit());
+    const late = new Promise<'late'>((r) => (timer = setTimeout(() => r('late'), CLOSE_GRACE_MS)));
+    await Promise.race([graceful, late]);
+    clearTimeout(timer);
+    this.#redis.disconnect();
+    void this.#events?.disconnect().catch(() => undefined);
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

@@ -98,6 +98,7 @@ function statusOf(err: MultiloraError): number {
     case 'ERR_DISPOSED':
     case 'ERR_BUSY':
     case 'ERR_REMOTE':
+    case 'ERR_JOB_LOST':
       return 503;
     case 'ERR_ABORTED':
       return 499;
@@ -263,7 +264,12 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
       status = 415;
       code = 'ERR_UNSUPPORTED_MEDIA_TYPE';
       message = 'Send the request body as application/json';
-    } else if (err.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' || err instanceof SyntaxError) {
+    } else if (
+      err.code === 'FST_ERR_CTP_INVALID_JSON_BODY' ||
+      err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' ||
+      // Fastify's JSON body parser: a SyntaxError marked 400. Any other SyntaxError is ours (a 500), not the client's.
+      (err instanceof SyntaxError && (err as FastifyError).statusCode === 400)
+    ) {
       status = 400;
       code = 'ERR_INVALID_JSON';
       message = `The request body is not valid JSON: ${err.message}`;
