@@ -90,6 +90,9 @@ export function buildProgram(run: (action: () => Promise<number>) => Promise<voi
     .option('--result-ttl <seconds>', "how long a result's bytes stay in Redis (default: 3600)")
     .option('--lock-duration <ms>', "how long a job stays locked to a worker that stopped answering, before another retries it (default: 30000)")
     .option('--threads <n>', 'OpenVINO threads per pipeline (default: every core)')
+    .option('--max-size <px>', "the largest width and height a job may ask for (default: what serve allows for the model)")
+    .option('--max-steps <n>', 'the most steps a job may ask for (default: 500)')
+    .option('--max-images <n>', 'the most images one job may ask for (default: 4)')
     .action((flags: WorkerFlags) => run(() => workerCommand(flags)));
 
   program

@@ -12,11 +12,16 @@ export interface WorkerFlags extends ModelFlags {
   resultTtl?: string;
   lockDuration?: string;
   threads?: string;
+  maxSize?: string;
+  maxSteps?: string;
+  maxImages?: string;
 }
 
 /**
  * Runs the worker; resolves with 0 once a signal has closed it. The first SIGINT/SIGTERM lets the running jobs
- * finish, a second hands them back to the queue (stopped at their next step), a third leaves at once (130).
+ * finish, a second hands them back to the queue (stopped at their next step), a third leaves at once (130). With
+ * Redis unreachable, the worker gives up on it 20 s after the first signal (5 s after the second), names the jobs it
+ * could not hand back, and exits with 1.
  */
 export async function workerCommand(flags: WorkerFlags): Promise<number> {
   const options: WorkerOptions = {
@@ -31,6 +36,9 @@ export async function workerCommand(flags: WorkerFlags): Promise<number> {
   if (flags.resultTtl !== undefined) options.resultTtl = parseInteger(flags.resultTtl, '--result-ttl', 1, 30 * 24 * 3600);
   if (flags.lockDuration !== undefined) options.lockDuration = parseInteger(flags.lockDuration, '--lock-duration', 1000, 3_600_000);
   if (flags.threads !== undefined) options.threads = parseInteger(flags.threads, '--threads', 1, 1024);
+  if (flags.maxSize !== undefined) options.maxSize = parseInteger(flags.maxSize, '--max-size', 1, 16384);
+  if (flags.maxSteps !== undefined) options.maxSteps = parseInteger(flags.maxSteps, '--max-steps', 1, 1000);
+  if (flags.maxImages !== undefined) options.maxImages = parseInteger(flags.maxImages, '--max-images', 1, 16);
   const plan = planAdapters(flags, false);
   if (Object.keys(plan.specs).length) options.adapters = plan.specs;
 
@@ -58,8 +66,18 @@ export async function workerCommand(flags: WorkerFlags): Promise<number> {
   };
   process.on('SIGINT', onSignal).on('SIGTERM', onSignal);
   try {
-    process.stdout.write(`multilora worker ${worker.id} ready\n`);
-    await worker.closed;
+    const { maxSize, maxSteps, maxImages } = worker.info.limits!;
+    process.stdout.write(`multilora worker ${worker.id} ready (jobs up to ${maxSize}x${maxSize}, ${maxSteps} steps, ${maxImages} images)\n`);
+    const { clean, unreturned } = await worker.closed;
+    if (!clean) {
+      const lost = unreturned.length
+        ? `could not hand back ${unreturned.length} job${unreturned.length === 1 ? '' : 's'} (${unreturned.join(', ')}); if Redis kept them, another worker takes them once their lock expires`
+        : 'nothing to hand back';
+      process.stderr.write(`closed without Redis (${redactUrl(options.redis)} could not be reached): ${lost}\n`);
+      // Whatever BullMQ still holds open, the process leaves.
+      setTimeout(() => process.exit(1), 1000).unref();
+      return 1;
+    }
     process.stderr.write('closed\n');
   } finally {
     process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
