@@ -15,11 +15,14 @@ async function freePort() {
 
 /**
  * Starts Debian's redis-server (scripts/setup-redis.sh installs it) with its files in `dir`; resolves once it accepts
- * connections, with its URL and its child process (the caller kills it).
+ * connections, with its URL and its child process (the caller kills it). `port`: a given one (to start a killed
+ * server again where its clients expect it); `appendonly`: persistence in an append-only file in `dir`, written at
+ * every command (a restart finds every write that was answered).
  */
-async function startRedisServer(dir) {
-  const port = await freePort();
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], {
+async function startRedisServer(dir, { port = undefined, appendonly = false } = {}) {
+  port ??= await freePort();
+  const persistence = appendonly ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no'];
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...persistence, '--dir', dir], {
     stdio: ['ignore', 'pipe', 'pipe'],
     // Under `npm run sanitize` every child gets the ASan runtime preloaded; Redis is not ours to check (and its
     // jemalloc does not go with ASan's allocator).

@@ -22,12 +22,27 @@ function requireRedis() {
   }
 }
 
-/** A redis-server of our own on loopback, with no persistence; stopped by the returned function. */
-async function startRedis() {
+/**
+ * A redis-server of our own on loopback, with no persistence unless `appendonly`; stopped by `stop()`. `kill()` ends
+ * it at once (SIGKILL) and `restart()` starts it again on the same port and files, as an operator's restart would.
+ */
+async function startRedis({ appendonly = false } = {}) {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'multilora-redis-'));
-  const { url, child } = await startRedisServer(dir);
+  let { url, child } = await startRedisServer(dir, { appendonly });
+  const port = Number(new URL(url).port);
+  const kill = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGKILL');
+    await exited;
+  };
   return {
     url,
+    kill,
+    restart: async () => {
+      await kill();
+      ({ child } = await startRedisServer(dir, { port, appendonly }));
+    },
     stop: () => {
       child.kill('SIGKILL');
       rmSync(dir, { recursive: true, force: true });
@@ -35,11 +50,15 @@ async function startRedis() {
   };
 }
 
-/** A `multilora worker` process; `log` collects its output, `waitFor(re)` waits for a line of it, `ready` for its start. */
-function startWorker(url, catalog, extra = []) {
+/**
+ * A `multilora worker` process; `log` collects its output, `waitFor(re)` waits for a line of it, `ready` for its start.
+ * `env`: more environment variables for it.
+ */
+function startWorker(url, catalog, extra = [], env = undefined) {
   const adapters = catalog === null ? [] : ['--catalog', catalog]; // null: the adapters come as --lora in `extra`
   const child = spawn(process.execPath, [MAIN, 'worker', '--redis', url, ...adapters, '--lock-duration', String(LOCK_MS), '--threads', '1', ...extra], {
     stdio: ['ignore', 'pipe', 'pipe'],
+    env: env ? { ...process.env, ...env } : process.env,
   });
   const worker = { child, log: '', exited: new Promise((r) => child.on('exit', (code, signal) => r({ code, signal }))) };
   const waiters = [];
