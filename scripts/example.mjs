@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // `npm run example [-- out.png]`: a blend of two LoRA adapters on the embedded default model (a tiny random-weight
 // SDXL-like export), written as a PNG: to out.png, or without it to blend.png in a new folder under the system's
-// temporary folder, so that the checkout stays as it was; it prints where. Random weights make abstract colour fields, not pictures: this shows the
-// API end to end, not image quality.
+// temporary folder, so that the checkout stays as it was; it prints where. Random weights give per-pixel noise
+// (coloured speckle, no shapes): this shows the API end to end, not image quality.
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
