@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 // `npm run example [-- out.png]`: a blend of two LoRA adapters on the embedded default model (a tiny random-weight
-// SDXL-like export), written as a PNG. Random weights make abstract colour fields, not pictures: this shows the
-// API end to end, not image quality.
-import { writeFileSync } from 'node:fs';
+// SDXL-like export), written as a PNG: to out.png, or without it to blend.png in a new folder under the system's
+// temporary folder, so that the checkout stays as it was; it prints where. Random weights give per-pixel noise
+// (coloured speckle, no shapes): this shows the API end to end, not image quality.
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import { ROOT } from './sdk-config.mjs';
@@ -10,7 +12,9 @@ import { ROOT } from './sdk-config.mjs';
 const require = createRequire(import.meta.url);
 const { Pipeline, defaultModelDir, encodePng } = require(ROOT);
 
-const out = path.resolve(process.argv[2] ?? 'blend.png');
+const out = process.argv[2]
+  ? path.resolve(process.argv[2])
+  : path.join(mkdtempSync(path.join(os.tmpdir(), 'multilora-example-')), 'blend.png');
 const loras = path.join(ROOT, 'test', 'fixtures', 'loras', 'sdxl');
 
 const started = performance.now();

@@ -141,6 +141,15 @@ describe('multilora (the CLI)', function () {
       assert.match(png.stderr, /^step 2\/2 /m);
     });
 
+    it("prints a bounded number of step lines to a non-terminal: at most 11 for the model's 50 steps", async function () {
+      const r = await run(['generate', 'a cat', '--width', '64', '--height', '64', '--out', 'fifty.png'], { cwd: workDir() });
+      assert.equal(r.status, 0, r.stderr);
+      const steps = [...r.stderr.matchAll(/^step (\d+)\/(\d+) /gm)].map((m) => `${m[1]}/${m[2]}`);
+      // The first step, the first of each tenth (5, 10, ... 45) and the last (fewer if the addon dropped events).
+      assert.ok(steps.length >= 2 && steps.length <= 11, `${steps.length} step lines:\n${r.stderr}`);
+      assert.equal(steps.at(-1), '50/50');
+    });
+
     it('gives the same bytes for the same --seed', function () {
       assert.ok(readFileSync(path.join(workDir(), 'a.png')).equals(readFileSync(path.join(workDir(), 'b.png'))));
     });

@@ -1,10 +1,11 @@
 // Prebuilt binaries: `npm run prebuild`, `npm pack`, then `npm install <tarball>` into a new app outside the repo,
 // with no compiler, cmake or Python on PATH, and an image generated there by the prebuilt addon and the runtime it
-// carries (README.md, "Prebuilt binaries").
+// carries (README.md, "Prebuilt binaries"). The prebuild (~160 MB) and the pack are made in a copy of the checkout
+// under the temporary folder, which goes at the end: the checkout is left as it was.
 'use strict';
 const assert = require('node:assert/strict');
 const { spawnSync } = require('node:child_process');
-const { existsSync, mkdirSync, readFileSync, realpathSync, symlinkSync, writeFileSync } = require('node:fs');
+const { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, symlinkSync, writeFileSync } = require('node:fs');
 const path = require('node:path');
 const { pathToFileURL } = require('node:url');
 const { ROOT, useTempDir } = require('./helpers/fixtures');
@@ -34,6 +35,20 @@ function sandboxBin(dir) {
   return dir;
 }
 
+/**
+ * A copy of the checkout's files (tracked, and new ones git does not ignore: what a clone with these changes has)
+ * in `dir`, with the checkout's node_modules linked in. No build/, .sdk/ or prebuilds/ come with it.
+ */
+function copyCheckout(dir) {
+  const r = run('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], { cwd: ROOT });
+  assert.equal(r.status, 0, `git ls-files failed: ${r.stderr}`);
+  for (const file of r.stdout.split('\0').filter(Boolean)) {
+    if (existsSync(path.join(ROOT, file))) cpSync(path.join(ROOT, file), path.join(dir, file), { recursive: true });
+  }
+  symlinkSync(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'));
+  return dir;
+}
+
 /** What an app gets on this machine: the sandbox PATH and HOME (for npm's cache), nothing of the repo's. */
 function appEnv(bin) {
   return { PATH: bin, HOME: process.env.HOME, TMPDIR: process.env.TMPDIR ?? '/tmp', LANG: 'C.UTF-8' };
@@ -60,22 +75,28 @@ const { Pipeline, defaultModelDir } = require('multilora');
 describe('prebuilt binaries (npm run prebuild, npm pack, npm install <tarball>)', function () {
   this.timeout(600_000);
   const tmp = useTempDir('multilora-pack-');
+  const prebuildsBefore = readdirSync(path.join(ROOT, 'prebuilds')).sort();
   let manifest;
   let pack;
   let bin;
   let app;
 
   before(async function () {
-    // A prebuild made from the native sources that are here is reused; otherwise `npm run prebuild` makes one.
+    const checkout = copyCheckout(path.join(tmp(), 'checkout'));
+    // The copy builds with the checkout's SDK; a prebuild that the checkout has, made from the native sources that
+    // are here (`npm run prebuild` there), is reused; otherwise `npm run prebuild` makes one in the copy.
+    const env = { ...process.env, MULTILORA_SDK_DIR: process.env.MULTILORA_SDK_DIR ?? path.join(ROOT, '.sdk') };
     const { readPrebuild } = await import(pathToFileURL(path.join(ROOT, 'scripts', 'prebuild-manifest.mjs')).href);
-    if (!readPrebuild().addon) {
-      const r = run('npm', ['run', 'prebuild'], { cwd: ROOT });
+    if (readPrebuild().addon) {
+      cpSync(path.join(ROOT, 'prebuilds', PLATFORM), path.join(checkout, 'prebuilds', PLATFORM), { recursive: true });
+    } else {
+      const r = run('npm', ['run', 'prebuild'], { cwd: checkout, env });
       assert.equal(r.status, 0, `npm run prebuild failed:\n${r.stdout}\n${r.stderr}`);
       assert.match(r.stdout, /wrote prebuilds\/linux-x64\/: multilora\.glibc\.node and \d+ runtime files/);
     }
-    manifest = JSON.parse(readFileSync(path.join(ROOT, 'prebuilds', PLATFORM, 'prebuild.json'), 'utf8'));
+    manifest = JSON.parse(readFileSync(path.join(checkout, 'prebuilds', PLATFORM, 'prebuild.json'), 'utf8'));
 
-    const r = run('npm', ['pack', '--json', '--pack-destination', tmp()], { cwd: ROOT });
+    const r = run('npm', ['pack', '--json', '--pack-destination', tmp()], { cwd: checkout, env });
     assert.equal(r.status, 0, `npm pack failed:\n${r.stderr}`);
     [pack] = JSON.parse(r.stdout.slice(r.stdout.indexOf('[')));
     bin = sandboxBin(path.join(tmp(), 'bin'));
@@ -142,5 +163,9 @@ describe('prebuilt binaries (npm run prebuild, npm pack, npm install <tarball>)'
       assert.ok(ours.includes(path.join(prebuilds, lib)), `${lib} was not loaded from beside the addon: ${ours.join(', ')}`);
     }
     assert.deepEqual(ours.filter((f) => !f.startsWith(prebuilds + path.sep)), [], 'libraries loaded from elsewhere');
+  });
+
+  it("leaves the checkout's prebuilds/ as it found it", function () {
+    assert.deepEqual(readdirSync(path.join(ROOT, 'prebuilds')).sort(), prebuildsBefore);
   });
 });

@@ -261,7 +261,7 @@ describe('server: HTTP API', function () {
     assert.match(html.headers.get('content-type'), /text\/html/);
     assert.match(html.headers.get('content-security-policy'), /default-src 'self'/);
     assert.match(await html.text(), /<script src="app.js"/);
-    for (const f of ['/app.js', '/style.css']) assert.equal((await fetch(base + f)).status, 200);
+    for (const f of ['/app.js', '/style.css', '/favicon.svg']) assert.equal((await fetch(base + f)).status, 200);
     await expectError(await fetch(`${base}/../package.json`), 404, 'ERR_NOT_FOUND');
     await expectError(await fetch(`${base}/web/app.js`), 404, 'ERR_NOT_FOUND');
   });
