@@ -167,6 +167,53 @@ describe('server: HTTP API', function () {
     assert.equal(code, 403);
   });
 
+  /** A request with a path as given (fetch would normalize it): its status, headers and parsed JSON body. */
+  function raw(method, pathname, headers = {}) {
+    return new Promise((resolve, reject) => {
+      const req = http.request(base, { method, path: pathname, headers }, (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk) => (text += chunk));
+        res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: JSON.parse(text) }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+  }
+  /** Asserts the documented error body: exactly { error: { code, message } }, the message short. */
+  function assertErrorBody(r, statusCode, code, what) {
+    assert.equal(r.status, statusCode, `${what}: ${JSON.stringify(r.body)}`);
+    assert.deepEqual(Object.keys(r.body), ['error'], what);
+    assert.deepEqual(Object.keys(r.body.error), ['code', 'message'], what);
+    assert.equal(r.body.error.code, code, what);
+    assert.ok(r.body.error.message.length < 200, `${what}: the message echoes the path (${r.body.error.message.length} characters)`);
+    assert.match(r.headers['content-type'], /^application\/json/, what);
+  }
+
+  it('answers over-long job ids, bad percent-encoding and odd paths with the documented error body', async function () {
+    const long = 'a'.repeat(200);
+    const huge = 'b'.repeat(8000);
+    const cases = [
+      ['GET', `/v1/jobs/${long}`, 400, 'ERR_INVALID_ARGUMENT'],
+      ['GET', `/v1/jobs/${long}/events`, 400, 'ERR_INVALID_ARGUMENT'],
+      ['DELETE', `/v1/jobs/${long}`, 400, 'ERR_INVALID_ARGUMENT'],
+      ['GET', `/v1/jobs/${huge}`, 400, 'ERR_INVALID_ARGUMENT'],
+      ['POST', `/v1/jobs/${long}`, 405, 'ERR_METHOD_NOT_ALLOWED'],
+      ['GET', '/%', 400, 'ERR_MALFORMED_REQUEST'],
+      ['GET', '/v1/jobs/%zz', 400, 'ERR_MALFORMED_REQUEST'],
+      ['GET', '/v1/jobs/%E0%A4%A/events', 400, 'ERR_MALFORMED_REQUEST'],
+      ['GET', '//', 404, 'ERR_NOT_FOUND'],
+      ['GET', '/v1//status', 404, 'ERR_NOT_FOUND'],
+      ['GET', `/${huge}`, 404, 'ERR_NOT_FOUND'],
+      ['GET', '/v1/jobs/a%2Fb', 400, 'ERR_INVALID_ARGUMENT'],
+    ];
+    for (const [method, pathname, statusCode, code] of cases) {
+      assertErrorBody(await raw(method, pathname), statusCode, code, `${method} ${pathname.slice(0, 40)}`);
+    }
+    // The router's refusals pass the Host check first, as every other request does.
+    assertErrorBody(await raw('GET', '/%', { host: 'attacker.example' }), 403, 'ERR_FORBIDDEN_HOST', 'GET /% from another host');
+  });
+
   it('streams progress over SSE, opened before the job is posted, then a final done event', async function () {
     const id = 'sse-test-1';
     const { followEvents } = await import('../scripts/load-server.mjs');

@@ -12,7 +12,7 @@ import { MultiloraError } from '../errors';
 import type { Image } from '../options';
 import { Pipeline, type LoadOptions } from '../pipeline';
 import { checkRedisUrl } from '../remote';
-import { integer } from '../validate';
+import { describe, integer } from '../validate';
 import { encodePng } from '../png';
 import { PACKAGE_ROOT } from '../sdk';
 import { LocalBackend, RemoteBackend, type Backend, type BackendCall } from './backend';
@@ -228,6 +228,28 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     keepAliveTimeout,
     http: { headersTimeout, requestTimeout, maxHeaderSize: MAX_HEADER_BYTES, connectionsCheckingInterval: Math.min(1000, headersTimeout) },
     clientErrorHandler: onClientError,
+    // A path parameter longer than the router's limit (100 by default) is answered by Fastify itself, with a 414
+    // and a body of its own format that echoes the whole path. Every path Node's parser lets through (its request
+    // line counts against the 16 KiB of headers) fits this limit, so a too-long job id reaches findJob: 400.
+    routerOptions: { maxParamLength: MAX_HEADER_BYTES },
+    // Fastify's own 503 body while closing has its format, not ours: the onRequest hook answers instead.
+    return503OnClosing: false,
+    // What the router refuses before any hook runs (a path that is not valid percent-encoding): the same gate as
+    // every request (the Host), then the documented body.
+    frameworkErrors: (err, req, reply) => {
+      const pathname = describe(req.url.split('?')[0]);
+      let error = new HttpError(
+        400,
+        'ERR_MALFORMED_REQUEST',
+        err.code === 'FST_ERR_BAD_URL' ? `The request's path ${pathname} is not valid percent-encoding` : `The request's path ${pathname} was refused (${err.code})`,
+      );
+      try {
+        gate(req);
+      } catch (e) {
+        error = e as HttpError;
+      }
+      void (reply as FastifyReply).code(error.status).send(errorBody(error.code, error.message));
+    },
   });
 
   // Routes by method, so that a known path asked with another method gets 405 and the methods it takes.
@@ -239,11 +261,13 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
 
   // A page of another site may not drive this server through the browser: with no CORS headers a cross-origin
   // fetch of JSON is refused, and a loopback server answers only to loopback Host names (DNS rebinding).
-  app.addHook('onRequest', async (req) => {
+  function gate(req: FastifyRequest): void {
     if (loopbackOnly && !LOOPBACK_HOSTS.has(hostnameOf(req.headers.host))) {
-      throw new HttpError(403, 'ERR_FORBIDDEN_HOST', `This server answers to 127.0.0.1 and localhost, not ${JSON.stringify(req.headers.host ?? '')}`);
+      throw new HttpError(403, 'ERR_FORBIDDEN_HOST', `This server answers to 127.0.0.1 and localhost, not ${describe(req.headers.host ?? '')}`);
     }
-  });
+    if (closing) throw new HttpError(503, 'ERR_SHUTTING_DOWN', 'The server is shutting down');
+  }
+  app.addHook('onRequest', async (req) => gate(req));
 
   app.setErrorHandler((err: FastifyError | HttpError | MultiloraError, req, reply) => {
     let status = 500;
@@ -286,10 +310,10 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
       void reply
         .code(405)
         .header('allow', allowed.join(', '))
-        .send(errorBody('ERR_METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${pathname}; it takes ${allowed.join(', ')}`));
+        .send(errorBody('ERR_METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${describe(pathname)}; it takes ${allowed.join(', ')}`));
       return;
     }
-    void reply.code(404).send(errorBody('ERR_NOT_FOUND', `No route ${req.method} ${pathname}`));
+    void reply.code(404).send(errorBody('ERR_NOT_FOUND', `No route ${req.method} ${describe(pathname)}`));
   });
 
   for (const [route, file] of Object.entries(page)) {
