@@ -2,6 +2,7 @@
 'use strict';
 const assert = require('node:assert/strict');
 const { spawn } = require('node:child_process');
+const http = require('node:http');
 const { readFileSync, writeFileSync, existsSync } = require('node:fs');
 const path = require('node:path');
 const { PNG } = require('pngjs');
@@ -25,6 +26,18 @@ function run(args, { cwd, onStderr } = {}) {
     });
     child.on('error', reject);
     child.on('close', (status, signal) => resolve({ status, signal, stdout: Buffer.concat(out), stderr: err }));
+  });
+}
+
+/** GET `path` on 127.x `connect`:`port` with a Host header (fetch would send its own): the status and the JSON body. */
+function getWithHost(connect, port, path, host) {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: connect, port, path, headers: { host } }, (res) => {
+      let text = '';
+      res.on('data', (chunk) => (text += chunk));
+      res.on('end', () => resolve({ status: res.statusCode, body: JSON.parse(text) }));
+    });
+    req.on('error', reject);
   });
 }
 
@@ -275,6 +288,61 @@ describe('multilora (the CLI)', function () {
   });
 
   describe('serve', function () {
+    /** Starts `multilora serve` with `args`; resolves once it prints its URL. */
+    async function serve(args, env = {}) {
+      const child = spawn(process.execPath, [MAIN, 'serve', '--port', '0', ...args], {
+        cwd: workDir(),
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, ...env },
+      });
+      const s = { child, stdout: '', stderr: '' };
+      child.stderr.on('data', (chunk) => (s.stderr += chunk));
+      s.exited = new Promise((resolve) => child.on('close', (status) => resolve(status)));
+      await new Promise((resolve, reject) => {
+        child.stdout.on('data', (chunk) => {
+          s.stdout += chunk;
+          const m = /^multilora serving on (http:\/\/\S+)/m.exec(s.stdout);
+          if (m && !s.url) {
+            s.url = m[1];
+            s.port = Number(new URL(s.url).port);
+            resolve();
+          }
+        });
+        child.on('close', () => reject(new Error(`exited before serving: ${s.stderr}`)));
+      });
+      return s;
+    }
+
+    it('--host 0.0.0.0 prints the real address, and warns on stderr in one line that it is open without authentication', async function () {
+      const s = await serve(['--host', '0.0.0.0']);
+      try {
+        assert.match(s.stdout, /^multilora serving on http:\/\/0\.0\.0\.0:\d+ \(every IPv4 address of this machine\)$/m);
+        const res = await getWithHost('127.0.0.1', s.port, '/v1/status', 'lan-name.example');
+        assert.equal(res.status, 200); // no Host guard off loopback
+      } finally {
+        s.child.kill('SIGTERM');
+      }
+      assert.equal(await s.exited, 0, s.stderr);
+      const warnings = s.stderr.split('\n').filter((line) => line.startsWith('multilora: warning:'));
+      assert.equal(warnings.length, 1, s.stderr);
+      assert.match(warnings[0], /listening on every IPv4 address of this machine, not only on this machine, with no authentication/);
+    });
+
+    it('--host 127.0.0.2 prints that address, warns of nothing, and keeps the Host guard', async function () {
+      const s = await serve(['--host', '127.0.0.2']);
+      try {
+        assert.match(s.stdout, /^multilora serving on http:\/\/127\.0\.0\.2:\d+$/m);
+        const res = await getWithHost('127.0.0.2', s.port, '/v1/status', 'attacker.example');
+        assert.equal(res.status, 403);
+        assert.equal(res.body.error.code, 'ERR_FORBIDDEN_HOST');
+        assert.equal((await getWithHost('127.0.0.2', s.port, '/v1/status', `127.0.0.2:${s.port}`)).status, 200);
+      } finally {
+        s.child.kill('SIGTERM');
+      }
+      assert.equal(await s.exited, 0, s.stderr);
+      assert.doesNotMatch(s.stderr, /warning/);
+    });
+
     for (const signal of ['SIGINT', 'SIGTERM']) {
       it(`prints the URL, serves the page there, and on ${signal} closes and exits 0`, async function () {
         let url;

@@ -314,6 +314,46 @@ describe('server: HTTP API', function () {
   });
 });
 
+/** GET /v1/status on `connect` (a loopback address) and `port`, with a Host header: its status and error code. */
+function statusWithHost(connect, port, host) {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: connect, port, path: '/v1/status', headers: { host } }, (res) => {
+      let text = '';
+      res.on('data', (chunk) => (text += chunk));
+      res.on('end', () => resolve([res.statusCode, JSON.parse(text).error?.code]));
+    });
+    req.on('error', reject);
+  });
+}
+
+describe('server: where it listens', function () {
+  // One server at a time on the tiny model; each is asked with loopback Host names and with others. Only loopback
+  // addresses are ever connected to, even for the server bound to 0.0.0.0.
+  const cases = [
+    { host: '127.0.0.2', url: /^http:\/\/127\.0\.0\.2:\d+$/, connect: '127.0.0.2', guarded: true },
+    { host: '::1', url: /^http:\/\/\[::1\]:\d+$/, connect: '::1', guarded: true },
+    { host: 'localhost', url: /^http:\/\/(127\.0\.0\.1|\[::1\]):\d+$/, connect: 'localhost', guarded: true },
+    { host: '0.0.0.0', url: /^http:\/\/0\.0\.0\.0:\d+$/, connect: '127.0.0.1', guarded: false },
+  ];
+  for (const c of cases) {
+    it(`--host ${c.host}: reports the bound address, and ${c.guarded ? 'answers only to loopback Host names' : 'answers any Host name'}`, async function () {
+      const server = await startServer({ model: fx.model, host: c.host, port: 0 });
+      try {
+        assert.match(server.url, c.url);
+        const port = Number(new URL(server.url).port);
+        for (const name of ['127.0.0.1', `127.0.0.2:${port}`, '127.255.0.9', 'localhost', `LOCALHOST:${port}`, '[::1]', `[::ffff:127.0.0.1]:${port}`]) {
+          assert.deepEqual(await statusWithHost(c.connect, port, name), [200, undefined], `Host: ${name}`);
+        }
+        for (const name of ['attacker.example', `attacker.example:${port}`, '127.0.0.1.attacker.example', '10.0.0.1', '[::2]', 'localhost@attacker.example']) {
+          assert.deepEqual(await statusWithHost(c.connect, port, name), c.guarded ? [403, 'ERR_FORBIDDEN_HOST'] : [200, undefined], `Host: ${name}`);
+        }
+      } finally {
+        await server.close();
+      }
+    });
+  }
+});
+
 describe('server: options', function () {
   it('refuses bad limits and timeouts with ERR_INVALID_ARGUMENT, before loading the model', async function () {
     const cases = [

@@ -2,6 +2,7 @@
 // until SIGINT or SIGTERM.
 import path from 'node:path';
 
+import { everyAddress, isLoopbackAddress } from '../server/address';
 import { startServer, type ServeOptions } from '../server/index';
 import { redactUrl } from '../remote';
 import { UsageError, parseInteger, parseLora } from './args';
@@ -13,6 +14,11 @@ export interface ServeFlags extends ModelFlags {
   redis?: string;
   queue?: string;
   prefix?: string;
+}
+
+/** The one line that says a server bound beyond loopback is open to the network, and on what terms. */
+function exposure(where: string): string {
+  return `listening on ${where}, not only on this machine, with no authentication: anyone who can reach it can use it (put it behind a proxy that authenticates)`;
 }
 
 /** Starts the server, prints its URL, and resolves with 0 once a signal has closed it. */
@@ -63,7 +69,10 @@ export async function serveCommand(flags: ServeFlags): Promise<number> {
   }
   process.on('SIGINT', onSignal).on('SIGTERM', onSignal);
   try {
-    process.stdout.write(`multilora serving on ${server.url}\n`);
+    const address = new URL(server.url).hostname.replace(/^\[(.*)\]$/, '$1');
+    const every = everyAddress(address);
+    process.stdout.write(`multilora serving on ${server.url}${every ? ` (${every})` : ''}\n`);
+    if (!isLoopbackAddress(address)) process.stderr.write(`multilora: warning: ${exposure(every ?? address)}\n`);
     await stopped;
     process.stderr.write('closing\n');
     await server.close();

@@ -3,7 +3,7 @@
 // (backend.ts). docs/SERVER.md says what it does; docs/openapi.json is the API.
 import { readFileSync } from 'node:fs';
 import { STATUS_CODES, type ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
+import { isIP, type AddressInfo, type Socket } from 'node:net';
 import path from 'node:path';
 
 import Fastify, { type FastifyError, type FastifyReply, type FastifyRequest } from 'fastify';
@@ -15,6 +15,7 @@ import { checkRedisUrl } from '../remote';
 import { describe, integer } from '../validate';
 import { encodePng } from '../png';
 import { PACKAGE_ROOT } from '../sdk';
+import { isLoopbackAddress, isLoopbackHost, urlOf } from './address';
 import { LocalBackend, RemoteBackend, type Backend, type BackendCall } from './backend';
 import { Jobs, type Job, type JobEvent } from './jobs';
 import {
@@ -51,7 +52,11 @@ export interface ServeOptions {
   prefix?: string;
   /** With `redis`: how long startServer waits for a live worker, in ms. Default 30 s. */
   waitForWorkersMs?: number;
-  /** Where to listen: '127.0.0.1' unless told otherwise. */
+  /**
+   * Where to listen: an IP address or a host name ('127.0.0.1' unless told otherwise). Bound to a loopback address
+   * (127.0.0.0/8, ::1, or a name such as localhost that resolves to one), the server answers only to loopback Host
+   * names (DNS rebinding); bound elsewhere, to anyone who can reach it.
+   */
   host: string;
   /** 0: any free port (the returned url says which). */
   port: number;
@@ -71,7 +76,10 @@ export interface ServeOptions {
 }
 
 export interface RunningServer {
-  /** e.g. "http://127.0.0.1:43117" */
+  /**
+   * The address it is bound to, and the port: e.g. "http://127.0.0.1:43117"; "http://0.0.0.0:7860" when it listens on
+   * every IPv4 address (reach it at any of them), IPv6 in brackets ("http://[::1]:7860").
+   */
   url: string;
   /**
    * Stops accepting, aborts running and queued jobs (with `redis`: cancels them in the queue), ends the event streams,
@@ -88,7 +96,6 @@ const PAGE_FILES: Record<string, [file: string, type: string]> = {
   '/style.css': ['style.css', 'text/css; charset=utf-8'],
 };
 const CSP = "default-src 'self'; img-src 'self' data: blob:; script-src 'self'; style-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
-const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '::1', '[::1]']);
 
 /** The HTTP status of a library error. */
 function statusOf(err: MultiloraError): number {
@@ -157,12 +164,6 @@ function lingeringAnswer(socket: Socket, reply: FastifyReply, status: number, bo
   socket.once('close', () => clearTimeout(timer));
 }
 
-function hostnameOf(hostHeader: string | undefined): string {
-  if (!hostHeader) return '';
-  if (hostHeader.startsWith('[')) return hostHeader.slice(0, hostHeader.indexOf(']') + 1);
-  return hostHeader.replace(/:\d+$/, '').toLowerCase();
-}
-
 export async function startServer(o: ServeOptions): Promise<RunningServer> {
   const host = o.host || '127.0.0.1';
   const maxQueue = o.maxQueue ?? DEFAULT_MAX_QUEUE;
@@ -214,7 +215,9 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
   let admission: Promise<unknown> = Promise.resolve();
   const jobs = new Jobs();
   const streams = new Set<ServerResponse>();
-  const loopbackOnly = LOOPBACK_HOSTS.has(host);
+  // Set once bound: whether the address is a loopback one (127.0.0.0/8, ::1), and the host name given, if one was.
+  let loopbackOnly = true;
+  const hostNames = new Set(isIP(host) === 0 ? [host.toLowerCase()] : []);
   let closing: Promise<void> | undefined;
 
   // Node's own timeouts bound a client that sends slowly (slowloris): the headers within headersTimeout, the whole
@@ -262,8 +265,12 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
   // A page of another site may not drive this server through the browser: with no CORS headers a cross-origin
   // fetch of JSON is refused, and a loopback server answers only to loopback Host names (DNS rebinding).
   function gate(req: FastifyRequest): void {
-    if (loopbackOnly && !LOOPBACK_HOSTS.has(hostnameOf(req.headers.host))) {
-      throw new HttpError(403, 'ERR_FORBIDDEN_HOST', `This server answers to 127.0.0.1 and localhost, not ${describe(req.headers.host ?? '')}`);
+    if (loopbackOnly && !isLoopbackHost(req.headers.host, hostNames)) {
+      throw new HttpError(
+        403,
+        'ERR_FORBIDDEN_HOST',
+        `This server answers to loopback names (127.0.0.1, localhost, [::1]), not ${describe(req.headers.host ?? '')}`,
+      );
     }
     if (closing) throw new HttpError(503, 'ERR_SHUTTING_DOWN', 'The server is shutting down');
   }
@@ -546,12 +553,11 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     await backend.close();
     throw err;
   }
-  const address = app.server.address();
-  const port = typeof address === 'object' && address ? address.port : o.port;
-  const shown = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
+  const bound = app.server.address() as AddressInfo;
+  loopbackOnly = isLoopbackAddress(bound.address);
 
   return {
-    url: `http://${shown}:${port}`,
+    url: urlOf(bound.address, bound.port),
     close(): Promise<void> {
       closing ??= (async () => {
         for (const job of jobs.active) job.abort('closing');
