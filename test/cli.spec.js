@@ -94,6 +94,9 @@ describe('multilora (the CLI)', function () {
       [['generate', 'a cat', '--scheduler', 'fastest'], /Allowed choices are auto, lcm/],
       [['info', '--catalog', 'no-such-catalogue.json'], /ERR_INVALID_ARGUMENT: Cannot read the catalogue/],
       [['serve', '--port', '99999'], /Expected an integer from 0 to 65535 for --port but received "99999"/],
+      // The checks of the address come before the model loads: one line, no "loading" line before it.
+      [['serve', '--host', '999.1.1.1'], /ERR_INVALID_ARGUMENT: Expected an IP address or a host name for host but received "999\.1\.1\.1"/],
+      [['serve', '--host', 'no-such-host.invalid'], /ERR_INVALID_ARGUMENT: Expected an IP address or a host name that resolves for host/],
     ];
     for (const [args, message] of cases) {
       it(args.join(' '), async function () {
@@ -312,6 +315,19 @@ describe('multilora (the CLI)', function () {
       });
       return s;
     }
+
+    it('--port in use exits 2 at once, with one line and no load', async function () {
+      const taken = require('node:net').createServer();
+      await new Promise((resolve) => taken.listen(0, '127.0.0.1', resolve));
+      try {
+        const r = await run(['serve', '--port', String(taken.address().port)], { cwd: workDir() });
+        assert.equal(r.status, 2, r.stderr);
+        assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr); // no "loading" line
+        assert.match(r.stderr, /^multilora: ERR_INVALID_ARGUMENT: Expected a free port for port but received \d+: .*EADDRINUSE/);
+      } finally {
+        await new Promise((resolve) => taken.close(resolve));
+      }
+    });
 
     it('--host 0.0.0.0 prints the real address, and warns on stderr in one line that it is open without authentication', async function () {
       const s = await serve(['--host', '0.0.0.0']);

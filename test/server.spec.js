@@ -7,7 +7,8 @@ const path = require('node:path');
 const { decodePng } = require('..');
 const { startServer } = require('../dist/server');
 const { openapiDocument } = require('../dist/server/openapi');
-const { families, until } = require('./helpers/fixtures');
+const net = require('node:net');
+const { families, until, rejectsWith, freePort } = require('./helpers/fixtures');
 
 const fx = families.sdxl;
 const LORAS = [
@@ -373,6 +374,61 @@ describe('server: options', function () {
       });
       assert.ok(Date.now() - started < 1000);
     }
+  });
+});
+
+describe('server: host and port, checked before the model loads', function () {
+  // The model is a folder that does not exist: had the load come first, each would be ERR_MODEL_NOT_FOUND.
+  const nowhere = '/nonexistent-model';
+  let taken;
+  before(async function () {
+    taken = net.createServer();
+    await new Promise((resolve) => taken.listen(0, '127.0.0.1', resolve));
+  });
+  after(async function () {
+    await new Promise((resolve) => taken.close(resolve));
+  });
+
+  it('refuses a port in use, an address that is not one, a name that does not resolve, an address not of this machine', async function () {
+    const port = taken.address().port;
+    const cases = [
+      [{ host: '127.0.0.1', port }, new RegExp(`^Expected a free port for port but received ${port}: .*\\(EADDRINUSE\\)`)],
+      [{ host: '999.1.1.1', port: 0 }, /^Expected an IP address or a host name for host but received "999\.1\.1\.1": an IPv4 address has four numbers/],
+      [{ host: 'no-such-host.invalid', port: 0 }, /^Expected an IP address or a host name that resolves for host but received "no-such-host\.invalid" \((ENOTFOUND|EAI_AGAIN|EAI_FAIL)\)$/],
+      [{ host: 'a b', port: 0 }, /^Expected an IP address or a host name for host but received "a b"$/],
+      [{ host: '192.0.2.1', port: 0 }, /^Expected an address of this machine for host but received "192\.0\.2\.1" \(EADDRNOTAVAIL\)$/],
+      [{ host: '127.0.0.1', port: 65536 }, /^Expected an integer from 0 to 65535 for port but received 65536$/],
+      [{ host: '127.0.0.1', port: '80' }, /for port but received "80"$/],
+    ];
+    for (const [where, message] of cases) await rejectsWith(startServer({ model: nowhere, ...where }), 'ERR_INVALID_ARGUMENT', message);
+  });
+
+  it('holds the port from the check until it listens, so that a load of minutes cannot lose it', async function () {
+    const port = await freePort();
+    let probed;
+    const server = await startServer({ model: fx.model, host: '127.0.0.1', port }, () => {
+      // The checks passed and the model starts loading: the port is already bound.
+      const probe = net.createServer();
+      probed = new Promise((resolve) => {
+        probe.once('error', (err) => resolve(err.code));
+        probe.listen(port, '127.0.0.1', () => probe.close(() => resolve('bound')));
+      });
+    });
+    try {
+      assert.equal(await probed, 'EADDRINUSE');
+      assert.equal(server.url, `http://127.0.0.1:${port}`);
+      assert.equal((await fetch(`${server.url}/v1/status`)).status, 200);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('releases the port when the load fails', async function () {
+    const port = await freePort();
+    await rejectsWith(startServer({ model: nowhere, host: '127.0.0.1', port }), 'ERR_MODEL_NOT_FOUND');
+    const again = net.createServer();
+    await new Promise((resolve, reject) => again.once('error', reject).listen(port, '127.0.0.1', resolve));
+    await new Promise((resolve) => again.close(resolve));
   });
 });
 

@@ -61,9 +61,11 @@ export async function serveCommand(flags: ServeFlags): Promise<number> {
   process.on('SIGINT', early).on('SIGTERM', early);
   let server: Awaited<ReturnType<typeof startServer>>;
   try {
-    if (options.redis !== undefined) process.stderr.write(`waiting for a worker on Redis ${redactUrl(options.redis)}\n`);
-    else process.stderr.write(`loading ${options.model}\n`);
-    server = await startServer(options);
+    // The host and port are checked first (exit 2 at once when wrong); only then the load, or the wait.
+    server = await startServer(options, () => {
+      if (options.redis !== undefined) process.stderr.write(`waiting for a worker on Redis ${redactUrl(options.redis)}\n`);
+      else process.stderr.write(`loading ${options.model}\n`);
+    });
   } finally {
     process.off('SIGINT', early).off('SIGTERM', early);
   }

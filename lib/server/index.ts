@@ -15,7 +15,7 @@ import { checkRedisUrl } from '../remote';
 import { describe, integer } from '../validate';
 import { encodePng } from '../png';
 import { PACKAGE_ROOT } from '../sdk';
-import { isLoopbackAddress, isLoopbackHost, urlOf } from './address';
+import { isLoopbackAddress, isLoopbackHost, listenError, reserve, resolveHost, urlOf, type Reservation } from './address';
 import { LocalBackend, RemoteBackend, type Backend, type BackendCall } from './backend';
 import { Jobs, type Job, type JobEvent } from './jobs';
 import {
@@ -58,7 +58,11 @@ export interface ServeOptions {
    * names (DNS rebinding); bound elsewhere, to anyone who can reach it.
    */
   host: string;
-  /** 0: any free port (the returned url says which). */
+  /**
+   * 0: any free port (the returned url says which). The host and the port are checked before the model loads: a port
+   * in use, an address not of this machine, or a name that does not resolve rejects at once with ERR_INVALID_ARGUMENT,
+   * and the port stays bound from that check until the server listens.
+   */
   port: number;
   /**
    * Generation jobs accepted at once, running or waiting; one more gets 429. Default 8. With `redis`, the jobs of the
@@ -164,8 +168,15 @@ function lingeringAnswer(socket: Socket, reply: FastifyReply, status: number, bo
   socket.once('close', () => clearTimeout(timer));
 }
 
-export async function startServer(o: ServeOptions): Promise<RunningServer> {
+/**
+ * Everything that needs no model is checked first, in milliseconds: the options, the host (an address, or a name that
+ * resolves), and the port (bound, and held until the server listens). Only then does the model load.
+ * `onChecked` (the CLI's) runs between the two.
+ */
+export async function startServer(o: ServeOptions, onChecked?: () => void): Promise<RunningServer> {
   const host = o.host || '127.0.0.1';
+  if (typeof host !== 'string') throw new MultiloraError('ERR_INVALID_ARGUMENT', `Expected an IP address or a host name for host but received ${describe(host)}`);
+  const port = integer(o.port, 'port', 0, 65535);
   const maxQueue = o.maxQueue ?? DEFAULT_MAX_QUEUE;
   const maxBodyBytes = o.maxBodyBytes ?? DEFAULT_MAX_BODY;
   if (!Number.isInteger(maxQueue) || maxQueue < 1) throw new MultiloraError('ERR_INVALID_ARGUMENT', `Expected an integer of at least 1 for maxQueue but received ${maxQueue}`);
@@ -196,15 +207,22 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
   const page = Object.fromEntries(
     Object.entries(PAGE_FILES).map(([route, [file, type]]) => [route, { body: readFileSync(path.join(WEB_DIR, file)), type }]),
   );
+  const reservation: Reservation = await reserve(host, await resolveHost(host), port);
+  onChecked?.();
 
   let backend: Backend;
-  if (o.redis !== undefined) {
-    backend = await RemoteBackend.connect({ redis: o.redis, queue: o.queue, prefix: o.prefix, waitForWorkersMs });
-  } else {
-    const load: LoadOptions = {};
-    if (o.catalog !== undefined) load.catalog = o.catalog;
-    if (o.loras?.length) load.adapters = Object.fromEntries(o.loras.map((l) => [l.name, { path: l.path, alpha: l.alpha }]));
-    backend = new LocalBackend(await Pipeline.load(o.model!, load));
+  try {
+    if (o.redis !== undefined) {
+      backend = await RemoteBackend.connect({ redis: o.redis, queue: o.queue, prefix: o.prefix, waitForWorkersMs });
+    } else {
+      const load: LoadOptions = {};
+      if (o.catalog !== undefined) load.catalog = o.catalog;
+      if (o.loras?.length) load.adapters = Object.fromEntries(o.loras.map((l) => [l.name, { path: l.path, alpha: l.alpha }]));
+      backend = new LocalBackend(await Pipeline.load(o.model!, load));
+    }
+  } catch (err) {
+    await reservation.release();
+    throw err;
   }
   /** The model, defaults and adapters now (the workers' may change), and the sizes they allow. */
   const current = async () => {
@@ -548,10 +566,12 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
   });
 
   try {
-    await app.listen({ host, port: o.port });
+    await reservation.release();
+    await app.listen({ host, port });
   } catch (err) {
     await backend.close();
-    throw err;
+    // Another program took the port in the moment between the reservation's release and this listen.
+    throw (err as NodeJS.ErrnoException).syscall === 'listen' ? listenError(err as NodeJS.ErrnoException, host, port) : err;
   }
   const bound = app.server.address() as AddressInfo;
   loopbackOnly = isLoopbackAddress(bound.address);
