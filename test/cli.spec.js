@@ -344,6 +344,33 @@ describe('multilora (the CLI)', function () {
       assert.match(warnings[0], /listening on every IPv4 address of this machine, not only on this machine, with no authentication/);
     });
 
+    it('MULTILORA_API_KEY: the API needs the key, and the warning for 0.0.0.0 says a key is set', async function () {
+      const key = 'cli-test-key-0123456789';
+      const s = await serve(['--host', '0.0.0.0'], { MULTILORA_API_KEY: key });
+      try {
+        const without = await getWithHost('127.0.0.1', s.port, '/v1/status', `127.0.0.1:${s.port}`);
+        assert.equal(without.status, 401);
+        assert.equal(without.body.error.code, 'ERR_UNAUTHORIZED');
+        const res = await fetch(`http://127.0.0.1:${s.port}/v1/status`, { headers: { authorization: `Bearer ${key}` } });
+        assert.equal(res.status, 200);
+        assert.equal((await fetch(`http://127.0.0.1:${s.port}/`)).status, 200);
+      } finally {
+        s.child.kill('SIGTERM');
+      }
+      assert.equal(await s.exited, 0, s.stderr);
+      const warnings = s.stderr.split('\n').filter((line) => line.startsWith('multilora: warning:'));
+      assert.equal(warnings.length, 1, s.stderr);
+      assert.match(warnings[0], /listening on every IPv4 address of this machine, not only on this machine, with an API key: /);
+      assert.ok(!s.stderr.includes(key) && !s.stdout.includes(key), 'the key is printed');
+    });
+
+    it('--api-key refuses a short key with exit 2, without printing it', async function () {
+      const r = await run(['serve', '--api-key', 'hunter2'], { cwd: workDir() });
+      assert.equal(r.status, 2, r.stderr);
+      assert.match(r.stderr, /^multilora: Expected 16 to 4096 letters, digits or -\._~\+\/ .* for --api-key \(or MULTILORA_API_KEY\) but received a string of 7 characters\n$/);
+      assert.doesNotMatch(r.stderr, /hunter2/);
+    });
+
     it('--host 127.0.0.2 prints that address, warns of nothing, and keeps the Host guard', async function () {
       const s = await serve(['--host', '127.0.0.2']);
       try {

@@ -377,6 +377,99 @@ describe('server: options', function () {
   });
 });
 
+describe('server: with an API key', function () {
+  const KEY = 'k3y-for-tests_0123456789abcdef';
+  let server;
+  before(async function () {
+    server = await startServer({ model: fx.model, host: '127.0.0.1', port: 0, apiKey: KEY });
+  });
+  after(async function () {
+    await server?.close();
+  });
+  /** A request on a raw socket (any request line, any headers): the status, the headers, the parsed body. */
+  function rawRequest(requestLine, headers = {}, body = '') {
+    const port = Number(new URL(server.url).port);
+    return new Promise((resolve, reject) => {
+      const socket = net.connect(port, '127.0.0.1', () => {
+        const lines = Object.entries({ host: `127.0.0.1:${port}`, connection: 'close', ...headers }).map(([k, v]) => `${k}: ${v}\r\n`);
+        socket.write(`${requestLine}\r\n${lines.join('')}\r\n${body}`);
+      });
+      let text = '';
+      socket.on('data', (chunk) => (text += chunk));
+      socket.on('error', reject);
+      socket.on('close', () => {
+        const [head, rest] = text.split('\r\n\r\n');
+        const [status, ...fields] = head.split('\r\n');
+        const parsed = Object.fromEntries(fields.map((f) => [f.slice(0, f.indexOf(':')).toLowerCase(), f.slice(f.indexOf(':') + 1).trim()]));
+        resolve({ status: Number(status.split(' ')[1]), headers: parsed, body: rest ? JSON.parse(rest) : undefined });
+      });
+    });
+  }
+  function assertUnauthorized(r, what, invalidToken) {
+    assert.equal(r.status, 401, `${what}: ${JSON.stringify(r.body)}`);
+    assert.deepEqual(Object.keys(r.body.error), ['code', 'message'], what);
+    assert.equal(r.body.error.code, 'ERR_UNAUTHORIZED', what);
+    assert.equal(r.headers['www-authenticate'], invalidToken ? 'Bearer realm="multilora", error="invalid_token"' : 'Bearer realm="multilora"', what);
+    assert.ok(!JSON.stringify(r.body).includes(KEY), `${what}: the body shows the key`);
+  }
+
+  it('answers every API request without the key 401 ERR_UNAUTHORIZED with WWW-Authenticate: Bearer', async function () {
+    for (const line of [
+      'GET /v1/status HTTP/1.1',
+      'GET /v1/loras HTTP/1.1',
+      'GET /v1/jobs/some-job HTTP/1.1',
+      'GET /v1/jobs/some-job/events HTTP/1.1',
+      'DELETE /v1/jobs/some-job HTTP/1.1',
+      'GET /v1/nothing-here HTTP/1.1',
+      'GET /% HTTP/1.1',
+      // An absolute-form request line routes to /v1/status: the check follows the route, not the text of the URL.
+      `GET http://127.0.0.1:${new URL(server.url).port}/v1/status HTTP/1.1`,
+    ]) {
+      assertUnauthorized(await rawRequest(line), line);
+    }
+    const body = JSON.stringify({ prompt: 'x', steps: 1 });
+    const post = await rawRequest('POST /v1/images/generations HTTP/1.1', { 'content-type': 'application/json', 'content-length': body.length }, body);
+    assertUnauthorized(post, 'POST /v1/images/generations');
+  });
+
+  it('answers a wrong key, or another scheme, 401 too', async function () {
+    for (const authorization of [`Bearer ${KEY}x`, `Bearer ${KEY.slice(0, -1)}`, 'Bearer x', `Basic ${Buffer.from(`u:${KEY}`).toString('base64')}`, KEY, `Bearer ${KEY} extra`]) {
+      const invalidToken = /^Bearer \S+$/.test(authorization);
+      assertUnauthorized(await rawRequest('GET /v1/status HTTP/1.1', { authorization }), authorization, invalidToken);
+    }
+  });
+
+  it('answers the API with the key, and generates', async function () {
+    for (const authorization of [`Bearer ${KEY}`, `bearer ${KEY}`]) {
+      assert.equal((await rawRequest('GET /v1/status HTTP/1.1', { authorization })).status, 200, authorization);
+    }
+    const headers = { authorization: `Bearer ${KEY}` };
+    assert.equal((await fetch(`${server.url}/v1/nothing-here`, { headers })).status, 404);
+    const res = await fetch(`${server.url}/v1/images/generations`, {
+      method: 'POST',
+      headers: { ...headers, 'content-type': 'application/json' },
+      body: JSON.stringify({ prompt: 'a key', size: '64x64', steps: 1, seed: 1 }),
+    });
+    assert.equal(res.status, 200);
+    assert.equal((await res.json()).data.length, 1);
+  });
+
+  it("serves the page's files and the OpenAPI document without the key", async function () {
+    for (const f of ['/', '/index.html', '/app.js', '/style.css', '/openapi.json']) {
+      assert.equal((await fetch(server.url + f)).status, 200, f);
+    }
+  });
+
+  it('refuses a key that is short or not a Bearer token, without showing it', async function () {
+    for (const apiKey of ['hunter2', 'a key with spaces in it', 'x'.repeat(5000), '', 42]) {
+      await rejectsWith(startServer({ model: '/nonexistent-model', host: '127.0.0.1', port: 0, apiKey }), 'ERR_INVALID_ARGUMENT', /^Expected 16 to 4096 letters, digits or -._~\+\/ .* for apiKey but received (a string of \d+ characters|42)/);
+      await startServer({ model: '/nonexistent-model', host: '127.0.0.1', port: 0, apiKey }).catch((err) => {
+        if (typeof apiKey === 'string' && apiKey.length > 0) assert.ok(!err.message.includes(apiKey), err.message);
+      });
+    }
+  });
+});
+
 describe('server: host and port, checked before the model loads', function () {
   // The model is a folder that does not exist: had the load come first, each would be ERR_MODEL_NOT_FOUND.
   const nowhere = '/nonexistent-model';

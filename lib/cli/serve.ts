@@ -3,6 +3,7 @@
 import path from 'node:path';
 
 import { everyAddress, isLoopbackAddress } from '../server/address';
+import { checkApiKey } from '../server/auth';
 import { startServer, type ServeOptions } from '../server/index';
 import { redactUrl } from '../remote';
 import { UsageError, parseInteger, parseLora } from './args';
@@ -11,14 +12,18 @@ import { modelDir, type ModelFlags } from './common';
 export interface ServeFlags extends ModelFlags {
   host: string;
   port: string;
+  /** --api-key, or MULTILORA_API_KEY (commander reads it), so that the key need not show in `ps`. */
+  apiKey?: string;
   redis?: string;
   queue?: string;
   prefix?: string;
 }
 
 /** The one line that says a server bound beyond loopback is open to the network, and on what terms. */
-function exposure(where: string): string {
-  return `listening on ${where}, not only on this machine, with no authentication: anyone who can reach it can use it (put it behind a proxy that authenticates)`;
+function exposure(where: string, withKey: boolean): string {
+  return withKey
+    ? `listening on ${where}, not only on this machine, with an API key: over plain HTTP the key and the images cross the network unencrypted (put an HTTPS proxy in front on a network you do not trust)`
+    : `listening on ${where}, not only on this machine, with no authentication: anyone who can reach it can use it (give --api-key, or put it behind a proxy that authenticates)`;
 }
 
 /** Starts the server, prints its URL, and resolves with 0 once a signal has closed it. */
@@ -27,6 +32,13 @@ export async function serveCommand(flags: ServeFlags): Promise<number> {
     host: flags.host,
     port: parseInteger(flags.port, '--port', 0, 65535),
   };
+  if (flags.apiKey !== undefined) {
+    try {
+      options.apiKey = checkApiKey(flags.apiKey, '--api-key (or MULTILORA_API_KEY)');
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+  }
   if (flags.redis !== undefined) {
     // The workers load the model and the adapters; the server only shows theirs.
     for (const [flag, given] of [['--model', flags.model], ['--catalog', flags.catalog], ['--lora', flags.lora]] as const) {
@@ -74,7 +86,7 @@ export async function serveCommand(flags: ServeFlags): Promise<number> {
     const address = new URL(server.url).hostname.replace(/^\[(.*)\]$/, '$1');
     const every = everyAddress(address);
     process.stdout.write(`multilora serving on ${server.url}${every ? ` (${every})` : ''}\n`);
-    if (!isLoopbackAddress(address)) process.stderr.write(`multilora: warning: ${exposure(every ?? address)}\n`);
+    if (!isLoopbackAddress(address)) process.stderr.write(`multilora: warning: ${exposure(every ?? address, options.apiKey !== undefined)}\n`);
     await stopped;
     process.stderr.write('closing\n');
     await server.close();

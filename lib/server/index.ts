@@ -15,6 +15,7 @@ import { checkRedisUrl } from '../remote';
 import { describe, integer } from '../validate';
 import { encodePng } from '../png';
 import { PACKAGE_ROOT } from '../sdk';
+import { BearerAuth, checkApiKey } from './auth';
 import { isLoopbackAddress, isLoopbackHost, listenError, reserve, resolveHost, urlOf, type Reservation } from './address';
 import { LocalBackend, RemoteBackend, type Backend, type BackendCall } from './backend';
 import { Jobs, type Job, type JobEvent } from './jobs';
@@ -69,6 +70,11 @@ export interface ServeOptions {
    * whole queue count (waiting or active, from any producer), as well as this server's own.
    */
   maxQueue?: number;
+  /**
+   * A key that every request but the page's files and GET /openapi.json must carry as `Authorization: Bearer <key>`;
+   * else 401 ERR_UNAUTHORIZED. For a server others can reach; the page asks for it. 16 to 4096 of A-Z a-z 0-9 -._~+/.
+   */
+  apiKey?: string;
   /** Largest request body; a larger one gets 413. Default 1 MiB. */
   maxBodyBytes?: number;
   /** Time a client has to send a request's headers, in ms; a slower one gets 408 and is disconnected. Default 10 s. */
@@ -99,6 +105,8 @@ const PAGE_FILES: Record<string, [file: string, type: string]> = {
   '/app.js': ['app.js', 'text/javascript; charset=utf-8'],
   '/style.css': ['style.css', 'text/css; charset=utf-8'],
 };
+/** The routes anyone may ask, with or without the API key: the page (which then asks for the key) and the API's description. */
+const PUBLIC_ROUTES = new Set([...Object.keys(PAGE_FILES), '/openapi.json']);
 const CSP = "default-src 'self'; img-src 'self' data: blob:; script-src 'self'; style-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 /** The HTTP status of a library error. */
@@ -156,11 +164,18 @@ const LINGER_MS = 1000;
  * has read the answer (it then sees only "connection reset"). Meanwhile the rest of the body is not read into
  * memory: Node stops reading once its small buffer is full, and the client's sending stalls.
  */
-function lingeringAnswer(socket: Socket, reply: FastifyReply, status: number, body: ReturnType<typeof errorBody>): void {
+function lingeringAnswer(
+  socket: Socket,
+  reply: FastifyReply,
+  status: number,
+  body: ReturnType<typeof errorBody>,
+  headers: Readonly<Record<string, string>>,
+): void {
   reply.hijack();
   const json = JSON.stringify(body);
+  const extra = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join('');
   socket.end(
-    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\n` +
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\n${extra}` +
       `Content-Length: ${Buffer.byteLength(json)}\r\n\r\n${json}`,
   );
   const timer = setTimeout(() => socket.destroy(), LINGER_MS);
@@ -203,6 +218,7 @@ export async function startServer(o: ServeOptions, onChecked?: () => void): Prom
       if (o[key] !== undefined) throw new MultiloraError('ERR_INVALID_ARGUMENT', `Expected ${key} only with redis but received ${JSON.stringify(o[key])}`);
     }
   }
+  const auth = o.apiKey === undefined ? undefined : new BearerAuth(checkApiKey(o.apiKey, 'apiKey'));
   const waitForWorkersMs = o.waitForWorkersMs === undefined ? DEFAULT_WAIT_FOR_WORKERS_MS : integer(o.waitForWorkersMs, 'waitForWorkersMs', 0, 3_600_000);
   const page = Object.fromEntries(
     Object.entries(PAGE_FILES).map(([route, [file, type]]) => [route, { body: readFileSync(path.join(WEB_DIR, file)), type }]),
@@ -269,7 +285,7 @@ export async function startServer(o: ServeOptions, onChecked?: () => void): Prom
       } catch (e) {
         error = e as HttpError;
       }
-      void (reply as FastifyReply).code(error.status).send(errorBody(error.code, error.message));
+      void (reply as FastifyReply).code(error.status).headers(error.headers).send(errorBody(error.code, error.message));
     },
   });
 
@@ -290,6 +306,8 @@ export async function startServer(o: ServeOptions, onChecked?: () => void): Prom
         `This server answers to loopback names (127.0.0.1, localhost, [::1]), not ${describe(req.headers.host ?? '')}`,
       );
     }
+    // The routed path, not req.url: an absolute-form request line (GET http://x/v1/status) routes to /v1/status too.
+    if (auth && !PUBLIC_ROUTES.has(req.routeOptions.url ?? '')) auth.check(req.headers.authorization);
     if (closing) throw new HttpError(503, 'ERR_SHUTTING_DOWN', 'The server is shutting down');
   }
   app.addHook('onRequest', async (req) => gate(req));
@@ -298,9 +316,11 @@ export async function startServer(o: ServeOptions, onChecked?: () => void): Prom
     let status = 500;
     let code = 'ERR_INTERNAL';
     let message = err.message;
+    let headers: Readonly<Record<string, string>> = {};
     if (err instanceof HttpError) {
       status = err.status;
       code = err.code;
+      headers = err.headers;
     } else if (err instanceof MultiloraError) {
       status = statusOf(err);
       code = err.code;
@@ -320,12 +340,12 @@ export async function startServer(o: ServeOptions, onChecked?: () => void): Prom
       status = (err as FastifyError).statusCode!;
       code = 'ERR_BAD_REQUEST';
     }
-    if (status === 429) reply.header('retry-after', '5');
+    if (status === 429) headers = { ...headers, 'retry-after': '5' };
     if (!req.raw.complete) {
-      lingeringAnswer(req.raw.socket, reply, status, errorBody(code, message));
+      lingeringAnswer(req.raw.socket, reply, status, errorBody(code, message), headers);
       return;
     }
-    void reply.code(status).send(errorBody(code, message));
+    void reply.code(status).headers(headers).send(errorBody(code, message));
   });
 
   app.setNotFoundHandler((req, reply) => {
