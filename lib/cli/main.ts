@@ -78,7 +78,7 @@ export function buildProgram(run: (action: () => Promise<number>) => Promise<voi
     .option('--host <host>', 'the address to listen on', '127.0.0.1')
     .option('--port <port>', 'the port to listen on; 0 for any free one', '7860')
     .addOption(
-      new Option('--api-key <key>', 'require this key (Authorization: Bearer <key>) on every API request').env(
+      new Option('--api-key <key>', 'require this key (Authorization: Bearer <key>) on every API request; the page asks for it').env(
         'MULTILORA_API_KEY',
       ),
     )
