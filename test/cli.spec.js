@@ -110,6 +110,43 @@ describe('multilora (the CLI)', function () {
     }
   });
 
+  describe('generate --out: a place that cannot be written is exit 2, before the model loads', function () {
+    const { mkdirSync } = require('node:fs');
+    before(function () {
+      mkdirSync(path.join(workDir(), 'folder.png'));
+      mkdirSync(path.join(workDir(), 'shots-2.png'));
+      writeFileSync(path.join(workDir(), 'kept.png'), 'old bytes');
+    });
+    const cases = [
+      [['--out', 'folder.png'], /^multilora: Expected a file, not a folder, for --out but received "folder\.png"\n$/],
+      [['--out', 'shots.png', '--n', '2'], /^multilora: Expected a file, not a folder, for --out but received "shots-2\.png"\n$/],
+      [['--out', 'no-such-folder/cat.png'], /^multilora: Expected a file in an existing folder \(no folder .*no-such-folder\) for --out but received "no-such-folder\/cat\.png"\n$/],
+      [['--out', 'kept.png/cat.png'], /^multilora: Expected a file in an existing folder \(no folder .*kept\.png\) for --out/],
+      // sysfs refuses new files, to root too.
+      [['--out', '/sys/multilora-cat.png'], /^multilora: Expected a file this user can write \(EACCES in \/sys\) for --out but received "\/sys\/multilora-cat\.png"\n$/],
+      [['--out', 'cat.webp'], /^multilora: Expected a file name ending in \.png, \.jpg or \.jpeg, or - for stdout for --out/],
+    ];
+    for (const [args, message] of cases) {
+      it(args.join(' '), async function () {
+        const r = await run(['generate', 'a cat', '--steps', '1', ...args], { cwd: workDir() });
+        assert.equal(r.status, 2, r.stderr);
+        assert.match(r.stderr, message);
+        // Nothing on stdout: "seed N", printed just before the load, never came.
+        assert.equal(r.stdout.length, 0, r.stdout.toString());
+      });
+    }
+
+    it('leaves no file behind, and an existing one untouched, when a later check fails', async function () {
+      for (const out of ['new.png', 'kept.png']) {
+        const r = await run(['generate', 'a cat', '--out', out, '--width', '65'], { cwd: workDir() });
+        assert.equal(r.status, 2, r.stderr);
+        assert.match(r.stderr, /for --width/);
+      }
+      const left = { 'new.png exists': existsSync(path.join(workDir(), 'new.png')), 'kept.png': readFileSync(path.join(workDir(), 'kept.png'), 'utf8') };
+      assert.deepEqual(left, { 'new.png exists': false, 'kept.png': 'old bytes' });
+    });
+  });
+
   it('exits 1 naming ERR_MODEL_NOT_FOUND for a missing model folder, with no stack trace', async function () {
     const missing = path.join(workDir(), 'no-model');
     const r = await run(['generate', 'a cat', '--model', missing], { cwd: workDir() });
