@@ -169,9 +169,9 @@ describe('server: HTTP API', function () {
   });
 
   /** A request with a path as given (fetch would normalize it): its status, headers and parsed JSON body. */
-  function raw(method, pathname, headers = {}) {
+  function raw(method, pathname, headers = {}, setHost = true) {
     return new Promise((resolve, reject) => {
-      const req = http.request(base, { method, path: pathname, headers }, (res) => {
+      const req = http.request(base, { method, path: pathname, headers, setHost }, (res) => {
         let text = '';
         res.setEncoding('utf8');
         res.on('data', (chunk) => (text += chunk));
@@ -211,6 +211,8 @@ describe('server: HTTP API', function () {
     for (const [method, pathname, statusCode, code] of cases) {
       assertErrorBody(await raw(method, pathname), statusCode, code, `${method} ${pathname.slice(0, 40)}`);
     }
+    // Node's own answer to a request without Host is an empty 400.
+    assertErrorBody(await raw('GET', '/v1/status', {}, false), 400, 'ERR_MALFORMED_REQUEST', 'GET /v1/status without Host');
     // The router's refusals pass the Host check first, as every other request does.
     assertErrorBody(await raw('GET', '/%', { host: 'attacker.example' }), 403, 'ERR_FORBIDDEN_HOST', 'GET /% from another host');
   });

@@ -263,7 +263,14 @@ export async function startServer(o: ServeOptions, onChecked?: () => void): Prom
     forceCloseConnections: true,
     requestTimeout,
     keepAliveTimeout,
-    http: { headersTimeout, requestTimeout, maxHeaderSize: MAX_HEADER_BYTES, connectionsCheckingInterval: Math.min(1000, headersTimeout) },
+    // Node answers an HTTP/1.1 request without Host itself, with an empty 400; the gate answers it instead.
+    http: {
+      headersTimeout,
+      requestTimeout,
+      maxHeaderSize: MAX_HEADER_BYTES,
+      connectionsCheckingInterval: Math.min(1000, headersTimeout),
+      requireHostHeader: false,
+    },
     clientErrorHandler: onClientError,
     // A path parameter longer than the router's limit (100 by default) is answered by Fastify itself, with a 414
     // and a body of its own format that echoes the whole path. Every path Node's parser lets through (its request
@@ -299,6 +306,9 @@ export async function startServer(o: ServeOptions, onChecked?: () => void): Prom
   // A page of another site may not drive this server through the browser: with no CORS headers a cross-origin
   // fetch of JSON is refused, and a loopback server answers only to loopback Host names (DNS rebinding).
   function gate(req: FastifyRequest): void {
+    if (req.headers.host === undefined && req.raw.httpVersion !== '1.0') {
+      throw new HttpError(400, 'ERR_MALFORMED_REQUEST', 'An HTTP/1.1 request needs a Host header');
+    }
     if (loopbackOnly && !isLoopbackHost(req.headers.host, hostNames)) {
       throw new HttpError(
         403,
