@@ -335,6 +335,7 @@ describe('server: where it listens', function () {
   const cases = [
     { host: '127.0.0.2', url: /^http:\/\/127\.0\.0\.2:\d+$/, connect: '127.0.0.2', guarded: true },
     { host: '::1', url: /^http:\/\/\[::1\]:\d+$/, connect: '::1', guarded: true },
+    { host: '::ffff:127.0.0.1', url: /^http:\/\/\[::ffff:127\.0\.0\.1\]:\d+$/, connect: '127.0.0.1', guarded: true },
     { host: 'localhost', url: /^http:\/\/(127\.0\.0\.1|\[::1\]):\d+$/, connect: 'localhost', guarded: true },
     { host: '0.0.0.0', url: /^http:\/\/0\.0\.0\.0:\d+$/, connect: '127.0.0.1', guarded: false },
   ];
