@@ -157,6 +157,12 @@ describe('server: the page in Chromium, with an API key', function () {
     await page.waitForSelector('body[data-state=locked]');
     assert.equal(await page.isVisible('#api-key'), true);
     assert.match(await page.textContent('#status'), /needs its API key/);
+    // Generate while locked posts nothing, and points at the field.
+    await page.fill('#prompt', 'not yet');
+    await page.$eval('#api-key', (input) => input.blur());
+    await page.click('#generate');
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'api-key');
+    assert.ok(!urls.some((u) => u.endsWith('/v1/images/generations')), 'a locked page posted a generation');
     await page.fill('#api-key', 'not-the-key-0123456789');
     await page.click('#auth button');
     await page.waitForFunction(() => /not the server's/.test(document.getElementById('status').textContent));

@@ -2,7 +2,7 @@
 'use strict';
 
 const $ = (id) => document.getElementById(id);
-const state = { status: null, loras: [], job: null, history: [] };
+const state = { status: null, loras: [], job: null, history: [], ready: false };
 /** Where the API key stays for this tab (a server started with --api-key); never in a URL. */
 const KEY_STORE = 'multilora-api-key';
 
@@ -216,6 +216,7 @@ function openEvents(id) {
 
 async function generate(event) {
   event.preventDefault();
+  if (!state.ready && !$('auth').hidden) $('api-key').focus();
   if (state.job || !state.ready) return;
   const s = settings();
   const id = newJobId();
