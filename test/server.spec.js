@@ -303,6 +303,16 @@ describe('server: HTTP API', function () {
     const committed = JSON.parse(readFileSync(path.join(__dirname, '..', 'docs', 'openapi.json'), 'utf8'));
     assert.deepEqual(committed, served, 'docs/openapi.json is stale: regenerate it as docs/SERVER.md says');
     assert.deepEqual(served, openapiDocument());
+    // The key and the Host guard: every API operation documents its 401 and its 403, and the scheme is optional.
+    assert.deepEqual(served.components.securitySchemes.apiKey, { type: 'http', scheme: 'bearer', description: served.components.securitySchemes.apiKey.description });
+    assert.deepEqual(served.security, [{}, { apiKey: [] }]);
+    for (const [p, operations] of Object.entries(served.paths)) {
+      for (const [method, op] of Object.entries(operations)) {
+        assert.ok(op.responses['403'], `${method} ${p} has no 403`);
+        if (p.startsWith('/v1/')) assert.ok(op.responses['401'].headers['WWW-Authenticate'], `${method} ${p} has no 401`);
+        else assert.deepEqual(op.security, [], `${method} ${p} should need no key`);
+      }
+    }
   });
 
   it('serves the page and its files, with a CSP; 404 as JSON', async function () {

@@ -14,6 +14,11 @@ const unauthorized = {
   headers: { 'WWW-Authenticate': { schema: { type: 'string', example: 'Bearer realm="multilora"' } } },
 };
 
+/** Every operation answers this on a server bound to loopback asked under another Host name (DNS rebinding). */
+const forbiddenHost = error(
+  'The server is bound to a loopback address and the Host header is not a loopback name (127.x.y.z, localhost, [::1]) (ERR_FORBIDDEN_HOST)',
+);
+
 const jobIdParam = {
   name: 'id',
   in: 'path',
@@ -59,6 +64,7 @@ export function openapiDocument(): Record<string, unknown> {
               content: { 'application/json': { schema: { $ref: '#/components/schemas/GenerationResponse' } } },
             },
             '401': unauthorized,
+            '403': forbiddenHost,
             '400': error(
               'Bad input: malformed JSON (ERR_INVALID_JSON), a bad or unknown field (ERR_INVALID_ARGUMENT), an adapter not in the catalogue or a path (ERR_UNKNOWN_ADAPTER), malformed HTTP (ERR_MALFORMED_REQUEST)',
             ),
@@ -79,6 +85,7 @@ export function openapiDocument(): Record<string, unknown> {
           summary: "The adapter catalogue (with serve --redis: the live workers' adapters)",
           responses: {
             '401': unauthorized,
+            '403': forbiddenHost,
             '200': {
               description: 'The adapters a request may name',
               content: {
@@ -99,6 +106,7 @@ export function openapiDocument(): Record<string, unknown> {
           summary: 'The model, its defaults, the limits, the queue and counters',
           responses: {
             '401': unauthorized,
+            '403': forbiddenHost,
             '200': { description: 'Status', content: { 'application/json': { schema: { $ref: '#/components/schemas/Status' } } } },
           },
         },
@@ -109,6 +117,7 @@ export function openapiDocument(): Record<string, unknown> {
           parameters: [jobIdParam],
           responses: {
             '401': unauthorized,
+            '403': forbiddenHost,
             '200': { description: 'The job', content: { 'application/json': { schema: { $ref: '#/components/schemas/Job' } } } },
             '400': error('Not a job id (ERR_INVALID_ARGUMENT)'),
             '404': error('No such job, or it ended more than 5 minutes or 200 jobs ago (ERR_NOT_FOUND)'),
@@ -119,6 +128,7 @@ export function openapiDocument(): Record<string, unknown> {
           parameters: [jobIdParam],
           responses: {
             '401': unauthorized,
+            '403': forbiddenHost,
             '202': {
               description: 'Cancelling: its POST will answer 499',
               content: { 'application/json': { schema: { $ref: '#/components/schemas/Job' } } },
@@ -140,6 +150,7 @@ export function openapiDocument(): Record<string, unknown> {
           parameters: [jobIdParam],
           responses: {
             '401': unauthorized,
+            '403': forbiddenHost,
             '200': { description: 'The event stream', content: { 'text/event-stream': { schema: { type: 'string' } } } },
             '400': error('Not a job id (ERR_INVALID_ARGUMENT)'),
           },
@@ -149,7 +160,10 @@ export function openapiDocument(): Record<string, unknown> {
         get: {
           summary: 'This document',
           security: [],
-          responses: { '200': { description: 'OpenAPI 3.0', content: { 'application/json': { schema: { type: 'object' } } } } },
+          responses: {
+            '200': { description: 'OpenAPI 3.0', content: { 'application/json': { schema: { type: 'object' } } } },
+            '403': forbiddenHost,
+          },
         },
       },
     },
