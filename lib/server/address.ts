@@ -91,6 +91,9 @@ export interface Reservation {
  */
 export function reserve(host: string, address: string, port: number): Promise<Reservation> {
   const server = createServer((socket) => socket.destroy());
+  // The load or the wait that follows keeps the process alive; the reservation alone never does (a caller that
+  // dropped it by mistake would otherwise hang at exit).
+  server.unref();
   return new Promise((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) => reject(listenError(err, host, port)));
     server.listen({ host: address, port, exclusive: true }, () => {
