@@ -151,3 +151,75 @@ describe('server: the page in Chromium', function () {
     assert.equal(response.headers.get('content-type'), 'image/svg+xml');
   });
 });
+
+describe('server: the page in Chromium, with an API key', function () {
+  const KEY = 'browser-test-key-0123456789abcdef';
+  let server;
+  let browser;
+  let page;
+  let profile;
+  const urls = [];
+  const authorizations = [];
+  before(async function () {
+    assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: run 'bash scripts/setup-browser.sh' as root`);
+    server = await startServer({ model: fx.model, host: '127.0.0.1', port: 0, apiKey: KEY });
+    profile = mkdtempSync(path.join(os.tmpdir(), 'multilora-chromium-'));
+    browser = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      viewport: { width: 1100, height: 900 },
+      headless: true,
+      args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    });
+    page = browser.pages()[0] ?? (await browser.newPage());
+    page.on('pageerror', (err) => {
+      throw err;
+    });
+    page.on('request', (req) => {
+      urls.push(req.url());
+      if (new URL(req.url()).pathname.endsWith('/events')) authorizations.push(req.headers().authorization);
+    });
+    await page.goto(server.url);
+  });
+  after(async function () {
+    await browser?.close();
+    await server?.close();
+    if (profile) rmSync(profile, { recursive: true, force: true });
+  });
+
+  it('asks for the key on a 401, refuses a wrong one, and keeps the right one for the tab', async function () {
+    await page.waitForSelector('body[data-state=locked]');
+    assert.equal(await page.isVisible('#api-key'), true);
+    assert.match(await page.textContent('#status'), /needs its API key/);
+    // Generate while locked posts nothing, and points at the field.
+    await page.fill('#prompt', 'not yet');
+    await page.$eval('#api-key', (input) => input.blur());
+    await page.click('#generate');
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'api-key');
+    assert.ok(!urls.some((u) => u.endsWith('/v1/images/generations')), 'a locked page posted a generation');
+    await page.fill('#api-key', 'not-the-key-0123456789');
+    await page.click('#auth button');
+    await page.waitForFunction(() => /not the server's/.test(document.getElementById('status').textContent));
+    assert.equal(await page.getAttribute('body', 'data-state'), 'locked');
+    await page.fill('#api-key', KEY);
+    await page.click('#auth button');
+    await page.waitForSelector('body[data-state=idle]');
+    assert.equal(await page.isVisible('#auth'), false);
+    assert.equal(await page.evaluate(() => sessionStorage.getItem('multilora-api-key')), KEY);
+  });
+
+  it('generates with the key, following the progress over fetch(), and never puts the key in a URL', async function () {
+    await page.fill('#prompt', 'a locked door');
+    await page.selectOption('#width', '64');
+    await page.selectOption('#height', '64');
+    await page.fill('#steps', '6');
+    await page.click('#generate');
+    await page.waitForSelector('body[data-state=done]', { timeout: 60_000 });
+    assert.ok(Number(await page.getAttribute('#progress', 'data-events')) >= 1, 'the page showed no progress event');
+    assert.deepEqual(authorizations, [`Bearer ${KEY}`], 'the event stream was not asked with the key');
+    assert.ok(urls.length > 0);
+    for (const url of urls) assert.ok(!url.includes(KEY), `the key is in ${url}`);
+    // A reload keeps the key for the tab: no question this time.
+    await page.reload();
+    await page.waitForSelector('body[data-state=idle]');
+  });
+});

@@ -2,6 +2,7 @@
 'use strict';
 const assert = require('node:assert/strict');
 const { spawn } = require('node:child_process');
+const http = require('node:http');
 const { readFileSync, writeFileSync, existsSync } = require('node:fs');
 const path = require('node:path');
 const { PNG } = require('pngjs');
@@ -25,6 +26,18 @@ function run(args, { cwd, onStderr } = {}) {
     });
     child.on('error', reject);
     child.on('close', (status, signal) => resolve({ status, signal, stdout: Buffer.concat(out), stderr: err }));
+  });
+}
+
+/** GET `path` on 127.x `connect`:`port` with a Host header (fetch would send its own): the status and the JSON body. */
+function getWithHost(connect, port, path, host) {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: connect, port, path, headers: { host } }, (res) => {
+      let text = '';
+      res.on('data', (chunk) => (text += chunk));
+      res.on('end', () => resolve({ status: res.statusCode, body: JSON.parse(text) }));
+    });
+    req.on('error', reject);
   });
 }
 
@@ -81,6 +94,9 @@ describe('multilora (the CLI)', function () {
       [['generate', 'a cat', '--scheduler', 'fastest'], /Allowed choices are auto, lcm/],
       [['info', '--catalog', 'no-such-catalogue.json'], /ERR_INVALID_ARGUMENT: Cannot read the catalogue/],
       [['serve', '--port', '99999'], /Expected an integer from 0 to 65535 for --port but received "99999"/],
+      // The checks of the address come before the model loads: one line, no "loading" line before it.
+      [['serve', '--host', '999.1.1.1'], /ERR_INVALID_ARGUMENT: Expected an IP address or a host name for host but received "999\.1\.1\.1"/],
+      [['serve', '--host', 'no-such-host.invalid'], /ERR_INVALID_ARGUMENT: Expected an IP address or a host name that resolves for host/],
     ];
     for (const [args, message] of cases) {
       it(args.join(' '), async function () {
@@ -92,6 +108,43 @@ describe('multilora (the CLI)', function () {
         assert.equal(r.stdout.length, 0);
       });
     }
+  });
+
+  describe('generate --out: a place that cannot be written is exit 2, before the model loads', function () {
+    const { mkdirSync } = require('node:fs');
+    before(function () {
+      mkdirSync(path.join(workDir(), 'folder.png'));
+      mkdirSync(path.join(workDir(), 'shots-2.png'));
+      writeFileSync(path.join(workDir(), 'kept.png'), 'old bytes');
+    });
+    const cases = [
+      [['--out', 'folder.png'], /^multilora: Expected a file, not a folder, for --out but received "folder\.png"\n$/],
+      [['--out', 'shots.png', '--n', '2'], /^multilora: Expected a file, not a folder, for --out but received "shots-2\.png"\n$/],
+      [['--out', 'no-such-folder/cat.png'], /^multilora: Expected a file in an existing folder \(no folder .*no-such-folder\) for --out but received "no-such-folder\/cat\.png"\n$/],
+      [['--out', 'kept.png/cat.png'], /^multilora: Expected a file in an existing folder \(no folder .*kept\.png\) for --out/],
+      // sysfs refuses new files, to root too.
+      [['--out', '/sys/multilora-cat.png'], /^multilora: Expected a file this user can write \(EACCES in \/sys\) for --out but received "\/sys\/multilora-cat\.png"\n$/],
+      [['--out', 'cat.webp'], /^multilora: Expected a file name ending in \.png, \.jpg or \.jpeg, or - for stdout for --out/],
+    ];
+    for (const [args, message] of cases) {
+      it(args.join(' '), async function () {
+        const r = await run(['generate', 'a cat', '--steps', '1', ...args], { cwd: workDir() });
+        assert.equal(r.status, 2, r.stderr);
+        assert.match(r.stderr, message);
+        // Nothing on stdout: "seed N", printed just before the load, never came.
+        assert.equal(r.stdout.length, 0, r.stdout.toString());
+      });
+    }
+
+    it('leaves no file behind, and an existing one untouched, when a later check fails', async function () {
+      for (const out of ['new.png', 'kept.png']) {
+        const r = await run(['generate', 'a cat', '--out', out, '--width', '65'], { cwd: workDir() });
+        assert.equal(r.status, 2, r.stderr);
+        assert.match(r.stderr, /for --width/);
+      }
+      const left = { 'new.png exists': existsSync(path.join(workDir(), 'new.png')), 'kept.png': readFileSync(path.join(workDir(), 'kept.png'), 'utf8') };
+      assert.deepEqual(left, { 'new.png exists': false, 'kept.png': 'old bytes' });
+    });
   });
 
   it('exits 1 naming ERR_MODEL_NOT_FOUND for a missing model folder, with no stack trace', async function () {
@@ -284,6 +337,101 @@ describe('multilora (the CLI)', function () {
   });
 
   describe('serve', function () {
+    /** Starts `multilora serve` with `args`; resolves once it prints its URL. */
+    async function serve(args, env = {}) {
+      const child = spawn(process.execPath, [MAIN, 'serve', '--port', '0', ...args], {
+        cwd: workDir(),
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, ...env },
+      });
+      const s = { child, stdout: '', stderr: '' };
+      child.stderr.on('data', (chunk) => (s.stderr += chunk));
+      s.exited = new Promise((resolve) => child.on('close', (status) => resolve(status)));
+      await new Promise((resolve, reject) => {
+        child.stdout.on('data', (chunk) => {
+          s.stdout += chunk;
+          const m = /^multilora serving on (http:\/\/\S+)/m.exec(s.stdout);
+          if (m && !s.url) {
+            s.url = m[1];
+            s.port = Number(new URL(s.url).port);
+            resolve();
+          }
+        });
+        child.on('close', () => reject(new Error(`exited before serving: ${s.stderr}`)));
+      });
+      return s;
+    }
+
+    it('--port in use exits 2 at once, with one line and no load', async function () {
+      const taken = require('node:net').createServer();
+      await new Promise((resolve) => taken.listen(0, '127.0.0.1', resolve));
+      try {
+        const r = await run(['serve', '--port', String(taken.address().port)], { cwd: workDir() });
+        assert.equal(r.status, 2, r.stderr);
+        assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr); // no "loading" line
+        assert.match(r.stderr, /^multilora: ERR_INVALID_ARGUMENT: Expected a free port for port but received \d+: .*EADDRINUSE/);
+      } finally {
+        await new Promise((resolve) => taken.close(resolve));
+      }
+    });
+
+    it('--host 0.0.0.0 prints the real address, and warns on stderr in one line that it is open without authentication', async function () {
+      const s = await serve(['--host', '0.0.0.0']);
+      try {
+        assert.match(s.stdout, /^multilora serving on http:\/\/0\.0\.0\.0:\d+ \(every IPv4 address of this machine\)$/m);
+        const res = await getWithHost('127.0.0.1', s.port, '/v1/status', 'lan-name.example');
+        assert.equal(res.status, 200); // no Host guard off loopback
+      } finally {
+        s.child.kill('SIGTERM');
+      }
+      assert.equal(await s.exited, 0, s.stderr);
+      const warnings = s.stderr.split('\n').filter((line) => line.startsWith('multilora: warning:'));
+      assert.equal(warnings.length, 1, s.stderr);
+      assert.match(warnings[0], /listening on every IPv4 address of this machine, not only on this machine, with no authentication/);
+    });
+
+    it('MULTILORA_API_KEY: the API needs the key, and the warning for 0.0.0.0 says a key is set', async function () {
+      const key = 'cli-test-key-0123456789';
+      const s = await serve(['--host', '0.0.0.0'], { MULTILORA_API_KEY: key });
+      try {
+        const without = await getWithHost('127.0.0.1', s.port, '/v1/status', `127.0.0.1:${s.port}`);
+        assert.equal(without.status, 401);
+        assert.equal(without.body.error.code, 'ERR_UNAUTHORIZED');
+        const res = await fetch(`http://127.0.0.1:${s.port}/v1/status`, { headers: { authorization: `Bearer ${key}` } });
+        assert.equal(res.status, 200);
+        assert.equal((await fetch(`http://127.0.0.1:${s.port}/`)).status, 200);
+      } finally {
+        s.child.kill('SIGTERM');
+      }
+      assert.equal(await s.exited, 0, s.stderr);
+      const warnings = s.stderr.split('\n').filter((line) => line.startsWith('multilora: warning:'));
+      assert.equal(warnings.length, 1, s.stderr);
+      assert.match(warnings[0], /listening on every IPv4 address of this machine, not only on this machine, with an API key: /);
+      assert.ok(!s.stderr.includes(key) && !s.stdout.includes(key), 'the key is printed');
+    });
+
+    it('--api-key refuses a short key with exit 2, without printing it', async function () {
+      const r = await run(['serve', '--api-key', 'hunter2'], { cwd: workDir() });
+      assert.equal(r.status, 2, r.stderr);
+      assert.match(r.stderr, /^multilora: Expected 16 to 4096 letters, digits or -\._~\+\/ .* for --api-key \(or MULTILORA_API_KEY\) but received a string of 7 characters\n$/);
+      assert.doesNotMatch(r.stderr, /hunter2/);
+    });
+
+    it('--host 127.0.0.2 prints that address, warns of nothing, and keeps the Host guard', async function () {
+      const s = await serve(['--host', '127.0.0.2']);
+      try {
+        assert.match(s.stdout, /^multilora serving on http:\/\/127\.0\.0\.2:\d+$/m);
+        const res = await getWithHost('127.0.0.2', s.port, '/v1/status', 'attacker.example');
+        assert.equal(res.status, 403);
+        assert.equal(res.body.error.code, 'ERR_FORBIDDEN_HOST');
+        assert.equal((await getWithHost('127.0.0.2', s.port, '/v1/status', `127.0.0.2:${s.port}`)).status, 200);
+      } finally {
+        s.child.kill('SIGTERM');
+      }
+      assert.equal(await s.exited, 0, s.stderr);
+      assert.doesNotMatch(s.stderr, /warning/);
+    });
+
     for (const signal of ['SIGINT', 'SIGTERM']) {
       it(`prints the URL, serves the page there, and on ${signal} closes and exits 0`, async function () {
         let url;

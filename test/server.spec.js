@@ -7,7 +7,8 @@ const path = require('node:path');
 const { decodePng } = require('..');
 const { startServer } = require('../dist/server');
 const { openapiDocument } = require('../dist/server/openapi');
-const { families, until } = require('./helpers/fixtures');
+const net = require('node:net');
+const { families, until, rejectsWith, freePort } = require('./helpers/fixtures');
 
 const fx = families.sdxl;
 const LORAS = [
@@ -167,6 +168,55 @@ describe('server: HTTP API', function () {
     assert.equal(code, 403);
   });
 
+  /** A request with a path as given (fetch would normalize it): its status, headers and parsed JSON body. */
+  function raw(method, pathname, headers = {}, setHost = true) {
+    return new Promise((resolve, reject) => {
+      const req = http.request(base, { method, path: pathname, headers, setHost }, (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk) => (text += chunk));
+        res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: JSON.parse(text) }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+  }
+  /** Asserts the documented error body: exactly { error: { code, message } }, the message short. */
+  function assertErrorBody(r, statusCode, code, what) {
+    assert.equal(r.status, statusCode, `${what}: ${JSON.stringify(r.body)}`);
+    assert.deepEqual(Object.keys(r.body), ['error'], what);
+    assert.deepEqual(Object.keys(r.body.error), ['code', 'message'], what);
+    assert.equal(r.body.error.code, code, what);
+    assert.ok(r.body.error.message.length < 200, `${what}: the message echoes the path (${r.body.error.message.length} characters)`);
+    assert.match(r.headers['content-type'], /^application\/json/, what);
+  }
+
+  it('answers over-long job ids, bad percent-encoding and odd paths with the documented error body', async function () {
+    const long = 'a'.repeat(200);
+    const huge = 'b'.repeat(8000);
+    const cases = [
+      ['GET', `/v1/jobs/${long}`, 400, 'ERR_INVALID_ARGUMENT'],
+      ['GET', `/v1/jobs/${long}/events`, 400, 'ERR_INVALID_ARGUMENT'],
+      ['DELETE', `/v1/jobs/${long}`, 400, 'ERR_INVALID_ARGUMENT'],
+      ['GET', `/v1/jobs/${huge}`, 400, 'ERR_INVALID_ARGUMENT'],
+      ['POST', `/v1/jobs/${long}`, 405, 'ERR_METHOD_NOT_ALLOWED'],
+      ['GET', '/%', 400, 'ERR_MALFORMED_REQUEST'],
+      ['GET', '/v1/jobs/%zz', 400, 'ERR_MALFORMED_REQUEST'],
+      ['GET', '/v1/jobs/%E0%A4%A/events', 400, 'ERR_MALFORMED_REQUEST'],
+      ['GET', '//', 404, 'ERR_NOT_FOUND'],
+      ['GET', '/v1//status', 404, 'ERR_NOT_FOUND'],
+      ['GET', `/${huge}`, 404, 'ERR_NOT_FOUND'],
+      ['GET', '/v1/jobs/a%2Fb', 400, 'ERR_INVALID_ARGUMENT'],
+    ];
+    for (const [method, pathname, statusCode, code] of cases) {
+      assertErrorBody(await raw(method, pathname), statusCode, code, `${method} ${pathname.slice(0, 40)}`);
+    }
+    // Node's own answer to a request without Host is an empty 400.
+    assertErrorBody(await raw('GET', '/v1/status', {}, false), 400, 'ERR_MALFORMED_REQUEST', 'GET /v1/status without Host');
+    // The router's refusals pass the Host check first, as every other request does.
+    assertErrorBody(await raw('GET', '/%', { host: 'attacker.example' }), 403, 'ERR_FORBIDDEN_HOST', 'GET /% from another host');
+  });
+
   it('streams progress over SSE, opened before the job is posted, then a final done event', async function () {
     const id = 'sse-test-1';
     const { followEvents } = await import('../scripts/load-server.mjs');
@@ -253,6 +303,16 @@ describe('server: HTTP API', function () {
     const committed = JSON.parse(readFileSync(path.join(__dirname, '..', 'docs', 'openapi.json'), 'utf8'));
     assert.deepEqual(committed, served, 'docs/openapi.json is stale: regenerate it as docs/SERVER.md says');
     assert.deepEqual(served, openapiDocument());
+    // The key and the Host guard: every API operation documents its 401 and its 403, and the scheme is optional.
+    assert.deepEqual(served.components.securitySchemes.apiKey, { type: 'http', scheme: 'bearer', description: served.components.securitySchemes.apiKey.description });
+    assert.deepEqual(served.security, [{}, { apiKey: [] }]);
+    for (const [p, operations] of Object.entries(served.paths)) {
+      for (const [method, op] of Object.entries(operations)) {
+        assert.ok(op.responses['403'], `${method} ${p} has no 403`);
+        if (p.startsWith('/v1/')) assert.ok(op.responses['401'].headers['WWW-Authenticate'], `${method} ${p} has no 401`);
+        else assert.deepEqual(op.security, [], `${method} ${p} should need no key`);
+      }
+    }
   });
 
   it('serves the page and its files, with a CSP; 404 as JSON', async function () {
@@ -265,6 +325,47 @@ describe('server: HTTP API', function () {
     await expectError(await fetch(`${base}/../package.json`), 404, 'ERR_NOT_FOUND');
     await expectError(await fetch(`${base}/web/app.js`), 404, 'ERR_NOT_FOUND');
   });
+});
+
+/** GET /v1/status on `connect` (a loopback address) and `port`, with a Host header: its status and error code. */
+function statusWithHost(connect, port, host) {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: connect, port, path: '/v1/status', headers: { host } }, (res) => {
+      let text = '';
+      res.on('data', (chunk) => (text += chunk));
+      res.on('end', () => resolve([res.statusCode, JSON.parse(text).error?.code]));
+    });
+    req.on('error', reject);
+  });
+}
+
+describe('server: where it listens', function () {
+  // One server at a time on the tiny model; each is asked with loopback Host names and with others. Only loopback
+  // addresses are ever connected to, even for the server bound to 0.0.0.0.
+  const cases = [
+    { host: '127.0.0.2', url: /^http:\/\/127\.0\.0\.2:\d+$/, connect: '127.0.0.2', guarded: true },
+    { host: '::1', url: /^http:\/\/\[::1\]:\d+$/, connect: '::1', guarded: true },
+    { host: '::ffff:127.0.0.1', url: /^http:\/\/\[::ffff:127\.0\.0\.1\]:\d+$/, connect: '127.0.0.1', guarded: true },
+    { host: 'localhost', url: /^http:\/\/(127\.0\.0\.1|\[::1\]):\d+$/, connect: 'localhost', guarded: true },
+    { host: '0.0.0.0', url: /^http:\/\/0\.0\.0\.0:\d+$/, connect: '127.0.0.1', guarded: false },
+  ];
+  for (const c of cases) {
+    it(`--host ${c.host}: reports the bound address, and ${c.guarded ? 'answers only to loopback Host names' : 'answers any Host name'}`, async function () {
+      const server = await startServer({ model: fx.model, host: c.host, port: 0 });
+      try {
+        assert.match(server.url, c.url);
+        const port = Number(new URL(server.url).port);
+        for (const name of ['127.0.0.1', `127.0.0.2:${port}`, '127.255.0.9', 'localhost', `LOCALHOST:${port}`, '[::1]', `[::ffff:127.0.0.1]:${port}`]) {
+          assert.deepEqual(await statusWithHost(c.connect, port, name), [200, undefined], `Host: ${name}`);
+        }
+        for (const name of ['attacker.example', `attacker.example:${port}`, '127.0.0.1.attacker.example', '10.0.0.1', '[::2]', 'localhost@attacker.example']) {
+          assert.deepEqual(await statusWithHost(c.connect, port, name), c.guarded ? [403, 'ERR_FORBIDDEN_HOST'] : [200, undefined], `Host: ${name}`);
+        }
+      } finally {
+        await server.close();
+      }
+    });
+  }
 });
 
 describe('server: options', function () {
@@ -286,6 +387,154 @@ describe('server: options', function () {
       });
       assert.ok(Date.now() - started < 1000);
     }
+  });
+});
+
+describe('server: with an API key', function () {
+  const KEY = 'k3y-for-tests_0123456789abcdef';
+  let server;
+  before(async function () {
+    server = await startServer({ model: fx.model, host: '127.0.0.1', port: 0, apiKey: KEY });
+  });
+  after(async function () {
+    await server?.close();
+  });
+  /** A request on a raw socket (any request line, any headers): the status, the headers, the parsed body. */
+  function rawRequest(requestLine, headers = {}, body = '') {
+    const port = Number(new URL(server.url).port);
+    return new Promise((resolve, reject) => {
+      const socket = net.connect(port, '127.0.0.1', () => {
+        const lines = Object.entries({ host: `127.0.0.1:${port}`, connection: 'close', ...headers }).map(([k, v]) => `${k}: ${v}\r\n`);
+        socket.write(`${requestLine}\r\n${lines.join('')}\r\n${body}`);
+      });
+      let text = '';
+      socket.on('data', (chunk) => (text += chunk));
+      socket.on('error', reject);
+      socket.on('close', () => {
+        const [head, rest] = text.split('\r\n\r\n');
+        const [status, ...fields] = head.split('\r\n');
+        const parsed = Object.fromEntries(fields.map((f) => [f.slice(0, f.indexOf(':')).toLowerCase(), f.slice(f.indexOf(':') + 1).trim()]));
+        resolve({ status: Number(status.split(' ')[1]), headers: parsed, body: rest ? JSON.parse(rest) : undefined });
+      });
+    });
+  }
+  function assertUnauthorized(r, what, invalidToken) {
+    assert.equal(r.status, 401, `${what}: ${JSON.stringify(r.body)}`);
+    assert.deepEqual(Object.keys(r.body.error), ['code', 'message'], what);
+    assert.equal(r.body.error.code, 'ERR_UNAUTHORIZED', what);
+    assert.equal(r.headers['www-authenticate'], invalidToken ? 'Bearer realm="multilora", error="invalid_token"' : 'Bearer realm="multilora"', what);
+    assert.ok(!JSON.stringify(r.body).includes(KEY), `${what}: the body shows the key`);
+  }
+
+  it('answers every API request without the key 401 ERR_UNAUTHORIZED with WWW-Authenticate: Bearer', async function () {
+    for (const line of [
+      'GET /v1/status HTTP/1.1',
+      'GET /v1/loras HTTP/1.1',
+      'GET /v1/jobs/some-job HTTP/1.1',
+      'GET /v1/jobs/some-job/events HTTP/1.1',
+      'DELETE /v1/jobs/some-job HTTP/1.1',
+      'GET /v1/nothing-here HTTP/1.1',
+      'GET /% HTTP/1.1',
+      // An absolute-form request line routes to /v1/status: the check follows the route, not the text of the URL.
+      `GET http://127.0.0.1:${new URL(server.url).port}/v1/status HTTP/1.1`,
+    ]) {
+      assertUnauthorized(await rawRequest(line), line);
+    }
+    const body = JSON.stringify({ prompt: 'x', steps: 1 });
+    const post = await rawRequest('POST /v1/images/generations HTTP/1.1', { 'content-type': 'application/json', 'content-length': body.length }, body);
+    assertUnauthorized(post, 'POST /v1/images/generations');
+  });
+
+  it('answers a wrong key, or another scheme, 401 too', async function () {
+    for (const authorization of [`Bearer ${KEY}x`, `Bearer ${KEY.slice(0, -1)}`, 'Bearer x', `Basic ${Buffer.from(`u:${KEY}`).toString('base64')}`, KEY, `Bearer ${KEY} extra`]) {
+      const invalidToken = /^Bearer \S+$/.test(authorization);
+      assertUnauthorized(await rawRequest('GET /v1/status HTTP/1.1', { authorization }), authorization, invalidToken);
+    }
+  });
+
+  it('answers the API with the key, and generates', async function () {
+    for (const authorization of [`Bearer ${KEY}`, `bearer ${KEY}`]) {
+      assert.equal((await rawRequest('GET /v1/status HTTP/1.1', { authorization })).status, 200, authorization);
+    }
+    const headers = { authorization: `Bearer ${KEY}` };
+    assert.equal((await fetch(`${server.url}/v1/nothing-here`, { headers })).status, 404);
+    const res = await fetch(`${server.url}/v1/images/generations`, {
+      method: 'POST',
+      headers: { ...headers, 'content-type': 'application/json' },
+      body: JSON.stringify({ prompt: 'a key', size: '64x64', steps: 1, seed: 1 }),
+    });
+    assert.equal(res.status, 200);
+    assert.equal((await res.json()).data.length, 1);
+  });
+
+  it("serves the page's files and the OpenAPI document without the key", async function () {
+    for (const f of ['/', '/index.html', '/app.js', '/style.css', '/openapi.json']) {
+      assert.equal((await fetch(server.url + f)).status, 200, f);
+    }
+  });
+
+  it('refuses a key that is short or not a Bearer token, without showing it', async function () {
+    for (const apiKey of ['hunter2', 'a key with spaces in it', 'x'.repeat(5000), '', 42]) {
+      await rejectsWith(startServer({ model: '/nonexistent-model', host: '127.0.0.1', port: 0, apiKey }), 'ERR_INVALID_ARGUMENT', /^Expected 16 to 4096 letters, digits or -._~\+\/ .* for apiKey but received (a string of \d+ characters|42)/);
+      await startServer({ model: '/nonexistent-model', host: '127.0.0.1', port: 0, apiKey }).catch((err) => {
+        if (typeof apiKey === 'string' && apiKey.length > 0) assert.ok(!err.message.includes(apiKey), err.message);
+      });
+    }
+  });
+});
+
+describe('server: host and port, checked before the model loads', function () {
+  // The model is a folder that does not exist: had the load come first, each would be ERR_MODEL_NOT_FOUND.
+  const nowhere = '/nonexistent-model';
+  let taken;
+  before(async function () {
+    taken = net.createServer();
+    await new Promise((resolve) => taken.listen(0, '127.0.0.1', resolve));
+  });
+  after(async function () {
+    await new Promise((resolve) => taken.close(resolve));
+  });
+
+  it('refuses a port in use, an address that is not one, a name that does not resolve, an address not of this machine', async function () {
+    const port = taken.address().port;
+    const cases = [
+      [{ host: '127.0.0.1', port }, new RegExp(`^Expected a free port for port but received ${port}: .*\\(EADDRINUSE\\)`)],
+      [{ host: '999.1.1.1', port: 0 }, /^Expected an IP address or a host name for host but received "999\.1\.1\.1": an IPv4 address has four numbers/],
+      [{ host: 'no-such-host.invalid', port: 0 }, /^Expected an IP address or a host name that resolves for host but received "no-such-host\.invalid" \((ENOTFOUND|EAI_AGAIN|EAI_FAIL)\)$/],
+      [{ host: 'a b', port: 0 }, /^Expected an IP address or a host name for host but received "a b"$/],
+      [{ host: '192.0.2.1', port: 0 }, /^Expected an address of this machine for host but received "192\.0\.2\.1" \(EADDRNOTAVAIL\)$/],
+      [{ host: '127.0.0.1', port: 65536 }, /^Expected an integer from 0 to 65535 for port but received 65536$/],
+      [{ host: '127.0.0.1', port: '80' }, /for port but received "80"$/],
+    ];
+    for (const [where, message] of cases) await rejectsWith(startServer({ model: nowhere, ...where }), 'ERR_INVALID_ARGUMENT', message);
+  });
+
+  it('holds the port from the check until it listens, so that a load of minutes cannot lose it', async function () {
+    const port = await freePort();
+    let probed;
+    const server = await startServer({ model: fx.model, host: '127.0.0.1', port }, () => {
+      // The checks passed and the model starts loading: the port is already bound.
+      const probe = net.createServer();
+      probed = new Promise((resolve) => {
+        probe.once('error', (err) => resolve(err.code));
+        probe.listen(port, '127.0.0.1', () => probe.close(() => resolve('bound')));
+      });
+    });
+    try {
+      assert.equal(await probed, 'EADDRINUSE');
+      assert.equal(server.url, `http://127.0.0.1:${port}`);
+      assert.equal((await fetch(`${server.url}/v1/status`)).status, 200);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('releases the port when the load fails', async function () {
+    const port = await freePort();
+    await rejectsWith(startServer({ model: nowhere, host: '127.0.0.1', port }), 'ERR_MODEL_NOT_FOUND');
+    const again = net.createServer();
+    await new Promise((resolve, reject) => again.once('error', reject).listen(port, '127.0.0.1', resolve));
+    await new Promise((resolve) => again.close(resolve));
   });
 });
 

@@ -2,7 +2,33 @@
 'use strict';
 
 const $ = (id) => document.getElementById(id);
-const state = { status: null, loras: [], job: null, history: [] };
+const state = { status: null, loras: [], job: null, history: [], ready: false };
+/** Where the API key stays for this tab (a server started with --api-key); never in a URL. */
+const KEY_STORE = 'multilora-api-key';
+
+/** A 401 from the API: the server has a key, and this page has none or another. */
+class Unauthorized extends Error {}
+
+/** fetch() for the API: with the key when the page has one; a 401 shows the key field and throws Unauthorized. */
+async function api(path, init = {}) {
+  const key = sessionStorage.getItem(KEY_STORE);
+  const headers = { ...(init.headers || {}) };
+  if (key) headers.authorization = `Bearer ${key}`;
+  const res = await fetch(path, { ...init, headers });
+  if (res.status === 401) {
+    const body = await res.json().catch(() => ({}));
+    askForKey(key ? 'This key is not the server\'s: enter its API key.' : 'This server needs its API key: enter it above.');
+    throw new Unauthorized((body.error && body.error.message) || 'HTTP 401');
+  }
+  return res;
+}
+
+function askForKey(message) {
+  if (!state.ready) $('model').textContent = 'locked';
+  $('auth').hidden = false;
+  $('api-key').focus();
+  setState('locked', message, true);
+}
 
 function setState(name, text, isError = false) {
   document.body.dataset.state = name;
@@ -133,37 +159,65 @@ function addHistory(s, src, seconds) {
   $('history').prepend(li);
 }
 
+/**
+ * Follows a job's Server-Sent Events through fetch() (EventSource cannot send the Authorization header, and the
+ * key must not go in a URL): calls on[event](data) for each event until the stream ends. Returns its controller.
+ */
+function followEvents(id, on) {
+  const controller = new AbortController();
+  (async () => {
+    const res = await api(`/v1/jobs/${encodeURIComponent(id)}/events`, { signal: controller.signal });
+    if (!res.ok || !res.body) return;
+    const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = '';
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      buffer += value;
+      // An event is its lines up to a blank line: `event: name` and `data: json` (comments and retry: are skipped).
+      let end;
+      while ((end = buffer.search(/\r?\n\r?\n/)) >= 0) {
+        const block = buffer.slice(0, end);
+        buffer = buffer.slice(end).replace(/^\r?\n\r?\n/, '');
+        let event = 'message';
+        const data = [];
+        for (const line of block.split(/\r?\n/)) {
+          if (line.startsWith('event:')) event = line.slice(6).trim();
+          else if (line.startsWith('data:')) data.push(line.slice(5).replace(/^ /, ''));
+        }
+        if (data.length && on[event]) on[event](JSON.parse(data.join('\n')));
+      }
+    }
+  })().catch(() => undefined); // aborted, or the server went away: the POST's answer says what happened
+  return controller;
+}
+
 function openEvents(id) {
   const progress = $('progress');
   progress.dataset.events = '0';
-  const es = new EventSource(`/v1/jobs/${encodeURIComponent(id)}/events`);
-  es.addEventListener('queued', (e) => {
-    const { position } = JSON.parse(e.data);
-    if (position > 0) setState('running', `Queued: ${position} ahead.`);
+  return followEvents(id, {
+    queued: ({ position }) => {
+      if (position > 0) setState('running', `Queued: ${position} ahead.`);
+    },
+    progress: (p) => {
+      progress.max = p.total;
+      progress.value = p.step;
+      progress.dataset.events = String(Number(progress.dataset.events) + 1);
+      progress.dataset.step = String(p.step);
+      if (state.job && !state.job.cancelling) setState('running', `Step ${p.step}/${p.total} · ${(p.elapsedMs / 1000).toFixed(1)} s`);
+      if (p.preview) {
+        $('preview').src = p.preview;
+        $('preview').hidden = false;
+        $('image').hidden = true;
+      }
+    },
   });
-  es.addEventListener('progress', (e) => {
-    const p = JSON.parse(e.data);
-    progress.max = p.total;
-    progress.value = p.step;
-    progress.dataset.events = String(Number(progress.dataset.events) + 1);
-    progress.dataset.step = String(p.step);
-    if (state.job && !state.job.cancelling) setState('running', `Step ${p.step}/${p.total} · ${(p.elapsedMs / 1000).toFixed(1)} s`);
-    if (p.preview) {
-      $('preview').src = p.preview;
-      $('preview').hidden = false;
-      $('image').hidden = true;
-    }
-  });
-  for (const end of ['done', 'cancelled']) es.addEventListener(end, () => es.close());
-  es.addEventListener('error', (e) => {
-    if (e.data || es.readyState === EventSource.CLOSED) es.close();
-  });
-  return es;
 }
 
 async function generate(event) {
   event.preventDefault();
-  if (state.job) return;
+  if (!state.ready && !$('auth').hidden) $('api-key').focus();
+  if (state.job || !state.ready) return;
   const s = settings();
   const id = newJobId();
   const job = { id, cancelling: false, started: performance.now() };
@@ -173,9 +227,9 @@ async function generate(event) {
   $('progress').value = 0;
   $('progress').max = s.steps;
   setState('running', 'Starting…');
-  const es = openEvents(id);
+  const events = openEvents(id);
   try {
-    const res = await fetch('/v1/images/generations', {
+    const res = await api('/v1/images/generations', {
       method: 'POST',
       headers: { 'content-type': 'application/json', 'x-job-id': id },
       body: JSON.stringify({ ...s, response_format: 'b64_json', preview: true }),
@@ -202,9 +256,9 @@ async function generate(event) {
       setState('error', `${e.code}: ${e.message}`, true);
     }
   } catch (err) {
-    setState('error', `The server did not answer: ${err.message}`, true);
+    if (!(err instanceof Unauthorized)) setState('error', `The server did not answer: ${err.message}`, true);
   } finally {
-    es.close();
+    events.abort();
     state.job = null;
     $('generate').disabled = false;
     $('cancel').disabled = true;
@@ -217,16 +271,17 @@ async function cancel() {
   job.cancelling = true;
   $('cancel').disabled = true;
   setState('cancelling', 'Cancelling…');
-  const res = await fetch(`/v1/jobs/${encodeURIComponent(job.id)}`, { method: 'DELETE' });
-  if (!res.ok && res.status !== 409) setState('error', `Could not cancel: HTTP ${res.status}`, true);
+  try {
+    const res = await api(`/v1/jobs/${encodeURIComponent(job.id)}`, { method: 'DELETE' });
+    if (!res.ok && res.status !== 409) setState('error', `Could not cancel: HTTP ${res.status}`, true);
+  } catch (err) {
+    if (!(err instanceof Unauthorized)) setState('error', `Could not cancel: ${err.message}`, true);
+  }
 }
 
 async function init() {
   try {
-    const [status, loras] = await Promise.all([
-      fetch('/v1/status').then((r) => r.json()),
-      fetch('/v1/loras').then((r) => r.json()),
-    ]);
+    const [status, loras] = await Promise.all([api('/v1/status').then((r) => r.json()), api('/v1/loras').then((r) => r.json())]);
     state.status = status;
     state.loras = loras.data;
     const { defaults, limits, model } = status;
@@ -238,13 +293,27 @@ async function init() {
     $('guidance').value = String(defaults.guidance_scale);
     $('guidance').max = String(limits.guidance_scale.max);
     renderLoras(loras.data);
+    state.ready = true;
     setState('idle', 'Ready.');
   } catch (err) {
-    setState('error', `Cannot reach the server: ${err.message}`, true);
+    if (!(err instanceof Unauthorized)) setState('error', `Cannot reach the server: ${err.message}`, true);
   }
 }
 
+/** The key field: kept for this tab only (sessionStorage), then the page tries again. */
+function useKey(event) {
+  event.preventDefault();
+  const key = $('api-key').value.trim();
+  if (!key) return;
+  sessionStorage.setItem(KEY_STORE, key);
+  $('api-key').value = '';
+  $('auth').hidden = true;
+  if (state.ready) setState('idle', 'Ready.');
+  else init();
+}
+
 $('form').addEventListener('submit', generate);
+$('auth').addEventListener('submit', useKey);
 $('cancel').addEventListener('click', cancel);
 $('randomize').addEventListener('click', () => {
   $('seed').value = String(Math.floor(Math.random() * 4294967296));

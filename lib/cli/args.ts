@@ -1,6 +1,6 @@
 // Parsing of the command line's values: numbers, `name=path[:alpha]`, `name[:alpha]`, output paths. Every failure is
 // a UsageError (exit 2) that reads "Expected <what> for <flag> but received <value>".
-import { statSync } from 'node:fs';
+import { closeSync, openSync, unlinkSync } from 'node:fs';
 import path from 'node:path';
 
 import { describe } from '../validate';
@@ -95,17 +95,35 @@ export function outputFormat(file: string): ImageFormat {
   throw usage('a file name ending in .png, .jpg or .jpeg, or - for stdout', '--out', file);
 }
 
-/** Checks that an output file's folder exists, before anything slow runs. */
-export function checkOutputFolder(file: string): void {
+/**
+ * Checks that an output file can be written, before anything slow runs, by the open its write will do: an existing
+ * file is opened for writing without truncating it (a folder fails with EISDIR); a new one is created and removed at
+ * once. So a folder, a missing or unwritable folder, or a read-only file system is a usage error now, not a raw
+ * EISDIR or EACCES once the image is made.
+ */
+export function checkOutputFile(file: string, flag = '--out'): void {
   if (file === '-') return;
-  const dir = path.dirname(path.resolve(file));
-  let isDir = false;
+  let fd: number | undefined;
+  let created = false;
   try {
-    isDir = statSync(dir).isDirectory();
-  } catch {
-    // reported below
+    try {
+      fd = openSync(file, 'r+');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      fd = openSync(file, 'wx');
+      created = true;
+    }
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'an error';
+    const dir = path.dirname(path.resolve(file));
+    if (code === 'EISDIR') throw usage('a file, not a folder,', flag, file);
+    if (code === 'ENOENT' || code === 'ENOTDIR') throw usage(`a file in an existing folder (no folder ${dir})`, flag, file);
+    if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') throw usage(`a file this user can write (${code} in ${dir})`, flag, file);
+    throw usage(`a file that can be written (${code})`, flag, file);
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+    if (created) unlinkSync(file);
   }
-  if (!isDir) throw usage(`a file in an existing folder (no folder ${dir})`, '--out', file);
 }
 
 /**

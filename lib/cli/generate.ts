@@ -7,7 +7,7 @@ import type { GenerateOptions, GeneratorName, Image, SchedulerName } from '../op
 import { Pipeline } from '../pipeline';
 import {
   UsageError,
-  checkOutputFolder,
+  checkOutputFile,
   numberedFiles,
   outputFormat,
   parseInteger,
@@ -55,7 +55,7 @@ export async function generateCommand(prompt: string, flags: GenerateFlags): Pro
   const format = outputFormat(out);
   if (out === '-' && flags.json) throw new UsageError('--json and --out - both write to stdout: choose one');
   if (out === '-' && count > 1) throw new UsageError('--out - writes one image: leave out --n, or write files');
-  checkOutputFolder(out);
+  for (const file of numberedFiles(out, count)) checkOutputFile(file);
 
   const dir = modelDir(flags);
   const model = inspectModel(dir); // ERR_MODEL_NOT_FOUND / ERR_MODEL_INVALID before anything slow

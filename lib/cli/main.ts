@@ -77,6 +77,11 @@ export function buildProgram(run: (action: () => Promise<number>) => Promise<voi
   modelOptions(program.command('serve').description('serve the web page and the HTTP API on a model (or on the workers of a queue in Redis), until Ctrl-C'))
     .option('--host <host>', 'the address to listen on', '127.0.0.1')
     .option('--port <port>', 'the port to listen on; 0 for any free one', '7860')
+    .addOption(
+      new Option('--api-key <key>', 'require this key (Authorization: Bearer <key>) on every API request; the page asks for it').env(
+        'MULTILORA_API_KEY',
+      ),
+    )
     .option('--redis <url>', 'enqueue the generations in Redis for multilora worker processes instead of loading a model here')
     .option('--queue <name>', 'with --redis: the queue name (default: generate)')
     .option('--prefix <prefix>', 'with --redis: the prefix of the keys in Redis (default: multilora)')

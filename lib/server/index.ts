@@ -3,7 +3,7 @@
 // (backend.ts). docs/SERVER.md says what it does; docs/openapi.json is the API.
 import { readFileSync } from 'node:fs';
 import { STATUS_CODES, type ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
+import { isIP, type AddressInfo, type Socket } from 'node:net';
 import path from 'node:path';
 
 import Fastify, { type FastifyError, type FastifyReply, type FastifyRequest } from 'fastify';
@@ -12,9 +12,11 @@ import { MultiloraError } from '../errors';
 import type { Image } from '../options';
 import { Pipeline, type LoadOptions } from '../pipeline';
 import { checkRedisUrl } from '../remote';
-import { integer } from '../validate';
+import { describe, integer } from '../validate';
 import { encodePng } from '../png';
 import { PACKAGE_ROOT } from '../sdk';
+import { BearerAuth, checkApiKey } from './auth';
+import { isLoopbackAddress, isLoopbackHost, listenError, reserve, resolveHost, urlOf, type Reservation } from './address';
 import { LocalBackend, RemoteBackend, type Backend, type BackendCall } from './backend';
 import { Jobs, type Job, type JobEvent } from './jobs';
 import {
@@ -51,15 +53,28 @@ export interface ServeOptions {
   prefix?: string;
   /** With `redis`: how long startServer waits for a live worker, in ms. Default 30 s. */
   waitForWorkersMs?: number;
-  /** Where to listen: '127.0.0.1' unless told otherwise. */
+  /**
+   * Where to listen: an IP address or a host name ('127.0.0.1' unless told otherwise). Bound to a loopback address
+   * (127.0.0.0/8, ::1, or a name such as localhost that resolves to one), the server answers only to loopback Host
+   * names (DNS rebinding); bound elsewhere, to anyone who can reach it.
+   */
   host: string;
-  /** 0: any free port (the returned url says which). */
+  /**
+   * 0: any free port (the returned url says which). The host and the port are checked before the model loads: a port
+   * in use, an address not of this machine, or a name that does not resolve rejects at once with ERR_INVALID_ARGUMENT,
+   * and the port stays bound from that check until the server listens.
+   */
   port: number;
   /**
    * Generation jobs accepted at once, running or waiting; one more gets 429. Default 8. With `redis`, the jobs of the
    * whole queue count (waiting or active, from any producer), as well as this server's own.
    */
   maxQueue?: number;
+  /**
+   * A key that every request but the page's files and GET /openapi.json must carry as `Authorization: Bearer <key>`;
+   * else 401 ERR_UNAUTHORIZED. For a server others can reach; the page asks for it. 16 to 4096 of A-Z a-z 0-9 -._~+/.
+   */
+  apiKey?: string;
   /** Largest request body; a larger one gets 413. Default 1 MiB. */
   maxBodyBytes?: number;
   /** Time a client has to send a request's headers, in ms; a slower one gets 408 and is disconnected. Default 10 s. */
@@ -71,7 +86,10 @@ export interface ServeOptions {
 }
 
 export interface RunningServer {
-  /** e.g. "http://127.0.0.1:43117" */
+  /**
+   * The address it is bound to, and the port: e.g. "http://127.0.0.1:43117"; "http://0.0.0.0:7860" when it listens on
+   * every IPv4 address (reach it at any of them), IPv6 in brackets ("http://[::1]:7860").
+   */
   url: string;
   /**
    * Stops accepting, aborts running and queued jobs (with `redis`: cancels them in the queue), ends the event streams,
@@ -88,8 +106,9 @@ const PAGE_FILES: Record<string, [file: string, type: string]> = {
   '/style.css': ['style.css', 'text/css; charset=utf-8'],
   '/favicon.svg': ['favicon.svg', 'image/svg+xml'],
 };
+/** The routes anyone may ask, with or without the API key: the page (which then asks for the key) and the API's description. */
+const PUBLIC_ROUTES = new Set([...Object.keys(PAGE_FILES), '/openapi.json']);
 const CSP = "default-src 'self'; img-src 'self' data: blob:; script-src 'self'; style-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
-const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '::1', '[::1]']);
 
 /** The HTTP status of a library error. */
 function statusOf(err: MultiloraError): number {
@@ -147,11 +166,18 @@ const LINGER_MS = 1000;
  * has read the answer (it then sees only "connection reset"). Meanwhile the rest of the body is not read into
  * memory: Node stops reading once its small buffer is full, and the client's sending stalls.
  */
-function lingeringAnswer(socket: Socket, reply: FastifyReply, status: number, body: ReturnType<typeof errorBody>): void {
+function lingeringAnswer(
+  socket: Socket,
+  reply: FastifyReply,
+  status: number,
+  body: ReturnType<typeof errorBody>,
+  headers: Readonly<Record<string, string>>,
+): void {
   reply.hijack();
   const json = JSON.stringify(body);
+  const extra = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join('');
   socket.end(
-    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\n` +
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\n${extra}` +
       `Content-Length: ${Buffer.byteLength(json)}\r\n\r\n${json}`,
   );
   const timer = setTimeout(() => socket.destroy(), LINGER_MS);
@@ -159,14 +185,15 @@ function lingeringAnswer(socket: Socket, reply: FastifyReply, status: number, bo
   socket.once('close', () => clearTimeout(timer));
 }
 
-function hostnameOf(hostHeader: string | undefined): string {
-  if (!hostHeader) return '';
-  if (hostHeader.startsWith('[')) return hostHeader.slice(0, hostHeader.indexOf(']') + 1);
-  return hostHeader.replace(/:\d+$/, '').toLowerCase();
-}
-
-export async function startServer(o: ServeOptions): Promise<RunningServer> {
+/**
+ * Everything that needs no model is checked first, in milliseconds: the options, the host (an address, or a name that
+ * resolves), and the port (bound, and held until the server listens). Only then does the model load.
+ * `onChecked` (the CLI's) runs between the two.
+ */
+export async function startServer(o: ServeOptions, onChecked?: () => void): Promise<RunningServer> {
   const host = o.host || '127.0.0.1';
+  if (typeof host !== 'string') throw new MultiloraError('ERR_INVALID_ARGUMENT', `Expected an IP address or a host name for host but received ${describe(host)}`);
+  const port = integer(o.port, 'port', 0, 65535);
   const maxQueue = o.maxQueue ?? DEFAULT_MAX_QUEUE;
   const maxBodyBytes = o.maxBodyBytes ?? DEFAULT_MAX_BODY;
   if (!Number.isInteger(maxQueue) || maxQueue < 1) throw new MultiloraError('ERR_INVALID_ARGUMENT', `Expected an integer of at least 1 for maxQueue but received ${maxQueue}`);
@@ -193,19 +220,27 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
       if (o[key] !== undefined) throw new MultiloraError('ERR_INVALID_ARGUMENT', `Expected ${key} only with redis but received ${JSON.stringify(o[key])}`);
     }
   }
+  const auth = o.apiKey === undefined ? undefined : new BearerAuth(checkApiKey(o.apiKey, 'apiKey'));
   const waitForWorkersMs = o.waitForWorkersMs === undefined ? DEFAULT_WAIT_FOR_WORKERS_MS : integer(o.waitForWorkersMs, 'waitForWorkersMs', 0, 3_600_000);
   const page = Object.fromEntries(
     Object.entries(PAGE_FILES).map(([route, [file, type]]) => [route, { body: readFileSync(path.join(WEB_DIR, file)), type }]),
   );
+  const reservation: Reservation = await reserve(host, await resolveHost(host), port);
+  onChecked?.();
 
   let backend: Backend;
-  if (o.redis !== undefined) {
-    backend = await RemoteBackend.connect({ redis: o.redis, queue: o.queue, prefix: o.prefix, waitForWorkersMs });
-  } else {
-    const load: LoadOptions = {};
-    if (o.catalog !== undefined) load.catalog = o.catalog;
-    if (o.loras?.length) load.adapters = Object.fromEntries(o.loras.map((l) => [l.name, { path: l.path, alpha: l.alpha }]));
-    backend = new LocalBackend(await Pipeline.load(o.model!, load));
+  try {
+    if (o.redis !== undefined) {
+      backend = await RemoteBackend.connect({ redis: o.redis, queue: o.queue, prefix: o.prefix, waitForWorkersMs });
+    } else {
+      const load: LoadOptions = {};
+      if (o.catalog !== undefined) load.catalog = o.catalog;
+      if (o.loras?.length) load.adapters = Object.fromEntries(o.loras.map((l) => [l.name, { path: l.path, alpha: l.alpha }]));
+      backend = new LocalBackend(await Pipeline.load(o.model!, load));
+    }
+  } catch (err) {
+    await reservation.release();
+    throw err;
   }
   /** The model, defaults and adapters now (the workers' may change), and the sizes they allow. */
   const current = async () => {
@@ -216,7 +251,9 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
   let admission: Promise<unknown> = Promise.resolve();
   const jobs = new Jobs();
   const streams = new Set<ServerResponse>();
-  const loopbackOnly = LOOPBACK_HOSTS.has(host);
+  // Set once bound: whether the address is a loopback one (127.0.0.0/8, ::1), and the host name given, if one was.
+  let loopbackOnly = true;
+  const hostNames = new Set(isIP(host) === 0 ? [host.toLowerCase()] : []);
   let closing: Promise<void> | undefined;
 
   // Node's own timeouts bound a client that sends slowly (slowloris): the headers within headersTimeout, the whole
@@ -228,8 +265,37 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     forceCloseConnections: true,
     requestTimeout,
     keepAliveTimeout,
-    http: { headersTimeout, requestTimeout, maxHeaderSize: MAX_HEADER_BYTES, connectionsCheckingInterval: Math.min(1000, headersTimeout) },
+    // Node answers an HTTP/1.1 request without Host itself, with an empty 400; the gate answers it instead.
+    http: {
+      headersTimeout,
+      requestTimeout,
+      maxHeaderSize: MAX_HEADER_BYTES,
+      connectionsCheckingInterval: Math.min(1000, headersTimeout),
+      requireHostHeader: false,
+    },
     clientErrorHandler: onClientError,
+    // A path parameter longer than the router's limit (100 by default) is answered by Fastify itself, with a 414
+    // and a body of its own format that echoes the whole path. Every path Node's parser lets through (its request
+    // line counts against the 16 KiB of headers) fits this limit, so a too-long job id reaches findJob: 400.
+    routerOptions: { maxParamLength: MAX_HEADER_BYTES },
+    // Fastify's own 503 body while closing has its format, not ours: the onRequest hook answers instead.
+    return503OnClosing: false,
+    // What the router refuses before any hook runs (a path that is not valid percent-encoding): the same gate as
+    // every request (the Host), then the documented body.
+    frameworkErrors: (err, req, reply) => {
+      const pathname = describe(req.url.split('?')[0]);
+      let error = new HttpError(
+        400,
+        'ERR_MALFORMED_REQUEST',
+        err.code === 'FST_ERR_BAD_URL' ? `The request's path ${pathname} is not valid percent-encoding` : `The request's path ${pathname} was refused (${err.code})`,
+      );
+      try {
+        gate(req);
+      } catch (e) {
+        error = e as HttpError;
+      }
+      void (reply as FastifyReply).code(error.status).headers(error.headers).send(errorBody(error.code, error.message));
+    },
   });
 
   // Routes by method, so that a known path asked with another method gets 405 and the methods it takes.
@@ -241,19 +307,32 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
 
   // A page of another site may not drive this server through the browser: with no CORS headers a cross-origin
   // fetch of JSON is refused, and a loopback server answers only to loopback Host names (DNS rebinding).
-  app.addHook('onRequest', async (req) => {
-    if (loopbackOnly && !LOOPBACK_HOSTS.has(hostnameOf(req.headers.host))) {
-      throw new HttpError(403, 'ERR_FORBIDDEN_HOST', `This server answers to 127.0.0.1 and localhost, not ${JSON.stringify(req.headers.host ?? '')}`);
+  function gate(req: FastifyRequest): void {
+    if (req.headers.host === undefined && req.raw.httpVersion !== '1.0') {
+      throw new HttpError(400, 'ERR_MALFORMED_REQUEST', 'An HTTP/1.1 request needs a Host header');
     }
-  });
+    if (loopbackOnly && !isLoopbackHost(req.headers.host, hostNames)) {
+      throw new HttpError(
+        403,
+        'ERR_FORBIDDEN_HOST',
+        `This server answers to loopback names (127.0.0.1, localhost, [::1]), not ${describe(req.headers.host ?? '')}`,
+      );
+    }
+    // The routed path, not req.url: an absolute-form request line (GET http://x/v1/status) routes to /v1/status too.
+    if (auth && !PUBLIC_ROUTES.has(req.routeOptions.url ?? '')) auth.check(req.headers.authorization);
+    if (closing) throw new HttpError(503, 'ERR_SHUTTING_DOWN', 'The server is shutting down');
+  }
+  app.addHook('onRequest', async (req) => gate(req));
 
   app.setErrorHandler((err: FastifyError | HttpError | MultiloraError, req, reply) => {
     let status = 500;
     let code = 'ERR_INTERNAL';
     let message = err.message;
+    let headers: Readonly<Record<string, string>> = {};
     if (err instanceof HttpError) {
       status = err.status;
       code = err.code;
+      headers = err.headers;
     } else if (err instanceof MultiloraError) {
       status = statusOf(err);
       code = err.code;
@@ -278,12 +357,12 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
       status = (err as FastifyError).statusCode!;
       code = 'ERR_BAD_REQUEST';
     }
-    if (status === 429) reply.header('retry-after', '5');
+    if (status === 429) headers = { ...headers, 'retry-after': '5' };
     if (!req.raw.complete) {
-      lingeringAnswer(req.raw.socket, reply, status, errorBody(code, message));
+      lingeringAnswer(req.raw.socket, reply, status, errorBody(code, message), headers);
       return;
     }
-    void reply.code(status).send(errorBody(code, message));
+    void reply.code(status).headers(headers).send(errorBody(code, message));
   });
 
   app.setNotFoundHandler((req, reply) => {
@@ -293,10 +372,10 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
       void reply
         .code(405)
         .header('allow', allowed.join(', '))
-        .send(errorBody('ERR_METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${pathname}; it takes ${allowed.join(', ')}`));
+        .send(errorBody('ERR_METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${describe(pathname)}; it takes ${allowed.join(', ')}`));
       return;
     }
-    void reply.code(404).send(errorBody('ERR_NOT_FOUND', `No route ${req.method} ${pathname}`));
+    void reply.code(404).send(errorBody('ERR_NOT_FOUND', `No route ${req.method} ${describe(pathname)}`));
   });
 
   for (const [route, file] of Object.entries(page)) {
@@ -524,17 +603,18 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
   });
 
   try {
-    await app.listen({ host, port: o.port });
+    await reservation.release();
+    await app.listen({ host, port });
   } catch (err) {
     await backend.close();
-    throw err;
+    // Another program took the port in the moment between the reservation's release and this listen.
+    throw (err as NodeJS.ErrnoException).syscall === 'listen' ? listenError(err as NodeJS.ErrnoException, host, port) : err;
   }
-  const address = app.server.address();
-  const port = typeof address === 'object' && address ? address.port : o.port;
-  const shown = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
+  const bound = app.server.address() as AddressInfo;
+  loopbackOnly = isLoopbackAddress(bound.address);
 
   return {
-    url: `http://${shown}:${port}`,
+    url: urlOf(bound.address, bound.port),
     close(): Promise<void> {
       closing ??= (async () => {
         for (const job of jobs.active) job.abort('closing');

@@ -8,6 +8,17 @@ const error = (description: string): Record<string, unknown> => ({
   content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
 });
 
+/** Every operation under /v1 answers this when the server has an API key and the request lacks it. */
+const unauthorized = {
+  ...error('The server has an API key (serve --api-key) and the request did not send it as Authorization: Bearer <key>, or sent another (ERR_UNAUTHORIZED)'),
+  headers: { 'WWW-Authenticate': { schema: { type: 'string', example: 'Bearer realm="multilora"' } } },
+};
+
+/** Every operation answers this on a server bound to loopback asked under another Host name (DNS rebinding). */
+const forbiddenHost = error(
+  'The server is bound to a loopback address and the Host header is not a loopback name (127.x.y.z, localhost, [::1]) (ERR_FORBIDDEN_HOST)',
+);
+
 const jobIdParam = {
   name: 'id',
   in: 'path',
@@ -28,7 +39,8 @@ export function openapiDocument(): Record<string, unknown> {
         `${DEFAULT_TIMEOUTS.headersMs} ms to send a request's headers and ${DEFAULT_TIMEOUTS.requestMs} ms to send the whole request ` +
         '(408 ERR_REQUEST_TIMEOUT, and the connection closes); an idle keep-alive connection closes after ' +
         `${DEFAULT_TIMEOUTS.keepAliveMs} ms. Malformed HTTP gets 400 ERR_MALFORMED_REQUEST; a method a path does not take gets ` +
-        '405 ERR_METHOD_NOT_ALLOWED with Allow. Every error is an Error object with a code. A request names adapters of the ' +
+        '405 ERR_METHOD_NOT_ALLOWED with Allow. Every error is an Error object with a code. With an API key (serve --api-key), ' +
+        'every request but the page and this document needs Authorization: Bearer <key> (401 ERR_UNAUTHORIZED). A request names adapters of the ' +
         'catalogue only, never files. A client that disconnects before its response has its job aborted. See docs/SERVER.md.',
     },
     paths: {
@@ -51,6 +63,8 @@ export function openapiDocument(): Record<string, unknown> {
               headers: { 'X-Job-Id': { schema: { type: 'string' } } },
               content: { 'application/json': { schema: { $ref: '#/components/schemas/GenerationResponse' } } },
             },
+            '401': unauthorized,
+            '403': forbiddenHost,
             '400': error(
               'Bad input: malformed JSON (ERR_INVALID_JSON), a bad or unknown field (ERR_INVALID_ARGUMENT), an adapter not in the catalogue or a path (ERR_UNKNOWN_ADAPTER), malformed HTTP (ERR_MALFORMED_REQUEST)',
             ),
@@ -70,6 +84,8 @@ export function openapiDocument(): Record<string, unknown> {
         get: {
           summary: "The adapter catalogue (with serve --redis: the live workers' adapters)",
           responses: {
+            '401': unauthorized,
+            '403': forbiddenHost,
             '200': {
               description: 'The adapters a request may name',
               content: {
@@ -89,6 +105,8 @@ export function openapiDocument(): Record<string, unknown> {
         get: {
           summary: 'The model, its defaults, the limits, the queue and counters',
           responses: {
+            '401': unauthorized,
+            '403': forbiddenHost,
             '200': { description: 'Status', content: { 'application/json': { schema: { $ref: '#/components/schemas/Status' } } } },
           },
         },
@@ -98,6 +116,8 @@ export function openapiDocument(): Record<string, unknown> {
           summary: "A job's state",
           parameters: [jobIdParam],
           responses: {
+            '401': unauthorized,
+            '403': forbiddenHost,
             '200': { description: 'The job', content: { 'application/json': { schema: { $ref: '#/components/schemas/Job' } } } },
             '400': error('Not a job id (ERR_INVALID_ARGUMENT)'),
             '404': error('No such job, or it ended more than 5 minutes or 200 jobs ago (ERR_NOT_FOUND)'),
@@ -107,6 +127,8 @@ export function openapiDocument(): Record<string, unknown> {
           summary: 'Cancel a job: queued, it leaves the queue; running, it stops at the next step',
           parameters: [jobIdParam],
           responses: {
+            '401': unauthorized,
+            '403': forbiddenHost,
             '202': {
               description: 'Cancelling: its POST will answer 499',
               content: { 'application/json': { schema: { $ref: '#/components/schemas/Job' } } },
@@ -127,6 +149,8 @@ export function openapiDocument(): Record<string, unknown> {
             'job_id. The stream may be opened before the job is posted: it waits 30 s for it, then sends `error` ERR_NOT_FOUND.',
           parameters: [jobIdParam],
           responses: {
+            '401': unauthorized,
+            '403': forbiddenHost,
             '200': { description: 'The event stream', content: { 'text/event-stream': { schema: { type: 'string' } } } },
             '400': error('Not a job id (ERR_INVALID_ARGUMENT)'),
           },
@@ -135,11 +159,24 @@ export function openapiDocument(): Record<string, unknown> {
       '/openapi.json': {
         get: {
           summary: 'This document',
-          responses: { '200': { description: 'OpenAPI 3.0', content: { 'application/json': { schema: { type: 'object' } } } } },
+          security: [],
+          responses: {
+            '200': { description: 'OpenAPI 3.0', content: { 'application/json': { schema: { type: 'object' } } } },
+            '403': forbiddenHost,
+          },
         },
       },
     },
+    // Optional: a server without an API key takes requests without one.
+    security: [{}, { apiKey: [] }],
     components: {
+      securitySchemes: {
+        apiKey: {
+          type: 'http',
+          scheme: 'bearer',
+          description: 'The key given to serve --api-key (or MULTILORA_API_KEY, or startServer({ apiKey })), when one was',
+        },
+      },
       schemas: {
         GenerationRequest: {
           type: 'object',

@@ -5,12 +5,13 @@ import { MultiloraError } from '../errors';
 import { describe, integer, invalid, isPlainObject } from '../validate';
 import { MAX_GUIDANCE, MAX_IMAGES, MAX_PROMPT, MAX_STEPS, type SizeLimits } from './limits';
 
-/** An error with the HTTP status and the `{ error: { code, message } }` body it is sent as. */
+/** An error with the HTTP status, the headers and the `{ error: { code, message } }` body it is sent as. */
 export class HttpError extends Error {
   constructor(
     readonly status: number,
     readonly code: string,
     message: string,
+    readonly headers: Readonly<Record<string, string>> = {},
   ) {
     super(message);
     this.name = 'HttpError';
