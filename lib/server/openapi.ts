@@ -76,7 +76,7 @@ export function openapiDocument(): Record<string, unknown> {
             '431': error(`The headers are larger than ${MAX_HEADER_BYTES / 1024} KiB (ERR_HEADERS_TOO_LARGE); the connection closes`),
             '499': error('The job was cancelled by DELETE /v1/jobs/{id} (ERR_CANCELLED), even after its last step'),
             '500': error('OpenVINO GenAI failed (ERR_GENAI, with its message)'),
-            '503': error('The server is shutting down (ERR_SHUTTING_DOWN); with serve --redis, Redis cannot be reached (ERR_REMOTE)'),
+            '503': error('The server is shutting down (ERR_SHUTTING_DOWN); with serve --redis, Redis cannot be reached (ERR_REMOTE), or it lost the job (ERR_JOB_LOST)'),
           },
         },
       },
