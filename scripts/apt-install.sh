@@ -1,6 +1,6 @@
 # Sourced by scripts/setup-*.sh: `apt_install NAME PACKAGE SPEC` installs Debian's PACKAGE when the caller found it
-# missing, or says in one line what to do instead (the SPEC that needs it fails without it). Always returns 0: a test
-# prerequisite that cannot be installed must not stop the other tests.
+# missing, or says in one line what to do instead (the SPEC that needs it fails without it). Always returns 0, so
+# that one part's failure does not stop the next: scripts/setup-test-deps.sh checks what is installed at its end.
 apt_install() {
   local name="$1" package="$2" spec="$3"
   if [ "$(id -u)" -ne 0 ]; then

@@ -14,7 +14,7 @@ async function freePort() {
 }
 
 /**
- * Starts Debian's redis-server (scripts/setup-redis.sh installs it) with its files in `dir`; resolves once it accepts
+ * Starts Debian's redis-server (scripts/setup-test-deps.sh installs it) with its files in `dir`; resolves once it accepts
  * connections, with its URL and its child process (the caller kills it). `port`: a given one (to start a killed
  * server again where its clients expect it); `appendonly`: persistence in an append-only file in `dir`, written at
  * every command (a restart finds every write that was answered).
@@ -30,7 +30,7 @@ async function startRedisServer(dir, { port = undefined, appendonly = false } = 
   });
   let out = '';
   await new Promise((resolve, reject) => {
-    child.on('error', (err) => reject(new Error(`redis-server does not start (${err.message}): run bash scripts/setup-redis.sh`)));
+    child.on('error', (err) => reject(new Error(`redis-server does not start (${err.message}): run bash scripts/setup-test-deps.sh`)));
     child.stdout.on('data', (d) => {
       out += d;
       if (/Ready to accept connections/.test(out)) resolve();

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs Debian's redis-server for the scale-out tests (test/remote.spec.js and test/serve-remote.spec.js start
 # their own servers on loopback; nothing here starts one). Idempotent: does nothing when redis-server is on PATH.
-# Run by `npm test` (pretest) and .ci/run.
+# Part of scripts/setup-test-deps.sh.
 set -u
 command -v redis-server >/dev/null 2>&1 && exit 0
 . "$(dirname "$0")/apt-install.sh"

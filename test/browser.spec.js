@@ -1,5 +1,5 @@
 // The page of `multilora serve`, driven in Debian's Chromium by playwright-core (which never downloads a browser).
-// scripts/setup-browser.sh installs /usr/bin/chromium (npm test's pretest, and .ci/run); without it this fails.
+// scripts/setup-test-deps.sh installs /usr/bin/chromium (README.md, .ci/run); without it this fails, saying so.
 'use strict';
 const assert = require('node:assert/strict');
 const { existsSync, mkdtempSync, rmSync, mkdirSync } = require('node:fs');
@@ -27,7 +27,7 @@ describe('server: the page in Chromium', function () {
   before(async function () {
     assert.ok(
       existsSync(CHROMIUM),
-      `${CHROMIUM} is missing: run 'bash scripts/setup-browser.sh' as root (it installs Debian's chromium), then npm test`,
+      `${CHROMIUM} is missing: run 'bash scripts/setup-test-deps.sh' as root (it installs Debian's chromium and redis-server), then npm test`,
     );
     server = await startServer({
       model: fx.model,
@@ -161,7 +161,7 @@ describe('server: the page in Chromium, with an API key', function () {
   const urls = [];
   const authorizations = [];
   before(async function () {
-    assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: run 'bash scripts/setup-browser.sh' as root`);
+    assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: run 'bash scripts/setup-test-deps.sh' as root`);
     server = await startServer({ model: fx.model, host: '127.0.0.1', port: 0, apiKey: KEY });
     profile = mkdtempSync(path.join(os.tmpdir(), 'multilora-chromium-'));
     browser = await chromium.launchPersistentContext(profile, {

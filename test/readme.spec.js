@@ -19,6 +19,7 @@ const { ROOT, useTempDir } = require('./helpers/fixtures');
 const NOT_RUN = {
   'npm install': 'the suite runs after it, in this checkout',
   'npm test': 'the suite itself, this spec included',
+  'bash scripts/setup-test-deps.sh': 'it installs Debian packages with apt-get, as root; the suite runs after it',
 };
 const MARKER = /^<!-- readme\.spec: not run \((.+)\) -->$/;
 

@@ -1,5 +1,5 @@
 // A redis-server of the tests' own on loopback, and `multilora worker` processes on it: shared by remote.spec.js and
-// serve-remote.spec.js. Debian's redis-server, installed by scripts/setup-redis.sh.
+// serve-remote.spec.js. Debian's redis-server, installed by scripts/setup-test-deps.sh (scripts/setup-redis.sh).
 'use strict';
 const { spawn, execFileSync } = require('node:child_process');
 const { mkdtempSync, rmSync } = require('node:fs');
@@ -18,7 +18,7 @@ function requireRedis() {
   try {
     execFileSync('redis-server', ['--version']);
   } catch {
-    throw new Error('redis-server is not installed: run bash scripts/setup-redis.sh (npm test does, as pretest)');
+    throw new Error('redis-server is not installed: run bash scripts/setup-test-deps.sh (as root; it installs Debian\'s redis-server and chromium), then npm test');
   }
 }
 
