@@ -5,6 +5,8 @@ const { Pipeline, AbortError, MultiloraError } = require('..');
 const { families } = require('./helpers/fixtures');
 
 const fx = families.sdxl;
+/** How many progress events wait for JS at most (native/pipeline_generate_worker.cc); later ones are dropped. */
+const QUEUE = 8;
 
 describe('progress and cancellation', function () {
   let pipeline;
@@ -39,16 +41,41 @@ describe('progress and cancellation', function () {
   });
 
   it('drops events rather than waiting when the JS thread is busy, and still finishes', async function () {
+    const steps = 120;
+    const call = (onProgress) => pipeline.generate('a hill', { seed: 9, steps, onProgress });
+    let t = performance.now();
+    const unheld = await call(() => undefined);
+    const runMs = performance.now() - t;
+    // Hold the JS thread from inside the first step's event (so that the run is surely going) for half of what
+    // the whole run takes: some 60 steps. GenAI calls our step callback on a thread of its own, through a queue
+    // that never makes the denoising loop wait (ThreadedCallbackWrapper), so the loop is still running when the
+    // hold ends. Our callback queues at most 8 events for JS and drops the rest; one that waited for JS instead
+    // would hold GenAI's callback thread, and its later steps would reach us only after the hold.
+    const holdMs = runMs / 2;
     const events = [];
-    const run = pipeline.generate('a hill', { seed: 9, steps: 40, onProgress: (e) => events.push(e.step) });
-    const until = Date.now() + 1500; // hold the JS thread: the denoising loop must go on without it
-    while (Date.now() < until) {
-      /* busy */
-    }
-    const image = await run;
-    assert.ok(image.data.length > 0);
-    assert.ok(events.length >= 1 && events.length <= 40, `${events.length} events`);
-    assert.deepEqual([...events].sort((a, b) => a - b), events, 'events out of order');
+    let heldFrom;
+    const image = await call((e) => {
+      events.push(e);
+      if (e.step !== 1) return;
+      heldFrom = e.elapsedMs;
+      t = performance.now();
+      while (performance.now() - t < holdMs) {
+        /* busy */
+      }
+    });
+    const got = events.map((e) => e.step);
+    assert.equal(got[0], 1);
+    assert.deepEqual([...got].sort((a, b) => a - b), got, 'events out of order');
+    // elapsedMs is taken in our callback, before the event is queued for JS. Waiting, the callback would stall
+    // once the queue was full (step 1's event held, 8 behind it), and its next step would come after the hold.
+    // Dropping, it keeps pace with the loop: the first step after the hold is many steps further on.
+    const firstLate = events.find((e) => e.elapsedMs - heldFrom >= holdMs);
+    assert.ok(
+      firstLate === undefined || firstLate.step > QUEUE + 4,
+      `the callback waited for JS: step ${firstLate?.step} came ${Math.round(firstLate?.elapsedMs - heldFrom)} ms after step 1, after the ${Math.round(holdMs)} ms hold`,
+    );
+    assert.ok(got.length < steps, `all ${steps} events arrived: none was dropped`);
+    assert.ok(image.data.equals(unheld.data), 'the held run gave other bytes');
   });
 
   it('stops a running call at the next step: AbortError, code ERR_ABORTED; the pipeline stays usable', async function () {

@@ -12,6 +12,32 @@ const { MAIN, requireRedis, startRedis, startWorker, jobsOf } = require('./helpe
 
 const fx = families.sdxl;
 
+/**
+ * Enqueues `calls` and records the order in which their progress events arrive. `overlap(worker)`, once the first two
+ * have finished, tells whether the second started before the first completed (by the worker's log lines, which must
+ * both be there) and whether their steps interleaved: both generations running at the same time, which one pipeline
+ * never does (it runs one call at a time), so they ran on different pipelines.
+ */
+async function runTwoAtOnce(queue, prompt, calls) {
+  const order = [];
+  const jobs = [];
+  for (const [i, call] of calls.entries()) jobs.push(await queue.enqueue(prompt, { ...call, onProgress: () => order.push(i) }));
+  const overlap = (w) => {
+    const lines = w.log.split('\n');
+    const at = (re) => {
+      const n = lines.findIndex((l) => re.test(l));
+      assert.ok(n >= 0, `no line ${re} in the worker's log:\n${w.log}`);
+      return n;
+    };
+    const startedBeforeCompleted = at(new RegExp(`job ${jobs[1].id} started`)) < at(new RegExp(`job ${jobs[0].id} completed`));
+    const first = order.filter((i) => i < 2);
+    assert.ok(first.includes(0) && first.includes(1), `progress of both jobs: ${first}`);
+    const interleaved = first.indexOf(1) < first.lastIndexOf(0);
+    return { startedBeforeCompleted, interleaved, order: first.join('') };
+  };
+  return { jobs, overlap };
+}
+
 describe('RemoteQueue and multilora worker (BullMQ on Redis)', function () {
   this.timeout(600_000);
   const tmp = useTempDir('multilora-remote-');
@@ -149,16 +175,32 @@ describe('RemoteQueue and multilora worker (BullMQ on Redis)', function () {
       assert.equal(info.concurrency, 2);
       assert.deepEqual(info.adapters.map((a) => [a.name, a.alpha]), [['a', 0.8], ['b', 0.6]]);
       const calls = [{ adapters: 'a', seed: 21 }, { adapters: { b: 0.9 }, seed: 22 }, { adapters: null, seed: 23 }, { adapters: ['a', 'b'], seed: 24 }].map((c) => ({ ...c, steps: 12 }));
-      const jobs = [];
-      for (const call of calls) jobs.push(await queue.enqueue('a windmill', call));
+      const { jobs, overlap } = await runTwoAtOnce(queue, 'a windmill', calls);
       const images = await Promise.all(jobs.map((j) => j.result()));
       for (const [i, call] of calls.entries()) {
         assert.ok(images[i].data.equals((await local.generate('a windmill', call)).data), `job ${i} differs from local generation`);
       }
-      // Two jobs ran at once: the second started before the first completed.
-      const lines = w.log.split('\n');
-      const at = (re) => lines.findIndex((l) => re.test(l));
-      assert.ok(at(new RegExp(`job ${jobs[1].id} started`)) < at(new RegExp(`job ${jobs[0].id} completed`)), w.log);
+      const seen = overlap(w);
+      assert.ok(seen.startedBeforeCompleted, `the second job started after the first completed:\n${w.log}`);
+      assert.ok(seen.interleaved, `the two jobs' steps did not interleave: ${seen.order}`);
+    } finally {
+      w.child.kill('SIGTERM');
+      await w.exited;
+      await queue.close();
+    }
+  });
+
+  it('--concurrency 1: the same two jobs run one after the other (the check above can fail)', async function () {
+    const queue = new RemoteQueue({ redis: redis.url, queue: 'one-at-a-time' });
+    const w = spawnWorker(['--queue', 'one-at-a-time', '--concurrency', '1']);
+    try {
+      await w.ready;
+      const calls = [{ adapters: 'a', seed: 21 }, { adapters: { b: 0.9 }, seed: 22 }].map((c) => ({ ...c, steps: 12 }));
+      const { jobs, overlap } = await runTwoAtOnce(queue, 'a windmill', calls);
+      await Promise.all(jobs.map((j) => j.result()));
+      const seen = overlap(w);
+      assert.equal(seen.startedBeforeCompleted, false, w.log);
+      assert.equal(seen.interleaved, false, seen.order);
     } finally {
       w.child.kill('SIGTERM');
       await w.exited;

@@ -10,6 +10,10 @@ With "noise" ([{"shape", "data_base64_f32le"}], e.g. torch.randn values from tes
 passes a Generator that hands GenAI these arrays, in order, instead of rng_seed: what openvino_genai.TorchGenerator
 would do with torch installed. GenAI asking for another shape, or for more, fails the oracle.
 
+With "task": "image2image" (and "strength"?) or "inpainting", the call runs on an Image2ImagePipeline or an
+InpaintingPipeline built from the model directory, as a plain user would build them, with "image" (and "mask"):
+{"width", "height", "data_base64"} of RGB bytes. Each task has its own pipeline, built at its first call.
+
 With "fresh", each call runs as the first generate of a newly built pipeline: the ground truth for a config, out of
 reach of GenAI 2026.3's bugs in switching between configs on one pipeline (see docs/GENAI-BUGS.md).
 """
@@ -46,6 +50,12 @@ class ReplayGenerator(ov_genai.Generator):
         raise RuntimeError("the oracle's generator was asked to reseed")
 
 
+def rgb_tensor(image):
+    """{"width", "height", "data_base64"} of RGB bytes as the u8 [1, height, width, 3] tensor GenAI takes."""
+    data = np.frombuffer(base64.b64decode(image["data_base64"]), dtype=np.uint8)
+    return ov.Tensor(data.reshape(1, image["height"], image["width"], 3).copy())
+
+
 def main() -> None:
     spec_path, out_dir = sys.argv[1], sys.argv[2]
     with open(spec_path, encoding="utf-8") as f:
@@ -55,12 +65,20 @@ def main() -> None:
     kwargs = {}
     if adapters:
         kwargs["adapters"] = ov_genai.AdapterConfig([adapters[n] for n in names])
-    pipe = None
+    classes = {
+        "text2image": ov_genai.Text2ImagePipeline,
+        "image2image": ov_genai.Image2ImagePipeline,
+        "inpainting": ov_genai.InpaintingPipeline,
+    }
+    pipes = {}
     os.makedirs(out_dir, exist_ok=True)
     for i, call in enumerate(spec["calls"]):
-        if pipe is None or spec.get("fresh"):
-            pipe = None
-            pipe = ov_genai.Text2ImagePipeline(spec["model"], "CPU", **kwargs)
+        task = call.get("task", "text2image")
+        if task not in pipes or spec.get("fresh"):
+            pipes.pop(task, None)
+            pipes[task] = classes[task](spec["model"], "CPU", **kwargs)
+        pipe = pipes[task]
+        inputs = [rgb_tensor(call[k]) for k in ("image", "mask") if k in call]
         args = dict(
             width=call["width"],
             height=call["height"],
@@ -73,6 +91,8 @@ def main() -> None:
             args["rng_seed"] = call["seed"]
         if "negative_prompt" in call:
             args["negative_prompt"] = call["negative_prompt"]
+        if "strength" in call:
+            args["strength"] = call["strength"]
         if "num_images" in call:
             args["num_images_per_prompt"] = call["num_images"]
         if adapters:
@@ -80,7 +100,7 @@ def main() -> None:
             for name, alpha in call.get("adapters", {}).items():
                 config.add(adapters[name], alpha)
             args["adapters"] = config
-        image = pipe.generate(call["prompt"], **args)
+        image = pipe.generate(call["prompt"], *inputs, **args)
         if "noise" in call and args["generator"].arrays:
             raise RuntimeError(f"GenAI left {len(args['generator'].arrays)} of the oracle's noise arrays unused")
         with open(os.path.join(out_dir, f"{i}.rgb"), "wb") as f:
