@@ -68,6 +68,14 @@ struct Probe {
   }
 };
 
+/** One JSON object on one line of stdout, flushed. */
+void Print(const std::vector<std::pair<std::string, std::string>>& out) {
+  std::printf("{");
+  for (size_t i = 0; i < out.size(); ++i) std::printf("%s%s: %s", i ? ", " : "", Quote(out[i].first).c_str(), Quote(out[i].second).c_str());
+  std::printf("}\n");
+  std::fflush(stdout);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -95,6 +103,9 @@ int main(int argc, char** argv) {
   Text2ImagePipeline early = unused.clone();
   out.emplace_back("earlyCloneA", probe.Run(early, 1, 0));
   out.emplace_back("earlyOriginalB", probe.Run(unused, 0, 1));
+  // What ran one call at a time is written (and flushed) first: the concurrent part below may crash the process.
+  Print(out);
+  out.clear();
   // The original and its clone at once, a few times each.
   std::vector<std::string> left(4), right(4);
   std::thread t1([&] { for (auto& r : left) r = probe.Run(original, 1, 0); });
@@ -105,8 +116,6 @@ int main(int argc, char** argv) {
     out.emplace_back("concurrentOriginalA" + std::to_string(i), left[i]);
     out.emplace_back("concurrentCloneB" + std::to_string(i), right[i]);
   }
-  std::printf("{");
-  for (size_t i = 0; i < out.size(); ++i) std::printf("%s%s: %s", i ? ", " : "", Quote(out[i].first).c_str(), Quote(out[i].second).c_str());
-  std::printf("}\n");
+  Print(out);
   return 0;
 }
