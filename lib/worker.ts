@@ -268,7 +268,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   worker.on('lockRenewalFailed', (jobIds: string[]) => {
     for (const jobId of jobIds) {
       void redis
-        .exists(`${prefix}:${queueName}:${jobId}`)
+        .exists(worker.toKey(jobId))
         .then((found) => {
           const abort = running.get(jobId);
           if (found || !abort) return;

@@ -4,24 +4,13 @@
 'use strict';
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
-const os = require('node:os');
 const path = require('node:path');
 const lf = require('../dist/lora-format');
 const { Pipeline } = require('..');
-const { families, pythonImages } = require('./helpers/fixtures');
-
-async function analyze(source) {
-  return lf.inspectLora(source);
-}
+const { families, pythonImages, useTempDir } = require('./helpers/fixtures');
 
 describe('LoRA formats', function () {
-  let tmp;
-  before(function () {
-    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'multilora-lora-format-'));
-  });
-  after(function () {
-    fs.rmSync(tmp, { recursive: true, force: true });
-  });
+  const tmp = useTempDir('multilora-lora-format-');
 
   describe('through the real pipeline (sd15 fixture)', function () {
     const fx = families.sd15;
@@ -40,10 +29,10 @@ describe('LoRA formats', function () {
     // 2026.3 can give wrong images once a pipeline switches adapter configs. The pipelines load at once.
     before(async function () {
       const peft = fx.lora('style-a-peft');
-      const a = await analyze(peft);
-      const genai = path.join(tmp, 'peft-genai.safetensors');
+      const a = await lf.inspectLora(peft);
+      const genai = path.join(tmp(), 'peft-genai.safetensors');
       fs.writeFileSync(genai, await lf.toGenaiLora(peft, a, { family: 'sd', scale: 'genai' }));
-      const diffusers = path.join(tmp, 'peft-diffusers.safetensors');
+      const diffusers = path.join(tmp(), 'peft-diffusers.safetensors');
       fs.writeFileSync(diffusers, await lf.toGenaiLora(peft, a, { family: 'sd', scale: 'diffusers' }));
       const adapters = {
         peft: { path: genai },

@@ -154,7 +154,7 @@ describe('RemoteQueue and multilora worker (BullMQ on Redis)', function () {
       assert.ok(!details.worker.includes(`:${victim.child.pid}:`), 'another worker completed the lost job');
       assert.ok(jobsOf(pool[0]).length > 0 && jobsOf(pool[2]).length > 0, 'both survivors took jobs');
       assert.deepEqual(Object.keys((await jobs[3].details()).adapters), ['a', 'b']);
-      // the killed worker's entry stops counting once its heartbeat is 7 s old
+      // the killed worker stops counting once its liveness key expires, 7 s after its last heartbeat
       const t = Date.now();
       while ((await queue.workers()).length !== 2 && Date.now() - t < 15_000) await new Promise((r) => setTimeout(r, 500));
       assert.deepEqual((await queue.workers()).map((w) => w.pid).sort(), [pool[0].child.pid, pool[2].child.pid].sort());
