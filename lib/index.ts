@@ -1,8 +1,8 @@
-export { Pipeline } from './pipeline';
-export type { LoadOptions, MultiloraWarning } from './pipeline';
-export { PipelinePool, PoolAdapterSet } from './pool';
-export type { PipelinePoolOptions } from './pool';
-export { GENERATORS, SCHEDULERS } from './options';
+export { Pipeline } from './core/pipeline';
+export type { LoadOptions, MultiloraWarning } from './core/pipeline';
+export { PipelinePool, PoolAdapterSet } from './core/pool';
+export type { PipelinePoolOptions } from './core/pool';
+export { GENERATORS, SCHEDULERS } from './core/options';
 export type {
   AdapterSelection,
   BatchOptions,
@@ -16,23 +16,23 @@ export type {
   OutputMode,
   ProgressEvent,
   SchedulerName,
-} from './options';
-export { AdapterSet } from './adapter-set';
-export type { AdapterInfo } from './adapter-set';
-export type { AdapterReport } from './diagnose';
-export type { LoraFormat, LoraPart, LoraScale } from './lora-format';
-export type { AdapterSpec } from './adapter';
-export type { ModelFamily, ModelInfo } from './model';
-export type { StaticShape } from './static-shape';
-export { MultiloraError, DisposedError, AbortError, ERROR_CODES } from './errors';
-export type { ErrorCode } from './errors';
-export { encodePng, decodePng } from './png';
-export { defaultModelDir } from './defaults';
-export { convert, CONVERT_SCHEDULERS, WEIGHT_FORMATS } from './convert';
-export type { ConvertOptions, ConvertPhase, ConvertScheduler, ConvertProgress, ConvertResult, FuseLora, FusedReport, WeightFormat } from './convert';
-export { RemoteQueue, RemoteJob } from './remote';
-export type { EnqueueOptions, RemoteGenerateOptions, RemoteJobDetails, RemoteQueueOptions, WorkerInfo, WorkerLimits } from './remote';
-export { startWorker } from './worker';
-export type { RunningWorker, WorkerClosed, WorkerEvent, WorkerOptions } from './worker';
+} from './core/options';
+export { AdapterSet } from './core/adapter-set';
+export type { AdapterInfo } from './core/adapter-set';
+export type { AdapterReport } from './lora/diagnose';
+export type { LoraFormat, LoraPart, LoraScale } from './lora/format';
+export type { AdapterSpec } from './core/adapter';
+export type { ModelFamily, ModelInfo } from './core/model';
+export type { StaticShape } from './core/static-shape';
+export { MultiloraError, DisposedError, AbortError, ERROR_CODES } from './core/errors';
+export type { ErrorCode } from './core/errors';
+export { encodePng, decodePng } from './core/png';
+export { defaultModelDir } from './core/defaults';
+export { convert, CONVERT_SCHEDULERS, WEIGHT_FORMATS } from './convert/index';
+export type { ConvertOptions, ConvertPhase, ConvertScheduler, ConvertProgress, ConvertResult, FuseLora, FusedReport, WeightFormat } from './convert/index';
+export { RemoteQueue, RemoteJob } from './remote/queue';
+export type { EnqueueOptions, RemoteGenerateOptions, RemoteJobDetails, RemoteQueueOptions, WorkerInfo, WorkerLimits } from './remote/queue';
+export { startWorker } from './remote/worker';
+export type { RunningWorker, WorkerClosed, WorkerEvent, WorkerOptions } from './remote/worker';
 export { startServer } from './serve';
 export type { RunningServer, ServeOptions } from './serve';

@@ -1,4 +1,4 @@
-// A LoRA adapter read by GenAI (ov::genai::Adapter). Mirrors lib/adapter.ts.
+// A LoRA adapter read by GenAI (ov::genai::Adapter). Mirrors lib/core/adapter.ts.
 #pragma once
 
 #include <napi.h>

@@ -28,10 +28,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Model", Model::Init(env));
   exports.Set("genaiRelease", Napi::String::New(env, MULTILORA_GENAI_RELEASE));
   exports.Set("internals", Internals(env));
-  // shutdown(): on process 'exit' (lib/pipeline.ts), where no cleanup hook runs on the main thread.
+  // shutdown(): on process 'exit' (lib/core/pipeline.ts), where no cleanup hook runs on the main thread.
   exports.Set("shutdown", Napi::Function::New(env, [](const Napi::CallbackInfo& info) { ThreadPromiseWorker::StopAll(info.Env()); }, "shutdown"));
   // useTokenizers(path): sets OPENVINO_TOKENIZERS_PATH_GENAI in the process environment unless it is set. In a
-  // worker_thread, process.env is a copy that GenAI never sees (lib/binding.ts).
+  // worker_thread, process.env is a copy that GenAI never sees (lib/core/binding.ts).
   exports.Set("useTokenizers", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
     const std::string path = info[0].As<Napi::String>().Utf8Value();
     setenv("OPENVINO_TOKENIZERS_PATH_GENAI", path.c_str(), 0);

@@ -1,5 +1,5 @@
-// How native failures reach JavaScript: an Error with a string `code` (the codes of lib/errors.ts) and a message
-// that names the GenAI call that failed. lib/errors.ts turns these into MultiloraError instances.
+// How native failures reach JavaScript: an Error with a string `code` (the codes of lib/core/errors.ts) and a message
+// that names the GenAI call that failed. lib/core/errors.ts turns these into MultiloraError instances.
 #pragma once
 
 #include <exception>

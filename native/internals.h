@@ -1,4 +1,4 @@
-// Internal functions for the tests and the benchmark, exported as `internals` (lib/binding.ts types them). Not
+// Internal functions for the tests and the benchmark, exported as `internals` (lib/core/binding.ts types them). Not
 // public API: nothing in lib/ calls them on a user's behalf.
 #pragma once
 

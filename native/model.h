@@ -1,5 +1,5 @@
 // What the OpenVINO IR of a model holds, read through the OpenVINO core API: the layers a LoRA can patch.
-// Mirrors lib/model.ts. Nothing is compiled: the IR is read, listed and let go.
+// Mirrors lib/core/model.ts. Nothing is compiled: the IR is read, listed and let go.
 #pragma once
 
 #include <napi.h>

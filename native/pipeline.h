@@ -1,5 +1,5 @@
-// A GenAI Text2ImagePipeline with the LoRA adapters registered when it was built. Mirrors lib/pipeline.ts.
-// One generate at a time: lib/pipeline.ts queues calls, and a busy flag here refuses a second one outright.
+// A GenAI Text2ImagePipeline with the LoRA adapters registered when it was built. Mirrors lib/core/pipeline.ts.
+// One generate at a time: lib/core/pipeline.ts queues calls, and a busy flag here refuses a second one outright.
 #pragma once
 
 #include <atomic>

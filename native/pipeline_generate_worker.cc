@@ -172,7 +172,7 @@ bool PipelineGenerateWorker::OnStep(size_t step, size_t num_steps, ov::Tensor& l
     napi_status status = progress_->NonBlockingCall(event, [](Napi::Env env, Napi::Function fn, Progress* p) {
       std::unique_ptr<Progress> owned(p);
       if (env == nullptr || fn.IsEmpty()) return;
-      // lib/pipeline.ts catches what the user's callback throws: what reaches here is an environment that can no
+      // lib/core/pipeline.ts catches what the user's callback throws: what reaches here is an environment that can no
       // longer run JS (a worker's process.exit()), and an exception must not leave this C callback.
       try {
         Napi::Object e = Napi::Object::New(env);

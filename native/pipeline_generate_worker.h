@@ -43,7 +43,7 @@ struct GenerateMetrics {
 
 class PipelineGenerateWorker : public ThreadPromiseWorker {
  public:
-  /// info: (prompt, options[, onProgress]); see NativeGenerateOptions in lib/binding.ts. options.task picks
+  /// info: (prompt, options[, onProgress]); see NativeGenerateOptions in lib/core/binding.ts. options.task picks
   /// text-to-image (0), image-to-image (1, options.image) or inpainting (2, options.image and options.mask).
   PipelineGenerateWorker(const Napi::CallbackInfo& info, Pipeline* pipeline);
   ~PipelineGenerateWorker() override;

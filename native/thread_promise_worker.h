@@ -8,7 +8,7 @@
 // Resolve() and clean up in Settled(), on the JS thread. A failure in Run() is recorded with Fail().
 //
 // Teardown. Every started worker is listed in its environment's AddonData until it settles. StopAll() asks each
-// to stop (Stop(): a generation aborts at its next step) and joins its thread: lib/pipeline.ts calls it on
+// to stop (Stop(): a generation aborts at its next step) and joins its thread: lib/core/pipeline.ts calls it on
 // process 'exit', so that no thread is inside GenAI while the process runs its static destructors. TearDown() runs
 // as the environment's cleanup hook (worker_threads termination, environment shutdown): StopAll(), then Abandon()
 // and delete each worker, whose promise never settles. No JS runs in either.

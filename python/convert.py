@@ -1,12 +1,12 @@
-"""multilora's converter: the Python half of `multilora convert` (lib/convert.ts is the other half).
+"""multilora's converter: the Python half of `multilora convert` (lib/convert/index.ts is the other half).
 
-It runs inside the converter's own venv (lib/converter-env.ts makes it from python/requirements-convert.txt), and is
+It runs inside the converter's own venv (lib/convert/env.ts makes it from python/requirements-convert.txt), and is
 never run by hand. It takes one JSON job as its only argument and answers with JSON lines on stdout, one object each:
     {"event": "progress", "phase": "...", "message": "..."}
     {"event": "warning", "message": "..."}
     {"event": "error", "code": "ERR_...", "message": "..."}     (then exit status 1)
     {"event": "done", ...}                                       (then exit status 0)
-Everything else (library logs, the exporter's output) goes to stderr, which lib/convert.ts keeps for error messages.
+Everything else (library logs, the exporter's output) goes to stderr, which lib/convert/index.ts keeps for error messages.
 
 Jobs:
     {"command": "fetch", "repo": "org/name", "revision": null}
@@ -14,7 +14,7 @@ Jobs:
     {"command": "convert", "source": dir, "work": dir, "output": dir, "weight_format": "fp16", "task": "text-to-image",
      "family": "sdxl", "fuse": [{"file": kohya .safetensors, "alpha": 0.8, "label": "name shown in messages"}],
      "scheduler": null or a diffusers scheduler class such as "LCMScheduler"}
-        Fuses the LoRAs (already rewritten by lib/lora-format.ts into the kohya names GenAI matches) into the
+        Fuses the LoRAs (already rewritten by lib/lora/format.ts into the kohya names GenAI matches) into the
         weights, then exports to OpenVINO IR with optimum-cli into `output`. Scratch files go under `work`.
 
 The parent keeps our stdin open: when it closes (the parent died), this process stops its exporter and exits.

@@ -38,7 +38,7 @@ async function workload(generates, { rssEvery = 0, verbose = false } = {}) {
   const { createRequire } = await import('node:module');
   const require = createRequire(import.meta.url);
   const { Pipeline, AbortError, MultiloraError } = require(ROOT);
-  const { bufferAddress } = require(path.join(ROOT, 'dist', 'binding.js'));
+  const { bufferAddress } = require(path.join(ROOT, 'dist', 'internal.js')).binding;
   const { genaiOutputAddress } = require(path.join(ROOT, 'dist', 'pipeline.js'));
   const model = path.join(ROOT, 'test', 'fixtures', 'models', 'sd15-tiny');
   const lora = (name) => path.join(ROOT, 'test', 'fixtures', 'loras', 'sd15', `${name}.safetensors`);

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `npm run sanitize`: builds the addon with AddressSanitizer and UndefinedBehaviorSanitizer into build/sanitize/
 // (build/Release, which everything else loads, is left alone), runs the mocha specs that load the addon against that
-// build (MULTILORA_ADDON_PATH, see lib/binding.ts), and fails unless the specs pass with no sanitizer report at all.
+// build (MULTILORA_ADDON_PATH, see lib/core/binding.ts), and fails unless the specs pass with no sanitizer report at all.
 //
 // Node itself is not instrumented, so gcc's ASan runtime is preloaded (LD_PRELOAD), in the mocha process and in
 // every child it starts (Node, Python, the bench's C++ driver). Every report goes to a file under build/sanitize/reports/ (log_path): the script fails

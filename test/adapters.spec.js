@@ -4,7 +4,7 @@ const assert = require('node:assert/strict');
 const { copyFileSync, mkdirSync, readFileSync, writeFileSync } = require('node:fs');
 const path = require('node:path');
 const { Pipeline, MultiloraError } = require('..');
-const { writeSafetensors, parseSafetensors } = require('../dist/safetensors');
+const { writeSafetensors, parseSafetensors } = require('../dist/internal').safetensors;
 const { families, meanAbsDiff, useTempDir } = require('./helpers/fixtures');
 
 const fx = families.sd15;

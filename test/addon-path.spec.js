@@ -13,7 +13,7 @@ const BUILT = path.join(ROOT, 'build', 'Release', 'multilora.node');
 const PROBE = `
 const { readFileSync } = require('node:fs');
 try {
-  const release = require(${JSON.stringify(path.join(ROOT, 'dist', 'binding.js'))}).native().genaiRelease;
+  const release = require(${JSON.stringify(path.join(ROOT, 'dist', 'internal.js'))}).binding.native().genaiRelease;
   const mapped = [...new Set(readFileSync('/proc/self/maps', 'utf8').split('\\n')
     .map((l) => l.split(/\\s+/)[5]).filter((f) => f && f.endsWith('.node')))];
   console.log(JSON.stringify({ release, mapped }));

@@ -6,7 +6,7 @@ const { existsSync, mkdtempSync, rmSync, mkdirSync } = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const { chromium } = require('playwright-core');
-const { startServer } = require('../dist/server');
+const { startServer } = require('../dist/internal').server;
 const { families } = require('./helpers/fixtures');
 
 const CHROMIUM = '/usr/bin/chromium';

@@ -2,7 +2,7 @@
 // end to end is test/cli.spec.js.
 'use strict';
 const assert = require('node:assert/strict');
-const { parseLora, parseUse, numberedFiles } = require('../dist/cli/args');
+const { parseLora, parseUse, numberedFiles } = require('../dist/internal').cliArgs;
 
 describe('multilora (the CLI)', function () {
   describe('reading name=path[:alpha] and name[:alpha]', function () {

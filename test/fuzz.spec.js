@@ -250,7 +250,7 @@ describe('fuzz', function () {
     });
 
     it('a PEFT file whose alpha_pattern is "(.*)*x": ERR_ADAPTER_INVALID at once (the regex took 388 s on one module name)', async function () {
-      const st = require('../dist/safetensors');
+      const st = require('../dist/internal').safetensors;
       const bytes = readFileSync(families.sd15.lora('style-a-peft'));
       const header = st.parseSafetensors(bytes);
       const tensors = header.tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape, data: bytes.subarray(t.offset, t.offset + t.byteLength) }));
@@ -262,7 +262,7 @@ describe('fuzz', function () {
       assert.equal(pipeline.adapters.has('redos'), false);
       // A plain module name, and a simple expression, still work as PEFT means them.
       const plain = { ...config, 'unet.alpha_pattern': { 'attn1.to_q': 8, '.*attn2\\.to_k': 1 } };
-      const analysis = await require('../dist/lora-format').inspectLora(
+      const analysis = await require('../dist/internal').loraFormat.inspectLora(
         st.writeSafetensors(tensors, { ...header.metadata, lora_adapter_metadata: JSON.stringify(plain) }),
       );
       const alphaOf = (suffix) => analysis.layers.find((l) => l.part === 'unet' && l.module.endsWith(suffix)).alpha;

@@ -1,11 +1,11 @@
-// The LoRA rewrite of lib/lora-format.ts through the real pipeline (sd15 fixture): the converted PEFT file gives the
+// The LoRA rewrite of lib/lora/format.ts through the real pipeline (sd15 fixture): the converted PEFT file gives the
 // kohya file's image, GenAI alone ignores the PEFT file, and the diffusers scale matches alpha/rank. The model-free
 // half of these checks is test/lora-format.spec.js.
 'use strict';
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
-const lf = require('../dist/lora-format');
+const lf = require('../dist/internal').loraFormat;
 const { Pipeline } = require('..');
 const { families, pythonImages, useTempDir } = require('./helpers/fixtures');
 

@@ -6,9 +6,9 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const st = require('../dist/safetensors');
-const lf = require('../dist/lora-format');
-const { MultiloraError } = require('../dist/errors');
+const st = require('../dist/internal').safetensors;
+const lf = require('../dist/internal').loraFormat;
+const { MultiloraError } = require('../dist/internal').errors;
 const { families } = require('./helpers/fixtures');
 
 const FAMILY = { sd15: 'sd', sdxl: 'sdxl' };

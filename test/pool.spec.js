@@ -7,7 +7,7 @@ const assert = require('node:assert/strict');
 const { copyFileSync, readFileSync, readdirSync, writeFileSync } = require('node:fs');
 const path = require('node:path');
 const { Pipeline, PipelinePool, MultiloraError, DisposedError, AbortError } = require('../dist/index');
-const { poolHooks, poolMembers } = require('../dist/pool');
+const { poolHooks, poolMembers } = require('../dist/internal').pool;
 const { families, meanAbsDiff, useTempDir } = require('./helpers/fixtures');
 
 const fx = families.sd15;

@@ -1,6 +1,6 @@
 'use strict';
 const assert = require('node:assert/strict');
-const { TaskQueue } = require('../dist/queue');
+const { TaskQueue } = require('../dist/internal').taskQueue;
 
 describe('TaskQueue', function () {
   it('runs tasks one at a time, in order', async function () {

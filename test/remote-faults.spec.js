@@ -7,7 +7,7 @@ const { writeFileSync } = require('node:fs');
 const path = require('node:path');
 
 const { Pipeline, RemoteQueue, defaultModelDir } = require('..');
-const { startServer } = require('../dist/server/index.js');
+const { startServer } = require('../dist/internal').server;
 const { families, useTempDir, until, rejectsWith } = require('./helpers/fixtures');
 const { requireRedis, startRedis, startWorker } = require('./helpers/redis');
 

@@ -6,8 +6,8 @@ const fs = require('node:fs');
 const fsp = require('node:fs/promises');
 const os = require('node:os');
 const path = require('node:path');
-const st = require('../dist/safetensors');
-const { MultiloraError } = require('../dist/errors');
+const st = require('../dist/internal').safetensors;
+const { MultiloraError } = require('../dist/internal').errors;
 
 /** A file: the 8-byte length (`claim`, default the header's real length), the header, then `data`. */
 function craft(header, data = Buffer.alloc(0), claim) {

@@ -8,7 +8,7 @@ const { writeFileSync } = require('node:fs');
 const path = require('node:path');
 
 const { Pipeline, RemoteQueue, defaultModelDir, encodePng } = require('..');
-const { startServer } = require('../dist/server');
+const { startServer } = require('../dist/internal').server;
 const { families, useTempDir, freePort, until, rejectsWith } = require('./helpers/fixtures');
 const { MAIN, requireRedis, startRedis, startWorker } = require('./helpers/redis');
 

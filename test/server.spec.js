@@ -5,7 +5,7 @@ const http = require('node:http');
 const { readFileSync } = require('node:fs');
 const path = require('node:path');
 const { decodePng } = require('..');
-const { startServer } = require('../dist/server');
+const { startServer } = require('../dist/internal').server;
 const net = require('node:net');
 const { families, until, rejectsWith, freePort } = require('./helpers/fixtures');
 

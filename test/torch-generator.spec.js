@@ -8,8 +8,8 @@ const { spawn } = require('node:child_process');
 const { readFileSync } = require('node:fs');
 const path = require('node:path');
 const { Pipeline, decodePng } = require('..');
-const { native } = require('../dist/binding');
-const { startServer } = require('../dist/server');
+const { native } = require('../dist/internal').binding;
+const { startServer } = require('../dist/internal').server;
 const { FIXTURES, ROOT, families, pythonImages, meanAbsDiff } = require('./helpers/fixtures');
 
 const REFERENCE = JSON.parse(readFileSync(path.join(FIXTURES, 'torch-randn.json'), 'utf8'));

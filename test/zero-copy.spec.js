@@ -3,8 +3,8 @@
 'use strict';
 const assert = require('node:assert/strict');
 const { Pipeline } = require('..');
-const { bufferAddress } = require('../dist/binding');
-const { genaiOutputAddress } = require('../dist/pipeline');
+const { bufferAddress } = require('../dist/internal').binding;
+const { genaiOutputAddress } = require('../dist/internal').pipeline;
 const { families } = require('./helpers/fixtures');
 
 const fx = families.sd15;

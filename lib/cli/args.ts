@@ -3,7 +3,7 @@
 import { closeSync, openSync, unlinkSync } from 'node:fs';
 import path from 'node:path';
 
-import { describe } from '../validate';
+import { describe } from '../core/validate';
 
 /** A bad command line: the process exits with status 2. */
 export class UsageError extends Error {

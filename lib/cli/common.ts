@@ -1,8 +1,8 @@
 // What the commands share: the adapters the flags name, warnings, the model folder.
-import type { AdapterSource, AdapterSpec } from '../adapter';
-import { readCatalog } from '../catalog';
-import { defaultModelDir } from '../defaults';
-import type { MultiloraWarning } from '../pipeline';
+import type { AdapterSource, AdapterSpec } from '../core/adapter';
+import { readCatalog } from '../core/catalog';
+import { defaultModelDir } from '../core/defaults';
+import type { MultiloraWarning } from '../core/pipeline';
 import { UsageError, parseLora, parseUse, type LoraArg, type UseArg } from './args';
 
 /** The flags that name a model and adapters, as commander hands them over. */

@@ -1,6 +1,6 @@
 // `multilora convert <source> <out-dir>`: a diffusers model (folder or Hub id) to OpenVINO IR, LoRAs fused first.
-import { convert, WEIGHT_FORMATS, type ConvertOptions, type ConvertScheduler, type FuseLora, type WeightFormat } from '../convert';
-import type { LoraScale } from '../lora-format';
+import { convert, WEIGHT_FORMATS, type ConvertOptions, type ConvertScheduler, type FuseLora, type WeightFormat } from '../convert/index';
+import type { LoraScale } from '../lora/format';
 import { splitAlpha, usage } from './args';
 import { seconds } from './common';
 

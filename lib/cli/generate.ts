@@ -2,9 +2,9 @@
 import { randomInt } from 'node:crypto';
 import path from 'node:path';
 
-import { inspectModel } from '../model';
-import type { GenerateOptions, GeneratorName, Image, SchedulerName } from '../options';
-import { Pipeline } from '../pipeline';
+import { inspectModel } from '../core/model';
+import type { GenerateOptions, GeneratorName, Image, SchedulerName } from '../core/options';
+import { Pipeline } from '../core/pipeline';
 import {
   UsageError,
   checkOutputFile,

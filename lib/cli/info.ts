@@ -1,6 +1,6 @@
 // `multilora info`: what a model is, its defaults, and how each adapter matches it.
-import type { AdapterInfo } from '../adapter-set';
-import { Pipeline } from '../pipeline';
+import type { AdapterInfo } from '../core/adapter-set';
+import { Pipeline } from '../core/pipeline';
 import { modelDir, planAdapters, printWarning, type ModelFlags } from './common';
 
 export interface InfoFlags extends ModelFlags {

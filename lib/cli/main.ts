@@ -6,10 +6,10 @@ import path from 'node:path';
 
 import { Command, CommanderError, Option } from 'commander';
 
-import { MultiloraError } from '../errors';
-import { CONVERT_SCHEDULERS, WEIGHT_FORMATS } from '../convert';
-import { GENERATORS, SCHEDULERS } from '../options';
-import { PACKAGE_ROOT } from '../sdk';
+import { MultiloraError } from '../core/errors';
+import { CONVERT_SCHEDULERS, WEIGHT_FORMATS } from '../convert/index';
+import { GENERATORS, SCHEDULERS } from '../core/options';
+import { PACKAGE_ROOT } from '../core/sdk';
 import { UsageError, collect } from './args';
 import { convertCommand, type ConvertFlags } from './convert';
 import { generateCommand, type GenerateFlags } from './generate';

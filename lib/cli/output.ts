@@ -3,8 +3,8 @@ import { writeFile } from 'node:fs/promises';
 
 import { encode as encodeJpeg } from 'jpeg-js';
 
-import type { Image } from '../options';
-import { encodePng } from '../png';
+import type { Image } from '../core/options';
+import { encodePng } from '../core/png';
 import type { ImageFormat } from './args';
 
 /** Encodes an RGB image as PNG, or as JPEG at `quality` (1 to 100). */

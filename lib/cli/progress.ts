@@ -1,7 +1,7 @@
 // Step progress on stderr: a bar with the step and ETA on a terminal (cli-progress), a few plain lines otherwise.
 import { SingleBar } from 'cli-progress';
 
-import type { ProgressEvent } from '../options';
+import type { ProgressEvent } from '../core/options';
 
 export interface Progress {
   /** Takes the library's progress events. */

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { everyAddress, isLoopbackAddress } from '../server/address';
 import { checkApiKey } from '../server/auth';
 import { startServer, type ServeOptions } from '../server/index';
-import { redactUrl } from '../remote';
+import { redactUrl } from '../remote/queue';
 import { UsageError, parseInteger, parseLora } from './args';
 import { modelDir, type ModelFlags } from './common';
 

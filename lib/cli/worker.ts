@@ -1,6 +1,6 @@
-// `multilora worker --redis URL`: takes RemoteQueue's generation jobs (lib/worker.ts) until SIGINT or SIGTERM.
-import { redactUrl } from '../remote';
-import { startWorker, type WorkerOptions } from '../worker';
+// `multilora worker --redis URL`: takes RemoteQueue's generation jobs (lib/remote/worker.ts) until SIGINT or SIGTERM.
+import { redactUrl } from '../remote/queue';
+import { startWorker, type WorkerOptions } from '../remote/worker';
 import { parseInteger } from './args';
 import { modelDir, planAdapters, printWarning, type ModelFlags } from './common';
 

@@ -3,8 +3,8 @@
 import { lookup } from 'node:dns/promises';
 import { BlockList, createServer, isIP } from 'node:net';
 
-import { MultiloraError } from '../errors';
-import { describe } from '../validate';
+import { MultiloraError } from '../core/errors';
+import { describe } from '../core/validate';
 
 /** 127.0.0.0/8 and ::1; Node's BlockList also matches the IPv4-mapped form (::ffff:127.0.0.2) against the first. */
 const LOOPBACK = new BlockList();

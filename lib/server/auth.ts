@@ -2,8 +2,8 @@
 // files and the OpenAPI document must carry.
 import { createHash, timingSafeEqual } from 'node:crypto';
 
-import { MultiloraError } from '../errors';
-import { describe } from '../validate';
+import { MultiloraError } from '../core/errors';
+import { describe } from '../core/validate';
 import { HttpError } from './request';
 
 /** RFC 6750's b64token: what a Bearer token may be made of, so that it goes in a header unchanged. */

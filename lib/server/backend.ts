@@ -2,10 +2,10 @@
 // (`multilora serve --redis URL`). The request handling in index.ts is the same for both; only this differs.
 import path from 'node:path';
 
-import { MultiloraError } from '../errors';
-import type { GenerateOptions, Image, ModelDefaults, ProgressEvent } from '../options';
-import type { Pipeline } from '../pipeline';
-import { RemoteQueue, redactUrl, type WorkerInfo } from '../remote';
+import { MultiloraError } from '../core/errors';
+import type { GenerateOptions, Image, ModelDefaults, ProgressEvent } from '../core/options';
+import type { Pipeline } from '../core/pipeline';
+import { RemoteQueue, redactUrl, type WorkerInfo } from '../remote/queue';
 
 /** An adapter as GET /v1/loras shows it. */
 export interface BackendAdapter {

@@ -8,13 +8,13 @@ import path from 'node:path';
 
 import Fastify, { type FastifyError, type FastifyReply, type FastifyRequest } from 'fastify';
 
-import { MultiloraError } from '../errors';
-import type { Image } from '../options';
-import { Pipeline, type LoadOptions } from '../pipeline';
-import { checkRedisUrl } from '../remote';
-import { describe, integer } from '../validate';
-import { encodePng } from '../png';
-import { PACKAGE_ROOT } from '../sdk';
+import { MultiloraError } from '../core/errors';
+import type { Image } from '../core/options';
+import { Pipeline, type LoadOptions } from '../core/pipeline';
+import { checkRedisUrl } from '../remote/queue';
+import { describe, integer } from '../core/validate';
+import { encodePng } from '../core/png';
+import { PACKAGE_ROOT } from '../core/sdk';
 import { BearerAuth, checkApiKey } from './auth';
 import { isLoopbackAddress, isLoopbackHost, listenError, reserve, resolveHost, urlOf, type Reservation } from './address';
 import { LocalBackend, RemoteBackend, type Backend, type BackendCall } from './backend';

@@ -1,5 +1,5 @@
 // What the server accepts: sizes derived from the model, and the bounds of every other field.
-import type { ModelDefaults } from '../options';
+import type { ModelDefaults } from '../core/options';
 
 /** The sizes the page offers and the API accepts, for one model. */
 export interface SizeLimits {

@@ -1,6 +1,6 @@
 // The server's API as OpenAPI 3.0: served at GET /openapi.json, and committed as docs/openapi.json (a test checks
 // that the two are the same; regenerate with the command in docs/SERVER.md).
-import { GENERATORS } from '../options';
+import { GENERATORS } from '../core/options';
 import { DEFAULT_MAX_BODY, DEFAULT_MAX_QUEUE, DEFAULT_TIMEOUTS, MAX_GUIDANCE, MAX_HEADER_BYTES, MAX_IMAGES, MAX_PROMPT, MAX_STEPS } from './limits';
 
 const error = (description: string): Record<string, unknown> => ({

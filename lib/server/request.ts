@@ -1,8 +1,8 @@
 // The body of POST /v1/images/generations, checked and turned into a generate call. Every failure is an HttpError
 // with status 400, in the library's message format ("Expected <what> for <name> but received <value>").
-import { GENERATORS, type GenerateOptions, type GeneratorName } from '../options';
-import { MultiloraError } from '../errors';
-import { describe, integer, invalid, isPlainObject } from '../validate';
+import { GENERATORS, type GenerateOptions, type GeneratorName } from '../core/options';
+import { MultiloraError } from '../core/errors';
+import { describe, integer, invalid, isPlainObject } from '../core/validate';
 import { MAX_GUIDANCE, MAX_IMAGES, MAX_PROMPT, MAX_STEPS, type SizeLimits } from './limits';
 
 /** An error with the HTTP status, the headers and the `{ error: { code, message } }` body it is sent as. */

@@ -68,8 +68,8 @@ async function first([, seed, width, height, steps, guidance, alphas, prompt]) {
  */
 async function zerocopy([, seed, width, height, steps, guidance, alphas, prompt, pairs]) {
   const require = createRequire(import.meta.url);
-  const { bufferAddress } = require('../../dist/binding.js');
-  const { genaiOutputAddress } = require('../../dist/pipeline.js');
+  const { bufferAddress } = require('../../dist/internal.js').binding;
+  const { genaiOutputAddress } = require('../../dist/internal.js').pipeline;
   const options = callOptions(seed, width, height, steps, guidance, alphas);
   let borrowedAtGenai = 0;
   let copiesElsewhere = 0;
@@ -119,7 +119,7 @@ async function rawLoad([, k, threads, model, device, paths]) {
   pool = null;
   await disposeRaw();
   const require = createRequire(import.meta.url);
-  const { native } = require('../../dist/binding.js');
+  const { native } = require('../../dist/internal.js').binding;
   const properties = Number(threads) > 0 ? { INFERENCE_NUM_THREADS: threads } : {};
   const start = performance.now();
   const adapters = paths === '-' ? [] : await Promise.all(paths.split('|').map((p) => native().Adapter.load(p)));

@@ -872,8 +872,8 @@ async function runOptions(seed, indices, { onCase = () => {}, timeoutMs = 60_000
  * generate. `dir` receives the files given by path.
  */
 async function runFiles(seed, indices, { dir, onCase = () => {}, timeoutMs = 120_000, log = () => {} } = {}) {
-  const st = require('../../dist/safetensors');
-  const lf = require('../../dist/lora-format');
+  const st = require('../../dist/internal').safetensors;
+  const lf = require('../../dist/internal').loraFormat;
   const s = summary();
   s.accepted = 0;
   s.inspected = { ok: 0, codes: {} };

@@ -1,13 +1,13 @@
 // `multilora worker`: a BullMQ worker that takes RemoteQueue's generation jobs, with one pipeline per slot
-// (a PipelinePool of `concurrency` members, each with the catalogue's adapters). See lib/remote.ts for the protocol.
+// (a PipelinePool of `concurrency` members, each with the catalogue's adapters). See lib/remote/queue.ts for the protocol.
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 
-import type { AdapterSpec } from './adapter';
-import { AbortError, MultiloraError } from './errors';
-import { selectAdapters, type Image, type ProgressEvent } from './options';
-import type { MultiloraWarning } from './pipeline';
-import { PipelinePool } from './pool';
+import type { AdapterSpec } from '../core/adapter';
+import { AbortError, MultiloraError } from '../core/errors';
+import { selectAdapters, type Image, type ProgressEvent } from '../core/options';
+import type { MultiloraWarning } from '../core/pipeline';
+import { PipelinePool } from '../core/pool';
 import {
   DEFAULT_PREFIX,
   DEFAULT_QUEUE,
@@ -27,9 +27,9 @@ import {
   type JobResult,
   type WorkerInfo,
   type WorkerLimits,
-} from './remote';
-import { MAX_IMAGES, MAX_STEPS, sizeLimits } from './server/limits';
-import { integer, knownKeys, object, string } from './validate';
+} from './queue';
+import { MAX_IMAGES, MAX_STEPS, sizeLimits } from '../server/limits';
+import { integer, knownKeys, object, string } from '../core/validate';
 
 /** With Redis unreachable while closing: how long after close() the worker gives up on it, and after a hand-back. */
 const GIVE_UP_AFTER_CLOSE_MS = 20_000;

@@ -6,8 +6,8 @@
 // and may hold "__metadata__": {string: string}.
 import { open, type FileHandle } from 'node:fs/promises';
 
-import { MultiloraError } from './errors';
-import { describe, invalid, isPlainObject, string } from './validate';
+import { MultiloraError } from '../core/errors';
+import { describe, invalid, isPlainObject, string } from '../core/validate';
 
 /** The element types OpenVINO GenAI 2026.3 reads from a LoRA file (adapter.cpp, safetensors_to_ov_element_type). */
 export type Dtype = 'F32' | 'F16' | 'BF16';

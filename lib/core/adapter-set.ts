@@ -1,6 +1,6 @@
 // pipeline.adapters: the adapters a pipeline has registered, and the way to change them.
 import { checkSpec, type Adapter, type AdapterSource, type AdapterSpec } from './adapter';
-import type { AdapterReport } from './diagnose';
+import type { AdapterReport } from '../lora/diagnose';
 import { string } from './validate';
 
 /** What is known of a registered adapter. */

@@ -5,7 +5,7 @@ import path from 'node:path';
 
 import { checkSpec, type AdapterSource } from './adapter';
 import { MultiloraError } from './errors';
-import { topLevelKeys } from './safetensors';
+import { topLevelKeys } from '../lora/safetensors';
 import { isPlainObject } from './validate';
 
 export function readCatalog(file: string): AdapterSource[] {

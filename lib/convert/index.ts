@@ -1,5 +1,5 @@
 // `convert()`: a diffusers model (a folder, or a Hugging Face Hub id) to the OpenVINO IR that Pipeline.load reads,
-// through optimum-intel in the converter's own venv (lib/converter-env.ts, python/convert.py), with LoRAs fused
+// through optimum-intel in the converter's own venv (lib/convert/env.ts, python/convert.py), with LoRAs fused
 // into the weights first if asked. Everything is written into a scratch folder beside the output folder and moved
 // into place only once the result has loaded and generated: a failed or interrupted conversion leaves nothing.
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -10,15 +10,15 @@ import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 
-import { CONVERTER_SCRIPT, alive, ensureConverter, lastLines } from './converter-env';
-import { AbortError, MultiloraError } from './errors';
-import { inspectLora, toGenaiLora, type LoraScale } from './lora-format';
-import { GENAI_CLASSES, familyOf, type ModelFamily } from './model';
-import type { Image } from './options';
-import { Pipeline } from './pipeline';
-import { readSafetensorsHeader } from './safetensors';
-import { PACKAGE_ROOT } from './sdk';
-import { finite, invalid, knownKeys, object, reading, string } from './validate';
+import { CONVERTER_SCRIPT, alive, ensureConverter, lastLines } from './env';
+import { AbortError, MultiloraError } from '../core/errors';
+import { inspectLora, toGenaiLora, type LoraScale } from '../lora/format';
+import { GENAI_CLASSES, familyOf, type ModelFamily } from '../core/model';
+import type { Image } from '../core/options';
+import { Pipeline } from '../core/pipeline';
+import { readSafetensorsHeader } from '../lora/safetensors';
+import { PACKAGE_ROOT } from '../core/sdk';
+import { finite, invalid, knownKeys, object, reading, string } from '../core/validate';
 
 export type WeightFormat = 'fp32' | 'fp16' | 'int8';
 export const WEIGHT_FORMATS: readonly WeightFormat[] = ['fp32', 'fp16', 'int8'];

@@ -1,4 +1,4 @@
-// Scale-out on BullMQ and Redis: RemoteQueue enqueues generations that `multilora worker` processes (lib/worker.ts)
+// Scale-out on BullMQ and Redis: RemoteQueue enqueues generations that `multilora worker` processes (lib/remote/worker.ts)
 // take. What both sides share is here: the queue's names in Redis, what a job carries, what it gives back.
 //
 // In Redis, under the prefix (default "multilora") and the queue's name (default "generate"):
@@ -16,12 +16,12 @@
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 
-import type { AdapterInfo } from './adapter-set';
-import type { AdapterReport } from './diagnose';
-import { AbortError, ERROR_CODES, MultiloraError, type ErrorCode } from './errors';
-import type { ModelInfo } from './model';
-import type { AdapterSelection, GenerateOptions, Image, Metrics, ModelDefaults, ProgressEvent } from './options';
-import { integer, invalid, isPlainObject, knownKeys, object, reading, string } from './validate';
+import type { AdapterInfo } from '../core/adapter-set';
+import type { AdapterReport } from '../lora/diagnose';
+import { AbortError, ERROR_CODES, MultiloraError, type ErrorCode } from '../core/errors';
+import type { ModelInfo } from '../core/model';
+import type { AdapterSelection, GenerateOptions, Image, Metrics, ModelDefaults, ProgressEvent } from '../core/options';
+import { integer, invalid, isPlainObject, knownKeys, object, reading, string } from '../core/validate';
 
 // bullmq and ioredis load on first use: users who never scale out never pay for them.
 type Bull = typeof import('bullmq');

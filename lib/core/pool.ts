@@ -16,7 +16,7 @@ import {
   type ModelDefaults,
 } from './options';
 import { Pipeline, type LoadOptions, type MultiloraWarning } from './pipeline';
-import { TaskQueue } from './queue';
+import { TaskQueue } from './task-queue';
 import { integer, invalid, object, string } from './validate';
 
 export interface PipelinePoolOptions extends LoadOptions {

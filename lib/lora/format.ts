@@ -14,8 +14,8 @@
 //   maybe_map_non_diffusers_lora_to_diffusers, Stability "input_blocks" names included); SD3 and Flux rename kohya
 //   and XLabs Flux names (flux_kohya_lora_preprocessing, flux_xlabs_lora_preprocessing).
 // A PEFT/diffusers file (`unet.<module>.lora_A.weight`) therefore matches nothing on SD/SDXL: GenAI ignores it.
-import { MultiloraError } from './errors';
-import type { ModelFamily } from './model';
+import { MultiloraError } from '../core/errors';
+import type { ModelFamily } from '../core/model';
 import {
   fromFloat32Array,
   openSafetensors,
@@ -26,7 +26,7 @@ import {
   type TensorData,
   type TensorInfo,
 } from './safetensors';
-import { invalid, isPlainObject, knownKeys, object } from './validate';
+import { invalid, isPlainObject, knownKeys, object } from '../core/validate';
 
 /**
  * How a file names its tensors:

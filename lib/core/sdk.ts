@@ -5,7 +5,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 
 /** The package root (dist/ and lib/ sit one level below it). */
-export const PACKAGE_ROOT = path.resolve(__dirname, '..');
+export const PACKAGE_ROOT = path.resolve(__dirname, '..', '..');
 
 export interface SdkPaths {
   dir: string;

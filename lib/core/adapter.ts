@@ -3,9 +3,9 @@ import { statSync } from 'node:fs';
 import path from 'node:path';
 
 import { native, type NativeAdapter } from './binding';
-import { prepareAdapter, type AdapterReport } from './diagnose';
+import { prepareAdapter, type AdapterReport } from '../lora/diagnose';
 import { DisposedError, MultiloraError, fromNative } from './errors';
-import type { LoraScale } from './lora-format';
+import type { LoraScale } from '../lora/format';
 import type { ModelInfo } from './model';
 import { finite, invalid, knownKeys, object, string } from './validate';
 

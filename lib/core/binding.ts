@@ -1,5 +1,5 @@
 // The raw addon, typed. Internal: users never import this file. Native code trusts what it is given; the public
-// classes (lib/pipeline.ts, lib/adapter.ts) validate everything before it gets here.
+// classes (lib/core/pipeline.ts, lib/core/adapter.ts) validate everything before it gets here.
 import path from 'node:path';
 
 import nodeGypBuild from 'node-gyp-build';
@@ -150,7 +150,7 @@ export interface Binding {
 
 /**
  * For tests and the benchmark: the address of the first byte of a Buffer (of any ArrayBufferView), 0n once it is
- * detached. Equal to `genaiOutputAddress(pipeline)` (lib/pipeline.ts) for a result made with output 'borrow': its
+ * detached. Equal to `genaiOutputAddress(pipeline)` (lib/core/pipeline.ts) for a result made with output 'borrow': its
  * bytes were never copied.
  */
 export function bufferAddress(view: ArrayBufferView): bigint {

@@ -24,7 +24,7 @@ import {
   type ModelDefaults,
   type ProgressEvent,
 } from './options';
-import { TaskQueue } from './queue';
+import { TaskQueue } from './task-queue';
 import { checkStaticAdapters, checkStaticShape, fitStaticShape, nativeShape, type StaticShape } from './static-shape';
 import { integer, invalid, knownKeys, object, string } from './validate';
 
@@ -576,7 +576,7 @@ function sameWeights(a: AdapterSource, b: AdapterSource): boolean {
 /**
  * For tests and the benchmark; not exported by the package. Where the memory of this pipeline's GenAI output tensor
  * lies now (0n before its first generate, or after dispose). The data of a result made with `output: 'borrow'`
- * starts there (`bufferAddress(image.data)`, lib/binding.ts): its bytes were never copied. A copied result's do not.
+ * starts there (`bufferAddress(image.data)`, lib/core/binding.ts): its bytes were never copied. A copied result's do not.
  */
 export function genaiOutputAddress(pipeline: Pipeline): bigint {
   return outputAddressOf(pipeline);

@@ -9,8 +9,8 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-import { AbortError, MultiloraError } from './errors';
-import { PACKAGE_ROOT } from './sdk';
+import { AbortError, MultiloraError } from '../core/errors';
+import { PACKAGE_ROOT } from '../core/sdk';
 
 export const CONVERTER_REQUIREMENTS = path.join(PACKAGE_ROOT, 'python', 'requirements-convert.txt');
 export const CONVERTER_SCRIPT = path.join(PACKAGE_ROOT, 'python', 'convert.py');

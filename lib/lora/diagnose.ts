@@ -7,8 +7,8 @@
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 
-import { native } from './binding';
-import { MultiloraError, fromNative } from './errors';
+import { native } from '../core/binding';
+import { MultiloraError, fromNative } from '../core/errors';
 import {
   analyzeLora,
   planGenaiLora,
@@ -17,8 +17,8 @@ import {
   type LoraLayer,
   type LoraPart,
   type LoraScale,
-} from './lora-format';
-import type { ModelFamily, ModelInfo } from './model';
+} from './format';
+import type { ModelFamily, ModelInfo } from '../core/model';
 import { openSafetensors, type Dtype, type TensorInfo } from './safetensors';
 
 /** What multilora found out about an adapter before GenAI read it. */

@@ -1,0 +1,11 @@
+// The package's one internal entry: what the tests and the benchmark scripts reach below the public API. It is not
+// in package.json's "exports", so an app cannot import it by name; nothing here is covered by semver.
+export * as safetensors from './lora/safetensors';
+export * as loraFormat from './lora/format';
+export * as errors from './core/errors';
+export * as binding from './core/binding';
+export * as pool from './core/pool';
+export * as pipeline from './core/pipeline';
+export * as taskQueue from './core/task-queue';
+export * as cliArgs from './cli/args';
+export * as server from './server/index';
