@@ -11,6 +11,7 @@
 #include <napi.h>
 
 #include "genai/genai.h"
+#include "genai/quirks.h"
 
 namespace multilora {
 
@@ -37,7 +38,7 @@ struct LoadedPipeline {
   std::string model_dir;
   GenaiPipelines pipelines;
   std::vector<ov::genai::Adapter> adapters;
-  ov::genai::Adapter spacer;  // see Pipeline::AdapterConfigFor
+  ov::genai::Adapter spacer;  // quirks::Spacer(), for quirks::AdapterSwitch (none when fused)
   /// MODE_FUSE: the adapters were fused into the weights at these alphas; calls cannot choose.
   std::optional<std::vector<float>> fused_alphas;
   int64_t default_width = -1;
@@ -55,14 +56,15 @@ class Pipeline : public Napi::ObjectWrap<Pipeline> {
   explicit Pipeline(const Napi::CallbackInfo& info);
 
   const GenaiPipelines& genai() const { return pipelines_; }
-  const std::vector<ov::genai::Adapter>& adapters() const { return adapters_; }
+  const std::vector<ov::genai::Adapter>& adapters() const { return adapters_.adapters(); }
   const std::string& model_dir() const { return loaded_.model_dir; }
   bool fused() const { return loaded_.fused_alphas.has_value(); }
   /// The Scheduler::Type that a task's pipeline uses (0, AUTO: the model's own).
   int scheduler(Task task) const { return schedulers_[static_cast<int>(task)].load(); }
   /// Called from the worker thread of the one running generate.
   void set_scheduler(Task task, int type) { schedulers_[static_cast<int>(task)].store(type); }
-  /// The AdapterConfig for a call that chose these adapters (in its order); empty choices mean no LoRA.
+  /// The AdapterConfig for a call that chose these adapters (in its order); empty choices mean no LoRA. GenAI 2026.3
+  /// needs more than the chosen adapters: quirks::AdapterSwitch, docs/GENAI-BUGS.md#switching.
   ov::genai::AdapterConfig AdapterConfigFor(const std::vector<AdapterChoice>& chosen);
   /// Called by PipelineGenerateWorker on the JS thread when its run is over; `output` is GenAI's output tensor.
   void GenerateFinished(PipelineGenerateWorker* worker, bool failed, ov::Tensor output);
@@ -90,15 +92,12 @@ class Pipeline : public Napi::ObjectWrap<Pipeline> {
   void RevokeLent();
 
   GenaiPipelines pipelines_;
-  std::vector<ov::genai::Adapter> adapters_;
+  quirks::AdapterSwitch adapters_;
   LoadedPipeline loaded_;  // the model dir and defaults (its pipeline and adapters are moved out)
   std::atomic<int> schedulers_[3] = {0, 0, 0};
   PipelineGenerateWorker* running_ = nullptr;
   ov::Tensor output_;                         // GenAI's output tensor, once a generate has run
   Napi::Reference<Napi::ArrayBuffer> lent_;  // weak: the memory of the last borrowed result
-  std::vector<float> last_alphas_;  // what the last call sent to GenAI
-  bool resend_alphas_ = true;
-  float spacer_alpha_ = 0.0f;
 };
 
 }  // namespace multilora

@@ -18,7 +18,7 @@ PipelineLoadWorker::PipelineLoadWorker(Napi::Env env, std::string model_dir, std
 
 void PipelineLoadWorker::Run() {
   try {
-    if (!loaded_.adapters.empty() && !loaded_.fused_alphas) loaded_.spacer = ov::genai::Adapter(EmptySafetensors());
+    if (!loaded_.adapters.empty() && !loaded_.fused_alphas) loaded_.spacer = quirks::Spacer();  // GENAI-BUGS.md#switching
     if (loaded_.fused_alphas) {
       // Fused into the weights at compile time: the fastest, but calls cannot choose or change them.
       std::vector<std::pair<ov::genai::Adapter, float>> pairs;
