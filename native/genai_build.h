@@ -3,7 +3,6 @@
 #pragma once
 
 #include <cmath>
-#include <cstring>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -20,15 +19,6 @@ struct StaticShape {
   int width = 0;
   float guidance_scale = 0;  // NaN: the model's own
 };
-
-/// The bytes of a safetensors file without tensors (the spacer adapter of Pipeline::AdapterConfigFor): an 8-byte
-/// header length, then "{}" padded to 8 bytes.
-inline ov::Tensor EmptySafetensors() {
-  static const char kFile[] = "\x08\0\0\0\0\0\0\0{}      ";
-  ov::Tensor tensor(ov::element::u8, ov::Shape{16});
-  std::memcpy(tensor.data(), kFile, 16);
-  return tensor;
-}
 
 /// A pipeline of GenAI: compiled at once (dynamic shapes), or read, reshaped to the static shape, then compiled.
 template <typename T>
