@@ -72,8 +72,10 @@ class Pipeline : public Napi::ObjectWrap<Pipeline> {
   void Lend(Napi::Buffer<uint8_t> buffer);
 
  private:
-  /// Pipeline.load(modelDir, device, adapters: Adapter[], properties: {[key]: string}, fusedAlphas?: number[])
-  ///   -> Promise<Pipeline>. With fusedAlphas, the adapters are fused into the weights (MODE_FUSE).
+  /// Pipeline.load(modelDir, device, adapters: Adapter[], properties: {[key]: string}, fusedAlphas?: number[],
+  ///   staticShape?: [numImages, height, width, guidanceScale]) -> Promise<Pipeline>. With fusedAlphas, the adapters
+  ///   are fused into the weights (MODE_FUSE). With staticShape, the models are reshaped to it before they are
+  ///   compiled (a NaN guidance scale: the model's own).
   static Napi::Value Load(const Napi::CallbackInfo& info);
   /// pipeline.generate(prompt, options, onProgress?) -> Promise<{ data, count, width, height, metrics }>
   Napi::Value Generate(const Napi::CallbackInfo& info);
