@@ -20,6 +20,16 @@ struct StaticShape {
   float guidance_scale = 0;  // NaN: the model's own
 };
 
+/// The GenAI pipelines of one model, sharing its compiled models: text-to-image always; image-to-image and
+/// inpainting when the model has a VAE encoder (then the other two are built from the inpainting one).
+struct GenaiPipelines {
+  std::shared_ptr<ov::genai::Text2ImagePipeline> text2image;
+  std::shared_ptr<ov::genai::Image2ImagePipeline> image2image;
+  std::shared_ptr<ov::genai::InpaintingPipeline> inpainting;
+
+  explicit operator bool() const { return static_cast<bool>(text2image); }
+};
+
 /// A pipeline of GenAI: compiled at once (dynamic shapes), or read, reshaped to the static shape, then compiled.
 template <typename T>
 std::shared_ptr<T> BuildPipeline(const std::filesystem::path& dir, const std::string& device,

@@ -12,20 +12,11 @@
 
 #include "genai/genai.h"
 #include "genai/quirks.h"
+#include "genai_build.h"
 
 namespace multilora {
 
 class PipelineGenerateWorker;
-
-/// The GenAI pipelines of one model, sharing its compiled models: text-to-image always; image-to-image and
-/// inpainting when the model has a VAE encoder (then the other two are built from the inpainting one).
-struct GenaiPipelines {
-  std::shared_ptr<ov::genai::Text2ImagePipeline> text2image;
-  std::shared_ptr<ov::genai::Image2ImagePipeline> image2image;
-  std::shared_ptr<ov::genai::InpaintingPipeline> inpainting;
-
-  explicit operator bool() const { return static_cast<bool>(text2image); }
-};
 
 /// What a generate call runs: the index of a GenaiPipelines member.
 enum class Task { kText2Image = 0, kImage2Image = 1, kInpainting = 2 };

@@ -44,19 +44,13 @@ class Driver {
       adapters_ = multilora::quirks::AdapterSwitch(std::move(adapters), multilora::quirks::Spacer());
     }
     const Clock::time_point start = Clock::now();
-    // As multilora builds it (native/pipeline_load_worker.cc): from an InpaintingPipeline when the model has a VAE
-    // encoder, so that the compiled models are the same.
+    // As multilora builds it (quirks::BuildModelPipelines), so that the compiled models are the same.
     std::optional<multilora::StaticShape> shape;
     if (f[3] != "-") {
       std::vector<std::string> s = Split(f[3], 'x');
       shape = multilora::StaticShape{std::stoi(s[2]), std::stoi(s[1]), std::stoi(s[0]), std::stof(s[3])};
     }
-    if (std::filesystem::exists(std::filesystem::path(f[1]) / "vae_encoder" / "openvino_model.xml")) {
-      pipeline_ = std::make_shared<ov::genai::Text2ImagePipeline>(
-          *multilora::BuildPipeline<ov::genai::InpaintingPipeline>(f[1], f[2], properties, shape));
-    } else {
-      pipeline_ = multilora::BuildPipeline<ov::genai::Text2ImagePipeline>(f[1], f[2], properties, shape);
-    }
+    pipeline_ = multilora::quirks::BuildModelPipelines(f[1], f[2], properties, shape).text2image;
     return "ok\t" + std::to_string(Ms(start));
   }
 

@@ -36,6 +36,23 @@ void AdapterSwitch::Clear() {
   resend_alphas_ = true;
 }
 
+GenaiPipelines BuildModelPipelines(const std::filesystem::path& dir, const std::string& device,
+                                   const ov::AnyMap& properties, const std::optional<StaticShape>& shape) {
+  GenaiPipelines p;
+  if (std::filesystem::exists(dir / "vae_encoder" / "openvino_model.xml")) {
+    try {
+      p.inpainting = BuildPipeline<ov::genai::InpaintingPipeline>(dir, device, properties, shape);
+      p.image2image = std::make_shared<ov::genai::Image2ImagePipeline>(*p.inpainting);
+      p.text2image = std::make_shared<ov::genai::Text2ImagePipeline>(*p.inpainting);
+      return p;
+    } catch (...) {
+      p = GenaiPipelines();  // a family GenAI cannot inpaint: text-to-image only
+    }
+  }
+  p.text2image = BuildPipeline<ov::genai::Text2ImagePipeline>(dir, device, properties, shape);
+  return p;
+}
+
 ov::Tensor OwnCopy(const ov::Tensor& output) {
   ov::Tensor copy(output.get_element_type(), output.get_shape());
   output.copy_to(copy);

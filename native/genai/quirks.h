@@ -4,9 +4,13 @@
 // that one to revisit. No N-API here.
 #pragma once
 
+#include <filesystem>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "genai.h"
+#include "genai_build.h"
 
 namespace multilora::quirks {
 
@@ -45,5 +49,11 @@ class AdapterSwitch {
 /// A copy of GenAI's output tensor that only the caller owns (docs/GENAI-BUGS.md#output-reused): GenAI writes every
 /// result of a model into one tensor, which the next call overwrites or reallocates even while someone holds it.
 ov::Tensor OwnCopy(const ov::Tensor& output);
+
+/// The pipelines of one model (docs/GENAI-BUGS.md#inpainting-build-order): when it has a VAE encoder, the inpainting
+/// pipeline first and the other two from it, so that one set of compiled models serves all three tasks; text-to-image
+/// alone when it has none, or when GenAI cannot inpaint its family.
+GenaiPipelines BuildModelPipelines(const std::filesystem::path& dir, const std::string& device,
+                                   const ov::AnyMap& properties, const std::optional<StaticShape>& shape);
 
 }  // namespace multilora::quirks
