@@ -11,6 +11,7 @@ import { native } from '../core/binding';
 import { MultiloraError, fromNative } from '../core/errors';
 import {
   analyzeLora,
+  genaiPrefix,
   planGenaiLora,
   toGenaiLora,
   type LoraFormat,
@@ -18,7 +19,7 @@ import {
   type LoraPart,
   type LoraScale,
 } from './format';
-import type { ModelFamily, ModelInfo } from '../core/model';
+import type { ModelInfo } from '../core/model';
 import { openSafetensors, type Dtype, type TensorInfo } from './safetensors';
 
 /** What multilora found out about an adapter before GenAI read it. */
@@ -52,22 +53,6 @@ const PART_DIRS: Record<LoraPart, string> = {
   text_encoder_2: 'text_encoder_2',
   text_encoder_3: 'text_encoder_3',
 };
-
-/** The prefix GenAI strips from LoRA names for a model part (the defaults of its image-generation models). */
-function genaiPrefix(part: LoraPart, family: ModelFamily): string {
-  switch (part) {
-    case 'unet':
-      return 'lora_unet';
-    case 'transformer':
-      return 'transformer';
-    case 'text_encoder':
-      return family === 'sdxl' ? 'lora_te1' : 'lora_te';
-    case 'text_encoder_2':
-      return 'lora_te2';
-    default:
-      return 'lora_te3';
-  }
-}
 
 const layerCache = new Map<string, Promise<ModelLayer[]>>();
 

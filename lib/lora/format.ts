@@ -520,9 +520,20 @@ function kohyaNames(stem: string): GenaiNames {
   return { down: `${stem}.lora_down.weight`, up: `${stem}.lora_up.weight`, alpha: `${stem}.alpha` };
 }
 
-function textEncoderPrefix(part: LoraPart, family: ModelFamily): string {
-  if (part === 'text_encoder') return family === 'sdxl' ? 'lora_te1' : 'lora_te';
-  return part === 'text_encoder_2' ? 'lora_te2' : 'lora_te3';
+/** The prefix of GenAI's LoRA names for a model part (the defaults of its image-generation models). */
+export function genaiPrefix(part: LoraPart, family: ModelFamily): string {
+  switch (part) {
+    case 'unet':
+      return 'lora_unet';
+    case 'transformer':
+      return 'transformer';
+    case 'text_encoder':
+      return family === 'sdxl' ? 'lora_te1' : 'lora_te';
+    case 'text_encoder_2':
+      return 'lora_te2';
+    default:
+      return 'lora_te3';
+  }
 }
 
 function genaiNames(layer: LoraLayer, family: ModelFamily): GenaiNames | undefined {
@@ -531,14 +542,14 @@ function genaiNames(layer: LoraLayer, family: ModelFamily): GenaiNames | undefin
   switch (layer.naming) {
     case 'kohya':
       // GenAI's own kohya names, but with the text-encoder prefix that this family's pipeline uses.
-      return kohyaNames(textEncoder && family !== 'other' ? `${textEncoderPrefix(layer.part, family)}_${layer.module}` : layer.key);
+      return kohyaNames(textEncoder && family !== 'other' ? `${genaiPrefix(layer.part, family)}_${layer.module}` : layer.key);
     case 'xlabs':
       if (family !== 'flux' && family !== 'other') return undefined;
       return { down: `${layer.key}.down.weight`, up: `${layer.key}.up.weight` };
     default:
       if (layer.part === 'transformer') return kohyaNames(`transformer.${layer.module}`);
       if (layer.part === 'unet') return kohyaNames(`lora_unet_${layer.module.replaceAll('.', '_')}`);
-      return kohyaNames(`${textEncoderPrefix(layer.part, family)}_${layer.module.replaceAll('.', '_')}`);
+      return kohyaNames(`${genaiPrefix(layer.part, family)}_${layer.module.replaceAll('.', '_')}`);
   }
 }
 
