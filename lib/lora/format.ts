@@ -19,6 +19,7 @@ import type { ModelFamily } from '../core/model';
 import {
   fromFloat32Array,
   openSafetensors,
+  quote,
   scalarValue,
   toFloat32Array,
   writeSafetensors,
@@ -194,10 +195,6 @@ function parseName(name: string): ParsedName | undefined {
     return { key: module, naming: 'xlabs', part: 'transformer', module, role };
   }
   return undefined;
-}
-
-function quote(name: string): string {
-  return JSON.stringify(name.length > 200 ? `${name.slice(0, 197)}...` : name);
 }
 
 function formatError(problem: string): MultiloraError {

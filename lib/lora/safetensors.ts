@@ -69,7 +69,8 @@ function corrupt(source: string | undefined, problem: string): MultiloraError {
   return new MultiloraError('ERR_ADAPTER_INVALID', `${where(source)} is invalid: ${problem}`);
 }
 
-function quote(name: string): string {
+/** A name for a message: JSON, cut at 200 characters. */
+export function quote(name: string): string {
   return JSON.stringify(name.length > 200 ? `${name.slice(0, 197)}...` : name);
 }
 
