@@ -86,10 +86,6 @@ function shown(value: unknown): string {
   return text.length > 80 ? `${text.slice(0, 77)}...` : text;
 }
 
-export function dtypeSize(dtype: Dtype): number {
-  return DTYPE_SIZES[dtype];
-}
-
 /** The element count of a shape, or undefined when it exceeds `limit` (the product is never built past it). */
 function elementCount(shape: readonly number[], limit: bigint): bigint | undefined {
   if (shape.includes(0)) return 0n;
