@@ -165,34 +165,44 @@ function kohyaPart(prefix: string, module: string): LoraPart {
   return 'text_encoder';
 }
 
+/** A part that PARTS matched. */
+function partNamed(name: string): LoraPart {
+  return PART_ORDER.find((part) => part === name) ?? 'unet';
+}
+
+/** A role that a `(down|up)` group matched. */
+function downOrUp(role: string | undefined): Role {
+  return role === 'down' ? 'down' : 'up';
+}
+
 function parseName(name: string): ParsedName | undefined {
   let m = KOHYA.exec(name);
   if (m) {
-    const [, prefix, module, suffix] = m as unknown as [string, string, string, string];
+    const [, prefix = '', module = '', suffix] = m;
     const role: Role = suffix === 'alpha' ? 'alpha' : suffix === 'lora_down.weight' ? 'down' : 'up';
     return { key: `${prefix}_${module}`, naming: 'kohya', part: kohyaPart(prefix, module), module, role };
   }
   m = PEFT.exec(name);
   if (m) {
-    const [, part, module, ab, alpha] = m as unknown as [string, LoraPart, string, string?, string?];
+    const [, part = '', module = '', ab, alpha] = m;
     const role: Role = alpha ? 'alpha' : ab === 'A' ? 'down' : 'up';
-    return { key: `${part}.${module}`, naming: 'peft', part, module, role };
+    return { key: `${part}.${module}`, naming: 'peft', part: partNamed(part), module, role };
   }
   m = DIFFUSERS_PROCESSOR.exec(name);
   if (m) {
-    const [, part, path, projection, role] = m as unknown as [string, LoraPart, string, string, Role];
+    const [, part = '', path = '', projection, role] = m;
     const module = `${path}.${projection === 'to_out' ? 'to_out.0' : projection}`;
-    return { key: `${part}.${module}`, naming: 'diffusers', part, module, role };
+    return { key: `${part}.${module}`, naming: 'diffusers', part: partNamed(part), module, role: downOrUp(role) };
   }
   m = DIFFUSERS_LINEAR.exec(name);
   if (m) {
-    const [, part, module, role] = m as unknown as [string, LoraPart, string, Role];
-    return { key: `${part}.${module}`, naming: 'diffusers', part, module, role };
+    const [, part = '', module = '', role] = m;
+    return { key: `${part}.${module}`, naming: 'diffusers', part: partNamed(part), module, role: downOrUp(role) };
   }
   m = XLABS.exec(name);
   if (m) {
-    const [, module, role] = m as unknown as [string, string, Role];
-    return { key: module, naming: 'xlabs', part: 'transformer', module, role };
+    const [, module = '', role] = m;
+    return { key: module, naming: 'xlabs', part: 'transformer', module, role: downOrUp(role) };
   }
   return undefined;
 }
@@ -322,11 +332,16 @@ interface Group {
   alpha?: TensorInfo;
 }
 
+/** The outline of a SafetensorsHeader: checkHeader's test. */
+function isHeader(header: unknown): header is SafetensorsHeader {
+  return isPlainObject(header) && Array.isArray(header.tensors) && isPlainObject(header.metadata);
+}
+
 function checkHeader(header: unknown): SafetensorsHeader {
-  if (!isPlainObject(header) || !Array.isArray(header.tensors) || !isPlainObject(header.metadata)) {
+  if (!isHeader(header)) {
     throw invalid('a header from readSafetensorsHeader, parseSafetensors or openSafetensors', 'header', header);
   }
-  return header as unknown as SafetensorsHeader;
+  return header;
 }
 
 function spatial(info: TensorInfo): string | undefined {
@@ -557,11 +572,14 @@ function checkFamily(value: unknown, name: string): ModelFamily {
   return value as ModelFamily;
 }
 
+/** The outline of a LoraAnalysis: checkAnalysis's test. */
+function isAnalysis(analysis: unknown): analysis is LoraAnalysis {
+  return isPlainObject(analysis) && Array.isArray(analysis.layers) && typeof analysis.format === 'string';
+}
+
 function checkAnalysis(analysis: unknown): LoraAnalysis {
-  if (!isPlainObject(analysis) || !Array.isArray(analysis.layers) || typeof analysis.format !== 'string') {
-    throw invalid('the result of analyzeLora', 'analysis', analysis);
-  }
-  return analysis as unknown as LoraAnalysis;
+  if (!isAnalysis(analysis)) throw invalid('the result of analyzeLora', 'analysis', analysis);
+  return analysis;
 }
 
 /** Which layers a converted file keeps for a family, and under which names. */

@@ -363,19 +363,22 @@ export function parseSafetensors(buffer: Uint8Array): SafetensorsHeader {
 // ---------------------------------------------------------------------------------------------------------------
 // Reading tensors
 
+/** The outline of a TensorInfo: checkInfo's test. */
+function isInfo(info: unknown): info is TensorInfo {
+  return (
+    isPlainObject(info) &&
+    typeof info.name === 'string' &&
+    typeof info.dtype === 'string' &&
+    Object.hasOwn(DTYPE_SIZES, info.dtype) &&
+    isDim(info.offset) &&
+    isDim(info.byteLength) &&
+    Array.isArray(info.shape)
+  );
+}
+
 function checkInfo(info: unknown): TensorInfo {
-  if (
-    !isPlainObject(info) ||
-    typeof info.name !== 'string' ||
-    typeof info.dtype !== 'string' ||
-    !Object.hasOwn(DTYPE_SIZES, info.dtype) ||
-    !isDim(info.offset) ||
-    !isDim(info.byteLength) ||
-    !Array.isArray(info.shape)
-  ) {
-    throw invalid('a TensorInfo from readSafetensorsHeader or parseSafetensors', 'info', info);
-  }
-  return info as unknown as TensorInfo;
+  if (!isInfo(info)) throw invalid('a TensorInfo from readSafetensorsHeader or parseSafetensors', 'info', info);
+  return info;
 }
 
 /** An open safetensors source: its validated header, and its tensors read one by one. */
