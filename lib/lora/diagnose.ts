@@ -39,6 +39,14 @@ export interface AdapterReport {
   converted: boolean;
 }
 
+/** An AdapterReport without the tensor names: what a worker publishes and the server shows of each adapter. */
+export type AdapterSummary = Omit<AdapterReport, 'unmatchedTensors'>;
+
+export function summarizeReport(report: AdapterReport): AdapterSummary {
+  const { format, ranks, targets, matched, unmatched, converted } = report;
+  return { format, ranks, targets, matched, unmatched, converted };
+}
+
 export interface ModelLayer {
   name: string;
   type: 'MatMul' | 'Convolution';
