@@ -82,8 +82,9 @@ export function modelLayers(model: ModelInfo, part: LoraPart): Promise<ModelLaye
 
 /**
  * Rejects a LoRA with a NaN or infinite value in a tensor GenAI would use. GenAI applies every registered adapter to
- * every generate call (multilora passes alpha 0 for those a call does not choose), and 0 × NaN is NaN: one such
- * weight turns every image of the pipeline black, not only those that choose the adapter (seen on the tiny fixture).
+ * every generate call (multilora passes alpha 0 for those a call does not choose: docs/GENAI-BUGS.md#switching),
+ * and 0 × NaN is NaN: one such weight turns every image of the pipeline black, not only those that choose the adapter
+ * (seen on the tiny fixture).
  * Reads each tensor once, one at a time.
  */
 async function checkFinite(

@@ -13,7 +13,8 @@
 // - Before matching, SD/SDXL rename kohya names to diffusers ones (lora/names_mapping.cpp,
 //   maybe_map_non_diffusers_lora_to_diffusers, Stability "input_blocks" names included); SD3 and Flux rename kohya
 //   and XLabs Flux names (flux_kohya_lora_preprocessing, flux_xlabs_lora_preprocessing).
-// A PEFT/diffusers file (`unet.<module>.lora_A.weight`) therefore matches nothing on SD/SDXL: GenAI ignores it.
+// A PEFT/diffusers file (`unet.<module>.lora_A.weight`) therefore matches nothing on SD/SDXL: GenAI ignores it
+// (docs/GENAI-BUGS.md#peft-ignored), and toGenaiLora rewrites it.
 import { MultiloraError } from '../core/errors';
 import type { ModelFamily } from '../core/model';
 import {
