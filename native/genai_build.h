@@ -1,5 +1,5 @@
-// How a GenAI pipeline is made, shared by the addon (native/pipeline_load_worker.cc) and the benchmark's C++ driver
-// (native/bench/driver.cc), so that both make exactly the same GenAI calls. No N-API here.
+// How a GenAI pipeline is made, shared by the addon and the benchmark's C++ driver (native/bench/driver.cc) through
+// quirks::BuildModelPipelines (native/genai/quirks.h), so that both make exactly the same GenAI calls. No N-API here.
 #pragma once
 
 #include <cmath>
