@@ -1,9 +1,8 @@
-// How a GenAI pipeline is made, shared by the addon (native/pipeline_load_worker.cc) and the benchmark's C++ driver
-// (native/bench/driver.cc), so that both make exactly the same GenAI calls. No N-API here.
+// How a GenAI pipeline is made, shared by the addon and the benchmark's C++ driver (native/bench/driver.cc) through
+// quirks::BuildModelPipelines (native/genai/quirks.h), so that both make exactly the same GenAI calls. No N-API here.
 #pragma once
 
 #include <cmath>
-#include <cstring>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -21,14 +20,15 @@ struct StaticShape {
   float guidance_scale = 0;  // NaN: the model's own
 };
 
-/// The bytes of a safetensors file without tensors (the spacer adapter of Pipeline::AdapterConfigFor): an 8-byte
-/// header length, then "{}" padded to 8 bytes.
-inline ov::Tensor EmptySafetensors() {
-  static const char kFile[] = "\x08\0\0\0\0\0\0\0{}      ";
-  ov::Tensor tensor(ov::element::u8, ov::Shape{16});
-  std::memcpy(tensor.data(), kFile, 16);
-  return tensor;
-}
+/// The GenAI pipelines of one model, sharing its compiled models: text-to-image always; image-to-image and
+/// inpainting when the model has a VAE encoder (then the other two are built from the inpainting one).
+struct GenaiPipelines {
+  std::shared_ptr<ov::genai::Text2ImagePipeline> text2image;
+  std::shared_ptr<ov::genai::Image2ImagePipeline> image2image;
+  std::shared_ptr<ov::genai::InpaintingPipeline> inpainting;
+
+  explicit operator bool() const { return static_cast<bool>(text2image); }
+};
 
 /// A pipeline of GenAI: compiled at once (dynamic shapes), or read, reshaped to the static shape, then compiled.
 template <typename T>

@@ -27,7 +27,7 @@ Pipeline::Pipeline(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Pipeline>(
   }
   LoadedPipeline& loaded = *info[0].As<Napi::External<LoadedPipeline>>().Data();
   pipelines_ = std::move(loaded.pipelines);
-  adapters_ = std::move(loaded.adapters);
+  adapters_ = quirks::AdapterSwitch(std::move(loaded.adapters), std::move(loaded.spacer));
   loaded_ = std::move(loaded);
 }
 
@@ -81,7 +81,7 @@ Napi::Value Pipeline::Generate(const Napi::CallbackInfo& info) {
 
 void Pipeline::GenerateFinished(PipelineGenerateWorker* worker, bool failed, ov::Tensor output) {
   if (running_ == worker) running_ = nullptr;
-  if (failed) resend_alphas_ = true;  // GenAI may have stopped half-way through applying the config
+  if (failed) adapters_.ResendAlphas();
   if (output && pipelines_) output_ = std::move(output);
 }
 
@@ -99,27 +99,10 @@ Napi::Value Pipeline::OutputAddress(const Napi::CallbackInfo& info) {
   return Napi::BigInt::New(info.Env(), static_cast<uint64_t>(address));
 }
 
-// Two bugs of GenAI 2026.3 / OpenVINO 2026.3 make a naive AdapterConfig per call give wrong images once calls
-// switch between adapter selections (test/switching.spec.js shows both; docs/GENAI-BUGS.md tells the story):
-//  1. AdapterControllerImpl::compare_configs decides whether to upload new alphas from the LAST adapter's alpha
-//     only: a change in an earlier adapter's alpha is ignored, and the previous image comes back.
-//  2. A LoRA'd layer whose rank goes r -> 0 -> r (a call without any adapter covering it, then one with the same
-//     rank again) computes garbage on the CPU plugin: an all-black image.
-// So every call lists every registered adapter, always in registration order (the chosen ones at their alphas, the
-// rest at 0: the same bytes as the chosen ones alone, and no layer's rank ever drops to 0), and ends with a spacer:
-// an adapter without tensors, whose alpha takes a new value whenever an alpha changed, so that GenAI always uploads
-// them. A new value (not a flip between two) also serves pipelines that share models but not their bookkeeping
-// (text-to-image, image-to-image and inpainting of one model).
 ov::genai::AdapterConfig Pipeline::AdapterConfigFor(const std::vector<AdapterChoice>& chosen) {
-  std::vector<float> alphas(adapters_.size(), 0.0f);
+  std::vector<float> alphas(adapters_.adapters().size(), 0.0f);
   for (const auto& [index, alpha] : chosen) alphas[index] = alpha;
-  if (resend_alphas_ || alphas != last_alphas_) spacer_alpha_ = static_cast<float>((static_cast<int>(spacer_alpha_) + 1) % (1 << 20));
-  resend_alphas_ = false;
-  last_alphas_ = alphas;
-  ov::genai::AdapterConfig config;
-  for (size_t i = 0; i < adapters_.size(); ++i) config.add(adapters_[i], alphas[i]);
-  config.add(loaded_.spacer, spacer_alpha_);
-  return config;
+  return adapters_.ConfigFor(std::move(alphas));
 }
 
 Napi::Value Pipeline::Abort(const Napi::CallbackInfo& info) {
@@ -136,7 +119,7 @@ Napi::Value Pipeline::Dispose(const Napi::CallbackInfo& info) {
   }
   RevokeLent();
   output_ = ov::Tensor();
-  adapters_.clear();
+  adapters_.Clear();
   GenaiPipelines pipelines = std::move(pipelines_);
   pipelines_ = GenaiPipelines();
   return (new PipelineDisposeWorker(env, std::move(pipelines)))->Start();

@@ -11,20 +11,12 @@
 #include <napi.h>
 
 #include "genai/genai.h"
+#include "genai/quirks.h"
+#include "genai_build.h"
 
 namespace multilora {
 
 class PipelineGenerateWorker;
-
-/// The GenAI pipelines of one model, sharing its compiled models: text-to-image always; image-to-image and
-/// inpainting when the model has a VAE encoder (then the other two are built from the inpainting one).
-struct GenaiPipelines {
-  std::shared_ptr<ov::genai::Text2ImagePipeline> text2image;
-  std::shared_ptr<ov::genai::Image2ImagePipeline> image2image;
-  std::shared_ptr<ov::genai::InpaintingPipeline> inpainting;
-
-  explicit operator bool() const { return static_cast<bool>(text2image); }
-};
 
 /// What a generate call runs: the index of a GenaiPipelines member.
 enum class Task { kText2Image = 0, kImage2Image = 1, kInpainting = 2 };
@@ -37,7 +29,7 @@ struct LoadedPipeline {
   std::string model_dir;
   GenaiPipelines pipelines;
   std::vector<ov::genai::Adapter> adapters;
-  ov::genai::Adapter spacer;  // see Pipeline::AdapterConfigFor
+  ov::genai::Adapter spacer;  // quirks::Spacer(), for quirks::AdapterSwitch (none when fused)
   /// MODE_FUSE: the adapters were fused into the weights at these alphas; calls cannot choose.
   std::optional<std::vector<float>> fused_alphas;
   int64_t default_width = -1;
@@ -55,14 +47,15 @@ class Pipeline : public Napi::ObjectWrap<Pipeline> {
   explicit Pipeline(const Napi::CallbackInfo& info);
 
   const GenaiPipelines& genai() const { return pipelines_; }
-  const std::vector<ov::genai::Adapter>& adapters() const { return adapters_; }
+  const std::vector<ov::genai::Adapter>& adapters() const { return adapters_.adapters(); }
   const std::string& model_dir() const { return loaded_.model_dir; }
   bool fused() const { return loaded_.fused_alphas.has_value(); }
   /// The Scheduler::Type that a task's pipeline uses (0, AUTO: the model's own).
   int scheduler(Task task) const { return schedulers_[static_cast<int>(task)].load(); }
   /// Called from the worker thread of the one running generate.
   void set_scheduler(Task task, int type) { schedulers_[static_cast<int>(task)].store(type); }
-  /// The AdapterConfig for a call that chose these adapters (in its order); empty choices mean no LoRA.
+  /// The AdapterConfig for a call that chose these adapters (in its order); empty choices mean no LoRA. GenAI 2026.3
+  /// needs more than the chosen adapters: quirks::AdapterSwitch, docs/GENAI-BUGS.md#switching.
   ov::genai::AdapterConfig AdapterConfigFor(const std::vector<AdapterChoice>& chosen);
   /// Called by PipelineGenerateWorker on the JS thread when its run is over; `output` is GenAI's output tensor.
   void GenerateFinished(PipelineGenerateWorker* worker, bool failed, ov::Tensor output);
@@ -70,8 +63,10 @@ class Pipeline : public Napi::ObjectWrap<Pipeline> {
   void Lend(Napi::Buffer<uint8_t> buffer);
 
  private:
-  /// Pipeline.load(modelDir, device, adapters: Adapter[], properties: {[key]: string}, fusedAlphas?: number[])
-  ///   -> Promise<Pipeline>. With fusedAlphas, the adapters are fused into the weights (MODE_FUSE).
+  /// Pipeline.load(modelDir, device, adapters: Adapter[], properties: {[key]: string}, fusedAlphas?: number[],
+  ///   staticShape?: [numImages, height, width, guidanceScale]) -> Promise<Pipeline>. With fusedAlphas, the adapters
+  ///   are fused into the weights (MODE_FUSE). With staticShape, the models are reshaped to it before they are
+  ///   compiled (a NaN guidance scale: the model's own).
   static Napi::Value Load(const Napi::CallbackInfo& info);
   /// pipeline.generate(prompt, options, onProgress?) -> Promise<{ data, count, width, height, metrics }>
   Napi::Value Generate(const Napi::CallbackInfo& info);
@@ -90,15 +85,12 @@ class Pipeline : public Napi::ObjectWrap<Pipeline> {
   void RevokeLent();
 
   GenaiPipelines pipelines_;
-  std::vector<ov::genai::Adapter> adapters_;
+  quirks::AdapterSwitch adapters_;
   LoadedPipeline loaded_;  // the model dir and defaults (its pipeline and adapters are moved out)
   std::atomic<int> schedulers_[3] = {0, 0, 0};
   PipelineGenerateWorker* running_ = nullptr;
   ov::Tensor output_;                         // GenAI's output tensor, once a generate has run
   Napi::Reference<Napi::ArrayBuffer> lent_;  // weak: the memory of the last borrowed result
-  std::vector<float> last_alphas_;  // what the last call sent to GenAI
-  bool resend_alphas_ = true;
-  float spacer_alpha_ = 0.0f;
 };
 
 }  // namespace multilora

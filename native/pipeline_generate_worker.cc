@@ -253,9 +253,7 @@ void PipelineGenerateWorker::Run() {
           if (borrow_) {
             images_ = output;
           } else {
-            // GenAI's next call overwrites this memory, or frees it (see the top of the header): copy it once.
-            images_ = ov::Tensor(output.get_element_type(), output.get_shape());
-            output.copy_to(images_);
+            images_ = quirks::OwnCopy(output);  // docs/GENAI-BUGS.md#output-reused
           }
           ov::genai::ImageGenerationPerfMetrics m = task_ == Task::kText2Image    ? genai_.text2image->get_performance_metrics()
                                                     : task_ == Task::kImage2Image ? genai_.image2image->get_performance_metrics()

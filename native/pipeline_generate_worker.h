@@ -6,7 +6,7 @@
 //   call has the callback, so that process exit and worker_threads teardown can stop any run (Stop()).
 // - The initial noise: GenAI's own generator from the seed, or (options.generator 'torch') a TorchGenerator.
 // - The result: GenAI 2026.3 writes every result of a model into one tensor of its VAE decoder, which the next
-//   call overwrites or reallocates even while someone holds it (docs/GENAI-BUGS.md, test/zero-copy.spec.js). So by
+//   call overwrites or reallocates even while someone holds it (docs/GENAI-BUGS.md#output-reused, test/zero-copy.spec.js). So by
 //   default the images are copied once, on the worker thread, into a tensor that only the JS Buffer owns (a
 //   finalizer frees it). With options.output 'borrow', the Buffer wraps GenAI's own memory instead, with no copy,
 //   and the Pipeline detaches it before GenAI may touch that memory again (Pipeline::RevokeLent).

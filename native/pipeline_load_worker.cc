@@ -18,7 +18,7 @@ PipelineLoadWorker::PipelineLoadWorker(Napi::Env env, std::string model_dir, std
 
 void PipelineLoadWorker::Run() {
   try {
-    if (!loaded_.adapters.empty() && !loaded_.fused_alphas) loaded_.spacer = ov::genai::Adapter(EmptySafetensors());
+    if (!loaded_.adapters.empty() && !loaded_.fused_alphas) loaded_.spacer = quirks::Spacer();  // GENAI-BUGS.md#switching
     if (loaded_.fused_alphas) {
       // Fused into the weights at compile time: the fastest, but calls cannot choose or change them.
       std::vector<std::pair<ov::genai::Adapter, float>> pairs;
@@ -28,22 +28,9 @@ void PipelineLoadWorker::Run() {
       // Registration fixes the set of adapters; each generate call then picks any subset with any alphas.
       properties_["adapters"] = ov::genai::AdapterConfig(loaded_.adapters);
     }
-    const std::filesystem::path dir(model_dir_);
-    GenaiPipelines& p = loaded_.pipelines;
-    if (std::filesystem::exists(dir / "vae_encoder" / "openvino_model.xml")) {
-      // One set of compiled models serves all three tasks. (Built the other way round, from an Image2ImagePipeline,
-      // the inpainting pipeline of this release crashes in generate.)
-      try {
-        p.inpainting = BuildPipeline<ov::genai::InpaintingPipeline>(dir, device_, properties_, static_shape_);
-        p.image2image = std::make_shared<ov::genai::Image2ImagePipeline>(*p.inpainting);
-        p.text2image = std::make_shared<ov::genai::Text2ImagePipeline>(*p.inpainting);
-        loaded_.image_inputs = true;
-      } catch (...) {
-        p = GenaiPipelines();  // a family GenAI cannot inpaint: text-to-image only
-      }
-    }
-    if (!p.text2image) p.text2image = BuildPipeline<ov::genai::Text2ImagePipeline>(dir, device_, properties_, static_shape_);
-    ov::genai::ImageGenerationConfig config = p.text2image->get_generation_config();
+    loaded_.pipelines = quirks::BuildModelPipelines(model_dir_, device_, properties_, static_shape_);
+    loaded_.image_inputs = static_cast<bool>(loaded_.pipelines.inpainting);
+    ov::genai::ImageGenerationConfig config = loaded_.pipelines.text2image->get_generation_config();
     loaded_.default_width = config.width;
     loaded_.default_height = config.height;
     loaded_.default_steps = config.num_inference_steps;

@@ -51,7 +51,7 @@ for (const [family, fx] of Object.entries(families)) {
       });
       const wrong = SEQUENCE.filter((name, i) => !naive[i].equals(reference[name]));
       const black = naive.filter((img) => img.every((v) => v === 0)).length;
-      // If this fails, GenAI no longer has the bugs: Pipeline::AdapterConfigFor can go back to plain configs.
+      // If this fails, GenAI no longer has the bugs: quirks::AdapterSwitch (native/genai/quirks.h) can go.
       // Under `npm run sanitize` the black images come out as other wrong images: ASan's allocator fills new memory
       // with 0xbe where glibc's gives zeros, so what GenAI reads there was never written (GENAI-BUGS §1).
       assert.ok(wrong.length > 0 && (black > 0 || underAsan), `naive configs: ${wrong.length} wrong, ${black} black`);

@@ -80,6 +80,11 @@ export function checkSpec(name: unknown, spec: unknown, baseDir = process.cwd())
   return source;
 }
 
+/** `prompt` in `template` (its `<subject>` replaced by the prompt), or `prompt` itself without a template. */
+export function applyTemplate(template: string | undefined, prompt: string): string {
+  return template ? template.split(SUBJECT).join(prompt) : prompt;
+}
+
 /** A LoRA adapter, read once and shared by the native pipelines built with it. */
 export class Adapter {
   readonly name: string;
@@ -165,7 +170,7 @@ export class Adapter {
 
   /** Wraps `prompt` in this adapter's template, if it has one. */
   wrap(prompt: string): string {
-    return this.template ? this.template.split(SUBJECT).join(prompt) : prompt;
+    return applyTemplate(this.template, prompt);
   }
 
   get disposed(): boolean {

@@ -7,6 +7,7 @@ import type { Adapter } from './adapter';
 import type { ModelFamily } from './model';
 import type { NativeGenerateOptions, NativeRgb } from './binding';
 import { MultiloraError } from './errors';
+import { imageSteps } from './genai-quirks';
 import { decodePng, pngSize, toRgb } from './png';
 import { closest, finite, integer, invalid, isPlainObject, knownKeys, object, reading, string } from './validate';
 
@@ -240,20 +241,6 @@ export function refusedSchedulers(config: Record<string, unknown> | undefined, f
   return refused;
 }
 
-/**
- * The schedulers that GenAI 2026.3 gets wrong below some number of steps, for a model whose scheduler config is
- * `config` ('auto' when it is the model's own). Its PNDM at 1 step looks up the noise table past its end (diffusers'
- * PNDM steps to timestep + num_train_timesteps / steps on its first call): the images are random or black from call
- * to call.
- */
-export function schedulerMinSteps(config: Record<string, unknown> | undefined): NonNullable<CheckContext['schedulerMinSteps']> {
-  const pndm = {
-    steps: 2,
-    why: "GenAI 2026.3's PNDM scheduler reads past the end of its noise table at 1 step, and its images are then random or black",
-  };
-  return config?._class_name === 'PNDMScheduler' ? { pndm, auto: pndm } : { pndm };
-}
-
 /** The strength of GenAI 2026.3's image-to-image and inpainting calls that give none (as in diffusers). */
 const DEFAULT_STRENGTH = 0.8;
 
@@ -336,12 +323,10 @@ export function checkGenerate(
   if (opts.steps !== undefined) out.steps = integer(opts.steps, 'options.steps', 1, MAX_STEPS);
   if (opts.strength !== undefined) out.strength = finite(opts.strength, 'options.strength', 0, 1);
   if (task === 'image') {
-    // GenAI runs int(steps * strength) steps (in float32), and with none it refuses the call ("the number of
-    // pipeline steps is less then 1"), fails inside a scheduler (Euler: "!m_timesteps.empty()"), or with the LCM
-    // scheduler crashes the process (SIGSEGV, GenAI 2026.3, strength 0): none is refused here, strength 0 included.
+    // None is refused here, strength 0 included: docs/GENAI-BUGS.md#image-no-steps.
     const steps = out.steps ?? ctx.steps;
     const strength = out.strength ?? DEFAULT_STRENGTH;
-    if (steps !== undefined && Math.floor(Math.fround(steps * Math.fround(strength))) < 1) {
+    if (steps !== undefined && imageSteps(steps, strength) < 1) {
       throw new MultiloraError(
         'ERR_INVALID_ARGUMENT',
         `Expected steps x strength of at least 1 but received ${steps} x ${strength}: GenAI runs int(steps x strength) ` +

@@ -13,7 +13,6 @@ import {
   checkImage,
   readSchedulerConfig,
   refusedSchedulers,
-  schedulerMinSteps,
   type BatchOptions,
   type CheckContext,
   type ImageInput,
@@ -25,7 +24,8 @@ import {
   type ProgressEvent,
 } from './options';
 import { TaskQueue } from './task-queue';
-import { checkStaticAdapters, checkStaticShape, fitStaticShape, nativeShape, type StaticShape } from './static-shape';
+import { checkStaticShape, fitStaticShape, nativeShape, type StaticShape } from './static-shape';
+import { checkStaticAdapters, fitInpaint, schedulerMinSteps } from './genai-quirks';
 import { integer, invalid, knownKeys, object, string } from './validate';
 
 export interface LoadOptions {
@@ -292,20 +292,7 @@ export class Pipeline {
       }
       call.options.mask = m;
     }
-    if (task === 2) {
-      const count = call.options.numImages ?? 1;
-      if (count > 1) {
-        throw new MultiloraError(
-          'ERR_INVALID_ARGUMENT',
-          `Expected numImages 1 for inpaint but received ${count}: GenAI 2026.3's InpaintingPipeline does not repeat the ` +
-            "image's latents for a batch (\"Shapes for current [N,...] and initial image latents [1,...] must match\"); " +
-            'make one call per image',
-        );
-      }
-      // Without them, GenAI 2026.3 inpaints at the model's default size, not the image's.
-      call.options.width = call.options.image.width;
-      call.options.height = call.options.image.height;
-    }
+    if (task === 2) fitInpaint(call.options, call.options.image);
     this.#fitStaticShape(call.options, call.options.image);
     const { signal, onProgress } = call;
     if (signal?.aborted) throw new AbortError(signal.reason);

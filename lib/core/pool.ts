@@ -1,5 +1,5 @@
 // A pool of independent pipelines of one model, serving calls at the same time. Built on Pipeline's public API.
-import { checkSpec, type Adapter, type AdapterSource, type AdapterSpec } from './adapter';
+import { applyTemplate, checkSpec, type Adapter, type AdapterSource, type AdapterSpec } from './adapter';
 import type { AdapterInfo } from './adapter-set';
 import { readCatalog } from './catalog';
 import type { ModelInfo } from './model';
@@ -417,7 +417,7 @@ class Registered {
   }
 
   wrap(prompt: string): string {
-    return this.template ? this.template.split('<subject>').join(prompt) : prompt;
+    return applyTemplate(this.template, prompt);
   }
 }
 

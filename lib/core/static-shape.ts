@@ -39,23 +39,6 @@ export function checkStaticShape(value: unknown, model: ModelInfo): Required<Sta
   };
 }
 
-/**
- * GenAI 2026.3 compiles a reshaped model through another path than its usual constructor, and that path gives every
- * text encoder the LoRA prefix `lora_te`: right for SD 1.x and LCM (one text encoder), wrong for SDXL's `lora_te1`/
- * `lora_te2`, whose text-encoder weights would then be dropped with only a warning on stderr (docs/GENAI-BUGS.md).
- * So such adapters are refused with static shapes, rather than applied in part.
- */
-export function checkStaticAdapters(model: ModelInfo, adapters: ReadonlyArray<{ name: string; report: { targets: readonly string[] } }>): void {
-  if (model.family === 'sd' || model.family === 'lcm') return;
-  const withText = adapters.find((a) => a.report.targets.some((t) => t.startsWith('text_encoder')));
-  if (withText) {
-    throw new MultiloraError(
-      'ERR_INVALID_ARGUMENT',
-      `Adapter ${JSON.stringify(withText.name)} has text-encoder layers, which GenAI 2026.3 drops from a ${model.pipelineClass} compiled for a static shape: load without staticShape to use it (see docs/GENAI-BUGS.md)`,
-    );
-  }
-}
-
 /** [numImages, height, width, guidanceScale] as the addon takes it (NaN: the model's guidance scale). */
 export function nativeShape(shape: Required<StaticShape>): [number, number, number, number] {
   return [shape.numImages, shape.height, shape.width, shape.guidanceScale];

@@ -11,6 +11,7 @@ import { native } from '../core/binding';
 import { MultiloraError, fromNative } from '../core/errors';
 import {
   analyzeLora,
+  genaiPrefix,
   planGenaiLora,
   toGenaiLora,
   type LoraFormat,
@@ -18,7 +19,7 @@ import {
   type LoraPart,
   type LoraScale,
 } from './format';
-import type { ModelFamily, ModelInfo } from '../core/model';
+import type { ModelInfo } from '../core/model';
 import { openSafetensors, type Dtype, type TensorInfo } from './safetensors';
 
 /** What multilora found out about an adapter before GenAI read it. */
@@ -38,6 +39,14 @@ export interface AdapterReport {
   converted: boolean;
 }
 
+/** An AdapterReport without the tensor names: what a worker publishes and the server shows of each adapter. */
+export type AdapterSummary = Omit<AdapterReport, 'unmatchedTensors'>;
+
+export function summarizeReport(report: AdapterReport): AdapterSummary {
+  const { format, ranks, targets, matched, unmatched, converted } = report;
+  return { format, ranks, targets, matched, unmatched, converted };
+}
+
 export interface ModelLayer {
   name: string;
   type: 'MatMul' | 'Convolution';
@@ -52,22 +61,6 @@ const PART_DIRS: Record<LoraPart, string> = {
   text_encoder_2: 'text_encoder_2',
   text_encoder_3: 'text_encoder_3',
 };
-
-/** The prefix GenAI strips from LoRA names for a model part (the defaults of its image-generation models). */
-function genaiPrefix(part: LoraPart, family: ModelFamily): string {
-  switch (part) {
-    case 'unet':
-      return 'lora_unet';
-    case 'transformer':
-      return 'transformer';
-    case 'text_encoder':
-      return family === 'sdxl' ? 'lora_te1' : 'lora_te';
-    case 'text_encoder_2':
-      return 'lora_te2';
-    default:
-      return 'lora_te3';
-  }
-}
 
 const layerCache = new Map<string, Promise<ModelLayer[]>>();
 
@@ -89,8 +82,9 @@ export function modelLayers(model: ModelInfo, part: LoraPart): Promise<ModelLaye
 
 /**
  * Rejects a LoRA with a NaN or infinite value in a tensor GenAI would use. GenAI applies every registered adapter to
- * every generate call (multilora passes alpha 0 for those a call does not choose), and 0 × NaN is NaN: one such
- * weight turns every image of the pipeline black, not only those that choose the adapter (seen on the tiny fixture).
+ * every generate call (multilora passes alpha 0 for those a call does not choose: docs/GENAI-BUGS.md#switching),
+ * and 0 × NaN is NaN: one such weight turns every image of the pipeline black, not only those that choose the adapter
+ * (seen on the tiny fixture).
  * Reads each tensor once, one at a time.
  */
 async function checkFinite(

@@ -13,12 +13,14 @@
 // - Before matching, SD/SDXL rename kohya names to diffusers ones (lora/names_mapping.cpp,
 //   maybe_map_non_diffusers_lora_to_diffusers, Stability "input_blocks" names included); SD3 and Flux rename kohya
 //   and XLabs Flux names (flux_kohya_lora_preprocessing, flux_xlabs_lora_preprocessing).
-// A PEFT/diffusers file (`unet.<module>.lora_A.weight`) therefore matches nothing on SD/SDXL: GenAI ignores it.
+// A PEFT/diffusers file (`unet.<module>.lora_A.weight`) therefore matches nothing on SD/SDXL: GenAI ignores it
+// (docs/GENAI-BUGS.md#peft-ignored), and toGenaiLora rewrites it.
 import { MultiloraError } from '../core/errors';
 import type { ModelFamily } from '../core/model';
 import {
   fromFloat32Array,
   openSafetensors,
+  quote,
   scalarValue,
   toFloat32Array,
   writeSafetensors,
@@ -164,40 +166,46 @@ function kohyaPart(prefix: string, module: string): LoraPart {
   return 'text_encoder';
 }
 
+/** A part that PARTS matched. */
+function partNamed(name: string): LoraPart {
+  return PART_ORDER.find((part) => part === name) ?? 'unet';
+}
+
+/** A role that a `(down|up)` group matched. */
+function downOrUp(role: string | undefined): Role {
+  return role === 'down' ? 'down' : 'up';
+}
+
 function parseName(name: string): ParsedName | undefined {
   let m = KOHYA.exec(name);
   if (m) {
-    const [, prefix, module, suffix] = m as unknown as [string, string, string, string];
+    const [, prefix = '', module = '', suffix] = m;
     const role: Role = suffix === 'alpha' ? 'alpha' : suffix === 'lora_down.weight' ? 'down' : 'up';
     return { key: `${prefix}_${module}`, naming: 'kohya', part: kohyaPart(prefix, module), module, role };
   }
   m = PEFT.exec(name);
   if (m) {
-    const [, part, module, ab, alpha] = m as unknown as [string, LoraPart, string, string?, string?];
+    const [, part = '', module = '', ab, alpha] = m;
     const role: Role = alpha ? 'alpha' : ab === 'A' ? 'down' : 'up';
-    return { key: `${part}.${module}`, naming: 'peft', part, module, role };
+    return { key: `${part}.${module}`, naming: 'peft', part: partNamed(part), module, role };
   }
   m = DIFFUSERS_PROCESSOR.exec(name);
   if (m) {
-    const [, part, path, projection, role] = m as unknown as [string, LoraPart, string, string, Role];
+    const [, part = '', path = '', projection, role] = m;
     const module = `${path}.${projection === 'to_out' ? 'to_out.0' : projection}`;
-    return { key: `${part}.${module}`, naming: 'diffusers', part, module, role };
+    return { key: `${part}.${module}`, naming: 'diffusers', part: partNamed(part), module, role: downOrUp(role) };
   }
   m = DIFFUSERS_LINEAR.exec(name);
   if (m) {
-    const [, part, module, role] = m as unknown as [string, LoraPart, string, Role];
-    return { key: `${part}.${module}`, naming: 'diffusers', part, module, role };
+    const [, part = '', module = '', role] = m;
+    return { key: `${part}.${module}`, naming: 'diffusers', part: partNamed(part), module, role: downOrUp(role) };
   }
   m = XLABS.exec(name);
   if (m) {
-    const [, module, role] = m as unknown as [string, string, Role];
-    return { key: module, naming: 'xlabs', part: 'transformer', module, role };
+    const [, module = '', role] = m;
+    return { key: module, naming: 'xlabs', part: 'transformer', module, role: downOrUp(role) };
   }
   return undefined;
-}
-
-function quote(name: string): string {
-  return JSON.stringify(name.length > 200 ? `${name.slice(0, 197)}...` : name);
 }
 
 function formatError(problem: string): MultiloraError {
@@ -325,11 +333,16 @@ interface Group {
   alpha?: TensorInfo;
 }
 
+/** The outline of a SafetensorsHeader: checkHeader's test. */
+function isHeader(header: unknown): header is SafetensorsHeader {
+  return isPlainObject(header) && Array.isArray(header.tensors) && isPlainObject(header.metadata);
+}
+
 function checkHeader(header: unknown): SafetensorsHeader {
-  if (!isPlainObject(header) || !Array.isArray(header.tensors) || !isPlainObject(header.metadata)) {
+  if (!isHeader(header)) {
     throw invalid('a header from readSafetensorsHeader, parseSafetensors or openSafetensors', 'header', header);
   }
-  return header as unknown as SafetensorsHeader;
+  return header;
 }
 
 function spatial(info: TensorInfo): string | undefined {
@@ -520,9 +533,20 @@ function kohyaNames(stem: string): GenaiNames {
   return { down: `${stem}.lora_down.weight`, up: `${stem}.lora_up.weight`, alpha: `${stem}.alpha` };
 }
 
-function textEncoderPrefix(part: LoraPart, family: ModelFamily): string {
-  if (part === 'text_encoder') return family === 'sdxl' ? 'lora_te1' : 'lora_te';
-  return part === 'text_encoder_2' ? 'lora_te2' : 'lora_te3';
+/** The prefix of GenAI's LoRA names for a model part (the defaults of its image-generation models). */
+export function genaiPrefix(part: LoraPart, family: ModelFamily): string {
+  switch (part) {
+    case 'unet':
+      return 'lora_unet';
+    case 'transformer':
+      return 'transformer';
+    case 'text_encoder':
+      return family === 'sdxl' ? 'lora_te1' : 'lora_te';
+    case 'text_encoder_2':
+      return 'lora_te2';
+    default:
+      return 'lora_te3';
+  }
 }
 
 function genaiNames(layer: LoraLayer, family: ModelFamily): GenaiNames | undefined {
@@ -531,14 +555,14 @@ function genaiNames(layer: LoraLayer, family: ModelFamily): GenaiNames | undefin
   switch (layer.naming) {
     case 'kohya':
       // GenAI's own kohya names, but with the text-encoder prefix that this family's pipeline uses.
-      return kohyaNames(textEncoder && family !== 'other' ? `${textEncoderPrefix(layer.part, family)}_${layer.module}` : layer.key);
+      return kohyaNames(textEncoder && family !== 'other' ? `${genaiPrefix(layer.part, family)}_${layer.module}` : layer.key);
     case 'xlabs':
       if (family !== 'flux' && family !== 'other') return undefined;
       return { down: `${layer.key}.down.weight`, up: `${layer.key}.up.weight` };
     default:
       if (layer.part === 'transformer') return kohyaNames(`transformer.${layer.module}`);
       if (layer.part === 'unet') return kohyaNames(`lora_unet_${layer.module.replaceAll('.', '_')}`);
-      return kohyaNames(`${textEncoderPrefix(layer.part, family)}_${layer.module.replaceAll('.', '_')}`);
+      return kohyaNames(`${genaiPrefix(layer.part, family)}_${layer.module.replaceAll('.', '_')}`);
   }
 }
 
@@ -549,11 +573,14 @@ function checkFamily(value: unknown, name: string): ModelFamily {
   return value as ModelFamily;
 }
 
+/** The outline of a LoraAnalysis: checkAnalysis's test. */
+function isAnalysis(analysis: unknown): analysis is LoraAnalysis {
+  return isPlainObject(analysis) && Array.isArray(analysis.layers) && typeof analysis.format === 'string';
+}
+
 function checkAnalysis(analysis: unknown): LoraAnalysis {
-  if (!isPlainObject(analysis) || !Array.isArray(analysis.layers) || typeof analysis.format !== 'string') {
-    throw invalid('the result of analyzeLora', 'analysis', analysis);
-  }
-  return analysis as unknown as LoraAnalysis;
+  if (!isAnalysis(analysis)) throw invalid('the result of analyzeLora', 'analysis', analysis);
+  return analysis;
 }
 
 /** Which layers a converted file keeps for a family, and under which names. */

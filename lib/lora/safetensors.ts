@@ -69,7 +69,8 @@ function corrupt(source: string | undefined, problem: string): MultiloraError {
   return new MultiloraError('ERR_ADAPTER_INVALID', `${where(source)} is invalid: ${problem}`);
 }
 
-function quote(name: string): string {
+/** A name for a message: JSON, cut at 200 characters. */
+export function quote(name: string): string {
   return JSON.stringify(name.length > 200 ? `${name.slice(0, 197)}...` : name);
 }
 
@@ -83,10 +84,6 @@ function shown(value: unknown): string {
   }
   if (text === undefined) return describe(value);
   return text.length > 80 ? `${text.slice(0, 77)}...` : text;
-}
-
-export function dtypeSize(dtype: Dtype): number {
-  return DTYPE_SIZES[dtype];
 }
 
 /** The element count of a shape, or undefined when it exceeds `limit` (the product is never built past it). */
@@ -366,19 +363,22 @@ export function parseSafetensors(buffer: Uint8Array): SafetensorsHeader {
 // ---------------------------------------------------------------------------------------------------------------
 // Reading tensors
 
+/** The outline of a TensorInfo: checkInfo's test. */
+function isInfo(info: unknown): info is TensorInfo {
+  return (
+    isPlainObject(info) &&
+    typeof info.name === 'string' &&
+    typeof info.dtype === 'string' &&
+    Object.hasOwn(DTYPE_SIZES, info.dtype) &&
+    isDim(info.offset) &&
+    isDim(info.byteLength) &&
+    Array.isArray(info.shape)
+  );
+}
+
 function checkInfo(info: unknown): TensorInfo {
-  if (
-    !isPlainObject(info) ||
-    typeof info.name !== 'string' ||
-    typeof info.dtype !== 'string' ||
-    !Object.hasOwn(DTYPE_SIZES, info.dtype) ||
-    !isDim(info.offset) ||
-    !isDim(info.byteLength) ||
-    !Array.isArray(info.shape)
-  ) {
-    throw invalid('a TensorInfo from readSafetensorsHeader or parseSafetensors', 'info', info);
-  }
-  return info as unknown as TensorInfo;
+  if (!isInfo(info)) throw invalid('a TensorInfo from readSafetensorsHeader or parseSafetensors', 'info', info);
+  return info;
 }
 
 /** An open safetensors source: its validated header, and its tensors read one by one. */

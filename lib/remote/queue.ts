@@ -17,7 +17,7 @@ import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 
 import type { AdapterInfo } from '../core/adapter-set';
-import type { AdapterReport } from '../lora/diagnose';
+import type { AdapterSummary } from '../lora/diagnose';
 import { AbortError, ERROR_CODES, MultiloraError, type ErrorCode } from '../core/errors';
 import type { ModelInfo } from '../core/model';
 import type { AdapterSelection, GenerateOptions, Image, Metrics, ModelDefaults, ProgressEvent } from '../core/options';
@@ -112,8 +112,8 @@ export interface WorkerInfo {
   concurrency: number;
   model: Pick<ModelInfo, 'pipelineClass' | 'family' | 'vaeScaleFactor'> & { dir: string };
   defaults: ModelDefaults;
-  /** `report`: what multilora matched of each (AdapterReport without the tensor names); absent from older workers. */
-  adapters: Array<Pick<AdapterInfo, 'name' | 'alpha' | 'template' | 'negativePrompt'> & { report?: Omit<AdapterReport, 'unmatchedTensors'> }>;
+  /** `report`: what multilora matched of each; absent from older workers. */
+  adapters: Array<Pick<AdapterInfo, 'name' | 'alpha' | 'template' | 'negativePrompt'> & { report?: AdapterSummary }>;
   /** The largest job it takes (absent from older workers). */
   limits?: WorkerLimits;
   /** When it started, in ms since the epoch by Redis's clock: the oldest live worker's model is the one shown. */

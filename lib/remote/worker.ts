@@ -8,6 +8,7 @@ import { AbortError, MultiloraError } from '../core/errors';
 import { selectAdapters, type Image, type ProgressEvent } from '../core/options';
 import type { MultiloraWarning } from '../core/pipeline';
 import { PipelinePool } from '../core/pool';
+import { summarizeReport } from '../lora/diagnose';
 import {
   DEFAULT_PREFIX,
   DEFAULT_QUEUE,
@@ -159,10 +160,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     concurrency,
     model: { dir: pool.model.dir, pipelineClass: pool.model.pipelineClass, family: pool.model.family, vaeScaleFactor: pool.model.vaeScaleFactor },
     defaults: pool.defaults,
-    adapters: pool.adapters.list().map((a) => {
-      const { unmatchedTensors: _, ...report } = a.info;
-      return { name: a.name, alpha: a.alpha, template: a.template, negativePrompt: a.negativePrompt, report };
-    }),
+    adapters: pool.adapters.list().map((a) => ({ name: a.name, alpha: a.alpha, template: a.template, negativePrompt: a.negativePrompt, report: summarizeReport(a.info) })),
     limits,
     started: Number(seconds) * 1000 + Math.floor(Number(micros) / 1000),
   };

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { MultiloraError } from '../core/errors';
 import type { GenerateOptions, Image, ModelDefaults, ProgressEvent } from '../core/options';
 import type { Pipeline } from '../core/pipeline';
+import { summarizeReport, type AdapterSummary } from '../lora/diagnose';
 import { RemoteQueue, redactUrl, type WorkerInfo } from '../remote/queue';
 
 /** An adapter as GET /v1/loras shows it. */
@@ -14,7 +15,7 @@ export interface BackendAdapter {
   template?: string | undefined;
   negativePrompt?: string | undefined;
   /** What multilora matched of it; null when a worker did not publish it. */
-  report: { format: string; ranks: number[]; targets: string[]; matched: number; unmatched: number; converted: boolean } | null;
+  report: AdapterSummary | null;
 }
 
 /** The model, its defaults and the adapters: what the page and the API show, and what requests are checked against. */
@@ -64,14 +65,7 @@ export class LocalBackend implements Backend {
         alpha: a.alpha,
         template: a.template,
         negativePrompt: a.negativePrompt,
-        report: {
-          format: a.info.format,
-          ranks: a.info.ranks,
-          targets: a.info.targets,
-          matched: a.info.matched,
-          unmatched: a.info.unmatched,
-          converted: a.info.converted,
-        },
+        report: summarizeReport(a.info),
       })),
     };
   }

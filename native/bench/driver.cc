@@ -3,8 +3,8 @@
 //
 // It speaks the runners' line protocol on stdin/stdout (scripts/bench/protocol.md): one command per line, fields
 // separated by tabs, one reply line per command ("ok\t..." or "err\t<message>"). It makes exactly the GenAI calls
-// that multilora makes for the same request (native/pipeline.cc, AdapterConfigFor): every registered adapter in
-// registration order, then a tensor-less spacer adapter whose alpha changes whenever an alpha changed.
+// that multilora makes for the same request: the same build (genai_build.h) and the same AdapterConfig per call
+// (quirks::AdapterSwitch, native/genai/quirks.h).
 #include <chrono>
 #include <functional>
 #include <iostream>
@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "genai/quirks.h"
 #include "genai_build.h"
 
 namespace {
@@ -33,37 +34,30 @@ class Driver {
   std::string Load(const std::vector<std::string>& f) {
     if (f.size() != 6) return "err\tload takes 5 fields";
     pipeline_.reset();
-    adapters_.clear();
-    last_alphas_.clear();
-    spacer_alpha_ = 0;
+    adapters_ = multilora::quirks::AdapterSwitch();
     ov::AnyMap properties;
     if (f[4] != "-") properties["CACHE_DIR"] = f[4];
     if (f[5] != "-") {
-      for (const std::string& path : Split(f[5], '|')) adapters_.emplace_back(std::filesystem::path(path));
-      spacer_ = ov::genai::Adapter(multilora::EmptySafetensors());
-      properties["adapters"] = ov::genai::AdapterConfig(adapters_);
+      std::vector<ov::genai::Adapter> adapters;
+      for (const std::string& path : Split(f[5], '|')) adapters.emplace_back(std::filesystem::path(path));
+      properties["adapters"] = ov::genai::AdapterConfig(adapters);
+      adapters_ = multilora::quirks::AdapterSwitch(std::move(adapters), multilora::quirks::Spacer());
     }
     const Clock::time_point start = Clock::now();
-    // As multilora builds it (native/pipeline_load_worker.cc): from an InpaintingPipeline when the model has a VAE
-    // encoder, so that the compiled models are the same.
+    // As multilora builds it (quirks::BuildModelPipelines), so that the compiled models are the same.
     std::optional<multilora::StaticShape> shape;
     if (f[3] != "-") {
       std::vector<std::string> s = Split(f[3], 'x');
       shape = multilora::StaticShape{std::stoi(s[2]), std::stoi(s[1]), std::stoi(s[0]), std::stof(s[3])};
     }
-    if (std::filesystem::exists(std::filesystem::path(f[1]) / "vae_encoder" / "openvino_model.xml")) {
-      pipeline_ = std::make_shared<ov::genai::Text2ImagePipeline>(
-          *multilora::BuildPipeline<ov::genai::InpaintingPipeline>(f[1], f[2], properties, shape));
-    } else {
-      pipeline_ = multilora::BuildPipeline<ov::genai::Text2ImagePipeline>(f[1], f[2], properties, shape);
-    }
+    pipeline_ = multilora::quirks::BuildModelPipelines(f[1], f[2], properties, shape).text2image;
     return "ok\t" + std::to_string(Ms(start));
   }
 
   // gen <seed> <width> <height> <steps> <guidance> <alphas, one per registered adapter, comma-separated, or ->
   //     <prompt>
   // Alphas "empty": an empty AdapterConfig, GenAI's own way to ask for no LoRA (which multilora cannot use:
-  // docs/GENAI-BUGS.md §1).
+  // docs/GENAI-BUGS.md#switching).
   // first: the same fields; see below.
   std::string Generate(const std::vector<std::string>& f) {
     if (!pipeline_) return "err\tno pipeline loaded";
@@ -76,7 +70,7 @@ class Driver {
         {"guidance_scale", std::stof(f[5])},
     };
     if (f[6] == "empty") properties["adapters"] = ov::genai::AdapterConfig();
-    else if (!adapters_.empty()) properties["adapters"] = ConfigFor(f[6]);
+    else if (!adapters_.adapters().empty()) properties["adapters"] = ConfigFor(f[6]);
     const Clock::time_point start = Clock::now();
     if (f[0] == "first") {
       // Up to the end of the first step, then stop (GenAI skips the rest and the VAE): what a call costs before
@@ -87,10 +81,11 @@ class Driver {
         return true;
       };
       properties["callback"] = stop;
-      pipeline_->generate(f[7], properties);
+      Run(f[7], properties);
+      adapters_.ResendAlphas();  // as multilora does after a call it stopped (aborted)
       return "ok\t" + std::to_string(first_ms);
     }
-    ov::Tensor image = pipeline_->generate(f[7], properties);
+    ov::Tensor image = Run(f[7], properties);
     const double ms = Ms(start);
     // The first byte, so that the image is surely there (and read) before the clock stops for the others too.
     const float step_ms = pipeline_->get_performance_metrics().get_iteration_duration().mean;
@@ -103,25 +98,27 @@ class Driver {
     return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
   }
 
-  ov::genai::AdapterConfig ConfigFor(const std::string& csv) {
-    std::vector<float> alphas(adapters_.size(), 0.0f);
-    if (csv != "-") {
-      std::vector<std::string> values = Split(csv, ',');
-      for (size_t i = 0; i < values.size() && i < alphas.size(); ++i) alphas[i] = std::stof(values[i]);
+  // A failed call leaves GenAI's record of the config in doubt: the next one resends the alphas, as in multilora.
+  ov::Tensor Run(const std::string& prompt, const ov::AnyMap& properties) {
+    try {
+      return pipeline_->generate(prompt, properties);
+    } catch (...) {
+      adapters_.ResendAlphas();
+      throw;
     }
-    if (alphas != last_alphas_) spacer_alpha_ += 1;
-    last_alphas_ = alphas;
-    ov::genai::AdapterConfig config;
-    for (size_t i = 0; i < adapters_.size(); ++i) config.add(adapters_[i], alphas[i]);
-    config.add(spacer_, spacer_alpha_);
-    return config;
+  }
+
+  ov::genai::AdapterConfig ConfigFor(const std::string& csv) {
+    std::vector<float> alphas;
+    if (csv != "-") {
+      for (const std::string& value : Split(csv, ',')) alphas.push_back(std::stof(value));
+    }
+    alphas.resize(adapters_.adapters().size(), 0.0f);
+    return adapters_.ConfigFor(std::move(alphas));
   }
 
   std::shared_ptr<ov::genai::Text2ImagePipeline> pipeline_;
-  std::vector<ov::genai::Adapter> adapters_;
-  ov::genai::Adapter spacer_;
-  std::vector<float> last_alphas_;
-  float spacer_alpha_ = 0;
+  multilora::quirks::AdapterSwitch adapters_;
 };
 
 }  // namespace

@@ -1,0 +1,69 @@
+// The workarounds for OpenVINO GenAI 2026.3's bugs on the TypeScript side, each pointing at its section of
+// docs/GENAI-BUGS.md (native/genai/quirks.h has the C++ side). A GenAI upgrade is this file and that one to revisit:
+// each section's test says when a workaround can go.
+//
+// Sections whose workaround lives elsewhere, and why:
+// - docs/GENAI-BUGS.md#switching and docs/GENAI-BUGS.md#output-reused: the AdapterConfig of each call and the copy
+//   of the output tensor are made in C++ (native/genai/quirks.h).
+// - docs/GENAI-BUGS.md#peft-ignored: the rewrite of PEFT/diffusers names is the LoRA format module's work
+//   (toGenaiLora in lib/lora/format.ts), as it is for every format GenAI does not read as it is.
+// - docs/GENAI-BUGS.md#registered-bytes: nothing to work around, but removing a pipeline's last adapter changes its
+//   images without LoRA slightly.
+// - docs/GENAI-BUGS.md#clone: multilora never calls clone(): PipelinePool (lib/core/pool.ts) builds independent pipelines.
+import type { NativeGenerateOptions, NativeRgb } from './binding';
+import type { CheckContext } from './options';
+import { MultiloraError } from './errors';
+import type { ModelInfo } from './model';
+
+/**
+ * Refuses adapters with text-encoder layers for a static shape on a model with more than one text encoder
+ * (docs/GENAI-BUGS.md#static-text-encoder): GenAI would drop those layers, with only a warning on stderr.
+ */
+export function checkStaticAdapters(model: ModelInfo, adapters: ReadonlyArray<{ name: string; report: { targets: readonly string[] } }>): void {
+  if (model.family === 'sd' || model.family === 'lcm') return;
+  const withText = adapters.find((a) => a.report.targets.some((t) => t.startsWith('text_encoder')));
+  if (withText) {
+    throw new MultiloraError(
+      'ERR_INVALID_ARGUMENT',
+      `Adapter ${JSON.stringify(withText.name)} has text-encoder layers, which GenAI 2026.3 drops from a ${model.pipelineClass} compiled for a static shape: load without staticShape to use it (see docs/GENAI-BUGS.md)`,
+    );
+  }
+}
+
+/**
+ * The schedulers that GenAI gets wrong below some number of steps, for a model whose scheduler config is `config`
+ * ('auto' when it is the model's own): PNDM at 1 step (docs/GENAI-BUGS.md#pndm-one-step).
+ */
+export function schedulerMinSteps(config: Record<string, unknown> | undefined): NonNullable<CheckContext['schedulerMinSteps']> {
+  const pndm = {
+    steps: 2,
+    why: "GenAI 2026.3's PNDM scheduler reads past the end of its noise table at 1 step, and its images are then random or black",
+  };
+  return config?._class_name === 'PNDMScheduler' ? { pndm, auto: pndm } : { pndm };
+}
+
+/**
+ * How many denoising steps GenAI runs on an input image: int(steps × strength), in float32. None is refused before
+ * GenAI sees the call (docs/GENAI-BUGS.md#image-no-steps): GenAI would refuse it, fail in a scheduler, or crash.
+ */
+export function imageSteps(steps: number, strength: number): number {
+  return Math.floor(Math.fround(steps * Math.fround(strength)));
+}
+
+/**
+ * Fits a checked inpainting call to GenAI's InpaintingPipeline (docs/GENAI-BUGS.md#inpaint-size-batch): one image per
+ * call, and the image's own size (GenAI would otherwise inpaint at the model's default size).
+ */
+export function fitInpaint(options: NativeGenerateOptions, image: NativeRgb): void {
+  const count = options.numImages ?? 1;
+  if (count > 1) {
+    throw new MultiloraError(
+      'ERR_INVALID_ARGUMENT',
+      `Expected numImages 1 for inpaint but received ${count}: GenAI 2026.3's InpaintingPipeline does not repeat the ` +
+        "image's latents for a batch (\"Shapes for current [N,...] and initial image latents [1,...] must match\"); " +
+        'make one call per image',
+    );
+  }
+  options.width = image.width;
+  options.height = image.height;
+}

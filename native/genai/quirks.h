@@ -1,0 +1,59 @@
+// The workarounds for OpenVINO GenAI 2026.3's bugs on the C++ side, each pointing at its section of
+// docs/GENAI-BUGS.md (lib/core/genai-quirks.ts has the TypeScript side). Both the addon and the benchmark's C++ driver
+// (native/bench/driver.cc) call them, so that both make the same GenAI calls, and a GenAI upgrade is this file and
+// that one to revisit. No N-API here.
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "genai.h"
+#include "genai_build.h"
+
+namespace multilora::quirks {
+
+/// The spacer adapter of AdapterSwitch: GenAI reading a safetensors file without tensors. Call it off the JS thread,
+/// like any adapter load.
+ov::genai::Adapter Spacer();
+
+/// The AdapterConfig of each call on a pipeline with registered adapters (docs/GENAI-BUGS.md#switching): every
+/// registered adapter, always in registration order (the chosen ones at their alphas, the rest at 0: the same bytes
+/// as the chosen ones alone, and no layer's rank ever drops to 0), then the spacer, whose alpha takes a new value
+/// whenever an alpha changed so that GenAI always uploads them. A new value (not a flip between two) also serves
+/// pipelines that share models but not their bookkeeping (text-to-image, image-to-image and inpainting of one model).
+class AdapterSwitch {
+ public:
+  AdapterSwitch() = default;
+  /// `spacer` comes from Spacer(); it may be empty when no call will ask for a config (fused adapters).
+  AdapterSwitch(std::vector<ov::genai::Adapter> adapters, ov::genai::Adapter spacer);
+
+  const std::vector<ov::genai::Adapter>& adapters() const { return adapters_; }
+  /// The config for a call that gives `alphas[i]` to `adapters()[i]` (missing ones: 0).
+  ov::genai::AdapterConfig ConfigFor(std::vector<float> alphas);
+  /// The next config uploads its alphas whatever the last one was: after a failed call, GenAI may have stopped
+  /// half-way through applying it.
+  void ResendAlphas() { resend_alphas_ = true; }
+  /// Lets go of the adapters (at dispose).
+  void Clear();
+
+ private:
+  std::vector<ov::genai::Adapter> adapters_;
+  ov::genai::Adapter spacer_;
+  std::vector<float> last_alphas_;  // what the last call sent to GenAI
+  bool resend_alphas_ = true;
+  float spacer_alpha_ = 0.0f;
+};
+
+/// A copy of GenAI's output tensor that only the caller owns (docs/GENAI-BUGS.md#output-reused): GenAI writes every
+/// result of a model into one tensor, which the next call overwrites or reallocates even while someone holds it.
+ov::Tensor OwnCopy(const ov::Tensor& output);
+
+/// The pipelines of one model (docs/GENAI-BUGS.md#inpainting-build-order): when it has a VAE encoder, the inpainting
+/// pipeline first and the other two from it, so that one set of compiled models serves all three tasks; text-to-image
+/// alone when it has none, or when GenAI cannot inpaint its family.
+GenaiPipelines BuildModelPipelines(const std::filesystem::path& dir, const std::string& device,
+                                   const ov::AnyMap& properties, const std::optional<StaticShape>& shape);
+
+}  // namespace multilora::quirks
