@@ -8,7 +8,23 @@ import type { ModelFamily } from './model';
 import type { NativeGenerateOptions, NativeRgb } from './binding';
 import { MultiloraError } from './errors';
 import { decodePng, pngSize, toRgb } from './png';
+import {
+  ALPHA,
+  GENERATE_KEYS,
+  GENERATORS as GENERATOR_NAMES,
+  IMAGE_KEYS,
+  MAX_PROMPT,
+  MAX_SEED,
+  MAX_SIDE,
+  PROMPT_KEYS,
+  checkChoice,
+  checkFlag,
+  checkNumber,
+  checkText,
+} from './schema';
 import { closest, finite, integer, invalid, isPlainObject, knownKeys, object, reading, string } from './validate';
+
+export { MAX_IMAGES } from './schema';
 
 /**
  * Which adapters a call uses: a name, a list of names (each at its default alpha), a `{ name: alpha }` map, or
@@ -94,7 +110,7 @@ export interface GenerateOptions {
 
 /** The generators `options.generator` can name. */
 export type GeneratorName = 'genai' | 'torch';
-export const GENERATORS: readonly GeneratorName[] = ['genai', 'torch'];
+export const GENERATORS: readonly GeneratorName[] = GENERATOR_NAMES;
 
 /** How the image bytes reach the caller: see `GenerateOptions.output`. */
 export type OutputMode = 'copy' | 'borrow';
@@ -155,36 +171,6 @@ export interface ModelDefaults {
   /** Whether imageToImage() and inpaint() are available: the model has a VAE encoder GenAI can use. */
   imageInputs: boolean;
 }
-
-const GENERATE_KEYS = [
-  'adapters',
-  'applyTemplate',
-  'seed',
-  'generator',
-  'output',
-  'width',
-  'height',
-  'steps',
-  'guidanceScale',
-  'negativePrompt',
-  'prompt2',
-  'prompt3',
-  'negativePrompt2',
-  'negativePrompt3',
-  'maxSequenceLength',
-  'scheduler',
-  'onProgress',
-  'preview',
-  'signal',
-  'numImages',
-] as const;
-const IMAGE_KEYS = [...GENERATE_KEYS.filter((k) => k !== 'width' && k !== 'height'), 'strength'] as const;
-/** The most images one call may ask for (numImages). */
-export const MAX_IMAGES = 16;
-const MAX_SEED = 2 ** 32 - 1;
-const MAX_SIDE = 8192;
-const MAX_STEPS = 1000;
-const MAX_PROMPT = 100_000;
 
 /** What the checks need to know of the pipeline. */
 export interface CheckContext {
@@ -265,8 +251,6 @@ export interface CheckedCall {
   onProgress?: (event: ProgressEvent) => void;
 }
 
-const PROMPT_KEYS = ['negativePrompt', 'prompt2', 'prompt3', 'negativePrompt2', 'negativePrompt3'] as const;
-
 /**
  * Why this model's GenAI pipeline would refuse this prompt (the check_inputs of each pipeline in GenAI 2026.3), or
  * undefined when it takes it: extra prompts need the text encoders they are for, and negative prompts need
@@ -317,24 +301,16 @@ export function checkGenerate(
     ? ctx.adapters.map((a): [Adapter, number] => [a, a.alpha])
     : selectAdapters(opts.adapters, ctx.adapters);
   const out: NativeGenerateOptions = {
-    seed: opts.seed === undefined ? randomInt(0, MAX_SEED + 1) : integer(opts.seed, 'options.seed', 0, MAX_SEED),
+    seed: opts.seed === undefined ? randomInt(0, MAX_SEED + 1) : checkNumber('seed', opts.seed),
     adapters: ctx.fused ? [] : selected.map(([adapter, alpha]) => [ctx.adapters.indexOf(adapter), alpha]),
   };
-  if (opts.generator !== undefined) {
-    if (typeof opts.generator !== 'string' || !(GENERATORS as readonly string[]).includes(opts.generator)) {
-      throw invalid(GENERATORS.map((g) => JSON.stringify(g)).join(' or '), 'options.generator', opts.generator);
-    }
-    out.generator = opts.generator as GeneratorName;
-  }
-  if (opts.output !== undefined) {
-    if (opts.output !== 'copy' && opts.output !== 'borrow') throw invalid('"copy" or "borrow"', 'options.output', opts.output);
-    out.output = opts.output;
-  }
+  if (opts.generator !== undefined) out.generator = checkChoice('generator', opts.generator);
+  if (opts.output !== undefined) out.output = checkChoice('output', opts.output);
   for (const side of ['width', 'height'] as const) {
     if (opts[side] !== undefined) out[side] = checkSide(opts[side], `options.${side}`, ctx.vaeScaleFactor);
   }
-  if (opts.steps !== undefined) out.steps = integer(opts.steps, 'options.steps', 1, MAX_STEPS);
-  if (opts.strength !== undefined) out.strength = finite(opts.strength, 'options.strength', 0, 1);
+  if (opts.steps !== undefined) out.steps = checkNumber('steps', opts.steps);
+  if (opts.strength !== undefined) out.strength = checkNumber('strength', opts.strength);
   if (task === 'image') {
     // GenAI runs int(steps * strength) steps (in float32), and with none it refuses the call ("the number of
     // pipeline steps is less then 1"), fails inside a scheduler (Euler: "!m_timesteps.empty()"), or with the LCM
@@ -349,14 +325,12 @@ export function checkGenerate(
       );
     }
   }
-  if (opts.guidanceScale !== undefined) out.guidanceScale = finite(opts.guidanceScale, 'options.guidanceScale', 0, 100);
-  for (const key of ['negativePrompt', 'prompt2', 'prompt3', 'negativePrompt2', 'negativePrompt3'] as const) {
-    if (opts[key] !== undefined) out[key] = string(opts[key], `options.${key}`, { maxLength: MAX_PROMPT });
+  if (opts.guidanceScale !== undefined) out.guidanceScale = checkNumber('guidanceScale', opts.guidanceScale);
+  for (const key of PROMPT_KEYS) {
+    if (opts[key] !== undefined) out[key] = checkText(key, opts[key]);
   }
-  if (opts.maxSequenceLength !== undefined) {
-    out.maxSequenceLength = integer(opts.maxSequenceLength, 'options.maxSequenceLength', 1, 4096);
-  }
-  if (opts.numImages !== undefined) out.numImages = integer(opts.numImages, 'options.numImages', 1, MAX_IMAGES);
+  if (opts.maxSequenceLength !== undefined) out.maxSequenceLength = checkNumber('maxSequenceLength', opts.maxSequenceLength);
+  if (opts.numImages !== undefined) out.numImages = checkNumber('numImages', opts.numImages);
   if (opts.scheduler !== undefined) {
     if (typeof opts.scheduler !== 'string' || !Object.hasOwn(SCHEDULERS, opts.scheduler)) {
       throw invalid(`one of ${Object.keys(SCHEDULERS).join(', ')}`, 'options.scheduler', opts.scheduler);
@@ -381,17 +355,12 @@ export function checkGenerate(
   if (opts.onProgress !== undefined && typeof opts.onProgress !== 'function') {
     throw invalid('a function', 'options.onProgress', opts.onProgress);
   }
-  if (opts.preview !== undefined) {
-    if (typeof opts.preview !== 'boolean') throw invalid('a boolean', 'options.preview', opts.preview);
-    out.preview = opts.preview;
-  }
+  if (opts.preview !== undefined) out.preview = checkFlag('preview', opts.preview);
   if (opts.signal !== undefined && !reading('options.signal', () => opts.signal instanceof AbortSignal)) {
     throw invalid('an AbortSignal', 'options.signal', opts.signal);
   }
   let text = prompt as string;
-  if (opts.applyTemplate !== undefined && typeof opts.applyTemplate !== 'boolean') {
-    throw invalid('a boolean', 'options.applyTemplate', opts.applyTemplate);
-  }
+  if (opts.applyTemplate !== undefined) checkFlag('applyTemplate', opts.applyTemplate);
   if (opts.applyTemplate) {
     // As the tutorial does: the adapters' templates wrap the prompt (in the order the call names them), and their
     // negative prompts join the call's own.
@@ -435,7 +404,7 @@ export function selectAdapters<T extends { readonly name: string; readonly alpha
   } else if (isPlainObject(selection)) {
     entries = Object.entries(object(selection, 'options.adapters')).map(([name, alpha]) => [
       name,
-      finite(alpha, `options.adapters[${JSON.stringify(name)}]`, -100, 100),
+      finite(alpha, `options.adapters[${JSON.stringify(name)}]`, ALPHA.min, ALPHA.max),
     ]);
   } else {
     throw invalid('an adapter name, a list of names, a { name: alpha } map or null', 'options.adapters', selection);

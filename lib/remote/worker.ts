@@ -8,6 +8,7 @@ import { AbortError, MultiloraError } from '../core/errors';
 import { selectAdapters, type Image, type ProgressEvent } from '../core/options';
 import type { MultiloraWarning } from '../core/pipeline';
 import { PipelinePool } from '../core/pool';
+import { MAX_IMAGES, MAX_SIDE, SERVICE_LIMITS, bounds } from '../core/schema';
 import {
   DEFAULT_PREFIX,
   DEFAULT_QUEUE,
@@ -28,7 +29,7 @@ import {
   type WorkerInfo,
   type WorkerLimits,
 } from './queue';
-import { MAX_IMAGES, MAX_STEPS, sizeLimits } from '../server/limits';
+import { sizeLimits } from '../server/limits';
 import { integer, knownKeys, object, string } from '../core/validate';
 
 /** With Redis unreachable while closing: how long after close() the worker gives up on it, and after a hand-back. */
@@ -118,9 +119,10 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   const lockDuration = opts.lockDuration === undefined ? 30_000 : integer(opts.lockDuration, 'options.lockDuration', 1000, 3_600_000);
   const queueName = opts.queue === undefined ? DEFAULT_QUEUE : string(opts.queue, 'options.queue', { nonEmpty: true });
   const prefix = opts.prefix === undefined ? DEFAULT_PREFIX : string(opts.prefix, 'options.prefix', { nonEmpty: true });
-  const maxSize = opts.maxSize === undefined ? undefined : integer(opts.maxSize, 'options.maxSize', 1, 16384);
-  const maxSteps = opts.maxSteps === undefined ? MAX_STEPS : integer(opts.maxSteps, 'options.maxSteps', 1, 1000);
-  const maxImages = opts.maxImages === undefined ? MAX_IMAGES : integer(opts.maxImages, 'options.maxImages', 1, 16);
+  // A service's defaults, up to the library's own bounds.
+  const maxSize = opts.maxSize === undefined ? undefined : integer(opts.maxSize, 'options.maxSize', 1, MAX_SIDE);
+  const maxSteps = opts.maxSteps === undefined ? SERVICE_LIMITS.steps : integer(opts.maxSteps, 'options.maxSteps', 1, bounds('steps').max);
+  const maxImages = opts.maxImages === undefined ? SERVICE_LIMITS.numImages : integer(opts.maxImages, 'options.maxImages', 1, MAX_IMAGES);
   const onEvent = (opts.onEvent as WorkerOptions['onEvent']) ?? (() => undefined);
   const n = names(prefix, queueName);
 
