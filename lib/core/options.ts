@@ -3,7 +3,6 @@ import { randomInt } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 
-import type { Adapter } from './adapter';
 import type { ModelFamily } from './model';
 import type { NativeGenerateOptions, NativeRgb } from './binding';
 import { MultiloraError } from './errors';
@@ -172,13 +171,23 @@ export interface ModelDefaults {
   imageInputs: boolean;
 }
 
+/** What the checks read of a registered adapter (an Adapter, or what a pool knows of one). */
+export interface CheckAdapter {
+  readonly name: string;
+  readonly alpha: number;
+  readonly negativePrompt?: string | undefined;
+  wrap(prompt: string): string;
+}
+
 /** What the checks need to know of the pipeline. */
 export interface CheckContext {
   vaeScaleFactor: number;
-  /** The registered adapters, in registration order (the addon's indices). */
-  adapters: readonly Adapter[];
+  /** The registered adapters: what a call may name, with their defaults. */
+  adapters: readonly CheckAdapter[];
   /** The adapters are fused into the weights: calls cannot choose them. */
   fused: boolean;
+  /** Whether the model takes image-to-image and inpainting calls (ModelDefaults.imageInputs). */
+  imageInputs?: boolean;
   /** The model's family and default guidance: which prompts its GenAI pipeline takes (unusedPrompt). */
   family?: ModelFamily;
   guidanceScale?: number;
@@ -243,9 +252,18 @@ export function schedulerMinSteps(config: Record<string, unknown> | undefined): 
 /** The strength of GenAI 2026.3's image-to-image and inpainting calls that give none (as in diffusers). */
 const DEFAULT_STRENGTH = 0.8;
 
+/** The options of a checked call as the addon reads them, but for the adapters, which the call keeps by name. */
+export type CheckedOptions = Omit<NativeGenerateOptions, 'adapters'>;
+
+/**
+ * A checked call. Its adapters stay names until it runs: the pipeline that runs it resolves them against the set it
+ * has then (one removed meanwhile fails the call).
+ */
 export interface CheckedCall {
   prompt: string;
-  options: NativeGenerateOptions;
+  options: CheckedOptions;
+  /** [name, alpha] of each adapter the call uses, in the order it names them; none in fuse mode. */
+  adapters: Array<[string, number]>;
   /** As checked: the caller's options object is not read again. */
   signal?: AbortSignal;
   onProgress?: (event: ProgressEvent) => void;
@@ -256,7 +274,7 @@ export interface CheckedCall {
  * undefined when it takes it: extra prompts need the text encoders they are for, and negative prompts need
  * classifier-free guidance (guidance scale above 1), which LCM and Flux do not do.
  */
-function unusedPrompt(key: (typeof PROMPT_KEYS)[number], out: NativeGenerateOptions, ctx: CheckContext): string | undefined {
+function unusedPrompt(key: (typeof PROMPT_KEYS)[number], out: CheckedOptions, ctx: CheckContext): string | undefined {
   const family = ctx.family;
   const encoders = family === 'sd' || family === 'lcm' ? 1 : family === 'sdxl' || family === 'flux' ? 2 : 3;
   const index = key.endsWith('3') ? 3 : key.endsWith('2') ? 2 : 1;
@@ -279,6 +297,9 @@ export function checkSide(value: unknown, name: string, scale: number): number {
   return side;
 }
 
+/** For tests (through lib/internal.ts): told of every checkGenerate, to show that a call is checked once per process. */
+export const checkHooks: { onCheck: (() => void) | undefined } = { onCheck: undefined };
+
 /** Checks a generate call; every failure is a MultiloraError with code ERR_INVALID_ARGUMENT. */
 export function checkGenerate(
   prompt: unknown,
@@ -286,6 +307,7 @@ export function checkGenerate(
   ctx: CheckContext,
   task: 'text' | 'image' = 'text',
 ): CheckedCall {
+  checkHooks.onCheck?.();
   string(prompt, 'prompt', { maxLength: MAX_PROMPT });
   const opts = object(options, 'options');
   knownKeys(opts, task === 'text' ? GENERATE_KEYS : IMAGE_KEYS, task === 'text' ? 'the generate options' : 'the options');
@@ -298,12 +320,9 @@ export function checkGenerate(
   }
   // Fused adapters all apply, at their default alphas (that is what their templates then wrap).
   const selected = ctx.fused
-    ? ctx.adapters.map((a): [Adapter, number] => [a, a.alpha])
+    ? ctx.adapters.map((a): [CheckAdapter, number] => [a, a.alpha])
     : selectAdapters(opts.adapters, ctx.adapters);
-  const out: NativeGenerateOptions = {
-    seed: opts.seed === undefined ? randomInt(0, MAX_SEED + 1) : checkNumber('seed', opts.seed),
-    adapters: ctx.fused ? [] : selected.map(([adapter, alpha]) => [ctx.adapters.indexOf(adapter), alpha]),
-  };
+  const out: CheckedOptions = { seed: opts.seed === undefined ? randomInt(0, MAX_SEED + 1) : checkNumber('seed', opts.seed) };
   if (opts.generator !== undefined) out.generator = checkChoice('generator', opts.generator);
   if (opts.output !== undefined) out.output = checkChoice('output', opts.output);
   for (const side of ['width', 'height'] as const) {
@@ -377,7 +396,8 @@ export function checkGenerate(
     const why = out[key] === undefined ? undefined : unusedPrompt(key, out, ctx);
     if (why) throw new MultiloraError('ERR_INVALID_ARGUMENT', `options.${key} cannot be used: ${why}; leave it out`);
   }
-  const call: CheckedCall = { prompt: text, options: out };
+  const adapters = ctx.fused ? [] : selected.map(([adapter, alpha]): [string, number] => [adapter.name, alpha]);
+  const call: CheckedCall = { prompt: text, options: out, adapters };
   if (opts.signal !== undefined) call.signal = opts.signal as AbortSignal;
   if (opts.onProgress !== undefined) call.onProgress = opts.onProgress as (event: ProgressEvent) => void;
   return call;

@@ -1,21 +1,22 @@
 // A pool of independent pipelines of one model, serving calls at the same time. Built on Pipeline's public API.
-import { checkSpec, type Adapter, type AdapterSource, type AdapterSpec } from './adapter';
+import { checkSpec, type AdapterSource, type AdapterSpec } from './adapter';
 import type { AdapterInfo } from './adapter-set';
 import { readCatalog } from './catalog';
 import type { ModelInfo } from './model';
 import { AbortError, DisposedError, MultiloraError } from './errors';
 import {
   checkGenerate,
-  checkImage,
   type BatchOptions,
+  type CheckAdapter,
   type CheckContext,
+  type CheckedCall,
   type GenerateOptions,
   type Image,
   type ImageInput,
   type ImageToImageOptions,
   type ModelDefaults,
 } from './options';
-import { Pipeline, type LoadOptions, type MultiloraWarning } from './pipeline';
+import { Pipeline, checkContext, checkImageCall, runChecked, type LoadOptions, type MultiloraWarning } from './pipeline';
 import { TaskQueue } from './task-queue';
 import { integer, invalid, object, string } from './validate';
 
@@ -32,8 +33,10 @@ export interface PipelinePoolOptions extends LoadOptions {
   maxQueue?: number;
 }
 
-/** Set by PipelinePool's static block: its members (see poolMembers). */
+/** Set by PipelinePool's static block: its members (see poolMembers), and see checkPoolCall and runPoolCall. */
 let membersOf: (pool: PipelinePool) => readonly Pipeline[];
+let checkOn: (pool: PipelinePool, prompt: unknown, options: unknown) => CheckedCall;
+let runOn: (pool: PipelinePool, call: CheckedCall) => Promise<Image | Image[]>;
 
 /** For tests, to make a fault happen between two members. Not exported by the package. */
 export const poolHooks: {
@@ -79,6 +82,8 @@ export class PipelinePool {
 
   static {
     membersOf = (pool) => pool.#members;
+    checkOn = (pool, prompt, options) => checkGenerate(prompt, options, pool.#checkContext());
+    runOn = (pool, call) => (pool.#disposing ? Promise.reject(new DisposedError('The pipeline pool')) : pool.#dispatch(call));
   }
 
   private constructor(members: Pipeline[], maxQueue: number, catalogue: Array<[string, AdapterSpec]>) {
@@ -156,9 +161,7 @@ export class PipelinePool {
   generate(prompt: string, options?: GenerateOptions): Promise<Image>;
   async generate(prompt: string, options: GenerateOptions | BatchOptions = {}): Promise<Image | Image[]> {
     if (this.#disposing) throw new DisposedError('The pipeline pool');
-    checkGenerate(prompt, options, this.#checkContext());
-    const opts = snapshot(options);
-    return this.#dispatch(opts, (member) => member.generate(prompt, opts));
+    return this.#dispatch(checkGenerate(prompt, options, this.#checkContext()));
   }
 
   /** Image to image on the first idle pipeline: see `Pipeline.imageToImage`. */
@@ -166,10 +169,7 @@ export class PipelinePool {
   imageToImage(prompt: string, image: ImageInput, options?: ImageToImageOptions): Promise<Image>;
   async imageToImage(prompt: string, image: ImageInput, options: ImageToImageOptions = {}): Promise<Image | Image[]> {
     if (this.#disposing) throw new DisposedError('The pipeline pool');
-    checkGenerate(prompt, options, this.#checkContext(), 'image');
-    const rgb = checkImage(image, 'image', this.model.vaeScaleFactor);
-    const opts = snapshot(options);
-    return this.#dispatch(opts, (member) => member.imageToImage(prompt, rgb, opts));
+    return this.#dispatch(checkImageCall(this.#checkContext(), this.model, 1, prompt, options, image));
   }
 
   /** Inpainting on the first idle pipeline: see `Pipeline.inpaint`. */
@@ -177,11 +177,7 @@ export class PipelinePool {
   inpaint(prompt: string, image: ImageInput, mask: ImageInput, options?: ImageToImageOptions): Promise<Image>;
   async inpaint(prompt: string, image: ImageInput, mask: ImageInput, options: ImageToImageOptions = {}): Promise<Image | Image[]> {
     if (this.#disposing) throw new DisposedError('The pipeline pool');
-    checkGenerate(prompt, options, this.#checkContext(), 'image');
-    const rgb = checkImage(image, 'image', this.model.vaeScaleFactor);
-    const m = checkImage(mask, 'mask', this.model.vaeScaleFactor);
-    const opts = snapshot(options);
-    return this.#dispatch(opts, (member) => member.inpaint(prompt, rgb, m, opts));
+    return this.#dispatch(checkImageCall(this.#checkContext(), this.model, 2, prompt, options, image, mask));
   }
 
   /**
@@ -201,23 +197,18 @@ export class PipelinePool {
     await this.dispose();
   }
 
+  /**
+   * What a call is checked against: the members' model (they are all alike), and the adapters as of the last change
+   * that went through. The call is checked here, once: the member that runs it finds its adapters by name then.
+   */
   #checkContext(): CheckContext {
-    // checkGenerate reads a registered adapter's name, alpha, negativePrompt and wrap(): what AdapterInfo tells.
-    const adapters = this.#infos.map((info) => new Registered(info) as unknown as Adapter);
-    const context = {
-      vaeScaleFactor: this.model.vaeScaleFactor,
-      adapters,
-      fused: this.mode === 'fuse',
-      // Which prompts the model takes, for checkGenerate's prompt checks.
-      family: this.model.family,
-      guidanceScale: this.defaults.guidanceScale,
-    };
-    return context;
+    const adapters = this.#infos.map((info) => new Registered(info));
+    return { ...checkContext(this.#members[0]!), adapters };
   }
 
-  /** Runs a call on an idle member now, or queues it; wires its signal while it waits. */
-  #dispatch<T>(options: GenerateOptions, run: (member: Pipeline) => Promise<T>): Promise<T> {
-    const { signal } = options;
+  /** Runs a checked call on an idle member now, or queues it; wires its signal while it waits. */
+  #dispatch(call: CheckedCall): Promise<Image | Image[]> {
+    const { signal } = call;
     if (signal?.aborted) return Promise.reject(new AbortError(signal.reason));
     const idle = this.#waiting.length === 0 ? this.#idleMember() : undefined;
     if (!idle && this.#waiting.length >= this.#maxQueue) {
@@ -228,7 +219,7 @@ export class PipelinePool {
         ),
       );
     }
-    return new Promise<T>((resolve, reject) => {
+    return new Promise<Image | Image[]>((resolve, reject) => {
       const onAbort = (): void => {
         const at = this.#waiting.indexOf(job);
         if (at < 0) return; // running: the member's own signal handling stops it
@@ -239,12 +230,12 @@ export class PipelinePool {
       const job: Job = {
         start: (member) => {
           signal?.removeEventListener('abort', onAbort);
-          run(member)
+          runChecked(member, call)
             .then(resolve, reject)
             .finally(() => {
               // A borrowed result is lent until its member's next call starts: hold that back a turn of the event
               // loop, so that the caller's code right after its await still sees the bytes.
-              if (options.output === 'borrow') setImmediate(() => this.#release(member));
+              if (call.options.output === 'borrow') setImmediate(() => this.#release(member));
               else this.#release(member);
             });
         },
@@ -403,7 +394,7 @@ interface Job {
 }
 
 /** What checkGenerate reads of a registered adapter, from what the pool knows of it. */
-class Registered {
+class Registered implements CheckAdapter {
   readonly name: string;
   readonly alpha: number;
   readonly template: string | undefined;
@@ -419,15 +410,6 @@ class Registered {
   wrap(prompt: string): string {
     return this.template ? this.template.split('<subject>').join(prompt) : prompt;
   }
-}
-
-/** A copy of the call's options as they are now (a queued call must not see later changes to the caller's object). */
-function snapshot<T extends GenerateOptions>(options: T): T {
-  const copy = { ...options };
-  const a = copy.adapters;
-  if (Array.isArray(a)) copy.adapters = [...a];
-  else if (a && typeof a === 'object') copy.adapters = { ...(a as Record<string, number>) };
-  return copy;
 }
 
 function specOf(source: AdapterSource): AdapterSpec {
@@ -469,4 +451,17 @@ async function restore(member: Pipeline, target: Array<[string, AdapterSpec]>, c
 /** For tests: the member pipelines of a pool. Not exported by the package. */
 export function poolMembers(pool: PipelinePool): readonly Pipeline[] {
   return membersOf(pool);
+}
+
+/**
+ * @internal Checks a generate call as `pool.generate` would, for a caller that needs the checked call itself (the
+ * remote worker reports the adapters and alphas it ran with). Run it with runPoolCall: it is not checked again.
+ */
+export function checkPoolCall(pool: PipelinePool, prompt: unknown, options: unknown): CheckedCall {
+  return checkOn(pool, prompt, options);
+}
+
+/** @internal Runs a call that checkPoolCall checked, as `pool.generate` does. */
+export function runPoolCall(pool: PipelinePool, call: CheckedCall): Promise<Image | Image[]> {
+  return runOn(pool, call);
 }

@@ -5,9 +5,9 @@ import os from 'node:os';
 
 import type { AdapterSpec } from '../core/adapter';
 import { AbortError, MultiloraError } from '../core/errors';
-import { selectAdapters, type Image, type ProgressEvent } from '../core/options';
+import type { Image, ProgressEvent } from '../core/options';
 import type { MultiloraWarning } from '../core/pipeline';
-import { PipelinePool } from '../core/pool';
+import { PipelinePool, checkPoolCall, runPoolCall } from '../core/pool';
 import { MAX_IMAGES, MAX_SIDE, SERVICE_LIMITS, bounds } from '../core/schema';
 import {
   DEFAULT_PREFIX,
@@ -212,8 +212,9 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
         if (e.preview) p.preview = { width: e.preview.width, height: e.preview.height, channels: 3, data: e.preview.data.toString('base64') };
         lastProgress = job.updateProgress(p as never).catch(() => undefined);
       };
-      const options = { ...data.options, signal: abort.signal, onProgress };
-      const out = await pool.generate(data.prompt, options as never);
+      // Checked once in this process, as generate would; the pool runs it without checking it again.
+      const call = checkPoolCall(pool, data.prompt, { ...data.options, signal: abort.signal, onProgress });
+      const out = await runPoolCall(pool, call);
       await lastProgress;
       const images = Array.isArray(out) ? out : [out];
       const multi = redis.multi();
@@ -229,8 +230,8 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
         jobId: job.id!,
         images: metas,
         metrics: images[0]!.metrics,
-        // The selection generate just accepted, at the alphas it ran with.
-        adapters: Object.fromEntries(selectAdapters(data.options.adapters, info.adapters).map(([a, alpha]) => [a.name, alpha])),
+        // The adapters the call ran with, at their alphas.
+        adapters: Object.fromEntries(call.adapters),
         worker: id,
         timings: { queuedMs, runMs: Date.now() - started },
         ttl: resultTtl,
