@@ -3,7 +3,7 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 
 import { Adapter, checkSpec, type AdapterSource, type AdapterSpec } from './adapter';
-import { AdapterSet } from './adapter-set';
+import { AdapterSet, describe } from './adapter-set';
 import { native, type NativeImages, type NativePipeline, type NativeProgress, type NativeRgb } from './binding';
 import { readCatalog } from './catalog';
 import { AbortError, DisposedError, MultiloraError, fromNative } from './errors';
@@ -147,7 +147,7 @@ export class Pipeline {
       imageInputs: d.imageInputs,
     };
     this.adapters = new AdapterSet({
-      list: () => this.#registered,
+      list: () => this.#registered.map(describe),
       // A replaced adapter keeps its place: GenAI's bytes depend on the order, and an alpha-only change rebuilds nothing.
       add: (source) =>
         this.#change((current) =>

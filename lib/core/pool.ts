@@ -1,6 +1,6 @@
 // A pool of independent pipelines of one model, serving calls at the same time. Built on Pipeline's public API.
 import { checkSpec, type AdapterSource, type AdapterSpec } from './adapter';
-import type { AdapterInfo } from './adapter-set';
+import { PoolAdapterSet, specOf, type AdapterInfo } from './adapter-set';
 import { readCatalog } from './catalog';
 import type { ModelInfo } from './model';
 import { AbortError, DisposedError, MultiloraError } from './errors';
@@ -19,6 +19,8 @@ import {
 import { Pipeline, checkContext, checkImageCall, runChecked, type LoadOptions, type MultiloraWarning } from './pipeline';
 import { TaskQueue } from './task-queue';
 import { integer, invalid, object, string } from './validate';
+
+export { PoolAdapterSet };
 
 export interface PipelinePoolOptions extends LoadOptions {
   /**
@@ -97,7 +99,7 @@ export class PipelinePool {
     this.#infos = first.adapters.list();
     this.adapters = new PoolAdapterSet({
       list: () => this.#infos,
-      add: (name, spec) => this.#add(name, spec),
+      add: (source) => this.#add(source),
       remove: (name) => this.#remove(name),
     });
   }
@@ -109,7 +111,8 @@ export class PipelinePool {
    */
   static async load(modelDir: string, options: PipelinePoolOptions): Promise<PipelinePool> {
     string(modelDir, 'modelDir', { nonEmpty: true });
-    const { size, maxQueue, ...rest } = object(options, 'options') as unknown as PipelinePoolOptions;
+    object(options, 'options');
+    const { size, maxQueue, ...rest } = options;
     const count = integer(size, 'options.size', 1, MAX_SIZE);
     const limit = maxQueue === undefined || maxQueue === Infinity ? Infinity : integer(maxQueue, 'options.maxQueue', 0, 2 ** 31 - 1);
     if (rest.onWarning !== undefined && typeof rest.onWarning !== 'function') {
@@ -268,15 +271,14 @@ export class PipelinePool {
     if (this.pending === 0) for (const resolve of this.#drained.splice(0)) resolve();
   }
 
-  #add(name: string, spec: AdapterSpec): Promise<void> {
-    const source = checkSpec(name, spec);
+  #add(source: AdapterSource): Promise<void> {
+    const { name } = source;
     return this.#change(name, (catalogue) => [...catalogue.filter(([n]) => n !== name), [name, specOf(source)]], (m) =>
       m.adapters.add(name, specOf(source)),
     );
   }
 
   #remove(name: string): Promise<void> {
-    string(name, 'name', { nonEmpty: true });
     return this.#change(
       name,
       (catalogue) => {
@@ -336,59 +338,6 @@ export class PipelinePool {
   }
 }
 
-/** The registered adapters of a pool: the same reads as `pipeline.adapters`; a change applies to every member. */
-export class PoolAdapterSet {
-  readonly #hooks: PoolAdapterHooks;
-
-  /** @internal */
-  constructor(hooks: PoolAdapterHooks) {
-    this.#hooks = hooks;
-  }
-
-  /** The registered adapters, in registration order. */
-  list(): AdapterInfo[] {
-    return this.#hooks.list().map((a) => ({ ...a }));
-  }
-
-  get(name: string): AdapterInfo | undefined {
-    const found = this.#hooks.list().find((a) => a.name === name);
-    return found && { ...found };
-  }
-
-  has(name: string): boolean {
-    return this.#hooks.list().some((a) => a.name === name);
-  }
-
-  get names(): string[] {
-    return this.#hooks.list().map((a) => a.name);
-  }
-
-  get size(): number {
-    return this.#hooks.list().length;
-  }
-
-  /**
-   * Registers an adapter on every pipeline of the pool, or replaces the one of that name, as
-   * `pipeline.adapters.add` does: each pipeline rebuilds in the background, one after the other, while calls go on.
-   * If one fails, the others are brought back and nothing changes. Calls made after the promise resolves see the
-   * new set on every pipeline; calls made before may run with either set.
-   */
-  async add(name: string, spec: AdapterSpec): Promise<void> {
-    await this.#hooks.add(name, spec);
-  }
-
-  /** Unregisters an adapter from every pipeline of the pool, as `add` does: all or none. */
-  async remove(name: string): Promise<void> {
-    await this.#hooks.remove(name);
-  }
-}
-
-interface PoolAdapterHooks {
-  list(): readonly AdapterInfo[];
-  add(name: string, spec: AdapterSpec): Promise<void>;
-  remove(name: string): Promise<void>;
-}
-
 interface Job {
   start(member: Pipeline): void;
 }
@@ -410,15 +359,6 @@ class Registered implements CheckAdapter {
   wrap(prompt: string): string {
     return this.template ? this.template.split('<subject>').join(prompt) : prompt;
   }
-}
-
-function specOf(source: AdapterSource): AdapterSpec {
-  const spec: AdapterSpec = { alpha: source.alpha, scale: source.scale };
-  if (source.path !== undefined) spec.path = source.path;
-  if (source.data !== undefined) spec.data = source.data;
-  if (source.template !== undefined) spec.template = source.template;
-  if (source.negativePrompt !== undefined) spec.negativePrompt = source.negativePrompt;
-  return spec;
 }
 
 /** The adapters a pipeline loaded with these (already checked) options registered, in Pipeline.load's order. */
