@@ -1,6 +1,7 @@
 #include "pipeline_generate_worker.h"
 
 #include <algorithm>
+#include <cassert>
 #include <cmath>
 #include <cstring>
 #include <future>
@@ -116,9 +117,8 @@ PipelineGenerateWorker::PipelineGenerateWorker(const Napi::CallbackInfo& info, P
     if (Has(o, js)) properties_[genai] = Str(o, js);
   }
   if (Has(o, "task")) task_ = static_cast<Task>(static_cast<int>(Num(o, "task")));
-  if (task_ != Task::kText2Image && !genai_.image2image) {
-    throw MakeError(env, kErrInvalidArgument, "This model has no image-to-image or inpainting pipeline");
-  }
+  // Checked in lib/core/pipeline.ts (checkImageCall: the model's defaults.imageInputs).
+  assert(task_ == Task::kText2Image || genai_.image2image);
   if (task_ != Task::kText2Image) image_ = ImageTensor(o.Get("image").As<Napi::Object>());
   if (task_ == Task::kInpainting) mask_ = ImageTensor(o.Get("mask").As<Napi::Object>());
   const int scheduler = Has(o, "scheduler") ? static_cast<int>(Num(o, "scheduler")) : 0;
@@ -128,21 +128,21 @@ PipelineGenerateWorker::PipelineGenerateWorker(const Napi::CallbackInfo& info, P
   }
 
   const size_t registered = pipeline->adapters().size();
-  Napi::Array chosen = Has(o, "adapters") ? o.Get("adapters").As<Napi::Array>() : Napi::Array::New(env);
-  if (pipeline->fused()) {
-    if (chosen.Length() > 0) throw MakeError(env, kErrInvalidArgument, "The adapters of this pipeline are fused");
-  } else if (registered > 0) {
+  Napi::Array chosen = o.Get("adapters").As<Napi::Array>();
+  // Checked in lib/core/options.ts (checkGenerate: none in fuse mode) and resolved by name in lib/core/pipeline.ts
+  // (#resolve: indices into the adapters this native pipeline was built with).
+  assert(!pipeline->fused() || chosen.Length() == 0);
+  assert(registered > 0 || chosen.Length() == 0);
+  if (!pipeline->fused() && registered > 0) {
     std::vector<AdapterChoice> choices;
     for (uint32_t i = 0; i < chosen.Length(); ++i) {
       Napi::Array pair = chosen.Get(i).As<Napi::Array>();
       uint32_t index = pair.Get(uint32_t{0}).As<Napi::Number>().Uint32Value();
-      if (index >= registered) throw MakeError(env, kErrInvalidArgument, "Adapter index out of range");
+      assert(index < registered);
       choices.emplace_back(index, pair.Get(uint32_t{1}).As<Napi::Number>().FloatValue());
     }
     // Always explicit: without it, GenAI would apply the adapters as registered.
     properties_["adapters"] = pipeline->AdapterConfigFor(choices);
-  } else if (chosen.Length() > 0) {
-    throw MakeError(env, kErrInvalidArgument, "This pipeline was built without adapters");
   }
 
   preview_ = Has(o, "preview") && o.Get("preview").ToBoolean().Value();
@@ -317,12 +317,15 @@ Napi::Value PipelineGenerateWorker::Resolve(Napi::Env env) {
   result.Set("count", Napi::Number::New(env, static_cast<double>(shape[0])));
   result.Set("height", Napi::Number::New(env, static_cast<double>(shape[1])));
   result.Set("width", Napi::Number::New(env, static_cast<double>(shape[2])));
+  // The public shape (Metrics in lib/core/options.ts): TS hands it on as it is.
   Napi::Object metrics = Napi::Object::New(env);
   metrics.Set("loadMs", Napi::Number::New(env, metrics_.load_ms));
   metrics.Set("totalMs", Napi::Number::New(env, metrics_.total_ms));
-  metrics.Set("stepMeanMs", Napi::Number::New(env, metrics_.step_mean_ms));
-  metrics.Set("stepStdMs", Napi::Number::New(env, metrics_.step_std_ms));
-  metrics.Set("denoiserMeanMs", Napi::Number::New(env, metrics_.denoiser_mean_ms));
+  Napi::Object step = Napi::Object::New(env);
+  step.Set("mean", Napi::Number::New(env, metrics_.step_mean_ms));
+  step.Set("std", Napi::Number::New(env, metrics_.step_std_ms));
+  metrics.Set("stepMs", step);
+  metrics.Set("denoiserMs", Napi::Number::New(env, metrics_.denoiser_mean_ms));
   Napi::Object encoders = Napi::Object::New(env);
   for (const auto& [name, ms] : metrics_.text_encoders_ms) encoders.Set(name, Napi::Number::New(env, ms));
   metrics.Set("textEncodersMs", encoders);

@@ -8,6 +8,7 @@ const { copyFileSync, readFileSync, readdirSync, writeFileSync } = require('node
 const path = require('node:path');
 const { Pipeline, PipelinePool, MultiloraError, DisposedError, AbortError } = require('../dist/index');
 const { poolHooks, poolMembers } = require('../dist/internal').pool;
+const { checkHooks } = require('../dist/internal').options;
 const { families, meanAbsDiff, useTempDir } = require('./helpers/fixtures');
 
 const fx = families.sd15;
@@ -123,6 +124,27 @@ describe('concurrency', function () {
       ]);
       [0, 1, 1, 0].forEach((w, k) => assert.ok(bytes(got[k]).equals(want[w]), `call ${k}`));
       await assert.rejects(pool.inpaint(PROMPT, image, { ...mask, width: 32, data: mask.data.subarray(0, 32 * 64) }, options), (e) => e.code === 'ERR_INVALID_ARGUMENT');
+    });
+
+    it('checks a call once (not again on the member that runs it), as a single Pipeline does', async function () {
+      const image = { data: expected[0], width: 64, height: 64 };
+      const mask = { data: Buffer.alloc(64 * 64).fill(255), width: 64, height: 64, channels: 1 };
+      const options = { ...BASE, seed: 22, adapters: { a: 0.6 } };
+      const checks = async (run) => {
+        let count = 0;
+        checkHooks.onCheck = () => (count += 1);
+        try {
+          await run();
+        } finally {
+          checkHooks.onCheck = undefined;
+        }
+        return count;
+      };
+      for (const target of [reference, pool]) {
+        assert.equal(await checks(() => target.generate(PROMPT, options)), 1);
+        assert.equal(await checks(() => target.imageToImage(PROMPT, image, options)), 1);
+        assert.equal(await checks(() => target.inpaint(PROMPT, image, mask, options)), 1);
+      }
     });
 
     it('checks its arguments with the messages of Pipeline', async function () {

@@ -95,6 +95,26 @@ describe('RemoteQueue and multilora worker (BullMQ on Redis)', function () {
     assert.match(r.err, /ERR_REMOTE: Could not reach Redis at redis:\/\/127\.0\.0\.1:1/);
   });
 
+  it('checks a job once per process: the values on enqueue, the whole call once on the worker', async function () {
+    const { remoteWorker, options } = require('../dist/internal');
+    let checks = 0;
+    options.checkHooks.onCheck = () => (checks += 1);
+    const worker = await remoteWorker.startWorker({ redis: redis.url, model: defaultModelDir(), catalog, queue: 'once', threads: 1 });
+    const queue = new RemoteQueue({ redis: redis.url, queue: 'once' });
+    try {
+      await rejectsWith(queue.enqueue('a cat', { steps: 1001 }), 'ERR_INVALID_ARGUMENT', /from 1 to 1000 for options\.steps/);
+      const job = await queue.enqueue('a cat', { seed: 3, steps: 2, adapters: { a: 0.5 } });
+      const image = await job.result();
+      assert.equal(image.seed, 3);
+      assert.equal(checks, 1, 'checkGenerate calls in this process (the caller runs none, the worker one)');
+      assert.deepEqual((await job.details()).adapters, { a: 0.5 });
+    } finally {
+      options.checkHooks.onCheck = undefined;
+      await queue.close();
+      await worker.close();
+    }
+  });
+
   it('a job that names an unknown adapter fails fast with ERR_INVALID_ARGUMENT, at enqueue or on the worker', async function () {
     const queue = new RemoteQueue({ redis: redis.url, queue: 'unknown' });
     try {

@@ -3,6 +3,7 @@
 import { closeSync, openSync, unlinkSync } from 'node:fs';
 import path from 'node:path';
 
+import { ALPHA } from '../core/schema';
 import { describe } from '../core/validate';
 
 /** A bad command line: the process exits with status 2. */
@@ -39,8 +40,7 @@ export function parseNumber(text: string, flag: string, min: number, max: number
 }
 
 /** The alphas a LoRA can take: the library's own bounds. */
-const ALPHA_MIN = -100;
-const ALPHA_MAX = 100;
+const { min: ALPHA_MIN, max: ALPHA_MAX } = ALPHA;
 
 /** Splits an optional trailing `:number` off `text`; a colon followed by something else stays in the text. */
 export function splitAlpha(text: string, flag: string): { head: string; alpha: number | undefined } {

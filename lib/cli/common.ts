@@ -1,5 +1,6 @@
 // What the commands share: the adapters the flags name, warnings, the model folder.
-import type { AdapterSource, AdapterSpec } from '../core/adapter';
+import type { AdapterSpec } from '../core/adapter';
+import { specOf } from '../core/adapter-set';
 import { readCatalog } from '../core/catalog';
 import { defaultModelDir } from '../core/defaults';
 import type { MultiloraWarning } from '../core/pipeline';
@@ -22,13 +23,6 @@ export interface AdapterPlan {
   /** name → alpha, in the order of the command line: the --lora adapters, then the --use ones. */
   use: Record<string, number>;
   loras: LoraArg[];
-}
-
-function toSpec(source: AdapterSource): AdapterSpec {
-  const spec: AdapterSpec = { path: source.path!, alpha: source.alpha, scale: source.scale };
-  if (source.template !== undefined) spec.template = source.template;
-  if (source.negativePrompt !== undefined) spec.negativePrompt = source.negativePrompt;
-  return spec;
 }
 
 /**
@@ -64,7 +58,7 @@ export function planAdapters(flags: ModelFlags & { use?: string[] }, onlyUsed: b
     use[u.name] = u.alpha ?? source.alpha;
   }
   for (const source of catalogue) {
-    if (!onlyUsed || Object.hasOwn(use, source.name)) specs[source.name] = toSpec(source);
+    if (!onlyUsed || Object.hasOwn(use, source.name)) specs[source.name] = specOf(source);
   }
   return { specs, use, loras };
 }

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { inspectModel } from '../core/model';
 import type { GenerateOptions, GeneratorName, Image, SchedulerName } from '../core/options';
 import { Pipeline } from '../core/pipeline';
+import { MAX_SEED, bounds } from '../core/schema';
 import {
   UsageError,
   checkOutputFile,
@@ -36,18 +37,25 @@ export interface GenerateFlags extends ModelFlags {
   json?: boolean;
 }
 
-const MAX_SEED = 2 ** 32 - 1;
+/** A numeric flag of generate, in the bounds of its option (lib/core/schema.ts). */
+function flagValue(text: string, flag: string, key: 'steps' | 'numImages'): number {
+  const { min, max } = bounds(key);
+  return parseInteger(text, flag, min, max);
+}
 
 /** Runs the command; resolves with the exit status. */
 export async function generateCommand(prompt: string, flags: GenerateFlags): Promise<number> {
   // Everything the command line can get wrong is checked before the model is read.
-  const seed = flags.seed === undefined ? randomInt(0, MAX_SEED + 1) : parseInteger(flags.seed, '--seed', 0, MAX_SEED);
-  const count = flags.n === undefined ? 1 : parseInteger(flags.n, '--n', 1, 16);
+  const seed = flags.seed === undefined ? randomInt(0, MAX_SEED + 1) : parseInteger(flags.seed, '--seed', bounds('seed').min, MAX_SEED);
+  const count = flags.n === undefined ? 1 : flagValue(flags.n, '--n', 'numImages');
   const quality = flags.quality === undefined ? 90 : parseInteger(flags.quality, '--quality', 1, 100);
   const options: GenerateOptions = { seed };
   if (flags.generator !== undefined) options.generator = flags.generator;
-  if (flags.steps !== undefined) options.steps = parseInteger(flags.steps, '--steps', 1, 1000);
-  if (flags.guidance !== undefined) options.guidanceScale = parseNumber(flags.guidance, '--guidance', 0, 100);
+  if (flags.steps !== undefined) options.steps = flagValue(flags.steps, '--steps', 'steps');
+  if (flags.guidance !== undefined) {
+    const { min, max } = bounds('guidanceScale');
+    options.guidanceScale = parseNumber(flags.guidance, '--guidance', min, max);
+  }
   if (flags.negative !== undefined) options.negativePrompt = flags.negative;
   if (flags.scheduler !== undefined) options.scheduler = flags.scheduler;
   if (flags.applyTemplate) options.applyTemplate = true;
@@ -62,7 +70,7 @@ export async function generateCommand(prompt: string, flags: GenerateFlags): Pro
   for (const side of ['width', 'height'] as const) {
     const text = flags[side];
     if (text === undefined) continue;
-    const value = parseInteger(text, `--${side}`, model.vaeScaleFactor, 8192);
+    const value = parseInteger(text, `--${side}`, model.vaeScaleFactor, bounds(side).max);
     if (value % model.vaeScaleFactor !== 0) {
       throw usage(`a multiple of ${model.vaeScaleFactor} (the model's VAE scale factor)`, `--${side}`, text);
     }

@@ -1,6 +1,7 @@
 // `multilora worker --redis URL`: takes RemoteQueue's generation jobs (lib/remote/worker.ts) until SIGINT or SIGTERM.
 import { redactUrl } from '../remote/queue';
 import { startWorker, type WorkerOptions } from '../remote/worker';
+import { MAX_IMAGES, MAX_SIDE, bounds } from '../core/schema';
 import { parseInteger } from './args';
 import { modelDir, planAdapters, printWarning, type ModelFlags } from './common';
 
@@ -36,9 +37,9 @@ export async function workerCommand(flags: WorkerFlags): Promise<number> {
   if (flags.resultTtl !== undefined) options.resultTtl = parseInteger(flags.resultTtl, '--result-ttl', 1, 30 * 24 * 3600);
   if (flags.lockDuration !== undefined) options.lockDuration = parseInteger(flags.lockDuration, '--lock-duration', 1000, 3_600_000);
   if (flags.threads !== undefined) options.threads = parseInteger(flags.threads, '--threads', 1, 1024);
-  if (flags.maxSize !== undefined) options.maxSize = parseInteger(flags.maxSize, '--max-size', 1, 16384);
-  if (flags.maxSteps !== undefined) options.maxSteps = parseInteger(flags.maxSteps, '--max-steps', 1, 1000);
-  if (flags.maxImages !== undefined) options.maxImages = parseInteger(flags.maxImages, '--max-images', 1, 16);
+  if (flags.maxSize !== undefined) options.maxSize = parseInteger(flags.maxSize, '--max-size', 1, MAX_SIDE);
+  if (flags.maxSteps !== undefined) options.maxSteps = parseInteger(flags.maxSteps, '--max-steps', 1, bounds('steps').max);
+  if (flags.maxImages !== undefined) options.maxImages = parseInteger(flags.maxImages, '--max-images', 1, MAX_IMAGES);
   const plan = planAdapters(flags, false);
   if (Object.keys(plan.specs).length) options.adapters = plan.specs;
 

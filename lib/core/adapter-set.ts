@@ -18,13 +18,14 @@ export interface AdapterInfo {
   info: AdapterReport;
 }
 
-/** @internal What the pipeline lends its AdapterSet. */
+/** @internal What a pipeline (or a pool) lends its AdapterSet: the arguments of add and remove arrive checked. */
 export interface AdapterSetHooks {
-  list(): readonly Adapter[];
+  list(): readonly AdapterInfo[];
   add(source: AdapterSource): Promise<void>;
   remove(name: string): Promise<void>;
 }
 
+/** The adapters a pipeline has registered: list, add, remove. */
 export class AdapterSet {
   readonly #hooks: AdapterSetHooks;
 
@@ -35,12 +36,12 @@ export class AdapterSet {
 
   /** The registered adapters, in registration order. */
   list(): AdapterInfo[] {
-    return this.#hooks.list().map(describe);
+    return this.#hooks.list().map((a) => ({ ...a }));
   }
 
   get(name: string): AdapterInfo | undefined {
-    const adapter = this.#hooks.list().find((a) => a.name === name);
-    return adapter && describe(adapter);
+    const found = this.#hooks.list().find((a) => a.name === name);
+    return found && { ...found };
   }
 
   has(name: string): boolean {
@@ -72,10 +73,28 @@ export class AdapterSet {
   }
 }
 
-function describe(adapter: Adapter): AdapterInfo {
+/**
+ * The registered adapters of a pool: the same reads as `pipeline.adapters`. A change applies to every pipeline of
+ * the pool, one after the other, while calls go on; if one fails, the others are brought back and nothing changes.
+ * Calls made after the promise resolves see the new set on every pipeline; calls made before may run with either set.
+ */
+export class PoolAdapterSet extends AdapterSet {}
+
+/** @internal What is known of a registered adapter. */
+export function describe(adapter: Adapter): AdapterInfo {
   const info: AdapterInfo = { name: adapter.name, alpha: adapter.alpha, byteLength: adapter.byteLength, info: adapter.report };
   if (adapter.template !== undefined) info.template = adapter.template;
   if (adapter.negativePrompt !== undefined) info.negativePrompt = adapter.negativePrompt;
   if (adapter.path !== undefined) info.path = adapter.path;
   return info;
+}
+
+/** @internal The spec that registers the adapter a source describes (in a pool's catalogue, or from a CLI catalogue). */
+export function specOf(source: AdapterSource): AdapterSpec {
+  const spec: AdapterSpec = { alpha: source.alpha, scale: source.scale };
+  if (source.path !== undefined) spec.path = source.path;
+  if (source.data !== undefined) spec.data = source.data;
+  if (source.template !== undefined) spec.template = source.template;
+  if (source.negativePrompt !== undefined) spec.negativePrompt = source.negativePrompt;
+  return spec;
 }

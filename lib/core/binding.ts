@@ -5,6 +5,7 @@ import path from 'node:path';
 import nodeGypBuild from 'node-gyp-build';
 
 import { MultiloraError } from './errors';
+import type { Metrics } from './options';
 import { PACKAGE_ROOT, configureTokenizers, sdkDir } from './sdk';
 
 export interface NativeAdapter {
@@ -15,7 +16,10 @@ export interface NativeAdapterConstructor {
   load(source: string | Buffer): Promise<NativeAdapter>;
 }
 
-/** Options as the addon reads them: every field already validated, adapters by index. */
+/**
+ * Options as the addon reads them: every field already checked (lib/core/options.ts), adapters resolved to indices
+ * when the call runs (lib/core/pipeline.ts).
+ */
 export interface NativeGenerateOptions {
   seed: number;
   width?: number;
@@ -61,17 +65,6 @@ export interface NativeProgress {
   preview?: { width: number; height: number; channels: 3; data: Buffer };
 }
 
-export interface NativeMetrics {
-  loadMs: number;
-  totalMs: number;
-  stepMeanMs: number;
-  stepStdMs: number;
-  denoiserMeanMs: number;
-  textEncodersMs: Record<string, number>;
-  vaeDecoderMs: number;
-  vaeEncoderMs: number;
-}
-
 export interface NativeImages {
   /**
    * RGB bytes of `count` images, one after another: a copy that only this Buffer owns, or with output 'borrow'
@@ -81,7 +74,8 @@ export interface NativeImages {
   count: number;
   width: number;
   height: number;
-  metrics: NativeMetrics;
+  /** Already in their public shape. */
+  metrics: Metrics;
 }
 
 export interface NativeDefaults {

@@ -54,7 +54,7 @@ export function imageSteps(steps: number, strength: number): number {
  * Fits a checked inpainting call to GenAI's InpaintingPipeline (docs/GENAI-BUGS.md#inpaint-size-batch): one image per
  * call, and the image's own size (GenAI would otherwise inpaint at the model's default size).
  */
-export function fitInpaint(options: NativeGenerateOptions, image: NativeRgb): void {
+export function fitInpaint(options: Pick<NativeGenerateOptions, 'numImages' | 'width' | 'height'>, image: NativeRgb): void {
   const count = options.numImages ?? 1;
   if (count > 1) {
     throw new MultiloraError(

@@ -3,13 +3,28 @@ import { randomInt } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 
-import type { Adapter } from './adapter';
 import type { ModelFamily } from './model';
 import type { NativeGenerateOptions, NativeRgb } from './binding';
 import { MultiloraError } from './errors';
 import { imageSteps } from './genai-quirks';
 import { decodePng, pngSize, toRgb } from './png';
+import {
+  ALPHA,
+  GENERATE_KEYS,
+  GENERATORS as GENERATOR_NAMES,
+  IMAGE_KEYS,
+  MAX_PROMPT,
+  MAX_SEED,
+  MAX_SIDE,
+  PROMPT_KEYS,
+  checkChoice,
+  checkFlag,
+  checkNumber,
+  checkText,
+} from './schema';
 import { closest, finite, integer, invalid, isPlainObject, knownKeys, object, reading, string } from './validate';
+
+export { MAX_IMAGES } from './schema';
 
 /**
  * Which adapters a call uses: a name, a list of names (each at its default alpha), a `{ name: alpha }` map, or
@@ -95,7 +110,7 @@ export interface GenerateOptions {
 
 /** The generators `options.generator` can name. */
 export type GeneratorName = 'genai' | 'torch';
-export const GENERATORS: readonly GeneratorName[] = ['genai', 'torch'];
+export const GENERATORS: readonly GeneratorName[] = GENERATOR_NAMES;
 
 /** How the image bytes reach the caller: see `GenerateOptions.output`. */
 export type OutputMode = 'copy' | 'borrow';
@@ -157,43 +172,23 @@ export interface ModelDefaults {
   imageInputs: boolean;
 }
 
-const GENERATE_KEYS = [
-  'adapters',
-  'applyTemplate',
-  'seed',
-  'generator',
-  'output',
-  'width',
-  'height',
-  'steps',
-  'guidanceScale',
-  'negativePrompt',
-  'prompt2',
-  'prompt3',
-  'negativePrompt2',
-  'negativePrompt3',
-  'maxSequenceLength',
-  'scheduler',
-  'onProgress',
-  'preview',
-  'signal',
-  'numImages',
-] as const;
-const IMAGE_KEYS = [...GENERATE_KEYS.filter((k) => k !== 'width' && k !== 'height'), 'strength'] as const;
-/** The most images one call may ask for (numImages). */
-export const MAX_IMAGES = 16;
-const MAX_SEED = 2 ** 32 - 1;
-const MAX_SIDE = 8192;
-const MAX_STEPS = 1000;
-const MAX_PROMPT = 100_000;
+/** What the checks read of a registered adapter (an Adapter, or what a pool knows of one). */
+export interface CheckAdapter {
+  readonly name: string;
+  readonly alpha: number;
+  readonly negativePrompt?: string | undefined;
+  wrap(prompt: string): string;
+}
 
 /** What the checks need to know of the pipeline. */
 export interface CheckContext {
   vaeScaleFactor: number;
-  /** The registered adapters, in registration order (the addon's indices). */
-  adapters: readonly Adapter[];
+  /** The registered adapters: what a call may name, with their defaults. */
+  adapters: readonly CheckAdapter[];
   /** The adapters are fused into the weights: calls cannot choose them. */
   fused: boolean;
+  /** Whether the model takes image-to-image and inpainting calls (ModelDefaults.imageInputs). */
+  imageInputs?: boolean;
   /** The model's family and default guidance: which prompts its GenAI pipeline takes (unusedPrompt). */
   family?: ModelFamily;
   guidanceScale?: number;
@@ -244,22 +239,29 @@ export function refusedSchedulers(config: Record<string, unknown> | undefined, f
 /** The strength of GenAI 2026.3's image-to-image and inpainting calls that give none (as in diffusers). */
 const DEFAULT_STRENGTH = 0.8;
 
+/** The options of a checked call as the addon reads them, but for the adapters, which the call keeps by name. */
+export type CheckedOptions = Omit<NativeGenerateOptions, 'adapters'>;
+
+/**
+ * A checked call. Its adapters stay names until it runs: the pipeline that runs it resolves them against the set it
+ * has then (one removed meanwhile fails the call).
+ */
 export interface CheckedCall {
   prompt: string;
-  options: NativeGenerateOptions;
+  options: CheckedOptions;
+  /** [name, alpha] of each adapter the call uses, in the order it names them; none in fuse mode. */
+  adapters: Array<[string, number]>;
   /** As checked: the caller's options object is not read again. */
   signal?: AbortSignal;
   onProgress?: (event: ProgressEvent) => void;
 }
-
-const PROMPT_KEYS = ['negativePrompt', 'prompt2', 'prompt3', 'negativePrompt2', 'negativePrompt3'] as const;
 
 /**
  * Why this model's GenAI pipeline would refuse this prompt (the check_inputs of each pipeline in GenAI 2026.3), or
  * undefined when it takes it: extra prompts need the text encoders they are for, and negative prompts need
  * classifier-free guidance (guidance scale above 1), which LCM and Flux do not do.
  */
-function unusedPrompt(key: (typeof PROMPT_KEYS)[number], out: NativeGenerateOptions, ctx: CheckContext): string | undefined {
+function unusedPrompt(key: (typeof PROMPT_KEYS)[number], out: CheckedOptions, ctx: CheckContext): string | undefined {
   const family = ctx.family;
   const encoders = family === 'sd' || family === 'lcm' ? 1 : family === 'sdxl' || family === 'flux' ? 2 : 3;
   const index = key.endsWith('3') ? 3 : key.endsWith('2') ? 2 : 1;
@@ -282,6 +284,9 @@ export function checkSide(value: unknown, name: string, scale: number): number {
   return side;
 }
 
+/** For tests (through lib/internal.ts): told of every checkGenerate, to show that a call is checked once per process. */
+export const checkHooks: { onCheck: (() => void) | undefined } = { onCheck: undefined };
+
 /** Checks a generate call; every failure is a MultiloraError with code ERR_INVALID_ARGUMENT. */
 export function checkGenerate(
   prompt: unknown,
@@ -289,6 +294,7 @@ export function checkGenerate(
   ctx: CheckContext,
   task: 'text' | 'image' = 'text',
 ): CheckedCall {
+  checkHooks.onCheck?.();
   string(prompt, 'prompt', { maxLength: MAX_PROMPT });
   const opts = object(options, 'options');
   knownKeys(opts, task === 'text' ? GENERATE_KEYS : IMAGE_KEYS, task === 'text' ? 'the generate options' : 'the options');
@@ -301,27 +307,16 @@ export function checkGenerate(
   }
   // Fused adapters all apply, at their default alphas (that is what their templates then wrap).
   const selected = ctx.fused
-    ? ctx.adapters.map((a): [Adapter, number] => [a, a.alpha])
+    ? ctx.adapters.map((a): [CheckAdapter, number] => [a, a.alpha])
     : selectAdapters(opts.adapters, ctx.adapters);
-  const out: NativeGenerateOptions = {
-    seed: opts.seed === undefined ? randomInt(0, MAX_SEED + 1) : integer(opts.seed, 'options.seed', 0, MAX_SEED),
-    adapters: ctx.fused ? [] : selected.map(([adapter, alpha]) => [ctx.adapters.indexOf(adapter), alpha]),
-  };
-  if (opts.generator !== undefined) {
-    if (typeof opts.generator !== 'string' || !(GENERATORS as readonly string[]).includes(opts.generator)) {
-      throw invalid(GENERATORS.map((g) => JSON.stringify(g)).join(' or '), 'options.generator', opts.generator);
-    }
-    out.generator = opts.generator as GeneratorName;
-  }
-  if (opts.output !== undefined) {
-    if (opts.output !== 'copy' && opts.output !== 'borrow') throw invalid('"copy" or "borrow"', 'options.output', opts.output);
-    out.output = opts.output;
-  }
+  const out: CheckedOptions = { seed: opts.seed === undefined ? randomInt(0, MAX_SEED + 1) : checkNumber('seed', opts.seed) };
+  if (opts.generator !== undefined) out.generator = checkChoice('generator', opts.generator);
+  if (opts.output !== undefined) out.output = checkChoice('output', opts.output);
   for (const side of ['width', 'height'] as const) {
     if (opts[side] !== undefined) out[side] = checkSide(opts[side], `options.${side}`, ctx.vaeScaleFactor);
   }
-  if (opts.steps !== undefined) out.steps = integer(opts.steps, 'options.steps', 1, MAX_STEPS);
-  if (opts.strength !== undefined) out.strength = finite(opts.strength, 'options.strength', 0, 1);
+  if (opts.steps !== undefined) out.steps = checkNumber('steps', opts.steps);
+  if (opts.strength !== undefined) out.strength = checkNumber('strength', opts.strength);
   if (task === 'image') {
     // None is refused here, strength 0 included: docs/GENAI-BUGS.md#image-no-steps.
     const steps = out.steps ?? ctx.steps;
@@ -334,14 +329,12 @@ export function checkGenerate(
       );
     }
   }
-  if (opts.guidanceScale !== undefined) out.guidanceScale = finite(opts.guidanceScale, 'options.guidanceScale', 0, 100);
-  for (const key of ['negativePrompt', 'prompt2', 'prompt3', 'negativePrompt2', 'negativePrompt3'] as const) {
-    if (opts[key] !== undefined) out[key] = string(opts[key], `options.${key}`, { maxLength: MAX_PROMPT });
+  if (opts.guidanceScale !== undefined) out.guidanceScale = checkNumber('guidanceScale', opts.guidanceScale);
+  for (const key of PROMPT_KEYS) {
+    if (opts[key] !== undefined) out[key] = checkText(key, opts[key]);
   }
-  if (opts.maxSequenceLength !== undefined) {
-    out.maxSequenceLength = integer(opts.maxSequenceLength, 'options.maxSequenceLength', 1, 4096);
-  }
-  if (opts.numImages !== undefined) out.numImages = integer(opts.numImages, 'options.numImages', 1, MAX_IMAGES);
+  if (opts.maxSequenceLength !== undefined) out.maxSequenceLength = checkNumber('maxSequenceLength', opts.maxSequenceLength);
+  if (opts.numImages !== undefined) out.numImages = checkNumber('numImages', opts.numImages);
   if (opts.scheduler !== undefined) {
     if (typeof opts.scheduler !== 'string' || !Object.hasOwn(SCHEDULERS, opts.scheduler)) {
       throw invalid(`one of ${Object.keys(SCHEDULERS).join(', ')}`, 'options.scheduler', opts.scheduler);
@@ -366,17 +359,12 @@ export function checkGenerate(
   if (opts.onProgress !== undefined && typeof opts.onProgress !== 'function') {
     throw invalid('a function', 'options.onProgress', opts.onProgress);
   }
-  if (opts.preview !== undefined) {
-    if (typeof opts.preview !== 'boolean') throw invalid('a boolean', 'options.preview', opts.preview);
-    out.preview = opts.preview;
-  }
+  if (opts.preview !== undefined) out.preview = checkFlag('preview', opts.preview);
   if (opts.signal !== undefined && !reading('options.signal', () => opts.signal instanceof AbortSignal)) {
     throw invalid('an AbortSignal', 'options.signal', opts.signal);
   }
   let text = prompt as string;
-  if (opts.applyTemplate !== undefined && typeof opts.applyTemplate !== 'boolean') {
-    throw invalid('a boolean', 'options.applyTemplate', opts.applyTemplate);
-  }
+  if (opts.applyTemplate !== undefined) checkFlag('applyTemplate', opts.applyTemplate);
   if (opts.applyTemplate) {
     // As the tutorial does: the adapters' templates wrap the prompt (in the order the call names them), and their
     // negative prompts join the call's own.
@@ -393,7 +381,8 @@ export function checkGenerate(
     const why = out[key] === undefined ? undefined : unusedPrompt(key, out, ctx);
     if (why) throw new MultiloraError('ERR_INVALID_ARGUMENT', `options.${key} cannot be used: ${why}; leave it out`);
   }
-  const call: CheckedCall = { prompt: text, options: out };
+  const adapters = ctx.fused ? [] : selected.map(([adapter, alpha]): [string, number] => [adapter.name, alpha]);
+  const call: CheckedCall = { prompt: text, options: out, adapters };
   if (opts.signal !== undefined) call.signal = opts.signal as AbortSignal;
   if (opts.onProgress !== undefined) call.onProgress = opts.onProgress as (event: ProgressEvent) => void;
   return call;
@@ -420,7 +409,7 @@ export function selectAdapters<T extends { readonly name: string; readonly alpha
   } else if (isPlainObject(selection)) {
     entries = Object.entries(object(selection, 'options.adapters')).map(([name, alpha]) => [
       name,
-      finite(alpha, `options.adapters[${JSON.stringify(name)}]`, -100, 100),
+      finite(alpha, `options.adapters[${JSON.stringify(name)}]`, ALPHA.min, ALPHA.max),
     ]);
   } else {
     throw invalid('an adapter name, a list of names, a { name: alpha } map or null', 'options.adapters', selection);

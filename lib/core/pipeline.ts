@@ -3,8 +3,8 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 
 import { Adapter, checkSpec, type AdapterSource, type AdapterSpec } from './adapter';
-import { AdapterSet } from './adapter-set';
-import { native, type NativeGenerateOptions, type NativeImages, type NativePipeline, type NativeProgress } from './binding';
+import { AdapterSet, describe } from './adapter-set';
+import { native, type NativeImages, type NativePipeline, type NativeProgress, type NativeRgb } from './binding';
 import { readCatalog } from './catalog';
 import { AbortError, DisposedError, MultiloraError, fromNative } from './errors';
 import { checkModelFiles, inspectModel, type ModelInfo } from './model';
@@ -15,13 +15,12 @@ import {
   refusedSchedulers,
   type BatchOptions,
   type CheckContext,
+  type CheckedCall,
   type ImageInput,
   type ImageToImageOptions,
   type GenerateOptions,
   type Image,
-  type Metrics,
   type ModelDefaults,
-  type ProgressEvent,
 } from './options';
 import { TaskQueue } from './task-queue';
 import { checkStaticShape, fitStaticShape, nativeShape, type StaticShape } from './static-shape';
@@ -78,6 +77,9 @@ const LOAD_KEYS = ['device', 'adapters', 'catalog', 'cacheDir', 'mode', 'onWarni
 
 /** Set by Pipeline's static block: the address of its GenAI output tensor (see genaiOutputAddress). */
 let outputAddressOf: (pipeline: Pipeline) => bigint;
+/** Set by Pipeline's static block: see runChecked and checkContext. */
+let runCheckedOn: (pipeline: Pipeline, call: CheckedCall) => Promise<Image | Image[]>;
+let checkContextOf: (pipeline: Pipeline) => CheckContext;
 
 /**
  * A Text2ImagePipeline of OpenVINO GenAI with its LoRA adapters. GenAI fixes the set of adapters when a pipeline is
@@ -95,7 +97,6 @@ export class Pipeline {
   /** 'fuse': the adapters are in the weights; calls cannot choose them. */
   readonly mode: 'dynamic' | 'fuse';
   readonly #warn: (warning: MultiloraWarning) => void;
-  readonly #imageInputs: boolean;
   readonly #refusedSchedulers: CheckContext['refusedSchedulers'];
   readonly #schedulerMinSteps: CheckContext['schedulerMinSteps'];
   /** What every native build of this pipeline gets: OpenVINO properties (CACHE_DIR), the static shape. */
@@ -112,6 +113,8 @@ export class Pipeline {
 
   static {
     outputAddressOf = (pipeline) => pipeline.#native?.outputAddress() ?? 0n;
+    runCheckedOn = (pipeline, call) => pipeline.#runChecked(call);
+    checkContextOf = (pipeline) => pipeline.#checkContext();
   }
 
   private constructor(
@@ -131,7 +134,6 @@ export class Pipeline {
     this.#native = handle;
     this.#registered = adapters;
     const d = handle.defaults;
-    this.#imageInputs = d.imageInputs;
     const schedulerConfig = readSchedulerConfig(model.dir);
     this.#refusedSchedulers = refusedSchedulers(schedulerConfig, model.family);
     this.#schedulerMinSteps = schedulerMinSteps(schedulerConfig);
@@ -145,7 +147,7 @@ export class Pipeline {
       imageInputs: d.imageInputs,
     };
     this.adapters = new AdapterSet({
-      list: () => this.#registered,
+      list: () => this.#registered.map(describe),
       // A replaced adapter keeps its place: GenAI's bytes depend on the order, and an alpha-only change rebuilds nothing.
       add: (source) =>
         this.#change((current) =>
@@ -235,13 +237,7 @@ export class Pipeline {
   generate(prompt: string, options?: GenerateOptions): Promise<Image>;
   async generate(prompt: string, options: GenerateOptions | BatchOptions = {}): Promise<Image | Image[]> {
     if (this.#disposing) throw new DisposedError('The pipeline');
-    const call = checkGenerate(prompt, options, this.#checkContext());
-    this.#fitStaticShape(call.options);
-    const { signal, onProgress } = call;
-    if (signal?.aborted) throw new AbortError(signal.reason);
-    const out = await this.#run(call.prompt, call.options, signal, onProgress);
-    const images = toImages(out, call.options.seed);
-    return call.options.numImages === undefined ? images[0]! : images;
+    return this.#runChecked(checkGenerate(prompt, options, this.#checkContext()));
   }
 
   /**
@@ -273,36 +269,17 @@ export class Pipeline {
     mask?: ImageInput,
   ): Promise<Image | Image[]> {
     if (this.#disposing) throw new DisposedError('The pipeline');
-    if (!this.#imageInputs) {
-      throw new MultiloraError(
-        'ERR_INVALID_ARGUMENT',
-        `This model (${this.model.pipelineClass}) offers no image-to-image or inpainting: it needs a VAE encoder that GenAI can use`,
-      );
-    }
-    const call = checkGenerate(prompt, options, this.#checkContext(), 'image');
-    call.options.task = task;
-    call.options.image = checkImage(image, 'image', this.model.vaeScaleFactor);
-    if (mask !== undefined || task === 2) {
-      const m = checkImage(mask, 'mask', this.model.vaeScaleFactor);
-      if (m.width !== call.options.image.width || m.height !== call.options.image.height) {
-        throw new MultiloraError(
-          'ERR_INVALID_ARGUMENT',
-          `Expected a mask of the image's size (${call.options.image.width}x${call.options.image.height}) but received ${m.width}x${m.height}`,
-        );
-      }
-      call.options.mask = m;
-    }
-    if (task === 2) fitInpaint(call.options, call.options.image);
-    this.#fitStaticShape(call.options, call.options.image);
-    const { signal, onProgress } = call;
-    if (signal?.aborted) throw new AbortError(signal.reason);
-    const images = toImages(await this.#run(call.prompt, call.options, signal, onProgress), call.options.seed);
-    return call.options.numImages === undefined ? images[0]! : images;
+    return this.#runChecked(checkImageCall(this.#checkContext(), this.model, task, prompt, options, image, mask));
   }
 
-  #fitStaticShape(options: NativeGenerateOptions, image?: { width: number; height: number }): void {
+  /** Runs a checked call (checked here, or by a pool for its members): the checks that need this pipeline's shape first. */
+  async #runChecked(call: CheckedCall): Promise<Image | Image[]> {
+    if (this.#disposing) throw new DisposedError('The pipeline');
     const shape = this.#build.staticShape;
-    if (shape) fitStaticShape(options, shape, this.model, image);
+    if (shape) fitStaticShape(call.options, shape, this.model, call.options.image);
+    if (call.signal?.aborted) throw new AbortError(call.signal.reason);
+    const images = toImages(await this.#run(call), call.options.seed);
+    return call.options.numImages === undefined ? images[0]! : images;
   }
 
   #checkContext(): CheckContext {
@@ -310,6 +287,7 @@ export class Pipeline {
       vaeScaleFactor: this.model.vaeScaleFactor,
       adapters: this.#registered,
       fused: this.mode === 'fuse',
+      imageInputs: this.defaults.imageInputs,
       family: this.model.family,
       guidanceScale: this.defaults.guidanceScale,
       steps: this.defaults.steps,
@@ -392,34 +370,26 @@ export class Pipeline {
   }
 
   /**
-   * A call checked against an earlier set of adapters, for the set the pipeline has now: the same adapters by name at
-   * their new indices. One of them removed since: ERR_INVALID_ARGUMENT.
+   * The adapters of a call, by name, as indices into the set this pipeline has now (the call may have been checked
+   * before a change of adapters). One removed since: ERR_INVALID_ARGUMENT.
    */
-  #reindex(options: NativeGenerateOptions, before: readonly Adapter[]): NativeGenerateOptions {
-    const adapters = options.adapters.map(([index, alpha]): [number, number] => {
-      const name = before[index]!.name;
-      const now = this.#registered.findIndex((a) => a.name === name);
-      if (now < 0) {
+  #resolve(adapters: ReadonlyArray<[string, number]>): Array<[number, number]> {
+    return adapters.map(([name, alpha]) => {
+      const index = this.#registered.findIndex((a) => a.name === name);
+      if (index < 0) {
         throw new MultiloraError(
           'ERR_INVALID_ARGUMENT',
           `Adapter ${JSON.stringify(name)} was removed (pipeline.adapters.remove) before this call ran; registered now: ` +
             (this.#registered.map((a) => JSON.stringify(a.name)).join(', ') || 'none'),
         );
       }
-      return [now, alpha];
+      return [index, alpha];
     });
-    return { ...options, adapters };
   }
 
   /** Queues one native generate; wires its AbortSignal and progress callback. */
-  #run(
-    prompt: string,
-    options: NativeGenerateOptions,
-    signal: AbortSignal | undefined,
-    onProgress: ((event: ProgressEvent) => void) | undefined,
-  ): Promise<NativeImages> {
-    // The call was checked against this set; a swap queued before it may change it by the time it runs.
-    const checkedAgainst = this.#registered;
+  #run(call: CheckedCall): Promise<NativeImages> {
+    const { signal, onProgress } = call;
     let state: 'queued' | 'running' | 'settled' = 'queued';
     let callbackError: unknown;
     let rejectQueued: ((err: unknown) => void) | undefined;
@@ -446,8 +416,9 @@ export class Pipeline {
       if (!handle) throw new DisposedError('The pipeline');
       state = 'running';
       try {
-        const call = this.#registered === checkedAgainst ? options : this.#reindex(options, checkedAgainst);
-        return await handle.generate(prompt, call, progress);
+        // By name until now: a swap queued before the call may have changed the set since it was checked.
+        const options = { ...call.options, adapters: this.#resolve(call.adapters) };
+        return await handle.generate(call.prompt, options, progress);
       } catch (err) {
         if (callbackError !== undefined) {
           throw new MultiloraError('ERR_CALLBACK', `onProgress threw: ${String(callbackError)}`, { cause: callbackError });
@@ -569,17 +540,59 @@ export function genaiOutputAddress(pipeline: Pipeline): bigint {
   return outputAddressOf(pipeline);
 }
 
+/**
+ * @internal Runs a call that was checked against this pipeline's model and adapters (by a pool, for its members): it
+ * is not checked again. Its adapters are found by name when it runs.
+ */
+export function runChecked(pipeline: Pipeline, call: CheckedCall): Promise<Image | Image[]> {
+  return runCheckedOn(pipeline, call);
+}
+
+/** @internal What checkGenerate needs to know of a pipeline: a pool checks its calls against its first member's. */
+export function checkContext(pipeline: Pipeline): CheckContext {
+  return checkContextOf(pipeline);
+}
+
+/**
+ * @internal Checks an image-to-image (task 1) or inpainting (task 2) call: the options, then the image and mask as
+ * RGB, which the call carries.
+ */
+export function checkImageCall(
+  ctx: CheckContext,
+  model: ModelInfo,
+  task: 1 | 2,
+  prompt: string,
+  options: ImageToImageOptions,
+  image: ImageInput,
+  mask?: ImageInput,
+): CheckedCall {
+  if (!ctx.imageInputs) {
+    throw new MultiloraError(
+      'ERR_INVALID_ARGUMENT',
+      `This model (${model.pipelineClass}) offers no image-to-image or inpainting: it needs a VAE encoder that GenAI can use`,
+    );
+  }
+  const call = checkGenerate(prompt, options, ctx, 'image');
+  const rgb = checkImage(image, 'image', model.vaeScaleFactor);
+  call.options.task = task;
+  call.options.image = rgb;
+  if (mask !== undefined || task === 2) call.options.mask = checkMask(checkImage(mask, 'mask', model.vaeScaleFactor), rgb);
+  if (task === 2) fitInpaint(call.options, rgb);
+  return call;
+}
+
+function checkMask(mask: NativeRgb, image: NativeRgb): NativeRgb {
+  if (mask.width !== image.width || mask.height !== image.height) {
+    throw new MultiloraError(
+      'ERR_INVALID_ARGUMENT',
+      `Expected a mask of the image's size (${image.width}x${image.height}) but received ${mask.width}x${mask.height}`,
+    );
+  }
+  return mask;
+}
+
 function toImages(out: NativeImages, seed: number): Image[] {
-  const m = out.metrics;
-  const metrics: Metrics = {
-    loadMs: m.loadMs,
-    totalMs: m.totalMs,
-    stepMs: { mean: m.stepMeanMs, std: m.stepStdMs },
-    denoiserMs: m.denoiserMeanMs,
-    textEncodersMs: m.textEncodersMs,
-    vaeDecoderMs: m.vaeDecoderMs,
-    vaeEncoderMs: m.vaeEncoderMs,
-  };
+  const { metrics } = out;
   const size = out.width * out.height * 3;
   return Array.from({ length: out.count }, (_, i) => ({
     width: out.width,

@@ -1,23 +1,26 @@
 // A pool of independent pipelines of one model, serving calls at the same time. Built on Pipeline's public API.
-import { applyTemplate, checkSpec, type Adapter, type AdapterSource, type AdapterSpec } from './adapter';
-import type { AdapterInfo } from './adapter-set';
+import { applyTemplate, checkSpec, type AdapterSource, type AdapterSpec } from './adapter';
+import { PoolAdapterSet, specOf, type AdapterInfo } from './adapter-set';
 import { readCatalog } from './catalog';
 import type { ModelInfo } from './model';
 import { AbortError, DisposedError, MultiloraError } from './errors';
 import {
   checkGenerate,
-  checkImage,
   type BatchOptions,
+  type CheckAdapter,
   type CheckContext,
+  type CheckedCall,
   type GenerateOptions,
   type Image,
   type ImageInput,
   type ImageToImageOptions,
   type ModelDefaults,
 } from './options';
-import { Pipeline, type LoadOptions, type MultiloraWarning } from './pipeline';
+import { Pipeline, checkContext, checkImageCall, runChecked, type LoadOptions, type MultiloraWarning } from './pipeline';
 import { TaskQueue } from './task-queue';
 import { integer, invalid, object, string } from './validate';
+
+export { PoolAdapterSet };
 
 export interface PipelinePoolOptions extends LoadOptions {
   /**
@@ -32,8 +35,10 @@ export interface PipelinePoolOptions extends LoadOptions {
   maxQueue?: number;
 }
 
-/** Set by PipelinePool's static block: its members (see poolMembers). */
+/** Set by PipelinePool's static block: its members (see poolMembers), and see checkPoolCall and runPoolCall. */
 let membersOf: (pool: PipelinePool) => readonly Pipeline[];
+let checkOn: (pool: PipelinePool, prompt: unknown, options: unknown) => CheckedCall;
+let runOn: (pool: PipelinePool, call: CheckedCall) => Promise<Image | Image[]>;
 
 /** For tests, to make a fault happen between two members. Not exported by the package. */
 export const poolHooks: {
@@ -79,6 +84,8 @@ export class PipelinePool {
 
   static {
     membersOf = (pool) => pool.#members;
+    checkOn = (pool, prompt, options) => checkGenerate(prompt, options, pool.#checkContext());
+    runOn = (pool, call) => (pool.#disposing ? Promise.reject(new DisposedError('The pipeline pool')) : pool.#dispatch(call));
   }
 
   private constructor(members: Pipeline[], maxQueue: number, catalogue: Array<[string, AdapterSpec]>) {
@@ -92,7 +99,7 @@ export class PipelinePool {
     this.#infos = first.adapters.list();
     this.adapters = new PoolAdapterSet({
       list: () => this.#infos,
-      add: (name, spec) => this.#add(name, spec),
+      add: (source) => this.#add(source),
       remove: (name) => this.#remove(name),
     });
   }
@@ -104,7 +111,8 @@ export class PipelinePool {
    */
   static async load(modelDir: string, options: PipelinePoolOptions): Promise<PipelinePool> {
     string(modelDir, 'modelDir', { nonEmpty: true });
-    const { size, maxQueue, ...rest } = object(options, 'options') as unknown as PipelinePoolOptions;
+    object(options, 'options');
+    const { size, maxQueue, ...rest } = options;
     const count = integer(size, 'options.size', 1, MAX_SIZE);
     const limit = maxQueue === undefined || maxQueue === Infinity ? Infinity : integer(maxQueue, 'options.maxQueue', 0, 2 ** 31 - 1);
     if (rest.onWarning !== undefined && typeof rest.onWarning !== 'function') {
@@ -156,9 +164,7 @@ export class PipelinePool {
   generate(prompt: string, options?: GenerateOptions): Promise<Image>;
   async generate(prompt: string, options: GenerateOptions | BatchOptions = {}): Promise<Image | Image[]> {
     if (this.#disposing) throw new DisposedError('The pipeline pool');
-    checkGenerate(prompt, options, this.#checkContext());
-    const opts = snapshot(options);
-    return this.#dispatch(opts, (member) => member.generate(prompt, opts));
+    return this.#dispatch(checkGenerate(prompt, options, this.#checkContext()));
   }
 
   /** Image to image on the first idle pipeline: see `Pipeline.imageToImage`. */
@@ -166,10 +172,7 @@ export class PipelinePool {
   imageToImage(prompt: string, image: ImageInput, options?: ImageToImageOptions): Promise<Image>;
   async imageToImage(prompt: string, image: ImageInput, options: ImageToImageOptions = {}): Promise<Image | Image[]> {
     if (this.#disposing) throw new DisposedError('The pipeline pool');
-    checkGenerate(prompt, options, this.#checkContext(), 'image');
-    const rgb = checkImage(image, 'image', this.model.vaeScaleFactor);
-    const opts = snapshot(options);
-    return this.#dispatch(opts, (member) => member.imageToImage(prompt, rgb, opts));
+    return this.#dispatch(checkImageCall(this.#checkContext(), this.model, 1, prompt, options, image));
   }
 
   /** Inpainting on the first idle pipeline: see `Pipeline.inpaint`. */
@@ -177,11 +180,7 @@ export class PipelinePool {
   inpaint(prompt: string, image: ImageInput, mask: ImageInput, options?: ImageToImageOptions): Promise<Image>;
   async inpaint(prompt: string, image: ImageInput, mask: ImageInput, options: ImageToImageOptions = {}): Promise<Image | Image[]> {
     if (this.#disposing) throw new DisposedError('The pipeline pool');
-    checkGenerate(prompt, options, this.#checkContext(), 'image');
-    const rgb = checkImage(image, 'image', this.model.vaeScaleFactor);
-    const m = checkImage(mask, 'mask', this.model.vaeScaleFactor);
-    const opts = snapshot(options);
-    return this.#dispatch(opts, (member) => member.inpaint(prompt, rgb, m, opts));
+    return this.#dispatch(checkImageCall(this.#checkContext(), this.model, 2, prompt, options, image, mask));
   }
 
   /**
@@ -201,23 +200,18 @@ export class PipelinePool {
     await this.dispose();
   }
 
+  /**
+   * What a call is checked against: the members' model (they are all alike), and the adapters as of the last change
+   * that went through. The call is checked here, once: the member that runs it finds its adapters by name then.
+   */
   #checkContext(): CheckContext {
-    // checkGenerate reads a registered adapter's name, alpha, negativePrompt and wrap(): what AdapterInfo tells.
-    const adapters = this.#infos.map((info) => new Registered(info) as unknown as Adapter);
-    const context = {
-      vaeScaleFactor: this.model.vaeScaleFactor,
-      adapters,
-      fused: this.mode === 'fuse',
-      // Which prompts the model takes, for checkGenerate's prompt checks.
-      family: this.model.family,
-      guidanceScale: this.defaults.guidanceScale,
-    };
-    return context;
+    const adapters = this.#infos.map((info) => new Registered(info));
+    return { ...checkContext(this.#members[0]!), adapters };
   }
 
-  /** Runs a call on an idle member now, or queues it; wires its signal while it waits. */
-  #dispatch<T>(options: GenerateOptions, run: (member: Pipeline) => Promise<T>): Promise<T> {
-    const { signal } = options;
+  /** Runs a checked call on an idle member now, or queues it; wires its signal while it waits. */
+  #dispatch(call: CheckedCall): Promise<Image | Image[]> {
+    const { signal } = call;
     if (signal?.aborted) return Promise.reject(new AbortError(signal.reason));
     const idle = this.#waiting.length === 0 ? this.#idleMember() : undefined;
     if (!idle && this.#waiting.length >= this.#maxQueue) {
@@ -228,7 +222,7 @@ export class PipelinePool {
         ),
       );
     }
-    return new Promise<T>((resolve, reject) => {
+    return new Promise<Image | Image[]>((resolve, reject) => {
       const onAbort = (): void => {
         const at = this.#waiting.indexOf(job);
         if (at < 0) return; // running: the member's own signal handling stops it
@@ -239,12 +233,12 @@ export class PipelinePool {
       const job: Job = {
         start: (member) => {
           signal?.removeEventListener('abort', onAbort);
-          run(member)
+          runChecked(member, call)
             .then(resolve, reject)
             .finally(() => {
               // A borrowed result is lent until its member's next call starts: hold that back a turn of the event
               // loop, so that the caller's code right after its await still sees the bytes.
-              if (options.output === 'borrow') setImmediate(() => this.#release(member));
+              if (call.options.output === 'borrow') setImmediate(() => this.#release(member));
               else this.#release(member);
             });
         },
@@ -277,15 +271,14 @@ export class PipelinePool {
     if (this.pending === 0) for (const resolve of this.#drained.splice(0)) resolve();
   }
 
-  #add(name: string, spec: AdapterSpec): Promise<void> {
-    const source = checkSpec(name, spec);
+  #add(source: AdapterSource): Promise<void> {
+    const { name } = source;
     return this.#change(name, (catalogue) => [...catalogue.filter(([n]) => n !== name), [name, specOf(source)]], (m) =>
       m.adapters.add(name, specOf(source)),
     );
   }
 
   #remove(name: string): Promise<void> {
-    string(name, 'name', { nonEmpty: true });
     return this.#change(
       name,
       (catalogue) => {
@@ -345,65 +338,12 @@ export class PipelinePool {
   }
 }
 
-/** The registered adapters of a pool: the same reads as `pipeline.adapters`; a change applies to every member. */
-export class PoolAdapterSet {
-  readonly #hooks: PoolAdapterHooks;
-
-  /** @internal */
-  constructor(hooks: PoolAdapterHooks) {
-    this.#hooks = hooks;
-  }
-
-  /** The registered adapters, in registration order. */
-  list(): AdapterInfo[] {
-    return this.#hooks.list().map((a) => ({ ...a }));
-  }
-
-  get(name: string): AdapterInfo | undefined {
-    const found = this.#hooks.list().find((a) => a.name === name);
-    return found && { ...found };
-  }
-
-  has(name: string): boolean {
-    return this.#hooks.list().some((a) => a.name === name);
-  }
-
-  get names(): string[] {
-    return this.#hooks.list().map((a) => a.name);
-  }
-
-  get size(): number {
-    return this.#hooks.list().length;
-  }
-
-  /**
-   * Registers an adapter on every pipeline of the pool, or replaces the one of that name, as
-   * `pipeline.adapters.add` does: each pipeline rebuilds in the background, one after the other, while calls go on.
-   * If one fails, the others are brought back and nothing changes. Calls made after the promise resolves see the
-   * new set on every pipeline; calls made before may run with either set.
-   */
-  async add(name: string, spec: AdapterSpec): Promise<void> {
-    await this.#hooks.add(name, spec);
-  }
-
-  /** Unregisters an adapter from every pipeline of the pool, as `add` does: all or none. */
-  async remove(name: string): Promise<void> {
-    await this.#hooks.remove(name);
-  }
-}
-
-interface PoolAdapterHooks {
-  list(): readonly AdapterInfo[];
-  add(name: string, spec: AdapterSpec): Promise<void>;
-  remove(name: string): Promise<void>;
-}
-
 interface Job {
   start(member: Pipeline): void;
 }
 
 /** What checkGenerate reads of a registered adapter, from what the pool knows of it. */
-class Registered {
+class Registered implements CheckAdapter {
   readonly name: string;
   readonly alpha: number;
   readonly template: string | undefined;
@@ -419,24 +359,6 @@ class Registered {
   wrap(prompt: string): string {
     return applyTemplate(this.template, prompt);
   }
-}
-
-/** A copy of the call's options as they are now (a queued call must not see later changes to the caller's object). */
-function snapshot<T extends GenerateOptions>(options: T): T {
-  const copy = { ...options };
-  const a = copy.adapters;
-  if (Array.isArray(a)) copy.adapters = [...a];
-  else if (a && typeof a === 'object') copy.adapters = { ...(a as Record<string, number>) };
-  return copy;
-}
-
-function specOf(source: AdapterSource): AdapterSpec {
-  const spec: AdapterSpec = { alpha: source.alpha, scale: source.scale };
-  if (source.path !== undefined) spec.path = source.path;
-  if (source.data !== undefined) spec.data = source.data;
-  if (source.template !== undefined) spec.template = source.template;
-  if (source.negativePrompt !== undefined) spec.negativePrompt = source.negativePrompt;
-  return spec;
 }
 
 /** The adapters a pipeline loaded with these (already checked) options registered, in Pipeline.load's order. */
@@ -469,4 +391,17 @@ async function restore(member: Pipeline, target: Array<[string, AdapterSpec]>, c
 /** For tests: the member pipelines of a pool. Not exported by the package. */
 export function poolMembers(pool: PipelinePool): readonly Pipeline[] {
   return membersOf(pool);
+}
+
+/**
+ * @internal Checks a generate call as `pool.generate` would, for a caller that needs the checked call itself (the
+ * remote worker reports the adapters and alphas it ran with). Run it with runPoolCall: it is not checked again.
+ */
+export function checkPoolCall(pool: PipelinePool, prompt: unknown, options: unknown): CheckedCall {
+  return checkOn(pool, prompt, options);
+}
+
+/** @internal Runs a call that checkPoolCall checked, as `pool.generate` does. */
+export function runPoolCall(pool: PipelinePool, call: CheckedCall): Promise<Image | Image[]> {
+  return runOn(pool, call);
 }

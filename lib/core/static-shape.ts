@@ -49,7 +49,7 @@ export function nativeShape(shape: Required<StaticShape>): [number, number, numb
  * classifier-free guidance with a message that says what to do. imageSize: the input image's, for image tasks.
  */
 export function fitStaticShape(
-  options: NativeGenerateOptions,
+  options: Omit<NativeGenerateOptions, 'adapters'>,
   shape: Required<StaticShape>,
   model: ModelInfo,
   imageSize?: { width: number; height: number },

@@ -21,6 +21,7 @@ import type { AdapterSummary } from '../lora/diagnose';
 import { AbortError, ERROR_CODES, MultiloraError, type ErrorCode } from '../core/errors';
 import type { ModelInfo } from '../core/model';
 import type { AdapterSelection, GenerateOptions, Image, Metrics, ModelDefaults, ProgressEvent } from '../core/options';
+import { LOCAL_KEYS, MAX_PROMPT, REMOTE_KEYS, checkPortable } from '../core/schema';
 import { integer, invalid, isPlainObject, knownKeys, object, reading, string } from '../core/validate';
 
 // bullmq and ioredis load on first use: users who never scale out never pay for them.
@@ -74,11 +75,14 @@ export function names(prefix: string, queue: string) {
 /** The options of generate that travel with a job: everything but what lives in this process. */
 export type RemoteGenerateOptions = Omit<GenerateOptions, 'onProgress' | 'signal' | 'output'> & { numImages?: number };
 
-/** @internal What a job carries. */
+/**
+ * @internal What a job carries. As read from Redis, its options are of any shape until the worker checks them
+ * (checkGenerate); RemoteQueue writes RemoteGenerateOptions.
+ */
 export interface JobData {
   v: 1;
   prompt: string;
-  options: RemoteGenerateOptions;
+  options: Record<string, unknown>;
 }
 
 /** @internal What a completed job returns (the bytes themselves are in the result keys). */
@@ -102,6 +106,11 @@ export interface JobProgress {
   total: number;
   elapsedMs: number;
   preview?: { width: number; height: number; channels: 3; data: string };
+}
+
+/** Whether a progress record is a JobProgress (the worker's); anything else is not routed. */
+function isJobProgress(data: unknown): data is JobProgress {
+  return isPlainObject(data) && typeof data.step === 'number' && typeof data.total === 'number' && typeof data.elapsedMs === 'number';
 }
 
 /** @internal What a worker publishes about itself. */
@@ -140,25 +149,29 @@ export function parseWorkerInfo(text: string): WorkerInfo | null {
   } catch {
     return null;
   }
+  return isWorkerInfo(w) ? w : null;
+}
+
+function isWorkerInfo(w: unknown): w is WorkerInfo {
   const str = (v: unknown): v is string => typeof v === 'string';
   const optStr = (v: unknown): boolean => v === undefined || typeof v === 'string';
   const int = (v: unknown, min = 0): v is number => Number.isSafeInteger(v) && (v as number) >= min;
   const num = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
-  if (!isPlainObject(w)) return null;
+  if (!isPlainObject(w)) return false;
   const { id, host, pid, concurrency, model, defaults, adapters, limits, started } = w;
-  if (!str(id) || id === '' || !str(host) || !int(pid) || !int(concurrency, 1) || !num(started)) return null;
-  if (!isPlainObject(model) || !str(model.dir) || !str(model.pipelineClass) || !str(model.family) || !int(model.vaeScaleFactor, 1)) return null;
-  if (!isPlainObject(defaults) || !int(defaults.width, 1) || !int(defaults.height, 1) || !int(defaults.steps, 1) || !num(defaults.guidanceScale)) return null;
-  if (!Array.isArray(adapters)) return null;
+  if (!str(id) || id === '' || !str(host) || !int(pid) || !int(concurrency, 1) || !num(started)) return false;
+  if (!isPlainObject(model) || !str(model.dir) || !str(model.pipelineClass) || !str(model.family) || !int(model.vaeScaleFactor, 1)) return false;
+  if (!isPlainObject(defaults) || !int(defaults.width, 1) || !int(defaults.height, 1) || !int(defaults.steps, 1) || !num(defaults.guidanceScale)) return false;
+  if (!Array.isArray(adapters)) return false;
   for (const a of adapters as unknown[]) {
-    if (!isPlainObject(a) || !str(a.name) || !num(a.alpha) || !optStr(a.template) || !optStr(a.negativePrompt)) return null;
+    if (!isPlainObject(a) || !str(a.name) || !num(a.alpha) || !optStr(a.template) || !optStr(a.negativePrompt)) return false;
     const r = a.report;
     if (r === undefined) continue;
-    if (!isPlainObject(r) || !str(r.format) || !Array.isArray(r.ranks) || !r.ranks.every((x) => num(x))) return null;
-    if (!Array.isArray(r.targets) || !r.targets.every(str) || !int(r.matched) || !int(r.unmatched) || typeof r.converted !== 'boolean') return null;
+    if (!isPlainObject(r) || !str(r.format) || !Array.isArray(r.ranks) || !r.ranks.every((x) => num(x))) return false;
+    if (!Array.isArray(r.targets) || !r.targets.every(str) || !int(r.matched) || !int(r.unmatched) || typeof r.converted !== 'boolean') return false;
   }
-  if (limits !== undefined && (!isPlainObject(limits) || !int(limits.maxSize, 1) || !int(limits.maxSteps, 1) || !int(limits.maxImages, 1))) return null;
-  return w as unknown as WorkerInfo;
+  if (limits !== undefined && (!isPlainObject(limits) || !int(limits.maxSize, 1) || !int(limits.maxSteps, 1) || !int(limits.maxImages, 1))) return false;
+  return true;
 }
 
 /**
@@ -172,8 +185,8 @@ export function checkJobData(data: unknown, jobId: string): JobData {
   if (data.v !== 1) throw not(`expected v 1 but found ${JSON.stringify(data.v) ?? 'none'}`);
   if (typeof data.prompt !== 'string') throw not(`its prompt is ${describeShape(data.prompt)}, not a string`);
   if (!isPlainObject(data.options)) throw not(`its options are ${describeShape(data.options)}, not an object`);
-  knownKeys(data.options, OPTION_KEYS, `the options of job ${jobId}`);
-  return data as unknown as JobData;
+  knownKeys(data.options, REMOTE_KEYS, `the options of job ${jobId}`);
+  return { v: 1, prompt: data.prompt, options: data.options };
 }
 
 function describeShape(value: unknown): string {
@@ -224,18 +237,48 @@ const DROP_DEAD = `for i = 1, #ARGV, 2 do
 end
 return 0`;
 
-const OPTION_KEYS = [
-  'adapters', 'applyTemplate', 'seed', 'generator', 'width', 'height', 'steps', 'guidanceScale', 'negativePrompt',
-  'prompt2', 'prompt3', 'negativePrompt2', 'negativePrompt3', 'maxSequenceLength', 'scheduler', 'preview', 'numImages',
-];
-const LOCAL_KEYS = ['onProgress', 'signal'];
-
 /** The adapter names a selection uses. */
 function selectedNames(selection: AdapterSelection | undefined): string[] {
   if (selection === undefined || selection === null) return [];
   if (typeof selection === 'string') return [selection];
   if (Array.isArray(selection)) return selection.filter((s): s is string => typeof s === 'string');
   return Object.keys(selection);
+}
+
+/**
+ * @internal The caller's side of a job: its options checked as far as no model is needed (the schema's values), and
+ * split into what travels as JSON and what stays in this process. The worker checks the whole call again.
+ */
+export function checkEnqueue(
+  prompt: unknown,
+  options: unknown,
+): { data: JobData; onProgress?: (event: ProgressEvent) => void; signal?: AbortSignal } {
+  const text = string(prompt, 'prompt', { maxLength: MAX_PROMPT });
+  const opts = object(options, 'options');
+  knownKeys(opts, [...REMOTE_KEYS, ...LOCAL_KEYS], 'the enqueue options');
+  const copy: Record<string, unknown> = {};
+  const data: JobData = { v: 1, prompt: text, options: copy };
+  for (const key of REMOTE_KEYS) {
+    const value = reading(`options.${key}`, () => opts[key]);
+    if (value !== undefined) copy[key] = value;
+  }
+  const onProgress = reading('options.onProgress', () => opts.onProgress);
+  if (onProgress !== undefined && typeof onProgress !== 'function') throw invalid('a function', 'options.onProgress', onProgress);
+  const signal = reading('options.signal', () => opts.signal);
+  if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalid('an AbortSignal', 'options.signal', signal);
+  if (signal?.aborted) throw new AbortError(signal.reason);
+  let json: string;
+  try {
+    json = JSON.stringify(data);
+  } catch (err) {
+    throw new MultiloraError('ERR_INVALID_ARGUMENT', `The options cannot travel as JSON: ${(err as Error).message}`);
+  }
+  if (json.length > 1_000_000) throw invalid('options under 1 MB as JSON', 'options', options);
+  checkPortable(copy, REMOTE_KEYS);
+  const checked: { data: JobData; onProgress?: (event: ProgressEvent) => void; signal?: AbortSignal } = { data };
+  if (onProgress !== undefined) checked.onProgress = onProgress as (event: ProgressEvent) => void;
+  if (signal !== undefined) checked.signal = signal;
+  return checked;
 }
 
 export interface RemoteQueueOptions {
@@ -407,8 +450,8 @@ export class RemoteQueue {
       this.#events.setMaxListeners(0);
       this.#events.on('progress', ({ jobId, data }) => {
         const job = this.#jobs.get(jobId);
-        if (!job || typeof data !== 'object' || data === null) return;
-        const p = data as unknown as JobProgress;
+        if (!job || !isJobProgress(data)) return;
+        const p = data;
         const event: ProgressEvent = { step: p.step, total: p.total, elapsedMs: p.elapsedMs };
         if (p.preview) event.preview = { ...p.preview, data: Buffer.from(p.preview.data, 'base64') };
         job.emit('progress', event);
@@ -467,28 +510,8 @@ export class RemoteQueue {
    */
   async enqueue(prompt: string, options: EnqueueOptions = {}): Promise<RemoteJob> {
     this.#check();
-    string(prompt, 'prompt', { maxLength: 100_000 });
-    const opts = object(options, 'options');
-    knownKeys(opts, [...OPTION_KEYS, ...LOCAL_KEYS], 'the enqueue options');
-    const data: JobData = { v: 1, prompt, options: {} };
-    const copy = data.options as Record<string, unknown>;
-    for (const key of OPTION_KEYS) {
-      const value = reading(`options.${key}`, () => opts[key]);
-      if (value !== undefined) copy[key] = value;
-    }
-    const onProgress = reading('options.onProgress', () => opts.onProgress);
-    if (onProgress !== undefined && typeof onProgress !== 'function') throw invalid('a function', 'options.onProgress', onProgress);
-    const signal = reading('options.signal', () => opts.signal);
-    if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalid('an AbortSignal', 'options.signal', signal);
-    if (signal?.aborted) throw new AbortError(signal.reason);
-    let text: string;
-    try {
-      text = JSON.stringify(data);
-    } catch (err) {
-      throw new MultiloraError('ERR_INVALID_ARGUMENT', `The options cannot travel as JSON: ${(err as Error).message}`);
-    }
-    if (text.length > 1_000_000) throw invalid('options under 1 MB as JSON', 'options', options);
-    if (copy.numImages !== undefined) integer(copy.numImages, 'options.numImages', 1, 16);
+    const { data, onProgress, signal } = checkEnqueue(prompt, options);
+    const copy = data.options;
     // With workers live, what none of them would take is refused here: an adapter none has, a job over their limits.
     const live = await this.#liveWorkers('enqueue the job');
     if (live.length) {
@@ -515,12 +538,12 @@ export class RemoteQueue {
     this.#queueEvents(); // listening before the job exists, so that no event is missed
     const id = randomUUID();
     await remote(
-      () => this.#queue.add('generate', data as never, { jobId: id, removeOnComplete: { age: 3600, count: 10_000 }, removeOnFail: { age: 24 * 3600 } }),
+      () => this.#queue.add('generate', data, { jobId: id, removeOnComplete: { age: 3600, count: 10_000 }, removeOnFail: { age: 24 * 3600 } }),
       'enqueue the job',
     );
     const remoteJob = new RemoteJob(this, id, requestOf(copy));
     this.#jobs.set(id, remoteJob);
-    if (onProgress) remoteJob.on('progress', onProgress as (e: ProgressEvent) => void);
+    if (onProgress) remoteJob.on('progress', onProgress);
     if (signal) {
       const cancel = (): void => void remoteJob.cancel().catch(() => undefined);
       signal.addEventListener('abort', cancel, { once: true });

@@ -5,9 +5,10 @@ import os from 'node:os';
 
 import type { AdapterSpec } from '../core/adapter';
 import { AbortError, MultiloraError } from '../core/errors';
-import { selectAdapters, type Image, type ProgressEvent } from '../core/options';
+import type { Image, ProgressEvent } from '../core/options';
 import type { MultiloraWarning } from '../core/pipeline';
-import { PipelinePool } from '../core/pool';
+import { PipelinePool, checkPoolCall, runPoolCall, type PipelinePoolOptions } from '../core/pool';
+import { MAX_IMAGES, MAX_SIDE, SERVICE_LIMITS, bounds } from '../core/schema';
 import { summarizeReport } from '../lora/diagnose';
 import {
   DEFAULT_PREFIX,
@@ -24,12 +25,13 @@ import {
   names,
   redactUrl,
   remote,
+  type JobData,
   type JobProgress,
   type JobResult,
   type WorkerInfo,
   type WorkerLimits,
 } from './queue';
-import { MAX_IMAGES, MAX_STEPS, sizeLimits } from '../server/limits';
+import { sizeLimits } from '../server/limits';
 import { integer, knownKeys, object, string } from '../core/validate';
 
 /** With Redis unreachable while closing: how long after close() the worker gives up on it, and after a hand-back. */
@@ -104,28 +106,57 @@ export interface WorkerClosed {
   unreturned: string[];
 }
 
-/** Starts a worker in this process: loads the pipelines, then takes jobs until close(). */
-export async function startWorker(options: WorkerOptions): Promise<RunningWorker> {
-  const opts = object(options, 'options');
-  knownKeys(
-    opts,
-    ['redis', 'model', 'adapters', 'catalog', 'concurrency', 'queue', 'prefix', 'resultTtl', 'lockDuration', 'threads', 'maxSize', 'maxSteps', 'maxImages', 'device', 'onWarning', 'onEvent'],
-    'the worker options',
-  );
-  const url = checkRedisUrl(opts.redis, 'options.redis');
-  const model = string(opts.model, 'options.model', { nonEmpty: true });
-  const concurrency = opts.concurrency === undefined ? 1 : integer(opts.concurrency, 'options.concurrency', 1, 64);
-  const resultTtl = opts.resultTtl === undefined ? DEFAULT_RESULT_TTL_S : integer(opts.resultTtl, 'options.resultTtl', 1, 30 * 24 * 3600);
-  const lockDuration = opts.lockDuration === undefined ? 30_000 : integer(opts.lockDuration, 'options.lockDuration', 1000, 3_600_000);
-  const queueName = opts.queue === undefined ? DEFAULT_QUEUE : string(opts.queue, 'options.queue', { nonEmpty: true });
-  const prefix = opts.prefix === undefined ? DEFAULT_PREFIX : string(opts.prefix, 'options.prefix', { nonEmpty: true });
-  const maxSize = opts.maxSize === undefined ? undefined : integer(opts.maxSize, 'options.maxSize', 1, 16384);
-  const maxSteps = opts.maxSteps === undefined ? MAX_STEPS : integer(opts.maxSteps, 'options.maxSteps', 1, 1000);
-  const maxImages = opts.maxImages === undefined ? MAX_IMAGES : integer(opts.maxImages, 'options.maxImages', 1, 16);
-  const onEvent = (opts.onEvent as WorkerOptions['onEvent']) ?? (() => undefined);
-  const n = names(prefix, queueName);
+/** The worker's options, checked. */
+interface Settings {
+  url: string;
+  model: string;
+  concurrency: number;
+  resultTtl: number;
+  lockDuration: number;
+  queueName: string;
+  prefix: string;
+  maxSize: number | undefined;
+  maxSteps: number;
+  maxImages: number;
+  load: PipelinePoolOptions;
+  onEvent: (event: WorkerEvent) => void;
+}
 
-  // Redis first (a wrong URL fails in seconds, not after a long load), then the pipelines.
+const WORKER_KEYS = [
+  'redis', 'model', 'adapters', 'catalog', 'concurrency', 'queue', 'prefix', 'resultTtl', 'lockDuration', 'threads',
+  'maxSize', 'maxSteps', 'maxImages', 'device', 'onWarning', 'onEvent',
+] as const;
+
+function checkOptions(options: WorkerOptions): Settings {
+  const opts = object(options, 'options');
+  knownKeys(opts, WORKER_KEYS, 'the worker options');
+  const concurrency = opts.concurrency === undefined ? 1 : integer(opts.concurrency, 'options.concurrency', 1, 64);
+  // The rest of the load options are PipelinePool.load's to check.
+  const load: PipelinePoolOptions = { size: concurrency };
+  if (options.adapters !== undefined) load.adapters = options.adapters;
+  if (options.catalog !== undefined) load.catalog = options.catalog;
+  if (options.threads !== undefined) load.threads = options.threads;
+  if (options.device !== undefined) load.device = options.device;
+  if (options.onWarning !== undefined) load.onWarning = options.onWarning;
+  return {
+    url: checkRedisUrl(opts.redis, 'options.redis'),
+    model: string(opts.model, 'options.model', { nonEmpty: true }),
+    concurrency,
+    resultTtl: opts.resultTtl === undefined ? DEFAULT_RESULT_TTL_S : integer(opts.resultTtl, 'options.resultTtl', 1, 30 * 24 * 3600),
+    lockDuration: opts.lockDuration === undefined ? 30_000 : integer(opts.lockDuration, 'options.lockDuration', 1000, 3_600_000),
+    queueName: opts.queue === undefined ? DEFAULT_QUEUE : string(opts.queue, 'options.queue', { nonEmpty: true }),
+    prefix: opts.prefix === undefined ? DEFAULT_PREFIX : string(opts.prefix, 'options.prefix', { nonEmpty: true }),
+    // A service's defaults, up to the library's own bounds.
+    maxSize: opts.maxSize === undefined ? undefined : integer(opts.maxSize, 'options.maxSize', 1, MAX_SIDE),
+    maxSteps: opts.maxSteps === undefined ? SERVICE_LIMITS.steps : integer(opts.maxSteps, 'options.maxSteps', 1, bounds('steps').max),
+    maxImages: opts.maxImages === undefined ? SERVICE_LIMITS.numImages : integer(opts.maxImages, 'options.maxImages', 1, MAX_IMAGES),
+    load,
+    onEvent: options.onEvent ?? (() => undefined),
+  };
+}
+
+/** Connects to Redis: a wrong URL fails in seconds, before the long load of the pipelines. */
+async function connect(url: string): Promise<Redis> {
   const redis = new (ioredis())(url, { maxRetriesPerRequest: 1, connectTimeout: 5000, lazyConnect: true });
   redis.on('error', () => undefined);
   try {
@@ -135,129 +166,153 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     redis.disconnect();
     throw new MultiloraError('ERR_REMOTE', `Could not reach Redis at ${redactUrl(url)}: ${(err as Error).message}`, { cause: err });
   }
-  let pool: PipelinePool;
-  try {
-    const load: Record<string, unknown> = { size: concurrency };
-    for (const key of ['adapters', 'catalog', 'threads', 'device', 'onWarning'] as const) if (opts[key] !== undefined) load[key] = opts[key];
-    pool = await PipelinePool.load(model, load as never);
-  } catch (err) {
-    redis.disconnect();
-    throw err;
-  }
+  return redis;
+}
 
-  const id = `${os.hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+/** What the worker publishes about itself. Started by Redis's clock, as liveness is: the hosts' clocks need not agree. */
+async function describeWorker(id: string, pool: PipelinePool, settings: Settings, redis: Redis): Promise<WorkerInfo> {
   const limits: WorkerLimits = {
-    maxSize: maxSize ?? sizeLimits(pool.defaults, pool.model.vaeScaleFactor).max,
-    maxSteps,
-    maxImages,
+    maxSize: settings.maxSize ?? sizeLimits(pool.defaults, pool.model.vaeScaleFactor).max,
+    maxSteps: settings.maxSteps,
+    maxImages: settings.maxImages,
   };
-  // Started by Redis's clock, as liveness is: the hosts' clocks need not agree.
   const [seconds, micros] = await redis.time().catch(() => [Math.floor(Date.now() / 1000), 0]);
-  const info: WorkerInfo = {
+  return {
     id,
     host: os.hostname(),
     pid: process.pid,
-    concurrency,
+    concurrency: settings.concurrency,
     model: { dir: pool.model.dir, pipelineClass: pool.model.pipelineClass, family: pool.model.family, vaeScaleFactor: pool.model.vaeScaleFactor },
     defaults: pool.defaults,
     adapters: pool.adapters.list().map((a) => ({ name: a.name, alpha: a.alpha, template: a.template, negativePrompt: a.negativePrompt, report: summarizeReport(a.info) })),
     limits,
     started: Number(seconds) * 1000 + Math.floor(Number(micros) / 1000),
   };
+}
+
+/** The description in the hash, and a key that lives WORKER_FRESH_MS: readers list the worker while the key exists. */
+async function startHeartbeat(redis: Redis, n: Names, info: WorkerInfo): Promise<NodeJS.Timeout> {
   const description = JSON.stringify(info);
-  // The description in the hash, and a key that lives WORKER_FRESH_MS: readers list the worker while the key exists.
   const beat = async (): Promise<void> => {
-    await redis.multi().hset(n.workers, id, description).set(n.alive(id), '1', 'PX', WORKER_FRESH_MS).exec().catch(() => undefined);
+    await redis.multi().hset(n.workers, info.id, description).set(n.alive(info.id), '1', 'PX', WORKER_FRESH_MS).exec().catch(() => undefined);
   };
   await beat();
   const heartbeat = setInterval(() => void beat(), WORKER_HEARTBEAT_MS);
   heartbeat.unref();
+  return heartbeat;
+}
 
-  // Cancellation: the flag for jobs not started yet, the channel for running ones.
-  const subscriber = redis.duplicate();
-  subscriber.on('error', () => undefined);
-  const { Worker, UnrecoverableError, WaitingError } = bull();
-  let handingBack = false;
+type Redis = import('ioredis').default;
+type Names = ReturnType<typeof names>;
+type BullJob = import('bullmq').Job<JobData, JobResult>;
+
+/** What the job processor and close() share. */
+interface WorkerState {
+  handingBack: boolean;
   /** Set when Redis could not be reached while closing: the running jobs stop, and nothing waits for Redis. */
-  let giveUp = false;
+  giveUp: boolean;
   /** The running jobs' AbortControllers, by job id. */
-  const running = new Map<string, AbortController>();
+  running: Map<string, AbortController>;
   /** The jobs taken and not yet completed, failed or handed back in Redis. */
-  const unsettled = new Set<string>();
+  unsettled: Set<string>;
   /** Running jobs that Redis no longer has (restarted without persistence): stopped, as nobody can get their result. */
-  const vanished = new Set<string>();
-  await subscriber.subscribe(n.cancelChannel);
-  subscriber.on('message', (_channel: string, jobId: string) => running.get(jobId)?.abort(new Error('cancelled')));
+  vanished: Set<string>;
+}
 
-  const processor = async (job: import('bullmq').Job, token?: string): Promise<JobResult> => {
-    // The job's timestamp is its producer's clock: a skewed one gives nonsense, not a negative wait.
-    const queuedMs = Math.max(0, Date.now() - job.timestamp);
+interface Processing {
+  pool: PipelinePool;
+  redis: Redis;
+  n: Names;
+  info: WorkerInfo;
+  settings: Settings;
+  state: WorkerState;
+}
+
+/** Runs one job: checks it (anything may have written it), generates, stores the images in Redis. */
+async function runJob(job: BullJob, jobId: string, abort: AbortController, p: Processing): Promise<JobResult> {
+  const { pool, redis, n, info, settings } = p;
+  // The job's timestamp is its producer's clock: a skewed one gives nonsense, not a negative wait.
+  const queuedMs = Math.max(0, Date.now() - job.timestamp);
+  // Its shape and its size are checked before anything is allocated; then the call, once, as generate would.
+  const data = checkJobData(job.data, jobId);
+  checkLimits(data.options, info.limits!, 'this worker');
+  if (await redis.exists(n.cancelFlag(jobId))) throw new AbortError(new Error('cancelled before it started'));
+  const started = Date.now();
+  let lastProgress = Promise.resolve();
+  const onProgress = (e: ProgressEvent): void => {
+    const progress: JobProgress = { step: e.step, total: e.total, elapsedMs: e.elapsedMs };
+    if (e.preview) progress.preview = { width: e.preview.width, height: e.preview.height, channels: 3, data: e.preview.data.toString('base64') };
+    lastProgress = job.updateProgress({ ...progress }).catch(() => undefined);
+  };
+  const call = checkPoolCall(pool, data.prompt, { ...data.options, signal: abort.signal, onProgress });
+  const out = await runPoolCall(pool, call);
+  await lastProgress;
+  const images = Array.isArray(out) ? out : [out];
+  const multi = redis.multi();
+  const metas = images.map((image: Image, i) => {
+    const key = n.result(jobId, i);
+    multi.set(key, image.data, 'EX', settings.resultTtl);
+    return { key, width: image.width, height: image.height, seed: image.seed, bytes: image.data.length };
+  });
+  await remote(() => multi.exec(), `store the result of job ${jobId}`);
+  settings.onEvent({ event: 'completed', jobId, message: `job ${jobId} completed in ${Date.now() - started} ms` });
+  return {
+    v: 1,
+    jobId,
+    images: metas,
+    metrics: images[0]!.metrics,
+    // The adapters the call ran with, at their alphas.
+    adapters: Object.fromEntries(call.adapters),
+    worker: info.id,
+    timings: { queuedMs, runMs: Date.now() - started },
+    ttl: settings.resultTtl,
+  };
+}
+
+/** BullMQ's processor: runs a job, and says in Redis how it ended (failed, or handed back to the queue). */
+function makeProcessor(p: Processing): (job: BullJob, token?: string) => Promise<JobResult> {
+  const { UnrecoverableError, WaitingError } = bull();
+  const { state, settings } = p;
+  return async (job, token) => {
+    const jobId = job.id ?? '';
     const abort = new AbortController();
-    running.set(job.id!, abort);
-    unsettled.add(job.id!);
-    onEvent({ event: 'active', jobId: job.id!, message: `job ${job.id} started` });
+    state.running.set(jobId, abort);
+    state.unsettled.add(jobId);
+    settings.onEvent({ event: 'active', jobId, message: `job ${jobId} started` });
     try {
-      // Anything may have written the job: its shape and its size are checked before anything is allocated.
-      const data = checkJobData(job.data, job.id!);
-      checkLimits(data.options, limits, 'this worker');
-      if (await redis.exists(n.cancelFlag(job.id!))) throw new AbortError(new Error('cancelled before it started'));
-      const started = Date.now();
-      let lastProgress = Promise.resolve();
-      const onProgress = (e: ProgressEvent): void => {
-        const p: JobProgress = { step: e.step, total: e.total, elapsedMs: e.elapsedMs };
-        if (e.preview) p.preview = { width: e.preview.width, height: e.preview.height, channels: 3, data: e.preview.data.toString('base64') };
-        lastProgress = job.updateProgress(p as never).catch(() => undefined);
-      };
-      const options = { ...data.options, signal: abort.signal, onProgress };
-      const out = await pool.generate(data.prompt, options as never);
-      await lastProgress;
-      const images = Array.isArray(out) ? out : [out];
-      const multi = redis.multi();
-      const metas = images.map((image: Image, i) => {
-        const key = n.result(job.id!, i);
-        multi.set(key, image.data, 'EX', resultTtl);
-        return { key, width: image.width, height: image.height, seed: image.seed, bytes: image.data.length };
-      });
-      await remote(() => multi.exec(), `store the result of job ${job.id}`);
-      onEvent({ event: 'completed', jobId: job.id!, message: `job ${job.id} completed in ${Date.now() - started} ms` });
-      return {
-        v: 1,
-        jobId: job.id!,
-        images: metas,
-        metrics: images[0]!.metrics,
-        // The selection generate just accepted, at the alphas it ran with.
-        adapters: Object.fromEntries(selectAdapters(data.options.adapters, info.adapters).map(([a, alpha]) => [a.name, alpha])),
-        worker: id,
-        timings: { queuedMs, runMs: Date.now() - started },
-        ttl: resultTtl,
-      };
+      return await runJob(job, jobId, abort, p);
     } catch (err) {
-      if (vanished.delete(job.id!)) {
-        unsettled.delete(job.id!);
-        onEvent({ event: 'failed', jobId: job.id!, message: `job ${job.id} stopped: Redis no longer has it (restarted without persistence?)` });
+      if (state.vanished.delete(jobId)) {
+        state.unsettled.delete(jobId);
+        settings.onEvent({ event: 'failed', jobId, message: `job ${jobId} stopped: Redis no longer has it (restarted without persistence?)` });
         throw err;
       }
-      if (handingBack && abort.signal.aborted && err instanceof AbortError && !giveUp) {
+      if (state.handingBack && abort.signal.aborted && err instanceof AbortError && !state.giveUp) {
         // Stopped for a hand-back: the job goes back to the queue, for another worker.
         await job.moveToWait(token);
-        unsettled.delete(job.id!);
-        onEvent({ event: 'handed-back', jobId: job.id!, message: `job ${job.id} handed back to the queue` });
+        state.unsettled.delete(jobId);
+        settings.onEvent({ event: 'handed-back', jobId, message: `job ${jobId} handed back to the queue` });
         throw new WaitingError();
       }
-      onEvent({ event: 'failed', jobId: job.id!, message: `job ${job.id} failed: ${(err as Error).message}` });
+      settings.onEvent({ event: 'failed', jobId, message: `job ${jobId} failed: ${(err as Error).message}` });
       // Every failure of a generation is its own, not the worker's: retrying would fail the same way.
       throw new UnrecoverableError(encodeFailure(err));
     } finally {
-      running.delete(job.id!);
+      state.running.delete(jobId);
     }
   };
+}
 
-  const worker = new Worker(queueName, processor as never, {
-    connection: { url },
-    prefix,
-    concurrency,
-    lockDuration,
-    stalledInterval: lockDuration,
+/** The BullMQ worker that takes the jobs. */
+async function startBullWorker(p: Processing): Promise<import('bullmq').Worker<JobData, JobResult>> {
+  const { settings, state, redis } = p;
+  const { Worker } = bull();
+  const worker = new Worker<JobData, JobResult>(settings.queueName, makeProcessor(p), {
+    connection: { url: settings.url },
+    prefix: settings.prefix,
+    concurrency: settings.concurrency,
+    lockDuration: settings.lockDuration,
+    stalledInterval: settings.lockDuration,
     maxStalledCount: 2,
     autorun: true,
   });
@@ -268,30 +323,74 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       void redis
         .exists(worker.toKey(jobId))
         .then((found) => {
-          const abort = running.get(jobId);
+          const abort = state.running.get(jobId);
           if (found || !abort) return;
-          vanished.add(jobId);
+          state.vanished.add(jobId);
           abort.abort(new Error('Redis no longer has the job'));
         })
         .catch(() => undefined);
     }
   });
   // Completed or failed in Redis: nothing of the job is left with this worker.
-  worker.on('completed', (job) => unsettled.delete(job.id!)).on('failed', (job) => job && unsettled.delete(job.id!));
+  worker.on('completed', (job) => state.unsettled.delete(job.id ?? '')).on('failed', (job) => job && state.unsettled.delete(job.id ?? ''));
   await worker.waitUntilReady();
-  onEvent({ event: 'ready', message: `worker ${id} takes jobs from ${prefix}:${queueName} (concurrency ${concurrency}) on ${pool.model.dir}` });
+  return worker;
+}
 
-  /** Whether Redis answers now, within a second. */
-  const reachable = async (): Promise<boolean> => {
-    if (redis.status !== 'ready') return false;
-    try {
-      await remote(() => redis.ping(), 'ping', 1000);
-      return true;
-    } catch {
-      return false;
-    }
-  };
+/** Starts a worker in this process: loads the pipelines, then takes jobs until close(). */
+export async function startWorker(options: WorkerOptions): Promise<RunningWorker> {
+  const settings = checkOptions(options);
+  const { prefix, queueName, concurrency } = settings;
+  const n = names(prefix, queueName);
+  // Redis first (a wrong URL fails in seconds, not after a long load), then the pipelines.
+  const redis = await connect(settings.url);
+  let pool: PipelinePool;
+  try {
+    pool = await PipelinePool.load(settings.model, settings.load);
+  } catch (err) {
+    redis.disconnect();
+    throw err;
+  }
+  const id = `${os.hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+  const info = await describeWorker(id, pool, settings, redis);
+  const heartbeat = await startHeartbeat(redis, n, info);
+  const state: WorkerState = { handingBack: false, giveUp: false, running: new Map(), unsettled: new Set(), vanished: new Set() };
+  // Cancellation: the flag for jobs not started yet, the channel for running ones.
+  const subscriber = redis.duplicate();
+  subscriber.on('error', () => undefined);
+  await subscriber.subscribe(n.cancelChannel);
+  subscriber.on('message', (_channel: string, jobId: string) => state.running.get(jobId)?.abort(new Error('cancelled')));
+  const worker = await startBullWorker({ pool, redis, n, info, settings, state });
+  settings.onEvent({ event: 'ready', message: `worker ${id} takes jobs from ${prefix}:${queueName} (concurrency ${concurrency}) on ${pool.model.dir}` });
+  const closing = makeClose({ worker, pool, redis, subscriber, heartbeat, n, id, state });
+  return { id, info, close: closing.close, closed: closing.closed };
+}
 
+interface Closing {
+  worker: import('bullmq').Worker<JobData, JobResult>;
+  pool: PipelinePool;
+  redis: Redis;
+  subscriber: Redis;
+  heartbeat: NodeJS.Timeout;
+  n: Names;
+  id: string;
+  state: WorkerState;
+}
+
+/** Whether Redis answers now, within a second. */
+async function reachable(redis: Redis): Promise<boolean> {
+  if (redis.status !== 'ready') return false;
+  try {
+    await remote(() => redis.ping(), 'ping', 1000);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The worker's close(), and the promise it settles. */
+function makeClose(c: Closing): Pick<RunningWorker, 'close' | 'closed'> {
+  const { worker, pool, redis, subscriber, heartbeat, n, id, state } = c;
   let closing: Promise<WorkerClosed> | undefined;
   let handBackAt: number | undefined;
   let resolveClosed!: (closed: WorkerClosed) => void;
@@ -299,10 +398,10 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     resolveClosed = resolve;
   });
   const close = (options: { handBack?: boolean } = {}): Promise<WorkerClosed> => {
-    if (options.handBack && !handingBack) {
-      handingBack = true;
+    if (options.handBack && !state.handingBack) {
+      state.handingBack = true;
       handBackAt = Date.now();
-      for (const abort of running.values()) abort.abort(new Error('handed back'));
+      for (const abort of state.running.values()) abort.abort(new Error('handed back'));
     }
     closing ??= (async () => {
       const closeAt = Date.now();
@@ -320,18 +419,18 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       ).finally(() => (finished = true));
       while (!finished) {
         await Promise.race([done, new Promise((r) => setTimeout(r, 500))]);
-        if (finished || (await reachable())) continue;
+        if (finished || (await reachable(redis))) continue;
         const now = Date.now();
-        if (unsettled.size === 0 || now - closeAt >= GIVE_UP_AFTER_CLOSE_MS || (handBackAt !== undefined && now - handBackAt >= GIVE_UP_AFTER_HAND_BACK_MS)) {
-          giveUp = true;
+        if (state.unsettled.size === 0 || now - closeAt >= GIVE_UP_AFTER_CLOSE_MS || (handBackAt !== undefined && now - handBackAt >= GIVE_UP_AFTER_HAND_BACK_MS)) {
+          state.giveUp = true;
           break;
         }
       }
       // Closed, but Redis refused the last words (the worker's entry): it was not reachable either.
-      if (finished && !(await done)) giveUp = true;
-      const unreturned = giveUp ? [...unsettled] : [];
-      if (giveUp) {
-        for (const abort of running.values()) abort.abort(new Error('Redis could not be reached'));
+      if (finished && !(await done)) state.giveUp = true;
+      const unreturned = state.giveUp ? [...state.unsettled] : [];
+      if (state.giveUp) {
+        for (const abort of state.running.values()) abort.abort(new Error('Redis could not be reached'));
         void worker.close(true).catch(() => undefined);
         void worker.disconnect().catch(() => undefined);
         subscriber.disconnect();
@@ -341,11 +440,11 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
         await redis.quit().catch(() => redis.disconnect());
       }
       await pool.dispose();
-      const result = { clean: !giveUp, unreturned };
+      const result = { clean: !state.giveUp, unreturned };
       resolveClosed(result);
       return result;
     })();
     return closing;
   };
-  return { id, info, close, closed };
+  return { close, closed };
 }

@@ -1,5 +1,6 @@
 // What the server accepts: sizes derived from the model, and the bounds of every other field.
 import type { ModelDefaults } from '../core/options';
+import { SERVICE_LIMITS } from '../core/schema';
 
 /** The sizes the page offers and the API accepts, for one model. */
 export interface SizeLimits {
@@ -13,10 +14,13 @@ export interface SizeLimits {
   defaultHeight: number;
 }
 
-export const MAX_STEPS = 500;
-export const MAX_IMAGES = 4;
-export const MAX_PROMPT = 2000;
-export const MAX_GUIDANCE = 30;
+// The bounds of the request's fields: a service's own limits, from the one option schema (lib/core/schema.ts).
+export const MAX_STEPS = SERVICE_LIMITS.steps;
+export const MAX_IMAGES = SERVICE_LIMITS.numImages;
+export const MAX_PROMPT = SERVICE_LIMITS.prompt;
+export const MAX_GUIDANCE = SERVICE_LIMITS.guidanceScale;
+/** An adapter's alpha in a request, both ways. */
+export const MAX_ALPHA = SERVICE_LIMITS.alpha;
 export const DEFAULT_MAX_QUEUE = 8;
 /** How long `serve --redis` waits at start for a live worker. */
 export const DEFAULT_WAIT_FOR_WORKERS_MS = 30_000;

@@ -1,7 +1,8 @@
 // The server's API as OpenAPI 3.0: served at GET /openapi.json, and committed as docs/openapi.json (a test checks
 // that the two are the same; regenerate with the command in docs/SERVER.md).
 import { GENERATORS } from '../core/options';
-import { DEFAULT_MAX_BODY, DEFAULT_MAX_QUEUE, DEFAULT_TIMEOUTS, MAX_GUIDANCE, MAX_HEADER_BYTES, MAX_IMAGES, MAX_PROMPT, MAX_STEPS } from './limits';
+import { bounds } from '../core/schema';
+import { DEFAULT_MAX_BODY, DEFAULT_MAX_QUEUE, DEFAULT_TIMEOUTS, MAX_GUIDANCE, MAX_ALPHA, MAX_HEADER_BYTES, MAX_IMAGES, MAX_PROMPT, MAX_STEPS } from './limits';
 
 const error = (description: string): Record<string, unknown> => ({
   description,
@@ -184,7 +185,7 @@ export function openapiDocument(): Record<string, unknown> {
           additionalProperties: false,
           properties: {
             prompt: { type: 'string', minLength: 1, maxLength: MAX_PROMPT },
-            n: { type: 'integer', minimum: 1, maximum: MAX_IMAGES, default: 1, description: 'Images in one batch; they share the seed' },
+            n: { type: 'integer', minimum: bounds('numImages').min, maximum: MAX_IMAGES, default: 1, description: 'Images in one batch; they share the seed' },
             size: {
               type: 'string',
               pattern: '^[0-9]+x[0-9]+$',
@@ -194,11 +195,11 @@ export function openapiDocument(): Record<string, unknown> {
             response_format: { type: 'string', enum: ['b64_json'], default: 'b64_json' },
             loras: {
               type: 'object',
-              additionalProperties: { type: 'number', nullable: true, minimum: -10, maximum: 10 },
+              additionalProperties: { type: 'number', nullable: true, minimum: -MAX_ALPHA, maximum: MAX_ALPHA },
               example: { 'style-a': 0.8, 'style-b': 0.3 },
               description: 'Catalogue adapters by name, with their alphas (null: the default alpha)',
             },
-            seed: { type: 'integer', minimum: 0, maximum: 4294967295, description: 'Default: random, reported in the response' },
+            seed: { type: 'integer', minimum: bounds('seed').min, maximum: bounds('seed').max, description: 'Default: random, reported in the response' },
             generator: {
               type: 'string',
               enum: [...GENERATORS],
@@ -207,8 +208,8 @@ export function openapiDocument(): Record<string, unknown> {
                 "What turns the seed into the initial noise: GenAI's own generator, or torch's CPU generator (the noise of " +
                 'torch.randn with torch.Generator().manual_seed(seed), as diffusers draws it)',
             },
-            steps: { type: 'integer', minimum: 1, maximum: MAX_STEPS },
-            guidance_scale: { type: 'number', minimum: 0, maximum: MAX_GUIDANCE },
+            steps: { type: 'integer', minimum: bounds('steps').min, maximum: MAX_STEPS },
+            guidance_scale: { type: 'number', minimum: bounds('guidanceScale').min, maximum: MAX_GUIDANCE },
             negative_prompt: { type: 'string', maxLength: MAX_PROMPT },
             apply_template: { type: 'boolean', default: false, description: "Wrap the prompt in the chosen adapters' templates and add their negative prompts" },
             preview: { type: 'boolean', default: false, description: 'Attach a small PNG of the latent to each progress event' },

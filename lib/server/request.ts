@@ -1,9 +1,10 @@
 // The body of POST /v1/images/generations, checked and turned into a generate call. Every failure is an HttpError
 // with status 400, in the library's message format ("Expected <what> for <name> but received <value>").
-import { GENERATORS, type GenerateOptions, type GeneratorName } from '../core/options';
+import type { GenerateOptions } from '../core/options';
 import { MultiloraError } from '../core/errors';
-import { describe, integer, invalid, isPlainObject } from '../core/validate';
-import { MAX_GUIDANCE, MAX_IMAGES, MAX_PROMPT, MAX_STEPS, type SizeLimits } from './limits';
+import { bounds, checkChoice, checkFlag, checkNumber } from '../core/schema';
+import { describe, invalid, isPlainObject } from '../core/validate';
+import { MAX_ALPHA, MAX_GUIDANCE, MAX_IMAGES, MAX_PROMPT, MAX_STEPS, type SizeLimits } from './limits';
 
 /** An error with the HTTP status, the headers and the `{ error: { code, message } }` body it is sent as. */
 export class HttpError extends Error {
@@ -62,9 +63,10 @@ function expected(what: string, name: string, value: unknown): HttpError {
   return bad(invalid(what, name, value).message);
 }
 
-function int(value: unknown, name: string, min: number, max: number): number {
+/** A check of the option schema (lib/core/schema.ts), its failure as a 400. */
+function checked<T>(check: () => T): T {
   try {
-    return integer(value, name, min, max);
+    return check();
   } catch (err) {
     throw err instanceof MultiloraError ? bad(err.message) : err;
   }
@@ -94,7 +96,7 @@ export function parseGeneration(
     }
   }
   const prompt = text(body.prompt, 'prompt', true);
-  const n = body.n === undefined ? 1 : int(body.n, 'n', 1, MAX_IMAGES);
+  const n = body.n === undefined ? 1 : checked(() => checkNumber('numImages', body.n, 'n', MAX_IMAGES));
   if (body.response_format !== undefined && body.response_format !== 'b64_json') {
     throw expected('"b64_json" (the only format this server returns)', 'response_format', body.response_format);
   }
@@ -126,41 +128,32 @@ export function parseGeneration(
       }
       if (alpha === null) {
         loras[name] = fallback;
-      } else if (typeof alpha !== 'number' || !Number.isFinite(alpha) || alpha < -10 || alpha > 10) {
-        throw expected('a number from -10 to 10, or null for the default', `loras[${JSON.stringify(name)}]`, alpha);
+      } else if (typeof alpha !== 'number' || !Number.isFinite(alpha) || alpha < -MAX_ALPHA || alpha > MAX_ALPHA) {
+        throw expected(`a number from -${MAX_ALPHA} to ${MAX_ALPHA}, or null for the default`, `loras[${JSON.stringify(name)}]`, alpha);
       } else {
         loras[name] = alpha;
       }
     }
   }
   options.adapters = loras;
-  if (body.seed !== undefined && body.seed !== null) options.seed = int(body.seed, 'seed', 0, 2 ** 32 - 1);
+  if (body.seed !== undefined && body.seed !== null) options.seed = checked(() => checkNumber('seed', body.seed, 'seed'));
   if (body.generator !== undefined && body.generator !== null) {
-    if (typeof body.generator !== 'string' || !(GENERATORS as readonly string[]).includes(body.generator)) {
-      throw expected(GENERATORS.map((g) => JSON.stringify(g)).join(' or '), 'generator', body.generator);
-    }
-    options.generator = body.generator as GeneratorName;
+    options.generator = checked(() => checkChoice('generator', body.generator, 'generator'));
   }
-  if (body.steps !== undefined) options.steps = int(body.steps, 'steps', 1, MAX_STEPS);
+  if (body.steps !== undefined) options.steps = checked(() => checkNumber('steps', body.steps, 'steps', MAX_STEPS));
   if (body.guidance_scale !== undefined) {
     const g = body.guidance_scale;
-    if (typeof g !== 'number' || !Number.isFinite(g) || g < 0 || g > MAX_GUIDANCE) {
-      throw expected(`a number from 0 to ${MAX_GUIDANCE}`, 'guidance_scale', g);
+    const { min } = bounds('guidanceScale');
+    if (typeof g !== 'number' || !Number.isFinite(g) || g < min || g > MAX_GUIDANCE) {
+      throw expected(`a number from ${min} to ${MAX_GUIDANCE}`, 'guidance_scale', g);
     }
     options.guidanceScale = g;
   }
   if (body.negative_prompt !== undefined && body.negative_prompt !== null) {
     options.negativePrompt = text(body.negative_prompt, 'negative_prompt', false);
   }
-  if (body.apply_template !== undefined) {
-    if (typeof body.apply_template !== 'boolean') throw expected('a boolean', 'apply_template', body.apply_template);
-    options.applyTemplate = body.apply_template;
-  }
-  let preview = false;
-  if (body.preview !== undefined) {
-    if (typeof body.preview !== 'boolean') throw expected('a boolean', 'preview', body.preview);
-    preview = body.preview;
-  }
+  if (body.apply_template !== undefined) options.applyTemplate = checked(() => checkFlag('applyTemplate', body.apply_template, 'apply_template'));
+  const preview = body.preview === undefined ? false : checked(() => checkFlag('preview', body.preview, 'preview'));
   if (body.model !== undefined && typeof body.model !== 'string') throw expected('a string', 'model', body.model);
   if (body.user !== undefined && typeof body.user !== 'string') throw expected('a string', 'user', body.user);
   let jobId = headerJobId;
