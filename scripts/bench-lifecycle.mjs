@@ -28,8 +28,12 @@ const runs = Number(args.runs);
 const size = Number(args.size);
 const steps = Number(args.steps);
 const family = args.family;
-const model = args.model ?? path.join(ROOT, 'test', 'fixtures', 'models', `${family}-tiny`);
-const lora = (name) => path.join(ROOT, 'test', 'fixtures', 'loras', family, `${name}.safetensors`);
+// sdxl-tiny is the embedded default model (models/), sd15-tiny a test fixture.
+const tiny = family === 'sdxl'
+  ? { model: path.join(ROOT, 'models', 'sdxl-tiny'), loras: path.join(ROOT, 'models', 'sdxl-tiny-loras') }
+  : { model: path.join(ROOT, 'test', 'fixtures', 'models', 'sd15-tiny'), loras: path.join(ROOT, 'test', 'fixtures', 'loras', 'sd15') };
+const model = args.model ?? tiny.model;
+const lora = (name) => path.join(tiny.loras, `${name}.safetensors`);
 const CALL = { seed: 1, steps, width: size, height: size };
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];

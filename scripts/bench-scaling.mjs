@@ -82,7 +82,7 @@ const JOBS = positive('jobs', args.jobs ?? (QUICK ? '12' : '24'), 10_000);
 const ROUNDS = positive('rounds', args.rounds ?? (QUICK ? '3' : '6'), 1000);
 const WORKERS = args.workers.split(',').map((k) => positive('workers', k.trim(), 64));
 const CORES = os.availableParallelism();
-const DEFAULT_MODEL = path.join(ROOT, 'test', 'fixtures', 'models', 'sdxl-tiny');
+const DEFAULT_MODEL = path.join(ROOT, 'models', 'sdxl-tiny');
 const MODEL = path.resolve(args.model ?? DEFAULT_MODEL);
 const MAIN = path.join(ROOT, 'dist', 'cli', 'main.js');
 const PROMPT = 'a lighthouse on a cliff at sunset, oil painting';
@@ -90,7 +90,7 @@ const PROMPT = 'a lighthouse on a cliff at sunset, oil painting';
 const SELECTIONS = [null, 'a', 'b', { a: 0.5, b: 0.7 }];
 
 function loras() {
-  if (MODEL === DEFAULT_MODEL) return ['style-a', 'style-b'].map((n) => path.join(ROOT, 'test', 'fixtures', 'loras', 'sdxl', `${n}.safetensors`));
+  if (MODEL === DEFAULT_MODEL) return ['style-a', 'style-b'].map((n) => path.join(ROOT, 'models', 'sdxl-tiny-loras', `${n}.safetensors`));
   return [0, 1].map((i) => path.join(MODEL, 'loras', `bench-${i}.safetensors`));
 }
 if (!existsSync(path.join(MODEL, 'model_index.json'))) fail(`${MODEL} has no model_index.json`);

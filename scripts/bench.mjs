@@ -149,10 +149,10 @@ async function interleaved(rounds, entries) {
 function models() {
   const tiny = {
     key: 'tiny',
-    title: 'tiny SDXL fixture (test/fixtures/models/sdxl-tiny)',
-    dir: path.join(ROOT, 'test', 'fixtures', 'models', 'sdxl-tiny'),
+    title: 'tiny SDXL fixture (models/sdxl-tiny)',
+    dir: path.join(ROOT, 'models', 'sdxl-tiny'),
     // Two adapters, registered again under other names to make the five idle ones.
-    loras: ['style-a', 'style-b', 'style-a', 'style-b', 'style-a'].map((n) => path.join(ROOT, 'test', 'fixtures', 'loras', 'sdxl', `${n}.safetensors`)),
+    loras: ['style-a', 'style-b', 'style-a', 'style-b', 'style-a'].map((n) => path.join(ROOT, 'models', 'sdxl-tiny-loras', `${n}.safetensors`)),
     // SDXL's text-encoder LoRA cannot go with static shapes (docs/GENAI-BUGS.md): that comparison goes without.
     staticAdapters: [],
     size: 128,

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Build the test fixtures under test/fixtures/ (see test/fixtures/README.md).
+# Build the test fixtures under test/fixtures/ and the embedded default model under models/
+# (see test/fixtures/README.md and models/README.md).
 #
 #   bash scripts/make-fixtures.sh                 # venv (made once, then reused), build, verify
 #   bash scripts/make-fixtures.sh --no-verify     # build only
