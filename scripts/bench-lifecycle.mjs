@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Measures what the adapter lifecycle costs: a rebuild-and-swap (adapters.add / remove), and the per-step price of
-// each mode (no adapters, dynamic, fuse). Writes docs/bench-lifecycle.md and prints the same table.
+// each mode (no adapters, dynamic, fuse). Writes bench-results/lifecycle.md and prints the same table.
 //
 //   node scripts/bench-lifecycle.mjs [--runs N] [--size PX] [--model DIR] [--family sd15|sdxl]
 //
@@ -156,7 +156,7 @@ const lines = [
     'the old pipeline: a swap does not stop the traffic.',
   '',
 ];
-const out = path.join(ROOT, 'docs', 'bench-lifecycle.md');
+const out = path.join(ROOT, 'bench-results', 'lifecycle.md');
 writeFileSync(out, lines.join('\n'));
 console.log(lines.join('\n'));
 console.log(`(written to ${out})`);
