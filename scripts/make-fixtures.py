@@ -4,8 +4,8 @@ torch.randn reference values, a manifest and a README), and the package's embedd
 default model: the SDXL one, which ships with the package and so goes to models/
 (models/sdxl-tiny/ and its LoRAs in models/sdxl-tiny-loras/), not under test/.
 
-Run it through scripts/make-fixtures.sh, which prepares the Python venv that this
-needs (torch, diffusers, transformers, optimum-intel, openvino-genai, ...).
+Run it through scripts/make-fixtures.sh, which runs it in the project's tools venv
+(python/requirements.txt: torch, diffusers, transformers, optimum-intel, openvino-genai, ...).
 
 Everything is deterministic: weights come from fixed seeds, and rerunning gives
 the same files (the manifest records their sha256).
@@ -824,7 +824,7 @@ def write_readme(out, manifest, kept_diffusers):
 
 Generated; do not edit by hand. Rebuild with
 
-    bash scripts/make-fixtures.sh            # builds a venv in .fixture-venv/, then runs scripts/make-fixtures.py --verify
+    bash scripts/make-fixtures.sh            # in the tools' venv (python/requirements.txt): make-fixtures.py --verify
     bash scripts/make-fixtures.sh --bench-model   # the benchmark's model instead: see the end of this file
 
 Every weight here is random (fixed seeds): the images mean nothing, only their differences do.
