@@ -1,6 +1,6 @@
 """multilora's converter: the Python half of `multilora convert` (lib/convert/index.ts is the other half).
 
-It runs inside the converter's own venv (lib/convert/env.ts makes it from python/requirements-convert.txt), and is
+It runs inside the converter's own venv (lib/convert/env.ts makes it from python/requirements.txt), and is
 never run by hand. It takes one JSON job as its only argument and answers with JSON lines on stdout, one object each:
     {"event": "progress", "phase": "...", "message": "..."}
     {"event": "warning", "message": "..."}

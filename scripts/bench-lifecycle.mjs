@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Measures what the adapter lifecycle costs: a rebuild-and-swap (adapters.add / remove), and the per-step price of
-// each mode (no adapters, dynamic, fuse). Writes docs/bench-lifecycle.md and prints the same table.
+// each mode (no adapters, dynamic, fuse). Writes bench-results/lifecycle.md and prints the same table.
 //
 //   node scripts/bench-lifecycle.mjs [--runs N] [--size PX] [--model DIR] [--family sd15|sdxl]
 //
@@ -28,8 +28,12 @@ const runs = Number(args.runs);
 const size = Number(args.size);
 const steps = Number(args.steps);
 const family = args.family;
-const model = args.model ?? path.join(ROOT, 'test', 'fixtures', 'models', `${family}-tiny`);
-const lora = (name) => path.join(ROOT, 'test', 'fixtures', 'loras', family, `${name}.safetensors`);
+// sdxl-tiny is the embedded default model (models/), sd15-tiny a test fixture.
+const tiny = family === 'sdxl'
+  ? { model: path.join(ROOT, 'models', 'sdxl-tiny'), loras: path.join(ROOT, 'models', 'sdxl-tiny-loras') }
+  : { model: path.join(ROOT, 'test', 'fixtures', 'models', 'sd15-tiny'), loras: path.join(ROOT, 'test', 'fixtures', 'loras', 'sd15') };
+const model = args.model ?? tiny.model;
+const lora = (name) => path.join(tiny.loras, `${name}.safetensors`);
 const CALL = { seed: 1, steps, width: size, height: size };
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -152,7 +156,7 @@ const lines = [
     'the old pipeline: a swap does not stop the traffic.',
   '',
 ];
-const out = path.join(ROOT, 'docs', 'bench-lifecycle.md');
+const out = path.join(ROOT, 'bench-results', 'lifecycle.md');
 writeFileSync(out, lines.join('\n'));
 console.log(lines.join('\n'));
 console.log(`(written to ${out})`);

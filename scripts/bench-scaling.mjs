@@ -13,7 +13,7 @@
 //   npm run bench:scaling -- --quick            # N = 12, 3 rounds: a few minutes on 2 cores
 //   npm run bench:scaling -- --model .bench-models/sd15-512 --size 512 --steps 2 --jobs 4 --rounds 1 --workers 1,2 --no-split
 //
-// Writes bench-scaling-results.json (in the project's root) and prints a markdown table; docs/SCALING.md holds the
+// Writes bench-results/scaling.json (the folder of every benchmark's results) and prints a markdown table; docs/SCALING.md holds the
 // numbers of a run, put there by hand with the command that made them.
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -38,7 +38,7 @@ const USAGE = `usage: node scripts/bench-scaling.mjs [options]
   --workers LIST     the worker counts to measure (default 1,2,3)
   --no-split         only OpenVINO's default threads (not also threads = cores / K)
   --no-local         without the in-process baseline
-  --json FILE        where the results go (default bench-scaling-results.json in the project's root)
+  --json FILE        where the results go (default bench-results/scaling.json)
   -h, --help         this text`;
 
 function fail(message) {
@@ -59,7 +59,7 @@ try {
       workers: { type: 'string', default: '1,2,3' },
       'no-split': { type: 'boolean', default: false },
       'no-local': { type: 'boolean', default: false },
-      json: { type: 'string', default: path.join(ROOT, 'bench-scaling-results.json') },
+      json: { type: 'string', default: path.join(ROOT, 'bench-results', 'scaling.json') },
       help: { type: 'boolean', short: 'h', default: false },
     },
   }));
@@ -82,7 +82,7 @@ const JOBS = positive('jobs', args.jobs ?? (QUICK ? '12' : '24'), 10_000);
 const ROUNDS = positive('rounds', args.rounds ?? (QUICK ? '3' : '6'), 1000);
 const WORKERS = args.workers.split(',').map((k) => positive('workers', k.trim(), 64));
 const CORES = os.availableParallelism();
-const DEFAULT_MODEL = path.join(ROOT, 'test', 'fixtures', 'models', 'sdxl-tiny');
+const DEFAULT_MODEL = path.join(ROOT, 'models', 'sdxl-tiny');
 const MODEL = path.resolve(args.model ?? DEFAULT_MODEL);
 const MAIN = path.join(ROOT, 'dist', 'cli', 'main.js');
 const PROMPT = 'a lighthouse on a cliff at sunset, oil painting';
@@ -90,7 +90,7 @@ const PROMPT = 'a lighthouse on a cliff at sunset, oil painting';
 const SELECTIONS = [null, 'a', 'b', { a: 0.5, b: 0.7 }];
 
 function loras() {
-  if (MODEL === DEFAULT_MODEL) return ['style-a', 'style-b'].map((n) => path.join(ROOT, 'test', 'fixtures', 'loras', 'sdxl', `${n}.safetensors`));
+  if (MODEL === DEFAULT_MODEL) return ['style-a', 'style-b'].map((n) => path.join(ROOT, 'models', 'sdxl-tiny-loras', `${n}.safetensors`));
   return [0, 1].map((i) => path.join(MODEL, 'loras', `bench-${i}.safetensors`));
 }
 if (!existsSync(path.join(MODEL, 'model_index.json'))) fail(`${MODEL} has no model_index.json`);

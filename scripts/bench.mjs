@@ -13,9 +13,9 @@
 //   npm run bench -- --quick             # both models, small counts (under 10 minutes)
 //   npm run bench -- --models tiny       # only the tiny fixture (no realistic model needed)
 //   npm run bench -- --phases pool       # only some phases (runners,node,idle,static,cold,pool): the results of
-//                                        # the others stay as they are in bench-results.json and the doc
+//                                        # the others stay as they are in bench-results/bench.json and the doc
 //
-// Writes bench-results.json (in the project's root) and the results part of docs/BENCHMARKS.md.
+// Writes bench-results/bench.json (the folder of every benchmark's results) and the results part of docs/BENCHMARKS.md.
 // The realistic model (SD 1.5 sizes, random weights, not committed) comes from
 // `bash scripts/make-fixtures.sh --bench-model`.
 import { spawn, spawnSync } from 'node:child_process';
@@ -33,7 +33,7 @@ const { values: args } = parseArgs({
     quick: { type: 'boolean', default: false },
     models: { type: 'string', default: 'tiny,realistic' },
     'realistic-dir': { type: 'string', default: path.join(ROOT, '.bench-models', 'sd15-512') },
-    out: { type: 'string', default: path.join(ROOT, 'bench-results.json') },
+    out: { type: 'string', default: path.join(ROOT, 'bench-results', 'bench.json') },
     doc: { type: 'string', default: path.join(ROOT, 'docs', 'BENCHMARKS.md') },
     'no-doc': { type: 'boolean', default: false },
     phases: { type: 'string', default: 'all' },
@@ -149,10 +149,10 @@ async function interleaved(rounds, entries) {
 function models() {
   const tiny = {
     key: 'tiny',
-    title: 'tiny SDXL fixture (test/fixtures/models/sdxl-tiny)',
-    dir: path.join(ROOT, 'test', 'fixtures', 'models', 'sdxl-tiny'),
+    title: 'tiny SDXL fixture (models/sdxl-tiny)',
+    dir: path.join(ROOT, 'models', 'sdxl-tiny'),
     // Two adapters, registered again under other names to make the five idle ones.
-    loras: ['style-a', 'style-b', 'style-a', 'style-b', 'style-a'].map((n) => path.join(ROOT, 'test', 'fixtures', 'loras', 'sdxl', `${n}.safetensors`)),
+    loras: ['style-a', 'style-b', 'style-a', 'style-b', 'style-a'].map((n) => path.join(ROOT, 'models', 'sdxl-tiny-loras', `${n}.safetensors`)),
     // SDXL's text-encoder LoRA cannot go with static shapes (docs/GENAI-BUGS.md): that comparison goes without.
     staticAdapters: [],
     size: 128,

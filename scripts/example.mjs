@@ -15,7 +15,7 @@ const { Pipeline, defaultModelDir, encodePng } = require(ROOT);
 const out = process.argv[2]
   ? path.resolve(process.argv[2])
   : path.join(mkdtempSync(path.join(os.tmpdir(), 'multilora-example-')), 'blend.png');
-const loras = path.join(ROOT, 'test', 'fixtures', 'loras', 'sdxl');
+const loras = path.join(ROOT, 'models', 'sdxl-tiny-loras');
 
 const started = performance.now();
 const pipeline = await Pipeline.load(defaultModelDir(), {

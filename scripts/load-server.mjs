@@ -18,12 +18,11 @@ import autocannon from 'autocannon';
 
 const require = createRequire(import.meta.url);
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const FIXTURES = path.join(ROOT, 'test', 'fixtures');
 
-export const MODEL = path.join(FIXTURES, 'models', 'sdxl-tiny');
+export const MODEL = path.join(ROOT, 'models', 'sdxl-tiny');
 export const LORAS = [
-  { name: 'style-a', path: path.join(FIXTURES, 'loras', 'sdxl', 'style-a.safetensors'), alpha: 0.8 },
-  { name: 'style-b', path: path.join(FIXTURES, 'loras', 'sdxl', 'style-b.safetensors'), alpha: 0.6 },
+  { name: 'style-a', path: path.join(ROOT, 'models', 'sdxl-tiny-loras', 'style-a.safetensors'), alpha: 0.8 },
+  { name: 'style-b', path: path.join(ROOT, 'models', 'sdxl-tiny-loras', 'style-b.safetensors'), alpha: 0.6 },
 ];
 
 /**

@@ -111,13 +111,15 @@ describe('prebuilt binaries (npm run prebuild, npm pack, npm install <tarball>)'
     for (const f of ['dist/index.js', 'dist/index.d.ts', 'scripts/install.mjs', 'scripts/prebuild-manifest.mjs', ...prebuilt]) {
       assert.ok(files.has(f), `${f} is not in the tarball`);
     }
-    assert.ok([...files].some((f) => f.startsWith('test/fixtures/models/sdxl-tiny/')), 'the embedded model is missing');
+    for (const dir of ['models/sdxl-tiny/', 'models/sdxl-tiny-loras/']) {
+      assert.ok([...files].some((f) => f.startsWith(dir)), `${dir} (the embedded model) is missing`);
+    }
     const junk = [...files].filter(
       (f) =>
         /(^|\/)(node_modules|build|\.sdk|tmp|__pycache__)\//.test(f) ||
         /\.(map|tgz|pyc|log)$/.test(f) ||
         /^(lib|docs|\.ci)\//.test(f) ||
-        (f.startsWith('test/') && !/^test\/fixtures\/(models\/sdxl-tiny|loras\/sdxl)\//.test(f)) ||
+        /^test\//.test(f) ||
         (f.startsWith('prebuilds/') && !prebuilt.includes(f)) ||
         (f.startsWith('scripts/') && !/^scripts\/(install|setup-sdk|sdk-config|build-native|prebuild-manifest)\.mjs$/.test(f)),
     );

@@ -1,5 +1,5 @@
 // The Python venv that `multilora convert` runs optimum-intel in: apart from the SDK's, made once from
-// python/requirements-convert.txt and reused while that file is unchanged. It lives in the user's cache
+// python/requirements.txt and reused while that file is unchanged. It lives in the user's cache
 // ($XDG_CACHE_HOME/multilora, else ~/.cache/multilora), or where MULTILORA_CONVERTER_DIR says.
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -12,7 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { AbortError, MultiloraError } from '../core/errors';
 import { PACKAGE_ROOT } from '../core/sdk';
 
-export const CONVERTER_REQUIREMENTS = path.join(PACKAGE_ROOT, 'python', 'requirements-convert.txt');
+export const CONVERTER_REQUIREMENTS = path.join(PACKAGE_ROOT, 'python', 'requirements.txt');
 export const CONVERTER_SCRIPT = path.join(PACKAGE_ROOT, 'python', 'convert.py');
 /** Bumped when the set-up steps below change, so that older venvs are made again. */
 const SETUP_STEPS = 'converter-setup-v1';

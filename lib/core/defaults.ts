@@ -4,5 +4,5 @@ import { PACKAGE_ROOT } from './sdk';
 
 /** The embedded default model: a tiny random-weight SDXL-like export that ships with the package. */
 export function defaultModelDir(): string {
-  return path.join(PACKAGE_ROOT, 'test', 'fixtures', 'models', 'sdxl-tiny');
+  return path.join(PACKAGE_ROOT, 'models', 'sdxl-tiny');
 }

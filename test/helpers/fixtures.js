@@ -10,6 +10,8 @@ const ROOT = path.resolve(__dirname, '..', '..');
 // A port on loopback that nothing listens on (shared with the scripts that start servers).
 const { freePort } = require('../../scripts/redis-server.cjs');
 const FIXTURES = path.join(ROOT, 'test', 'fixtures');
+// The embedded default model and its LoRAs ship with the package, so they live outside test/ (models/README.md).
+const MODELS = path.join(ROOT, 'models');
 
 /** The two tiny model families, each with its LoRA fixtures. */
 const families = {
@@ -19,8 +21,8 @@ const families = {
     guidanceScale: 7.5,
   },
   sdxl: {
-    model: path.join(FIXTURES, 'models', 'sdxl-tiny'),
-    lora: (name) => path.join(FIXTURES, 'loras', 'sdxl', `${name}.safetensors`),
+    model: path.join(MODELS, 'sdxl-tiny'),
+    lora: (name) => path.join(MODELS, 'sdxl-tiny-loras', `${name}.safetensors`),
     guidanceScale: 5,
   },
 };
@@ -99,4 +101,4 @@ async function until(what, check, ms = 60_000) {
 /** Whether this process runs under `npm run sanitize` (gcc's ASan runtime preloaded): much slower, other memory use. */
 const underAsan = /libasan/.test(process.env.LD_PRELOAD ?? '');
 
-module.exports = { ROOT, FIXTURES, families, sdk, pythonImages, meanAbsDiff, useTempDir, underAsan, freePort, until, rejectsWith };
+module.exports = { ROOT, FIXTURES, MODELS, families, sdk, pythonImages, meanAbsDiff, useTempDir, underAsan, freePort, until, rejectsWith };
