@@ -29,9 +29,25 @@ export type { ErrorCode } from './core/errors';
 export { encodePng, decodePng } from './core/png';
 export { defaultModelDir } from './core/defaults';
 export { convert, CONVERT_SCHEDULERS, WEIGHT_FORMATS } from './convert/index';
-export type { ConvertOptions, ConvertPhase, ConvertScheduler, ConvertProgress, ConvertResult, FuseLora, FusedReport, WeightFormat } from './convert/index';
+export type {
+  ConvertOptions,
+  ConvertPhase,
+  ConvertScheduler,
+  ConvertProgress,
+  ConvertResult,
+  FuseLora,
+  FusedReport,
+  WeightFormat,
+} from './convert/index';
 export { RemoteQueue, RemoteJob } from './remote/queue';
-export type { EnqueueOptions, RemoteGenerateOptions, RemoteJobDetails, RemoteQueueOptions, WorkerInfo, WorkerLimits } from './remote/queue';
+export type {
+  EnqueueOptions,
+  RemoteGenerateOptions,
+  RemoteJobDetails,
+  RemoteQueueOptions,
+  WorkerInfo,
+  WorkerLimits,
+} from './remote/queue';
 export { startWorker } from './remote';
 export type { RunningWorker, WorkerClosed, WorkerEvent, WorkerOptions } from './remote';
 export { startServer } from './serve';

@@ -29,9 +29,13 @@ const size = Number(args.size);
 const steps = Number(args.steps);
 const family = args.family;
 // sdxl-tiny is the embedded default model (models/), sd15-tiny a test fixture.
-const tiny = family === 'sdxl'
-  ? { model: path.join(ROOT, 'models', 'sdxl-tiny'), loras: path.join(ROOT, 'models', 'sdxl-tiny-loras') }
-  : { model: path.join(ROOT, 'test', 'fixtures', 'models', 'sd15-tiny'), loras: path.join(ROOT, 'test', 'fixtures', 'loras', 'sd15') };
+const tiny =
+  family === 'sdxl'
+    ? { model: path.join(ROOT, 'models', 'sdxl-tiny'), loras: path.join(ROOT, 'models', 'sdxl-tiny-loras') }
+    : {
+        model: path.join(ROOT, 'test', 'fixtures', 'models', 'sd15-tiny'),
+        loras: path.join(ROOT, 'test', 'fixtures', 'loras', 'sd15'),
+      };
 const model = args.model ?? tiny.model;
 const lora = (name) => path.join(tiny.loras, `${name}.safetensors`);
 const CALL = { seed: 1, steps, width: size, height: size };
@@ -82,7 +86,10 @@ const cacheDir = mkdtempSync(path.join(os.tmpdir(), 'multilora-bench-cache-'));
 const coldLoads = [];
 const cachedLoads = [];
 for (let i = 0; i < runs; i += 1) {
-  for (const [options, into] of [[{ adapters }, coldLoads], [{ adapters, cacheDir }, cachedLoads]]) {
+  for (const [options, into] of [
+    [{ adapters }, coldLoads],
+    [{ adapters, cacheDir }, cachedLoads],
+  ]) {
     const { pipeline, loadMs } = await timeLoad(options);
     into.push(loadMs);
     await pipeline.dispose();
@@ -135,7 +142,9 @@ const lines = [
   '',
   '| mode | load (ms) | step (ms, GenAI) | step min–max | generate (ms) |',
   '|---|---|---|---|---|',
-  ...modes.map((m) => `| ${m.name} | ${m.loadMs.toFixed(0)} | ${m.step.toFixed(2)} | ${m.stepSpread} | ${m.total.toFixed(1)} |`),
+  ...modes.map(
+    (m) => `| ${m.name} | ${m.loadMs.toFixed(0)} | ${m.step.toFixed(2)} | ${m.stepSpread} | ${m.total.toFixed(1)} |`,
+  ),
   '',
   '## Loading with a model cache',
   '',

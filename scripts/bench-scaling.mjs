@@ -72,7 +72,8 @@ if (args.help) {
 }
 
 function positive(name, value, max) {
-  if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > max) fail(`expected an integer from 1 to ${max} for --${name} but received ${value}`);
+  if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > max)
+    fail(`expected an integer from 1 to ${max} for --${name} but received ${value}`);
   return Number(value);
 }
 const QUICK = args.quick;
@@ -90,7 +91,8 @@ const PROMPT = 'a lighthouse on a cliff at sunset, oil painting';
 const SELECTIONS = [null, 'a', 'b', { a: 0.5, b: 0.7 }];
 
 function loras() {
-  if (MODEL === DEFAULT_MODEL) return ['style-a', 'style-b'].map((n) => path.join(ROOT, 'models', 'sdxl-tiny-loras', `${n}.safetensors`));
+  if (MODEL === DEFAULT_MODEL)
+    return ['style-a', 'style-b'].map((n) => path.join(ROOT, 'models', 'sdxl-tiny-loras', `${n}.safetensors`));
   return [0, 1].map((i) => path.join(MODEL, 'loras', `bench-${i}.safetensors`));
 }
 if (!existsSync(path.join(MODEL, 'model_index.json'))) fail(`${MODEL} has no model_index.json`);
@@ -146,7 +148,9 @@ function startWorker(url, queue, catalog, threads) {
   // A worker that dies during the measurement would leave its jobs waiting (or, alone, for ever): stop there.
   child.on('exit', (code, signal) => {
     if (stopping || worker.stopping || !/ready/.test(worker.log)) return;
-    console.error(`bench-scaling: a worker on ${queue} exited (${code ?? signal}) during the run:\n${worker.log.slice(-2000)}`);
+    console.error(
+      `bench-scaling: a worker on ${queue} exited (${code ?? signal}) during the run:\n${worker.log.slice(-2000)}`,
+    );
     killAll();
     process.exit(1);
   });
@@ -157,7 +161,9 @@ function startWorker(url, queue, catalog, threads) {
     };
     child.stdout.on('data', onData);
     child.stderr.on('data', onData);
-    child.on('exit', (code, signal) => reject(new Error(`a worker on ${queue} exited (${code ?? signal}) before it was ready:\n${worker.log}`)));
+    child.on('exit', (code, signal) =>
+      reject(new Error(`a worker on ${queue} exited (${code ?? signal}) before it was ready:\n${worker.log}`)),
+    );
   });
   worker.jobs = () => (worker.log.match(/job \S+ started/g) ?? []).length;
   return worker;
@@ -188,7 +194,13 @@ function machine() {
   const cpu = os.cpus();
   const sdk = JSON.parse(readFileSync(path.join(ROOT, '.sdk', 'sdk.json'), 'utf8'));
   const python = sdk.python
-    ? spawnSync(sdk.python, ['-c', 'import openvino, openvino_genai; print(openvino.__version__, openvino_genai.__version__)'], { encoding: 'utf8' }).stdout.trim().split(' ')
+    ? spawnSync(
+        sdk.python,
+        ['-c', 'import openvino, openvino_genai; print(openvino.__version__, openvino_genai.__version__)'],
+        { encoding: 'utf8' },
+      )
+        .stdout.trim()
+        .split(' ')
     : [];
   const redis = spawnSync('redis-server', ['--version'], { encoding: 'utf8' }).stdout.match(/v=(\S+)/)?.[1];
   const bullmq = JSON.parse(readFileSync(path.join(ROOT, 'node_modules', 'bullmq', 'package.json'), 'utf8')).version;
@@ -208,7 +220,13 @@ function machine() {
 
 const calls = Array.from({ length: JOBS }, (_, i) => ({
   prompt: `${PROMPT} ${i}`,
-  options: { seed: 1000 + i, steps: STEPS, width: SIZE, height: SIZE, ...(SELECTIONS[i % SELECTIONS.length] ? { adapters: SELECTIONS[i % SELECTIONS.length] } : {}) },
+  options: {
+    seed: 1000 + i,
+    steps: STEPS,
+    width: SIZE,
+    height: SIZE,
+    ...(SELECTIONS[i % SELECTIONS.length] ? { adapters: SELECTIONS[i % SELECTIONS.length] } : {}),
+  },
 }));
 
 async function main() {
@@ -222,7 +240,12 @@ async function main() {
   const redis = await startRedis();
   const info = new IORedis(redis.url);
   const loadAverage = [os.loadavg()];
-  console.log(`model ${path.relative(ROOT, MODEL) || MODEL}, ${SIZE}×${SIZE}, ${STEPS} steps; ${JOBS} jobs per run, ${ROUNDS} rounds after a warm-up; ${CORES} cores, load average ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+  console.log(
+    `model ${path.relative(ROOT, MODEL) || MODEL}, ${SIZE}×${SIZE}, ${STEPS} steps; ${JOBS} jobs per run, ${ROUNDS} rounds after a warm-up; ${CORES} cores, load average ${os
+      .loadavg()
+      .map((x) => x.toFixed(2))
+      .join(' ')}`,
+  );
 
   // The sets of workers, each on a queue of its own, all loaded before the first round.
   const sets = [];
@@ -234,12 +257,16 @@ async function main() {
   const loadStart = Date.now();
   for (const set of sets) {
     set.queue = new RemoteQueue({ redis: redis.url, queue: `scaling-${set.name}` });
-    set.workers = Array.from({ length: set.k }, () => startWorker(redis.url, `scaling-${set.name}`, catalog, set.threads));
+    set.workers = Array.from({ length: set.k }, () =>
+      startWorker(redis.url, `scaling-${set.name}`, catalog, set.threads),
+    );
     // One set at a time: loading them all at once would only make each load slower.
     await Promise.all(set.workers.map((w) => w.ready));
     const live = await set.queue.workers();
     if (live.length !== set.k) throw new Error(`${set.name}: ${live.length} workers live, expected ${set.k}`);
-    console.log(`  ${set.name}: ${set.k} worker${set.k > 1 ? 's' : ''} ready (threads ${set.threads ?? "OpenVINO's default"}), ${((Date.now() - loadStart) / 1000).toFixed(1)} s`);
+    console.log(
+      `  ${set.name}: ${set.k} worker${set.k > 1 ? 's' : ''} ready (threads ${set.threads ?? "OpenVINO's default"}), ${((Date.now() - loadStart) / 1000).toFixed(1)} s`,
+    );
   }
   let local;
   if (!args['no-local']) local = await Pipeline.load(MODEL, { catalog });
@@ -285,10 +312,14 @@ async function main() {
       r.loadAverage1 = load;
       r.round = round;
       if (round > 0) runs[name].push(r);
-      line.push(`${name} ${r.jobsPerS.toFixed(2)}${r.same !== undefined ? ` (${r.same}/${JOBS} same bytes as local)` : ''}`);
+      line.push(
+        `${name} ${r.jobsPerS.toFixed(2)}${r.same !== undefined ? ` (${r.same}/${JOBS} same bytes as local)` : ''}`,
+      );
       await pause(300); // OpenVINO's threads spin for a moment after a run
     }
-    console.log(`${round === 0 ? 'warm-up' : `round ${round}`}: ${line.join(', ')} jobs/s; load ${os.loadavg()[0].toFixed(2)}`);
+    console.log(
+      `${round === 0 ? 'warm-up' : `round ${round}`}: ${line.join(', ')} jobs/s; load ${os.loadavg()[0].toFixed(2)}`,
+    );
     if (round === 0) memoryAfterWarmup = memorySnapshot(sets);
   }
   const memoryAtEnd = memorySnapshot(sets);
@@ -302,7 +333,9 @@ async function main() {
   const resultKeys = (await info.keys('multilora:*:result:*')).length;
   loadAverage.push(os.loadavg());
 
-  const jobsPerS = Object.fromEntries(Object.entries(runs).map(([name, rs]) => [name, summary(rs.map((r) => r.jobsPerS))]));
+  const jobsPerS = Object.fromEntries(
+    Object.entries(runs).map(([name, rs]) => [name, summary(rs.map((r) => r.jobsPerS))]),
+  );
   const ratios = {};
   const base = runs[`workers${WORKERS[0]}`];
   for (const [name, rs] of Object.entries(runs)) {
@@ -314,7 +347,10 @@ async function main() {
   const sameBytes = Object.fromEntries(
     Object.entries(runs)
       .filter(([name]) => name !== 'local')
-      .map(([name, rs]) => [name, rs.every((r) => r.same === undefined) ? null : `${rs.reduce((n, r) => n + r.same, 0)}/${rs.length * JOBS}`]),
+      .map(([name, rs]) => [
+        name,
+        rs.every((r) => r.same === undefined) ? null : `${rs.reduce((n, r) => n + r.same, 0)}/${rs.length * JOBS}`,
+      ]),
   );
   const results = {
     date: new Date().toISOString(),
@@ -333,7 +369,11 @@ async function main() {
     sameBytesAsLocal: sameBytes,
     jobsPerWorker,
     memory: { afterWarmup: memoryAfterWarmup, atEnd: memoryAtEnd, localProcess: memoryOfMb(process.pid) },
-    redis: { usedMemoryMb: redisInfo.used_memory / 2 ** 20, usedMemoryPeakMb: redisInfo.used_memory_peak / 2 ** 20, resultKeys },
+    redis: {
+      usedMemoryMb: redisInfo.used_memory / 2 ** 20,
+      usedMemoryPeakMb: redisInfo.used_memory_peak / 2 ** 20,
+      resultKeys,
+    },
     runs,
     durationS: Math.round((Date.now() - started) / 1000),
   };
@@ -357,31 +397,38 @@ function memoryOfMb(pid) {
 
 /** Each worker's VmRSS, VmHWM, RssAnon and RssFile, MB. */
 function memorySnapshot(sets) {
-  return Object.fromEntries(
-    sets.map((s) => [
-      s.name,
-      s.workers.map((w) => memoryOfMb(w.child.pid)),
-    ]),
-  );
+  return Object.fromEntries(sets.map((s) => [s.name, s.workers.map((w) => memoryOfMb(w.child.pid))]));
 }
 
 function table(r) {
   const f = (x, d = 2) => (x === undefined || Number.isNaN(x) ? '–' : x.toFixed(d));
   const lines = [];
-  lines.push('| run | workers | threads each | jobs/s, median (p25–p75) | ÷ 1 worker, paired median (p25–p75) | same bytes as local | jobs per worker | RSS per worker after warm-up / end (peak; anon + file at the end), MB |');
+  lines.push(
+    '| run | workers | threads each | jobs/s, median (p25–p75) | ÷ 1 worker, paired median (p25–p75) | same bytes as local | jobs per worker | RSS per worker after warm-up / end (peak; anon + file at the end), MB |',
+  );
   lines.push('|---|---|---|---|---|---|---|---|');
   for (const [name, s] of Object.entries(r.jobsPerS)) {
     const set = r.sets.find((x) => x.name === name);
     const ratio = r.ratiosToOneWorker[name];
     const mem = set
-      ? r.memory.atEnd[name].map((m, i) => `${r.memory.afterWarmup[name][i].rssMb} / ${m.rssMb} (${m.peakMb}; ${m.anonMb} anon + ${m.fileMb} file)`).join(', ')
+      ? r.memory.atEnd[name]
+          .map(
+            (m, i) =>
+              `${r.memory.afterWarmup[name][i].rssMb} / ${m.rssMb} (${m.peakMb}; ${m.anonMb} anon + ${m.fileMb} file)`,
+          )
+          .join(', ')
       : `${r.memory.localProcess.rssMb} (${r.memory.localProcess.peakMb}; ${r.memory.localProcess.anonMb} anon + ${r.memory.localProcess.fileMb} file), the bench's own process`;
     lines.push(
       `| ${name} | ${set ? set.workers : 'in process'} | ${set ? (set.threads ?? 'default') : 'default'} | ${f(s.median)} (${f(s.p25)}–${f(s.p75)}) | ${ratio ? `×${f(ratio.median, 3)} (${f(ratio.p25, 3)}–${f(ratio.p75, 3)})` : name === 'local' ? '–' : '1'} | ${r.sameBytesAsLocal[name] ?? '–'} | ${set ? r.jobsPerWorker[name].join(', ') : '–'} | ${mem} |`,
     );
   }
-  lines.push('', `Redis: used_memory ${f(r.redis.usedMemoryMb, 1)} MB at the end (peak ${f(r.redis.usedMemoryPeakMb, 1)} MB), ${r.redis.resultKeys} result keys held (TTL 1 h).`);
-  lines.push(`Load average (1, 5, 15 min): ${r.loadAverage.start.map((x) => f(x)).join(', ')} at the start; ${r.loadAverage.end.map((x) => f(x)).join(', ')} at the end.`);
+  lines.push(
+    '',
+    `Redis: used_memory ${f(r.redis.usedMemoryMb, 1)} MB at the end (peak ${f(r.redis.usedMemoryPeakMb, 1)} MB), ${r.redis.resultKeys} result keys held (TTL 1 h).`,
+  );
+  lines.push(
+    `Load average (1, 5, 15 min): ${r.loadAverage.start.map((x) => f(x)).join(', ')} at the start; ${r.loadAverage.end.map((x) => f(x)).join(', ')} at the end.`,
+  );
   return lines.join('\n');
 }
 

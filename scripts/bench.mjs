@@ -45,8 +45,10 @@ const { values: args } = parseArgs({
  */
 const PHASES = ['runners', 'node', 'idle', 'static', 'cold', 'pool'];
 const phases = new Set(args.phases === 'all' ? PHASES : args.phases.split(',').map((p) => p.trim()));
-for (const p of phases) if (!PHASES.includes(p)) throw new Error(`--phases: expected some of ${PHASES.join(',')}, received ${p}`);
-if (phases.has('node') && !phases.has('runners')) throw new Error('--phases: node needs runners (for GenAI\'s step time)');
+for (const p of phases)
+  if (!PHASES.includes(p)) throw new Error(`--phases: expected some of ${PHASES.join(',')}, received ${p}`);
+if (phases.has('node') && !phases.has('runners'))
+  throw new Error("--phases: node needs runners (for GenAI's step time)");
 const QUICK = args.quick;
 const PROMPT = 'a lighthouse on a cliff at sunset, oil painting';
 
@@ -108,7 +110,16 @@ class Runner {
 
   gen(model, call) {
     const alphas = call.alphas?.length ? call.alphas.join(',') : '-';
-    return this.send('gen', call.seed ?? 42, model.size, model.size, call.steps ?? model.steps, model.guidance, alphas, PROMPT);
+    return this.send(
+      'gen',
+      call.seed ?? 42,
+      model.size,
+      model.size,
+      call.steps ?? model.steps,
+      model.guidance,
+      alphas,
+      PROMPT,
+    );
   }
 
   /** Time to the end of the first step; the run stops there (2 steps asked, so that nothing of the VAE runs). */
@@ -152,7 +163,9 @@ function models() {
     title: 'tiny SDXL fixture (models/sdxl-tiny)',
     dir: path.join(ROOT, 'models', 'sdxl-tiny'),
     // Two adapters, registered again under other names to make the five idle ones.
-    loras: ['style-a', 'style-b', 'style-a', 'style-b', 'style-a'].map((n) => path.join(ROOT, 'models', 'sdxl-tiny-loras', `${n}.safetensors`)),
+    loras: ['style-a', 'style-b', 'style-a', 'style-b', 'style-a'].map((n) =>
+      path.join(ROOT, 'models', 'sdxl-tiny-loras', `${n}.safetensors`),
+    ),
     // SDXL's text-encoder LoRA cannot go with static shapes (docs/GENAI-BUGS.md): that comparison goes without.
     staticAdapters: [],
     size: 128,
@@ -201,9 +214,12 @@ function models() {
     const model = { tiny, realistic }[key.trim()];
     if (!model) throw new Error(`--models: expected tiny and/or realistic, received ${key}`);
     if (!existsSync(path.join(model.dir, 'model_index.json'))) {
-      throw new Error(`${model.dir} has no model: build it with \`bash scripts/make-fixtures.sh --bench-model\`, or pass --models tiny`);
+      throw new Error(
+        `${model.dir} has no model: build it with \`bash scripts/make-fixtures.sh --bench-model\`, or pass --models tiny`,
+      );
     }
-    for (const lora of model.loras) if (!existsSync(lora)) throw new Error(`missing LoRA ${lora}: rebuild the bench model`);
+    for (const lora of model.loras)
+      if (!existsSync(lora)) throw new Error(`missing LoRA ${lora}: rebuild the bench model`);
     return model;
   });
 }
@@ -287,7 +303,13 @@ async function eventLoop(node, model) {
  * the first time right after a switch, the second time without one. The difference, over GenAI's step time.
  */
 async function switching(node, model, stepMs) {
-  const selections = [[0.8, 0], [0, 0.6], [0.5, 0.7], [0, 0], [0.3, 0.3]];
+  const selections = [
+    [0.8, 0],
+    [0, 0.6],
+    [0.5, 0.7],
+    [0, 0],
+    [0.3, 0.3],
+  ];
   const costs = [];
   for (let i = 0; i < model.switchPairs + 1; i += 1) {
     const alphas = selections[i % selections.length];
@@ -323,7 +345,13 @@ async function idleAdapters(model, sdk) {
   await cpp.stop();
   const one = await Runner.start('node', sdk);
   await one.load(model, { adapters: five.slice(0, 1) });
-  Object.assign(ms, await interleaved(model.idleRounds, [['one', first(one, [0.8])], ['idleOne', first(idle, [0.8])]]));
+  Object.assign(
+    ms,
+    await interleaved(model.idleRounds, [
+      ['one', first(one, [0.8])],
+      ['idleOne', first(idle, [0.8])],
+    ]),
+  );
   await one.stop();
   await idle.stop();
   const m = (k) => median(ms[k]);
@@ -339,8 +367,25 @@ async function idleAdapters(model, sdk) {
 /** Zero-copy output: borrowed results start at GenAI's tensor, copies elsewhere; the same bytes; times of both. */
 async function zeroCopy(node, model) {
   const pairs = QUICK || model.key !== 'tiny' ? 3 : 8;
-  const { ms, extra } = await node.send('zerocopy', 42, model.size, model.size, model.steps, model.guidance, '0.8,0', PROMPT, pairs);
-  return { pairs, borrowMs: ms, copyMs: extra.copyMs, borrowedAtGenai: extra.borrowedAtGenai, copiesElsewhere: extra.copiesElsewhere, sameBytes: extra.sameBytes };
+  const { ms, extra } = await node.send(
+    'zerocopy',
+    42,
+    model.size,
+    model.size,
+    model.steps,
+    model.guidance,
+    '0.8,0',
+    PROMPT,
+    pairs,
+  );
+  return {
+    pairs,
+    borrowMs: ms,
+    copyMs: extra.copyMs,
+    borrowedAtGenai: extra.borrowedAtGenai,
+    copiesElsewhere: extra.copiesElsewhere,
+    sameBytes: extra.sameBytes,
+  };
 }
 
 /** RSS over many calls after a warm-up (tiny model: many calls in little time). */
@@ -355,7 +400,14 @@ async function rssGrowth(node, model) {
     if ((i + 1) % 20 === 0) samples.push((await node.send('rss')).ms);
   }
   const end = samples[samples.length - 1];
-  return { warmup, calls, startMb: start / 2 ** 20, endMb: end / 2 ** 20, maxMb: Math.max(...samples) / 2 ** 20, growth: end / start - 1 };
+  return {
+    warmup,
+    calls,
+    startMb: start / 2 ** 20,
+    endMb: end / 2 ** 20,
+    maxMb: Math.max(...samples) / 2 ** 20,
+    growth: end / start - 1,
+  };
 }
 
 /** Static shapes (reshape before compile) against dynamic shapes: same calls, interleaved. */
@@ -364,14 +416,26 @@ async function staticShape(model, sdk) {
   const fixed = await Runner.start('node', sdk);
   const loads = {
     dynamic: (await dynamic.load(model, { adapters: model.staticAdapters })).ms,
-    static: (await fixed.load(model, { adapters: model.staticAdapters, shape: `${model.size}x${model.size}x1x${model.guidance}` })).ms,
+    static: (
+      await fixed.load(model, {
+        adapters: model.staticAdapters,
+        shape: `${model.size}x${model.size}x1x${model.guidance}`,
+      })
+    ).ms,
   };
   const alphas = model.staticAdapters.length ? [0.8, 0] : [];
   const gen = (runner) => async () => (await runner.gen(model, { alphas, seed: 5 })).ms;
-  const ms = await interleaved(model.staticRounds, [['static', gen(fixed)], ['dynamic', gen(dynamic)]]);
+  const ms = await interleaved(model.staticRounds, [
+    ['static', gen(fixed)],
+    ['dynamic', gen(dynamic)],
+  ]);
   await dynamic.stop();
   await fixed.stop();
-  return { loadsMs: loads, ms: { dynamic: summary(ms.dynamic), static: summary(ms.static) }, speedup: median(ms.dynamic) / median(ms.static) };
+  return {
+    loadsMs: loads,
+    ms: { dynamic: summary(ms.dynamic), static: summary(ms.static) },
+    speedup: median(ms.dynamic) / median(ms.static),
+  };
 }
 
 /**
@@ -380,11 +444,18 @@ async function staticShape(model, sdk) {
  */
 async function coldStart(model, sdk) {
   const result = {};
-  for (const [label, adapters] of [['noAdapters', []], ['twoAdapters', model.loras.slice(0, 2)]]) {
+  for (const [label, adapters] of [
+    ['noAdapters', []],
+    ['twoAdapters', model.loras.slice(0, 2)],
+  ]) {
     const cache = mkdtempSync(path.join(os.tmpdir(), 'multilora-bench-cache-'));
     const r = {};
     try {
-      for (const [name, dir] of [['noCache', '-'], ['emptyCache', cache], ['warmCache', cache]]) {
+      for (const [name, dir] of [
+        ['noCache', '-'],
+        ['emptyCache', cache],
+        ['warmCache', cache],
+      ]) {
         const node = await Runner.start('node', sdk);
         r[name] = (await node.load(model, { cache: dir, adapters })).ms;
         await node.stop();
@@ -415,7 +486,16 @@ async function poolPhase(model, sdk) {
   const runners = [];
   const loads = {};
   const run = (runner) => async () => {
-    const { ms } = await runner.send('poolrun', model.poolCalls, 100, model.size, model.size, model.steps, model.guidance, PROMPT);
+    const { ms } = await runner.send(
+      'poolrun',
+      model.poolCalls,
+      100,
+      model.size,
+      model.size,
+      model.steps,
+      model.guidance,
+      PROMPT,
+    );
     return (model.poolCalls * 1000) / ms;
   };
   for (const k of model.poolSizes) {
@@ -440,7 +520,8 @@ async function poolPhase(model, sdk) {
   }
 
   const loadRuns = [];
-  for (const k of model.poolLoads) for (const how of k === 1 ? ['sequential'] : ['sequential', 'parallel']) loadRuns.push([k, how]);
+  for (const k of model.poolLoads)
+    for (const how of k === 1 ? ['sequential'] : ['sequential', 'parallel']) loadRuns.push([k, how]);
   const loadEntries = loadRuns.map(([k, how]) => [
     `${how}${k}`,
     async () => {
@@ -452,10 +533,25 @@ async function poolPhase(model, sdk) {
   ]);
   const loadResults = await interleaved(model.poolLoadRounds, loadEntries);
   const loading = Object.fromEntries(
-    Object.entries(loadResults).map(([k, xs]) => [k, { ms: summary(xs.map((x) => x.ms)), maxRssMb: summary(xs.map((x) => x.maxRssMb)) }]),
+    Object.entries(loadResults).map(([k, xs]) => [
+      k,
+      { ms: summary(xs.map((x) => x.ms)), maxRssMb: summary(xs.map((x) => x.maxRssMb)) },
+    ]),
   );
   loadAverage.push(os.loadavg()[0]);
-  return { cores, loadAverage, size: model.size, steps: model.steps, guidance: model.guidance, calls: model.poolCalls, adapters: adapters.length, loadsMs: loads, imagesPerSecond: throughput, ratios, loading };
+  return {
+    cores,
+    loadAverage,
+    size: model.size,
+    steps: model.steps,
+    guidance: model.guidance,
+    calls: model.poolCalls,
+    adapters: adapters.length,
+    loadsMs: loads,
+    imagesPerSecond: throughput,
+    ratios,
+    loading,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------------- the run
@@ -463,7 +559,11 @@ const DRIVER = path.join(ROOT, 'build', 'bench', 'bench', 'multilora-bench-drive
 
 function machine(sdk) {
   const cpu = os.cpus();
-  const python = spawnSync(sdk.python, ['-c', 'import openvino, openvino_genai; print(openvino.__version__, openvino_genai.__version__)'], { encoding: 'utf8' });
+  const python = spawnSync(
+    sdk.python,
+    ['-c', 'import openvino, openvino_genai; print(openvino.__version__, openvino_genai.__version__)'],
+    { encoding: 'utf8' },
+  );
   const [openvino, genai] = python.stdout.trim().split(' ');
   return {
     cpu: `${cpu[0]?.model ?? 'unknown'} × ${cpu.length}`,
@@ -481,23 +581,30 @@ async function main() {
   const started = Date.now();
   const sdk = readCompleteSdk();
   if (!sdk) throw new Error('the SDK is not set up: run `npm install` first');
-  if (!existsSync(path.join(ROOT, 'dist', 'index.js'))) throw new Error('dist/ is missing: run `npm install` (or `npm run build:ts`) first');
+  if (!existsSync(path.join(ROOT, 'dist', 'index.js')))
+    throw new Error('dist/ is missing: run `npm install` (or `npm run build:ts`) first');
   const list = models();
   if (phases.has('runners') || phases.has('idle')) {
     console.log('building the C++ driver (native/bench/driver.cc)');
-    buildNative(['--CDMULTILORA_BENCH_DRIVER=ON', '--target', 'multilora-bench-driver'], { outDir: path.join(ROOT, 'build', 'bench') });
+    buildNative(['--CDMULTILORA_BENCH_DRIVER=ON', '--target', 'multilora-bench-driver'], {
+      outDir: path.join(ROOT, 'build', 'bench'),
+    });
   }
 
   const results = { quick: QUICK, date: new Date().toISOString(), machine: machine(sdk), models: {} };
   for (const model of list) {
-    console.log(`\n== ${model.title}: ${model.size}×${model.size}, ${model.steps} steps, guidance ${model.guidance}, ${model.rounds - 1} rounds after a warm-up`);
+    console.log(
+      `\n== ${model.title}: ${model.size}×${model.size}, ${model.steps} steps, guidance ${model.guidance}, ${model.rounds - 1} rounds after a warm-up`,
+    );
     model.title += `, ${model.size}×${model.size}`;
     const r = { title: model.title, size: model.size, steps: model.steps, guidance: model.guidance };
     results.models[model.key] = r;
     if (phases.has('runners')) {
       console.log('node vs python vs c++');
       r.runners = await compareRunners(model, sdk);
-      console.log(`  node/python ${r.runners.ratios.nodeOverPython.median.toFixed(4)}, node/c++ ${r.runners.ratios.nodeOverCpp.median.toFixed(4)}`);
+      console.log(
+        `  node/python ${r.runners.ratios.nodeOverPython.median.toFixed(4)}, node/c++ ${r.runners.ratios.nodeOverCpp.median.toFixed(4)}`,
+      );
     }
 
     if (phases.has('node')) {
@@ -510,10 +617,14 @@ async function main() {
       }
       console.log('switching adapters and alphas');
       r.switching = await switching(node, model, r.runners.stepMs);
-      console.log(`  ${r.switching.switchCostMs.median.toFixed(2)} ms = ${(100 * r.switching.overStep).toFixed(2)}% of a step`);
+      console.log(
+        `  ${r.switching.switchCostMs.median.toFixed(2)} ms = ${(100 * r.switching.overStep).toFixed(2)}% of a step`,
+      );
       console.log('zero-copy output');
       r.zeroCopy = await zeroCopy(node, model);
-      console.log(`  ${r.zeroCopy.borrowedAtGenai}/${r.zeroCopy.pairs} borrowed at GenAI's tensor, ${r.zeroCopy.copiesElsewhere}/${r.zeroCopy.pairs} copies elsewhere`);
+      console.log(
+        `  ${r.zeroCopy.borrowedAtGenai}/${r.zeroCopy.pairs} borrowed at GenAI's tensor, ${r.zeroCopy.copiesElsewhere}/${r.zeroCopy.pairs} copies elsewhere`,
+      );
       if (model.key === 'tiny') {
         console.log('rss over 200 calls');
         r.rss = await rssGrowth(node, model);
@@ -534,14 +645,16 @@ async function main() {
     if (phases.has('cold') && model.coldStart) {
       console.log('cold start and the model cache');
       r.coldStart = await coldStart(model, sdk);
-      for (const [label, c] of Object.entries(r.coldStart)) console.log(`  ${label}: ${c.noCache.toFixed(0)} ms without, ${c.warmCache.toFixed(0)} ms with a warm cache`);
+      for (const [label, c] of Object.entries(r.coldStart))
+        console.log(`  ${label}: ${c.noCache.toFixed(0)} ms without, ${c.warmCache.toFixed(0)} ms with a warm cache`);
     }
     if (phases.has('pool')) {
       console.log(`PipelinePool of ${model.poolSizes.join(', ')}: ${model.poolCalls} calls at once`);
       r.pool = await poolPhase(model, sdk);
       r.pool.date = results.date;
       r.pool.quick = QUICK;
-      for (const [k, v] of Object.entries(r.pool.imagesPerSecond)) console.log(`  ${k}: ${v.median.toFixed(2)} images/s`);
+      for (const [k, v] of Object.entries(r.pool.imagesPerSecond))
+        console.log(`  ${k}: ${v.median.toFixed(2)} images/s`);
       for (const [k, v] of Object.entries(r.pool.ratios)) console.log(`  ${k}: ×${v.median.toFixed(3)}`);
     }
   }
@@ -555,7 +668,9 @@ async function main() {
       previous.models[key] = { ...(previous.models[key] ?? { title, size, steps, guidance }), ...measured };
     }
     writeFileSync(args.out, `${JSON.stringify(previous, null, 2)}\n`);
-    console.log(`\nupdated ${[...phases].join(', ')} in ${path.relative(process.cwd(), args.out)} in ${Math.round((Date.now() - started) / 1000)} s`);
+    console.log(
+      `\nupdated ${[...phases].join(', ')} in ${path.relative(process.cwd(), args.out)} in ${Math.round((Date.now() - started) / 1000)} s`,
+    );
     if (!args['no-doc'] && phases.has('pool')) {
       writePoolDoc(previous);
       console.log(`wrote the pool section of ${path.relative(process.cwd(), args.doc)}`);
@@ -571,10 +686,16 @@ async function main() {
   Object.assign(results, {
     nodeOverPython: round(worst((m) => m.runners.ratios.nodeOverPython.median)),
     nodeOverCpp: round(worst((m) => m.runners.ratios.nodeOverCpp.median)),
-    eventLoopP99Ms: round(worst((m) => m.eventLoop?.p99Ms), 3),
+    eventLoopP99Ms: round(
+      worst((m) => m.eventLoop?.p99Ms),
+      3,
+    ),
     rssGrowthPct: round(100 * results.models.tiny?.rss?.growth ?? NaN, 3),
     alphaSwitchOverStep: round(worst((m) => m.switching.overStep)),
-    idleAdaptersOverhead: round(worst((m) => m.idleAdapters?.overhead), 4),
+    idleAdaptersOverhead: round(
+      worst((m) => m.idleAdapters?.overhead),
+      4,
+    ),
     staticShapeSpeedup: round((results.models.realistic ?? results.models.tiny).staticShape.speedup),
     durationS: Math.round((Date.now() - started) / 1000),
   });
@@ -583,12 +704,21 @@ async function main() {
     nodeOverPython: { value: results.nodeOverPython, target: '≤ 1.00', met: results.nodeOverPython <= 1.0 },
     eventLoopP99Ms: { value: results.eventLoopP99Ms, target: '< 10', met: results.eventLoopP99Ms < 10 },
     rssGrowthPct: { value: results.rssGrowthPct, target: '< 5', met: results.rssGrowthPct < 5 },
-    alphaSwitchOverStep: { value: results.alphaSwitchOverStep, target: '< 0.05', met: results.alphaSwitchOverStep < 0.05 },
-    idleAdaptersOverhead: { value: results.idleAdaptersOverhead, target: '≤ 0.02', met: results.idleAdaptersOverhead <= 0.02 },
+    alphaSwitchOverStep: {
+      value: results.alphaSwitchOverStep,
+      target: '< 0.05',
+      met: results.alphaSwitchOverStep < 0.05,
+    },
+    idleAdaptersOverhead: {
+      value: results.idleAdaptersOverhead,
+      target: '≤ 0.02',
+      met: results.idleAdaptersOverhead <= 0.02,
+    },
   };
   writeFileSync(args.out, `${JSON.stringify(results, null, 2)}\n`);
   console.log(`\nwrote ${path.relative(process.cwd(), args.out)} in ${results.durationS} s`);
-  for (const [k, t] of Object.entries(results.targets)) console.log(`  ${t.met ? 'met    ' : 'MISSED '} ${k} = ${t.value} (target ${t.target})`);
+  for (const [k, t] of Object.entries(results.targets))
+    console.log(`  ${t.met ? 'met    ' : 'MISSED '} ${k} = ${t.value} (target ${t.target})`);
   if (!args['no-doc']) {
     writeDoc(results);
     writePoolDoc(results);
@@ -604,9 +734,13 @@ function writeDoc(results) {
   const f = (x, d = 1) => (x === undefined || Number.isNaN(x) ? '–' : x.toFixed(d));
   const lines = [];
   const m = results.machine;
-  lines.push(`Run of ${results.date.slice(0, 10)} (\`npm run bench${results.quick ? ' -- --quick' : ''}\`, ${results.durationS} s): ${m.cpu}, ${m.memoryGb} GB, ${m.os}; Node ${m.node}, ${m.python}, OpenVINO ${m.openvino}, GenAI ${m.openvinoGenai}, multilora ${m.multilora}.`, '');
+  lines.push(
+    `Run of ${results.date.slice(0, 10)} (\`npm run bench${results.quick ? ' -- --quick' : ''}\`, ${results.durationS} s): ${m.cpu}, ${m.memoryGb} GB, ${m.os}; Node ${m.node}, ${m.python}, OpenVINO ${m.openvino}, GenAI ${m.openvinoGenai}, multilora ${m.multilora}.`,
+    '',
+  );
   lines.push('| target | value | target | met |', '|---|---|---|---|');
-  for (const [k, t] of Object.entries(results.targets)) lines.push(`| \`${k}\` | ${t.value} | ${t.target} | ${t.met ? 'yes' : '**no**'} |`);
+  for (const [k, t] of Object.entries(results.targets))
+    lines.push(`| \`${k}\` | ${t.value} | ${t.target} | ${t.met ? 'yes' : '**no**'} |`);
   for (const [key, r] of Object.entries(results.models)) {
     lines.push('', `### ${r.title}: ${r.steps} steps, guidance ${r.guidance}`, '');
     lines.push('Time of one generate call, ms: median (p25–p75) over the rounds after the warm-up.', '');
@@ -616,27 +750,53 @@ function writeDoc(results) {
       lines.push(`| ${c.name} | ${cell(c.ms.node)} | ${cell(c.ms.python)} | ${cell(c.ms.cpp)} |`);
     }
     const ratio = (s) => `${f(s.median, 4)} (${f(s.p25, 4)}–${f(s.p75, 4)})`;
-    lines.push('', `Paired ratios (${r.runners.ratios.nodeOverCpp.n} pairs): Node ÷ C++ ${ratio(r.runners.ratios.nodeOverCpp)}; Node ÷ Python ${ratio(r.runners.ratios.nodeOverPython)}; Python ÷ C++ ${ratio(r.runners.ratios.pythonOverCpp)}. Same images from all three: ${r.runners.sameImages === undefined ? 'not compared (this random model gives NaN images at bf16)' : r.runners.sameImages ? 'yes' : '**no**'}.`);
+    lines.push(
+      '',
+      `Paired ratios (${r.runners.ratios.nodeOverCpp.n} pairs): Node ÷ C++ ${ratio(r.runners.ratios.nodeOverCpp)}; Node ÷ Python ${ratio(r.runners.ratios.nodeOverPython)}; Python ÷ C++ ${ratio(r.runners.ratios.pythonOverCpp)}. Same images from all three: ${r.runners.sameImages === undefined ? 'not compared (this random model gives NaN images at bf16)' : r.runners.sameImages ? 'yes' : '**no**'}.`,
+    );
     const o = r.runners.outsideStepsMs;
-    lines.push(`Time outside GenAI's denoising steps (a call minus steps × GenAI's step time: text encoders, VAE, binding), median ms: Node ${f(o.node.median)}, Python ${f(o.python.median)}, C++ ${f(o.cpp.median)}.`);
-    lines.push(`Loads (one each, cold, ms): Node ${f(r.runners.loadsMs.node, 0)}, Python ${f(r.runners.loadsMs.python, 0)}, C++ ${f(r.runners.loadsMs.cpp, 0)}.`, '');
-    if (r.eventLoop) lines.push(`- Event loop during ${r.eventLoop.calls} generate calls: p99 ${f(r.eventLoop.p99Ms, 2)} ms, max ${f(r.eventLoop.maxMs, 2)} ms.`);
-    lines.push(`- Switching adapters or alphas between calls: ${f(r.switching.switchCostMs.median, 2)} ms (p25–p75 ${f(r.switching.switchCostMs.p25, 2)}–${f(r.switching.switchCostMs.p75, 2)}) = ${f(100 * r.switching.overStep, 2)}% of a ${f(r.switching.stepMs, 1)} ms step.`);
+    lines.push(
+      `Time outside GenAI's denoising steps (a call minus steps × GenAI's step time: text encoders, VAE, binding), median ms: Node ${f(o.node.median)}, Python ${f(o.python.median)}, C++ ${f(o.cpp.median)}.`,
+    );
+    lines.push(
+      `Loads (one each, cold, ms): Node ${f(r.runners.loadsMs.node, 0)}, Python ${f(r.runners.loadsMs.python, 0)}, C++ ${f(r.runners.loadsMs.cpp, 0)}.`,
+      '',
+    );
+    if (r.eventLoop)
+      lines.push(
+        `- Event loop during ${r.eventLoop.calls} generate calls: p99 ${f(r.eventLoop.p99Ms, 2)} ms, max ${f(r.eventLoop.maxMs, 2)} ms.`,
+      );
+    lines.push(
+      `- Switching adapters or alphas between calls: ${f(r.switching.switchCostMs.median, 2)} ms (p25–p75 ${f(r.switching.switchCostMs.p25, 2)}–${f(r.switching.switchCostMs.p75, 2)}) = ${f(100 * r.switching.overStep, 2)}% of a ${f(r.switching.stepMs, 1)} ms step.`,
+    );
     if (r.zeroCopy) {
       const z = r.zeroCopy;
-      lines.push(`- Zero-copy output (\`output: 'borrow'\`), ${z.pairs} pairs of calls: ${z.borrowedAtGenai}/${z.pairs} borrowed Buffers start at GenAI's output tensor (no copy), ${z.copiesElsewhere}/${z.pairs} default results are copies elsewhere, ${z.sameBytes}/${z.pairs} with the same bytes; ${f(z.borrowMs)} ms borrowed against ${f(z.copyMs)} ms copied (medians; the copy itself is below a millisecond, docs/GENAI-BUGS.md §2).`);
+      lines.push(
+        `- Zero-copy output (\`output: 'borrow'\`), ${z.pairs} pairs of calls: ${z.borrowedAtGenai}/${z.pairs} borrowed Buffers start at GenAI's output tensor (no copy), ${z.copiesElsewhere}/${z.pairs} default results are copies elsewhere, ${z.sameBytes}/${z.pairs} with the same bytes; ${f(z.borrowMs)} ms borrowed against ${f(z.copyMs)} ms copied (medians; the copy itself is below a millisecond, docs/GENAI-BUGS.md §2).`,
+      );
     }
-    if (r.rss) lines.push(`- RSS over ${r.rss.calls} calls after ${r.rss.warmup} warm-up calls: ${f(r.rss.startMb)} → ${f(r.rss.endMb)} MB (max ${f(r.rss.maxMb)}): ${f(100 * r.rss.growth, 2)}%.`);
+    if (r.rss)
+      lines.push(
+        `- RSS over ${r.rss.calls} calls after ${r.rss.warmup} warm-up calls: ${f(r.rss.startMb)} → ${f(r.rss.endMb)} MB (max ${f(r.rss.maxMb)}): ${f(100 * r.rss.growth, 2)}%.`,
+      );
     if (r.idleAdapters) {
       const i = r.idleAdapters;
       const t = i.firstStepMs;
-      lines.push(`- ${i.adapters} registered adapters, none used (time to the end of the first step): ${f(t.idle.median)} ms against ${f(t.none.median)} ms with none registered: ${f(100 * i.overhead, 2)}%. GenAI's own empty AdapterConfig, from C++ (multilora cannot use it, docs/GENAI-BUGS.md §1): ${f(t.genaiEmpty.median)} ms, ${f(100 * i.genaiEmptyOverhead, 2)}%.`);
-      lines.push(`- ${i.adapters} registered adapters, one used at 0.8: ${f(t.idleOne.median)} ms against ${f(t.one.median)} ms with only that one registered: ${f(100 * i.overheadWithOneUsed, 2)}%.`);
+      lines.push(
+        `- ${i.adapters} registered adapters, none used (time to the end of the first step): ${f(t.idle.median)} ms against ${f(t.none.median)} ms with none registered: ${f(100 * i.overhead, 2)}%. GenAI's own empty AdapterConfig, from C++ (multilora cannot use it, docs/GENAI-BUGS.md §1): ${f(t.genaiEmpty.median)} ms, ${f(100 * i.genaiEmptyOverhead, 2)}%.`,
+      );
+      lines.push(
+        `- ${i.adapters} registered adapters, one used at 0.8: ${f(t.idleOne.median)} ms against ${f(t.one.median)} ms with only that one registered: ${f(100 * i.overheadWithOneUsed, 2)}%.`,
+      );
     }
-    lines.push(`- Static shapes (\`staticShape\`): ${f(r.staticShape.ms.static.median)} ms against ${f(r.staticShape.ms.dynamic.median)} ms dynamic: ×${f(r.staticShape.speedup, 3)}; load ${f(r.staticShape.loadsMs.static, 0)} against ${f(r.staticShape.loadsMs.dynamic, 0)} ms.`);
+    lines.push(
+      `- Static shapes (\`staticShape\`): ${f(r.staticShape.ms.static.median)} ms against ${f(r.staticShape.ms.dynamic.median)} ms dynamic: ×${f(r.staticShape.speedup, 3)}; load ${f(r.staticShape.loadsMs.static, 0)} against ${f(r.staticShape.loadsMs.dynamic, 0)} ms.`,
+    );
     for (const [label, c] of Object.entries(r.coldStart ?? {})) {
       const what = label === 'noAdapters' ? 'no adapters' : 'two adapters';
-      lines.push(`- Cold start in a new process, ${what}: ${f(c.noCache, 0)} ms without \`cacheDir\`, ${f(c.emptyCache, 0)} ms filling an empty one, ${f(c.warmCache, 0)} ms with a warm one (×${f(c.speedup, 2)}).`);
+      lines.push(
+        `- Cold start in a new process, ${what}: ${f(c.noCache, 0)} ms without \`cacheDir\`, ${f(c.emptyCache, 0)} ms filling an empty one, ${f(c.warmCache, 0)} ms with a warm one (×${f(c.speedup, 2)}).`,
+      );
     }
   }
   const doc = readFileSync(args.doc, 'utf8');
@@ -658,26 +818,45 @@ function writePoolDoc(results) {
     if (!p) continue;
     const title = r.title.replace(/, \d+×\d+$/, '');
     lines.push('', `### ${title}, ${p.size}×${p.size}: ${p.steps} steps, guidance ${p.guidance}`, '');
-    lines.push(`Run of ${p.date.slice(0, 10)} (\`npm run bench -- --phases pool${p.quick ? ' --quick' : ''}\`), ${p.cores} cores: ${p.calls} calls made at once per round (no LoRA, one adapter, a blend in turn; ${p.adapters} adapters registered), ${p.imagesPerSecond.pool1.n} rounds after a warm-up. The machine's 1-minute load average (other work on it) was ${(p.loadAverage ?? []).map((x) => f(x)).join(' at the start, ')}${p.loadAverage ? ' at the end' : '–'}.`, '');
-    lines.push('| pipelines | OpenVINO threads each | images/s, median (p25–p75) | ÷ one pipeline, paired median (p25–p75) | load, ms |', '|---|---|---|---|---|');
+    lines.push(
+      `Run of ${p.date.slice(0, 10)} (\`npm run bench -- --phases pool${p.quick ? ' --quick' : ''}\`), ${p.cores} cores: ${p.calls} calls made at once per round (no LoRA, one adapter, a blend in turn; ${p.adapters} adapters registered), ${p.imagesPerSecond.pool1.n} rounds after a warm-up. The machine's 1-minute load average (other work on it) was ${(p.loadAverage ?? []).map((x) => f(x)).join(' at the start, ')}${p.loadAverage ? ' at the end' : '–'}.`,
+      '',
+    );
+    lines.push(
+      '| pipelines | OpenVINO threads each | images/s, median (p25–p75) | ÷ one pipeline, paired median (p25–p75) | load, ms |',
+      '|---|---|---|---|---|',
+    );
     for (const [name, s] of Object.entries(p.imagesPerSecond)) {
       const k = Number(name.replace(/\D/g, ''));
-      const threads = name.startsWith('threads') ? `${Math.max(1, Math.floor(p.cores / k))} (INFERENCE_NUM_THREADS)` : `all (OpenVINO's default)`;
+      const threads = name.startsWith('threads')
+        ? `${Math.max(1, Math.floor(p.cores / k))} (INFERENCE_NUM_THREADS)`
+        : `all (OpenVINO's default)`;
       const ratio = p.ratios[`${name}OverPool1`];
       const what = name.startsWith('threads') ? `${k} native, no queue` : `PipelinePool of ${k}`;
-      lines.push(`| ${what} | ${threads} | ${f(s.median, 2)} (${f(s.p25, 2)}–${f(s.p75, 2)}) | ${ratio ? `×${f(ratio.median, 3)} (${f(ratio.p25, 3)}–${f(ratio.p75, 3)})` : '1'} | ${f(p.loadsMs[name], 0)} |`);
+      lines.push(
+        `| ${what} | ${threads} | ${f(s.median, 2)} (${f(s.p25, 2)}–${f(s.p75, 2)}) | ${ratio ? `×${f(ratio.median, 3)} (${f(ratio.p25, 3)}–${f(ratio.p75, 3)})` : '1'} | ${f(p.loadsMs[name], 0)} |`,
+      );
     }
-    lines.push('', 'Loading K pipelines (each with the adapters) in a new process: one after the other, or all at once; median (min–max).', '');
+    lines.push(
+      '',
+      'Loading K pipelines (each with the adapters) in a new process: one after the other, or all at once; median (min–max).',
+      '',
+    );
     lines.push('| K | how | time, ms | peak RSS, MB |', '|---|---|---|---|');
     for (const [name, l] of Object.entries(p.loading)) {
-      lines.push(`| ${name.replace(/\D/g, '')} | ${name.replace(/\d/g, '')} | ${f(l.ms.median, 0)} (${f(l.ms.min, 0)}–${f(l.ms.max, 0)}) | ${f(l.maxRssMb.median, 0)} (${f(l.maxRssMb.min, 0)}–${f(l.maxRssMb.max, 0)}) |`);
+      lines.push(
+        `| ${name.replace(/\D/g, '')} | ${name.replace(/\d/g, '')} | ${f(l.ms.median, 0)} (${f(l.ms.min, 0)}–${f(l.ms.max, 0)}) | ${f(l.maxRssMb.median, 0)} (${f(l.maxRssMb.min, 0)}–${f(l.maxRssMb.max, 0)}) |`,
+      );
     }
   }
   const doc = readFileSync(args.doc, 'utf8');
   const begin = doc.indexOf(POOL_BEGIN);
   const end = doc.indexOf(POOL_END);
   if (begin < 0 || end < begin) throw new Error(`${args.doc} lacks the ${POOL_BEGIN} … ${POOL_END} markers`);
-  writeFileSync(args.doc, `${doc.slice(0, begin + POOL_BEGIN.length)}\n${lines.join('\n').trimStart()}\n${doc.slice(end)}`);
+  writeFileSync(
+    args.doc,
+    `${doc.slice(0, begin + POOL_BEGIN.length)}\n${lines.join('\n').trimStart()}\n${doc.slice(end)}`,
+  );
 }
 
 main().catch((err) => {

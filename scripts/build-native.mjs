@@ -11,14 +11,20 @@ import { ROOT, readCompleteSdk, sdkDir } from './sdk-config.mjs';
 export function buildNative(extraArgs = [], { outDir = path.join(ROOT, 'build', 'cmake') } = {}) {
   const sdk = readCompleteSdk();
   if (!sdk) {
-    throw new Error(`the OpenVINO GenAI SDK in ${sdkDir()} is missing or incomplete: run \`node scripts/setup-sdk.mjs\``);
+    throw new Error(
+      `the OpenVINO GenAI SDK in ${sdkDir()} is missing or incomplete: run \`node scripts/setup-sdk.mjs\``,
+    );
   }
   const cmakeJs = createRequire(import.meta.url).resolve('cmake-js/bin/cmake-js');
   const args = [
-    cmakeJs, 'compile',
-    '--directory', ROOT,
-    '--out', outDir,
-    '--parallel', String(Math.max(1, os.availableParallelism())),
+    cmakeJs,
+    'compile',
+    '--directory',
+    ROOT,
+    '--out',
+    outDir,
+    '--parallel',
+    String(Math.max(1, os.availableParallelism())),
     `--CDMULTILORA_SDK_JSON=${path.join(sdk.dir, 'sdk.json')}`,
     ...extraArgs,
   ];

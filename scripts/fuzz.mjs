@@ -19,7 +19,8 @@ import { parseArgs } from 'node:util';
 const require = createRequire(import.meta.url);
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
-const USAGE = 'usage: node scripts/fuzz.mjs [--seed N] [--options N] [--files N] [--only options:I|files:I] [--out DIR] [--json]';
+const USAGE =
+  'usage: node scripts/fuzz.mjs [--seed N] [--options N] [--files N] [--only options:I|files:I] [--out DIR] [--json]';
 let args;
 try {
   args = parseArgs({
@@ -109,9 +110,14 @@ async function worker(phase) {
 async function supervise() {
   const started = Date.now();
   const say = (text) => (args.json ? process.stderr : process.stdout).write(`${text}\n`);
-  say(`fuzz: seed ${seed}, ${optionIndices.length} option objects, ${fileIndices.length} files (replay: --seed ${seed})`);
+  say(
+    `fuzz: seed ${seed}, ${optionIndices.length} option objects, ${fileIndices.length} files (replay: --seed ${seed})`,
+  );
   const stallMs = count(args.stall, 'stall') * 1000;
-  const phases = [['options', optionIndices], ['files', fileIndices]].filter(([, indices]) => indices.length > 0);
+  const phases = [
+    ['options', optionIndices],
+    ['files', fileIndices],
+  ].filter(([, indices]) => indices.length > 0);
   const results = await Promise.all(phases.map(([phase]) => watch(phase, stallMs, say)));
   const report = { seed, ms: 0 };
   for (const [phase, result] of results.map((r, i) => [phases[i][0], r])) {
@@ -127,7 +133,9 @@ async function supervise() {
   for (const phase of ['options', 'files']) {
     const s = report[phase];
     if (!s) continue;
-    const codes = Object.entries(s.codes).map(([c, n]) => `${c} ${n}`).join(', ');
+    const codes = Object.entries(s.codes)
+      .map(([c, n]) => `${c} ${n}`)
+      .join(', ');
     const loaded = phase === 'files' ? `, ${s.accepted} loaded` : '';
     say(
       `fuzz: ${phase}: ${s.cases} cases in ${(s.ms / 1000).toFixed(1)} s: ${s.generated} generated${loaded}, ` +
@@ -135,7 +143,8 @@ async function supervise() {
         `reference bytes ${s.referenceSame ? 'unchanged' : 'CHANGED'}`,
     );
   }
-  for (const f of failures.slice(0, 20)) say(`fuzz: FAILURE ${f.phase} case ${f.index}: ${f.description}\n  ${f.problem.split('\n')[0]}`);
+  for (const f of failures.slice(0, 20))
+    say(`fuzz: FAILURE ${f.phase} case ${f.index}: ${f.description}\n  ${f.problem.split('\n')[0]}`);
   say(`fuzz: ${((Date.now() - started) / 1000).toFixed(1)} s in all`);
   if (args.json) process.stdout.write(`${JSON.stringify(report)}\n`);
   process.exitCode = !report.crash && failures.length === 0 ? 0 : 1;
@@ -145,8 +154,20 @@ async function supervise() {
 function watch(phase, stallMs, say) {
   const child = fork(
     fileURLToPath(import.meta.url),
-    ['--worker', '--phase', phase, '--seed', String(seed), '--options', String(args.options), '--files', String(args.files),
-      '--out', outDir, ...(args.only ? ['--only', args.only] : [])],
+    [
+      '--worker',
+      '--phase',
+      phase,
+      '--seed',
+      String(seed),
+      '--options',
+      String(args.options),
+      '--files',
+      String(args.files),
+      '--out',
+      outDir,
+      ...(args.only ? ['--only', args.only] : []),
+    ],
     { stdio: ['ignore', 'inherit', 'pipe', 'ipc'] },
   );
   let stderr = '';
@@ -182,7 +203,9 @@ function watch(phase, stallMs, say) {
       } catch {
         // it died before its first case: `current` (from IPC, if any) is all there is
       }
-      const what = stalled ? `made no progress for ${stallMs / 1000} s (a hang)` : `exited with ${signal ?? `code ${code}`} (a crash)`;
+      const what = stalled
+        ? `made no progress for ${stallMs / 1000} s (a hang)`
+        : `exited with ${signal ?? `code ${code}`} (a crash)`;
       const crash = { phase, what, case: current, stderr: stderr.slice(-4000) };
       if (current?.file) {
         const saved = path.join(outDir, `crash-${seed}-${current.phase}-${current.index}.safetensors`);
@@ -195,7 +218,9 @@ function watch(phase, stallMs, say) {
       }
       crash.replay = `node scripts/fuzz.mjs --seed ${seed}${current ? ` --only ${current.phase}:${current.index}` : ''}`;
       writeFileSync(path.join(outDir, `crash-${seed}.json`), JSON.stringify(crash, null, 2));
-      say(`fuzz: the ${phase} child ${what} during ${current ? `case ${current.index}: ${current.description}` : 'start-up'}`);
+      say(
+        `fuzz: the ${phase} child ${what} during ${current ? `case ${current.index}: ${current.description}` : 'start-up'}`,
+      );
       if (crash.saved) say(`fuzz: its input is saved as ${crash.saved}`);
       say(`fuzz: replay with ${crash.replay}; its stderr ends:\n${stderr.slice(-2000)}`);
       resolve({ crash });

@@ -20,9 +20,11 @@ function fail(message) {
 /** Why the prebuild is not used, or null to use it. */
 function whyNotPrebuilt() {
   const where = path.relative(ROOT, PREBUILD_DIR);
-  if (process.env.MULTILORA_BUILD_FROM_SOURCE === '1') return existsSync(PREBUILD_DIR) ? 'MULTILORA_BUILD_FROM_SOURCE=1' : '';
+  if (process.env.MULTILORA_BUILD_FROM_SOURCE === '1')
+    return existsSync(PREBUILD_DIR) ? 'MULTILORA_BUILD_FROM_SOURCE=1' : '';
   // A checkout builds from source, as it always did: a prebuild there is only the input of `npm pack`.
-  if (existsSync(path.join(ROOT, '.git'))) return existsSync(PREBUILD_DIR) ? `a git checkout builds from source (${where}/ is for npm pack)` : '';
+  if (existsSync(path.join(ROOT, '.git')))
+    return existsSync(PREBUILD_DIR) ? `a git checkout builds from source (${where}/ is for npm pack)` : '';
   const found = readPrebuild();
   if (!found.addon) return found.reason === null ? '' : `the prebuild in ${where}/ cannot be used: ${found.reason}`;
   const error = loadError(found.addon);
@@ -45,7 +47,9 @@ try {
   fail(err.message);
 }
 if (spawnSync('cmake', ['--version']).status !== 0) {
-  fail('cmake was not found, and no usable prebuilt addon ships for this platform: install cmake 3.19 or newer (e.g. `apt-get install cmake`), then run `npm install` again');
+  fail(
+    'cmake was not found, and no usable prebuilt addon ships for this platform: install cmake 3.19 or newer (e.g. `apt-get install cmake`), then run `npm install` again',
+  );
 }
 try {
   buildNative();

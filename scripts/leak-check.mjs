@@ -51,7 +51,9 @@ async function workload(generates, { rssEvery = 0, verbose = false } = {}) {
     }
   };
 
-  const pipeline = await Pipeline.load(model, { adapters: { a: { path: lora('style-a') }, b: { path: lora('style-b') } } });
+  const pipeline = await Pipeline.load(model, {
+    adapters: { a: { path: lora('style-a') }, b: { path: lora('style-b') } },
+  });
   const base = { steps: 2, width: 64, height: 64 };
   let last;
   for (let i = 0; i < generates; i += 1) {
@@ -59,21 +61,40 @@ async function workload(generates, { rssEvery = 0, verbose = false } = {}) {
     const events = [];
     const onProgress = (e) => events.push(e.step);
     switch (i % 10) {
-      case 0: last = await pipeline.generate('a boat', { ...base, seed }); break;
-      case 1: last = await pipeline.generate('a boat', { ...base, seed, adapters: 'a', onProgress }); break;
-      case 2: last = await pipeline.generate('a boat', { ...base, seed, adapters: { a: 0.5, b: 0.7 }, preview: true, onProgress }); break;
+      case 0:
+        last = await pipeline.generate('a boat', { ...base, seed });
+        break;
+      case 1:
+        last = await pipeline.generate('a boat', { ...base, seed, adapters: 'a', onProgress });
+        break;
+      case 2:
+        last = await pipeline.generate('a boat', {
+          ...base,
+          seed,
+          adapters: { a: 0.5, b: 0.7 },
+          preview: true,
+          onProgress,
+        });
+        break;
       case 3: {
         last = await pipeline.generate('a boat', { ...base, seed, adapters: 'b', output: 'borrow' });
-        if (bufferAddress(last.data) !== genaiOutputAddress(pipeline)) throw new Error(`call ${i}: the borrowed output was copied`);
+        if (bufferAddress(last.data) !== genaiOutputAddress(pipeline))
+          throw new Error(`call ${i}: the borrowed output was copied`);
         break;
       }
-      case 4: last = await pipeline.generate('a boat', { ...base, seed, adapters: { a: 0.3 }, generator: 'torch' }); break;
+      case 4:
+        last = await pipeline.generate('a boat', { ...base, seed, adapters: { a: 0.3 }, generator: 'torch' });
+        break;
       case 5: {
         const controller = new AbortController();
         try {
           await pipeline.generate('a boat', {
-            ...base, seed, steps: 20, adapters: 'a',
-            signal: controller.signal, onProgress: () => controller.abort(),
+            ...base,
+            seed,
+            steps: 20,
+            adapters: 'a',
+            signal: controller.signal,
+            onProgress: () => controller.abort(),
           });
           throw new Error('the aborted call resolved');
         } catch (err) {
@@ -85,7 +106,9 @@ async function workload(generates, { rssEvery = 0, verbose = false } = {}) {
       case 6:
         try {
           await pipeline.generate('a boat', {
-            ...base, seed, adapters: 'b',
+            ...base,
+            seed,
+            adapters: 'b',
             onProgress: () => {
               throw new Error('a failing progress callback');
             },
@@ -104,10 +127,16 @@ async function workload(generates, { rssEvery = 0, verbose = false } = {}) {
       }
       case 8:
         last = pipeline.defaults.imageInputs
-          ? await pipeline.imageToImage('a boat', { ...last, data: Buffer.from(last.data) }, { steps: 2, seed, strength: 0.5, adapters: 'a' })
+          ? await pipeline.imageToImage(
+              'a boat',
+              { ...last, data: Buffer.from(last.data) },
+              { steps: 2, seed, strength: 0.5, adapters: 'a' },
+            )
           : await pipeline.generate('a boat', { ...base, seed, guidanceScale: 1 });
         break;
-      default: last = await pipeline.generate('a boat', { ...base, seed, steps: 3, adapters: { b: 1 }, onProgress }); break;
+      default:
+        last = await pipeline.generate('a boat', { ...base, seed, steps: 3, adapters: { b: 1 }, onProgress });
+        break;
     }
     if (last.data.length !== 64 * 64 * 3 && !(i % 10 === 3)) throw new Error(`call ${i}: ${last.data.length} bytes`);
     counts.images += 1;
@@ -152,14 +181,28 @@ export function parseLeaks(text) {
   for (const block of text.split(/\n(?=(?:Direct|Indirect) leak of )/)) {
     const head = /^(Direct|Indirect) leak of (\d+) byte\(s\) in (\d+) object\(s\)/.exec(block);
     if (!head) continue;
-    const frames = block.split('\n').filter((l) => /^\s+#\d+ /.test(l)).map((l) => l.trim());
-    leaks.push({ kind: head[1], bytes: Number(head[2]), objects: Number(head[3]), frames, ours: frames.some((f) => OUR_FRAME.test(f)) });
+    const frames = block
+      .split('\n')
+      .filter((l) => /^\s+#\d+ /.test(l))
+      .map((l) => l.trim());
+    leaks.push({
+      kind: head[1],
+      bytes: Number(head[2]),
+      objects: Number(head[3]),
+      frames,
+      ours: frames.some((f) => OUR_FRAME.test(f)),
+    });
   }
   return leaks;
 }
 
 function child(args, env) {
-  const r = spawnSync(process.execPath, ['--expose-gc', SELF, '--child', ...args], { cwd: ROOT, env, encoding: 'utf8', maxBuffer: 1 << 26 });
+  const r = spawnSync(process.execPath, ['--expose-gc', SELF, '--child', ...args], {
+    cwd: ROOT,
+    env,
+    encoding: 'utf8',
+    maxBuffer: 1 << 26,
+  });
   // GenAI writes its warnings to stdout too, with no line end: the result is the last JSON object there.
   const at = r.stdout.lastIndexOf('{"generates":');
   let result;
@@ -192,19 +235,27 @@ async function checkLeaks(generates, build) {
   const ours = leaks.filter((l) => l.ours);
   const foreign = leaks.filter((l) => !l.ours);
   // Any other report (ASan, UBSan, a runtime CHECK) fails the check too.
-  const otherReports = reports.filter((r) => /ERROR: AddressSanitizer|runtime error|CHECK failed|ERROR: UndefinedBehavior/.test(r.text));
+  const otherReports = reports.filter((r) =>
+    /ERROR: AddressSanitizer|runtime error|CHECK failed|ERROR: UndefinedBehavior/.test(r.text),
+  );
   // LSan's table after "Suppressions used:": count, bytes, the entry.
   const suppressed = reports.flatMap((r) =>
-    [...(r.text.split('Suppressions used:')[1] ?? '').matchAll(/^\s*(\d+)\s+(\d+)\s+(\S+)\s*$/gm)].map((m) => `${m[3]} (${m[1]}x, ${m[2]} B)`),
+    [...(r.text.split('Suppressions used:')[1] ?? '').matchAll(/^\s*(\d+)\s+(\d+)\s+(\S+)\s*$/gm)].map(
+      (m) => `${m[3]} (${m[1]}x, ${m[2]} B)`,
+    ),
   );
   const sum = (ls) => ls.reduce((n, l) => n + l.bytes, 0);
   console.log(`multilora leak-check: ${JSON.stringify(run.result)} under ASan+LSan in ${seconds} s`);
   console.log(`  leaks with a frame in our code: ${ours.length} (${sum(ours)} bytes)`);
-  console.log(`  leaks with no frame of ours (Node, V8, OpenVINO, TBB), not suppressed: ${foreign.length} (${sum(foreign)} bytes)`);
+  console.log(
+    `  leaks with no frame of ours (Node, V8, OpenVINO, TBB), not suppressed: ${foreign.length} (${sum(foreign)} bytes)`,
+  );
   console.log(`  suppressed by scripts/lsan.supp: ${suppressed.length ? suppressed.join(', ') : 'none'}`);
-  for (const l of ours) console.error(`\n${l.kind} leak of ${l.bytes} byte(s) in ${l.objects} object(s):\n  ${l.frames.join('\n  ')}`);
+  for (const l of ours)
+    console.error(`\n${l.kind} leak of ${l.bytes} byte(s) in ${l.objects} object(s):\n  ${l.frames.join('\n  ')}`);
   for (const r of otherReports) console.error(`\n==== ${r.file}\n${r.text}`);
-  for (const l of foreign.slice(0, 5)) console.log(`  e.g. ${l.kind} ${l.bytes} B: ${l.frames.slice(0, 6).join(' | ')}`);
+  for (const l of foreign.slice(0, 5))
+    console.log(`  e.g. ${l.kind} ${l.bytes} B: ${l.frames.slice(0, 6).join(' | ')}`);
   return ours.length === 0 && otherReports.length === 0 ? 0 : 1;
 }
 
@@ -227,14 +278,21 @@ const argv = process.argv.slice(2);
 const option = (name, fallback) => (argv.includes(name) ? Number(argv[argv.indexOf(name) + 1]) : fallback);
 if (import.meta.url === `file://${process.argv[1]}`) {
   if (argv.includes('--child')) {
-    workload(option('--generates', 50), { rssEvery: option('--rss-every', 0), verbose: argv.includes('--verbose') }).catch((err) => {
+    workload(option('--generates', 50), {
+      rssEvery: option('--rss-every', 0),
+      verbose: argv.includes('--verbose'),
+    }).catch((err) => {
       console.error(err);
       process.exit(2);
     });
   } else {
     const rss = argv.includes('--rss');
     Promise.resolve()
-      .then(() => (rss ? measureRss(option('--generates', 500)) : checkLeaks(option('--generates', 50), !argv.includes('--no-build'))))
+      .then(() =>
+        rss
+          ? measureRss(option('--generates', 500))
+          : checkLeaks(option('--generates', 50), !argv.includes('--no-build')),
+      )
       .then(
         (code) => process.exit(code),
         (err) => {

@@ -34,7 +34,11 @@ export const VARIANTS = (() => {
   const out = [];
   const adapterSets = [{}, { 'style-a': 0.8 }, { 'style-b': 0.6 }, { 'style-a': 0.8, 'style-b': 0.6 }];
   for (const loras of adapterSets) {
-    for (const [seed, size] of [[1, '32x32'], [2, '48x32']]) out.push({ prompt: 'a lighthouse', size, steps: 1, seed, loras });
+    for (const [seed, size] of [
+      [1, '32x32'],
+      [2, '48x32'],
+    ])
+      out.push({ prompt: 'a lighthouse', size, steps: 1, seed, loras });
   }
   out.push({ prompt: 'a lighthouse', size: '32x32', steps: 2, seed: 3, loras: { 'style-a': -0.5, 'style-b': 1 } });
   out.push({ prompt: 'two boats', size: '32x32', steps: 1, seed: 4, loras: { 'style-b': 0.6 }, n: 2 });
@@ -111,7 +115,9 @@ startServer(JSON.parse(process.argv[1])).then((server) => {
 /** Starts startServer() in a child process; resolves when it listens. */
 export function spawnServer(options = {}) {
   const opts = { model: MODEL, loras: LORAS, host: '127.0.0.1', port: 0, ...options };
-  const child = spawn(process.execPath, ['--expose-gc', '-e', CHILD, JSON.stringify(opts)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--expose-gc', '-e', CHILD, JSON.stringify(opts)], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stderr = '';
   child.stderr.on('data', (d) => {
     stderr = (stderr + d).slice(-4000);
@@ -148,7 +154,11 @@ export function spawnServer(options = {}) {
           const line = nextLine();
           child.kill('SIGUSR2');
           const { memory } = await line;
-          return { rssKiB: Math.round(memory.rss / 1024), heapKiB: Math.round(memory.heapUsed / 1024), externalKiB: Math.round(memory.external / 1024) };
+          return {
+            rssKiB: Math.round(memory.rss / 1024),
+            heapKiB: Math.round(memory.heapUsed / 1024),
+            externalKiB: Math.round(memory.external / 1024),
+          };
         },
         exited,
         stderr: () => stderr,
@@ -161,7 +171,9 @@ export function spawnServer(options = {}) {
         },
       });
     });
-    exited.then(({ code, signal }) => reject(new Error(`the server exited (${code ?? signal}) before listening: ${stderr}`)));
+    exited.then(({ code, signal }) =>
+      reject(new Error(`the server exited (${code ?? signal}) before listening: ${stderr}`)),
+    );
   });
 }
 
@@ -330,7 +342,8 @@ export async function runLoad(url, o = {}) {
         setupRequest(req, context) {
           const r = viaCannon[next];
           next += 1;
-          if (checkpoint && next === Math.floor(viaCannon.length / 4)) pending.push(checkpoint().then((value) => (watch.checkpoint = value)));
+          if (checkpoint && next === Math.floor(viaCannon.length / 4))
+            pending.push(checkpoint().then((value) => (watch.checkpoint = value)));
           if (!r) return { ...req, headers: { 'content-type': 'application/json' }, body: '{}' };
           context.record = r;
           r.sent = Date.now();
@@ -381,14 +394,20 @@ export async function runLoad(url, o = {}) {
         r.sent = Date.now();
         ({ req, response } = rawPost(url, r.id, r.body));
         r.attempts += 1;
-        first = await Promise.race([stream.queued.then((q) => (q ? 'queued' : 'stream-ended')), response.then(() => 'response')]);
+        first = await Promise.race([
+          stream.queued.then((q) => (q ? 'queued' : 'stream-ended')),
+          response.then(() => 'response'),
+        ]);
         if (first !== 'response' || (await response).status !== 429 || r.attempts >= 50) break;
         await new Promise((res) => setTimeout(res, serviceMs));
       }
       if (first === 'queued') {
         const delay = Math.floor(random() * 4 * serviceMs);
         r.leaveAfter = delay;
-        const answered = await Promise.race([new Promise((res) => setTimeout(() => res(false), delay)), response.then(() => true)]);
+        const answered = await Promise.race([
+          new Promise((res) => setTimeout(() => res(false), delay)),
+          response.then(() => true),
+        ]);
         if (!answered) {
           req.destroy();
           r.left = true;
@@ -436,7 +455,10 @@ export async function runLoad(url, o = {}) {
 export function summarize(run) {
   const by = {};
   for (const r of run.records) {
-    const key = r.kind === 'disconnect' ? `disconnect:${r.left ? `left→${r.final?.event ?? '?'}` : r.status}` : `${r.kind}:${r.status}`;
+    const key =
+      r.kind === 'disconnect'
+        ? `disconnect:${r.left ? `left→${r.final?.event ?? '?'}` : r.status}`
+        : `${r.kind}:${r.status}`;
     by[key] = (by[key] ?? 0) + 1;
   }
   const ok = run.records.filter((r) => r.status === 200 && r.ms !== undefined).map((r) => r.ms);
@@ -465,7 +487,11 @@ export async function warmUp(url, variants = VARIANTS) {
   const times = [];
   for (const body of variants) {
     const t = Date.now();
-    const res = await fetch(`${url}/v1/images/generations`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const res = await fetch(`${url}/v1/images/generations`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
     if (res.status !== 200) throw new Error(`warm-up: ${res.status} ${await res.text()}`);
     await res.arrayBuffer();
     times.push(Date.now() - t);
@@ -501,8 +527,12 @@ async function main() {
     const show = (m) => `RSS ${mib(m.rssKiB)}, V8 heap ${mib(m.heapKiB)}`;
     console.log(JSON.stringify({ maxQueue, serviceMs, rate, ...summary, counters: run.status.counters }, null, 2));
     const trend = run.watch.rssKiB.filter((_, i, all) => i % Math.max(1, Math.floor(all.length / 10)) === 0).map(mib);
-    console.log(`server memory after a full GC (MiB): start ${show(start)}; after the warm-up ${show(warm)}; a quarter into the load ${show(run.watch.checkpoint)}; after the load ${show(after)}`);
-    console.log(`server RSS during the load (MiB, every tenth of the run, no GC): ${trend.join(' ')}; peak ${mib(Math.max(...run.watch.rssKiB))}`);
+    console.log(
+      `server memory after a full GC (MiB): start ${show(start)}; after the warm-up ${show(warm)}; a quarter into the load ${show(run.watch.checkpoint)}; after the load ${show(after)}`,
+    );
+    console.log(
+      `server RSS during the load (MiB, every tenth of the run, no GC): ${trend.join(' ')}; peak ${mib(Math.max(...run.watch.rssKiB))}`,
+    );
   } finally {
     await server.stop();
   }

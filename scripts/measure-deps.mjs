@@ -15,7 +15,16 @@
 // --checkout measures another tree (e.g. `git archive <commit>` unpacked, with this checkout's node_modules linked
 // in; --commit names that commit): its tarball, with this checkout's addon and SDK for the generate.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -62,7 +71,10 @@ function packagesIn(nodeModules, found = new Map()) {
   for (const entry of readdirSync(nodeModules, { withFileTypes: true })) {
     if (!entry.isDirectory() || entry.name.startsWith('.')) continue;
     const dirs = entry.name.startsWith('@')
-      ? readdirSync(path.join(nodeModules, entry.name)).map((n) => [`${entry.name}/${n}`, path.join(nodeModules, entry.name, n)])
+      ? readdirSync(path.join(nodeModules, entry.name)).map((n) => [
+          `${entry.name}/${n}`,
+          path.join(nodeModules, entry.name, n),
+        ])
       : [[entry.name, path.join(nodeModules, entry.name)]];
     for (const [name, dir] of dirs) {
       if (!existsSync(path.join(dir, 'package.json'))) continue;
@@ -103,20 +115,33 @@ function closure(app, name) {
 function installInto(tgz, omitOptional) {
   const app = mkdtempSync(path.join(os.tmpdir(), 'multilora-deps-app-'));
   writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'an-app', private: true }));
-  const flags = ['install', '--no-audit', '--no-fund', '--prefer-offline', '--ignore-scripts', ...(omitOptional ? ['--omit=optional'] : []), tgz];
+  const flags = [
+    'install',
+    '--no-audit',
+    '--no-fund',
+    '--prefer-offline',
+    '--ignore-scripts',
+    ...(omitOptional ? ['--omit=optional'] : []),
+    tgz,
+  ];
   run('npm', flags, { cwd: app });
   const nm = path.join(app, 'node_modules');
   const ours = path.join(nm, 'multilora');
   const others = [...packagesIn(nm).values()].filter((dir) => dir !== ours);
   const ownBytes = (dir) => bytesOf(dir) - nestedBytes(dir);
   const pkg = JSON.parse(readFileSync(path.join(ours, 'package.json'), 'utf8'));
-  const direct = Object.keys({ ...pkg.dependencies, ...pkg.optionalDependencies }).filter((n) => existsSync(path.join(nm, n)));
+  const direct = Object.keys({ ...pkg.dependencies, ...pkg.optionalDependencies }).filter((n) =>
+    existsSync(path.join(nm, n)),
+  );
   const closures = new Map(direct.map((n) => [n, closure(app, n)]));
   /** The packages that only `names` bring: none of multilora's other dependencies needs them. */
   const onlyBy = (names) => {
     const needed = new Set(direct.filter((n) => !names.includes(n)).flatMap((n) => [...closures.get(n)]));
     const keys = [...new Set(names.flatMap((n) => [...(closures.get(n) ?? [])]))].filter((k) => !needed.has(k));
-    return { packages: keys.length, megabytes: +(keys.reduce((s, k) => s + ownBytes(path.join(app, k)), 0) / 1e6).toFixed(2) };
+    return {
+      packages: keys.length,
+      megabytes: +(keys.reduce((s, k) => s + ownBytes(path.join(app, k)), 0) / 1e6).toFixed(2),
+    };
   };
   return {
     app,
@@ -167,7 +192,8 @@ function probe(app, runs) {
     MULTILORA_SDK_DIR: process.env.MULTILORA_SDK_DIR ?? path.join(ROOT, '.sdk'),
   };
   const samples = [];
-  for (let i = 0; i < runs; i += 1) samples.push(JSON.parse(run(process.execPath, ['-e', PROBE], { cwd: app, env }).trim().split('\n').pop()));
+  for (let i = 0; i < runs; i += 1)
+    samples.push(JSON.parse(run(process.execPath, ['-e', PROBE], { cwd: app, env }).trim().split('\n').pop()));
   const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   const last = samples.at(-1);
   return {
@@ -197,17 +223,36 @@ function writeDoc(results) {
     `| | ${names.map((n, i) => `${n} (${cols[i].commit})`).join(' | ')} |`,
     `|---|${names.map(() => '---|').join('')}`,
     row('packages installed with multilora', (c) => `${c.install.packages}, ${mb(c.install.megabytes)}`),
-    row(`… of which only ${stacks} need`, (c) => `${c.install.onlyBy[stacks].packages}, ${mb(c.install.onlyBy[stacks].megabytes)}`),
-    row('… of which only cmake-js needs (builds from source)', (c) => `${c.install.onlyBy['cmake-js']?.packages ?? 0}, ${mb(c.install.onlyBy['cmake-js']?.megabytes ?? 0)}`),
-    row('packages with `--omit=optional`', (c) => `${c.installOmitOptional.packages}, ${mb(c.installOmitOptional.megabytes)}`),
+    row(
+      `… of which only ${stacks} need`,
+      (c) => `${c.install.onlyBy[stacks].packages}, ${mb(c.install.onlyBy[stacks].megabytes)}`,
+    ),
+    row(
+      '… of which only cmake-js needs (builds from source)',
+      (c) => `${c.install.onlyBy['cmake-js']?.packages ?? 0}, ${mb(c.install.onlyBy['cmake-js']?.megabytes ?? 0)}`,
+    ),
+    row(
+      'packages with `--omit=optional`',
+      (c) => `${c.installOmitOptional.packages}, ${mb(c.installOmitOptional.megabytes)}`,
+    ),
     row('multilora itself, without the prebuilt runtime', (c) => mb(c.install.multiloraMegabytes)),
-    row('the prebuilt runtime in the tarball (`npm run prebuild`)', (c) => (c.install.prebuildMegabytes ? mb(c.install.prebuildMegabytes) : 'not packed')),
-    row("`require('multilora')`: modules, time, RSS", (c) => `${c.load.onRequire.modules}, ${c.load.onRequire.msMedian} ms, ${c.load.onRequire.rssMBMedian} MB`),
+    row('the prebuilt runtime in the tarball (`npm run prebuild`)', (c) =>
+      c.install.prebuildMegabytes ? mb(c.install.prebuildMegabytes) : 'not packed',
+    ),
+    row(
+      "`require('multilora')`: modules, time, RSS",
+      (c) => `${c.load.onRequire.modules}, ${c.load.onRequire.msMedian} ms, ${c.load.onRequire.rssMBMedian} MB`,
+    ),
     row('… and one Pipeline generate: modules', (c) => `${c.load.afterGenerate.modules}`),
     row('packages loaded by then', (c) => c.load.afterGenerate.packages.join(', ')),
-    row(`of ${STACKS.join(', ')}, loaded`, (c) => (c.load.stacksLoaded.length ? c.load.stacksLoaded.join(', ') : 'none')),
+    row(`of ${STACKS.join(', ')}, loaded`, (c) =>
+      c.load.stacksLoaded.length ? c.load.stacksLoaded.join(', ') : 'none',
+    ),
     '',
-    ...names.map((n, i) => `- ${n}: ${cols[i].date.slice(0, 10)}, ${cols[i].machine}, Node ${cols[i].node}, npm ${cols[i].npm}; times are medians of ${cols[i].load.runs} runs, with a load average of ${cols[i].loadAverage?.join(' then ') ?? 'unknown'}.`),
+    ...names.map(
+      (n, i) =>
+        `- ${n}: ${cols[i].date.slice(0, 10)}, ${cols[i].machine}, Node ${cols[i].node}, npm ${cols[i].npm}; times are medians of ${cols[i].load.runs} runs, with a load average of ${cols[i].loadAverage?.join(' then ') ?? 'unknown'}.`,
+    ),
     MARKERS[1],
   ];
   const doc = readFileSync(DOC, 'utf8');
@@ -220,23 +265,33 @@ function writeDoc(results) {
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'multilora-deps-'));
 const apps = [];
 try {
-  const packed = JSON.parse(run('npm', ['pack', '--json', '--pack-destination', tmp], { cwd: checkout }).replace(/^[^[]*/s, ''));
+  const packed = JSON.parse(
+    run('npm', ['pack', '--json', '--pack-destination', tmp], { cwd: checkout }).replace(/^[^[]*/s, ''),
+  );
   const tgz = path.join(tmp, packed[0].filename);
   const full = installInto(tgz, false);
   const lean = installInto(tgz, true);
   apps.push(full.app, lean.app);
   // changes to the files this script writes (by an earlier run) do not go into the tarball
   const outputs = [RESULTS, DOC].map((f) => `:!${path.relative(checkout, f)}`);
-  const dirty = () => run('git', ['status', '--porcelain', '--untracked-files=no', '--', '.', ...outputs], { cwd: checkout }).trim() !== '';
+  const dirty = () =>
+    run('git', ['status', '--porcelain', '--untracked-files=no', '--', '.', ...outputs], { cwd: checkout }).trim() !==
+    '';
   const entry = {
-    commit: args.commit ?? `${run('git', ['rev-parse', '--short', 'HEAD'], { cwd: checkout }).trim()}${dirty() ? ' with uncommitted changes' : ''}`,
+    commit:
+      args.commit ??
+      `${run('git', ['rev-parse', '--short', 'HEAD'], { cwd: checkout }).trim()}${dirty() ? ' with uncommitted changes' : ''}`,
     date: new Date().toISOString(),
     machine: `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'unknown CPU'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, ${os.type()} ${os.release()}`,
     // the 1-minute load average before and after: the times are only as steady as the machine was idle
     loadAverage: [+os.loadavg()[0].toFixed(2)],
     node: process.version,
     npm: run('npm', ['--version']).trim(),
-    tarball: { megabytes: +(packed[0].size / 1e6).toFixed(2), unpackedMegabytes: +(packed[0].unpackedSize / 1e6).toFixed(2), files: packed[0].entryCount },
+    tarball: {
+      megabytes: +(packed[0].size / 1e6).toFixed(2),
+      unpackedMegabytes: +(packed[0].unpackedSize / 1e6).toFixed(2),
+      files: packed[0].entryCount,
+    },
     install: full.result,
     installOmitOptional: lean.result,
     load: probe(full.app, Number(args.runs)),

@@ -36,15 +36,23 @@ const idle = await probeAll();
 const t0 = performance.now();
 const ends = [];
 const runs = loaded.map((p, i) =>
-  p.generate('a lighthouse', { seed: i, width: size, height: size, steps }).then(() => ends.push(performance.now() - t0)),
+  p
+    .generate('a lighthouse', { seed: i, width: size, height: size, steps })
+    .then(() => ends.push(performance.now() - t0)),
 );
 await new Promise((r) => setTimeout(r, 300)); // every generation is inside GenAI by now
 const probeStart = performance.now() - t0;
 const busy = await probeAll();
 await Promise.all(runs);
-console.log(`libuv pool size: ${process.env.UV_THREADPOOL_SIZE ?? 4}; ${pipelines} pipelines, ${size}x${size}, ${steps} steps`);
-console.log(`generations ended at ${ends.map((ms) => ms.toFixed(0)).join(', ')} ms; probes started at ${probeStart.toFixed(0)} ms`);
+console.log(
+  `libuv pool size: ${process.env.UV_THREADPOOL_SIZE ?? 4}; ${pipelines} pipelines, ${size}x${size}, ${steps} steps`,
+);
+console.log(
+  `generations ended at ${ends.map((ms) => ms.toFixed(0)).join(', ')} ms; probes started at ${probeStart.toFixed(0)} ms`,
+);
 for (const name of Object.keys(probes)) {
-  console.log(`${name.padEnd(26)} idle ${idle[name].toFixed(1).padStart(8)} ms   while generating ${busy[name].toFixed(1).padStart(8)} ms`);
+  console.log(
+    `${name.padEnd(26)} idle ${idle[name].toFixed(1).padStart(8)} ms   while generating ${busy[name].toFixed(1).padStart(8)} ms`,
+  );
 }
 await Promise.all(loaded.map((p) => p.dispose()));

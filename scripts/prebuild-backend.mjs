@@ -9,7 +9,9 @@ import { ROOT } from './sdk-config.mjs';
 
 const [command, ...flags] = process.argv.slice(2);
 if (command !== 'rebuild' || flags.includes('--debug')) {
-  console.error(`multilora: scripts/prebuild-backend.mjs makes release prebuilds only (got: ${process.argv.slice(2).join(' ')})`);
+  console.error(
+    `multilora: scripts/prebuild-backend.mjs makes release prebuilds only (got: ${process.argv.slice(2).join(' ')})`,
+  );
   process.exit(1);
 }
 try {

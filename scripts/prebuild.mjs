@@ -24,10 +24,18 @@ function runtimeFiles(sdk) {
   const ov = sdk.openvinoLibDir;
   return [
     [sdk.genaiLibDir, /^libopenvino_genai\.so\.\d+$/, 'GenAI'],
-    [path.dirname(sdk.tokenizersLib), /^libopenvino_tokenizers\.so$/, 'the tokenizers, which GenAI loads from beside itself'],
+    [
+      path.dirname(sdk.tokenizersLib),
+      /^libopenvino_tokenizers\.so$/,
+      'the tokenizers, which GenAI loads from beside itself',
+    ],
     [ov, /^libopenvino\.so\.\d+$/, 'OpenVINO'],
     [ov, /^libopenvino_ir_frontend\.so\.\d+$/, 'the IR reader'],
-    [ov, /^libopenvino_[a-z_]+_plugin\.so$/, 'the device plugins (CPU, GPU, NPU, AUTO, HETERO, BATCH), found beside libopenvino'],
+    [
+      ov,
+      /^libopenvino_[a-z_]+_plugin\.so$/,
+      'the device plugins (CPU, GPU, NPU, AUTO, HETERO, BATCH), found beside libopenvino',
+    ],
     [ov, /^cache\.json$/, "the GPU plugin's kernel cache, read from beside it"],
     [ov, /^libtbb(malloc|bind_2_5)?\.so\.\d+$/, 'TBB, its allocator and its NUMA binding'],
     [ov, /^libhwloc\.so\.\d+$/, "hwloc, tbbbind's"],
@@ -36,8 +44,15 @@ function runtimeFiles(sdk) {
 
 /** Libraries every glibc system has; libOpenCL.so.1 (the OpenCL loader) only the GPU plugin needs. */
 const SYSTEM = new Set([
-  'libc.so.6', 'libm.so.6', 'libdl.so.2', 'libpthread.so.0', 'librt.so.1', 'libgcc_s.so.1', 'libstdc++.so.6',
-  'ld-linux-x86-64.so.2', 'libOpenCL.so.1',
+  'libc.so.6',
+  'libm.so.6',
+  'libdl.so.2',
+  'libpthread.so.0',
+  'librt.so.1',
+  'libgcc_s.so.1',
+  'libstdc++.so.6',
+  'ld-linux-x86-64.so.2',
+  'libOpenCL.so.1',
 ]);
 
 function dynamic(file) {
@@ -94,12 +109,15 @@ async function makePrebuild() {
   const bundled = new Set([addon, ...libraries]);
   for (const f of [addon, ...libraries].filter(isElf)) {
     for (const need of dynamic(path.join(PREBUILD_DIR, f)).needed) {
-      if (!bundled.has(need) && !SYSTEM.has(need)) throw new Error(`${f} needs ${need}, which is neither bundled nor a system library`);
+      if (!bundled.has(need) && !SYSTEM.has(need))
+        throw new Error(`${f} needs ${need}, which is neither bundled nor a system library`);
     }
   }
   const own = dynamic(path.join(PREBUILD_DIR, addon));
   if (own.rpath.join(':') !== '$ORIGIN' || own.runpath.length) {
-    throw new Error(`${addon} must have RPATH $ORIGIN and no RUNPATH, but has RPATH [${own.rpath}] RUNPATH [${own.runpath}]`);
+    throw new Error(
+      `${addon} must have RPATH $ORIGIN and no RUNPATH, but has RPATH [${own.rpath}] RUNPATH [${own.runpath}]`,
+    );
   }
 
   const manifest = { addon, napi: NAPI_VERSION, sdk: SDK_WHEELS, sources: sourcesHash(), libraries: libraries.sort() };
@@ -118,9 +136,13 @@ function check() {
   if (found.addon) {
     console.error(`multilora: packing the prebuild in ${path.relative(ROOT, PREBUILD_DIR)}/`);
   } else if (found.reason === null && !existsSync(PREBUILD_DIR)) {
-    console.error('multilora: packing without a prebuild (run `npm run prebuild` first): installs will build from source');
+    console.error(
+      'multilora: packing without a prebuild (run `npm run prebuild` first): installs will build from source',
+    );
   } else {
-    console.error(`multilora: the prebuild in ${path.relative(ROOT, PREBUILD_DIR)}/ is stale (${found.reason ?? 'no manifest'}): run \`npm run prebuild\``);
+    console.error(
+      `multilora: the prebuild in ${path.relative(ROOT, PREBUILD_DIR)}/ is stale (${found.reason ?? 'no manifest'}): run \`npm run prebuild\``,
+    );
     process.exit(1);
   }
 }

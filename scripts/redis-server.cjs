@@ -22,15 +22,21 @@ async function freePort() {
 async function startRedisServer(dir, { port = undefined, appendonly = false } = {}) {
   port ??= await freePort();
   const persistence = appendonly ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no'];
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...persistence, '--dir', dir], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    // Under `npm run sanitize` every child gets the ASan runtime preloaded; Redis is not ours to check (and its
-    // jemalloc does not go with ASan's allocator).
-    env: { ...process.env, LD_PRELOAD: '' },
-  });
+  const child = spawn(
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...persistence, '--dir', dir],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      // Under `npm run sanitize` every child gets the ASan runtime preloaded; Redis is not ours to check (and its
+      // jemalloc does not go with ASan's allocator).
+      env: { ...process.env, LD_PRELOAD: '' },
+    },
+  );
   let out = '';
   await new Promise((resolve, reject) => {
-    child.on('error', (err) => reject(new Error(`redis-server does not start (${err.message}): run bash scripts/setup-test-deps.sh`)));
+    child.on('error', (err) =>
+      reject(new Error(`redis-server does not start (${err.message}): run bash scripts/setup-test-deps.sh`)),
+    );
     child.stdout.on('data', (d) => {
       out += d;
       if (/Ready to accept connections/.test(out)) resolve();

@@ -24,7 +24,8 @@ export const SANITIZE_DIR = path.join(ROOT, 'build', 'sanitize');
 export const SANITIZED_ADDON = path.join(SANITIZE_DIR, 'Release', 'multilora.node');
 const REPORTS = path.join(SANITIZE_DIR, 'reports');
 /** How gcc's sanitizers start a report. */
-const SANITIZER_WORDS = /: runtime error: |ERROR: (AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer)|AddressSanitizer: CHECK failed/;
+const SANITIZER_WORDS =
+  /: runtime error: |ERROR: (AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer)|AddressSanitizer: CHECK failed/;
 
 /**
  * Specs left out, and why. None of them loads build/sanitize's addon: they test the build, the packaging or the
@@ -98,7 +99,12 @@ export function sanitizedEnv(reports, { asan = 'detect_leaks=0' } = {}) {
       `log_path=${path.join(reports, 'asan')}`,
       asan,
     ].join(':'),
-    UBSAN_OPTIONS: ['print_stacktrace=1', 'halt_on_error=1', 'abort_on_error=1', `log_path=${path.join(reports, 'ubsan')}`].join(':'),
+    UBSAN_OPTIONS: [
+      'print_stacktrace=1',
+      'halt_on_error=1',
+      'abort_on_error=1',
+      `log_path=${path.join(reports, 'ubsan')}`,
+    ].join(':'),
   };
 }
 
@@ -116,7 +122,9 @@ async function main(argv) {
   const t0 = Date.now();
   if (build) {
     await buildSanitized();
-    console.log(`multilora sanitize: built ${path.relative(ROOT, SANITIZED_ADDON)} in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+    console.log(
+      `multilora sanitize: built ${path.relative(ROOT, SANITIZED_ADDON)} in ${((Date.now() - t0) / 1000).toFixed(0)} s`,
+    );
   }
   if (!existsSync(SANITIZED_ADDON)) throw new Error(`${SANITIZED_ADDON} is missing: run without --no-build`);
 
@@ -127,7 +135,8 @@ async function main(argv) {
         .sort()
         .map((f) => path.join('test', f));
   if (!chosen.length) {
-    for (const [spec, why] of Object.entries(SKIPPED_SPECS)) console.log(`multilora sanitize: skipping test/${spec}: ${why}`);
+    for (const [spec, why] of Object.entries(SKIPPED_SPECS))
+      console.log(`multilora sanitize: skipping test/${spec}: ${why}`);
   }
 
   rmSync(REPORTS, { recursive: true, force: true });

@@ -6,11 +6,7 @@ import { fileURLToPath } from 'node:url';
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 /** The three wheels of the SDK, pinned exactly. */
-export const SDK_WHEELS = [
-  'openvino==2026.3.0',
-  'openvino-genai==2026.3.0.0',
-  'openvino-tokenizers==2026.3.0.0',
-];
+export const SDK_WHEELS = ['openvino==2026.3.0', 'openvino-genai==2026.3.0.0', 'openvino-tokenizers==2026.3.0.0'];
 
 /** Bumped whenever the layout of sdk.json or the pins change: an older folder is repaired. */
 export const SDK_STAMP = `multilora-sdk-1:${SDK_WHEELS.join(',')}`;
@@ -33,6 +29,14 @@ export function readCompleteSdk(dir = sdkDir()) {
   }
   // A folder that was copied or moved still records the old paths: it is set up again where it is now.
   if (sdk.stamp !== SDK_STAMP || sdk.dir !== path.resolve(dir)) return null;
-  const required = [sdk.python, sdk.openvinoInclude, sdk.openvinoCmakeDir, sdk.openvinoLib, sdk.genaiLib, sdk.tokenizersLib, sdk.tbbLib];
+  const required = [
+    sdk.python,
+    sdk.openvinoInclude,
+    sdk.openvinoCmakeDir,
+    sdk.openvinoLib,
+    sdk.genaiLib,
+    sdk.tokenizersLib,
+    sdk.tbbLib,
+  ];
   return required.every((p) => typeof p === 'string' && existsSync(p)) ? sdk : null;
 }

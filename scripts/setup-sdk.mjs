@@ -63,7 +63,8 @@ function pipInstall(py, args) {
   const r = run(py, ['-m', 'pip', 'install', '--disable-pip-version-check', '--no-input', ...args]);
   if (r.status === 0) return;
   const text = `${r.stdout}\n${r.stderr}`;
-  const unreachable = /No matching distribution|Could not find a version|Max retries|ConnectionError|NewConnectionError|Temporary failure in name resolution|timed out|Network is unreachable|Connection refused/i;
+  const unreachable =
+    /No matching distribution|Could not find a version|Max retries|ConnectionError|NewConnectionError|Temporary failure in name resolution|timed out|Network is unreachable|Connection refused/i;
   if (unreachable.test(text)) {
     throw new SetupError(
       `pip could not fetch ${SDK_WHEELS.join(', ')} from the package registry (${lastLine(r.stderr)}): ` +
@@ -75,7 +76,9 @@ function pipInstall(py, args) {
 
 function findOne(dir, pattern) {
   if (!existsSync(dir)) return null;
-  const hit = readdirSync(dir).filter((f) => pattern.test(f)).sort()[0];
+  const hit = readdirSync(dir)
+    .filter((f) => pattern.test(f))
+    .sort()[0];
   return hit ? path.join(dir, hit) : null;
 }
 
@@ -93,7 +96,10 @@ function locate(py) {
       openvinoLib: ['openvino', findOne(ovLibs, /^libopenvino\.so\.\d+$/)],
       tbbLib: ['openvino', findOne(ovLibs, /^libtbb\.so\.\d+$/)],
       genaiLib: ['openvino-genai', findOne(path.join(site, 'openvino_genai'), /^libopenvino_genai\.so\.\d+$/)],
-      tokenizersLib: ['openvino-tokenizers', findOne(path.join(site, 'openvino_tokenizers', 'lib'), /^libopenvino_tokenizers\.so$/)],
+      tokenizersLib: [
+        'openvino-tokenizers',
+        findOne(path.join(site, 'openvino_tokenizers', 'lib'), /^libopenvino_tokenizers\.so$/),
+      ],
     },
   };
 }
@@ -122,7 +128,8 @@ export function setupSdk({ quiet = false } = {}) {
     pipInstall(py, ['--force-reinstall', '--no-deps', ...broken]);
     found = locate(py);
     const still = missingWheels(found);
-    if (still.length) throw new SetupError(`the SDK in ${dir} is still incomplete after a reinstall of ${still.join(', ')}`);
+    if (still.length)
+      throw new SetupError(`the SDK in ${dir} is still incomplete after a reinstall of ${still.join(', ')}`);
   }
   const sdk = { stamp: SDK_STAMP, dir, python: py, sitePackages: found.site };
   for (const [key, [, p]] of Object.entries(found.paths)) sdk[key] = p;

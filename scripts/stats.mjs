@@ -10,4 +10,11 @@ export function quantile(xs, q) {
 
 export const median = (xs) => quantile(xs, 0.5);
 
-export const summary = (xs) => ({ median: median(xs), p25: quantile(xs, 0.25), p75: quantile(xs, 0.75), min: Math.min(...xs), max: Math.max(...xs), n: xs.length });
+export const summary = (xs) => ({
+  median: median(xs),
+  p25: quantile(xs, 0.25),
+  p75: quantile(xs, 0.75),
+  min: Math.min(...xs),
+  max: Math.max(...xs),
+  n: xs.length,
+});

@@ -10,7 +10,17 @@ const { ROOT, sdk } = require('./helpers/fixtures');
 
 function compile(source, dir) {
   const obj = path.join(dir, `${path.basename(source)}.o`);
-  execFileSync('g++', ['-std=c++17', '-c', '-I', path.join(ROOT, 'native'), '-isystem', sdk().openvinoInclude, source, '-o', obj]);
+  execFileSync('g++', [
+    '-std=c++17',
+    '-c',
+    '-I',
+    path.join(ROOT, 'native'),
+    '-isystem',
+    sdk().openvinoInclude,
+    source,
+    '-o',
+    obj,
+  ]);
   return obj;
 }
 
@@ -24,7 +34,12 @@ function genaiNeeds(file) {
 
 function libraryExports() {
   const out = execFileSync('nm', ['-D', '--defined-only', sdk().genaiLib], { encoding: 'utf8', maxBuffer: 1 << 28 });
-  return new Set(out.split('\n').map((line) => line.trim().split(/\s+/)[2]).filter(Boolean));
+  return new Set(
+    out
+      .split('\n')
+      .map((line) => line.trim().split(/\s+/)[2])
+      .filter(Boolean),
+  );
 }
 
 function demangle(symbols) {

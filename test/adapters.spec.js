@@ -19,23 +19,41 @@ describe('adapters', function () {
       copyFileSync(fx.lora('style-a'), path.join(tmpDir(), 'cat', 'loras', 'a.safetensors'));
       copyFileSync(fx.lora('style-b'), path.join(tmpDir(), 'cat', 'loras', 'b.safetensors'));
       const file = path.join(tmpDir(), 'cat', 'catalog.json');
-      writeFileSync(file, JSON.stringify({
-        'X-ray': { path: 'loras/a.safetensors', alpha: 0.8, template: 'xray <subject>' },
-        'Ukiyo-e Style': {
-          path: 'loras/b.safetensors',
-          alpha: 0.8,
-          template: 'an illustration of <subject> in Ukiyo-e Art style',
-          negativePrompt: 'realistic, portrait, 3d',
-        },
-      }));
-      const pipeline = await Pipeline.load(fx.model, { catalog: file, adapters: { extra: { path: fx.lora('style-a') } } });
+      writeFileSync(
+        file,
+        JSON.stringify({
+          'X-ray': { path: 'loras/a.safetensors', alpha: 0.8, template: 'xray <subject>' },
+          'Ukiyo-e Style': {
+            path: 'loras/b.safetensors',
+            alpha: 0.8,
+            template: 'an illustration of <subject> in Ukiyo-e Art style',
+            negativePrompt: 'realistic, portrait, 3d',
+          },
+        }),
+      );
+      const pipeline = await Pipeline.load(fx.model, {
+        catalog: file,
+        adapters: { extra: { path: fx.lora('style-a') } },
+      });
       try {
         const list = pipeline.adapters.list();
-        assert.deepEqual(list.map((a) => [a.name, a.alpha]), [['X-ray', 0.8], ['Ukiyo-e Style', 0.8], ['extra', 1]]);
+        assert.deepEqual(
+          list.map((a) => [a.name, a.alpha]),
+          [
+            ['X-ray', 0.8],
+            ['Ukiyo-e Style', 0.8],
+            ['extra', 1],
+          ],
+        );
         assert.equal(list[0].path, path.join(tmpDir(), 'cat', 'loras', 'a.safetensors'));
         assert.equal(list[1].negativePrompt, 'realistic, portrait, 3d');
         assert.deepEqual(
-          { format: list[0].info.format, ranks: list[0].info.ranks, targets: list[0].info.targets, unmatched: list[0].info.unmatched },
+          {
+            format: list[0].info.format,
+            ranks: list[0].info.ranks,
+            targets: list[0].info.targets,
+            unmatched: list[0].info.unmatched,
+          },
           { format: 'kohya', ranks: [4], targets: ['unet', 'text_encoder'], unmatched: 0 },
         );
         assert.equal(list[0].info.matched, 120);
@@ -43,7 +61,9 @@ describe('adapters', function () {
         // applyTemplate: the tutorial's way, templates around the subject and the negatives added.
         const templated = await pipeline.generate('a cat', { ...CALL, adapters: 'Ukiyo-e Style', applyTemplate: true });
         const byHand = await pipeline.generate('an illustration of a cat in Ukiyo-e Art style', {
-          ...CALL, adapters: { 'Ukiyo-e Style': 0.8 }, negativePrompt: 'realistic, portrait, 3d',
+          ...CALL,
+          adapters: { 'Ukiyo-e Style': 0.8 },
+          negativePrompt: 'realistic, portrait, 3d',
         });
         assert.ok(templated.data.equals(byHand.data));
         const plain = await pipeline.generate('a cat', { ...CALL, adapters: 'Ukiyo-e Style' });
@@ -54,19 +74,28 @@ describe('adapters', function () {
     });
 
     it('a missing or broken catalogue, or a name given twice: ERR_INVALID_ARGUMENT', async function () {
-      await assert.rejects(Pipeline.load(fx.model, { catalog: path.join(tmpDir(), 'none.json') }), { code: 'ERR_INVALID_ARGUMENT', message: /Cannot read the catalogue/ });
+      await assert.rejects(Pipeline.load(fx.model, { catalog: path.join(tmpDir(), 'none.json') }), {
+        code: 'ERR_INVALID_ARGUMENT',
+        message: /Cannot read the catalogue/,
+      });
       const broken = path.join(tmpDir(), 'broken.json');
       writeFileSync(broken, '{"a": ');
-      await assert.rejects(Pipeline.load(fx.model, { catalog: broken }), { code: 'ERR_INVALID_ARGUMENT', message: /not valid JSON/ });
+      await assert.rejects(Pipeline.load(fx.model, { catalog: broken }), {
+        code: 'ERR_INVALID_ARGUMENT',
+        message: /not valid JSON/,
+      });
       const twice = path.join(tmpDir(), 'twice.json');
       writeFileSync(twice, JSON.stringify({ a: { path: fx.lora('style-a') } }));
-      await assert.rejects(
-        Pipeline.load(fx.model, { catalog: twice, adapters: { a: { path: fx.lora('style-b') } } }),
-        { code: 'ERR_INVALID_ARGUMENT', message: /in both the catalogue and options\.adapters/ },
-      );
+      await assert.rejects(Pipeline.load(fx.model, { catalog: twice, adapters: { a: { path: fx.lora('style-b') } } }), {
+        code: 'ERR_INVALID_ARGUMENT',
+        message: /in both the catalogue and options\.adapters/,
+      });
       const badTemplate = path.join(tmpDir(), 'template.json');
       writeFileSync(badTemplate, JSON.stringify({ a: { path: fx.lora('style-a'), template: 'no subject here' } }));
-      await assert.rejects(Pipeline.load(fx.model, { catalog: badTemplate }), { code: 'ERR_INVALID_ARGUMENT', message: /<subject>/ });
+      await assert.rejects(Pipeline.load(fx.model, { catalog: badTemplate }), {
+        code: 'ERR_INVALID_ARGUMENT',
+        message: /<subject>/,
+      });
     });
   });
 
@@ -151,13 +180,20 @@ describe('adapters', function () {
       assert.deepEqual(pipeline.adapters.names, ['a']);
       const again = await pipeline.generate('x', { ...CALL, adapters: 'a' });
       assert.ok(again.data.equals(reference));
-      await assert.rejects(pipeline.adapters.remove('b'), { code: 'ERR_INVALID_ARGUMENT', message: /Unknown adapter "b"/ });
+      await assert.rejects(pipeline.adapters.remove('b'), {
+        code: 'ERR_INVALID_ARGUMENT',
+        message: /Unknown adapter "b"/,
+      });
     });
 
     it('a failed add leaves the pipeline as it was', async function () {
       const rebuilds = pipeline.rebuilds;
-      await assert.rejects(pipeline.adapters.add('bad', { path: fx.lora('unmatched') }), { code: 'ERR_ADAPTER_UNMATCHED' });
-      await assert.rejects(pipeline.adapters.add('bad', { path: path.join(tmpDir(), 'nope.safetensors') }), { code: 'ERR_ADAPTER_NOT_FOUND' });
+      await assert.rejects(pipeline.adapters.add('bad', { path: fx.lora('unmatched') }), {
+        code: 'ERR_ADAPTER_UNMATCHED',
+      });
+      await assert.rejects(pipeline.adapters.add('bad', { path: path.join(tmpDir(), 'nope.safetensors') }), {
+        code: 'ERR_ADAPTER_NOT_FOUND',
+      });
       assert.deepEqual(pipeline.adapters.names, ['a']);
       assert.equal(pipeline.rebuilds, rebuilds);
       assert.ok((await pipeline.generate('x', { ...CALL, adapters: 'a' })).data.equals(reference));
@@ -179,7 +215,11 @@ describe('adapters', function () {
     let pipeline;
     before(async function () {
       pipeline = await Pipeline.load(fx.model, {
-        adapters: { a: { path: fx.lora('style-a') }, b: { path: fx.lora('style-b') }, c: { path: fx.lora('style-a'), alpha: 0.3 } },
+        adapters: {
+          a: { path: fx.lora('style-a') },
+          b: { path: fx.lora('style-b') },
+          c: { path: fx.lora('style-a'), alpha: 0.3 },
+        },
       });
     });
     after(async function () {
@@ -207,8 +247,14 @@ describe('adapters', function () {
       assert.equal(a.reason.code, 'ERR_INVALID_ARGUMENT');
       assert.match(a.reason.message, /Adapter "a" was removed .* before this call ran; registered now: "b", "c"/);
       assert.deepEqual(pipeline.adapters.names, ['b', 'c']);
-      assert.ok(b.value.data.equals((await pipeline.generate('x', { ...CALL, adapters: 'b' })).data), 'b ran with another adapter');
-      assert.ok(c.value.data.equals((await pipeline.generate('x', { ...CALL, adapters: 'c' })).data), 'c ran with another adapter');
+      assert.ok(
+        b.value.data.equals((await pipeline.generate('x', { ...CALL, adapters: 'b' })).data),
+        'b ran with another adapter',
+      );
+      assert.ok(
+        c.value.data.equals((await pipeline.generate('x', { ...CALL, adapters: 'c' })).data),
+        'c ran with another adapter',
+      );
       const again = await pipeline.generate('x', { ...CALL, adapters: { b: 0.5, c: 1 } });
       assert.ok(blend.value.data.equals(again.data), 'the blend ran with other adapters');
       assert.ok(!b.value.data.equals(c.value.data));
@@ -238,13 +284,21 @@ describe('adapters', function () {
       for (const buf of [a, u]) {
         const header = parseSafetensors(buf);
         for (const t of header.tensors) {
-          tensors.push({ name: t.name, dtype: t.dtype, shape: t.shape, data: buf.subarray(t.offset, t.offset + t.byteLength) });
+          tensors.push({
+            name: t.name,
+            dtype: t.dtype,
+            shape: t.shape,
+            data: buf.subarray(t.offset, t.offset + t.byteLength),
+          });
         }
       }
       const file = path.join(tmpDir(), 'mixed.safetensors');
       writeFileSync(file, writeSafetensors(tensors));
       const warnings = [];
-      const pipeline = await Pipeline.load(fx.model, { adapters: { mixed: { path: file } }, onWarning: (w) => warnings.push(w) });
+      const pipeline = await Pipeline.load(fx.model, {
+        adapters: { mixed: { path: file } },
+        onWarning: (w) => warnings.push(w),
+      });
       await pipeline.dispose();
       assert.equal(warnings.length, 1);
       assert.equal(warnings[0].code, 'ADAPTER_UNMATCHED_TENSORS');
@@ -265,7 +319,10 @@ describe('adapters', function () {
         const f = await fused.generate('x', CALL);
         assert.ok(meanAbsDiff(f.data, d.data) < 2, `fused is ${meanAbsDiff(f.data, d.data)} from dynamic`);
         assert.ok(meanAbsDiff(f.data, none.data) > 2);
-        await assert.rejects(fused.generate('x', { ...CALL, adapters: 'a' }), { code: 'ERR_INVALID_ARGUMENT', message: /mode "fuse"/ });
+        await assert.rejects(fused.generate('x', { ...CALL, adapters: 'a' }), {
+          code: 'ERR_INVALID_ARGUMENT',
+          message: /mode "fuse"/,
+        });
         await fused.adapters.add('a', { path: fx.lora('style-a'), alpha: 1 });
         assert.equal(fused.rebuilds, 1, 'an alpha change rebuilds a fused pipeline');
         assert.ok(!(await fused.generate('x', CALL)).data.equals(f.data));

@@ -20,7 +20,9 @@ const LAYER = 'lora_unet_down_blocks_0_attentions_0_proj_in';
 
 /** The bytes of a safetensors file: the 8-byte length (or `headerLength`), the header as given, then `data`. */
 function safetensors(header, data = Buffer.alloc(0), { headerLength } = {}) {
-  const json = Buffer.isBuffer(header) ? header : Buffer.from(typeof header === 'string' ? header : JSON.stringify(header));
+  const json = Buffer.isBuffer(header)
+    ? header
+    : Buffer.from(typeof header === 'string' ? header : JSON.stringify(header));
   const length = Buffer.alloc(8);
   length.writeBigUInt64LE(headerLength ?? BigInt(json.length));
   return Buffer.concat([length, json, data]);
@@ -92,12 +94,20 @@ describe('bad inputs', function () {
     });
 
     it('a broken model_index.json: ERR_MODEL_INVALID', async function () {
-      const dir = damaged('broken-index', (d) => writeFileSync(json(d), '{ "_class_name": "StableDiffusionPipeline", '));
-      await rejectsWith(Pipeline.load(dir), 'ERR_MODEL_INVALID', /model_index\.json is not valid JSON .*export or download it again/);
+      const dir = damaged('broken-index', (d) =>
+        writeFileSync(json(d), '{ "_class_name": "StableDiffusionPipeline", '),
+      );
+      await rejectsWith(
+        Pipeline.load(dir),
+        'ERR_MODEL_INVALID',
+        /model_index\.json is not valid JSON .*export or download it again/,
+      );
     });
 
     it('a model_index.json that names no pipeline class: ERR_MODEL_INVALID', async function () {
-      const dir = damaged('no-class', (d) => writeFileSync(json(d), JSON.stringify({ unet: ['diffusers', 'UNet2DConditionModel'] })));
+      const dir = damaged('no-class', (d) =>
+        writeFileSync(json(d), JSON.stringify({ unet: ['diffusers', 'UNet2DConditionModel'] })),
+      );
       await rejectsWith(Pipeline.load(dir), 'ERR_MODEL_INVALID', /names no pipeline class \(its "_class_name"\)/);
     });
 
@@ -114,16 +124,56 @@ describe('bad inputs', function () {
     });
 
     const parts = [
-      ['the UNet IR (.xml) missing', 'unet/openvino_model.xml', (f) => rmSync(f), /unet\/openvino_model\.xml is missing/],
-      ['the UNet weights (.bin) missing', 'unet/openvino_model.bin', (f) => rmSync(f), /unet\/openvino_model\.bin \(the weights of unet\/openvino_model\.xml\) is missing/],
+      [
+        'the UNet IR (.xml) missing',
+        'unet/openvino_model.xml',
+        (f) => rmSync(f),
+        /unet\/openvino_model\.xml is missing/,
+      ],
+      [
+        'the UNet weights (.bin) missing',
+        'unet/openvino_model.bin',
+        (f) => rmSync(f),
+        /unet\/openvino_model\.bin \(the weights of unet\/openvino_model\.xml\) is missing/,
+      ],
       // Else GenAI loads it, and only the first generate fails.
-      ['the tokenizer IR missing', 'tokenizer/openvino_tokenizer.xml', (f) => rmSync(f), /tokenizer\/openvino_tokenizer\.xml is missing/],
-      ['the scheduler config missing', 'scheduler/scheduler_config.json', (f) => rmSync(f), /scheduler\/scheduler_config\.json is missing/],
-      ['the UNet IR (.xml) truncated', 'unet/openvino_model.xml', (f) => truncateSync(f, 1000), /unet\/openvino_model\.xml is cut short \(it does not end with <\/net>\)/],
-      ['the UNet weights (.bin) truncated', 'unet/openvino_model.bin', (f) => truncateSync(f, 1000), /unet\/openvino_model\.bin holds 1000 bytes, but unet\/openvino_model\.xml reads weights up to byte 3161540/],
-      ['the text encoder weights truncated by one byte', 'text_encoder/openvino_model.bin', (f) => truncateSync(f, 130967), /text_encoder\/openvino_model\.bin holds 130967 bytes/],
+      [
+        'the tokenizer IR missing',
+        'tokenizer/openvino_tokenizer.xml',
+        (f) => rmSync(f),
+        /tokenizer\/openvino_tokenizer\.xml is missing/,
+      ],
+      [
+        'the scheduler config missing',
+        'scheduler/scheduler_config.json',
+        (f) => rmSync(f),
+        /scheduler\/scheduler_config\.json is missing/,
+      ],
+      [
+        'the UNet IR (.xml) truncated',
+        'unet/openvino_model.xml',
+        (f) => truncateSync(f, 1000),
+        /unet\/openvino_model\.xml is cut short \(it does not end with <\/net>\)/,
+      ],
+      [
+        'the UNet weights (.bin) truncated',
+        'unet/openvino_model.bin',
+        (f) => truncateSync(f, 1000),
+        /unet\/openvino_model\.bin holds 1000 bytes, but unet\/openvino_model\.xml reads weights up to byte 3161540/,
+      ],
+      [
+        'the text encoder weights truncated by one byte',
+        'text_encoder/openvino_model.bin',
+        (f) => truncateSync(f, 130967),
+        /text_encoder\/openvino_model\.bin holds 130967 bytes/,
+      ],
       // Else GenAI loads it without image-to-image and inpainting, and says nothing.
-      ['the VAE encoder weights truncated', 'vae_encoder/openvino_model.bin', (f) => truncateSync(f, 4096), /vae_encoder\/openvino_model\.bin holds 4096 bytes/],
+      [
+        'the VAE encoder weights truncated',
+        'vae_encoder/openvino_model.bin',
+        (f) => truncateSync(f, 4096),
+        /vae_encoder\/openvino_model\.bin holds 4096 bytes/,
+      ],
     ];
     for (const [what, file, damage, pattern] of parts) {
       it(`${what}: ERR_MODEL_INVALID naming the file, and what to do`, async function () {
@@ -133,7 +183,10 @@ describe('bad inputs', function () {
           assert.equal(err.code, 'ERR_MODEL_INVALID', err.message);
           assert.match(err.message, new RegExp(`^The model folder ${dir} is incomplete: `));
           assert.match(err.message, pattern);
-          assert.match(err.message, /Copy or download the whole folder again, or export it again \(optimum-cli export openvino/);
+          assert.match(
+            err.message,
+            /Copy or download the whole folder again, or export it again \(optimum-cli export openvino/,
+          );
           return true;
         });
       });
@@ -141,9 +194,15 @@ describe('bad inputs', function () {
 
     for (const config of ['vae_decoder/config.json', 'scheduler/scheduler_config.json']) {
       it(`a broken ${config}: ERR_MODEL_INVALID naming it (GenAI's JSON error names no file)`, async function () {
-        const dir = damaged(`broken-${config.replace(/\W+/g, '-')}`, (d) => writeFileSync(path.join(d, config), '{ "_class_name": '));
+        const dir = damaged(`broken-${config.replace(/\W+/g, '-')}`, (d) =>
+          writeFileSync(path.join(d, config), '{ "_class_name": '),
+        );
         const shown = path.join(dir, config).replace(/[.]/g, '\\.');
-        await rejectsWith(Pipeline.load(dir), 'ERR_MODEL_INVALID', new RegExp(`^${shown} is not valid JSON \\(.*\\): the model folder is damaged; export or download it again$`));
+        await rejectsWith(
+          Pipeline.load(dir),
+          'ERR_MODEL_INVALID',
+          new RegExp(`^${shown} is not valid JSON \\(.*\\): the model folder is damaged; export or download it again$`),
+        );
       });
     }
 
@@ -175,45 +234,77 @@ describe('bad inputs', function () {
 
     it('missing: ERR_ADAPTER_NOT_FOUND naming the adapter', async function () {
       const f = path.join(tmp(), 'none.safetensors');
-      await rejectsWith(loadWith({ path: f }), 'ERR_ADAPTER_NOT_FOUND', new RegExp(`^No adapter file at ${f} \\(adapter "x"\\)$`));
+      await rejectsWith(
+        loadWith({ path: f }),
+        'ERR_ADAPTER_NOT_FOUND',
+        new RegExp(`^No adapter file at ${f} \\(adapter "x"\\)$`),
+      );
     });
 
     it('a directory: ERR_ADAPTER_INVALID', async function () {
       const dir = path.join(tmp(), 'dir.safetensors');
       mkdirSync(dir);
-      await rejectsWith(loadWith({ path: dir }), 'ERR_ADAPTER_INVALID', /dir\.safetensors is not a file \(adapter "x"\)/);
+      await rejectsWith(
+        loadWith({ path: dir }),
+        'ERR_ADAPTER_INVALID',
+        /dir\.safetensors is not a file \(adapter "x"\)/,
+      );
     });
 
     it('a named pipe under the right name: ERR_ADAPTER_INVALID, without blocking on it', async function () {
       const fifo = path.join(tmp(), 'pipe.safetensors');
       const made = spawnSync('mkfifo', [fifo]);
       if (made.status !== 0) this.skip();
-      await rejectsWith(loadWith({ path: fifo }), 'ERR_ADAPTER_INVALID', /pipe\.safetensors is not a file \(adapter "x"\)/);
+      await rejectsWith(
+        loadWith({ path: fifo }),
+        'ERR_ADAPTER_INVALID',
+        /pipe\.safetensors is not a file \(adapter "x"\)/,
+      );
     });
 
     it('not a .safetensors file (another extension): ERR_ADAPTER_INVALID', async function () {
       const f = file('lora.ckpt', readFileSync(fx.lora('style-a')));
-      await rejectsWith(loadWith({ path: f }), 'ERR_ADAPTER_INVALID', /lora\.ckpt is not a \.safetensors file, the only LoRA format GenAI reads/);
+      await rejectsWith(
+        loadWith({ path: f }),
+        'ERR_ADAPTER_INVALID',
+        /lora\.ckpt is not a \.safetensors file, the only LoRA format GenAI reads/,
+      );
     });
 
     it('not safetensors inside (text under the right name): ERR_ADAPTER_INVALID', async function () {
       const f = file('text.safetensors', 'this is a text file, not a LoRA\n');
-      await rejectsWith(loadWith({ path: f }), 'ERR_ADAPTER_INVALID', /^Adapter "x": Safetensors file .*text\.safetensors is invalid: its header length is \d+ bytes, but only 24 bytes follow/);
+      await rejectsWith(
+        loadWith({ path: f }),
+        'ERR_ADAPTER_INVALID',
+        /^Adapter "x": Safetensors file .*text\.safetensors is invalid: its header length is \d+ bytes, but only 24 bytes follow/,
+      );
     });
 
     it('empty: ERR_ADAPTER_INVALID', async function () {
       const f = file('empty.safetensors', Buffer.alloc(0));
-      await rejectsWith(loadWith({ path: f }), 'ERR_ADAPTER_INVALID', /it is 0 bytes long, shorter than the 8-byte header length/);
+      await rejectsWith(
+        loadWith({ path: f }),
+        'ERR_ADAPTER_INVALID',
+        /it is 0 bytes long, shorter than the 8-byte header length/,
+      );
     });
 
     it('truncated in its data: ERR_ADAPTER_INVALID naming a tensor that ends past the data', async function () {
       const f = file('cut.safetensors', readFileSync(fx.lora('style-a')).subarray(0, 30000));
-      await rejectsWith(loadWith({ path: f }), 'ERR_ADAPTER_INVALID', /cut\.safetensors is invalid: tensor "lora_\w+\.\w+(\.weight)?" ends at byte \d+ of the data section, which holds only 13256 bytes/);
+      await rejectsWith(
+        loadWith({ path: f }),
+        'ERR_ADAPTER_INVALID',
+        /cut\.safetensors is invalid: tensor "lora_\w+\.\w+(\.weight)?" ends at byte \d+ of the data section, which holds only 13256 bytes/,
+      );
     });
 
     it('a header length beyond the file (truncated in its header): ERR_ADAPTER_INVALID', async function () {
       const f = file('cut-header.safetensors', readFileSync(fx.lora('style-a')).subarray(0, 1000));
-      await rejectsWith(loadWith({ path: f }), 'ERR_ADAPTER_INVALID', /its header length is 16736 bytes, but only 992 bytes follow the 8-byte length/);
+      await rejectsWith(
+        loadWith({ path: f }),
+        'ERR_ADAPTER_INVALID',
+        /its header length is 16736 bytes, but only 992 bytes follow the 8-byte length/,
+      );
     });
 
     it('a header that is not JSON: ERR_ADAPTER_INVALID', async function () {
@@ -228,12 +319,22 @@ describe('bad inputs', function () {
 
     it('a header that is JSON but not an object: ERR_ADAPTER_INVALID', async function () {
       const f = file('array.safetensors', safetensors('[1, 2, 3]'));
-      await rejectsWith(loadWith({ path: f }), 'ERR_ADAPTER_INVALID', /its header is an array of length 3, not a JSON object/);
+      await rejectsWith(
+        loadWith({ path: f }),
+        'ERR_ADAPTER_INVALID',
+        /its header is an array of length 3, not a JSON object/,
+      );
     });
 
     it('tensor offsets out of bounds: ERR_ADAPTER_INVALID', async function () {
       const f = file('oob.safetensors', safetensors(pair(), Buffer.alloc(600)));
-      await rejectsWith(loadWith({ path: f }), 'ERR_ADAPTER_INVALID', new RegExp(`tensor "${LAYER}\\.lora_up\\.weight" ends at byte 1024 of the data section, which holds only 600 bytes`));
+      await rejectsWith(
+        loadWith({ path: f }),
+        'ERR_ADAPTER_INVALID',
+        new RegExp(
+          `tensor "${LAYER}\\.lora_up\\.weight" ends at byte 1024 of the data section, which holds only 600 bytes`,
+        ),
+      );
     });
 
     it('tensors whose data overlap: ERR_ADAPTER_INVALID', async function () {
@@ -243,13 +344,23 @@ describe('bad inputs', function () {
     });
 
     it('an unsupported dtype (I64): ERR_ADAPTER_INVALID naming the dtypes GenAI reads', async function () {
-      const header = { [`${LAYER}.lora_down.weight`]: tensor('I64', [4, 32], 0, 1024), [`${LAYER}.lora_up.weight`]: tensor('I64', [32, 4], 1024, 2048) };
+      const header = {
+        [`${LAYER}.lora_down.weight`]: tensor('I64', [4, 32], 0, 1024),
+        [`${LAYER}.lora_up.weight`]: tensor('I64', [32, 4], 1024, 2048),
+      };
       const f = file('i64.safetensors', safetensors(header, Buffer.alloc(2048)));
-      await rejectsWith(loadWith({ path: f }), 'ERR_ADAPTER_INVALID', /has dtype "I64", which LoRA files for GenAI cannot use \(OpenVINO GenAI 2026\.3 reads only F32, F16 and BF16\)/);
+      await rejectsWith(
+        loadWith({ path: f }),
+        'ERR_ADAPTER_INVALID',
+        /has dtype "I64", which LoRA files for GenAI cannot use \(OpenVINO GenAI 2026\.3 reads only F32, F16 and BF16\)/,
+      );
     });
 
     it('a dtype that does not exist: ERR_ADAPTER_INVALID', async function () {
-      const f = file('f33.safetensors', safetensors({ ...pair(), [`${LAYER}.lora_up.weight`]: tensor('F33', [32, 4], 512, 1024) }, Buffer.alloc(1024)));
+      const f = file(
+        'f33.safetensors',
+        safetensors({ ...pair(), [`${LAYER}.lora_up.weight`]: tensor('F33', [32, 4], 512, 1024) }, Buffer.alloc(1024)),
+      );
       await rejectsWith(loadWith({ path: f }), 'ERR_ADAPTER_INVALID', /has the unknown dtype "F33"/);
     });
 
@@ -264,14 +375,22 @@ describe('bad inputs', function () {
     it('a header length of 2^63: ERR_ADAPTER_INVALID, with no allocation of it', async function () {
       const f = file('huge-header.safetensors', safetensors('{}', Buffer.alloc(0), { headerLength: 2n ** 63n }));
       await withoutAllocation(() =>
-        rejectsWith(loadWith({ path: f }), 'ERR_ADAPTER_INVALID', /its header length is 9223372036854775808 bytes, but only 2 bytes follow/),
+        rejectsWith(
+          loadWith({ path: f }),
+          'ERR_ADAPTER_INVALID',
+          /its header length is 9223372036854775808 bytes, but only 2 bytes follow/,
+        ),
       );
     });
 
     it('a header length of 2^64-1 in an in-memory adapter (data: Buffer): ERR_ADAPTER_INVALID, no allocation', async function () {
       const bytes = safetensors('{}', Buffer.alloc(0), { headerLength: 2n ** 64n - 1n });
       await withoutAllocation(() =>
-        rejectsWith(loadWith({ data: bytes }), 'ERR_ADAPTER_INVALID', /^Adapter "x" \(<10 bytes>\): The in-memory safetensors file is invalid: its header length is 18446744073709551615 bytes/),
+        rejectsWith(
+          loadWith({ data: bytes }),
+          'ERR_ADAPTER_INVALID',
+          /^Adapter "x" \(<10 bytes>\): The in-memory safetensors file is invalid: its header length is 18446744073709551615 bytes/,
+        ),
       );
     });
 
@@ -279,7 +398,11 @@ describe('bad inputs', function () {
       const header = { ...pair(), [`${LAYER}.lora_up.weight`]: tensor('F32', [1e6, 1e6], 512, 4e12 + 512) };
       const f = file('terabytes.safetensors', safetensors(header, Buffer.alloc(1024)));
       await withoutAllocation(() =>
-        rejectsWith(loadWith({ path: f }), 'ERR_ADAPTER_INVALID', /ends at byte 4000000000512 of the data section, which holds only 1024 bytes/),
+        rejectsWith(
+          loadWith({ path: f }),
+          'ERR_ADAPTER_INVALID',
+          /ends at byte 4000000000512 of the data section, which holds only 1024 bytes/,
+        ),
       );
     });
 
@@ -287,7 +410,11 @@ describe('bad inputs', function () {
       const header = { ...pair(), [`${LAYER}.lora_up.weight`]: tensor('F32', [1e6, 1e6, 1e6], 512, 1024) };
       const f = file('terashape.safetensors', safetensors(header, Buffer.alloc(1024)));
       await withoutAllocation(() =>
-        rejectsWith(loadWith({ path: f }), 'ERR_ADAPTER_INVALID', /holds 512 bytes, but dtype F32 and shape \[1000000,1000000,1000000\] need more than the 1024 bytes/),
+        rejectsWith(
+          loadWith({ path: f }),
+          'ERR_ADAPTER_INVALID',
+          /holds 512 bytes, but dtype F32 and shape \[1000000,1000000,1000000\] need more than the 1024 bytes/,
+        ),
       );
     });
 
@@ -298,15 +425,24 @@ describe('bad inputs', function () {
       await rejectsWith(
         loadWith({ path: f }),
         'ERR_ADAPTER_INVALID',
-        new RegExp(`^Adapter "x": its tensor "${LAYER}\\.lora_up\\.weight" holds a NaN or infinite value \\(element 22\\)\\. .*would turn every image of the pipeline black`),
+        new RegExp(
+          `^Adapter "x": its tensor "${LAYER}\\.lora_up\\.weight" holds a NaN or infinite value \\(element 22\\)\\. .*would turn every image of the pipeline black`,
+        ),
       );
     });
 
     it('an infinite F16 weight, added to the running pipeline: ERR_ADAPTER_INVALID, its set and bytes unchanged', async function () {
       const data = Buffer.alloc(512);
       data.writeUInt16LE(0x7c00, 2); // +Infinity in float16
-      const header = { [`${LAYER}.lora_down.weight`]: tensor('F16', [4, 32], 0, 256), [`${LAYER}.lora_up.weight`]: tensor('F16', [32, 4], 256, 512) };
-      await rejectsWith(shared.adapters.add('x', { data: safetensors(header, data) }), 'ERR_ADAPTER_INVALID', /lora_down\.weight" holds a NaN or infinite value \(element 1\)/);
+      const header = {
+        [`${LAYER}.lora_down.weight`]: tensor('F16', [4, 32], 0, 256),
+        [`${LAYER}.lora_up.weight`]: tensor('F16', [32, 4], 256, 512),
+      };
+      await rejectsWith(
+        shared.adapters.add('x', { data: safetensors(header, data) }),
+        'ERR_ADAPTER_INVALID',
+        /lora_down\.weight" holds a NaN or infinite value \(element 1\)/,
+      );
       assert.equal(shared.rebuilds, 0);
     });
 
@@ -314,7 +450,11 @@ describe('bad inputs', function () {
       const entry = JSON.stringify(tensor('F32', [4, 32], 0, 512));
       const text = `{"${LAYER}.lora_down.weight":${entry},"${LAYER}.lora_down.weight":${entry}}`;
       const f = file('twice.safetensors', safetensors(text, Buffer.alloc(512)));
-      await rejectsWith(loadWith({ path: f }), 'ERR_ADAPTER_INVALID', new RegExp(`its header names "${LAYER}\\.lora_down\\.weight" twice`));
+      await rejectsWith(
+        loadWith({ path: f }),
+        'ERR_ADAPTER_INVALID',
+        new RegExp(`its header names "${LAYER}\\.lora_down\\.weight" twice`),
+      );
     });
 
     it('a LoRA made for another base model: ERR_ADAPTER_INCOMPATIBLE naming a layer and both shapes', async function () {
@@ -326,12 +466,20 @@ describe('bad inputs', function () {
     });
 
     it('a LoRA that matches no layer: ERR_ADAPTER_UNMATCHED', async function () {
-      await rejectsWith(loadWith({ path: fx.lora('unmatched') }), 'ERR_ADAPTER_UNMATCHED', /Adapter "x" patches no layer of this sd model \(StableDiffusionPipeline\)/);
+      await rejectsWith(
+        loadWith({ path: fx.lora('unmatched') }),
+        'ERR_ADAPTER_UNMATCHED',
+        /Adapter "x" patches no layer of this sd model \(StableDiffusionPipeline\)/,
+      );
     });
 
     it('a valid safetensors file with no tensors: ERR_ADAPTER_FORMAT naming the adapter', async function () {
       const f = file('no-tensors.safetensors', safetensors({ __metadata__: { format: 'pt' } }));
-      await rejectsWith(loadWith({ path: f }), 'ERR_ADAPTER_FORMAT', /^Adapter "x" \(.*no-tensors\.safetensors\): The LoRA file holds no tensors/);
+      await rejectsWith(
+        loadWith({ path: f }),
+        'ERR_ADAPTER_FORMAT',
+        /^Adapter "x" \(.*no-tensors\.safetensors\): The LoRA file holds no tensors/,
+      );
     });
 
     it('two adapters registered with the same name (catalogue and options): ERR_INVALID_ARGUMENT', async function () {
@@ -345,13 +493,24 @@ describe('bad inputs', function () {
 
     it('a catalogue that names one adapter twice: ERR_INVALID_ARGUMENT (JSON.parse would keep the last)', async function () {
       const a = JSON.stringify(fx.lora('style-a'));
-      const catalog = file('twice.json', `{ "a": { "path": ${a} }, "b": { "path": ${a} }, "a": { "path": ${a}, "alpha": 0.5 } }`);
-      await rejectsWith(Pipeline.load(fx.model, { catalog }), 'ERR_INVALID_ARGUMENT', /twice\.json names adapter "a" twice: give each adapter one entry/);
+      const catalog = file(
+        'twice.json',
+        `{ "a": { "path": ${a} }, "b": { "path": ${a} }, "a": { "path": ${a}, "alpha": 0.5 } }`,
+      );
+      await rejectsWith(
+        Pipeline.load(fx.model, { catalog }),
+        'ERR_INVALID_ARGUMENT',
+        /twice\.json names adapter "a" twice: give each adapter one entry/,
+      );
     });
 
     it('a bad adapter added to a running pipeline: rejected, and the pipeline keeps its set and bytes', async function () {
       const f = file('added.safetensors', safetensors(pair('I64'), Buffer.alloc(2048)));
-      await rejectsWith(shared.adapters.add('x', { path: f }), 'ERR_ADAPTER_INVALID', /^Adapter "x": Safetensors file .*added\.safetensors is invalid/);
+      await rejectsWith(
+        shared.adapters.add('x', { path: f }),
+        'ERR_ADAPTER_INVALID',
+        /^Adapter "x": Safetensors file .*added\.safetensors is invalid/,
+      );
       assert.equal(shared.rebuilds, 0);
     });
 
@@ -367,21 +526,49 @@ describe('bad inputs', function () {
 
   describe('the options', function () {
     const cases = [
-      ['a width not a multiple of the VAE scale', { width: 33 }, /Expected a multiple of 2 \(the model's VAE scale factor\) for options\.width but received 33/],
+      [
+        'a width not a multiple of the VAE scale',
+        { width: 33 },
+        /Expected a multiple of 2 \(the model's VAE scale factor\) for options\.width but received 33/,
+      ],
       ['a zero width', { width: 0 }, /Expected an integer from 2 to 8192 for options\.width but received 0/],
       ['a negative height', { height: -64 }, /Expected an integer from 2 to 8192 for options\.height but received -64/],
-      ['a height above the limit', { height: 8194 }, /Expected an integer from 2 to 8192 for options\.height but received 8194/],
+      [
+        'a height above the limit',
+        { height: 8194 },
+        /Expected an integer from 2 to 8192 for options\.height but received 8194/,
+      ],
       ['a width that is not an integer', { width: 32.5 }, /for options\.width but received 32\.5/],
       ['a width given as a string', { width: '32' }, /for options\.width but received "32"/],
-      ['a NaN guidance scale', { guidanceScale: NaN }, /Expected a finite number from 0 to 100 for options\.guidanceScale but received NaN/],
+      [
+        'a NaN guidance scale',
+        { guidanceScale: NaN },
+        /Expected a finite number from 0 to 100 for options\.guidanceScale but received NaN/,
+      ],
       ['an Infinity guidance scale', { guidanceScale: Infinity }, /options\.guidanceScale but received Infinity/],
-      ['a NaN alpha', { adapters: { a: NaN } }, /Expected a finite number from -100 to 100 for options\.adapters\["a"\] but received NaN/],
+      [
+        'a NaN alpha',
+        { adapters: { a: NaN } },
+        /Expected a finite number from -100 to 100 for options\.adapters\["a"\] but received NaN/,
+      ],
       ['an Infinity alpha', { adapters: { b: -Infinity } }, /options\.adapters\["b"\] but received -Infinity/],
       ['zero steps', { steps: 0 }, /Expected an integer from 1 to 1000 for options\.steps but received 0/],
-      ['a huge number of steps', { steps: 1e9 }, /Expected an integer from 1 to 1000 for options\.steps but received 1000000000/],
+      [
+        'a huge number of steps',
+        { steps: 1e9 },
+        /Expected an integer from 1 to 1000 for options\.steps but received 1000000000/,
+      ],
       // GenAI 2026.3's PNDM (the fixture's own scheduler) reads past its table at 1 step: random or black images.
-      ['one step with the model\'s PNDM scheduler', { steps: 1 }, /Expected at least 2 steps with scheduler "auto" \(this model's own, PNDM\) but received 1: .*random or black/],
-      ['one step with PNDM asked for', { steps: 1, scheduler: 'pndm' }, /Expected at least 2 steps with scheduler "pndm" but received 1/],
+      [
+        "one step with the model's PNDM scheduler",
+        { steps: 1 },
+        /Expected at least 2 steps with scheduler "auto" \(this model's own, PNDM\) but received 1: .*random or black/,
+      ],
+      [
+        'one step with PNDM asked for',
+        { steps: 1, scheduler: 'pndm' },
+        /Expected at least 2 steps with scheduler "pndm" but received 1/,
+      ],
       ['a negative seed', { seed: -1 }, /Expected an integer from 0 to 4294967295 for options\.seed but received -1/],
       ['a seed that is not an integer', { seed: 0.5 }, /options\.seed but received 0\.5/],
       ['a seed above 2^32-1', { seed: 2 ** 32 }, /options\.seed but received 4294967296/],
@@ -389,18 +576,62 @@ describe('bad inputs', function () {
       ['zero images', { numImages: 0 }, /Expected an integer from 1 to 16 for options\.numImages but received 0/],
       ['a huge number of images', { numImages: 1e6 }, /options\.numImages but received 1000000/],
       ['an unknown adapter', { adapters: ['a', 'styleb'] }, /Unknown adapter "styleb"; this pipeline has "a", "b"/],
-      ['an adapter named with a typo', { adapters: { A: 1 } }, /Unknown adapter "A" \(did you mean "a"\?\); this pipeline has "a", "b"/],
+      [
+        'an adapter named with a typo',
+        { adapters: { A: 1 } },
+        /Unknown adapter "A" \(did you mean "a"\?\); this pipeline has "a", "b"/,
+      ],
       ['an adapter named twice', { adapters: ['b', 'b'] }, /Adapter "b" is named twice/],
-      ['an option key with a typo', { sede: 3 }, /Unknown option "sede" in the generate options: did you mean "seed"\?; the known options are adapters, /],
-      ['an option key in the wrong case', { guidancescale: 3 }, /Unknown option "guidancescale" .*did you mean "guidanceScale"\?/],
-      ['an unknown option key', { quality: 'best' }, /Unknown option "quality" in the generate options; the known options are /],
-      ['strength, which text-to-image does not take', { strength: 0.5 }, /Unknown option "strength" in the generate options/],
-      ['options of a class instance', new (class Settings {})(), /Expected an object for options but received an instance of Settings/],
-      ['a scheduler GenAI does not have', { scheduler: 'dpm++' }, /Expected one of auto, lcm, ddim, euler, flow-match-euler, pndm, euler-ancestral for options\.scheduler but received "dpm\+\+"/],
-      ['a generator that does not exist', { generator: 'numpy' }, /Expected "genai" or "torch" for options\.generator but received "numpy"/],
-      ['an onProgress that is not a function', { onProgress: 'log' }, /Expected a function for options\.onProgress but received "log"/],
-      ['a signal that is not an AbortSignal', { signal: { aborted: false } }, /Expected an AbortSignal for options\.signal but received an object \(Object\)/],
-      ['an output mode that does not exist', { output: 'share' }, /Expected "copy" or "borrow" for options\.output but received "share"/],
+      [
+        'an option key with a typo',
+        { sede: 3 },
+        /Unknown option "sede" in the generate options: did you mean "seed"\?; the known options are adapters, /,
+      ],
+      [
+        'an option key in the wrong case',
+        { guidancescale: 3 },
+        /Unknown option "guidancescale" .*did you mean "guidanceScale"\?/,
+      ],
+      [
+        'an unknown option key',
+        { quality: 'best' },
+        /Unknown option "quality" in the generate options; the known options are /,
+      ],
+      [
+        'strength, which text-to-image does not take',
+        { strength: 0.5 },
+        /Unknown option "strength" in the generate options/,
+      ],
+      [
+        'options of a class instance',
+        new (class Settings {})(),
+        /Expected an object for options but received an instance of Settings/,
+      ],
+      [
+        'a scheduler GenAI does not have',
+        { scheduler: 'dpm++' },
+        /Expected one of auto, lcm, ddim, euler, flow-match-euler, pndm, euler-ancestral for options\.scheduler but received "dpm\+\+"/,
+      ],
+      [
+        'a generator that does not exist',
+        { generator: 'numpy' },
+        /Expected "genai" or "torch" for options\.generator but received "numpy"/,
+      ],
+      [
+        'an onProgress that is not a function',
+        { onProgress: 'log' },
+        /Expected a function for options\.onProgress but received "log"/,
+      ],
+      [
+        'a signal that is not an AbortSignal',
+        { signal: { aborted: false } },
+        /Expected an AbortSignal for options\.signal but received an object \(Object\)/,
+      ],
+      [
+        'an output mode that does not exist',
+        { output: 'share' },
+        /Expected "copy" or "borrow" for options\.output but received "share"/,
+      ],
     ];
     for (const [what, options, pattern] of cases) {
       it(`${what}: ERR_INVALID_ARGUMENT`, async function () {
@@ -419,23 +650,43 @@ describe('bad inputs', function () {
     for (const [what, strength, pattern] of strengths) {
       it(`image-to-image with ${what}: ERR_INVALID_ARGUMENT`, async function () {
         const image = { data: reference, width: 32, height: 32 };
-        await rejectsWith(shared.imageToImage('a boat', image, { seed: 1, steps: 2, strength }), 'ERR_INVALID_ARGUMENT', pattern);
+        await rejectsWith(
+          shared.imageToImage('a boat', image, { seed: 1, steps: 2, strength }),
+          'ERR_INVALID_ARGUMENT',
+          pattern,
+        );
       });
     }
 
-    it('image-to-image given a width: ERR_INVALID_ARGUMENT (the size is the image\'s)', async function () {
+    it("image-to-image given a width: ERR_INVALID_ARGUMENT (the size is the image's)", async function () {
       const image = { data: reference, width: 32, height: 32 };
-      await rejectsWith(shared.imageToImage('a boat', image, { width: 64 }), 'ERR_INVALID_ARGUMENT', /Unknown option "width" in the options/);
+      await rejectsWith(
+        shared.imageToImage('a boat', image, { width: 64 }),
+        'ERR_INVALID_ARGUMENT',
+        /Unknown option "width" in the options/,
+      );
     });
 
     it('a prompt that is not a string: ERR_INVALID_ARGUMENT', async function () {
-      await rejectsWith(shared.generate(['a boat'], CALL), 'ERR_INVALID_ARGUMENT', /Expected a string of at most 100000 characters for prompt but received an array of length 1/);
+      await rejectsWith(
+        shared.generate(['a boat'], CALL),
+        'ERR_INVALID_ARGUMENT',
+        /Expected a string of at most 100000 characters for prompt but received an array of length 1/,
+      );
       await rejectsWith(shared.generate(undefined, CALL), 'ERR_INVALID_ARGUMENT', /for prompt but received undefined/);
     });
 
     it('a prompt over 100,000 characters: ERR_INVALID_ARGUMENT saying the limit; one at the limit works', async function () {
-      await rejectsWith(shared.generate('a'.repeat(100_001), CALL), 'ERR_INVALID_ARGUMENT', /Expected a string of at most 100000 characters for prompt but received "aaa/);
-      await rejectsWith(shared.generate('x', { ...CALL, negativePrompt: 'b'.repeat(100_001) }), 'ERR_INVALID_ARGUMENT', /at most 100000 characters for options\.negativePrompt/);
+      await rejectsWith(
+        shared.generate('a'.repeat(100_001), CALL),
+        'ERR_INVALID_ARGUMENT',
+        /Expected a string of at most 100000 characters for prompt but received "aaa/,
+      );
+      await rejectsWith(
+        shared.generate('x', { ...CALL, negativePrompt: 'b'.repeat(100_001) }),
+        'ERR_INVALID_ARGUMENT',
+        /at most 100000 characters for options\.negativePrompt/,
+      );
       const long = await shared.generate('a boat '.repeat(14_285), CALL);
       assert.equal(long.data.length, 32 * 32 * 3);
     });
@@ -454,23 +705,47 @@ describe('bad inputs', function () {
     it('a cache folder that is a file: ERR_INVALID_ARGUMENT', async function () {
       const file = path.join(tmp(), 'cache-file');
       writeFileSync(file, 'x');
-      await rejectsWith(Pipeline.load(fx.model, { cacheDir: file }), 'ERR_INVALID_ARGUMENT', /Cannot make the cache folder .*cache-file: EEXIST/);
+      await rejectsWith(
+        Pipeline.load(fx.model, { cacheDir: file }),
+        'ERR_INVALID_ARGUMENT',
+        /Cannot make the cache folder .*cache-file: EEXIST/,
+      );
     });
 
     it('a catalogue that is missing, or not an object of adapters: ERR_INVALID_ARGUMENT', async function () {
-      await rejectsWith(Pipeline.load(fx.model, { catalog: path.join(tmp(), 'none.json') }), 'ERR_INVALID_ARGUMENT', /Cannot read the catalogue .*none\.json: ENOENT/);
+      await rejectsWith(
+        Pipeline.load(fx.model, { catalog: path.join(tmp(), 'none.json') }),
+        'ERR_INVALID_ARGUMENT',
+        /Cannot read the catalogue .*none\.json: ENOENT/,
+      );
       const list = path.join(tmp(), 'list.json');
       writeFileSync(list, JSON.stringify([fx.lora('style-a')]));
-      await rejectsWith(Pipeline.load(fx.model, { catalog: list }), 'ERR_INVALID_ARGUMENT', /The catalogue .*list\.json must hold an object of adapters by name/);
+      await rejectsWith(
+        Pipeline.load(fx.model, { catalog: list }),
+        'ERR_INVALID_ARGUMENT',
+        /The catalogue .*list\.json must hold an object of adapters by name/,
+      );
     });
 
     it('an adapter given as a bare path, or with both path and data: ERR_INVALID_ARGUMENT', async function () {
-      await rejectsWith(Pipeline.load(fx.model, { adapters: { a: fx.lora('style-a') } }), 'ERR_INVALID_ARGUMENT', /Expected an object for adapters\["a"\] but received ".*style-a\.safetensors"/);
-      await rejectsWith(Pipeline.load(fx.model, { adapters: { a: { path: fx.lora('style-a'), data: Buffer.alloc(8) } } }), 'ERR_INVALID_ARGUMENT', /adapters\["a"\] needs exactly one of path and data/);
+      await rejectsWith(
+        Pipeline.load(fx.model, { adapters: { a: fx.lora('style-a') } }),
+        'ERR_INVALID_ARGUMENT',
+        /Expected an object for adapters\["a"\] but received ".*style-a\.safetensors"/,
+      );
+      await rejectsWith(
+        Pipeline.load(fx.model, { adapters: { a: { path: fx.lora('style-a'), data: Buffer.alloc(8) } } }),
+        'ERR_INVALID_ARGUMENT',
+        /adapters\["a"\] needs exactly one of path and data/,
+      );
     });
 
     it('an unknown load option, and an adapter alpha of Infinity: ERR_INVALID_ARGUMENT before anything is read', async function () {
-      await rejectsWith(Pipeline.load(fx.model, { adapter: GOOD }), 'ERR_INVALID_ARGUMENT', /Unknown option "adapter" in the load options: did you mean "adapters"\?/);
+      await rejectsWith(
+        Pipeline.load(fx.model, { adapter: GOOD }),
+        'ERR_INVALID_ARGUMENT',
+        /Unknown option "adapter" in the load options: did you mean "adapters"\?/,
+      );
       await rejectsWith(
         Pipeline.load(fx.model, { adapters: { a: { path: fx.lora('style-a'), alpha: Infinity } } }),
         'ERR_INVALID_ARGUMENT',
@@ -501,22 +776,42 @@ describe('bad inputs', function () {
 
     it('a 65-byte PNG claiming 2^31-1 x 2^31-1 pixels: ERR_INVALID_ARGUMENT before decoding (it crashed zlib)', async function () {
       const before = process.memoryUsage().rss;
-      await rejectsWith(shared.imageToImage('a boat', png(2 ** 31 - 1, 2 ** 31 - 1), { seed: 1, steps: 2 }), 'ERR_INVALID_ARGUMENT', /Expected an integer from 1 to 8192 for image\.width but received 2147483647/);
+      await rejectsWith(
+        shared.imageToImage('a boat', png(2 ** 31 - 1, 2 ** 31 - 1), { seed: 1, steps: 2 }),
+        'ERR_INVALID_ARGUMENT',
+        /Expected an integer from 1 to 8192 for image\.width but received 2147483647/,
+      );
       assert.ok(process.memoryUsage().rss - before < 50 * MB);
     });
 
     it('a PNG mask claiming 30000 x 30000 pixels: ERR_INVALID_ARGUMENT before decoding (it took minutes)', async function () {
-      await rejectsWith(shared.inpaint('a boat', image(), png(30000, 30000)), 'ERR_INVALID_ARGUMENT', /Expected an integer from 1 to 8192 for mask\.width but received 30000/);
+      await rejectsWith(
+        shared.inpaint('a boat', image(), png(30000, 30000)),
+        'ERR_INVALID_ARGUMENT',
+        /Expected an integer from 1 to 8192 for mask\.width but received 30000/,
+      );
     });
 
     it('a PNG whose sides are not multiples of the VAE scale: ERR_INVALID_ARGUMENT', async function () {
-      await rejectsWith(shared.imageToImage('a boat', png(64, 33)), 'ERR_INVALID_ARGUMENT', /Expected a multiple of 2 \(the model's VAE scale factor\) for image\.height but received 33/);
+      await rejectsWith(
+        shared.imageToImage('a boat', png(64, 33)),
+        'ERR_INVALID_ARGUMENT',
+        /Expected a multiple of 2 \(the model's VAE scale factor\) for image\.height but received 33/,
+      );
     });
 
     it('bytes that are not a PNG, and a PNG cut short: ERR_INVALID_ARGUMENT', async function () {
-      await rejectsWith(shared.imageToImage('a boat', Buffer.from('GIF89a, not a PNG at all')), 'ERR_INVALID_ARGUMENT', /Not a readable PNG: 24 bytes without the PNG signature/);
+      await rejectsWith(
+        shared.imageToImage('a boat', Buffer.from('GIF89a, not a PNG at all')),
+        'ERR_INVALID_ARGUMENT',
+        /Not a readable PNG: 24 bytes without the PNG signature/,
+      );
       const whole = png(32, 32, deflateSync(Buffer.alloc(32 * (1 + 32 * 3))));
-      await rejectsWith(shared.imageToImage('a boat', whole.subarray(0, whole.length - 20)), 'ERR_INVALID_ARGUMENT', /Not a readable PNG: /);
+      await rejectsWith(
+        shared.imageToImage('a boat', whole.subarray(0, whole.length - 20)),
+        'ERR_INVALID_ARGUMENT',
+        /Not a readable PNG: /,
+      );
     });
 
     it('a PNG whose data inflates far past its size (a zip bomb): ERR_INVALID_ARGUMENT, no allocation', async function () {
@@ -527,9 +822,17 @@ describe('bad inputs', function () {
     });
 
     it('raw pixels of the wrong length, or a mask of another size: ERR_INVALID_ARGUMENT', async function () {
-      await rejectsWith(shared.imageToImage('a boat', { data: reference, width: 32, height: 30 }), 'ERR_INVALID_ARGUMENT', /Expected 2880 bytes \(32x30x3\) for image\.data but received a Buffer of 3072 bytes/);
+      await rejectsWith(
+        shared.imageToImage('a boat', { data: reference, width: 32, height: 30 }),
+        'ERR_INVALID_ARGUMENT',
+        /Expected 2880 bytes \(32x30x3\) for image\.data but received a Buffer of 3072 bytes/,
+      );
       const mask = { data: Buffer.alloc(16 * 16, 255), width: 16, height: 16, channels: 1 };
-      await rejectsWith(shared.inpaint('a boat', image(), mask), 'ERR_INVALID_ARGUMENT', /Expected a mask of the image's size \(32x32\) but received 16x16/);
+      await rejectsWith(
+        shared.inpaint('a boat', image(), mask),
+        'ERR_INVALID_ARGUMENT',
+        /Expected a mask of the image's size \(32x32\) but received 16x16/,
+      );
     });
   });
 
@@ -546,7 +849,10 @@ describe('bad inputs', function () {
       await sdxl?.dispose();
     });
     afterEach(async function () {
-      assert.ok((await sdxl.generate('a boat', XL_CALL)).data.equals(xlReference), 'the SDXL pipeline no longer gives its reference bytes');
+      assert.ok(
+        (await sdxl.generate('a boat', XL_CALL)).data.equals(xlReference),
+        'the SDXL pipeline no longer gives its reference bytes',
+      );
       assert.deepEqual(sdxl.adapters.names, ['a']);
     });
     const damagedXl = (name, file, damage) => {
@@ -565,7 +871,11 @@ describe('bad inputs', function () {
     });
 
     it('an SD 1.5 LoRA added to the running SDXL pipeline: ERR_ADAPTER_INCOMPATIBLE, nothing rebuilt', async function () {
-      await rejectsWith(sdxl.adapters.add('x', { path: fx.lora('style-b') }), 'ERR_ADAPTER_INCOMPATIBLE', /Adapter "x" does not fit this model/);
+      await rejectsWith(
+        sdxl.adapters.add('x', { path: fx.lora('style-b') }),
+        'ERR_ADAPTER_INCOMPATIBLE',
+        /Adapter "x" does not fit this model/,
+      );
       assert.equal(sdxl.rebuilds, 0);
     });
 
@@ -577,28 +887,52 @@ describe('bad inputs', function () {
       );
     });
 
-    it('the second text encoder\'s weights truncated: ERR_MODEL_INVALID naming them', async function () {
+    it("the second text encoder's weights truncated: ERR_MODEL_INVALID naming them", async function () {
       const dir = damagedXl('xl-te2', 'text_encoder_2/openvino_model.bin', (f) => truncateSync(f, 5000));
-      await rejectsWith(Pipeline.load(dir), 'ERR_MODEL_INVALID', /is incomplete: text_encoder_2\/openvino_model\.bin holds 5000 bytes, but text_encoder_2\/openvino_model\.xml reads weights up to byte \d+/);
+      await rejectsWith(
+        Pipeline.load(dir),
+        'ERR_MODEL_INVALID',
+        /is incomplete: text_encoder_2\/openvino_model\.bin holds 5000 bytes, but text_encoder_2\/openvino_model\.xml reads weights up to byte \d+/,
+      );
     });
 
     it('the second tokenizer missing: ERR_MODEL_INVALID naming it', async function () {
       const dir = damagedXl('xl-tok2', 'tokenizer_2/openvino_tokenizer.xml', (f) => rmSync(f));
-      await rejectsWith(Pipeline.load(dir), 'ERR_MODEL_INVALID', /is incomplete: tokenizer_2\/openvino_tokenizer\.xml is missing/);
+      await rejectsWith(
+        Pipeline.load(dir),
+        'ERR_MODEL_INVALID',
+        /is incomplete: tokenizer_2\/openvino_tokenizer\.xml is missing/,
+      );
     });
 
     it('image-to-image at strength 0 with the LCM scheduler (a SIGSEGV in GenAI 2026.3): ERR_INVALID_ARGUMENT', async function () {
       const image = { data: xlReference, width: XL_CALL.width ?? 64, height: XL_CALL.height ?? 64 };
-      await rejectsWith(sdxl.imageToImage('a boat', image, { seed: 1, steps: 4, strength: 0, scheduler: 'lcm' }), 'ERR_INVALID_ARGUMENT', /4 x 0/);
+      await rejectsWith(
+        sdxl.imageToImage('a boat', image, { seed: 1, steps: 4, strength: 0, scheduler: 'lcm' }),
+        'ERR_INVALID_ARGUMENT',
+        /4 x 0/,
+      );
     });
 
     it('the PNDM scheduler on a model whose config leaves skip_prk_steps off: ERR_INVALID_ARGUMENT (was ERR_GENAI)', async function () {
-      await rejectsWith(sdxl.generate('a boat', { ...XL_CALL, scheduler: 'pndm' }), 'ERR_INVALID_ARGUMENT', /options\.scheduler "pndm" cannot be used: .*skip_prk_steps/);
+      await rejectsWith(
+        sdxl.generate('a boat', { ...XL_CALL, scheduler: 'pndm' }),
+        'ERR_INVALID_ARGUMENT',
+        /options\.scheduler "pndm" cannot be used: .*skip_prk_steps/,
+      );
     });
 
     it('a size that is not a multiple of the VAE scale, and an alpha of NaN: ERR_INVALID_ARGUMENT', async function () {
-      await rejectsWith(sdxl.generate('a boat', { ...XL_CALL, height: 31 }), 'ERR_INVALID_ARGUMENT', /a multiple of 2 .* for options\.height but received 31/);
-      await rejectsWith(sdxl.generate('a boat', { ...XL_CALL, adapters: { a: NaN } }), 'ERR_INVALID_ARGUMENT', /options\.adapters\["a"\] but received NaN/);
+      await rejectsWith(
+        sdxl.generate('a boat', { ...XL_CALL, height: 31 }),
+        'ERR_INVALID_ARGUMENT',
+        /a multiple of 2 .* for options\.height but received 31/,
+      );
+      await rejectsWith(
+        sdxl.generate('a boat', { ...XL_CALL, adapters: { a: NaN } }),
+        'ERR_INVALID_ARGUMENT',
+        /options\.adapters\["a"\] but received NaN/,
+      );
     });
   });
 

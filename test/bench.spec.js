@@ -16,7 +16,9 @@ function start(file, args) {
   });
   const waiting = [];
   const lines = [];
-  createInterface({ input: child.stdout }).on('line', (line) => (waiting.length ? waiting.shift()(line) : lines.push(line)));
+  createInterface({ input: child.stdout }).on('line', (line) =>
+    waiting.length ? waiting.shift()(line) : lines.push(line),
+  );
   const next = () => (lines.length ? Promise.resolve(lines.shift()) : new Promise((resolve) => waiting.push(resolve)));
   return {
     next,
@@ -24,7 +26,11 @@ function start(file, args) {
       child.stdin.write(`${fields.join('\t')}\n`);
       return (await next()).split('\t');
     },
-    stop: () => new Promise((resolve) => { child.once('exit', resolve); child.stdin.end('quit\n'); }),
+    stop: () =>
+      new Promise((resolve) => {
+        child.once('exit', resolve);
+        child.stdin.end('quit\n');
+      }),
   };
 }
 
@@ -33,7 +39,9 @@ describe('bench runners', function () {
   const runners = {};
   before(async function () {
     const { buildNative } = await import(path.join(ROOT, 'scripts', 'build-native.mjs'));
-    buildNative(['--CDMULTILORA_BENCH_DRIVER=ON', '--target', 'multilora-bench-driver'], { outDir: path.join(ROOT, 'build', 'bench') });
+    buildNative(['--CDMULTILORA_BENCH_DRIVER=ON', '--target', 'multilora-bench-driver'], {
+      outDir: path.join(ROOT, 'build', 'bench'),
+    });
     runners.node = start(process.execPath, [path.join(ROOT, 'scripts', 'bench', 'node-runner.mjs')]);
     runners.python = start(sdk().python, [path.join(ROOT, 'scripts', 'bench', 'python_runner.py')]);
     runners.cpp = start(DRIVER, []);

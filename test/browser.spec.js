@@ -93,7 +93,10 @@ describe('server: the page in Chromium', function () {
       const padding = parseFloat(style.paddingLeft) + parseFloat(style.paddingRight);
       return { text: context.measureText(input.value).width, room: input.clientWidth - padding };
     });
-    assert.ok(fits.text + 20 <= fits.room, `the digits need ${fits.text} px and 20 px of spin buttons in ${fits.room} px`);
+    assert.ok(
+      fits.text + 20 <= fits.room,
+      `the digits need ${fits.text} px and 20 px of spin buttons in ${fits.room} px`,
+    );
   });
 
   it('generates with two adapters: progress on the way, the image, the history', async function () {
@@ -122,7 +125,12 @@ describe('server: the page in Chromium', function () {
   it('cancels a long run: the page says so, and the server is free again', async function () {
     await page.fill('#steps', '500');
     await page.click('#generate');
-    await page.waitForFunction(() => Number(document.getElementById('progress').dataset.step || 0) >= 2 && document.body.dataset.state === 'running', null, { timeout: 60_000 });
+    await page.waitForFunction(
+      () =>
+        Number(document.getElementById('progress').dataset.step || 0) >= 2 && document.body.dataset.state === 'running',
+      null,
+      { timeout: 60_000 },
+    );
     await page.click('#cancel');
     await page.waitForSelector('body[data-state=cancelled]', { timeout: 30_000 });
     assert.match(await page.textContent('#status'), /^Cancelled at step \d+\/500\.$/);
@@ -142,9 +150,13 @@ describe('server: the page in Chromium', function () {
   it('has said nothing at level error in the console (a missing favicon would be a 404) but the cancel', async function () {
     // The cancelled generation's POST answers 499 ERR_CANCELLED (docs/SERVER.md), which Chromium logs as a failed
     // load; that one is by design, and the only one allowed.
-    const cancelled = /^Failed to load resource: the server responded with a status of 499 .*\/v1\/images\/generations\)$/;
+    const cancelled =
+      /^Failed to load resource: the server responded with a status of 499 .*\/v1\/images\/generations\)$/;
     assert.ok(consoleErrors.filter((e) => cancelled.test(e)).length <= 1, consoleErrors.join('\n'));
-    assert.deepEqual(consoleErrors.filter((e) => !cancelled.test(e)), []);
+    assert.deepEqual(
+      consoleErrors.filter((e) => !cancelled.test(e)),
+      [],
+    );
     const icon = await page.$eval('link[rel=icon]', (link) => link.href);
     const response = await fetch(icon);
     assert.equal(response.status, 200);
@@ -168,7 +180,14 @@ describe('server: the page in Chromium, with an API key', function () {
       executablePath: CHROMIUM,
       viewport: { width: 1100, height: 900 },
       headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
     });
     page = browser.pages()[0] ?? (await browser.newPage());
     page.on('pageerror', (err) => {

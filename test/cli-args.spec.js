@@ -19,9 +19,14 @@ describe('multilora (the CLI)', function () {
 
     it('refuses what is not name=path, or an alpha out of range', function () {
       for (const bad of ['a', '=x.safetensors', 'a=', 'a=:0.5']) {
-        assert.throws(() => parseLora(bad), { name: 'UsageError', message: /^Expected name=path\[:alpha\] for --lora but received / });
+        assert.throws(() => parseLora(bad), {
+          name: 'UsageError',
+          message: /^Expected name=path\[:alpha\] for --lora but received /,
+        });
       }
-      assert.throws(() => parseLora('a=x:1e9'), { message: /^Expected a number from -100 to 100 for the alpha of --lora/ });
+      assert.throws(() => parseLora('a=x:1e9'), {
+        message: /^Expected a number from -100 to 100 for the alpha of --lora/,
+      });
       assert.throws(() => parseUse(':0.5'), { message: /^Expected name\[:alpha\] for --use/ });
     });
 

@@ -54,22 +54,37 @@ describe('multilora (the CLI)', function () {
       [['generate', 'a cat', '--bogus'], /unknown option '--bogus'/],
       [['generate'], /missing required argument 'prompt'/],
       [['generate', 'a cat', '--seed', '-1'], /Expected an integer from 0 to 4294967295 for --seed but received "-1"/],
-      [['generate', 'a cat', '--seed', 'abc'], /Expected an integer from 0 to 4294967295 for --seed but received "abc"/],
+      [
+        ['generate', 'a cat', '--seed', 'abc'],
+        /Expected an integer from 0 to 4294967295 for --seed but received "abc"/,
+      ],
       [['generate', 'a cat', '--seed', '1', '--random-seed'], /--seed <n>' cannot be used with option '--random-seed'/],
-      [['generate', 'a cat', '--width', '65'], /Expected a multiple of 2 \(the model's VAE scale factor\) for --width but received "65"/],
+      [
+        ['generate', 'a cat', '--width', '65'],
+        /Expected a multiple of 2 \(the model's VAE scale factor\) for --width but received "65"/,
+      ],
       [['generate', 'a cat', '--steps', '0'], /Expected an integer from 1 to 1000 for --steps/],
       [['generate', 'a cat', '--guidance', 'lots'], /Expected a number from 0 to 100 for --guidance/],
       [['generate', 'a cat', '--out', 'cat.gif'], /Expected a file name ending in \.png, \.jpg or \.jpeg/],
       [['generate', 'a cat', '--out', '-', '--json'], /--json and --out - both write to stdout/],
       [['generate', 'a cat', '--lora', 'nopath'], /Expected name=path\[:alpha\] for --lora but received "nopath"/],
-      [['generate', 'a cat', '--lora', 'a=x.safetensors:500'], /Expected a number from -100 to 100 for the alpha of --lora/],
+      [
+        ['generate', 'a cat', '--lora', 'a=x.safetensors:500'],
+        /Expected a number from -100 to 100 for the alpha of --lora/,
+      ],
       [['generate', 'a cat', '--use', 'a'], /--use picks adapters of a catalogue: give --catalog/],
       [['generate', 'a cat', '--scheduler', 'fastest'], /Allowed choices are auto, lcm/],
       [['info', '--catalog', 'no-such-catalogue.json'], /ERR_INVALID_ARGUMENT: Cannot read the catalogue/],
       [['serve', '--port', '99999'], /Expected an integer from 0 to 65535 for --port but received "99999"/],
       // The checks of the address come before the model loads: one line, no "loading" line before it.
-      [['serve', '--host', '999.1.1.1'], /ERR_INVALID_ARGUMENT: Expected an IP address or a host name for host but received "999\.1\.1\.1"/],
-      [['serve', '--host', 'no-such-host.invalid'], /ERR_INVALID_ARGUMENT: Expected an IP address or a host name that resolves for host/],
+      [
+        ['serve', '--host', '999.1.1.1'],
+        /ERR_INVALID_ARGUMENT: Expected an IP address or a host name for host but received "999\.1\.1\.1"/,
+      ],
+      [
+        ['serve', '--host', 'no-such-host.invalid'],
+        /ERR_INVALID_ARGUMENT: Expected an IP address or a host name that resolves for host/,
+      ],
     ];
     for (const [args, message] of cases) {
       it(args.join(' '), async function () {
@@ -92,12 +107,27 @@ describe('multilora (the CLI)', function () {
     });
     const cases = [
       [['--out', 'folder.png'], /^multilora: Expected a file, not a folder, for --out but received "folder\.png"\n$/],
-      [['--out', 'shots.png', '--n', '2'], /^multilora: Expected a file, not a folder, for --out but received "shots-2\.png"\n$/],
-      [['--out', 'no-such-folder/cat.png'], /^multilora: Expected a file in an existing folder \(no folder .*no-such-folder\) for --out but received "no-such-folder\/cat\.png"\n$/],
-      [['--out', 'kept.png/cat.png'], /^multilora: Expected a file in an existing folder \(no folder .*kept\.png\) for --out/],
+      [
+        ['--out', 'shots.png', '--n', '2'],
+        /^multilora: Expected a file, not a folder, for --out but received "shots-2\.png"\n$/,
+      ],
+      [
+        ['--out', 'no-such-folder/cat.png'],
+        /^multilora: Expected a file in an existing folder \(no folder .*no-such-folder\) for --out but received "no-such-folder\/cat\.png"\n$/,
+      ],
+      [
+        ['--out', 'kept.png/cat.png'],
+        /^multilora: Expected a file in an existing folder \(no folder .*kept\.png\) for --out/,
+      ],
       // sysfs refuses new files, to root too.
-      [['--out', '/sys/multilora-cat.png'], /^multilora: Expected a file this user can write \(EACCES in \/sys\) for --out but received "\/sys\/multilora-cat\.png"\n$/],
-      [['--out', 'cat.webp'], /^multilora: Expected a file name ending in \.png, \.jpg or \.jpeg, or - for stdout for --out/],
+      [
+        ['--out', '/sys/multilora-cat.png'],
+        /^multilora: Expected a file this user can write \(EACCES in \/sys\) for --out but received "\/sys\/multilora-cat\.png"\n$/,
+      ],
+      [
+        ['--out', 'cat.webp'],
+        /^multilora: Expected a file name ending in \.png, \.jpg or \.jpeg, or - for stdout for --out/,
+      ],
     ];
     for (const [args, message] of cases) {
       it(args.join(' '), async function () {
@@ -115,7 +145,10 @@ describe('multilora (the CLI)', function () {
         assert.equal(r.status, 2, r.stderr);
         assert.match(r.stderr, /for --width/);
       }
-      const left = { 'new.png exists': existsSync(path.join(workDir(), 'new.png')), 'kept.png': readFileSync(path.join(workDir(), 'kept.png'), 'utf8') };
+      const left = {
+        'new.png exists': existsSync(path.join(workDir(), 'new.png')),
+        'kept.png': readFileSync(path.join(workDir(), 'kept.png'), 'utf8'),
+      };
       assert.deepEqual(left, { 'new.png exists': false, 'kept.png': 'old bytes' });
     });
   });
@@ -146,8 +179,37 @@ describe('multilora (the CLI)', function () {
         run(['generate', 'a cat', '--seed', '42', ...QUICK, '--out', 'b.png', '--json'], { cwd: workDir() }),
         run(['generate', 'a cat', '--seed', '42', ...QUICK, '--out', '-'], { cwd: workDir() }),
         run(['generate', 'a cat', '--seed', '7', ...QUICK, '--out', 'c.jpg', '--n', '2'], { cwd: workDir() }),
-        run(['generate', 'a cat', '--seed', '42', ...QUICK, '--lora', `xray=${sdxl.lora('style-a')}:0.7`, '--out', 'lora.png'], { cwd: workDir() }),
-        run(['generate', 'a cat', '--seed', '42', ...QUICK, '--catalog', catalogFile, '--use', 'X-ray', '--out', 'cat.png', '--json'], { cwd: workDir() }),
+        run(
+          [
+            'generate',
+            'a cat',
+            '--seed',
+            '42',
+            ...QUICK,
+            '--lora',
+            `xray=${sdxl.lora('style-a')}:0.7`,
+            '--out',
+            'lora.png',
+          ],
+          { cwd: workDir() },
+        ),
+        run(
+          [
+            'generate',
+            'a cat',
+            '--seed',
+            '42',
+            ...QUICK,
+            '--catalog',
+            catalogFile,
+            '--use',
+            'X-ray',
+            '--out',
+            'cat.png',
+            '--json',
+          ],
+          { cwd: workDir() },
+        ),
       ]);
       for (const r of [png, json, stdout, jpg, lora, catalogue]) assert.equal(r.status, 0, r.stderr);
     });
@@ -168,7 +230,9 @@ describe('multilora (the CLI)', function () {
     });
 
     it("prints a bounded number of step lines to a non-terminal: at most 11 for the model's 50 steps", async function () {
-      const r = await run(['generate', 'a cat', '--width', '64', '--height', '64', '--out', 'fifty.png'], { cwd: workDir() });
+      const r = await run(['generate', 'a cat', '--width', '64', '--height', '64', '--out', 'fifty.png'], {
+        cwd: workDir(),
+      });
       assert.equal(r.status, 0, r.stderr);
       const steps = [...r.stderr.matchAll(/^step (\d+)\/(\d+) /gm)].map((m) => `${m[1]}/${m[2]}`);
       // The first step, the first of each tenth (5, 10, ... 45) and the last (fewer if the addon dropped events).
@@ -201,7 +265,10 @@ describe('multilora (the CLI)', function () {
     });
 
     it('exits 1 with one line, no stack trace, when stdout closes before the image is written', async function () {
-      const child = spawn(process.execPath, [MAIN, 'generate', 'a cat', ...QUICK, '--out', '-'], { cwd: workDir(), stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, [MAIN, 'generate', 'a cat', ...QUICK, '--out', '-'], {
+        cwd: workDir(),
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       child.stdout.destroy();
       let stderr = '';
       child.stderr.on('data', (chunk) => (stderr += chunk));
@@ -276,10 +343,13 @@ describe('multilora (the CLI)', function () {
       assert.equal(info.model.vaeScaleFactor, 2);
       assert.deepEqual(info.defaults, { width: 64, height: 64, steps: 50, guidanceScale: 5 });
       assert.equal(info.imageInputs, true);
-      assert.deepEqual(info.adapters.map((a) => [a.name, a.alpha, a.info.format, a.info.matched]), [
-        ['a', 0.5, 'kohya', 240],
-        ['p', 1, 'peft', 160],
-      ]);
+      assert.deepEqual(
+        info.adapters.map((a) => [a.name, a.alpha, a.info.format, a.info.matched]),
+        [
+          ['a', 0.5, 'kohya', 240],
+          ['p', 1, 'peft', 160],
+        ],
+      );
     });
 
     it('exits 1 naming ERR_ADAPTER_UNMATCHED for a LoRA that patches nothing in the model', async function () {
@@ -342,7 +412,10 @@ describe('multilora (the CLI)', function () {
         const r = await run(['serve', '--port', String(taken.address().port)], { cwd: workDir() });
         assert.equal(r.status, 2, r.stderr);
         assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr); // no "loading" line
-        assert.match(r.stderr, /^multilora: ERR_INVALID_ARGUMENT: Expected a free port for port but received \d+: .*EADDRINUSE/);
+        assert.match(
+          r.stderr,
+          /^multilora: ERR_INVALID_ARGUMENT: Expected a free port for port but received \d+: .*EADDRINUSE/,
+        );
       } finally {
         await new Promise((resolve) => taken.close(resolve));
       }
@@ -351,7 +424,10 @@ describe('multilora (the CLI)', function () {
     it('--host 0.0.0.0 prints the real address, and warns on stderr in one line that it is open without authentication', async function () {
       const s = await serve(['--host', '0.0.0.0']);
       try {
-        assert.match(s.stdout, /^multilora serving on http:\/\/0\.0\.0\.0:\d+ \(every IPv4 address of this machine\)$/m);
+        assert.match(
+          s.stdout,
+          /^multilora serving on http:\/\/0\.0\.0\.0:\d+ \(every IPv4 address of this machine\)$/m,
+        );
         const res = await getWithHost('127.0.0.1', s.port, '/v1/status', 'lan-name.example');
         assert.equal(res.status, 200); // no Host guard off loopback
       } finally {
@@ -360,7 +436,10 @@ describe('multilora (the CLI)', function () {
       assert.equal(await s.exited, 0, s.stderr);
       const warnings = s.stderr.split('\n').filter((line) => line.startsWith('multilora: warning:'));
       assert.equal(warnings.length, 1, s.stderr);
-      assert.match(warnings[0], /listening on every IPv4 address of this machine, not only on this machine, with no authentication/);
+      assert.match(
+        warnings[0],
+        /listening on every IPv4 address of this machine, not only on this machine, with no authentication/,
+      );
     });
 
     it('MULTILORA_API_KEY: the API needs the key, and the warning for 0.0.0.0 says a key is set', async function () {
@@ -370,7 +449,9 @@ describe('multilora (the CLI)', function () {
         const without = await getWithHost('127.0.0.1', s.port, '/v1/status', `127.0.0.1:${s.port}`);
         assert.equal(without.status, 401);
         assert.equal(without.body.error.code, 'ERR_UNAUTHORIZED');
-        const res = await fetch(`http://127.0.0.1:${s.port}/v1/status`, { headers: { authorization: `Bearer ${key}` } });
+        const res = await fetch(`http://127.0.0.1:${s.port}/v1/status`, {
+          headers: { authorization: `Bearer ${key}` },
+        });
         assert.equal(res.status, 200);
         assert.equal((await fetch(`http://127.0.0.1:${s.port}/`)).status, 200);
       } finally {
@@ -379,14 +460,20 @@ describe('multilora (the CLI)', function () {
       assert.equal(await s.exited, 0, s.stderr);
       const warnings = s.stderr.split('\n').filter((line) => line.startsWith('multilora: warning:'));
       assert.equal(warnings.length, 1, s.stderr);
-      assert.match(warnings[0], /listening on every IPv4 address of this machine, not only on this machine, with an API key: /);
+      assert.match(
+        warnings[0],
+        /listening on every IPv4 address of this machine, not only on this machine, with an API key: /,
+      );
       assert.ok(!s.stderr.includes(key) && !s.stdout.includes(key), 'the key is printed');
     });
 
     it('--api-key refuses a short key with exit 2, without printing it', async function () {
       const r = await run(['serve', '--api-key', 'hunter2'], { cwd: workDir() });
       assert.equal(r.status, 2, r.stderr);
-      assert.match(r.stderr, /^multilora: Expected 16 to 4096 letters, digits or -\._~\+\/ .* for --api-key \(or MULTILORA_API_KEY\) but received a string of 7 characters\n$/);
+      assert.match(
+        r.stderr,
+        /^multilora: Expected 16 to 4096 letters, digits or -\._~\+\/ .* for --api-key \(or MULTILORA_API_KEY\) but received a string of 7 characters\n$/,
+      );
       assert.doesNotMatch(r.stderr, /hunter2/);
     });
 
@@ -409,10 +496,14 @@ describe('multilora (the CLI)', function () {
       it(`prints the URL, serves the page there, and on ${signal} closes and exits 0`, async function () {
         let url;
         let page;
-        const child = spawn(process.execPath, [MAIN, 'serve', '--port', '0', '--lora', `a=${sdxl.lora('style-a')}:0.5`], {
-          cwd: workDir(),
-          stdio: ['ignore', 'pipe', 'pipe'],
-        });
+        const child = spawn(
+          process.execPath,
+          [MAIN, 'serve', '--port', '0', '--lora', `a=${sdxl.lora('style-a')}:0.5`],
+          {
+            cwd: workDir(),
+            stdio: ['ignore', 'pipe', 'pipe'],
+          },
+        );
         let stdout = '';
         let stderr = '';
         child.stderr.on('data', (chunk) => (stderr += chunk));

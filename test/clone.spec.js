@@ -22,9 +22,20 @@ describe("GenAI's clone() with LoRA (why PipelinePool never uses it)", function 
     const s = sdk();
     const probe = path.join(tmp(), 'clone_probe');
     execFileSync('g++', [
-      '-std=c++17', '-O1', '-I', path.join(ROOT, 'native'), '-isystem', s.openvinoInclude,
-      path.join(__dirname, 'helpers', 'clone_probe.cc'), '-o', probe, s.genaiLib, s.openvinoLib,
-      '-Wl,--disable-new-dtags', `-Wl,-rpath,${s.genaiLibDir}:${s.openvinoLibDir}`, '-pthread',
+      '-std=c++17',
+      '-O1',
+      '-I',
+      path.join(ROOT, 'native'),
+      '-isystem',
+      s.openvinoInclude,
+      path.join(__dirname, 'helpers', 'clone_probe.cc'),
+      '-o',
+      probe,
+      s.genaiLib,
+      s.openvinoLib,
+      '-Wl,--disable-new-dtags',
+      `-Wl,-rpath,${s.genaiLibDir}:${s.openvinoLibDir}`,
+      '-pthread',
     ]);
     const fx = families.sd15;
     // Line 1: the calls made one at a time; line 2: the original and its clone at once. GenAI sometimes crashes the
@@ -40,8 +51,12 @@ describe("GenAI's clone() with LoRA (why PipelinePool never uses it)", function 
       assert.equal(r.status, 0, r.stderr);
       Object.assign(seen, JSON.parse(lines[1]));
     } else {
-      assert.ok(r.signal, `the probe stopped in its concurrent part without a signal (status ${r.status}): ${r.stderr}`);
-      for (let i = 0; i < 4; i += 1) seen[`concurrentOriginalA${i}`] = seen[`concurrentCloneB${i}`] = `crashed: ${r.signal}`;
+      assert.ok(
+        r.signal,
+        `the probe stopped in its concurrent part without a signal (status ${r.status}): ${r.stderr}`,
+      );
+      for (let i = 0; i < 4; i += 1)
+        seen[`concurrentOriginalA${i}`] = seen[`concurrentCloneB${i}`] = `crashed: ${r.signal}`;
     }
   });
 

@@ -3,7 +3,16 @@
 'use strict';
 const assert = require('node:assert/strict');
 const { spawn, execFileSync } = require('node:child_process');
-const { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync, copyFileSync, rmSync } = require('node:fs');
+const {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+  copyFileSync,
+  rmSync,
+} = require('node:fs');
 const http = require('node:http');
 const path = require('node:path');
 
@@ -75,7 +84,7 @@ describe('convert', function () {
   const tmp = useTempDir('multilora-convert-');
 
   describe('the tiny diffusers fixtures', function () {
-    it('SD 1.5-like at fp32: progress through every phase, and the IR gives the committed model\'s very bytes', async function () {
+    it("SD 1.5-like at fp32: progress through every phase, and the IR gives the committed model's very bytes", async function () {
       const out = path.join(tmp(), 'sd15');
       const events = [];
       const result = await convert(diffusers('sd15'), out, { weightFormat: 'fp32', onProgress: (e) => events.push(e) });
@@ -86,23 +95,38 @@ describe('convert', function () {
       assert.deepEqual(result.fused, []);
       assert.ok(result.bytes > 4e6 && result.bytes < 12e6, `${result.bytes} bytes`);
       assert.deepEqual(result.verified && [result.verified.width, result.verified.steps], [16, 2]);
-      for (const file of ['model_index.json', 'unet/openvino_model.xml', 'tokenizer/openvino_tokenizer.xml', 'vae_decoder/openvino_model.bin']) {
+      for (const file of [
+        'model_index.json',
+        'unet/openvino_model.xml',
+        'tokenizer/openvino_tokenizer.xml',
+        'vae_decoder/openvino_model.bin',
+      ]) {
         assert.ok(existsSync(path.join(out, file)), file);
       }
       const phases = [...new Set(events.map((e) => e.phase))];
-      assert.deepEqual(phases.filter((p) => p !== 'setup'), ['check', 'export', 'verify', 'done']);
+      assert.deepEqual(
+        phases.filter((p) => p !== 'setup'),
+        ['check', 'export', 'verify', 'done'],
+      );
       const fractions = events.filter((e) => e.phase === 'export' && e.fraction !== undefined).map((e) => e.fraction);
-      assert.deepEqual(fractions, [...fractions].sort((a, b) => a - b), 'the export progress only grows');
+      assert.deepEqual(
+        fractions,
+        [...fractions].sort((a, b) => a - b),
+        'the export progress only grows',
+      );
       assert.equal(fractions.at(-1), 1);
       assert.ok(events.every((e, i) => i === 0 || e.elapsedMs >= events[i - 1].elapsedMs));
       assert.deepEqual(leftovers(tmp()), []);
 
       const converted = await image(out);
       const committed = await image(families.sd15.model);
-      assert.ok(converted.data.equals(committed.data), `mean difference ${meanAbsDiff(converted.data, committed.data)}`);
+      assert.ok(
+        converted.data.equals(committed.data),
+        `mean difference ${meanAbsDiff(converted.data, committed.data)}`,
+      );
     });
 
-    it('SDXL-like at fp32 from the command line (--json): the committed model\'s very bytes', async function () {
+    it("SDXL-like at fp32 from the command line (--json): the committed model's very bytes", async function () {
       const out = path.join(tmp(), 'sdxl');
       const r = await runCli(['convert', diffusers('sdxl'), out, '--weight-format', 'fp32', '--json']);
       assert.equal(r.status, 0, r.stderr);
@@ -113,7 +137,10 @@ describe('convert', function () {
       assert.match(r.stderr, /^\[export\] .*\n(.*\n)*\s+7 of 7 parts written \(100%\)$/m);
       const converted = await image(out);
       const committed = await image(families.sdxl.model);
-      assert.ok(converted.data.equals(committed.data), `mean difference ${meanAbsDiff(converted.data, committed.data)}`);
+      assert.ok(
+        converted.data.equals(committed.data),
+        `mean difference ${meanAbsDiff(converted.data, committed.data)}`,
+      );
     });
 
     it('fp16 and int8 (the default is fp16): smaller weights that load and generate; a new default scheduler', async function () {
@@ -158,10 +185,13 @@ describe('convert', function () {
           { path: fx.lora('style-b'), alpha: 0.7 },
         ],
       });
-      assert.deepEqual(result.fused.map((f) => [path.basename(f.path), f.alpha, f.fusedLayers, f.unmatched]), [
-        ['style-a.safetensors', 0.5, 40, 0],
-        ['style-b.safetensors', 0.7, 40, 0],
-      ]);
+      assert.deepEqual(
+        result.fused.map((f) => [path.basename(f.path), f.alpha, f.fusedLayers, f.unmatched]),
+        [
+          ['style-a.safetensors', 0.5, 40, 0],
+          ['style-b.safetensors', 0.7, 40, 0],
+        ],
+      );
       const fused = await image(out);
       const none = await image(fx.model);
       const dynamic = await image(
@@ -178,11 +208,18 @@ describe('convert', function () {
     it('SDXL: the PEFT copy of style-a fused at 0.8 is within 1.5/255 of the kohya file at 0.8 at generate', async function () {
       const out = path.join(tmp(), 'sdxl-fused');
       const fx = families.sdxl;
-      const result = await convert(diffusers('sdxl'), out, { weightFormat: 'fp32', fuseLora: [{ path: fx.lora('style-a-peft'), alpha: 0.8 }] });
+      const result = await convert(diffusers('sdxl'), out, {
+        weightFormat: 'fp32',
+        fuseLora: [{ path: fx.lora('style-a-peft'), alpha: 0.8 }],
+      });
       assert.equal(result.fused[0].fusedLayers, 80);
       const fused = await image(out);
       const none = await image(fx.model);
-      const dynamic = await image(fx.model, { adapters: { a: 0.8 } }, { adapters: { a: { path: fx.lora('style-a') } } });
+      const dynamic = await image(
+        fx.model,
+        { adapters: { a: 0.8 } },
+        { adapters: { a: { path: fx.lora('style-a') } } },
+      );
       const gap = meanAbsDiff(fused.data, dynamic.data);
       const effect = meanAbsDiff(fused.data, none.data);
       assert.ok(effect > 5, `the fused LoRA changes the image: ${effect}`);
@@ -221,7 +258,11 @@ describe('convert', function () {
     it('a Hub id when the Hub cannot be reached: ERR_HUB_UNREACHABLE, which says that a local folder works offline', async function () {
       const port = await freePort();
       await withEnv({ HF_ENDPOINT: `http://127.0.0.1:${port}` }, async () => {
-        await rejectsWith(convert('someone/some-model', outOf('x')), 'ERR_HUB_UNREACHABLE', /could not be reached.*ECONNREFUSED.*local diffusers model folder converts offline/);
+        await rejectsWith(
+          convert('someone/some-model', outOf('x')),
+          'ERR_HUB_UNREACHABLE',
+          /could not be reached.*ECONNREFUSED.*local diffusers model folder converts offline/,
+        );
       });
       await withEnv({ HF_HUB_OFFLINE: '1' }, async () => {
         await rejectsWith(convert('someone/some-model', outOf('x')), 'ERR_HUB_UNREACHABLE', /HF_HUB_OFFLINE/);
@@ -233,7 +274,12 @@ describe('convert', function () {
       const server = http.createServer((req, res) => {
         if (req.url === '/api/models/someone/text-model') {
           res.setHeader('content-type', 'application/json');
-          res.end(JSON.stringify({ id: 'someone/text-model', siblings: [{ rfilename: 'config.json' }, { rfilename: 'model.safetensors' }] }));
+          res.end(
+            JSON.stringify({
+              id: 'someone/text-model',
+              siblings: [{ rfilename: 'config.json' }, { rfilename: 'model.safetensors' }],
+            }),
+          );
         } else {
           res.statusCode = 404;
           res.end('{"error":"Repository not found"}');
@@ -242,7 +288,11 @@ describe('convert', function () {
       await new Promise((r) => server.listen(0, '127.0.0.1', r));
       try {
         await withEnv({ HF_ENDPOINT: `http://127.0.0.1:${server.address().port}` }, async () => {
-          await rejectsWith(convert('someone/nothing', outOf('x')), 'ERR_CONVERT_SOURCE', /neither a folder here nor a model on the Hugging Face Hub/);
+          await rejectsWith(
+            convert('someone/nothing', outOf('x')),
+            'ERR_CONVERT_SOURCE',
+            /neither a folder here nor a model on the Hugging Face Hub/,
+          );
           await rejectsWith(convert('someone/text-model', outOf('x')), 'ERR_CONVERT_SOURCE', /not a diffusers model/);
         });
       } finally {
@@ -267,7 +317,10 @@ describe('convert', function () {
         'ERR_ADAPTER_INCOMPATIBLE',
         /sd15\/style-a\.safetensors: LoRA layer/,
       );
-      await rejectsWith(convert(diffusers('sd15'), outOf('x'), { fuseLora: [{ path: path.join(tmp(), 'none.safetensors') }] }), 'ERR_ADAPTER_NOT_FOUND');
+      await rejectsWith(
+        convert(diffusers('sd15'), outOf('x'), { fuseLora: [{ path: path.join(tmp(), 'none.safetensors') }] }),
+        'ERR_ADAPTER_NOT_FOUND',
+      );
       assert.equal(existsSync(outOf('x')), false);
     });
 
@@ -279,9 +332,16 @@ describe('convert', function () {
       const file = outOf('a-file');
       writeFileSync(file, 'x');
       await rejectsWith(convert(diffusers('sd15'), file), 'ERR_OUTPUT_NOT_EMPTY', /is a file/);
-      await rejectsWith(convert(diffusers('sd15'), ROOT, { force: true }), 'ERR_OUTPUT_NOT_EMPTY', /force never replaces it/);
+      await rejectsWith(
+        convert(diffusers('sd15'), ROOT, { force: true }),
+        'ERR_OUTPUT_NOT_EMPTY',
+        /force never replaces it/,
+      );
       // a forced conversion that fails keeps the old folder whole
-      await rejectsWith(convert(diffusers('sd15'), out, { force: true, fuseLora: [{ path: families.sd15.lora('unmatched') }] }), 'ERR_ADAPTER_UNMATCHED');
+      await rejectsWith(
+        convert(diffusers('sd15'), out, { force: true, fuseLora: [{ path: families.sd15.lora('unmatched') }] }),
+        'ERR_ADAPTER_UNMATCHED',
+      );
       assert.deepEqual(readdirSync(out), ['keep.txt']);
       const result = await convert(diffusers('sd15'), out, { force: true, weightFormat: 'fp32', verify: false });
       assert.equal(result.verified, undefined);
@@ -293,14 +353,46 @@ describe('convert', function () {
     });
 
     it('options it does not take: ERR_INVALID_ARGUMENT (the command line exits 2)', async function () {
-      await rejectsWith(convert(diffusers('sd15'), outOf('x'), { weightFormat: 'fp8' }), 'ERR_INVALID_ARGUMENT', /"fp32", "fp16" or "int8" for options\.weightFormat but received "fp8"/);
-      await rejectsWith(convert(diffusers('sd15'), outOf('x'), { task: 'inpainting' }), 'ERR_INVALID_ARGUMENT', /options\.task/);
-      await rejectsWith(convert(diffusers('sd15'), outOf('x'), { fuseLora: 'a.safetensors' }), 'ERR_INVALID_ARGUMENT', /options\.fuseLora/);
-      await rejectsWith(convert(diffusers('sd15'), outOf('x'), { fuseLora: [{ path: 'a', alpha: NaN }] }), 'ERR_INVALID_ARGUMENT', /fuseLora\[0\]\.alpha/);
-      await rejectsWith(convert(diffusers('sd15'), outOf('x'), { weightformat: 'fp32' }), 'ERR_INVALID_ARGUMENT', /did you mean "weightFormat"/);
-      await rejectsWith(convert(diffusers('sd15'), diffusers('sd15') + '/out', { force: true }), 'ERR_INVALID_ARGUMENT', /outside the source model/);
-      await rejectsWith(convert(diffusers('sd15'), outOf('x'), { scheduler: 'dpm' }), 'ERR_INVALID_ARGUMENT', /one of lcm, ddim, .* for options\.scheduler/);
-      await rejectsWith(convert(diffusers('sd15'), outOf('x'), { scheduler: 'flow-match-euler' }), 'ERR_INVALID_ARGUMENT', /does not go with a StableDiffusionPipeline/);
+      await rejectsWith(
+        convert(diffusers('sd15'), outOf('x'), { weightFormat: 'fp8' }),
+        'ERR_INVALID_ARGUMENT',
+        /"fp32", "fp16" or "int8" for options\.weightFormat but received "fp8"/,
+      );
+      await rejectsWith(
+        convert(diffusers('sd15'), outOf('x'), { task: 'inpainting' }),
+        'ERR_INVALID_ARGUMENT',
+        /options\.task/,
+      );
+      await rejectsWith(
+        convert(diffusers('sd15'), outOf('x'), { fuseLora: 'a.safetensors' }),
+        'ERR_INVALID_ARGUMENT',
+        /options\.fuseLora/,
+      );
+      await rejectsWith(
+        convert(diffusers('sd15'), outOf('x'), { fuseLora: [{ path: 'a', alpha: NaN }] }),
+        'ERR_INVALID_ARGUMENT',
+        /fuseLora\[0\]\.alpha/,
+      );
+      await rejectsWith(
+        convert(diffusers('sd15'), outOf('x'), { weightformat: 'fp32' }),
+        'ERR_INVALID_ARGUMENT',
+        /did you mean "weightFormat"/,
+      );
+      await rejectsWith(
+        convert(diffusers('sd15'), diffusers('sd15') + '/out', { force: true }),
+        'ERR_INVALID_ARGUMENT',
+        /outside the source model/,
+      );
+      await rejectsWith(
+        convert(diffusers('sd15'), outOf('x'), { scheduler: 'dpm' }),
+        'ERR_INVALID_ARGUMENT',
+        /one of lcm, ddim, .* for options\.scheduler/,
+      );
+      await rejectsWith(
+        convert(diffusers('sd15'), outOf('x'), { scheduler: 'flow-match-euler' }),
+        'ERR_INVALID_ARGUMENT',
+        /does not go with a StableDiffusionPipeline/,
+      );
       const r = await runCli(['convert', diffusers('sd15'), outOf('x'), '--weight-format', 'fp8']);
       assert.equal(r.status, 2);
       assert.match(r.stderr, /fp8.*(choices|Allowed)/i);
@@ -312,7 +404,11 @@ describe('convert', function () {
       mkdirSync(mnt);
       execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=8m', 'tmpfs', mnt]);
       try {
-        await rejectsWith(convert(diffusers('sd15'), path.join(mnt, 'out'), { weightFormat: 'fp32' }), 'ERR_NO_SPACE', /needs about .* MiB in .*small-disk, which has .* free/);
+        await rejectsWith(
+          convert(diffusers('sd15'), path.join(mnt, 'out'), { weightFormat: 'fp32' }),
+          'ERR_NO_SPACE',
+          /needs about .* MiB in .*small-disk, which has .* free/,
+        );
         assert.deepEqual(readdirSync(mnt), []);
       } finally {
         execFileSync('umount', [mnt]);
@@ -400,14 +496,21 @@ describe('convert', function () {
       assert.ok(killed);
       await noConverterLeft(); // it saw its stdin close, and stopped its exporter with it
       assert.equal(leftovers(tmp()).length, 1, 'the killed run could not clean up: its scratch folder is there');
-      await rejectsWith(convert(diffusers('sd15'), outOf('next'), { fuseLora: [{ path: path.join(tmp(), 'none.safetensors') }] }), 'ERR_ADAPTER_NOT_FOUND');
+      await rejectsWith(
+        convert(diffusers('sd15'), outOf('next'), { fuseLora: [{ path: path.join(tmp(), 'none.safetensors') }] }),
+        'ERR_ADAPTER_NOT_FOUND',
+      );
       assert.equal(existsSync(out), false);
     });
 
     it('a converter venv that cannot be made: ERR_CONVERT_SETUP, and no half-made venv', async function () {
       const venv = path.join(tmp(), 'venv');
       await withEnv({ MULTILORA_CONVERTER_DIR: venv, MULTILORA_PYTHON: path.join(tmp(), 'no-python') }, async () => {
-        await rejectsWith(convert(diffusers('sd15'), outOf('x')), 'ERR_CONVERT_SETUP', /needs Python 3\.10 to 3\.13.*MULTILORA_PYTHON/);
+        await rejectsWith(
+          convert(diffusers('sd15'), outOf('x')),
+          'ERR_CONVERT_SETUP',
+          /needs Python 3\.10 to 3\.13.*MULTILORA_PYTHON/,
+        );
       });
       assert.equal(existsSync(venv), false);
       assert.equal(existsSync(`${venv}.lock`), false);

@@ -11,8 +11,15 @@ describe('docs/api', function () {
   it('is what TypeDoc makes of lib/ now (run `npm run docs` after changing the API)', function () {
     const out = mkdtempSync(path.join(os.tmpdir(), 'multilora-docs-'));
     try {
-      execFileSync(process.execPath, [path.join(ROOT, 'node_modules', 'typedoc', 'bin', 'typedoc'), '--out', out, '--logLevel', 'Error'], { cwd: ROOT });
-      assert.equal(readFileSync(path.join(out, 'README.md'), 'utf8'), readFileSync(path.join(ROOT, 'docs', 'api', 'README.md'), 'utf8'));
+      execFileSync(
+        process.execPath,
+        [path.join(ROOT, 'node_modules', 'typedoc', 'bin', 'typedoc'), '--out', out, '--logLevel', 'Error'],
+        { cwd: ROOT },
+      );
+      assert.equal(
+        readFileSync(path.join(out, 'README.md'), 'utf8'),
+        readFileSync(path.join(ROOT, 'docs', 'api', 'README.md'), 'utf8'),
+      );
     } finally {
       rmSync(out, { recursive: true, force: true });
     }

@@ -40,7 +40,11 @@ describe('errors', function () {
       const partial = path.join(tmpDir(), 'partial');
       mkdirSync(partial);
       copyFileSync(path.join(fx.model, 'model_index.json'), path.join(partial, 'model_index.json'));
-      await rejectsWith(Pipeline.load(partial), 'ERR_MODEL_INVALID', /is incomplete: text_encoder\/config\.json is missing/);
+      await rejectsWith(
+        Pipeline.load(partial),
+        'ERR_MODEL_INVALID',
+        /is incomplete: text_encoder\/config\.json is missing/,
+      );
     });
 
     it('a missing adapter file: ERR_ADAPTER_NOT_FOUND', async function () {
@@ -54,7 +58,11 @@ describe('errors', function () {
     it('an adapter that is not .safetensors: ERR_ADAPTER_INVALID', async function () {
       const file = path.join(tmpDir(), 'lora.bin');
       writeFileSync(file, 'x');
-      await rejectsWith(Pipeline.load(fx.model, { adapters: { x: { path: file } } }), 'ERR_ADAPTER_INVALID', /safetensors/);
+      await rejectsWith(
+        Pipeline.load(fx.model, { adapters: { x: { path: file } } }),
+        'ERR_ADAPTER_INVALID',
+        /safetensors/,
+      );
     });
 
     it('an adapter file that is not safetensors inside: ERR_ADAPTER_INVALID saying why', async function () {
@@ -69,7 +77,9 @@ describe('errors', function () {
 
     it('a LoRA made for a bigger base model: ERR_ADAPTER_INCOMPATIBLE naming a layer and both shapes', async function () {
       await rejectsWith(
-        Pipeline.load(fx.model, { adapters: { a: { path: fx.lora('style-a') }, big: { path: fx.lora('wrong-base') } } }),
+        Pipeline.load(fx.model, {
+          adapters: { a: { path: fx.lora('style-a') }, big: { path: fx.lora('wrong-base') } },
+        }),
         'ERR_ADAPTER_INCOMPATIBLE',
         /Adapter "big" does not fit this model .*layer "lora_\w+" has A \[4, 64\] and B \[64, 4\], but the model's layer ".+" has weights \[32, 32\]/,
       );
@@ -139,9 +149,13 @@ describe('errors', function () {
       assert.deepEqual(pipeline.adapters.names, ['a', 'b']);
     });
 
-    it('a failure inside GenAI: ERR_GENAI keeping GenAI\'s message', async function () {
+    it("a failure inside GenAI: ERR_GENAI keeping GenAI's message", async function () {
       // (A scheduler GenAI refuses for the model was the example; multilora now checks that itself: test/fuzz.spec.js.)
-      await rejectsWith(Pipeline.load(fx.model, { device: 'NOPE' }), 'ERR_GENAI', /Text2ImagePipeline\(.*\) failed: [\s\S]*"NOPE"/);
+      await rejectsWith(
+        Pipeline.load(fx.model, { device: 'NOPE' }),
+        'ERR_GENAI',
+        /Text2ImagePipeline\(.*\) failed: [\s\S]*"NOPE"/,
+      );
     });
 
     it('adapters given to a pipeline loaded without any: ERR_INVALID_ARGUMENT', async function () {

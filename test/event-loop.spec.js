@@ -35,7 +35,11 @@ describe('the event loop', function () {
   });
 
   it('keeps turning during a generate', async function () {
-    assertTurned(await withTicks(() => pipeline.generate('a field', { seed: 3, width: 128, height: 128, steps: 8, adapters: 'a' })));
+    assertTurned(
+      await withTicks(() =>
+        pipeline.generate('a field', { seed: 3, width: 128, height: 128, steps: 8, adapters: 'a' }),
+      ),
+    );
   });
 
   it('keeps turning while a model loads', async function () {

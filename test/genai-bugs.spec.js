@@ -23,7 +23,11 @@ function sections() {
   const page = readFileSync(path.join(ROOT, 'docs', 'GENAI-BUGS.md'), 'utf8');
   const ids = [...page.matchAll(/^<a id="([a-z0-9-]+)"><\/a>\n\n## /gm)].map((m) => m[1]);
   const headings = page.match(/^## /gm) ?? [];
-  assert.equal(ids.length, headings.length, 'every section of docs/GENAI-BUGS.md has an anchor line (<a id="..."></a>) right before its heading');
+  assert.equal(
+    ids.length,
+    headings.length,
+    'every section of docs/GENAI-BUGS.md has an anchor line (<a id="..."></a>) right before its heading',
+  );
   return ids;
 }
 
@@ -32,7 +36,9 @@ function pointers() {
   return ['lib', 'native'].flatMap(sources).flatMap((file) =>
     readFileSync(path.join(ROOT, file), 'utf8')
       .split('\n')
-      .flatMap((line, i) => [...line.matchAll(/GENAI-BUGS\.md#([A-Za-z0-9_-]*)/g)].map((m) => ({ anchor: m[1], at: `${file}:${i + 1}` }))),
+      .flatMap((line, i) =>
+        [...line.matchAll(/GENAI-BUGS\.md#([A-Za-z0-9_-]*)/g)].map((m) => ({ anchor: m[1], at: `${file}:${i + 1}` })),
+      ),
   );
 }
 
@@ -50,6 +56,9 @@ describe('docs/GENAI-BUGS.md and the code', function () {
 
   it('every section of the page is named by code in lib/ or native/', function () {
     const named = new Set(pointers().map((p) => p.anchor));
-    assert.deepEqual(sections().filter((id) => !named.has(id)), []);
+    assert.deepEqual(
+      sections().filter((id) => !named.has(id)),
+      [],
+    );
   });
 });

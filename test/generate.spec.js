@@ -76,10 +76,7 @@ for (const [family, fx] of Object.entries(families)) {
     });
 
     it('uses the model defaults for options left out', async function () {
-      assert.deepEqual(
-        { width: pipeline.defaults.width, height: pipeline.defaults.height },
-        { width: 64, height: 64 },
-      );
+      assert.deepEqual({ width: pipeline.defaults.width, height: pipeline.defaults.height }, { width: 64, height: 64 });
       const image = await pipeline.generate('a lake', { seed: 1, steps: 2 });
       assert.equal(image.width, pipeline.defaults.width);
       assert.equal(image.height, pipeline.defaults.height);

@@ -27,7 +27,12 @@ for (const [family, fx] of Object.entries(families)) {
       const totals = [];
       for (const strength of [0.2, 0.6, 1]) {
         let total = 0;
-        await pipeline.imageToImage('a house', source, { seed: 5, steps: 10, strength, onProgress: (e) => (total = e.total) });
+        await pipeline.imageToImage('a house', source, {
+          seed: 5,
+          steps: 10,
+          strength,
+          onProgress: (e) => (total = e.total),
+        });
         totals.push(total);
       }
       assert.ok(totals[0] < totals[1] && totals[1] < totals[2], `steps ${totals}`);
@@ -50,7 +55,12 @@ for (const [family, fx] of Object.entries(families)) {
     });
 
     it('inpaint repaints where the mask is white, more than elsewhere', async function () {
-      const out = await pipeline.inpaint('a house', source, { data: mask, width: 64, height: 64, channels: 1 }, { seed: 5, steps: 8, adapters: 'a' });
+      const out = await pipeline.inpaint(
+        'a house',
+        source,
+        { data: mask, width: 64, height: 64, channels: 1 },
+        { seed: 5, steps: 8, adapters: 'a' },
+      );
       let inside = 0;
       let outside = 0;
       for (let p = 0; p < 64 * 64; p += 1) {

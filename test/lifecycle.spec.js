@@ -55,7 +55,10 @@ describe('cacheDir', function () {
     await plain.dispose();
     const first = await Pipeline.load(fx.model, { cacheDir });
     await first.dispose();
-    assert.ok(readdirSync(cacheDir).some((f) => f.endsWith('.blob')), 'no compiled model in the cache');
+    assert.ok(
+      readdirSync(cacheDir).some((f) => f.endsWith('.blob')),
+      'no compiled model in the cache',
+    );
     const cached = await Pipeline.load(fx.model, { cacheDir });
     try {
       assert.ok((await cached.generate('x', { seed: 4, steps: 2 })).data.equals(reference));

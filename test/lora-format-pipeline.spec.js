@@ -51,7 +51,7 @@ describe('LoRA formats', function () {
       }
     });
 
-    it('the converted PEFT file gives the kohya file\'s image, and so does the PEFT file as given (multilora converts it)', function () {
+    it("the converted PEFT file gives the kohya file's image, and so does the PEFT file as given (multilora converts it)", function () {
       assert.ok(images.peft.equals(images.kohya), 'converted PEFT and kohya differ');
       assert.ok(!images.peft.equals(images.none), 'the converted PEFT file had no effect');
       assert.ok(images.raw.equals(images.kohya), 'the PEFT file given to Pipeline.load was not converted');
@@ -63,7 +63,10 @@ describe('LoRA formats', function () {
         model: fx.model,
         adapters: { raw: fx.lora('style-a-peft') },
         fresh: true,
-        calls: [{ ...call, adapters: {} }, { ...call, adapters: { raw: 1 } }],
+        calls: [
+          { ...call, adapters: {} },
+          { ...call, adapters: { raw: 1 } },
+        ],
       });
       assert.ok(raw.equals(none), 'GenAI applied the unconverted PEFT file');
       assert.ok(images.none.length === none.length);

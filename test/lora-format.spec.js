@@ -130,14 +130,20 @@ describe('LoRA formats', function () {
         assert.equal(a.format, 'kohya');
         assert.deepEqual(a.ranks, [4]);
         assert.ok(a.layers.length > 0);
-        assert.ok(a.layers.every((l) => l.key.includes('nonexistent')), a.layers.map((l) => l.key).join());
+        assert.ok(
+          a.layers.every((l) => l.key.includes('nonexistent')),
+          a.layers.map((l) => l.key).join(),
+        );
         assert.deepEqual(a.parts, parts);
       });
 
       it(`${family} wrong-base: the same layers with doubled shapes`, async function () {
         const a = await analyze(fx.lora('wrong-base'));
         const b = await analyze(fx.lora('style-a'));
-        assert.deepEqual(a.layers.map((l) => l.key), b.layers.map((l) => l.key));
+        assert.deepEqual(
+          a.layers.map((l) => l.key),
+          b.layers.map((l) => l.key),
+        );
         assert.deepEqual(a.ranks, [4]);
         const layer = a.layers.find((l) => l.part === 'text_encoder');
         assert.deepEqual(layer.down.shape, [4, 64]);
@@ -196,7 +202,10 @@ describe('LoRA formats', function () {
         assert.equal(ups, original.size / 3);
         // The PEFT file at the diffusers scale gives the very same file (its alpha comes from the metadata).
         const peft = fx.lora('style-a-peft');
-        const fromPeft = await lf.toGenaiLora(peft, await analyze(peft), { family: FAMILY[family], scale: 'diffusers' });
+        const fromPeft = await lf.toGenaiLora(peft, await analyze(peft), {
+          family: FAMILY[family],
+          scale: 'diffusers',
+        });
         const a = await contents(fromPeft);
         for (const [name, bytes] of converted) assert.ok(a.get(name).equals(bytes), name);
       });
@@ -226,28 +235,49 @@ describe('LoRA formats', function () {
       assert.deepEqual(lf.genaiParts('flux'), ['transformer', 'text_encoder']);
       await assert.rejects(
         lf.toGenaiLora(peft, a, { family: 'sd3' }),
-        rejectsCode('ERR_ADAPTER_FORMAT', /None of the LoRA's layers \(parts: unet, text_encoder, text_encoder_2\) is in a part that OpenVINO GenAI 2026.3 applies LoRA to on a sd3 model \(transformer\)/),
+        rejectsCode(
+          'ERR_ADAPTER_FORMAT',
+          /None of the LoRA's layers \(parts: unet, text_encoder, text_encoder_2\) is in a part that OpenVINO GenAI 2026.3 applies LoRA to on a sd3 model \(transformer\)/,
+        ),
       );
     });
 
     it('checks its options', async function () {
       const file = families.sd15.lora('style-a');
       const a = await analyze(file);
-      await assert.rejects(lf.toGenaiLora(file, a, { family: 'sd2' }), rejectsCode('ERR_INVALID_ARGUMENT', /^Expected one of "sd", "sdxl", "lcm", "sd3", "flux", "other" for options.family but received "sd2"$/));
-      await assert.rejects(lf.toGenaiLora(file, a, { family: 'sd', scale: 'a1111' }), rejectsCode('ERR_INVALID_ARGUMENT', /Expected "genai" or "diffusers" for options.scale/));
-      await assert.rejects(lf.toGenaiLora(file, a, { family: 'sd', alpha: 1 }), rejectsCode('ERR_INVALID_ARGUMENT', /Unknown option "alpha"/));
-      await assert.rejects(lf.toGenaiLora(families.sd15.lora('unmatched'), a, { family: 'sdxl' }), rejectsCode('ERR_INVALID_ARGUMENT', /Expected the file that the analysis was made of/));
+      await assert.rejects(
+        lf.toGenaiLora(file, a, { family: 'sd2' }),
+        rejectsCode(
+          'ERR_INVALID_ARGUMENT',
+          /^Expected one of "sd", "sdxl", "lcm", "sd3", "flux", "other" for options.family but received "sd2"$/,
+        ),
+      );
+      await assert.rejects(
+        lf.toGenaiLora(file, a, { family: 'sd', scale: 'a1111' }),
+        rejectsCode('ERR_INVALID_ARGUMENT', /Expected "genai" or "diffusers" for options.scale/),
+      );
+      await assert.rejects(
+        lf.toGenaiLora(file, a, { family: 'sd', alpha: 1 }),
+        rejectsCode('ERR_INVALID_ARGUMENT', /Unknown option "alpha"/),
+      );
+      await assert.rejects(
+        lf.toGenaiLora(families.sd15.lora('unmatched'), a, { family: 'sdxl' }),
+        rejectsCode('ERR_INVALID_ARGUMENT', /Expected the file that the analysis was made of/),
+      );
     });
   });
 
   describe('other formats GenAI knows', function () {
-    it('diffusers\' older names (attention processors, lora_linear_layer, .lora.down) become kohya names', async function () {
+    it("diffusers' older names (attention processors, lora_linear_layer, .lora.down) become kohya names", async function () {
       const file = lora({
         ...pair(
           'unet.down_blocks.0.attentions.0.transformer_blocks.0.attn1.processor.to_out_lora.down.weight',
           'unet.down_blocks.0.attentions.0.transformer_blocks.0.attn1.processor.to_out_lora.up.weight',
         ),
-        ...pair('unet.mid_block.attentions.0.proj_in.lora.down.weight', 'unet.mid_block.attentions.0.proj_in.lora.up.weight'),
+        ...pair(
+          'unet.mid_block.attentions.0.proj_in.lora.down.weight',
+          'unet.mid_block.attentions.0.proj_in.lora.up.weight',
+        ),
         ...pair(
           'text_encoder.text_model.encoder.layers.0.self_attn.q_proj.lora_linear_layer.down.weight',
           'text_encoder.text_model.encoder.layers.0.self_attn.q_proj.lora_linear_layer.up.weight',
@@ -274,9 +304,18 @@ describe('LoRA formats', function () {
 
     it('PEFT transformer keys of SD3 and Flux become transformer.<module> names; CLIP ones lora_te_ on Flux', async function () {
       const file = lora({
-        ...pair('transformer.transformer_blocks.0.attn.to_q.lora_A.weight', 'transformer.transformer_blocks.0.attn.to_q.lora_B.weight'),
-        ...pair('text_encoder.text_model.encoder.layers.1.mlp.fc1.lora_A.weight', 'text_encoder.text_model.encoder.layers.1.mlp.fc1.lora_B.weight'),
-        ...pair('text_encoder_2.encoder.block.0.layer.0.SelfAttention.q.lora_A.weight', 'text_encoder_2.encoder.block.0.layer.0.SelfAttention.q.lora_B.weight'),
+        ...pair(
+          'transformer.transformer_blocks.0.attn.to_q.lora_A.weight',
+          'transformer.transformer_blocks.0.attn.to_q.lora_B.weight',
+        ),
+        ...pair(
+          'text_encoder.text_model.encoder.layers.1.mlp.fc1.lora_A.weight',
+          'text_encoder.text_model.encoder.layers.1.mlp.fc1.lora_B.weight',
+        ),
+        ...pair(
+          'text_encoder_2.encoder.block.0.layer.0.SelfAttention.q.lora_A.weight',
+          'text_encoder_2.encoder.block.0.layer.0.SelfAttention.q.lora_B.weight',
+        ),
       });
       const a = await analyze(file);
       assert.deepEqual(a.parts, ['transformer', 'text_encoder', 'text_encoder_2']);
@@ -295,18 +334,30 @@ describe('LoRA formats', function () {
     });
 
     it('Stability "input_blocks" names (sgm) and kohya Flux names pass unchanged; XLabs Flux names are placed', async function () {
-      const sgm = lora(pair('lora_unet_input_blocks_4_1_transformer_blocks_0_attn1_to_q.lora_down.weight', 'lora_unet_input_blocks_4_1_transformer_blocks_0_attn1_to_q.lora_up.weight'));
+      const sgm = lora(
+        pair(
+          'lora_unet_input_blocks_4_1_transformer_blocks_0_attn1_to_q.lora_down.weight',
+          'lora_unet_input_blocks_4_1_transformer_blocks_0_attn1_to_q.lora_up.weight',
+        ),
+      );
       const a = await analyze(sgm);
       assert.equal(a.format, 'sgm');
       assert.deepEqual(a.parts, ['unet']);
       assert.equal(await lf.toGenaiLora(sgm, a, { family: 'sdxl' }), null);
 
-      const bfl = lora(pair('lora_unet_double_blocks_0_img_attn_qkv.lora_down.weight', 'lora_unet_double_blocks_0_img_attn_qkv.lora_up.weight'));
+      const bfl = lora(
+        pair(
+          'lora_unet_double_blocks_0_img_attn_qkv.lora_down.weight',
+          'lora_unet_double_blocks_0_img_attn_qkv.lora_up.weight',
+        ),
+      );
       const b = await analyze(bfl);
       assert.deepEqual(b.parts, ['transformer']);
       assert.equal(await lf.toGenaiLora(bfl, b, { family: 'flux' }), null);
 
-      const xlabs = lora(pair('double_blocks.0.processor.qkv_lora1.down.weight', 'double_blocks.0.processor.qkv_lora1.up.weight'));
+      const xlabs = lora(
+        pair('double_blocks.0.processor.qkv_lora1.down.weight', 'double_blocks.0.processor.qkv_lora1.up.weight'),
+      );
       const x = await analyze(xlabs);
       assert.equal(x.format, 'xlabs');
       assert.deepEqual(x.parts, ['transformer']);
@@ -323,16 +374,24 @@ describe('LoRA formats', function () {
         { lora_adapter_metadata: JSON.stringify(config) },
       );
       const a = await analyze(file);
-      assert.deepEqual(a.layers.map((l) => [l.module, l.alpha, l.scale]), [
-        ['a.attn1.to_k', 8, 4],
-        ['a.attn1.to_q', 1, 0.5],
-      ]);
+      assert.deepEqual(
+        a.layers.map((l) => [l.module, l.alpha, l.scale]),
+        [
+          ['a.attn1.to_k', 8, 4],
+          ['a.attn1.to_q', 1, 0.5],
+        ],
+      );
       const rs = lora(pair('unet.x.lora_A.weight', 'unet.x.lora_B.weight'), {
         lora_adapter_metadata: JSON.stringify({ 'unet.r': 2, 'unet.lora_alpha': 4, 'unet.use_rslora': true }),
       });
       assert.equal((await analyze(rs)).layers[0].scale, 4 / Math.SQRT2);
-      const wrong = lora(pair('unet.x.lora_A.weight', 'unet.x.lora_B.weight'), { lora_adapter_metadata: '{"unet.r": 8}' });
-      await assert.rejects(analyze(wrong), rejectsCode('ERR_ADAPTER_INVALID', /metadata gives r = 8 for layer "unet.x", but its tensors have rank 2/));
+      const wrong = lora(pair('unet.x.lora_A.weight', 'unet.x.lora_B.weight'), {
+        lora_adapter_metadata: '{"unet.r": 8}',
+      });
+      await assert.rejects(
+        analyze(wrong),
+        rejectsCode('ERR_ADAPTER_INVALID', /metadata gives r = 8 for layer "unet.x", but its tensors have rank 2/),
+      );
     });
   });
 
@@ -346,7 +405,10 @@ describe('LoRA formats', function () {
       const a = await analyze(file);
       assert.equal(a.layers[0].scale, 0.75);
       const out = await contents(await lf.toGenaiLora(file, a, { family: 'sd', scale: 'diffusers' }));
-      assert.deepEqual([...st.toFloat32Array(out.get('lora_unet_x.lora_up.weight'), 'F16')], [0.75, 49120, -1.5, 2 ** -24]);
+      assert.deepEqual(
+        [...st.toFloat32Array(out.get('lora_unet_x.lora_up.weight'), 'F16')],
+        [0.75, 49120, -1.5, 2 ** -24],
+      );
       assert.deepEqual(out.get('lora_unet_x.lora_down.weight'), f16(1, 1, 1, 1));
     });
 
@@ -363,18 +425,81 @@ describe('LoRA formats', function () {
 
   describe('refuses what it cannot read or GenAI cannot apply', function () {
     const cases = [
-      ['LoHa', pair('lora_unet_x.hada_w1_a', 'lora_unet_x.hada_w1_b'), 'ERR_ADAPTER_FORMAT', /The LoRA is LoHa \(LyCORIS\) \(tensor "lora_unet_x.hada_w1_a"\), which OpenVINO GenAI 2026.3 cannot apply/],
+      [
+        'LoHa',
+        pair('lora_unet_x.hada_w1_a', 'lora_unet_x.hada_w1_b'),
+        'ERR_ADAPTER_FORMAT',
+        /The LoRA is LoHa \(LyCORIS\) \(tensor "lora_unet_x.hada_w1_a"\), which OpenVINO GenAI 2026.3 cannot apply/,
+      ],
       ['LoKr', pair('lora_unet_x.lokr_w1', 'lora_unet_x.lokr_w2'), 'ERR_ADAPTER_FORMAT', /LoKr/],
-      ['DoRA', pair('lora_unet_x.lora_down.weight', 'lora_unet_x.lora_up.weight', { 'lora_unet_x.dora_scale': ['F32', [1], f32(1)] }), 'ERR_ADAPTER_FORMAT', /DoRA \(tensor "lora_unet_x.dora_scale"\)/],
-      ['an unknown naming', pair('model.diffusion_model.x.weight', 'model.diffusion_model.y.weight'), 'ERR_ADAPTER_FORMAT', /None of the 2 tensors of the LoRA file is named as a LoRA format that multilora knows .* for example "model.diffusion_model.x.weight"/],
-      ['PEFT without a known part', pair('base_model.model.x.lora_A.weight', 'base_model.model.x.lora_B.weight'), 'ERR_ADAPTER_FORMAT', /for example "base_model.model.x.lora_A.weight"/],
+      [
+        'DoRA',
+        pair('lora_unet_x.lora_down.weight', 'lora_unet_x.lora_up.weight', {
+          'lora_unet_x.dora_scale': ['F32', [1], f32(1)],
+        }),
+        'ERR_ADAPTER_FORMAT',
+        /DoRA \(tensor "lora_unet_x.dora_scale"\)/,
+      ],
+      [
+        'an unknown naming',
+        pair('model.diffusion_model.x.weight', 'model.diffusion_model.y.weight'),
+        'ERR_ADAPTER_FORMAT',
+        /None of the 2 tensors of the LoRA file is named as a LoRA format that multilora knows .* for example "model.diffusion_model.x.weight"/,
+      ],
+      [
+        'PEFT without a known part',
+        pair('base_model.model.x.lora_A.weight', 'base_model.model.x.lora_B.weight'),
+        'ERR_ADAPTER_FORMAT',
+        /for example "base_model.model.x.lora_A.weight"/,
+      ],
       ['no tensors', {}, 'ERR_ADAPTER_FORMAT', /holds no tensors/],
-      ['a down without its up', { 'lora_unet_x.lora_down.weight': ['F32', [2, 3], f32(1, 2, 3, 4, 5, 6)] }, 'ERR_ADAPTER_INVALID', /LoRA layer "lora_unet_x" has "lora_unet_x.lora_down.weight" but no up \(B\) matrix/],
-      ['an alpha alone', { 'lora_unet_x.alpha': ['F32', [], f32(1)] }, 'ERR_ADAPTER_INVALID', /has "lora_unet_x.alpha" but no down \(A\) or up \(B\) matrix/],
-      ['ranks that disagree', { 'lora_unet_x.lora_down.weight': ['F32', [2, 3], f32(1, 2, 3, 4, 5, 6)], 'lora_unet_x.lora_up.weight': ['F32', [2, 3], f32(1, 2, 3, 4, 5, 6)] }, 'ERR_ADAPTER_INVALID', /down \(A\) of shape \[2,3\] and up \(B\) of shape \[2,3\], which make no LoRA pair/],
-      ['A and B of different dtypes', { 'lora_unet_x.lora_down.weight': ['F32', [1, 1], f32(1)], 'lora_unet_x.lora_up.weight': ['F16', [1, 1], f16(1)] }, 'ERR_ADAPTER_INVALID', /down \(A\) in F32 but up \(B\) in F16/],
-      ['an alpha of two numbers', pair('lora_unet_x.lora_down.weight', 'lora_unet_x.lora_up.weight', { 'lora_unet_x.alpha': ['F32', [2], f32(1, 2)] }), 'ERR_ADAPTER_INVALID', /Tensor "lora_unet_x.alpha" should hold one number/],
-      ['two tensors for one role', { ...pair('unet.x.lora_A.weight', 'unet.x.lora_B.weight'), 'unet.x.lora.down.weight': ['F32', [2, 3], f32(1, 2, 3, 4, 5, 6)] }, 'ERR_ADAPTER_INVALID', /both give the down of LoRA layer "unet.x"/],
+      [
+        'a down without its up',
+        { 'lora_unet_x.lora_down.weight': ['F32', [2, 3], f32(1, 2, 3, 4, 5, 6)] },
+        'ERR_ADAPTER_INVALID',
+        /LoRA layer "lora_unet_x" has "lora_unet_x.lora_down.weight" but no up \(B\) matrix/,
+      ],
+      [
+        'an alpha alone',
+        { 'lora_unet_x.alpha': ['F32', [], f32(1)] },
+        'ERR_ADAPTER_INVALID',
+        /has "lora_unet_x.alpha" but no down \(A\) or up \(B\) matrix/,
+      ],
+      [
+        'ranks that disagree',
+        {
+          'lora_unet_x.lora_down.weight': ['F32', [2, 3], f32(1, 2, 3, 4, 5, 6)],
+          'lora_unet_x.lora_up.weight': ['F32', [2, 3], f32(1, 2, 3, 4, 5, 6)],
+        },
+        'ERR_ADAPTER_INVALID',
+        /down \(A\) of shape \[2,3\] and up \(B\) of shape \[2,3\], which make no LoRA pair/,
+      ],
+      [
+        'A and B of different dtypes',
+        {
+          'lora_unet_x.lora_down.weight': ['F32', [1, 1], f32(1)],
+          'lora_unet_x.lora_up.weight': ['F16', [1, 1], f16(1)],
+        },
+        'ERR_ADAPTER_INVALID',
+        /down \(A\) in F32 but up \(B\) in F16/,
+      ],
+      [
+        'an alpha of two numbers',
+        pair('lora_unet_x.lora_down.weight', 'lora_unet_x.lora_up.weight', {
+          'lora_unet_x.alpha': ['F32', [2], f32(1, 2)],
+        }),
+        'ERR_ADAPTER_INVALID',
+        /Tensor "lora_unet_x.alpha" should hold one number/,
+      ],
+      [
+        'two tensors for one role',
+        {
+          ...pair('unet.x.lora_A.weight', 'unet.x.lora_B.weight'),
+          'unet.x.lora.down.weight': ['F32', [2, 3], f32(1, 2, 3, 4, 5, 6)],
+        },
+        'ERR_ADAPTER_INVALID',
+        /both give the down of LoRA layer "unet.x"/,
+      ],
     ];
     for (const [what, tensors, code, pattern] of cases) {
       it(`${what}: ${code}`, async function () {
@@ -399,7 +524,10 @@ describe('LoRA formats', function () {
       assert.equal(a.format, 'locon');
       await assert.rejects(
         lf.toGenaiLora(file, a, { family: 'sd' }),
-        rejectsCode('ERR_ADAPTER_FORMAT', /"lora_unet_down_blocks_0_resnets_0_conv1" is a convolution with a 3x3 kernel \(LyCORIS LoCon\); OpenVINO GenAI 2026.3 applies only 1x1 ones/),
+        rejectsCode(
+          'ERR_ADAPTER_FORMAT',
+          /"lora_unet_down_blocks_0_resnets_0_conv1" is a convolution with a 3x3 kernel \(LyCORIS LoCon\); OpenVINO GenAI 2026.3 applies only 1x1 ones/,
+        ),
       );
       const pointwise = lora({
         'lora_unet_mid_block_attentions_0_proj_in.lora_down.weight': ['F32', [1, 2, 1, 1], f32(1, 2)],

@@ -17,7 +17,7 @@ describe('generation options (sdxl fixture)', function () {
     await pipeline?.dispose();
   });
 
-  it('carries GenAI\'s metrics, in ms', function () {
+  it("carries GenAI's metrics, in ms", function () {
     const m = plain.metrics;
     assert.ok(m.loadMs > 0 && m.totalMs > 0 && m.stepMs.mean > 0 && m.denoiserMs > 0 && m.vaeDecoderMs >= 0);
     assert.deepEqual(Object.keys(m.textEncodersMs).sort(), ['text_encoder', 'text_encoder_2']);
@@ -45,7 +45,7 @@ describe('generation options (sdxl fixture)', function () {
     assert.ok(batch[0].data.equals(plain.data), 'the first of a batch is the single image of that seed');
   });
 
-  it('a scheduler chosen by name changes the image, and the model\'s own comes back when left out', async function () {
+  it("a scheduler chosen by name changes the image, and the model's own comes back when left out", async function () {
     const ancestral = await pipeline.generate('a red kite', { ...BASE, scheduler: 'euler-ancestral' });
     assert.ok(!ancestral.data.equals(plain.data));
     const back = await pipeline.generate('a red kite', BASE);
@@ -55,7 +55,9 @@ describe('generation options (sdxl fixture)', function () {
   });
 
   it('a scheduler that does not fit the model gives ERR_INVALID_ARGUMENT, and the pipeline lives on', async function () {
-    await assert.rejects(pipeline.generate('a red kite', { ...BASE, scheduler: 'ddim' }), { code: 'ERR_INVALID_ARGUMENT' });
+    await assert.rejects(pipeline.generate('a red kite', { ...BASE, scheduler: 'ddim' }), {
+      code: 'ERR_INVALID_ARGUMENT',
+    });
     const back = await pipeline.generate('a red kite', BASE);
     assert.ok(back.data.equals(plain.data));
   });

@@ -28,7 +28,11 @@ const MASK = (() => {
   for (let y = 16; y < 48; y += 1) data.fill(255, (y * 64 + 16) * 3, (y * 64 + 48) * 3);
   return { data, width: 64, height: 64, channels: 3 };
 })();
-const asOracleInput = (image) => ({ width: image.width, height: image.height, data_base64: image.data.toString('base64') });
+const asOracleInput = (image) => ({
+  width: image.width,
+  height: image.height,
+  data_base64: image.data.toString('base64'),
+});
 
 /** Standard deviation of the bytes: 0 for a black (or any one-colour) image. */
 function spread(bytes) {

@@ -39,7 +39,10 @@ async function serial(pipeline, calls) {
 /** Resolves when `p` has settled, with 'pending' if it has not within a few turns of the event loop. */
 async function state(p) {
   let s = 'pending';
-  p.then(() => (s = 'resolved'), () => (s = 'rejected'));
+  p.then(
+    () => (s = 'resolved'),
+    () => (s = 'rejected'),
+  );
   await new Promise((resolve) => setImmediate(resolve));
   return s;
 }
@@ -69,7 +72,9 @@ describe('concurrency', function () {
       );
       assert.equal(reference.pending, CALLS.length);
       const images = await Promise.all(results);
-      order.forEach((i, k) => assert.ok(bytes(images[k]).equals(expected[i]), `call ${i} differs from its serial bytes`));
+      order.forEach((i, k) =>
+        assert.ok(bytes(images[k]).equals(expected[i]), `call ${i} differs from its serial bytes`),
+      );
       // One at a time: every progress event of a call comes before the first of the next call.
       const runs = events.map(([i]) => i).filter((i, k, all) => k === 0 || all[k - 1] !== i);
       assert.deepEqual(runs, order, 'progress events of two calls interleaved, or calls ran out of order');
@@ -100,9 +105,14 @@ describe('concurrency', function () {
           // The first `size` calls went to the idle members at once, one each; the others wait in the pool's queue.
           assert.equal(local.pending, order.length);
           assert.equal(local.waiting, order.length - size);
-          assert.deepEqual(poolMembers(local).map((m) => m.pending), Array(size).fill(1));
+          assert.deepEqual(
+            poolMembers(local).map((m) => m.pending),
+            Array(size).fill(1),
+          );
           const images = await Promise.all(results);
-          order.forEach((i, k) => assert.ok(bytes(images[k]).equals(expected[i]), `call ${i} (#${k}) differs from its serial bytes`));
+          order.forEach((i, k) =>
+            assert.ok(bytes(images[k]).equals(expected[i]), `call ${i} (#${k}) differs from its serial bytes`),
+          );
           assert.equal(local.pending, 0);
         } finally {
           if (local !== pool) await local.dispose();
@@ -115,7 +125,10 @@ describe('concurrency', function () {
       const image = { data: expected[0], width: 64, height: 64 };
       const mask = { data: Buffer.alloc(64 * 64).fill(255, 0, 64 * 32), width: 64, height: 64, channels: 1 };
       const options = { ...BASE, seed: 21, strength: 0.7, adapters: { a: 0.6, b: 0.4 } };
-      const want = [bytes(await reference.imageToImage(PROMPT, image, options)), bytes(await reference.inpaint(PROMPT, image, mask, options))];
+      const want = [
+        bytes(await reference.imageToImage(PROMPT, image, options)),
+        bytes(await reference.inpaint(PROMPT, image, mask, options)),
+      ];
       const got = await Promise.all([
         pool.imageToImage(PROMPT, image, options),
         pool.inpaint(PROMPT, image, mask, options),
@@ -123,7 +136,10 @@ describe('concurrency', function () {
         pool.imageToImage(PROMPT, image, options),
       ]);
       [0, 1, 1, 0].forEach((w, k) => assert.ok(bytes(got[k]).equals(want[w]), `call ${k}`));
-      await assert.rejects(pool.inpaint(PROMPT, image, { ...mask, width: 32, data: mask.data.subarray(0, 32 * 64) }, options), (e) => e.code === 'ERR_INVALID_ARGUMENT');
+      await assert.rejects(
+        pool.inpaint(PROMPT, image, { ...mask, width: 32, data: mask.data.subarray(0, 32 * 64) }, options),
+        (e) => e.code === 'ERR_INVALID_ARGUMENT',
+      );
     });
 
     it('checks a call once (not again on the member that runs it), as a single Pipeline does', async function () {
@@ -160,8 +176,14 @@ describe('concurrency', function () {
         [PROMPT, null],
       ];
       for (const [prompt, options] of bad) {
-        const fromPipeline = await reference.generate(prompt, options).then(() => assert.fail('accepted'), (e) => e);
-        const fromPool = await pool.generate(prompt, options).then(() => assert.fail('accepted'), (e) => e);
+        const fromPipeline = await reference.generate(prompt, options).then(
+          () => assert.fail('accepted'),
+          (e) => e,
+        );
+        const fromPool = await pool.generate(prompt, options).then(
+          () => assert.fail('accepted'),
+          (e) => e,
+        );
         assert.ok(fromPool instanceof MultiloraError);
         assert.equal(fromPool.code, 'ERR_INVALID_ARGUMENT');
         assert.equal(fromPool.message, fromPipeline.message);
@@ -171,7 +193,10 @@ describe('concurrency', function () {
         [[fx.model, { size: 0 }], 'Expected an integer from 1 to 64 for options.size but received 0'],
         [[fx.model, { size: 1.5 }], 'Expected an integer from 1 to 64 for options.size but received 1.5'],
         [[fx.model, {}], 'Expected an integer from 1 to 64 for options.size but received undefined'],
-        [[fx.model, { size: 2, maxQueue: -1 }], /^Expected an integer from 0 to \d+ for options.maxQueue but received -1$/],
+        [
+          [fx.model, { size: 2, maxQueue: -1 }],
+          /^Expected an integer from 0 to \d+ for options.maxQueue but received -1$/,
+        ],
         [[fx.model, { size: 2, onWarning: 1 }], 'Expected a function for options.onWarning but received 1'],
         [[fx.model], 'Expected an object for options but received undefined'],
         [['', { size: 1 }], 'Expected a non-empty string for modelDir but received ""'],
@@ -193,12 +218,18 @@ describe('concurrency', function () {
     it('passes onProgress through, and aborts a call while it waits (at once) or while it runs', async function () {
       const long = { ...CALLS[1], steps: 30 };
       const events = [];
-      const running = [pool.generate(PROMPT, { ...long, onProgress: (e) => events.push(e) }), pool.generate(PROMPT, long)];
+      const running = [
+        pool.generate(PROMPT, { ...long, onProgress: (e) => events.push(e) }),
+        pool.generate(PROMPT, long),
+      ];
       const waiting = new AbortController();
       const queued = pool.generate(PROMPT, { ...CALLS[0], signal: waiting.signal });
       assert.equal(pool.waiting, 1);
       waiting.abort(new Error('not wanted'));
-      await assert.rejects(queued, (e) => e instanceof AbortError && e.code === 'ERR_ABORTED' && e.cause.message === 'not wanted');
+      await assert.rejects(
+        queued,
+        (e) => e instanceof AbortError && e.code === 'ERR_ABORTED' && e.cause.message === 'not wanted',
+      );
       assert.equal(pool.waiting, 0);
       assert.equal(await state(running[0]), 'pending', 'the running calls should go on');
       await Promise.all(running);
@@ -206,12 +237,23 @@ describe('concurrency', function () {
       assert.ok(events.length > 0);
       const total = events[0].total;
       assert.ok(total >= 30);
-      assert.ok(events.every((e, i) => e.total === total && e.step >= 1 && e.step <= total && (i === 0 || e.step > events[i - 1].step)));
+      assert.ok(
+        events.every(
+          (e, i) => e.total === total && e.step >= 1 && e.step <= total && (i === 0 || e.step > events[i - 1].step),
+        ),
+      );
 
       const stop = new AbortController();
-      const aborted = pool.generate(PROMPT, { ...long, signal: stop.signal, onProgress: ({ step }) => step === 2 && stop.abort() });
+      const aborted = pool.generate(PROMPT, {
+        ...long,
+        signal: stop.signal,
+        onProgress: ({ step }) => step === 2 && stop.abort(),
+      });
       await assert.rejects(aborted, (e) => e.code === 'ERR_ABORTED');
-      await assert.rejects(pool.generate(PROMPT, { ...CALLS[0], signal: AbortSignal.abort() }), (e) => e.code === 'ERR_ABORTED');
+      await assert.rejects(
+        pool.generate(PROMPT, { ...CALLS[0], signal: AbortSignal.abort() }),
+        (e) => e.code === 'ERR_ABORTED',
+      );
       const after = await Promise.all(CALLS.slice(0, 4).map((c) => pool.generate(PROMPT, c)));
       after.forEach((image, i) => assert.ok(bytes(image).equals(expected[i]), `call ${i} after the aborts`));
     });
@@ -221,7 +263,10 @@ describe('concurrency', function () {
       try {
         const accepted = [0, 1].map((i) => bounded.generate(PROMPT, CALLS[i]));
         assert.equal(bounded.waiting, 1);
-        await assert.rejects(bounded.generate(PROMPT, CALLS[3]), (e) => e instanceof MultiloraError && e.code === 'ERR_BUSY' && /maxQueue 1/.test(e.message));
+        await assert.rejects(
+          bounded.generate(PROMPT, CALLS[3]),
+          (e) => e instanceof MultiloraError && e.code === 'ERR_BUSY' && /maxQueue 1/.test(e.message),
+        );
         (await Promise.all(accepted)).forEach((image, i) => assert.ok(bytes(image).equals(expected[i])));
         // Free again: the call that was turned away now runs.
         assert.ok(bytes(await bounded.generate(PROMPT, CALLS[3])).equals(expected[3]));
@@ -230,7 +275,7 @@ describe('concurrency', function () {
       }
     });
 
-    it("lends a borrowed image until the next turn of the event loop, even with calls queued behind it", async function () {
+    it('lends a borrowed image until the next turn of the event loop, even with calls queued behind it', async function () {
       const calls = [1, 2, 3, 6, 0, 4];
       const seen = await Promise.all(
         calls.map((i) =>
@@ -246,7 +291,10 @@ describe('concurrency', function () {
       seen.forEach(({ ok }, k) => assert.ok(ok, `borrowed call ${calls[k]} was not intact right after its await`));
       // Later, the members have started other calls (or not): a borrowed buffer is detached or intact, never changed.
       for (const [k, { image }] of seen.entries()) {
-        assert.ok(image.data.length === 0 || image.data.equals(expected[calls[k]]), `borrowed call ${calls[k]} changed`);
+        assert.ok(
+          image.data.length === 0 || image.data.equals(expected[calls[k]]),
+          `borrowed call ${calls[k]} changed`,
+        );
       }
     });
 
@@ -254,7 +302,11 @@ describe('concurrency', function () {
       const c = { path: fx.lora('style-a'), alpha: 0.6, template: 'c <subject>' };
       await reference.adapters.add('c', c);
       try {
-        const withC = [{ ...BASE, seed: 11, adapters: 'c' }, { ...BASE, seed: 12, adapters: { b: 0.5, c: 0.9 } }, { ...BASE, seed: 13, adapters: 'c', applyTemplate: true }];
+        const withC = [
+          { ...BASE, seed: 11, adapters: 'c' },
+          { ...BASE, seed: 12, adapters: { b: 0.5, c: 0.9 } },
+          { ...BASE, seed: 13, adapters: 'c', applyTemplate: true },
+        ];
         const want = await serial(reference, withC);
         await pool.adapters.add('c', c);
         assert.deepEqual(pool.adapters.names, ['a', 'b', 'c']);
@@ -270,7 +322,10 @@ describe('concurrency', function () {
       }
       await pool.adapters.remove('c');
       for (const m of poolMembers(pool)) assert.deepEqual(m.adapters.names, ['a', 'b']);
-      await assert.rejects(pool.adapters.remove('c'), (e) => e.code === 'ERR_INVALID_ARGUMENT' && e.message === 'Unknown adapter "c"; registered: "a", "b"');
+      await assert.rejects(
+        pool.adapters.remove('c'),
+        (e) => e.code === 'ERR_INVALID_ARGUMENT' && e.message === 'Unknown adapter "c"; registered: "a", "b"',
+      );
       await assert.rejects(pool.generate(PROMPT, { ...BASE, adapters: 'c' }), (e) => e.code === 'ERR_INVALID_ARGUMENT');
       const back = await Promise.all(CALLS.map((call) => pool.generate(PROMPT, call)));
       back.forEach((image, i) => assert.ok(bytes(image).equals(expected[i]), `call ${i} after the remove`));
@@ -278,7 +333,10 @@ describe('concurrency', function () {
 
     it('changes the adapters of all members or of none', async function () {
       // A bad adapter fails on the first member: nothing was rebuilt anywhere.
-      await assert.rejects(pool.adapters.add('bad', { path: fx.lora('wrong-base') }), (e) => e.code === 'ERR_ADAPTER_INCOMPATIBLE');
+      await assert.rejects(
+        pool.adapters.add('bad', { path: fx.lora('wrong-base') }),
+        (e) => e.code === 'ERR_ADAPTER_INCOMPATIBLE',
+      );
       const rebuilds = poolMembers(pool).map((m) => m.rebuilds);
 
       // A file that breaks after the first member read it: the first member is brought back, in its order.
@@ -286,9 +344,16 @@ describe('concurrency', function () {
       const breakFile = () => writeFileSync(file, Buffer.from('not a safetensors file'));
       poolHooks.onMemberChanged = (member) => member === poolMembers(pool)[0] && breakFile();
       try {
-        for (const [name, spec] of [['c', {}], ['a', { alpha: 0.4 }]]) {
+        for (const [name, spec] of [
+          ['c', {}],
+          ['a', { alpha: 0.4 }],
+        ]) {
           copyFileSync(fx.lora('style-b'), file);
-          await assert.rejects(pool.adapters.add(name, { ...spec, path: file }), (e) => e.code === 'ERR_ADAPTER_INVALID', name);
+          await assert.rejects(
+            pool.adapters.add(name, { ...spec, path: file }),
+            (e) => e.code === 'ERR_ADAPTER_INVALID',
+            name,
+          );
           assert.deepEqual(pool.adapters.names, ['a', 'b']);
           assert.equal(pool.adapters.get('a').alpha, 1);
           for (const m of poolMembers(pool)) {
@@ -319,7 +384,10 @@ describe('concurrency', function () {
         writeFileSync(file, Buffer.alloc(4)); // the next member reads a broken file
       };
       try {
-        await assert.rejects(PipelinePool.load(fx.model, { size: 3, adapters: { a: { path: file } } }), (e) => e.code === 'ERR_ADAPTER_INVALID');
+        await assert.rejects(
+          PipelinePool.load(fx.model, { size: 3, adapters: { a: { path: file } } }),
+          (e) => e.code === 'ERR_ADAPTER_INVALID',
+        );
       } finally {
         poolHooks.onMemberLoaded = undefined;
       }
@@ -336,7 +404,11 @@ describe('concurrency', function () {
       assert.equal(local.disposed, true);
       assert.equal(local[Symbol.asyncDispose]() instanceof Promise, true);
       assert.equal(local.dispose(), disposing);
-      await assert.rejects(local.generate(PROMPT, CALLS[0]), (e) => e instanceof DisposedError && e.code === 'ERR_DISPOSED' && e.message === 'The pipeline pool was disposed');
+      await assert.rejects(
+        local.generate(PROMPT, CALLS[0]),
+        (e) =>
+          e instanceof DisposedError && e.code === 'ERR_DISPOSED' && e.message === 'The pipeline pool was disposed',
+      );
       await assert.rejects(local.adapters.add('c', ADAPTERS.a), DisposedError);
       await assert.rejects(local.adapters.remove('a'), DisposedError);
       (await Promise.all(queued)).forEach((image, k) => assert.ok(bytes(image).equals(expected[[0, 3, 5][k]])));
@@ -406,8 +478,13 @@ describe('options.threads: OpenVINO threads per pipeline', function () {
 
   it('is checked like the other load options', async function () {
     for (const bad of [0, 1.5, -1, '2', 2000]) {
-      await assert.rejects(Pipeline.load(fx.model, { threads: bad }), (e) =>
-        e instanceof MultiloraError && e.code === 'ERR_INVALID_ARGUMENT' && /for options\.threads but received/.test(e.message));
+      await assert.rejects(
+        Pipeline.load(fx.model, { threads: bad }),
+        (e) =>
+          e instanceof MultiloraError &&
+          e.code === 'ERR_INVALID_ARGUMENT' &&
+          /for options\.threads but received/.test(e.message),
+      );
     }
   });
 });

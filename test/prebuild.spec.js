@@ -5,7 +5,16 @@
 'use strict';
 const assert = require('node:assert/strict');
 const { spawnSync } = require('node:child_process');
-const { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, symlinkSync, writeFileSync } = require('node:fs');
+const {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  symlinkSync,
+  writeFileSync,
+} = require('node:fs');
 const path = require('node:path');
 const { pathToFileURL } = require('node:url');
 const { ROOT, useTempDir } = require('./helpers/fixtures');
@@ -108,11 +117,20 @@ describe('prebuilt binaries (npm run prebuild, npm pack, npm install <tarball>)'
   it('packs the addon, the runtime it carries and the embedded model, and no junk', function () {
     const files = new Set(pack.files.map((f) => f.path));
     const prebuilt = [manifest.addon, 'prebuild.json', ...manifest.libraries].map((f) => `prebuilds/${PLATFORM}/${f}`);
-    for (const f of ['dist/index.js', 'dist/index.d.ts', 'scripts/install.mjs', 'scripts/prebuild-manifest.mjs', ...prebuilt]) {
+    for (const f of [
+      'dist/index.js',
+      'dist/index.d.ts',
+      'scripts/install.mjs',
+      'scripts/prebuild-manifest.mjs',
+      ...prebuilt,
+    ]) {
       assert.ok(files.has(f), `${f} is not in the tarball`);
     }
     for (const dir of ['models/sdxl-tiny/', 'models/sdxl-tiny-loras/']) {
-      assert.ok([...files].some((f) => f.startsWith(dir)), `${dir} (the embedded model) is missing`);
+      assert.ok(
+        [...files].some((f) => f.startsWith(dir)),
+        `${dir} (the embedded model) is missing`,
+      );
     }
     const junk = [...files].filter(
       (f) =>
@@ -121,7 +139,8 @@ describe('prebuilt binaries (npm run prebuild, npm pack, npm install <tarball>)'
         /^(lib|docs|\.ci)\//.test(f) ||
         /^test\//.test(f) ||
         (f.startsWith('prebuilds/') && !prebuilt.includes(f)) ||
-        (f.startsWith('scripts/') && !/^scripts\/(install|setup-sdk|sdk-config|build-native|prebuild-manifest)\.mjs$/.test(f)),
+        (f.startsWith('scripts/') &&
+          !/^scripts\/(install|setup-sdk|sdk-config|build-native|prebuild-manifest)\.mjs$/.test(f)),
     );
     assert.deepEqual(junk, []);
     // The runtime is most of it: ~55 MB compressed of ~165 MB (README.md, "Prebuilt binaries").
@@ -142,7 +161,10 @@ describe('prebuilt binaries (npm run prebuild, npm pack, npm install <tarball>)'
     assert.equal(r.status, 0, `npm install failed:\n${r.stdout}\n${r.stderr}`);
     const ours = r.stdout.split('\n').filter((l) => l.startsWith('multilora:'));
     assert.equal(ours.length, 1, r.stdout);
-    assert.match(ours[0], /^multilora: using the prebuilt addon in prebuilds\/linux-x64\/ with the OpenVINO GenAI runtime it carries/);
+    assert.match(
+      ours[0],
+      /^multilora: using the prebuilt addon in prebuilds\/linux-x64\/ with the OpenVINO GenAI runtime it carries/,
+    );
     const pkg = path.join(app, 'node_modules', 'multilora');
     assert.ok(existsSync(path.join(pkg, 'prebuilds', PLATFORM, manifest.addon)));
     assert.ok(!existsSync(path.join(pkg, 'build')), 'the installed package has a build/ folder: it built from source');
@@ -154,17 +176,35 @@ describe('prebuilt binaries (npm run prebuild, npm pack, npm install <tarball>)'
     assert.equal(r.status, 0, r.stderr);
     const out = JSON.parse(r.stdout.trim().split('\n').pop());
     assert.deepEqual([out.width, out.height, out.channels, out.bytes], [64, 64, 3, 64 * 64 * 3]);
-    assert.ok(out.distinct > 32 && out.max - out.min > 32, `a blank image: ${out.distinct} values in ${out.min}..${out.max}`);
+    assert.ok(
+      out.distinct > 32 && out.max - out.min > 32,
+      `a blank image: ${out.distinct} values in ${out.min}..${out.max}`,
+    );
 
     const pkg = realpathSync(path.join(app, 'node_modules', 'multilora'));
     assert.equal(out.main, path.join(pkg, 'dist', 'index.js'));
     const prebuilds = path.join(pkg, 'prebuilds', PLATFORM);
     const ours = out.loaded.filter((f) => !f.startsWith('/usr/') && !f.startsWith('/lib'));
-    assert.ok(ours.includes(path.join(prebuilds, manifest.addon)), `the prebuilt addon was not loaded: ${ours.join(', ')}`);
-    for (const lib of ['libopenvino_genai.so.2630', 'libopenvino.so.2630', 'libopenvino_intel_cpu_plugin.so', 'libopenvino_tokenizers.so']) {
-      assert.ok(ours.includes(path.join(prebuilds, lib)), `${lib} was not loaded from beside the addon: ${ours.join(', ')}`);
+    assert.ok(
+      ours.includes(path.join(prebuilds, manifest.addon)),
+      `the prebuilt addon was not loaded: ${ours.join(', ')}`,
+    );
+    for (const lib of [
+      'libopenvino_genai.so.2630',
+      'libopenvino.so.2630',
+      'libopenvino_intel_cpu_plugin.so',
+      'libopenvino_tokenizers.so',
+    ]) {
+      assert.ok(
+        ours.includes(path.join(prebuilds, lib)),
+        `${lib} was not loaded from beside the addon: ${ours.join(', ')}`,
+      );
     }
-    assert.deepEqual(ours.filter((f) => !f.startsWith(prebuilds + path.sep)), [], 'libraries loaded from elsewhere');
+    assert.deepEqual(
+      ours.filter((f) => !f.startsWith(prebuilds + path.sep)),
+      [],
+      'libraries loaded from elsewhere',
+    );
   });
 
   it("leaves the checkout's prebuilds/ as it found it", function () {

@@ -8,7 +8,8 @@ const path = require('node:path');
 
 const CHILD = path.join(__dirname, 'helpers', 'lifecycle-child.js');
 const BOUND_MS = 20_000;
-const CRASH = /Segmentation fault|terminate called|Abort|core dumped|FATAL ERROR|double free|corrupted|free\(\)|Assertion/;
+const CRASH =
+  /Segmentation fault|terminate called|Abort|core dumped|FATAL ERROR|double free|corrupted|free\(\)|Assertion/;
 
 /**
  * Runs a scenario. `onEvent(event, child)` sees each JSON line as it comes. Resolves with the exit code or signal,
@@ -77,7 +78,9 @@ describe('processes and threads (child processes)', function () {
   });
 
   it('SIGTERM while generating, default handler: the signal ends it at once, no crash', async function () {
-    const result = await runChild('sigterm', { onEvent: (e, child) => e.event === 'generating' && child.kill('SIGTERM') });
+    const result = await runChild('sigterm', {
+      onEvent: (e, child) => e.event === 'generating' && child.kill('SIGTERM'),
+    });
     assert.equal(result.signal, 'SIGTERM', `code ${result.code}; stderr: ${result.stderr}`);
     assertNoCrash(result);
     assertPrompt(result.endMs, event(result, 'generating'), 'SIGTERM');

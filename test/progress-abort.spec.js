@@ -26,7 +26,10 @@ describe('progress and cancellation', function () {
   it('reports every step, in order, before the promise settles', async function () {
     const events = [];
     const image = await pipeline.generate('a hill', { seed: 9, steps: 6, onProgress: (e) => events.push(e) });
-    assert.deepEqual(events.map((e) => [e.step, e.total]), [1, 2, 3, 4, 5, 6].map((s) => [s, 6]));
+    assert.deepEqual(
+      events.map((e) => [e.step, e.total]),
+      [1, 2, 3, 4, 5, 6].map((s) => [s, 6]),
+    );
     for (let i = 1; i < events.length; i += 1) assert.ok(events[i].elapsedMs >= events[i - 1].elapsedMs);
     assert.equal(events[0].preview, undefined);
     assert.ok(image.data.length > 0);
@@ -34,7 +37,14 @@ describe('progress and cancellation', function () {
 
   it('attaches a latent preview when asked', async function () {
     const events = [];
-    await pipeline.generate('a hill', { seed: 9, steps: 2, width: 96, height: 64, preview: true, onProgress: (e) => events.push(e) });
+    await pipeline.generate('a hill', {
+      seed: 9,
+      steps: 2,
+      width: 96,
+      height: 64,
+      preview: true,
+      onProgress: (e) => events.push(e),
+    });
     const { preview } = events[0];
     assert.deepEqual([preview.width, preview.height, preview.channels], [48, 32, 3]); // latent size: VAE scale 2
     assert.equal(preview.data.length, 48 * 32 * 3);
@@ -65,7 +75,11 @@ describe('progress and cancellation', function () {
     });
     const got = events.map((e) => e.step);
     assert.equal(got[0], 1);
-    assert.deepEqual([...got].sort((a, b) => a - b), got, 'events out of order');
+    assert.deepEqual(
+      [...got].sort((a, b) => a - b),
+      got,
+      'events out of order',
+    );
     // elapsedMs is taken in our callback, before the event is queued for JS. Waiting, the callback would stall
     // once the queue was full (step 1's event held, 8 behind it), and its next step would come after the hold.
     // Dropping, it keeps pace with the loop: the first step after the hold is many steps further on.
@@ -115,7 +129,11 @@ describe('progress and cancellation', function () {
     const controller = new AbortController();
     let queuedSteps = 0;
     const first = pipeline.generate('a hill', { seed: 9, steps: 4, adapters: 'a' });
-    const queued = pipeline.generate('a hill', { steps: 4, signal: controller.signal, onProgress: () => (queuedSteps += 1) });
+    const queued = pipeline.generate('a hill', {
+      steps: 4,
+      signal: controller.signal,
+      onProgress: () => (queuedSteps += 1),
+    });
     const last = pipeline.generate('a hill', { seed: 9, steps: 4, adapters: 'a' });
     controller.abort();
     await assert.rejects(queued, { code: 'ERR_ABORTED' });
@@ -127,7 +145,12 @@ describe('progress and cancellation', function () {
   it('a throwing onProgress stops the run: ERR_CALLBACK with the error as cause', async function () {
     const boom = new Error('boom');
     await assert.rejects(
-      pipeline.generate('a hill', { steps: 50, onProgress: () => { throw boom; } }),
+      pipeline.generate('a hill', {
+        steps: 50,
+        onProgress: () => {
+          throw boom;
+        },
+      }),
       (err) => err.code === 'ERR_CALLBACK' && err.cause === boom,
     );
     await stillGivesReference();

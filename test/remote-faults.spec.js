@@ -26,7 +26,10 @@ describe('scale-out under faults (Redis restarts, bad records, clocks, limits, s
   before(async function () {
     requireRedis();
     catalog = path.join(tmp(), 'catalog.json');
-    writeFileSync(catalog, JSON.stringify({ a: { path: fx.lora('style-a'), alpha: 0.8 }, b: { path: fx.lora('style-b'), alpha: 0.6 } }));
+    writeFileSync(
+      catalog,
+      JSON.stringify({ a: { path: fx.lora('style-a'), alpha: 0.8 }, b: { path: fx.lora('style-b'), alpha: 0.6 } }),
+    );
     local = await Pipeline.load(defaultModelDir(), { catalog, threads: 1 });
   });
 
@@ -73,7 +76,13 @@ describe('scale-out under faults (Redis restarts, bad records, clocks, limits, s
     await w.ready;
     const a = queue({ redis: redis.url, queue: 'restart' });
     let steps = 0;
-    const jobA = await a.enqueue('a lighthouse', { seed: 4242, width: 128, height: 128, steps: 120, onProgress: () => (steps += 1) });
+    const jobA = await a.enqueue('a lighthouse', {
+      seed: 4242,
+      width: 128,
+      height: 128,
+      steps: 120,
+      onProgress: () => (steps += 1),
+    });
     await until('a step of job A', () => steps >= 1);
     let restartedAt;
     const resultA = outcome(jobA.result(), () => restartedAt);
@@ -83,17 +92,26 @@ describe('scale-out under faults (Redis restarts, bad records, clocks, limits, s
     // Another client fills the new, empty Redis with small jobs; before random ids, one of them had A's number.
     const b = queue({ redis: redis.url, queue: 'restart' });
     const jobsB = [];
-    for (let i = 0; i < 25; i += 1) jobsB.push(await b.enqueue('a small cat', { seed: 9000 + i, width: 32, height: 32, steps: 1 }));
+    for (let i = 0; i < 25; i += 1)
+      jobsB.push(await b.enqueue('a small cat', { seed: 9000 + i, width: 32, height: 32, steps: 1 }));
     assert.ok(!jobsB.some((j) => j.id === jobA.id), 'a job id came round again');
 
     const gotA = await resultA;
-    assert.equal(gotA.image, undefined, `A was handed an image: ${gotA.image?.width}x${gotA.image?.height}, seed ${gotA.image?.seed}`);
+    assert.equal(
+      gotA.image,
+      undefined,
+      `A was handed an image: ${gotA.image?.width}x${gotA.image?.height}, seed ${gotA.image?.seed}`,
+    );
     assert.equal(gotA.err.code, 'ERR_JOB_LOST', gotA.err.message);
     assert.match(gotA.err.message, /no longer in Redis/);
     assert.ok(gotA.ms < 30_000, `settled ${gotA.ms} ms after the restart`);
     // The worker stops the job that Redis lost (when its lock cannot be renewed), rather than finish it for nobody.
     const stopped = w.waitFor(new RegExp(`job ${jobA.id} stopped: Redis no longer has it`));
-    assert.equal(await Promise.race([stopped.then(() => 'stopped'), sleep(15_000).then(() => 'still running')]), 'stopped', w.log);
+    assert.equal(
+      await Promise.race([stopped.then(() => 'stopped'), sleep(15_000).then(() => 'still running')]),
+      'stopped',
+      w.log,
+    );
 
     // A leaves: its cancel flag names its own job only, and goes after a while.
     await jobA.cancel();
@@ -109,7 +127,12 @@ describe('scale-out under faults (Redis restarts, bad records, clocks, limits, s
       assert.deepEqual([image.width, image.height], [32, 32]);
     }
     for (const i of [0, 24]) {
-      assert.ok(images[i].data.equals((await local.generate('a small cat', { seed: 9000 + i, width: 32, height: 32, steps: 1 })).data), `job ${i} of B`);
+      assert.ok(
+        images[i].data.equals(
+          (await local.generate('a small cat', { seed: 9000 + i, width: 32, height: 32, steps: 1 })).data,
+        ),
+        `job ${i} of B`,
+      );
     }
     const counts = await b.counts();
     assert.deepEqual([counts.waiting, counts.active], [0, 0]);
@@ -126,7 +149,7 @@ describe('scale-out under faults (Redis restarts, bad records, clocks, limits, s
     await until('a step of the job', () => steps >= 1);
     await redis.restart();
     const image = await job.result();
-    assert.ok(image.data.equals((await local.generate('a lighthouse', call)).data), 'the image is not the job\'s own');
+    assert.ok(image.data.equals((await local.generate('a lighthouse', call)).data), "the image is not the job's own");
     const next = await q.enqueue('a small cat', { seed: 7, width: 32, height: 32, steps: 1 });
     assert.equal((await next.result()).seed, 7);
   });
@@ -135,10 +158,20 @@ describe('scale-out under faults (Redis restarts, bad records, clocks, limits, s
     const redis = await redisServer();
     const w = worker(redis.url, ['--queue', 'serve-restart']);
     await w.ready;
-    const server = await startServer({ redis: redis.url, queue: 'serve-restart', host: '127.0.0.1', port: 0, maxQueue: 1 });
+    const server = await startServer({
+      redis: redis.url,
+      queue: 'serve-restart',
+      host: '127.0.0.1',
+      port: 0,
+      maxQueue: 1,
+    });
     cleanups.push(() => server.close());
     const post = (body) =>
-      fetch(`${server.url}/v1/images/generations`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      fetch(`${server.url}/v1/images/generations`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
     const pending = post({ prompt: 'a lighthouse', seed: 4242, size: '128x128', steps: 120 });
     await until('the job running on the worker', () => /job \S+ started/.test(w.log));
     await redis.restart();
@@ -170,7 +203,15 @@ describe('scale-out under faults (Redis restarts, bad records, clocks, limits, s
     const plant = () =>
       r
         .multi()
-        .hset(key, 'bogus', 'not json', 'future', JSON.stringify({ heartbeat: 9999999999999, adapters: null }), 'ghost', JSON.stringify(ghost))
+        .hset(
+          key,
+          'bogus',
+          'not json',
+          'future',
+          JSON.stringify({ heartbeat: 9999999999999, adapters: null }),
+          'ghost',
+          JSON.stringify(ghost),
+        )
         .hset(key, 'evil', JSON.stringify({ id: 'evil', heartbeat: 9999999999999, adapters: null }))
         .set('multilora:bogus:alive:evil', '1', 'EX', 600)
         .exec();
@@ -182,7 +223,10 @@ describe('scale-out under faults (Redis restarts, bad records, clocks, limits, s
 
     const loras = await fetch(`${server.url}/v1/loras`);
     assert.equal(loras.status, 200, await loras.clone().text());
-    assert.deepEqual((await loras.json()).data.map((l) => l.name), ['a', 'b']);
+    assert.deepEqual(
+      (await loras.json()).data.map((l) => l.name),
+      ['a', 'b'],
+    );
     await plant();
     await sleep(1100);
     const gen = await fetch(`${server.url}/v1/images/generations`, {
@@ -195,24 +239,42 @@ describe('scale-out under faults (Redis restarts, bad records, clocks, limits, s
     await plant();
     const q = queue({ redis: redis.url, queue: 'bogus' });
     const live = await q.workers();
-    assert.deepEqual(live.map((x) => x.id), [real.id]);
+    assert.deepEqual(
+      live.map((x) => x.id),
+      [real.id],
+    );
     assert.deepEqual(await r.hkeys(key), [real.id], 'the bogus and dead entries were removed');
     await plant();
     const job = await q.enqueue('a cat', { adapters: 'b', seed: 4, steps: 2 });
-    assert.ok((await job.result()).data.equals((await local.generate('a cat', { adapters: 'b', seed: 4, steps: 2 })).data));
+    assert.ok(
+      (await job.result()).data.equals((await local.generate('a cat', { adapters: 'b', seed: 4, steps: 2 })).data),
+    );
   });
 
   it('liveness is read from Redis: a worker 30 s behind is listed and serves, one 30 s ahead drops out once dead', async function () {
     const redis = await redisServer();
-    const skew = (ms) => ({ NODE_OPTIONS: `--require ${path.join(__dirname, 'helpers', 'skew-clock.js')}`, MULTILORA_TEST_CLOCK_SHIFT_MS: String(ms) });
+    const skew = (ms) => ({
+      NODE_OPTIONS: `--require ${path.join(__dirname, 'helpers', 'skew-clock.js')}`,
+      MULTILORA_TEST_CLOCK_SHIFT_MS: String(ms),
+    });
     const behind = worker(redis.url, ['--queue', 'clocks'], skew(-30_000));
     await behind.ready;
     // serve --redis starts on it (with only late workers it refused to: "no worker is live").
-    const server = await startServer({ redis: redis.url, queue: 'clocks', host: '127.0.0.1', port: 0, waitForWorkersMs: 10_000 });
+    const server = await startServer({
+      redis: redis.url,
+      queue: 'clocks',
+      host: '127.0.0.1',
+      port: 0,
+      waitForWorkersMs: 10_000,
+    });
     cleanups.push(() => server.close());
     const q = queue({ redis: redis.url, queue: 'clocks' });
     for (let i = 0; i < 4; i += 1) {
-      assert.deepEqual((await q.workers()).map((x) => x.pid), [behind.child.pid], `read ${i}`);
+      assert.deepEqual(
+        (await q.workers()).map((x) => x.pid),
+        [behind.child.pid],
+        `read ${i}`,
+      );
       await sleep(1500);
     }
     const job = await q.enqueue('a cat', { seed: 11, steps: 2 });
@@ -234,7 +296,11 @@ describe('scale-out under faults (Redis restarts, bad records, clocks, limits, s
     await w.ready;
     const q = queue({ redis: redis.url, queue: 'limits' });
     assert.deepEqual((await q.workers())[0].limits, { maxSize: 96, maxSteps: 50, maxImages: 2 });
-    await rejectsWith(q.enqueue('a cat', { width: 2048, height: 2048 }), 'ERR_INVALID_ARGUMENT', /at most 96 \(the --max-size of the live workers\) for options\.width/);
+    await rejectsWith(
+      q.enqueue('a cat', { width: 2048, height: 2048 }),
+      'ERR_INVALID_ARGUMENT',
+      /at most 96 \(the --max-size of the live workers\) for options\.width/,
+    );
     await rejectsWith(q.enqueue('a cat', { steps: 1000 }), 'ERR_INVALID_ARGUMENT', /--max-steps/);
     await rejectsWith(q.enqueue('a cat', { numImages: 16 }), 'ERR_INVALID_ARGUMENT', /--max-images/);
 
@@ -243,8 +309,16 @@ describe('scale-out under faults (Redis restarts, bad records, clocks, limits, s
     const raw = new Queue('limits', { connection: { url: redis.url }, prefix: 'multilora' });
     cleanups.push(() => raw.close());
     const t = Date.now();
-    await raw.add('generate', { v: 1, prompt: 'a cat', options: { width: 2048, height: 2048, seed: 1 } }, { jobId: 'huge' });
-    await rejectsWith((await q.job('huge')).result(), 'ERR_INVALID_ARGUMENT', /at most 96 \(the --max-size of this worker\)/);
+    await raw.add(
+      'generate',
+      { v: 1, prompt: 'a cat', options: { width: 2048, height: 2048, seed: 1 } },
+      { jobId: 'huge' },
+    );
+    await rejectsWith(
+      (await q.job('huge')).result(),
+      'ERR_INVALID_ARGUMENT',
+      /at most 96 \(the --max-size of this worker\)/,
+    );
     assert.ok(Date.now() - t < 10_000, `refused after ${Date.now() - t} ms`);
     assert.doesNotMatch(w.log, /job huge completed/);
     // Within the limits, and the defaults: a worker with no flags takes what serve allows for its model.

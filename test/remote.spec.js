@@ -21,7 +21,8 @@ const fx = families.sdxl;
 async function runTwoAtOnce(queue, prompt, calls) {
   const order = [];
   const jobs = [];
-  for (const [i, call] of calls.entries()) jobs.push(await queue.enqueue(prompt, { ...call, onProgress: () => order.push(i) }));
+  for (const [i, call] of calls.entries())
+    jobs.push(await queue.enqueue(prompt, { ...call, onProgress: () => order.push(i) }));
   const overlap = (w) => {
     const lines = w.log.split('\n');
     const at = (re) => {
@@ -29,7 +30,8 @@ async function runTwoAtOnce(queue, prompt, calls) {
       assert.ok(n >= 0, `no line ${re} in the worker's log:\n${w.log}`);
       return n;
     };
-    const startedBeforeCompleted = at(new RegExp(`job ${jobs[1].id} started`)) < at(new RegExp(`job ${jobs[0].id} completed`));
+    const startedBeforeCompleted =
+      at(new RegExp(`job ${jobs[1].id} started`)) < at(new RegExp(`job ${jobs[0].id} completed`));
     const first = order.filter((i) => i < 2);
     assert.ok(first.includes(0) && first.includes(1), `progress of both jobs: ${first}`);
     const interleaved = first.indexOf(1) < first.lastIndexOf(0);
@@ -50,7 +52,10 @@ describe('RemoteQueue and multilora worker (BullMQ on Redis)', function () {
     requireRedis();
     redis = await startRedis();
     catalog = path.join(tmp(), 'catalog.json');
-    writeFileSync(catalog, JSON.stringify({ a: { path: fx.lora('style-a'), alpha: 0.8 }, b: { path: fx.lora('style-b'), alpha: 0.6 } }));
+    writeFileSync(
+      catalog,
+      JSON.stringify({ a: { path: fx.lora('style-a'), alpha: 0.8 }, b: { path: fx.lora('style-b'), alpha: 0.6 } }),
+    );
     // Local generation, with the same adapters registered (registering adapters moves the bytes a little: SDK.md),
     // and the same thread count as the workers (OpenVINO's CPU results depend on it).
     local = await Pipeline.load(defaultModelDir(), { catalog, threads: 1 });
@@ -69,7 +74,10 @@ describe('RemoteQueue and multilora worker (BullMQ on Redis)', function () {
   }
 
   it('checks its options, and rejects with ERR_REMOTE when Redis cannot be reached', async function () {
-    assert.throws(() => new RemoteQueue({ redis: 'http://x' }), { code: 'ERR_INVALID_ARGUMENT', message: /redis:\/\/ or rediss:\/\/ URL/ });
+    assert.throws(() => new RemoteQueue({ redis: 'http://x' }), {
+      code: 'ERR_INVALID_ARGUMENT',
+      message: /redis:\/\/ or rediss:\/\/ URL/,
+    });
     assert.throws(() => new RemoteQueue({ url: redis.url }), { code: 'ERR_INVALID_ARGUMENT' });
     const down = new RemoteQueue({ redis: `redis://127.0.0.1:${await freePort()}` });
     const t = Date.now();
@@ -86,7 +94,9 @@ describe('RemoteQueue and multilora worker (BullMQ on Redis)', function () {
       await queue.close();
     }
     const r = await new Promise((resolve) => {
-      const child = spawn(process.execPath, [MAIN, 'worker', '--redis', `redis://127.0.0.1:${1}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, [MAIN, 'worker', '--redis', `redis://127.0.0.1:${1}`], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       let err = '';
       child.stderr.on('data', (d) => (err += d));
       child.on('exit', (code) => resolve({ code, err }));
@@ -99,10 +109,20 @@ describe('RemoteQueue and multilora worker (BullMQ on Redis)', function () {
     const { remoteWorker, options } = require('../dist/internal');
     let checks = 0;
     options.checkHooks.onCheck = () => (checks += 1);
-    const worker = await remoteWorker.startWorker({ redis: redis.url, model: defaultModelDir(), catalog, queue: 'once', threads: 1 });
+    const worker = await remoteWorker.startWorker({
+      redis: redis.url,
+      model: defaultModelDir(),
+      catalog,
+      queue: 'once',
+      threads: 1,
+    });
     const queue = new RemoteQueue({ redis: redis.url, queue: 'once' });
     try {
-      await rejectsWith(queue.enqueue('a cat', { steps: 1001 }), 'ERR_INVALID_ARGUMENT', /from 1 to 1000 for options\.steps/);
+      await rejectsWith(
+        queue.enqueue('a cat', { steps: 1001 }),
+        'ERR_INVALID_ARGUMENT',
+        /from 1 to 1000 for options\.steps/,
+      );
       const job = await queue.enqueue('a cat', { seed: 3, steps: 2, adapters: { a: 0.5 } });
       const image = await job.result();
       assert.equal(image.seed, 3);
@@ -127,7 +147,11 @@ describe('RemoteQueue and multilora worker (BullMQ on Redis)', function () {
       assert.ok(Date.now() - t < 5000);
       assert.equal((await early.details()).state, 'failed');
       // With a worker live, the queue refuses the job itself, naming the adapters there are.
-      await rejectsWith(queue.enqueue('a cat', { adapters: ['a', 'zz'] }), 'ERR_INVALID_ARGUMENT', /Unknown adapter "zz": the workers have "a", "b"/);
+      await rejectsWith(
+        queue.enqueue('a cat', { adapters: ['a', 'zz'] }),
+        'ERR_INVALID_ARGUMENT',
+        /Unknown adapter "zz": the workers have "a", "b"/,
+      );
       // and the worker is still good for the next job
       const ok = await queue.enqueue('a cat', { adapters: 'a', seed: 3, steps: 2 });
       const image = await ok.result();
@@ -146,11 +170,18 @@ describe('RemoteQueue and multilora worker (BullMQ on Redis)', function () {
       await Promise.all(pool.map((w) => w.ready));
       assert.equal((await queue.workers()).length, 3);
       const selections = [null, 'a', 'b', { a: 0.5, b: 0.7 }, ['a', 'b'], { b: 1.2 }];
-      const calls = Array.from({ length: 20 }, (_, i) => ({ adapters: selections[i % selections.length], seed: 100 + i, steps: 8 }));
+      const calls = Array.from({ length: 20 }, (_, i) => ({
+        adapters: selections[i % selections.length],
+        seed: 100 + i,
+        steps: 8,
+      }));
       const progress = new Map();
       const jobs = [];
       for (const call of calls) {
-        const job = await queue.enqueue(`a lighthouse ${call.seed}`, { ...call, onProgress: (e) => progress.set(call.seed, e) });
+        const job = await queue.enqueue(`a lighthouse ${call.seed}`, {
+          ...call,
+          onProgress: (e) => progress.set(call.seed, e),
+        });
         jobs.push(job);
       }
       // Kill one worker while it runs a job.
@@ -163,7 +194,10 @@ describe('RemoteQueue and multilora worker (BullMQ on Redis)', function () {
       const images = await Promise.all(jobs.map((j) => j.result()));
       for (const [i, call] of calls.entries()) {
         const want = await local.generate(`a lighthouse ${call.seed}`, call);
-        assert.ok(images[i].data.equals(want.data), `job ${i} (${JSON.stringify(call.adapters)}) differs from local generation`);
+        assert.ok(
+          images[i].data.equals(want.data),
+          `job ${i} (${JSON.stringify(call.adapters)}) differs from local generation`,
+        );
         assert.equal(images[i].seed, call.seed);
         assert.equal(progress.get(call.seed)?.total, 8);
       }
@@ -176,7 +210,8 @@ describe('RemoteQueue and multilora worker (BullMQ on Redis)', function () {
       assert.deepEqual(Object.keys((await jobs[3].details()).adapters), ['a', 'b']);
       // the killed worker stops counting once its liveness key expires, 7 s after its last heartbeat
       const t = Date.now();
-      while ((await queue.workers()).length !== 2 && Date.now() - t < 15_000) await new Promise((r) => setTimeout(r, 500));
+      while ((await queue.workers()).length !== 2 && Date.now() - t < 15_000)
+        await new Promise((r) => setTimeout(r, 500));
       assert.deepEqual((await queue.workers()).map((w) => w.pid).sort(), [pool[0].child.pid, pool[2].child.pid].sort());
     } finally {
       for (const w of pool) w.child.kill('SIGTERM');
@@ -188,17 +223,43 @@ describe('RemoteQueue and multilora worker (BullMQ on Redis)', function () {
   it('--concurrency 2 with --lora adapters: one worker runs two jobs at once, each on its own pipeline, with local bytes', async function () {
     const queue = new RemoteQueue({ redis: redis.url, queue: 'concurrency' });
     // The catalogue's adapters, at its alphas, given on the command line instead.
-    const w = spawnWorker(['--queue', 'concurrency', '--concurrency', '2', '--lora', `a=${fx.lora('style-a')}:0.8`, '--lora', `b=${fx.lora('style-b')}:0.6`], null);
+    const w = spawnWorker(
+      [
+        '--queue',
+        'concurrency',
+        '--concurrency',
+        '2',
+        '--lora',
+        `a=${fx.lora('style-a')}:0.8`,
+        '--lora',
+        `b=${fx.lora('style-b')}:0.6`,
+      ],
+      null,
+    );
     try {
       await w.ready;
       const [info] = await queue.workers();
       assert.equal(info.concurrency, 2);
-      assert.deepEqual(info.adapters.map((a) => [a.name, a.alpha]), [['a', 0.8], ['b', 0.6]]);
-      const calls = [{ adapters: 'a', seed: 21 }, { adapters: { b: 0.9 }, seed: 22 }, { adapters: null, seed: 23 }, { adapters: ['a', 'b'], seed: 24 }].map((c) => ({ ...c, steps: 12 }));
+      assert.deepEqual(
+        info.adapters.map((a) => [a.name, a.alpha]),
+        [
+          ['a', 0.8],
+          ['b', 0.6],
+        ],
+      );
+      const calls = [
+        { adapters: 'a', seed: 21 },
+        { adapters: { b: 0.9 }, seed: 22 },
+        { adapters: null, seed: 23 },
+        { adapters: ['a', 'b'], seed: 24 },
+      ].map((c) => ({ ...c, steps: 12 }));
       const { jobs, overlap } = await runTwoAtOnce(queue, 'a windmill', calls);
       const images = await Promise.all(jobs.map((j) => j.result()));
       for (const [i, call] of calls.entries()) {
-        assert.ok(images[i].data.equals((await local.generate('a windmill', call)).data), `job ${i} differs from local generation`);
+        assert.ok(
+          images[i].data.equals((await local.generate('a windmill', call)).data),
+          `job ${i} differs from local generation`,
+        );
       }
       const seen = overlap(w);
       assert.ok(seen.startedBeforeCompleted, `the second job started after the first completed:\n${w.log}`);
@@ -215,7 +276,10 @@ describe('RemoteQueue and multilora worker (BullMQ on Redis)', function () {
     const w = spawnWorker(['--queue', 'one-at-a-time', '--concurrency', '1']);
     try {
       await w.ready;
-      const calls = [{ adapters: 'a', seed: 21 }, { adapters: { b: 0.9 }, seed: 22 }].map((c) => ({ ...c, steps: 12 }));
+      const calls = [
+        { adapters: 'a', seed: 21 },
+        { adapters: { b: 0.9 }, seed: 22 },
+      ].map((c) => ({ ...c, steps: 12 }));
       const { jobs, overlap } = await runTwoAtOnce(queue, 'a windmill', calls);
       await Promise.all(jobs.map((j) => j.result()));
       const seen = overlap(w);
@@ -249,7 +313,12 @@ describe('RemoteQueue and multilora worker (BullMQ on Redis)', function () {
       assert.match(w.log, /failed: The operation was aborted/);
       // An AbortSignal does the same.
       const controller = new AbortController();
-      const viaSignal = await queue.enqueue('a storm', { seed: 7, steps: 400, signal: controller.signal, onProgress: () => controller.abort() });
+      const viaSignal = await queue.enqueue('a storm', {
+        seed: 7,
+        steps: 400,
+        signal: controller.signal,
+        onProgress: () => controller.abort(),
+      });
       await rejectsWith(viaSignal.result(), 'ERR_ABORTED');
       // and the worker goes on
       const next = await queue.enqueue('a calm', { seed: 6, steps: 2 });

@@ -11,7 +11,9 @@ const { MultiloraError } = require('../dist/internal').errors;
 
 /** A file: the 8-byte length (`claim`, default the header's real length), the header, then `data`. */
 function craft(header, data = Buffer.alloc(0), claim) {
-  const json = Buffer.isBuffer(header) ? header : Buffer.from(typeof header === 'string' ? header : JSON.stringify(header));
+  const json = Buffer.isBuffer(header)
+    ? header
+    : Buffer.from(typeof header === 'string' ? header : JSON.stringify(header));
   const prefix = Buffer.alloc(8);
   prefix.writeBigUInt64LE(BigInt(claim ?? json.length));
   return Buffer.concat([prefix, json, data]);
@@ -38,40 +40,141 @@ const T = (dtype, shape, offsets) => ({ dtype, shape, data_offsets: offsets });
 const BAD_FILES = [
   ['a file shorter than 8 bytes', Buffer.from([1, 2, 3, 4, 5]), /5 bytes long, shorter than the 8-byte header length/],
   ['a header length of 0', craft('', Buffer.alloc(16)), /header length is 0/],
-  ['a header length beyond the file', craft('{}', Buffer.alloc(10), 100), /header length is 100 bytes, but only 12 bytes follow/],
-  ['a header that is not UTF-8', craft(Buffer.from([0x7b, 0x22, 0xff, 0xfe, 0x22, 0x3a, 0x31, 0x7d])), /not valid UTF-8/],
+  [
+    'a header length beyond the file',
+    craft('{}', Buffer.alloc(10), 100),
+    /header length is 100 bytes, but only 12 bytes follow/,
+  ],
+  [
+    'a header that is not UTF-8',
+    craft(Buffer.from([0x7b, 0x22, 0xff, 0xfe, 0x22, 0x3a, 0x31, 0x7d])),
+    /not valid UTF-8/,
+  ],
   ['a header that is not JSON', craft('{"a": '), /header is not valid JSON/],
   ['a header that is an array', craft('[1, 2]'), /header is an array of length 2, not a JSON object/],
   ['a header that is null', craft('null'), /header is null, not a JSON object/],
   ['a tensor entry that is a number', craft({ t: 5 }), /the entry of tensor "t" is 5, not an object/],
-  ['a tensor entry that is an array', craft({ t: [1] }), /the entry of tensor "t" is an array of length 1, not an object/],
-  ['a tensor without dtype', craft({ t: { shape: [1], data_offsets: [0, 4] } }, f32(1)), /tensor "t" has no dtype string/],
-  ['an unknown dtype', craft({ t: T('Q7', [1], [0, 4]) }, f32(1)), /tensor "t" has the unknown dtype "Q7" \(OpenVINO GenAI 2026.3 reads only F32, F16 and BF16\)/],
-  ['a dtype GenAI does not read', craft({ t: T('I64', [1], [0, 8]) }, Buffer.alloc(8)), /tensor "t" has dtype "I64", which LoRA files for GenAI cannot use \(OpenVINO GenAI 2026.3 reads only F32, F16 and BF16\)/],
+  [
+    'a tensor entry that is an array',
+    craft({ t: [1] }),
+    /the entry of tensor "t" is an array of length 1, not an object/,
+  ],
+  [
+    'a tensor without dtype',
+    craft({ t: { shape: [1], data_offsets: [0, 4] } }, f32(1)),
+    /tensor "t" has no dtype string/,
+  ],
+  [
+    'an unknown dtype',
+    craft({ t: T('Q7', [1], [0, 4]) }, f32(1)),
+    /tensor "t" has the unknown dtype "Q7" \(OpenVINO GenAI 2026.3 reads only F32, F16 and BF16\)/,
+  ],
+  [
+    'a dtype GenAI does not read',
+    craft({ t: T('I64', [1], [0, 8]) }, Buffer.alloc(8)),
+    /tensor "t" has dtype "I64", which LoRA files for GenAI cannot use \(OpenVINO GenAI 2026.3 reads only F32, F16 and BF16\)/,
+  ],
   ['F64', craft({ t: T('F64', [1], [0, 8]) }, Buffer.alloc(8)), /dtype "F64", which LoRA files for GenAI cannot use/],
-  ['a shape that is no array', craft({ t: T('F32', 4, [0, 16]) }, Buffer.alloc(16)), /tensor "t" has shape 4, not an array of non-negative integers/],
-  ['a negative dimension', craft({ t: T('F32', [-1, 4], [0, 16]) }, Buffer.alloc(16)), /shape \[-1,4\], not an array of non-negative integers/],
+  [
+    'a shape that is no array',
+    craft({ t: T('F32', 4, [0, 16]) }, Buffer.alloc(16)),
+    /tensor "t" has shape 4, not an array of non-negative integers/,
+  ],
+  [
+    'a negative dimension',
+    craft({ t: T('F32', [-1, 4], [0, 16]) }, Buffer.alloc(16)),
+    /shape \[-1,4\], not an array of non-negative integers/,
+  ],
   ['a fractional dimension', craft({ t: T('F32', [1.5], [0, 4]) }, Buffer.alloc(4)), /shape \[1.5\]/],
-  ['a dimension beyond 2^53', craft('{"t":{"dtype":"F32","shape":[9007199254740993],"data_offsets":[0,4]}}', Buffer.alloc(4)), /shape \[9007199254740992\], not an array/],
+  [
+    'a dimension beyond 2^53',
+    craft('{"t":{"dtype":"F32","shape":[9007199254740993],"data_offsets":[0,4]}}', Buffer.alloc(4)),
+    /shape \[9007199254740992\], not an array/,
+  ],
   ['a string dimension', craft({ t: T('F32', ['4'], [0, 16]) }, Buffer.alloc(16)), /shape \["4"\]/],
-  ['data_offsets of one number', craft({ t: T('F32', [1], [4]) }, Buffer.alloc(4)), /tensor "t" has data_offsets \[4\], not two non-negative integers \[begin, end\]/],
-  ['data_offsets of three numbers', craft({ t: T('F32', [1], [0, 4, 8]) }, Buffer.alloc(8)), /data_offsets \[0,4,8\], not two/],
-  ['data_offsets of strings', craft({ t: T('F32', [1], ['0', '4']) }, Buffer.alloc(4)), /data_offsets \["0","4"\], not two/],
+  [
+    'data_offsets of one number',
+    craft({ t: T('F32', [1], [4]) }, Buffer.alloc(4)),
+    /tensor "t" has data_offsets \[4\], not two non-negative integers \[begin, end\]/,
+  ],
+  [
+    'data_offsets of three numbers',
+    craft({ t: T('F32', [1], [0, 4, 8]) }, Buffer.alloc(8)),
+    /data_offsets \[0,4,8\], not two/,
+  ],
+  [
+    'data_offsets of strings',
+    craft({ t: T('F32', [1], ['0', '4']) }, Buffer.alloc(4)),
+    /data_offsets \["0","4"\], not two/,
+  ],
   ['a negative offset', craft({ t: T('F32', [1], [-4, 0]) }, Buffer.alloc(4)), /data_offsets \[-4,0\], not two/],
   ['no data_offsets', craft({ t: { dtype: 'F32', shape: [1] } }, Buffer.alloc(4)), /data_offsets undefined/],
-  ['begin after end', craft({ t: T('F32', [0], [8, 4]) }, Buffer.alloc(8)), /tensor "t" has data_offsets \[8, 4\], whose begin is after its end/],
-  ['an end beyond the data', craft({ t: T('F32', [4], [0, 16]) }, Buffer.alloc(8)), /tensor "t" ends at byte 16 of the data section, which holds only 8 bytes/],
-  ['fewer bytes than the shape needs', craft({ t: T('F32', [3], [0, 8]) }, Buffer.alloc(8)), /tensor "t" holds 8 bytes, but dtype F32 and shape \[3\] need 12/],
-  ['more bytes than the shape needs', craft({ t: T('F16', [2, 2], [0, 12]) }, Buffer.alloc(12)), /holds 12 bytes, but dtype F16 and shape \[2,2\] need 8/],
-  ['a huge claimed shape', craft({ t: T('BF16', Array(64).fill(2 ** 53 - 1), [0, 4]) }, Buffer.alloc(4)), /holds 4 bytes, but dtype BF16 and shape \[9007199254740991,.*need more than the 4 bytes of the data section/],
-  ['overlapping tensors', craft({ a: T('F32', [2], [0, 8]), b: T('F32', [2], [4, 12]) }, Buffer.alloc(12)), /the data of tensors "a" \[0, 8\) and "b" \[4, 12\) overlap/],
-  ['a tensor inside another', craft({ a: T('F32', [4], [0, 16]), b: T('F32', [1], [4, 8]) }, Buffer.alloc(16)), /tensors "a" \[0, 16\) and "b" \[4, 8\) overlap/],
-  ['a duplicate tensor name', craft('{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}, "b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]},"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}', Buffer.alloc(8)), /header names "a" twice/],
-  ['a duplicate written with escapes', craft('{"a\\u0062":{"dtype":"F32","shape":[0],"data_offsets":[0,0]},"ab":{"dtype":"F32","shape":[0],"data_offsets":[0,0]}}'), /header names "ab" twice/],
-  ['a duplicate __metadata__', craft('{"__metadata__":{"a":"1"},"__metadata__":{"a":"2"}}'), /header names "__metadata__" twice/],
-  ['__metadata__ with a number', craft({ __metadata__: { k: 1 } }), /"__metadata__" must map strings to strings, but "k" maps to 1/],
+  [
+    'begin after end',
+    craft({ t: T('F32', [0], [8, 4]) }, Buffer.alloc(8)),
+    /tensor "t" has data_offsets \[8, 4\], whose begin is after its end/,
+  ],
+  [
+    'an end beyond the data',
+    craft({ t: T('F32', [4], [0, 16]) }, Buffer.alloc(8)),
+    /tensor "t" ends at byte 16 of the data section, which holds only 8 bytes/,
+  ],
+  [
+    'fewer bytes than the shape needs',
+    craft({ t: T('F32', [3], [0, 8]) }, Buffer.alloc(8)),
+    /tensor "t" holds 8 bytes, but dtype F32 and shape \[3\] need 12/,
+  ],
+  [
+    'more bytes than the shape needs',
+    craft({ t: T('F16', [2, 2], [0, 12]) }, Buffer.alloc(12)),
+    /holds 12 bytes, but dtype F16 and shape \[2,2\] need 8/,
+  ],
+  [
+    'a huge claimed shape',
+    craft({ t: T('BF16', Array(64).fill(2 ** 53 - 1), [0, 4]) }, Buffer.alloc(4)),
+    /holds 4 bytes, but dtype BF16 and shape \[9007199254740991,.*need more than the 4 bytes of the data section/,
+  ],
+  [
+    'overlapping tensors',
+    craft({ a: T('F32', [2], [0, 8]), b: T('F32', [2], [4, 12]) }, Buffer.alloc(12)),
+    /the data of tensors "a" \[0, 8\) and "b" \[4, 12\) overlap/,
+  ],
+  [
+    'a tensor inside another',
+    craft({ a: T('F32', [4], [0, 16]), b: T('F32', [1], [4, 8]) }, Buffer.alloc(16)),
+    /tensors "a" \[0, 16\) and "b" \[4, 8\) overlap/,
+  ],
+  [
+    'a duplicate tensor name',
+    craft(
+      '{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}, "b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]},"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}',
+      Buffer.alloc(8),
+    ),
+    /header names "a" twice/,
+  ],
+  [
+    'a duplicate written with escapes',
+    craft(
+      '{"a\\u0062":{"dtype":"F32","shape":[0],"data_offsets":[0,0]},"ab":{"dtype":"F32","shape":[0],"data_offsets":[0,0]}}',
+    ),
+    /header names "ab" twice/,
+  ],
+  [
+    'a duplicate __metadata__',
+    craft('{"__metadata__":{"a":"1"},"__metadata__":{"a":"2"}}'),
+    /header names "__metadata__" twice/,
+  ],
+  [
+    '__metadata__ with a number',
+    craft({ __metadata__: { k: 1 } }),
+    /"__metadata__" must map strings to strings, but "k" maps to 1/,
+  ],
   ['__metadata__ with an object', craft({ __metadata__: { k: { v: 'x' } } }), /but "k" maps to \{"v":"x"\}/],
-  ['__metadata__ that is an array', craft({ __metadata__: ['a'] }), /"__metadata__" is an array of length 1, not an object of strings/],
+  [
+    '__metadata__ that is an array',
+    craft({ __metadata__: ['a'] }),
+    /"__metadata__" is an array of length 1, not an object of strings/,
+  ],
   ['__metadata__ that is a string', craft({ __metadata__: 'x' }), /"__metadata__" is "x", not an object of strings/],
 ];
 
@@ -143,7 +246,10 @@ describe('safetensors', function () {
         return original.call(this, buffer, offset, length, position);
       };
       try {
-        await assert.rejects(st.readSafetensorsHeader(file), isInvalid(/header length is 1152921504606846976 bytes, but only 66 bytes follow/));
+        await assert.rejects(
+          st.readSafetensorsHeader(file),
+          isInvalid(/header length is 1152921504606846976 bytes, but only 66 bytes follow/),
+        );
       } finally {
         proto.read = original;
       }
@@ -172,7 +278,15 @@ describe('safetensors', function () {
 
     it('describes each tensor, in the order of its data, with offsets in the file', function () {
       const data = Buffer.concat([f32(1, 2), Buffer.from([1, 0, 2, 0, 3, 0]), f32(7)]);
-      const bytes = craft({ z: T('F32', [2], [0, 8]), a: T('F16', [3, 1], [8, 14]), m: T('BF16', [0, 5], [14, 14]), s: T('F32', [], [14, 18]) }, data);
+      const bytes = craft(
+        {
+          z: T('F32', [2], [0, 8]),
+          a: T('F16', [3, 1], [8, 14]),
+          m: T('BF16', [0, 5], [14, 14]),
+          s: T('F32', [], [14, 18]),
+        },
+        data,
+      );
       const h = st.parseSafetensors(bytes);
       const headerLength = bytes.length - 8 - data.length;
       assert.equal(h.headerLength, headerLength);
@@ -205,17 +319,26 @@ describe('safetensors', function () {
       assert.equal(await st.readScalar(file, byName.a32), 2);
       assert.equal(await st.readScalar(bytes, byName.a16), 0.0999755859375);
       assert.equal(await st.readScalar(file, byName.ab16), 3.140625);
-      await assert.rejects(st.readScalar(file, byName.w), isInvalid(/Tensor "w" should hold one number but has shape \[2,2\]/));
+      await assert.rejects(
+        st.readScalar(file, byName.w),
+        isInvalid(/Tensor "w" should hold one number but has shape \[2,2\]/),
+      );
     });
 
     it('keeps a file open for many reads until closed', async function () {
       const file = path.join(tmp, 'open.safetensors');
-      fs.writeFileSync(file, st.writeSafetensors([
-        { name: 'a', dtype: 'F32', shape: [1], data: f32(1) },
-        { name: 'b', dtype: 'F32', shape: [1], data: f32(2) },
-      ]));
+      fs.writeFileSync(
+        file,
+        st.writeSafetensors([
+          { name: 'a', dtype: 'F32', shape: [1], data: f32(1) },
+          { name: 'b', dtype: 'F32', shape: [1], data: f32(2) },
+        ]),
+      );
       const reader = await st.openSafetensors(file);
-      assert.deepEqual(reader.header.tensors.map((t) => t.name), ['a', 'b']);
+      assert.deepEqual(
+        reader.header.tensors.map((t) => t.name),
+        ['a', 'b'],
+      );
       assert.deepEqual(await reader.read(reader.header.tensors[1]), f32(2));
       assert.deepEqual(await reader.read(reader.header.tensors[0]), f32(1));
       await reader.close();
@@ -225,7 +348,10 @@ describe('safetensors', function () {
     it('refuses a TensorInfo that reaches past the data it is read from', async function () {
       const bytes = st.writeSafetensors([{ name: 'a', dtype: 'F32', shape: [4], data: f32(1, 2, 3, 4) }]);
       const info = st.parseSafetensors(bytes).tensors[0];
-      await assert.rejects(st.readTensor(bytes.subarray(0, bytes.length - 4), info), isInvalid(/tensor "a" would end at byte/));
+      await assert.rejects(
+        st.readTensor(bytes.subarray(0, bytes.length - 4), info),
+        isInvalid(/tensor "a" would end at byte/),
+      );
       await assert.rejects(st.readTensor(bytes, { name: 'x' }), /Expected a TensorInfo/);
     });
   });
@@ -258,7 +384,10 @@ describe('safetensors', function () {
       assert.match(header, /^\{"__metadata__":\{"a":"1","b":"2"\},"a\.weight":.*"empty":\{[^}]*\}\} *$/);
       const reversed = st.writeSafetensors([...tensors].reverse(), { a: '1', b: '2' });
       assert.ok(reversed.equals(bytes));
-      assert.deepEqual(h.tensors.map((t) => t.name), ['a.weight', 'b.weight', 'c', 'empty']);
+      assert.deepEqual(
+        h.tensors.map((t) => t.name),
+        ['a.weight', 'b.weight', 'c', 'empty'],
+      );
     });
 
     it('writes a file that readSafetensorsHeader reads back', async function () {
@@ -266,19 +395,37 @@ describe('safetensors', function () {
       fs.writeFileSync(file, st.writeSafetensors(tensors));
       const h = await st.readSafetensorsHeader(file);
       assert.deepEqual(h.metadata, {});
-      assert.deepEqual(await st.readTensor(file, h.tensors.find((t) => t.name === 'b.weight')), f32(1, 2, 3, 4, 5, 6));
+      assert.deepEqual(
+        await st.readTensor(
+          file,
+          h.tensors.find((t) => t.name === 'b.weight'),
+        ),
+        f32(1, 2, 3, 4, 5, 6),
+      );
     });
 
     it('refuses bad tensors with ERR_INVALID_ARGUMENT', function () {
       const bad = (list, pattern) =>
-        assert.throws(() => st.writeSafetensors(list), (err) => {
-          assert.equal(err.code, 'ERR_INVALID_ARGUMENT');
-          assert.match(err.message, pattern);
-          return true;
-        });
-      bad([tensors[0], { ...tensors[2], name: 'b.weight' }], /Expected a name that no other tensor has for tensors\[1\]\.name but received "b.weight"/);
-      bad([{ ...tensors[0], dtype: 'I8' }], /Expected "F32", "F16" or "BF16" for tensors\[0\]\.dtype but received "I8"/);
-      bad([{ ...tensors[0], shape: [2, 2] }], /Expected 16 bytes \(dtype F32, shape \[2,2\]\) for tensors\[0\]\.data but received a Buffer of 24 bytes/);
+        assert.throws(
+          () => st.writeSafetensors(list),
+          (err) => {
+            assert.equal(err.code, 'ERR_INVALID_ARGUMENT');
+            assert.match(err.message, pattern);
+            return true;
+          },
+        );
+      bad(
+        [tensors[0], { ...tensors[2], name: 'b.weight' }],
+        /Expected a name that no other tensor has for tensors\[1\]\.name but received "b.weight"/,
+      );
+      bad(
+        [{ ...tensors[0], dtype: 'I8' }],
+        /Expected "F32", "F16" or "BF16" for tensors\[0\]\.dtype but received "I8"/,
+      );
+      bad(
+        [{ ...tensors[0], shape: [2, 2] }],
+        /Expected 16 bytes \(dtype F32, shape \[2,2\]\) for tensors\[0\]\.data but received a Buffer of 24 bytes/,
+      );
       bad([{ ...tensors[0], name: '__metadata__' }], /Expected a tensor name other than "__metadata__"/);
       bad([{ ...tensors[0], data: [1, 2] }], /Expected a Buffer for tensors\[0\]\.data/);
       assert.throws(() => st.writeSafetensors([], { a: 1 }), /Expected a string for metadata\["a"\] but received 1/);
@@ -288,10 +435,27 @@ describe('safetensors', function () {
   describe('half-precision numbers', function () {
     it('converts chosen float32 values to float16 bits, rounding to nearest even', function () {
       const cases = [
-        [1, 0x3c00], [-2, 0xc000], [0.1, 0x2e66], [65504, 0x7bff], [65519, 0x7bff], [65520, 0x7c00], [1e9, 0x7c00],
-        [-Infinity, 0xfc00], [0, 0], [-0, 0x8000], [2 ** -14, 0x0400], [2 ** -24, 0x0001], [2 ** -25, 0],
-        [3 * 2 ** -26, 0x0001], [2 ** -14 - 2 ** -25, 0x0400], [1 + 2 ** -11, 0x3c00], [1 + 3 * 2 ** -11, 0x3c02],
-        [1 + 2 ** -11 + 2 ** -20, 0x3c01], [5 * 2 ** -25, 0x0002], [3 * 2 ** -25, 0x0002], [2 ** -26, 0],
+        [1, 0x3c00],
+        [-2, 0xc000],
+        [0.1, 0x2e66],
+        [65504, 0x7bff],
+        [65519, 0x7bff],
+        [65520, 0x7c00],
+        [1e9, 0x7c00],
+        [-Infinity, 0xfc00],
+        [0, 0],
+        [-0, 0x8000],
+        [2 ** -14, 0x0400],
+        [2 ** -24, 0x0001],
+        [2 ** -25, 0],
+        [3 * 2 ** -26, 0x0001],
+        [2 ** -14 - 2 ** -25, 0x0400],
+        [1 + 2 ** -11, 0x3c00],
+        [1 + 3 * 2 ** -11, 0x3c02],
+        [1 + 2 ** -11 + 2 ** -20, 0x3c01],
+        [5 * 2 ** -25, 0x0002],
+        [3 * 2 ** -25, 0x0002],
+        [2 ** -26, 0],
       ];
       for (const [value, bits] of cases) assert.equal(st.f32ToF16(value), bits, `f32ToF16(${value})`);
       const nan = st.f32ToF16(NaN);
@@ -316,8 +480,15 @@ describe('safetensors', function () {
 
     it('converts float32 values to bfloat16 bits, rounding to nearest even, and back exactly', function () {
       const cases = [
-        [1, 0x3f80], [-3.140625, 0xc049], [Math.PI, 0x4049], [1 + 2 ** -8, 0x3f80], [1 + 3 * 2 ** -8, 0x3f82],
-        [1 + 2 ** -8 + 2 ** -20, 0x3f81], [3.4028234663852886e38, 0x7f80], [-0, 0x8000], [2 ** -133, 0x0001],
+        [1, 0x3f80],
+        [-3.140625, 0xc049],
+        [Math.PI, 0x4049],
+        [1 + 2 ** -8, 0x3f80],
+        [1 + 3 * 2 ** -8, 0x3f82],
+        [1 + 2 ** -8 + 2 ** -20, 0x3f81],
+        [3.4028234663852886e38, 0x7f80],
+        [-0, 0x8000],
+        [2 ** -133, 0x0001],
       ];
       for (const [value, bits] of cases) assert.equal(st.f32ToBf16(value), bits, `f32ToBf16(${value})`);
       assert.equal(st.bf16ToF32(0xc049), -3.140625);

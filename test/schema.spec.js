@@ -56,22 +56,29 @@ describe('the option schema', function () {
 
     if (flag) {
       it(`${key}: the CLI's --${flag} takes ${max} and refuses ${over} (exit 2)`, async function () {
-        const bad = await refusal(() => cliGenerate.generateCommand('a cat', { [flag]: String(over), model: '/nonexistent' }));
+        const bad = await refusal(() =>
+          cliGenerate.generateCommand('a cat', { [flag]: String(over), model: '/nonexistent' }),
+        );
         assert.equal(bad.name, 'UsageError');
         assert.match(bad.message, range);
         // The bound itself passes the command line's checks: the command goes on to read the model.
-        const good = await refusal(() => cliGenerate.generateCommand('a cat', { [flag]: String(max), model: '/nonexistent' }));
+        const good = await refusal(() =>
+          cliGenerate.generateCommand('a cat', { [flag]: String(max), model: '/nonexistent' }),
+        );
         assert.equal(good.code, 'ERR_MODEL_NOT_FOUND', good.message);
       });
     }
 
     if (field) {
       it(`${key}: the server's ${field} refuses ${over} with 400 ERR_INVALID_ARGUMENT`, function () {
-        assert.throws(() => serverRequest.parseGeneration({ prompt: 'a cat', [field]: over }, new Map(), sizes, undefined), {
-          status: 400,
-          code: 'ERR_INVALID_ARGUMENT',
-          message: new RegExp(`for ${field} but`),
-        });
+        assert.throws(
+          () => serverRequest.parseGeneration({ prompt: 'a cat', [field]: over }, new Map(), sizes, undefined),
+          {
+            status: 400,
+            code: 'ERR_INVALID_ARGUMENT',
+            message: new RegExp(`for ${field} but`),
+          },
+        );
       });
     }
   }
@@ -82,9 +89,14 @@ describe('the option schema', function () {
     assert.equal(parse({ steps }).options.steps, steps);
     assert.throws(() => parse({ steps: steps + 1 }), { status: 400, message: new RegExp(`from 1 to ${steps}\\b`) });
     assert.throws(() => parse({ n: numImages + 1 }), { status: 400, message: new RegExp(`from 1 to ${numImages}\\b`) });
-    for (const [option, key] of [['maxSteps', 'steps'], ['maxImages', 'numImages']]) {
+    for (const [option, key] of [
+      ['maxSteps', 'steps'],
+      ['maxImages', 'numImages'],
+    ]) {
       const { max } = schema.bounds(key);
-      const err = await refusal(() => remoteWorker.startWorker({ redis: 'redis://127.0.0.1:1', model: '/nonexistent', [option]: max + 1 }));
+      const err = await refusal(() =>
+        remoteWorker.startWorker({ redis: 'redis://127.0.0.1:1', model: '/nonexistent', [option]: max + 1 }),
+      );
       assert.equal(err.code, 'ERR_INVALID_ARGUMENT');
       assert.match(err.message, new RegExp(`from 1 to ${max} for options\\.${option}\\b`));
     }
@@ -94,7 +106,10 @@ describe('the option schema', function () {
     const long = 'x'.repeat(schema.MAX_PROMPT + 1);
     for (const run of Object.values(surfaces)) {
       for (const key of schema.PROMPT_KEYS) {
-        assert.throws(() => run(key, long), { code: 'ERR_INVALID_ARGUMENT', message: new RegExp(`at most ${schema.MAX_PROMPT} characters for options\\.${key}`) });
+        assert.throws(() => run(key, long), {
+          code: 'ERR_INVALID_ARGUMENT',
+          message: new RegExp(`at most ${schema.MAX_PROMPT} characters for options\\.${key}`),
+        });
       }
     }
     assert.throws(() => remoteQueue.checkEnqueue(long, {}), { code: 'ERR_INVALID_ARGUMENT', message: /for prompt/ });

@@ -22,11 +22,26 @@ describe('SDK set-up (scripts/setup-sdk.mjs)', function () {
 
   it('records every path the build and the runtime need, inside the SDK folder', function () {
     const info = sdk();
-    for (const key of ['python', 'openvinoInclude', 'openvinoCmakeDir', 'openvinoLib', 'tbbLib', 'genaiLib', 'tokenizersLib']) {
+    for (const key of [
+      'python',
+      'openvinoInclude',
+      'openvinoCmakeDir',
+      'openvinoLib',
+      'tbbLib',
+      'genaiLib',
+      'tokenizersLib',
+    ]) {
       assert.ok(existsSync(info[key]), `${key}: ${info[key]} is missing`);
       assert.ok(info[key].startsWith(info.dir + path.sep), `${key} lies outside the SDK folder`);
     }
-    const versions = execFileSync(info.python, ['-c', 'import importlib.metadata as m; print(m.version("openvino"), m.version("openvino-genai"), m.version("openvino-tokenizers"))'], { encoding: 'utf8' });
+    const versions = execFileSync(
+      info.python,
+      [
+        '-c',
+        'import importlib.metadata as m; print(m.version("openvino"), m.version("openvino-genai"), m.version("openvino-tokenizers"))',
+      ],
+      { encoding: 'utf8' },
+    );
     assert.equal(versions.trim(), '2026.3.0 2026.3.0.0 2026.3.0.0');
   });
 
@@ -73,6 +88,9 @@ describe('SDK set-up (scripts/setup-sdk.mjs)', function () {
     assert.equal(r.status, 1);
     const lines = stderrLines(r);
     assert.equal(lines.length, 1, r.stderr);
-    assert.match(lines[0], /^multilora: pip could not fetch openvino==2026\.3\.0.* from the package registry .*MULTILORA_SDK_DIR/);
+    assert.match(
+      lines[0],
+      /^multilora: pip could not fetch openvino==2026\.3\.0.* from the package registry .*MULTILORA_SDK_DIR/,
+    );
   });
 });

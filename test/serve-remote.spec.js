@@ -44,7 +44,10 @@ describe('serve --redis: the HTTP API on multilora worker processes', function (
     catalog = path.join(tmp(), 'catalog.json');
     writeFileSync(
       catalog,
-      JSON.stringify({ a: { path: fx.lora('style-a'), alpha: 0.8, template: 'a-style <subject>' }, b: { path: fx.lora('style-b'), alpha: 0.6 } }),
+      JSON.stringify({
+        a: { path: fx.lora('style-a'), alpha: 0.8, template: 'a-style <subject>' },
+        b: { path: fx.lora('style-b'), alpha: 0.6 },
+      }),
     );
     worker = startWorker(redis.url, catalog);
     // Local generation with the same adapters and thread count as the worker (OpenVINO's results depend on both).
@@ -91,7 +94,10 @@ describe('serve --redis: the HTTP API on multilora worker processes', function (
       loras.data.map((l) => [l.name, l.alpha, l.template, l.negative_prompt]),
       want.map((a) => [a.name, a.alpha, a.template ?? null, a.negativePrompt ?? null]),
     );
-    assert.deepEqual(loras.data.map((l) => l.name), ['a', 'b']);
+    assert.deepEqual(
+      loras.data.map((l) => l.name),
+      ['a', 'b'],
+    );
     assert.equal(loras.data[0].template, 'a-style <subject>');
     for (const [i, l] of loras.data.entries()) {
       const { unmatchedTensors: _, ...report } = want[i].info;
@@ -99,26 +105,64 @@ describe('serve --redis: the HTTP API on multilora worker processes', function (
     }
     assert.ok(!JSON.stringify(loras).includes('.safetensors'), 'the catalogue shows a file path');
     const status = await (await fetch(`${base}/v1/status`)).json();
-    assert.deepEqual(status.model, { class: local.model.pipelineClass, family: local.model.family, vae_scale_factor: local.model.vaeScaleFactor, name: path.basename(local.model.dir) });
-    assert.deepEqual(status.defaults, { width: local.defaults.width, height: local.defaults.height, steps: local.defaults.steps, guidance_scale: local.defaults.guidanceScale });
+    assert.deepEqual(status.model, {
+      class: local.model.pipelineClass,
+      family: local.model.family,
+      vae_scale_factor: local.model.vaeScaleFactor,
+      name: path.basename(local.model.dir),
+    });
+    assert.deepEqual(status.defaults, {
+      width: local.defaults.width,
+      height: local.defaults.height,
+      steps: local.defaults.steps,
+      guidance_scale: local.defaults.guidanceScale,
+    });
     assert.deepEqual(status.limits.size, { min: 32, max: 128, step: 8, multiple_of: 2 });
     assert.equal(status.backend.kind, 'redis');
     assert.equal(status.backend.queue, 'generate');
-    assert.deepEqual(status.backend.workers.map((w) => [w.concurrency, w.adapters]), [[1, ['a', 'b']]]);
+    assert.deepEqual(
+      status.backend.workers.map((w) => [w.concurrency, w.adapters]),
+      [[1, ['a', 'b']]],
+    );
     assert.ok(!JSON.stringify(status).includes(redis.url), 'the status shows the Redis URL');
     assert.match(await (await fetch(`${base}/`)).text(), /<script src="app.js"/);
   });
 
   it('generates the same PNG bytes as local generation, a batch too, with seed, size and timings', async function () {
     const out = await generate({ prompt: 'a hill', size: '96x64', steps: 3, seed: 7, loras: { a: 0.5, b: null } });
-    const want = await local.generate('a hill', { width: 96, height: 64, steps: 3, seed: 7, adapters: { a: 0.5, b: 0.6 } });
+    const want = await local.generate('a hill', {
+      width: 96,
+      height: 64,
+      steps: 3,
+      seed: 7,
+      adapters: { a: 0.5, b: 0.6 },
+    });
     assert.equal(out.data[0].b64_json, png(want));
     assert.deepEqual([out.seed, out.size, out.steps], [7, '96x64', 3]);
     assert.deepEqual(out.loras, { a: 0.5, b: 0.6 });
     assert.ok(out.timings.generate_ms > 0 && out.timings.step_ms_mean > 0, JSON.stringify(out.timings));
-    const batch = await generate({ prompt: 'a hill', size: '64x64', steps: 2, seed: 11, n: 2, apply_template: true, loras: { a: null } });
-    const wantBatch = await local.generate('a hill', { width: 64, height: 64, steps: 2, seed: 11, numImages: 2, applyTemplate: true, adapters: { a: 0.8 } });
-    assert.deepEqual(batch.data.map((d) => d.b64_json), wantBatch.map(png));
+    const batch = await generate({
+      prompt: 'a hill',
+      size: '64x64',
+      steps: 2,
+      seed: 11,
+      n: 2,
+      apply_template: true,
+      loras: { a: null },
+    });
+    const wantBatch = await local.generate('a hill', {
+      width: 64,
+      height: 64,
+      steps: 2,
+      seed: 11,
+      numImages: 2,
+      applyTemplate: true,
+      adapters: { a: 0.8 },
+    });
+    assert.deepEqual(
+      batch.data.map((d) => d.b64_json),
+      wantBatch.map(png),
+    );
     assert.notEqual(batch.data[0].b64_json, batch.data[1].b64_json);
   });
 
@@ -147,7 +191,11 @@ describe('serve --redis: the HTTP API on multilora worker processes', function (
     const e = await expectError(await post({ prompt: 'x', loras: { c: 1 } }), 400, 'ERR_UNKNOWN_ADAPTER');
     assert.match(e.message, /"c".*"a", "b"/);
     await expectError(await post({ prompt: 'x', loras: { [fx.lora('style-a')]: 1 } }), 400, 'ERR_UNKNOWN_ADAPTER');
-    assert.equal((await (await fetch(`${base}/v1/status`)).json()).counters.accepted, before, 'a refused request became a job');
+    assert.equal(
+      (await (await fetch(`${base}/v1/status`)).json()).counters.accepted,
+      before,
+      'a refused request became a job',
+    );
   });
 
   it('DELETE stops a running job on the worker and removes a waiting one; 429 counts the whole queue', async function () {
@@ -180,17 +228,26 @@ describe('serve --redis: the HTTP API on multilora worker processes', function (
     const job = await jobOf('remote-long');
     assert.equal(job.state, 'cancelled');
     assert.ok(job.step < 500, `${job.step} steps ran`);
-    assert.match(await (await fetch(`${base}/v1/jobs/remote-long/events`)).text(), /event: cancelled\ndata: .*"reason":"cancelled"/);
+    assert.match(
+      await (await fetch(`${base}/v1/jobs/remote-long/events`)).text(),
+      /event: cancelled\ndata: .*"reason":"cancelled"/,
+    );
     await worker.waitFor(/job \S+ failed: The operation was aborted/);
     const status = await (await fetch(`${base}/v1/status`)).json();
     assert.deepEqual([status.queue.active, status.backend.waiting, status.backend.active], [0, 0, 0]);
     // and the worker goes on
     const out = await generate({ prompt: 'after', size: '64x64', steps: 1, seed: 1 });
-    assert.equal(out.data[0].b64_json, png(await local.generate('after', { width: 64, height: 64, steps: 1, seed: 1, adapters: {} })));
+    assert.equal(
+      out.data[0].b64_json,
+      png(await local.generate('after', { width: 64, height: 64, steps: 1, seed: 1, adapters: {} })),
+    );
   });
 
   it('cancels the job of a client that disconnects before its response', async function () {
-    const req = http.request(`${base}/v1/images/generations`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-job-id': 'remote-leaver' } });
+    const req = http.request(`${base}/v1/images/generations`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-job-id': 'remote-leaver' },
+    });
     req.on('error', () => undefined);
     req.end(JSON.stringify(SLOW));
     await until('the job to run', async () => {
@@ -239,18 +296,36 @@ describe('serve --redis: the HTTP API on multilora worker processes', function (
     assert.ok(Date.now() - t < 3000, `${Date.now() - t} ms`);
     t = Date.now();
     const down = `redis://127.0.0.1:${await freePort()}`;
-    await rejectsWith(startServer({ redis: down, host: '127.0.0.1', port: 0 }), 'ERR_REMOTE', new RegExp(`Could not reach Redis at ${down.replace(/[.:/]/g, '\\$&')}`));
+    await rejectsWith(
+      startServer({ redis: down, host: '127.0.0.1', port: 0 }),
+      'ERR_REMOTE',
+      new RegExp(`Could not reach Redis at ${down.replace(/[.:/]/g, '\\$&')}`),
+    );
     assert.ok(Date.now() - t < 5000, `${Date.now() - t} ms`);
-    await rejectsWith(startServer({ redis: redis.url, model: fx.model, host: '127.0.0.1', port: 0 }), 'ERR_INVALID_ARGUMENT', /the workers own the model/);
-    await rejectsWith(startServer({ redis: 'http://x', host: '127.0.0.1', port: 0 }), 'ERR_INVALID_ARGUMENT', /redis:\/\/ or rediss:\/\/ URL/);
-    await rejectsWith(startServer({ model: fx.model, queue: 'q', host: '127.0.0.1', port: 0 }), 'ERR_INVALID_ARGUMENT', /queue only with redis/);
+    await rejectsWith(
+      startServer({ redis: redis.url, model: fx.model, host: '127.0.0.1', port: 0 }),
+      'ERR_INVALID_ARGUMENT',
+      /the workers own the model/,
+    );
+    await rejectsWith(
+      startServer({ redis: 'http://x', host: '127.0.0.1', port: 0 }),
+      'ERR_INVALID_ARGUMENT',
+      /redis:\/\/ or rediss:\/\/ URL/,
+    );
+    await rejectsWith(
+      startServer({ model: fx.model, queue: 'q', host: '127.0.0.1', port: 0 }),
+      'ERR_INVALID_ARGUMENT',
+      /queue only with redis/,
+    );
   });
 
   it('multilora serve --redis serves the workers (and refuses --catalog with it: exit 2)', async function () {
     const bad = await cli(['serve', '--redis', redis.url, '--catalog', catalog]);
     assert.equal(bad.code, 2);
     assert.match(bad.err, /--catalog does not go with --redis: the workers own the model and the adapters/);
-    const child = spawn(process.execPath, [MAIN, 'serve', '--redis', redis.url, '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [MAIN, 'serve', '--redis', redis.url, '--port', '0'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     const exited = new Promise((r) => child.on('exit', (code) => r(code)));
     try {
       let out = '';
@@ -263,7 +338,10 @@ describe('serve --redis: the HTTP API on multilora worker processes', function (
         child.on('exit', (code) => reject(new Error(`serve exited with ${code}`)));
       });
       const loras = await (await fetch(`${url}/v1/loras`)).json();
-      assert.deepEqual(loras.data.map((l) => l.name), ['a', 'b']);
+      assert.deepEqual(
+        loras.data.map((l) => l.name),
+        ['a', 'b'],
+      );
     } finally {
       child.kill('SIGTERM');
     }

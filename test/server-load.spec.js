@@ -96,7 +96,11 @@ describe('server under load: 1,000 requests, cancels, leavers, hostile input (se
   before(async function () {
     lib = await import('../scripts/load-server.mjs');
     refs = await lib.referenceImages();
-    server = await lib.spawnServer({ maxQueue: MAX_QUEUE, headersTimeoutMs: HEADERS_TIMEOUT_MS, requestTimeoutMs: REQUEST_TIMEOUT_MS });
+    server = await lib.spawnServer({
+      maxQueue: MAX_QUEUE,
+      headersTimeoutMs: HEADERS_TIMEOUT_MS,
+      requestTimeoutMs: REQUEST_TIMEOUT_MS,
+    });
     port = Number(new URL(server.url).port);
     memory.start = await server.memory();
     await lib.warmUp(server.url);
@@ -129,7 +133,10 @@ describe('server under load: 1,000 requests, cancels, leavers, hostile input (se
     const res = await post(lib.VARIANTS[v]);
     const out = await res.json();
     assert.equal(res.status, 200, JSON.stringify(out));
-    assert.ok(decodePng(Buffer.from(out.data[0].b64_json, 'base64')).data.equals(refs[v][0]), 'the image differs from the direct call');
+    assert.ok(
+      decodePng(Buffer.from(out.data[0].b64_json, 'base64')).data.equals(refs[v][0]),
+      'the image differs from the direct call',
+    );
     stepMs = out.timings.step_ms_mean;
   }
 
@@ -152,7 +159,10 @@ describe('server under load: 1,000 requests, cancels, leavers, hostile input (se
 
     const problems = [];
     const expect = (ok, r, what) => {
-      if (!ok) problems.push(`#${r.i} ${r.kind} ${r.status}: ${what} ${JSON.stringify({ response: r.response, job: r.job, cancel: r.cancel, final: r.final }).slice(0, 400)}`);
+      if (!ok)
+        problems.push(
+          `#${r.i} ${r.kind} ${r.status}: ${what} ${JSON.stringify({ response: r.response, job: r.job, cancel: r.cancel, final: r.final }).slice(0, 400)}`,
+        );
     };
     let accepted = 0;
     let completed = 0;
@@ -168,8 +178,16 @@ describe('server under load: 1,000 requests, cancels, leavers, hostile input (se
         // It left after its job was queued: the job ended, cancelled as disconnected or done before it noticed.
         accepted += 1;
         const ended = r.final?.event;
-        expect(ended === 'done' || (ended === 'cancelled' && r.final.reason === 'disconnected'), r, 'the job of a client that left did not end');
-        expect(r.job?.status === 200 && r.job.body.state === (ended === 'done' ? 'done' : 'cancelled'), r, 'GET /v1/jobs/{id} disagrees');
+        expect(
+          ended === 'done' || (ended === 'cancelled' && r.final.reason === 'disconnected'),
+          r,
+          'the job of a client that left did not end',
+        );
+        expect(
+          r.job?.status === 200 && r.job.body.state === (ended === 'done' ? 'done' : 'cancelled'),
+          r,
+          'GET /v1/jobs/{id} disagrees',
+        );
         if (ended === 'done') completed += 1;
         else disconnected += 1;
         continue;
@@ -183,14 +201,23 @@ describe('server under load: 1,000 requests, cancels, leavers, hostile input (se
         expect(r.response.data?.length === ref?.length, r, 'wrong number of images');
         for (const [k, item] of (r.response.data ?? []).entries()) {
           images += 1;
-          expect(decodePng(Buffer.from(item.b64_json, 'base64')).data.equals(ref[k]), r, `image ${k} differs from the direct call`);
+          expect(
+            decodePng(Buffer.from(item.b64_json, 'base64')).data.equals(ref[k]),
+            r,
+            `image ${k} differs from the direct call`,
+          );
         }
         expect(r.job?.body.state === 'done', r, 'the job is not done');
-        if (r.kind === 'cancel') expect(r.cancel && r.cancel.status !== 202, r, 'DELETE said 202 but the job completed');
+        if (r.kind === 'cancel')
+          expect(r.cancel && r.cancel.status !== 202, r, 'DELETE said 202 but the job completed');
         continue;
       }
       // Everything else is the API's typed error.
-      expect(typeof r.response?.error?.code === 'string' && typeof r.response.error.message === 'string', r, 'not a typed error');
+      expect(
+        typeof r.response?.error?.code === 'string' && typeof r.response.error.message === 'string',
+        r,
+        'not a typed error',
+      );
       const code = r.response?.error?.code;
       if (r.status === 429) {
         rejectedFull += 1;
@@ -199,8 +226,16 @@ describe('server under load: 1,000 requests, cancels, leavers, hostile input (se
       } else if (r.status === 499) {
         accepted += 1;
         cancelled += 1;
-        expect(r.kind === 'cancel' && code === 'ERR_CANCELLED' && r.cancel?.status === 202, r, 'a 499 without a DELETE');
-        expect(r.job?.body.state === 'cancelled' && r.job.body.aborted_by === 'cancelled', r, 'the job is not cancelled');
+        expect(
+          r.kind === 'cancel' && code === 'ERR_CANCELLED' && r.cancel?.status === 202,
+          r,
+          'a 499 without a DELETE',
+        );
+        expect(
+          r.job?.body.state === 'cancelled' && r.job.body.aborted_by === 'cancelled',
+          r,
+          'the job is not cancelled',
+        );
       } else if (r.status === 400 && r.kind === 'invalid') {
         expect(code === r.expectCode, r, `expected ${r.expectCode}`);
         expect(r.job?.status === 404, r, 'a refused job exists');
@@ -234,7 +269,10 @@ describe('server under load: 1,000 requests, cancels, leavers, hostile input (se
     assert.ok(images >= completed);
     assert.ok(cancelled > 0 && rejectedFull > 0 && disconnected > 0, JSON.stringify(delta));
     for (const v of lib.VARIANTS.keys()) {
-      assert.ok(run.records.some((r) => r.variant === v && r.status === 200), `variant ${v} never completed`);
+      assert.ok(
+        run.records.some((r) => r.variant === v && r.status === 200),
+        `variant ${v} never completed`,
+      );
     }
   });
 
@@ -246,12 +284,18 @@ describe('server under load: 1,000 requests, cancels, leavers, hostile input (se
       `      server memory after a full GC (MiB): start ${show(start)}; warm ${show(warm)}; a quarter into the load ` +
         `${show(quarter)}; after ${REQUESTS} requests ${show(afterLoad)}; peak RSS without GC ${mib(memory.peakRssKiB)}`,
     );
-    assert.ok(afterLoad.rssKiB <= rssBoundKiB(warm.rssKiB), `RSS grew from ${mib(warm.rssKiB)} to ${mib(afterLoad.rssKiB)} MiB`);
+    assert.ok(
+      afterLoad.rssKiB <= rssBoundKiB(warm.rssKiB),
+      `RSS grew from ${mib(warm.rssKiB)} to ${mib(afterLoad.rssKiB)} MiB`,
+    );
     assert.ok(
       afterLoad.rssKiB <= rssLateBoundKiB(quarter.rssKiB),
       `RSS grew from ${mib(quarter.rssKiB)} MiB a quarter into the load to ${mib(afterLoad.rssKiB)} MiB at its end`,
     );
-    assert.ok(afterLoad.heapKiB - warm.heapKiB <= HEAP_GROWTH_KIB, `the V8 heap grew from ${mib(warm.heapKiB)} to ${mib(afterLoad.heapKiB)} MiB`);
+    assert.ok(
+      afterLoad.heapKiB - warm.heapKiB <= HEAP_GROWTH_KIB,
+      `the V8 heap grew from ${mib(warm.heapKiB)} to ${mib(afterLoad.heapKiB)} MiB`,
+    );
   });
 
   it('refuses malformed JSON, other content types and unknown fields with typed 4xx, and serves on', async function () {
@@ -261,8 +305,16 @@ describe('server under load: 1,000 requests, cancels, leavers, hostile input (se
     await expectError(await post('['.repeat(100_000) + ']'.repeat(100_000)), 400, 'ERR_INVALID_ARGUMENT');
     await expectError(await post('"a string"'), 400, 'ERR_INVALID_ARGUMENT');
     await expectError(await post('prompt=x', { 'content-type': 'text/plain' }), 415, 'ERR_UNSUPPORTED_MEDIA_TYPE');
-    await expectError(await post('prompt=x', { 'content-type': 'application/x-www-form-urlencoded' }), 415, 'ERR_UNSUPPORTED_MEDIA_TYPE');
-    await expectError(await post('{"prompt": "x"}', { 'content-type': 'application/jsonp' }), 415, 'ERR_UNSUPPORTED_MEDIA_TYPE');
+    await expectError(
+      await post('prompt=x', { 'content-type': 'application/x-www-form-urlencoded' }),
+      415,
+      'ERR_UNSUPPORTED_MEDIA_TYPE',
+    );
+    await expectError(
+      await post('{"prompt": "x"}', { 'content-type': 'application/jsonp' }),
+      415,
+      'ERR_UNSUPPORTED_MEDIA_TYPE',
+    );
     const typo = await expectError(await post({ prompt: 'x', stpes: 2 }), 400, 'ERR_INVALID_ARGUMENT');
     assert.match(typo.message, /Unknown field "stpes"/);
     const long = await expectError(await post({ prompt: 'x', ['k'.repeat(50_000)]: 1 }), 400, 'ERR_INVALID_ARGUMENT');
@@ -272,7 +324,21 @@ describe('server under load: 1,000 requests, cancels, leavers, hostile input (se
 
   it('refuses path-like and unknown adapter names with ERR_UNKNOWN_ADAPTER; none reaches the pipeline', async function () {
     const before = (await status()).counters;
-    for (const name of ['../x', '/etc/passwd', 'a/b', '..\\..\\x', '%2e%2e', '%2e%2e%2fx', 'style-a\u0000', '\u0000', 'style-a.safetensors', '~root', '', ' style-a', 'x'.repeat(5000)]) {
+    for (const name of [
+      '../x',
+      '/etc/passwd',
+      'a/b',
+      '..\\..\\x',
+      '%2e%2e',
+      '%2e%2e%2fx',
+      'style-a\u0000',
+      '\u0000',
+      'style-a.safetensors',
+      '~root',
+      '',
+      ' style-a',
+      'x'.repeat(5000),
+    ]) {
       const e = await expectError(await post({ prompt: 'x', loras: { [name]: 1 } }), 400, 'ERR_UNKNOWN_ADAPTER');
       assert.ok(e.message.length < 1000, `the error echoes ${e.message.length} characters`);
     }
@@ -286,14 +352,23 @@ describe('server under load: 1,000 requests, cancels, leavers, hostile input (se
     const huge = 256 * 1024 * 1024;
     const chunk = Buffer.alloc(256 * 1024, 'a');
     const withLength = await raw(port, async (write) => {
-      await write(`POST /v1/images/generations HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${huge}\r\n\r\n`);
+      await write(
+        `POST /v1/images/generations HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${huge}\r\n\r\n`,
+      );
       for (let sent = 0; sent < huge; sent += chunk.length) if (!(await write(chunk))) break;
     });
     const chunked = await raw(port, async (write) => {
-      await write('POST /v1/images/generations HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n');
-      for (let sent = 0; sent < huge; sent += chunk.length) if (!(await write(`${chunk.length.toString(16)}\r\n`)) || !(await write(chunk)) || !(await write('\r\n'))) break;
+      await write(
+        'POST /v1/images/generations HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n',
+      );
+      for (let sent = 0; sent < huge; sent += chunk.length)
+        if (!(await write(`${chunk.length.toString(16)}\r\n`)) || !(await write(chunk)) || !(await write('\r\n')))
+          break;
     });
-    for (const [what, r] of [['Content-Length', withLength], ['chunked', chunked]]) {
+    for (const [what, r] of [
+      ['Content-Length', withLength],
+      ['chunked', chunked],
+    ]) {
       assert.equal(r.status, 413, `${what}: ${r.text.slice(0, 300)}`);
       assert.equal(r.body.error.code, 'ERR_BODY_TOO_LARGE');
       assert.ok(r.closed, `${what}: the connection stayed open`);
@@ -308,13 +383,38 @@ describe('server under load: 1,000 requests, cancels, leavers, hostile input (se
     const H = 'Host: 127.0.0.1\r\n';
     const POST = `POST /v1/images/generations HTTP/1.1\r\n${H}Content-Type: application/json\r\n`;
     const cases = [
-      ['a huge header', `GET /v1/status HTTP/1.1\r\n${H}X-Big: ${'a'.repeat(20_000)}\r\n\r\n`, 431, 'ERR_HEADERS_TOO_LARGE'],
-      ['3000 headers', `GET /v1/status HTTP/1.1\r\n${H}${Array.from({ length: 3000 }, (_, i) => `x-h${i}: v\r\n`).join('')}\r\n`, 431, 'ERR_HEADERS_TOO_LARGE'],
+      [
+        'a huge header',
+        `GET /v1/status HTTP/1.1\r\n${H}X-Big: ${'a'.repeat(20_000)}\r\n\r\n`,
+        431,
+        'ERR_HEADERS_TOO_LARGE',
+      ],
+      [
+        '3000 headers',
+        `GET /v1/status HTTP/1.1\r\n${H}${Array.from({ length: 3000 }, (_, i) => `x-h${i}: v\r\n`).join('')}\r\n`,
+        431,
+        'ERR_HEADERS_TOO_LARGE',
+      ],
       ['a Content-Length that is not a number', `${POST}Content-Length: abc\r\n\r\n{}`, 400, 'ERR_MALFORMED_REQUEST'],
       ['two Content-Lengths', `${POST}Content-Length: 2\r\nContent-Length: 3\r\n\r\n{}`, 400, 'ERR_MALFORMED_REQUEST'],
-      ['Content-Length and chunked', `${POST}Content-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n{}`, 400, 'ERR_MALFORMED_REQUEST'],
-      ['chunked garbage', `${POST}Transfer-Encoding: chunked\r\n\r\nzz\r\n{"prompt":"x"}\r\n0\r\n\r\n`, 400, 'ERR_MALFORMED_REQUEST'],
-      ['a chunk longer than it says', `${POST}Transfer-Encoding: chunked\r\n\r\n2\r\n{"prompt":"x"}\r\n0\r\n\r\n`, 400, 'ERR_MALFORMED_REQUEST'],
+      [
+        'Content-Length and chunked',
+        `${POST}Content-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n{}`,
+        400,
+        'ERR_MALFORMED_REQUEST',
+      ],
+      [
+        'chunked garbage',
+        `${POST}Transfer-Encoding: chunked\r\n\r\nzz\r\n{"prompt":"x"}\r\n0\r\n\r\n`,
+        400,
+        'ERR_MALFORMED_REQUEST',
+      ],
+      [
+        'a chunk longer than it says',
+        `${POST}Transfer-Encoding: chunked\r\n\r\n2\r\n{"prompt":"x"}\r\n0\r\n\r\n`,
+        400,
+        'ERR_MALFORMED_REQUEST',
+      ],
       ['not HTTP', '\u0000\u0001\u0002 hello\r\n\r\n', 400, 'ERR_MALFORMED_REQUEST'],
       ['a NUL in the path', `GET /v1/jobs/a\u0000b HTTP/1.1\r\n${H}\r\n`, 400, 'ERR_MALFORMED_REQUEST'],
       ['a header without a colon', `GET /v1/status HTTP/1.1\r\n${H}garbage\r\n\r\n`, 400, 'ERR_MALFORMED_REQUEST'],
@@ -335,16 +435,30 @@ describe('server under load: 1,000 requests, cancels, leavers, hostile input (se
 
   it(`bounds slow clients (headers ${HEADERS_TIMEOUT_MS} ms, request ${REQUEST_TIMEOUT_MS} ms) with 408, but not a long generation`, async function () {
     const slop = CHECK_INTERVAL_MS + 1500;
-    const trickle = (head, every = 200) => async (write, socket) => {
-      await write(head);
-      while (!socket.destroyed && (await write(' '))) await new Promise((r) => setTimeout(r, every));
-    };
+    const trickle =
+      (head, every = 200) =>
+      async (write, socket) => {
+        await write(head);
+        while (!socket.destroyed && (await write(' '))) await new Promise((r) => setTimeout(r, every));
+      };
     const cases = [
-      ['headers sent a byte at a time', trickle('GET /v1/status HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: '), HEADERS_TIMEOUT_MS],
+      [
+        'headers sent a byte at a time',
+        trickle('GET /v1/status HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: '),
+        HEADERS_TIMEOUT_MS,
+      ],
       ['a connection that sends nothing', async () => undefined, HEADERS_TIMEOUT_MS],
-      ['a body sent a byte at a time', trickle('POST /v1/images/generations HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{'), REQUEST_TIMEOUT_MS],
+      [
+        'a body sent a byte at a time',
+        trickle(
+          'POST /v1/images/generations HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{',
+        ),
+        REQUEST_TIMEOUT_MS,
+      ],
     ];
-    const results = await Promise.all(cases.map(([, send]) => raw(port, send, { waitMs: REQUEST_TIMEOUT_MS + slop + 2000 })));
+    const results = await Promise.all(
+      cases.map(([, send]) => raw(port, send, { waitMs: REQUEST_TIMEOUT_MS + slop + 2000 })),
+    );
     for (const [i, r] of results.entries()) {
       const [what, , timeout] = cases[i];
       assert.equal(r.status, 408, `${what}: ${r.text.slice(0, 300)}`);
@@ -366,7 +480,10 @@ describe('server under load: 1,000 requests, cancels, leavers, hostile input (se
       if (took > REQUEST_TIMEOUT_MS + CHECK_INTERVAL_MS || steps === 500) break;
       steps = Math.min(500, steps * 2);
     }
-    assert.ok(took > REQUEST_TIMEOUT_MS + CHECK_INTERVAL_MS, `the generation took only ${took} ms (${steps} steps): too short to show it`);
+    assert.ok(
+      took > REQUEST_TIMEOUT_MS + CHECK_INTERVAL_MS,
+      `the generation took only ${took} ms (${steps} steps): too short to show it`,
+    );
   });
 
   it('answers unknown and malformed job ids, and methods a route does not take, with typed errors', async function () {
@@ -418,9 +535,20 @@ describe('server under load: 1,000 requests, cancels, leavers, hostile input (se
     const c = s.counters;
     assert.equal(c.accepted, c.completed + c.failed + c.cancelled + c.disconnected);
     const end = await server.memory();
-    console.log(`      server memory after a full GC at the end (MiB): RSS ${Math.round(end.rssKiB / 102.4) / 10}, heap ${Math.round(end.heapKiB / 102.4) / 10}`);
-    assert.ok(end.rssKiB <= rssBoundKiB(memory.warm.rssKiB), `RSS grew from ${memory.warm.rssKiB} to ${end.rssKiB} KiB`);
-    assert.ok(end.rssKiB <= rssLateBoundKiB(memory.quarter.rssKiB), `RSS grew from ${memory.quarter.rssKiB} KiB a quarter into the load to ${end.rssKiB} KiB`);
-    assert.ok(end.heapKiB - memory.warm.heapKiB <= HEAP_GROWTH_KIB, `the V8 heap grew from ${memory.warm.heapKiB} to ${end.heapKiB} KiB`);
+    console.log(
+      `      server memory after a full GC at the end (MiB): RSS ${Math.round(end.rssKiB / 102.4) / 10}, heap ${Math.round(end.heapKiB / 102.4) / 10}`,
+    );
+    assert.ok(
+      end.rssKiB <= rssBoundKiB(memory.warm.rssKiB),
+      `RSS grew from ${memory.warm.rssKiB} to ${end.rssKiB} KiB`,
+    );
+    assert.ok(
+      end.rssKiB <= rssLateBoundKiB(memory.quarter.rssKiB),
+      `RSS grew from ${memory.quarter.rssKiB} KiB a quarter into the load to ${end.rssKiB} KiB`,
+    );
+    assert.ok(
+      end.heapKiB - memory.warm.heapKiB <= HEAP_GROWTH_KIB,
+      `the V8 heap grew from ${memory.warm.heapKiB} to ${end.heapKiB} KiB`,
+    );
   });
 });

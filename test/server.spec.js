@@ -21,7 +21,14 @@ describe('server: HTTP API', function () {
   let server;
   let base;
   before(async function () {
-    server = await startServer({ model: fx.model, loras: LORAS, host: '127.0.0.1', port: 0, maxQueue: 3, maxBodyBytes: 64 * 1024 });
+    server = await startServer({
+      model: fx.model,
+      loras: LORAS,
+      host: '127.0.0.1',
+      port: 0,
+      maxQueue: 3,
+      maxBodyBytes: 64 * 1024,
+    });
     base = server.url;
   });
   after(async function () {
@@ -93,7 +100,13 @@ describe('server: HTTP API', function () {
   it('lists the catalogue: names, default alphas, templates, match reports; never file paths', async function () {
     const res = await fetch(`${base}/v1/loras`);
     const body = await res.json();
-    assert.deepEqual(body.data.map((l) => [l.name, l.alpha]), [['style-a', 0.8], ['style-b', 0.6]]);
+    assert.deepEqual(
+      body.data.map((l) => [l.name, l.alpha]),
+      [
+        ['style-a', 0.8],
+        ['style-b', 0.6],
+      ],
+    );
     for (const l of body.data) {
       assert.equal(l.template, null);
       assert.equal(l.report.format, 'kohya');
@@ -151,7 +164,14 @@ describe('server: HTTP API', function () {
   it('reports its limits and timeouts in /v1/status', async function () {
     const { limits } = await status();
     assert.deepEqual(
-      [limits.max_queue, limits.max_body_bytes, limits.max_header_bytes, limits.headers_timeout_ms, limits.request_timeout_ms, limits.keep_alive_timeout_ms],
+      [
+        limits.max_queue,
+        limits.max_body_bytes,
+        limits.max_header_bytes,
+        limits.headers_timeout_ms,
+        limits.request_timeout_ms,
+        limits.keep_alive_timeout_ms,
+      ],
       [3, 64 * 1024, 16 * 1024, 10_000, 30_000, 5_000],
     );
   });
@@ -186,7 +206,10 @@ describe('server: HTTP API', function () {
     assert.deepEqual(Object.keys(r.body), ['error'], what);
     assert.deepEqual(Object.keys(r.body.error), ['code', 'message'], what);
     assert.equal(r.body.error.code, code, what);
-    assert.ok(r.body.error.message.length < 200, `${what}: the message echoes the path (${r.body.error.message.length} characters)`);
+    assert.ok(
+      r.body.error.message.length < 200,
+      `${what}: the message echoes the path (${r.body.error.message.length} characters)`,
+    );
     assert.match(r.headers['content-type'], /^application\/json/, what);
   }
 
@@ -211,9 +234,19 @@ describe('server: HTTP API', function () {
       assertErrorBody(await raw(method, pathname), statusCode, code, `${method} ${pathname.slice(0, 40)}`);
     }
     // Node's own answer to a request without Host is an empty 400.
-    assertErrorBody(await raw('GET', '/v1/status', {}, false), 400, 'ERR_MALFORMED_REQUEST', 'GET /v1/status without Host');
+    assertErrorBody(
+      await raw('GET', '/v1/status', {}, false),
+      400,
+      'ERR_MALFORMED_REQUEST',
+      'GET /v1/status without Host',
+    );
     // The router's refusals pass the Host check first, as every other request does.
-    assertErrorBody(await raw('GET', '/%', { host: 'attacker.example' }), 403, 'ERR_FORBIDDEN_HOST', 'GET /% from another host');
+    assertErrorBody(
+      await raw('GET', '/%', { host: 'attacker.example' }),
+      403,
+      'ERR_FORBIDDEN_HOST',
+      'GET /% from another host',
+    );
   });
 
   it('streams progress over SSE, opened before the job is posted, then a final done event', async function () {
@@ -251,7 +284,10 @@ describe('server: HTTP API', function () {
     const job = await (await fetch(`${base}/v1/jobs/${id}`)).json();
     assert.equal(job.state, 'cancelled');
     assert.ok(job.step < 500);
-    assert.match(await (await fetch(`${base}/v1/jobs/${id}/events`)).text(), /event: cancelled\ndata: .*"reason":"cancelled"/);
+    assert.match(
+      await (await fetch(`${base}/v1/jobs/${id}/events`)).text(),
+      /event: cancelled\ndata: .*"reason":"cancelled"/,
+    );
     await expectError(await fetch(`${base}/v1/jobs/${id}`, { method: 'DELETE' }), 409, 'ERR_JOB_FINISHED');
     await expectError(await fetch(`${base}/v1/jobs/nope`, { method: 'DELETE' }), 404, 'ERR_NOT_FOUND');
     assert.equal((await status()).queue.active, 0);
@@ -265,14 +301,18 @@ describe('server: HTTP API', function () {
     await expectError(full, 429, 'ERR_QUEUE_FULL');
     assert.equal(full.headers.get('retry-after'), '5');
     assert.equal((await status()).counters.rejectedFull, 1);
-    for (const id of [...ids].reverse()) assert.equal((await fetch(`${base}/v1/jobs/${id}`, { method: 'DELETE' })).status, 202);
+    for (const id of [...ids].reverse())
+      assert.equal((await fetch(`${base}/v1/jobs/${id}`, { method: 'DELETE' })).status, 202);
     for (const res of await Promise.all(slow)) await expectError(res, 499, 'ERR_CANCELLED');
     assert.equal((await generate({ prompt: 'room again', size: '64x64', steps: 1, seed: 1 })).data.length, 1);
   });
 
   it('aborts the job of a client that disconnects before its response', async function () {
     const before = (await status()).counters;
-    const req = http.request(`${base}/v1/images/generations`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-job-id': 'leaver' } });
+    const req = http.request(`${base}/v1/images/generations`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-job-id': 'leaver' },
+    });
     req.on('error', () => undefined);
     req.end(JSON.stringify(SLOW));
     await until('the job to run', async () => {
@@ -302,12 +342,17 @@ describe('server: HTTP API', function () {
     const committed = JSON.parse(readFileSync(path.join(__dirname, '..', 'docs', 'openapi.json'), 'utf8'));
     assert.deepEqual(committed, served, 'docs/openapi.json is stale: regenerate it as docs/SERVER.md says');
     // The key and the Host guard: every API operation documents its 401 and its 403, and the scheme is optional.
-    assert.deepEqual(served.components.securitySchemes.apiKey, { type: 'http', scheme: 'bearer', description: served.components.securitySchemes.apiKey.description });
+    assert.deepEqual(served.components.securitySchemes.apiKey, {
+      type: 'http',
+      scheme: 'bearer',
+      description: served.components.securitySchemes.apiKey.description,
+    });
     assert.deepEqual(served.security, [{}, { apiKey: [] }]);
     for (const [p, operations] of Object.entries(served.paths)) {
       for (const [method, op] of Object.entries(operations)) {
         assert.ok(op.responses['403'], `${method} ${p} has no 403`);
-        if (p.startsWith('/v1/')) assert.ok(op.responses['401'].headers['WWW-Authenticate'], `${method} ${p} has no 401`);
+        if (p.startsWith('/v1/'))
+          assert.ok(op.responses['401'].headers['WWW-Authenticate'], `${method} ${p} has no 401`);
         else assert.deepEqual(op.security, [], `${method} ${p} should need no key`);
       }
     }
@@ -353,11 +398,30 @@ describe('server: where it listens', function () {
       try {
         assert.match(server.url, c.url);
         const port = Number(new URL(server.url).port);
-        for (const name of ['127.0.0.1', `127.0.0.2:${port}`, '127.255.0.9', 'localhost', `LOCALHOST:${port}`, '[::1]', `[::ffff:127.0.0.1]:${port}`]) {
+        for (const name of [
+          '127.0.0.1',
+          `127.0.0.2:${port}`,
+          '127.255.0.9',
+          'localhost',
+          `LOCALHOST:${port}`,
+          '[::1]',
+          `[::ffff:127.0.0.1]:${port}`,
+        ]) {
           assert.deepEqual(await statusWithHost(c.connect, port, name), [200, undefined], `Host: ${name}`);
         }
-        for (const name of ['attacker.example', `attacker.example:${port}`, '127.0.0.1.attacker.example', '10.0.0.1', '[::2]', 'localhost@attacker.example']) {
-          assert.deepEqual(await statusWithHost(c.connect, port, name), c.guarded ? [403, 'ERR_FORBIDDEN_HOST'] : [200, undefined], `Host: ${name}`);
+        for (const name of [
+          'attacker.example',
+          `attacker.example:${port}`,
+          '127.0.0.1.attacker.example',
+          '10.0.0.1',
+          '[::2]',
+          'localhost@attacker.example',
+        ]) {
+          assert.deepEqual(
+            await statusWithHost(c.connect, port, name),
+            c.guarded ? [403, 'ERR_FORBIDDEN_HOST'] : [200, undefined],
+            `Host: ${name}`,
+          );
         }
       } finally {
         await server.close();
@@ -402,7 +466,9 @@ describe('server: with an API key', function () {
     const port = Number(new URL(server.url).port);
     return new Promise((resolve, reject) => {
       const socket = net.connect(port, '127.0.0.1', () => {
-        const lines = Object.entries({ host: `127.0.0.1:${port}`, connection: 'close', ...headers }).map(([k, v]) => `${k}: ${v}\r\n`);
+        const lines = Object.entries({ host: `127.0.0.1:${port}`, connection: 'close', ...headers }).map(
+          ([k, v]) => `${k}: ${v}\r\n`,
+        );
         socket.write(`${requestLine}\r\n${lines.join('')}\r\n${body}`);
       });
       let text = '';
@@ -411,7 +477,9 @@ describe('server: with an API key', function () {
       socket.on('close', () => {
         const [head, rest] = text.split('\r\n\r\n');
         const [status, ...fields] = head.split('\r\n');
-        const parsed = Object.fromEntries(fields.map((f) => [f.slice(0, f.indexOf(':')).toLowerCase(), f.slice(f.indexOf(':') + 1).trim()]));
+        const parsed = Object.fromEntries(
+          fields.map((f) => [f.slice(0, f.indexOf(':')).toLowerCase(), f.slice(f.indexOf(':') + 1).trim()]),
+        );
         resolve({ status: Number(status.split(' ')[1]), headers: parsed, body: rest ? JSON.parse(rest) : undefined });
       });
     });
@@ -420,7 +488,11 @@ describe('server: with an API key', function () {
     assert.equal(r.status, 401, `${what}: ${JSON.stringify(r.body)}`);
     assert.deepEqual(Object.keys(r.body.error), ['code', 'message'], what);
     assert.equal(r.body.error.code, 'ERR_UNAUTHORIZED', what);
-    assert.equal(r.headers['www-authenticate'], invalidToken ? 'Bearer realm="multilora", error="invalid_token"' : 'Bearer realm="multilora"', what);
+    assert.equal(
+      r.headers['www-authenticate'],
+      invalidToken ? 'Bearer realm="multilora", error="invalid_token"' : 'Bearer realm="multilora"',
+      what,
+    );
     assert.ok(!JSON.stringify(r.body).includes(KEY), `${what}: the body shows the key`);
   }
 
@@ -439,12 +511,23 @@ describe('server: with an API key', function () {
       assertUnauthorized(await rawRequest(line), line);
     }
     const body = JSON.stringify({ prompt: 'x', steps: 1 });
-    const post = await rawRequest('POST /v1/images/generations HTTP/1.1', { 'content-type': 'application/json', 'content-length': body.length }, body);
+    const post = await rawRequest(
+      'POST /v1/images/generations HTTP/1.1',
+      { 'content-type': 'application/json', 'content-length': body.length },
+      body,
+    );
     assertUnauthorized(post, 'POST /v1/images/generations');
   });
 
   it('answers a wrong key, or another scheme, 401 too', async function () {
-    for (const authorization of [`Bearer ${KEY}x`, `Bearer ${KEY.slice(0, -1)}`, 'Bearer x', `Basic ${Buffer.from(`u:${KEY}`).toString('base64')}`, KEY, `Bearer ${KEY} extra`]) {
+    for (const authorization of [
+      `Bearer ${KEY}x`,
+      `Bearer ${KEY.slice(0, -1)}`,
+      'Bearer x',
+      `Basic ${Buffer.from(`u:${KEY}`).toString('base64')}`,
+      KEY,
+      `Bearer ${KEY} extra`,
+    ]) {
       const invalidToken = /^Bearer \S+$/.test(authorization);
       assertUnauthorized(await rawRequest('GET /v1/status HTTP/1.1', { authorization }), authorization, invalidToken);
     }
@@ -473,7 +556,11 @@ describe('server: with an API key', function () {
 
   it('refuses a key that is short or not a Bearer token, without showing it', async function () {
     for (const apiKey of ['hunter2', 'a key with spaces in it', 'x'.repeat(5000), '', 42]) {
-      await rejectsWith(startServer({ model: '/nonexistent-model', host: '127.0.0.1', port: 0, apiKey }), 'ERR_INVALID_ARGUMENT', /^Expected 16 to 4096 letters, digits or -._~\+\/ .* for apiKey but received (a string of \d+ characters|42)/);
+      await rejectsWith(
+        startServer({ model: '/nonexistent-model', host: '127.0.0.1', port: 0, apiKey }),
+        'ERR_INVALID_ARGUMENT',
+        /^Expected 16 to 4096 letters, digits or -._~\+\/ .* for apiKey but received (a string of \d+ characters|42)/,
+      );
       await startServer({ model: '/nonexistent-model', host: '127.0.0.1', port: 0, apiKey }).catch((err) => {
         if (typeof apiKey === 'string' && apiKey.length > 0) assert.ok(!err.message.includes(apiKey), err.message);
       });
@@ -496,15 +583,28 @@ describe('server: host and port, checked before the model loads', function () {
   it('refuses a port in use, an address that is not one, a name that does not resolve, an address not of this machine', async function () {
     const port = taken.address().port;
     const cases = [
-      [{ host: '127.0.0.1', port }, new RegExp(`^Expected a free port for port but received ${port}: .*\\(EADDRINUSE\\)`)],
-      [{ host: '999.1.1.1', port: 0 }, /^Expected an IP address or a host name for host but received "999\.1\.1\.1": an IPv4 address has four numbers/],
-      [{ host: 'no-such-host.invalid', port: 0 }, /^Expected an IP address or a host name that resolves for host but received "no-such-host\.invalid" \((ENOTFOUND|EAI_AGAIN|EAI_FAIL)\)$/],
+      [
+        { host: '127.0.0.1', port },
+        new RegExp(`^Expected a free port for port but received ${port}: .*\\(EADDRINUSE\\)`),
+      ],
+      [
+        { host: '999.1.1.1', port: 0 },
+        /^Expected an IP address or a host name for host but received "999\.1\.1\.1": an IPv4 address has four numbers/,
+      ],
+      [
+        { host: 'no-such-host.invalid', port: 0 },
+        /^Expected an IP address or a host name that resolves for host but received "no-such-host\.invalid" \((ENOTFOUND|EAI_AGAIN|EAI_FAIL)\)$/,
+      ],
       [{ host: 'a b', port: 0 }, /^Expected an IP address or a host name for host but received "a b"$/],
-      [{ host: '192.0.2.1', port: 0 }, /^Expected an address of this machine for host but received "192\.0\.2\.1" \(EADDRNOTAVAIL\)$/],
+      [
+        { host: '192.0.2.1', port: 0 },
+        /^Expected an address of this machine for host but received "192\.0\.2\.1" \(EADDRNOTAVAIL\)$/,
+      ],
       [{ host: '127.0.0.1', port: 65536 }, /^Expected an integer from 0 to 65535 for port but received 65536$/],
       [{ host: '127.0.0.1', port: '80' }, /for port but received "80"$/],
     ];
-    for (const [where, message] of cases) await rejectsWith(startServer({ model: nowhere, ...where }), 'ERR_INVALID_ARGUMENT', message);
+    for (const [where, message] of cases)
+      await rejectsWith(startServer({ model: nowhere, ...where }), 'ERR_INVALID_ARGUMENT', message);
   });
 
   it('holds the port from the check until it listens, so that a load of minutes cannot lose it', async function () {

@@ -72,14 +72,20 @@ describe('staticShape', function () {
       const out = await fixed.imageToImage('a ship', source, { ...CALL, strength: 0.5 });
       assert.equal(out.width, 64);
       const small = { data: Buffer.alloc(64 * 64 * 3, 128), width: 64, height: 64 };
-      await assert.rejects(fixed.imageToImage('a ship', small, CALL), /Expected an input image of 64x96 but received 64x64/);
+      await assert.rejects(
+        fixed.imageToImage('a ship', small, CALL),
+        /Expected an input image of 64x96 but received 64x64/,
+      );
     });
   });
 
   describe('on the SDXL fixture', function () {
     it('refuses an adapter with text-encoder layers, which GenAI would drop', async function () {
       await assert.rejects(
-        Pipeline.load(sdxl.model, { adapters: { a: { path: sdxl.lora('style-a') } }, staticShape: { width: 64, height: 64 } }),
+        Pipeline.load(sdxl.model, {
+          adapters: { a: { path: sdxl.lora('style-a') } },
+          staticShape: { width: 64, height: 64 },
+        }),
         (err) => {
           assert.equal(err.code, 'ERR_INVALID_ARGUMENT');
           assert.match(err.message, /text-encoder layers.*static shape/);
@@ -92,7 +98,9 @@ describe('staticShape', function () {
       const pipeline = await Pipeline.load(sdxl.model, { staticShape: { width: 64, height: 64, guidanceScale: 5 } });
       try {
         const before = await pipeline.generate('a tree', CALL);
-        await assert.rejects(pipeline.adapters.add('a', { path: sdxl.lora('style-a') }), { code: 'ERR_INVALID_ARGUMENT' });
+        await assert.rejects(pipeline.adapters.add('a', { path: sdxl.lora('style-a') }), {
+          code: 'ERR_INVALID_ARGUMENT',
+        });
         const after = await pipeline.generate('a tree', CALL);
         assert.deepEqual(after.data, before.data);
         assert.equal(pipeline.adapters.list().length, 0);

@@ -19,11 +19,40 @@ const CONFIGS = {
   a0: { a: 0 },
 };
 // Each transition that broke with a naive config: r -> 0 -> r (black), and an alpha change on a first adapter.
-const SEQUENCE = ['none', 'a', 'none', 'a', 'ab', 'ab2', 'ab', 'b', 'none', 'b', 'a5', 'a', 'an', 'a0', 'a', 'ba', 'ab', 'none', 'ab2', 'a'];
+const SEQUENCE = [
+  'none',
+  'a',
+  'none',
+  'a',
+  'ab',
+  'ab2',
+  'ab',
+  'b',
+  'none',
+  'b',
+  'a5',
+  'a',
+  'an',
+  'a0',
+  'a',
+  'ba',
+  'ab',
+  'none',
+  'ab2',
+  'a',
+];
 
 for (const [family, fx] of Object.entries(families)) {
   describe(`switching adapters between calls on the ${family} fixture`, function () {
-    const call = (name) => ({ prompt: 'a windmill', seed: 77, width: 64, height: 64, steps: 3, guidance_scale: fx.guidanceScale, adapters: CONFIGS[name] });
+    const call = (name) => ({
+      prompt: 'a windmill',
+      seed: 77,
+      width: 64,
+      height: 64,
+      steps: 3,
+      guidance_scale: fx.guidanceScale,
+      adapters: CONFIGS[name],
+    });
     let reference;
     before(function () {
       const names = Object.keys(CONFIGS);
@@ -38,7 +67,13 @@ for (const [family, fx] of Object.entries(families)) {
 
     it('the references differ where the configs do, and agree where they mean the same', function () {
       assert.ok(reference.a0.equals(reference.none), 'alpha 0 is no LoRA');
-      for (const [x, y] of [['none', 'a'], ['a', 'b'], ['a', 'a5'], ['ab', 'ab2'], ['a', 'an']]) {
+      for (const [x, y] of [
+        ['none', 'a'],
+        ['a', 'b'],
+        ['a', 'a5'],
+        ['ab', 'ab2'],
+        ['a', 'an'],
+      ]) {
         assert.ok(meanAbsDiff(reference[x], reference[y]) > 0.5, `${x} and ${y} are too close`);
       }
     });
@@ -66,11 +101,17 @@ for (const [family, fx] of Object.entries(families)) {
         for (const [i, name] of SEQUENCE.entries()) {
           const c = call(name);
           const image = await pipeline.generate(c.prompt, {
-            seed: c.seed, width: c.width, height: c.height, steps: c.steps, guidanceScale: c.guidance_scale, adapters: c.adapters,
+            seed: c.seed,
+            width: c.width,
+            height: c.height,
+            steps: c.steps,
+            guidanceScale: c.guidance_scale,
+            adapters: c.adapters,
           });
           // A blend is a set: its bytes do not depend on the order a call names the adapters in ('ba' is 'ab').
           const expected = reference[name === 'ba' ? 'ab' : name];
-          if (!image.data.equals(expected)) wrong.push(`${i + 1}:${name} (${meanAbsDiff(image.data, expected).toFixed(2)})`);
+          if (!image.data.equals(expected))
+            wrong.push(`${i + 1}:${name} (${meanAbsDiff(image.data, expected).toFixed(2)})`);
         }
         assert.deepEqual(wrong, []);
       } finally {
@@ -87,9 +128,37 @@ for (const [family, fx] of Object.entries(families)) {
       try {
         const source = { data: Buffer.alloc(64 * 64 * 3, 120), width: 64, height: 64 };
         const steps = [
-          't:a', 't:none', 't:a', 't:none', 't:none', 't:a', 'i:none', 't:a', 'i:a', 't:none', 'i:a', 't:a',
-          't:ab', 'i:none', 'i:b', 't:ab', 't:a0', 't:b', 'i:none', 't:b', 't:none', 't:ab2',
-          's:none', 't:a', 's:ab', 't:none', 's:none', 's:a', 't:ab', 's:none', 't:ab',
+          't:a',
+          't:none',
+          't:a',
+          't:none',
+          't:none',
+          't:a',
+          'i:none',
+          't:a',
+          'i:a',
+          't:none',
+          'i:a',
+          't:a',
+          't:ab',
+          'i:none',
+          'i:b',
+          't:ab',
+          't:a0',
+          't:b',
+          'i:none',
+          't:b',
+          't:none',
+          't:ab2',
+          's:none',
+          't:a',
+          's:ab',
+          't:none',
+          's:none',
+          's:a',
+          't:ab',
+          's:none',
+          't:ab',
         ];
         const wrong = [];
         for (const [i, step] of steps.entries()) {
@@ -105,7 +174,8 @@ for (const [family, fx] of Object.entries(families)) {
             continue;
           }
           const image = await pipeline.generate(c.prompt, { ...options, width: c.width, height: c.height });
-          if (!image.data.equals(reference[name])) wrong.push(`${i + 1}:${step} (${meanAbsDiff(image.data, reference[name]).toFixed(2)})`);
+          if (!image.data.equals(reference[name]))
+            wrong.push(`${i + 1}:${step} (${meanAbsDiff(image.data, reference[name]).toFixed(2)})`);
         }
         assert.deepEqual(wrong, []);
       } finally {

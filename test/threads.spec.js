@@ -31,7 +31,14 @@ describe('threads', function () {
       stepping.push(new Promise((resolve) => (first = resolve)));
       // Hundreds of steps: minutes, unless aborted. Each reports its first step once it is inside GenAI.
       return pipeline
-        .generate('a harbour', { seed: i, width: 64, height: 64, steps: 400, signal: controller.signal, onProgress: () => first() })
+        .generate('a harbour', {
+          seed: i,
+          width: 64,
+          height: 64,
+          steps: 400,
+          signal: controller.signal,
+          onProgress: () => first(),
+        })
         .then(
           () => 'resolved',
           (err) => err.code,

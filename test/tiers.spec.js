@@ -38,7 +38,11 @@ describe('test tiers', function () {
       }
     }
     const missing = specFiles().filter((file) => !tierOf.has(file));
-    assert.deepEqual(missing, [], `spec files in no tier: add each to the spec list of .mocharc.unit.json, .mocharc.native.json or .mocharc.system.json`);
+    assert.deepEqual(
+      missing,
+      [],
+      `spec files in no tier: add each to the spec list of .mocharc.unit.json, .mocharc.native.json or .mocharc.system.json`,
+    );
     assert.deepEqual([...tierOf.keys()].sort(), specFiles());
   });
 
@@ -52,7 +56,10 @@ describe('test tiers', function () {
       const { spec: files, require: hooks, ...own } = config;
       assert.deepEqual(own, options, `.mocharc.${tier}.json`);
       assert.deepEqual(hooks, tier === 'unit' ? ['test/helpers/unit-tier.js'] : undefined, `.mocharc.${tier}.json`);
-      assert.ok(files.every((file) => !/[*?{[]/.test(file)), `.mocharc.${tier}.json names its files one by one`);
+      assert.ok(
+        files.every((file) => !/[*?{[]/.test(file)),
+        `.mocharc.${tier}.json names its files one by one`,
+      );
     }
   });
 });

@@ -48,7 +48,10 @@ describe('torch generator: the noise, against torch.randn', function () {
     const sizes = REFERENCE.cases.map((c) => c.shape.reduce((a, b) => a * b, 1));
     assert.ok(sizes.some((n) => n >= 16 && n % 16 === 0));
     assert.ok(sizes.some((n) => n > 16 && n % 16 !== 0));
-    assert.ok(sizes.some((n) => n < 16 && n % 2 === 1), 'an odd count below 16 (the kept sine half)');
+    assert.ok(
+      sizes.some((n) => n < 16 && n % 2 === 1),
+      'an odd count below 16 (the kept sine half)',
+    );
     assert.ok(REFERENCE.cases.some((c) => c.shape[0] === 2));
     assert.ok(REFERENCE.cases.some((c) => c.seed === 2 ** 32 - 1));
     assert.ok(REFERENCE.sequences.length >= 2);
@@ -121,12 +124,23 @@ describe('torch generator: generate on the sd15 fixture', function () {
         guidanceScale: fx.guidanceScale,
         generator: 'torch',
       });
-      assert.ok(image.data.equals(expected), `differs by ${meanAbsDiff(image.data, expected).toFixed(4)}/255 on average`);
+      assert.ok(
+        image.data.equals(expected),
+        `differs by ${meanAbsDiff(image.data, expected).toFixed(4)}/255 on average`,
+      );
     });
   }
 
   it('numImages 2: the noise of one torch.randn call of the batch shape, as diffusers draws it', async function () {
-    const call = { prompt: 'two lighthouses', seed: 42, width: 16, height: 16, steps: 2, guidance_scale: fx.guidanceScale, num_images: 2 };
+    const call = {
+      prompt: 'two lighthouses',
+      seed: 42,
+      width: 16,
+      height: 16,
+      steps: 2,
+      guidance_scale: fx.guidanceScale,
+      num_images: 2,
+    };
     const expected = pythonWithTorchNoise(call);
     const images = await pipeline.generate(call.prompt, {
       seed: 42,
@@ -143,7 +157,7 @@ describe('torch generator: generate on the sd15 fixture', function () {
     assert.ok(!images[0].data.equals(images[1].data));
   });
 
-  it('repeats for the same seed whatever ran before, differs for another seed and from GenAI\'s generator', async function () {
+  it("repeats for the same seed whatever ran before, differs for another seed and from GenAI's generator", async function () {
     const options = { seed: 7, width: 64, height: 64, steps: 2, generator: 'torch' };
     const first = await pipeline.generate('x', options);
     const other = await pipeline.generate('x', { ...options, seed: 8 });
@@ -160,7 +174,9 @@ describe('torch generator: generate on the sd15 fixture', function () {
   it('takes seeds from 0 to 2^32-1, and refuses 2^32', async function () {
     await pipeline.generate('x', { seed: 0, width: 16, height: 16, steps: 2, generator: 'torch' });
     await pipeline.generate('x', { seed: 2 ** 32 - 1, width: 16, height: 16, steps: 2, generator: 'torch' });
-    await assert.rejects(pipeline.generate('x', { seed: 2 ** 32, generator: 'torch' }), { code: 'ERR_INVALID_ARGUMENT' });
+    await assert.rejects(pipeline.generate('x', { seed: 2 ** 32, generator: 'torch' }), {
+      code: 'ERR_INVALID_ARGUMENT',
+    });
   });
 
   it('refuses a generator it does not know, with ERR_INVALID_ARGUMENT, and stays usable', async function () {
@@ -175,7 +191,7 @@ describe('torch generator: generate on the sd15 fixture', function () {
     assert.equal(image.data.length, 16 * 16 * 3);
   });
 
-  it('draws image-to-image and inpainting noise too: reproducible, and not GenAI\'s', async function () {
+  it("draws image-to-image and inpainting noise too: reproducible, and not GenAI's", async function () {
     const source = await pipeline.generate('a source', { seed: 3, width: 64, height: 64, steps: 2 });
     const mask = { data: Buffer.alloc(64 * 64, 255), width: 64, height: 64, channels: 1 };
     const options = { seed: 11, steps: 4, strength: 0.8, generator: 'torch' };
@@ -205,9 +221,13 @@ describe('torch generator: the CLI and the server', function () {
   it('multilora generate --generator torch writes those bytes, and says so', async function () {
     const args = ['generate', 'a lighthouse', '--model', fx.model, '--seed', '42', '--width', '64', '--height', '64'];
     const out = await new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, [path.join(ROOT, 'dist', 'cli', 'main.js'), ...args, '--steps', '2', '--generator', 'torch', '--out', '-'], {
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
+      const child = spawn(
+        process.execPath,
+        [path.join(ROOT, 'dist', 'cli', 'main.js'), ...args, '--steps', '2', '--generator', 'torch', '--out', '-'],
+        {
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      );
       const chunks = [];
       let stderr = '';
       child.stdout.on('data', (c) => chunks.push(c));

@@ -44,7 +44,7 @@ describe('zero-copy output', function () {
     assert.equal(i2i.data.length, a.data.length);
   });
 
-  it('the default copy: the data is not GenAI\'s memory, and keeps its bytes across later calls', async function () {
+  it("the default copy: the data is not GenAI's memory, and keeps its bytes across later calls", async function () {
     const a = await pipeline.generate('x', { ...BASE, seed: 4 });
     assert.notEqual(bufferAddress(a.data), genaiOutputAddress(pipeline));
     await pipeline.generate('x', { ...BASE, seed: 5 });
@@ -54,7 +54,7 @@ describe('zero-copy output', function () {
 
   it("output 'borrow': the data starts at GenAI's output tensor, and holds the right bytes", async function () {
     const image = await pipeline.generate('x', { ...BASE, seed: 7, output: 'borrow' });
-    assert.equal(bufferAddress(image.data), genaiOutputAddress(pipeline), 'the Buffer does not wrap GenAI\'s memory');
+    assert.equal(bufferAddress(image.data), genaiOutputAddress(pipeline), "the Buffer does not wrap GenAI's memory");
     assert.equal(image.data.length, 64 * 64 * 3);
     assert.ok(image.data.equals(await reference({ ...BASE, seed: 7 })));
   });
@@ -79,24 +79,37 @@ describe('zero-copy output', function () {
     }
     // Any call starts it: a copying one, an image-to-image one.
     const lent = await pipeline.generate('x', { ...BASE, seed: 12, output: 'borrow' });
-    const copied = await pipeline.imageToImage('x', { data: Buffer.alloc(64 * 64 * 3, 128), width: 64, height: 64 }, { seed: 1, steps: 2 });
+    const copied = await pipeline.imageToImage(
+      'x',
+      { data: Buffer.alloc(64 * 64 * 3, 128), width: 64, height: 64 },
+      { seed: 1, steps: 2 },
+    );
     assert.equal(lent.data.length, 0);
     assert.equal(copied.data.length, 64 * 64 * 3);
   });
 
-  it('numImages 2, borrowed: both images are views of GenAI\'s tensor, detached together', async function () {
+  it("numImages 2, borrowed: both images are views of GenAI's tensor, detached together", async function () {
     const images = await pipeline.generate('x', { ...BASE, seed: 13, numImages: 2, output: 'borrow' });
     assert.equal(bufferAddress(images[0].data), genaiOutputAddress(pipeline));
     assert.equal(bufferAddress(images[1].data), genaiOutputAddress(pipeline) + BigInt(64 * 64 * 3));
     assert.ok(Buffer.concat(images.map((i) => i.data)).equals(await reference({ ...BASE, seed: 13, numImages: 2 })));
     await pipeline.generate('x', { ...BASE, seed: 14 });
-    assert.deepEqual(images.map((i) => i.data.length), [0, 0]);
+    assert.deepEqual(
+      images.map((i) => i.data.length),
+      [0, 0],
+    );
   });
 
   it('a call aborted while running still detaches; calls that never reach GenAI do not', async function () {
     const lent = await pipeline.generate('x', { ...BASE, seed: 15, output: 'borrow' });
     const controller = new AbortController();
-    const running = pipeline.generate('x', { ...BASE, seed: 16, steps: 50, signal: controller.signal, onProgress: () => controller.abort() });
+    const running = pipeline.generate('x', {
+      ...BASE,
+      seed: 16,
+      steps: 50,
+      signal: controller.signal,
+      onProgress: () => controller.abort(),
+    });
     await assert.rejects(running, { code: 'ERR_ABORTED' });
     assert.equal(lent.data.length, 0);
 
@@ -133,7 +146,7 @@ describe('zero-copy output', function () {
     }
   });
 
-  it("refuses an unknown output mode with ERR_INVALID_ARGUMENT", async function () {
+  it('refuses an unknown output mode with ERR_INVALID_ARGUMENT', async function () {
     await assert.rejects(pipeline.generate('x', { seed: 1, output: 'share' }), (err) => {
       assert.equal(err.code, 'ERR_INVALID_ARGUMENT');
       assert.match(err.message, /^Expected "copy" or "borrow" for options\.output but received "share"/);

@@ -17,7 +17,9 @@ async function api(path, init = {}) {
   const res = await fetch(path, { ...init, headers });
   if (res.status === 401) {
     const body = await res.json().catch(() => ({}));
-    askForKey(key ? 'This key is not the server\'s: enter its API key.' : 'This server needs its API key: enter it above.');
+    askForKey(
+      key ? "This key is not the server's: enter its API key." : 'This server needs its API key: enter it above.',
+    );
     throw new Unauthorized((body.error && body.error.message) || 'HTTP 401');
   }
   return res;
@@ -99,7 +101,8 @@ function renderLoras(loras) {
 function settings() {
   const loras = {};
   for (const row of document.querySelectorAll('.lora')) {
-    if (row.querySelector('input[type=checkbox]').checked) loras[row.dataset.name] = Number(row.querySelector('input[type=range]').value);
+    if (row.querySelector('input[type=checkbox]').checked)
+      loras[row.dataset.name] = Number(row.querySelector('input[type=range]').value);
   }
   const s = {
     prompt: $('prompt').value,
@@ -135,7 +138,10 @@ function restore(s) {
 }
 
 function describeSettings(s) {
-  const loras = Object.entries(s.loras).map(([n, a]) => `${n} ${a}`).join(', ') || 'no LoRA';
+  const loras =
+    Object.entries(s.loras)
+      .map(([n, a]) => `${n} ${a}`)
+      .join(', ') || 'no LoRA';
   return `${s.size} · seed ${s.seed} · ${s.steps} steps · guidance ${s.guidance_scale} · ${loras}`;
 }
 
@@ -204,7 +210,8 @@ function openEvents(id) {
       progress.value = p.step;
       progress.dataset.events = String(Number(progress.dataset.events) + 1);
       progress.dataset.step = String(p.step);
-      if (state.job && !state.job.cancelling) setState('running', `Step ${p.step}/${p.total} · ${(p.elapsedMs / 1000).toFixed(1)} s`);
+      if (state.job && !state.job.cancelling)
+        setState('running', `Step ${p.step}/${p.total} · ${(p.elapsedMs / 1000).toFixed(1)} s`);
       if (p.preview) {
         $('preview').src = p.preview;
         $('preview').hidden = false;
@@ -281,7 +288,10 @@ async function cancel() {
 
 async function init() {
   try {
-    const [status, loras] = await Promise.all([api('/v1/status').then((r) => r.json()), api('/v1/loras').then((r) => r.json())]);
+    const [status, loras] = await Promise.all([
+      api('/v1/status').then((r) => r.json()),
+      api('/v1/loras').then((r) => r.json()),
+    ]);
     state.status = status;
     state.loras = loras.data;
     const { defaults, limits, model } = status;

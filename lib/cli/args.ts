@@ -45,8 +45,8 @@ const { min: ALPHA_MIN, max: ALPHA_MAX } = ALPHA;
 /** Splits an optional trailing `:number` off `text`; a colon followed by something else stays in the text. */
 export function splitAlpha(text: string, flag: string): { head: string; alpha: number | undefined } {
   const match = /^(.*):([^:]*)$/s.exec(text);
-  if (!match || !NUMBER.test(match[2]!.trim())) return { head: text, alpha: undefined };
-  return { head: match[1]!, alpha: parseNumber(match[2]!, `the alpha of ${flag}`, ALPHA_MIN, ALPHA_MAX) };
+  if (!match || !NUMBER.test(match[2].trim())) return { head: text, alpha: undefined };
+  return { head: match[1], alpha: parseNumber(match[2], `the alpha of ${flag}`, ALPHA_MIN, ALPHA_MAX) };
 }
 
 export interface LoraArg {
@@ -117,8 +117,10 @@ export function checkOutputFile(file: string, flag = '--out'): void {
     const code = (err as NodeJS.ErrnoException).code ?? 'an error';
     const dir = path.dirname(path.resolve(file));
     if (code === 'EISDIR') throw usage('a file, not a folder,', flag, file);
-    if (code === 'ENOENT' || code === 'ENOTDIR') throw usage(`a file in an existing folder (no folder ${dir})`, flag, file);
-    if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') throw usage(`a file this user can write (${code} in ${dir})`, flag, file);
+    if (code === 'ENOENT' || code === 'ENOTDIR')
+      throw usage(`a file in an existing folder (no folder ${dir})`, flag, file);
+    if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS')
+      throw usage(`a file this user can write (${code} in ${dir})`, flag, file);
     throw usage(`a file that can be written (${code})`, flag, file);
   } finally {
     if (fd !== undefined) closeSync(fd);

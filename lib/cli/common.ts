@@ -36,11 +36,13 @@ export function planAdapters(flags: ModelFlags & { use?: string[] }, onlyUsed: b
   const specs: Record<string, AdapterSpec> = {};
   const use: Record<string, number> = {};
   for (const lora of loras) {
-    if (Object.hasOwn(specs, lora.name)) throw new UsageError(`Adapter ${JSON.stringify(lora.name)} is given twice by --lora`);
+    if (Object.hasOwn(specs, lora.name))
+      throw new UsageError(`Adapter ${JSON.stringify(lora.name)} is given twice by --lora`);
     specs[lora.name] = { path: lora.path, alpha: lora.alpha };
     use[lora.name] = lora.alpha;
   }
-  if (uses.length > 0 && flags.catalog === undefined) throw new UsageError('--use picks adapters of a catalogue: give --catalog');
+  if (uses.length > 0 && flags.catalog === undefined)
+    throw new UsageError('--use picks adapters of a catalogue: give --catalog');
   if (flags.catalog === undefined) return { specs, use, loras };
   const catalogue = readCatalog(flags.catalog);
   for (const source of catalogue) {
@@ -52,7 +54,9 @@ export function planAdapters(flags: ModelFlags & { use?: string[] }, onlyUsed: b
     const source = catalogue.find((s) => s.name === u.name);
     if (!source) {
       const names = catalogue.map((s) => JSON.stringify(s.name)).join(', ') || 'none';
-      throw new UsageError(`Expected a catalogue adapter for --use but received ${JSON.stringify(u.name)}; the catalogue has ${names}`);
+      throw new UsageError(
+        `Expected a catalogue adapter for --use but received ${JSON.stringify(u.name)}; the catalogue has ${names}`,
+      );
     }
     if (Object.hasOwn(use, u.name)) throw new UsageError(`Adapter ${JSON.stringify(u.name)} is named twice`);
     use[u.name] = u.alpha ?? source.alpha;

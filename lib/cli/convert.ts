@@ -1,5 +1,12 @@
 // `multilora convert <source> <out-dir>`: a diffusers model (folder or Hub id) to OpenVINO IR, LoRAs fused first.
-import { convert, WEIGHT_FORMATS, type ConvertOptions, type ConvertScheduler, type FuseLora, type WeightFormat } from '../convert/index';
+import {
+  convert,
+  WEIGHT_FORMATS,
+  type ConvertOptions,
+  type ConvertScheduler,
+  type FuseLora,
+  type WeightFormat,
+} from '../convert/index';
 import type { LoraScale } from '../lora/format';
 import { splitAlpha, usage } from './args';
 import { seconds } from './common';
@@ -25,7 +32,8 @@ export function parseFuseLora(text: string, scale: LoraScale): FuseLora {
 
 /** Runs the conversion with its progress on stderr; the summary (or --json) on stdout. */
 export async function convertCommand(source: string, outDir: string, flags: ConvertFlags): Promise<number> {
-  if (!WEIGHT_FORMATS.includes(flags.weightFormat)) throw usage(WEIGHT_FORMATS.join(', '), '--weight-format', flags.weightFormat);
+  if (!WEIGHT_FORMATS.includes(flags.weightFormat))
+    throw usage(WEIGHT_FORMATS.join(', '), '--weight-format', flags.weightFormat);
   const controller = new AbortController();
   const options: ConvertOptions = {
     weightFormat: flags.weightFormat,
@@ -44,7 +52,8 @@ export async function convertCommand(source: string, outDir: string, flags: Conv
     if (event.phase === 'done') return; // the summary below says it
     const percent = event.fraction === undefined ? '' : ` (${Math.round(event.fraction * 100)}%)`;
     if (event.phase !== phase) err.write(`[${event.phase}] ${event.message}${percent}\n`);
-    else if (event.phase !== 'setup' || !/^\s*Collecting /.test(event.message)) err.write(`  ${event.message}${percent}\n`);
+    else if (event.phase !== 'setup' || !/^\s*Collecting /.test(event.message))
+      err.write(`  ${event.message}${percent}\n`);
     phase = event.phase;
   };
   // Ctrl-C or SIGTERM: abort, which stops the converter and removes what it wrote; a second one leaves at once.
@@ -67,7 +76,9 @@ export async function convertCommand(source: string, outDir: string, flags: Conv
       );
       if (result.verified) {
         const v = result.verified;
-        process.stdout.write(`checked: loads in ${seconds(v.loadMs)}, generates ${v.width}x${v.height} at ${v.steps} steps in ${seconds(v.generateMs)}\n`);
+        process.stdout.write(
+          `checked: loads in ${seconds(v.loadMs)}, generates ${v.width}x${v.height} at ${v.steps} steps in ${seconds(v.generateMs)}\n`,
+        );
       }
     }
     return 0;

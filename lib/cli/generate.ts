@@ -6,15 +6,7 @@ import { inspectModel } from '../core/model';
 import type { GenerateOptions, GeneratorName, Image, SchedulerName } from '../core/options';
 import { Pipeline } from '../core/pipeline';
 import { MAX_SEED, bounds } from '../core/schema';
-import {
-  UsageError,
-  checkOutputFile,
-  numberedFiles,
-  outputFormat,
-  parseInteger,
-  parseNumber,
-  usage,
-} from './args';
+import { UsageError, checkOutputFile, numberedFiles, outputFormat, parseInteger, parseNumber, usage } from './args';
 import { modelDir, planAdapters, printWarning, seconds, type ModelFlags } from './common';
 import { encodeImage, writeOutput } from './output';
 import { createProgress } from './progress';
@@ -46,7 +38,10 @@ function flagValue(text: string, flag: string, key: 'steps' | 'numImages'): numb
 /** Runs the command; resolves with the exit status. */
 export async function generateCommand(prompt: string, flags: GenerateFlags): Promise<number> {
   // Everything the command line can get wrong is checked before the model is read.
-  const seed = flags.seed === undefined ? randomInt(0, MAX_SEED + 1) : parseInteger(flags.seed, '--seed', bounds('seed').min, MAX_SEED);
+  const seed =
+    flags.seed === undefined
+      ? randomInt(0, MAX_SEED + 1)
+      : parseInteger(flags.seed, '--seed', bounds('seed').min, MAX_SEED);
   const count = flags.n === undefined ? 1 : flagValue(flags.n, '--n', 'numImages');
   const quality = flags.quality === undefined ? 90 : parseInteger(flags.quality, '--quality', 1, 100);
   const options: GenerateOptions = { seed };
@@ -105,20 +100,32 @@ export async function generateCommand(prompt: string, flags: GenerateFlags): Pro
       let images: Image[];
       generating = true;
       try {
-        images = count === 1 ? [await pipeline.generate(prompt, options)] : await pipeline.generate(prompt, { ...options, numImages: count });
+        images =
+          count === 1
+            ? [await pipeline.generate(prompt, options)]
+            : await pipeline.generate(prompt, { ...options, numImages: count });
       } finally {
         generating = false;
         progress.stop();
       }
       const generateMs = performance.now() - generateStart;
       const files = numberedFiles(out, images.length);
-      for (const [i, image] of images.entries()) await writeOutput(files[i]!, encodeImage(image, format, quality));
-      const first = images[0]!;
+      for (const [i, image] of images.entries()) await writeOutput(files[i], encodeImage(image, format, quality));
+      const first = images[0];
       const metrics = first.metrics;
       const steps = options.steps ?? pipeline.defaults.steps;
       const guidanceScale = options.guidanceScale ?? pipeline.defaults.guidanceScale;
-      const adapters = Object.entries(plan.use).map(([name, alpha]) => ({ name, alpha, path: pipeline.adapters.get(name)?.path }));
-      for (const file of files) say(file === '-' ? `wrote a ${first.width}x${first.height} PNG to stdout` : `wrote ${file} (${first.width}x${first.height})`);
+      const adapters = Object.entries(plan.use).map(([name, alpha]) => ({
+        name,
+        alpha,
+        path: pipeline.adapters.get(name)?.path,
+      }));
+      for (const file of files)
+        say(
+          file === '-'
+            ? `wrote a ${first.width}x${first.height} PNG to stdout`
+            : `wrote ${file} (${first.width}x${first.height})`,
+        );
       say(
         `seed ${first.seed}${options.generator === 'torch' ? ' (torch generator)' : ''} · ${steps} steps · guidance ${guidanceScale} · ` +
           (adapters.length ? adapters.map((a) => `${a.name}:${a.alpha}`).join(', ') : 'no adapters'),

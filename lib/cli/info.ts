@@ -35,7 +35,12 @@ export async function infoCommand(flags: InfoFlags): Promise<number> {
     const adapters = pipeline.adapters.list();
     if (flags.json) {
       const summary = {
-        model: { dir: model.dir, pipelineClass: model.pipelineClass, family: model.family, vaeScaleFactor: model.vaeScaleFactor },
+        model: {
+          dir: model.dir,
+          pipelineClass: model.pipelineClass,
+          family: model.family,
+          vaeScaleFactor: model.vaeScaleFactor,
+        },
         defaults: {
           width: Number.isNaN(defaults.width) ? null : defaults.width,
           height: Number.isNaN(defaults.height) ? null : defaults.height,
@@ -48,7 +53,9 @@ export async function infoCommand(flags: InfoFlags): Promise<number> {
       process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
       return 0;
     }
-    const sizeText = Number.isNaN(defaults.width) ? 'set by the model at run time' : `${defaults.width}x${defaults.height}`;
+    const sizeText = Number.isNaN(defaults.width)
+      ? 'set by the model at run time'
+      : `${defaults.width}x${defaults.height}`;
     const lines = [
       `model         ${model.dir}`,
       `pipeline      ${model.pipelineClass} (family ${model.family})`,

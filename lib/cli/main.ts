@@ -29,8 +29,15 @@ function version(): string {
 
 function modelOptions(command: Command): Command {
   return command
-    .option('--model <dir>', 'an OpenVINO model folder exported by optimum-intel (default: the embedded tiny SDXL model)')
-    .option('--lora <name=path[:alpha]>', 'register a LoRA .safetensors file under a name, at an alpha (default 1); repeatable', collect)
+    .option(
+      '--model <dir>',
+      'an OpenVINO model folder exported by optimum-intel (default: the embedded tiny SDXL model)',
+    )
+    .option(
+      '--lora <name=path[:alpha]>',
+      'register a LoRA .safetensors file under a name, at an alpha (default 1); repeatable',
+      collect,
+    )
     .option('--catalog <file.json>', 'a JSON catalogue of adapters by name (paths relative to the file)');
 }
 
@@ -49,7 +56,7 @@ export function buildProgram(run: (action: () => Promise<number>) => Promise<voi
       .description('generate an image from a prompt')
       .argument('<prompt>', 'what to draw (quote it)'),
   )
-    .option('--use <name[:alpha]>', "use a catalogue adapter, at its alpha or the given one; repeatable", collect)
+    .option('--use <name[:alpha]>', 'use a catalogue adapter, at its alpha or the given one; repeatable', collect)
     .addOption(new Option('--seed <n>', 'seed, 0 to 4294967295 (default: random, printed)').conflicts('randomSeed'))
     .addOption(new Option('--random-seed', 'a random seed (the default)').conflicts('seed'))
     .addOption(
@@ -74,28 +81,48 @@ export function buildProgram(run: (action: () => Promise<number>) => Promise<voi
     .option('--json', 'print it as JSON')
     .action((flags: InfoFlags) => run(() => infoCommand(flags)));
 
-  modelOptions(program.command('serve').description('serve the web page and the HTTP API on a model (or on the workers of a queue in Redis), until Ctrl-C'))
+  modelOptions(
+    program
+      .command('serve')
+      .description(
+        'serve the web page and the HTTP API on a model (or on the workers of a queue in Redis), until Ctrl-C',
+      ),
+  )
     .option('--host <host>', 'the address to listen on', '127.0.0.1')
     .option('--port <port>', 'the port to listen on; 0 for any free one', '7860')
     .addOption(
-      new Option('--api-key <key>', 'require this key (Authorization: Bearer <key>) on every API request; the page asks for it').env(
-        'MULTILORA_API_KEY',
-      ),
+      new Option(
+        '--api-key <key>',
+        'require this key (Authorization: Bearer <key>) on every API request; the page asks for it',
+      ).env('MULTILORA_API_KEY'),
     )
-    .option('--redis <url>', 'enqueue the generations in Redis for multilora worker processes instead of loading a model here')
+    .option(
+      '--redis <url>',
+      'enqueue the generations in Redis for multilora worker processes instead of loading a model here',
+    )
     .option('--queue <name>', 'with --redis: the queue name (default: generate)')
     .option('--prefix <prefix>', 'with --redis: the prefix of the keys in Redis (default: multilora)')
     .action((flags: ServeFlags) => run(() => serveCommand(flags)));
 
-  modelOptions(program.command('worker').description('take generation jobs from a BullMQ queue in Redis (RemoteQueue, serve --redis), until Ctrl-C'))
+  modelOptions(
+    program
+      .command('worker')
+      .description('take generation jobs from a BullMQ queue in Redis (RemoteQueue, serve --redis), until Ctrl-C'),
+  )
     .requiredOption('--redis <url>', 'the Redis server: redis://[user:password@]host:port[/db]')
     .option('--concurrency <k>', 'jobs at once, each on a pipeline of its own', '1')
     .option('--queue <name>', 'the queue name (default: generate)')
     .option('--prefix <prefix>', 'the prefix of the keys in Redis (default: multilora)')
     .option('--result-ttl <seconds>', "how long a result's bytes stay in Redis (default: 3600)")
-    .option('--lock-duration <ms>', "how long a job stays locked to a worker that stopped answering, before another retries it (default: 30000)")
+    .option(
+      '--lock-duration <ms>',
+      'how long a job stays locked to a worker that stopped answering, before another retries it (default: 30000)',
+    )
     .option('--threads <n>', 'OpenVINO threads per pipeline (default: every core)')
-    .option('--max-size <px>', "the largest width and height a job may ask for (default: what serve allows for the model)")
+    .option(
+      '--max-size <px>',
+      'the largest width and height a job may ask for (default: what serve allows for the model)',
+    )
     .option('--max-steps <n>', 'the most steps a job may ask for (default: 500)')
     .option('--max-images <n>', 'the most images one job may ask for (default: 4)')
     .action((flags: WorkerFlags) => run(() => workerCommand(flags)));
@@ -105,17 +132,29 @@ export function buildProgram(run: (action: () => Promise<number>) => Promise<voi
     .description('convert a diffusers model (a folder or a Hugging Face Hub id) to OpenVINO IR, LoRAs fused first')
     .argument('<source>', 'a diffusers model folder, or a Hugging Face Hub id (org/name)')
     .argument('<out-dir>', 'the folder to write the OpenVINO model to: new or empty (or --force)')
-    .addOption(new Option('--weight-format <format>', 'how the IR stores its weights').choices([...WEIGHT_FORMATS]).default('fp16'))
-    .option('--fuse-lora <path[:alpha]>', 'fuse a LoRA into the weights before the export, at an alpha (default 1); repeatable', collect)
     .addOption(
-      new Option('--fuse-scale <meaning>', "what the alphas of --fuse-lora mean: GenAI's whole scale, or diffusers' (× alpha/rank)")
+      new Option('--weight-format <format>', 'how the IR stores its weights')
+        .choices([...WEIGHT_FORMATS])
+        .default('fp16'),
+    )
+    .option(
+      '--fuse-lora <path[:alpha]>',
+      'fuse a LoRA into the weights before the export, at an alpha (default 1); repeatable',
+      collect,
+    )
+    .addOption(
+      new Option(
+        '--fuse-scale <meaning>',
+        "what the alphas of --fuse-lora mean: GenAI's whole scale, or diffusers' (× alpha/rank)",
+      )
         .choices(['genai', 'diffusers'])
         .default('genai'),
     )
     .addOption(
-      new Option('--scheduler <name>', "the converted model's default scheduler (e.g. lcm with LCM-LoRA fused; default: its own)").choices(
-        Object.keys(CONVERT_SCHEDULERS),
-      ),
+      new Option(
+        '--scheduler <name>',
+        "the converted model's default scheduler (e.g. lcm with LCM-LoRA fused; default: its own)",
+      ).choices(Object.keys(CONVERT_SCHEDULERS)),
     )
     .addOption(new Option('--task <task>', "optimum-intel's task").choices(['text-to-image']).default('text-to-image'))
     .option('--revision <rev>', 'a branch, tag or commit of a Hub model')
@@ -146,7 +185,9 @@ export function report(err: unknown): number {
     write(err.message); // a system error (EACCES, ENOSPC...): its message starts with its code
     return EXIT.failure;
   }
-  process.stderr.write(`multilora: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.stderr.write(
+    `multilora: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+  );
   return EXIT.failure;
 }
 

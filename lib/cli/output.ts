@@ -8,7 +8,11 @@ import { encodePng } from '../core/png';
 import type { ImageFormat } from './args';
 
 /** Encodes an RGB image as PNG, or as JPEG at `quality` (1 to 100). */
-export function encodeImage(image: Pick<Image, 'width' | 'height' | 'data'>, format: ImageFormat, quality = 90): Buffer {
+export function encodeImage(
+  image: Pick<Image, 'width' | 'height' | 'data'>,
+  format: ImageFormat,
+  quality = 90,
+): Buffer {
   if (format === 'png') return encodePng(image);
   const { width, height, data } = image;
   const rgba = Buffer.alloc(width * height * 4, 255);

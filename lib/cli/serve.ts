@@ -41,14 +41,24 @@ export async function serveCommand(flags: ServeFlags): Promise<number> {
   }
   if (flags.redis !== undefined) {
     // The workers load the model and the adapters; the server only shows theirs.
-    for (const [flag, given] of [['--model', flags.model], ['--catalog', flags.catalog], ['--lora', flags.lora]] as const) {
-      if (given !== undefined) throw new UsageError(`${flag} does not go with --redis: the workers own the model and the adapters (give it to multilora worker)`);
+    for (const [flag, given] of [
+      ['--model', flags.model],
+      ['--catalog', flags.catalog],
+      ['--lora', flags.lora],
+    ] as const) {
+      if (given !== undefined)
+        throw new UsageError(
+          `${flag} does not go with --redis: the workers own the model and the adapters (give it to multilora worker)`,
+        );
     }
     options.redis = flags.redis;
     if (flags.queue !== undefined) options.queue = flags.queue;
     if (flags.prefix !== undefined) options.prefix = flags.prefix;
   } else {
-    for (const [flag, given] of [['--queue', flags.queue], ['--prefix', flags.prefix]] as const) {
+    for (const [flag, given] of [
+      ['--queue', flags.queue],
+      ['--prefix', flags.prefix],
+    ] as const) {
       if (given !== undefined) throw new UsageError(`${flag} goes with --redis`);
     }
     options.model = modelDir(flags);
@@ -75,7 +85,8 @@ export async function serveCommand(flags: ServeFlags): Promise<number> {
   try {
     // The host and port are checked first (exit 2 at once when wrong); only then the load, or the wait.
     server = await startServer(options, () => {
-      if (options.redis !== undefined) process.stderr.write(`waiting for a worker on Redis ${redactUrl(options.redis)}\n`);
+      if (options.redis !== undefined)
+        process.stderr.write(`waiting for a worker on Redis ${redactUrl(options.redis)}\n`);
       else process.stderr.write(`loading ${options.model}\n`);
     });
   } finally {
@@ -86,7 +97,8 @@ export async function serveCommand(flags: ServeFlags): Promise<number> {
     const address = new URL(server.url).hostname.replace(/^\[(.*)\]$/, '$1');
     const every = everyAddress(address);
     process.stdout.write(`multilora serving on ${server.url}${every ? ` (${every})` : ''}\n`);
-    if (!isLoopbackAddress(address)) process.stderr.write(`multilora: warning: ${exposure(every ?? address, options.apiKey !== undefined)}\n`);
+    if (!isLoopbackAddress(address))
+      process.stderr.write(`multilora: warning: ${exposure(every ?? address, options.apiKey !== undefined)}\n`);
     await stopped;
     process.stderr.write('closing\n');
     await server.close();

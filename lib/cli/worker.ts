@@ -34,11 +34,14 @@ export async function workerCommand(flags: WorkerFlags): Promise<number> {
   };
   if (flags.queue !== undefined) options.queue = flags.queue;
   if (flags.prefix !== undefined) options.prefix = flags.prefix;
-  if (flags.resultTtl !== undefined) options.resultTtl = parseInteger(flags.resultTtl, '--result-ttl', 1, 30 * 24 * 3600);
-  if (flags.lockDuration !== undefined) options.lockDuration = parseInteger(flags.lockDuration, '--lock-duration', 1000, 3_600_000);
+  if (flags.resultTtl !== undefined)
+    options.resultTtl = parseInteger(flags.resultTtl, '--result-ttl', 1, 30 * 24 * 3600);
+  if (flags.lockDuration !== undefined)
+    options.lockDuration = parseInteger(flags.lockDuration, '--lock-duration', 1000, 3_600_000);
   if (flags.threads !== undefined) options.threads = parseInteger(flags.threads, '--threads', 1, 1024);
   if (flags.maxSize !== undefined) options.maxSize = parseInteger(flags.maxSize, '--max-size', 1, MAX_SIDE);
-  if (flags.maxSteps !== undefined) options.maxSteps = parseInteger(flags.maxSteps, '--max-steps', 1, bounds('steps').max);
+  if (flags.maxSteps !== undefined)
+    options.maxSteps = parseInteger(flags.maxSteps, '--max-steps', 1, bounds('steps').max);
   if (flags.maxImages !== undefined) options.maxImages = parseInteger(flags.maxImages, '--max-images', 1, MAX_IMAGES);
   const plan = planAdapters(flags, false);
   if (Object.keys(plan.specs).length) options.adapters = plan.specs;
@@ -47,7 +50,9 @@ export async function workerCommand(flags: WorkerFlags): Promise<number> {
   process.on('SIGINT', early).on('SIGTERM', early);
   let worker: Awaited<ReturnType<typeof startWorker>>;
   try {
-    process.stderr.write(`loading ${options.model} (${options.concurrency} pipeline${options.concurrency === 1 ? '' : 's'}), Redis ${redactUrl(options.redis)}\n`);
+    process.stderr.write(
+      `loading ${options.model} (${options.concurrency} pipeline${options.concurrency === 1 ? '' : 's'}), Redis ${redactUrl(options.redis)}\n`,
+    );
     worker = await startWorker(options);
   } finally {
     process.off('SIGINT', early).off('SIGTERM', early);
@@ -68,7 +73,9 @@ export async function workerCommand(flags: WorkerFlags): Promise<number> {
   process.on('SIGINT', onSignal).on('SIGTERM', onSignal);
   try {
     const { maxSize, maxSteps, maxImages } = worker.info.limits!;
-    process.stdout.write(`multilora worker ${worker.id} ready (jobs up to ${maxSize}x${maxSize}, ${maxSteps} steps, ${maxImages} images)\n`);
+    process.stdout.write(
+      `multilora worker ${worker.id} ready (jobs up to ${maxSize}x${maxSize}, ${maxSteps} steps, ${maxImages} images)\n`,
+    );
     const { clean, unreturned } = await worker.closed;
     if (!clean) {
       const lost = unreturned.length

@@ -16,7 +16,12 @@ const SCRATCH = /^\.(.+)\.multilora-convert-(\d+)-[0-9a-f]+$/;
 const FIXED_BYTES = 32 * 1024 ** 2;
 
 /** Estimated bytes the conversion writes beside the output folder: the IR, and the fused copy when fusing. */
-export async function estimateFromHeaders(sourceDir: string, components: string[], weightFormat: WeightFormat, fusing: boolean): Promise<number> {
+export async function estimateFromHeaders(
+  sourceDir: string,
+  components: string[],
+  weightFormat: WeightFormat,
+  fusing: boolean,
+): Promise<number> {
   let params = 0;
   for (const component of components) {
     const dir = path.join(sourceDir, component);
@@ -47,7 +52,11 @@ export function mib(bytes: number): string {
 }
 
 export function noSpace(where: string, cause?: unknown): MultiloraError {
-  return new MultiloraError('ERR_NO_SPACE', `No space left on the device of ${where}: free some space, or convert into a folder on another disk`, { cause });
+  return new MultiloraError(
+    'ERR_NO_SPACE',
+    `No space left on the device of ${where}: free some space, or convert into a folder on another disk`,
+    { cause },
+  );
 }
 
 export function isEnospc(err: unknown): boolean {
@@ -75,7 +84,8 @@ export async function removeStaleScratch(parent: string): Promise<void> {
 export function protectedDir(out: string, source: string): string | undefined {
   const home = os.homedir();
   const cwd = process.cwd();
-  const inside = (child: string, parent: string): boolean => child === parent || child.startsWith(parent.endsWith(path.sep) ? parent : parent + path.sep);
+  const inside = (child: string, parent: string): boolean =>
+    child === parent || child.startsWith(parent.endsWith(path.sep) ? parent : parent + path.sep);
   if (out === path.parse(out).root) return 'the root folder';
   if (out === home) return 'your home folder';
   if (inside(cwd, out)) return 'the working folder or one that holds it';
@@ -88,7 +98,10 @@ export function protectedDir(out: string, source: string): string | undefined {
 export async function makeScratch(parent: string, out: string): Promise<string> {
   await mkdir(parent, { recursive: true });
   await removeStaleScratch(parent);
-  const work = path.join(parent, `.${path.basename(out)}.multilora-convert-${process.pid}-${randomBytes(4).toString('hex')}`);
+  const work = path.join(
+    parent,
+    `.${path.basename(out)}.multilora-convert-${process.pid}-${randomBytes(4).toString('hex')}`,
+  );
   await mkdir(work);
   return work;
 }

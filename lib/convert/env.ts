@@ -18,7 +18,8 @@ export const CONVERTER_SCRIPT = path.join(PACKAGE_ROOT, 'python', 'convert.py');
 const SETUP_STEPS = 'converter-setup-v1';
 const STAMP = '.multilora-converter-stamp';
 /** What the converter imports: a venv where one of these fails is made again. */
-const IMPORTS = 'import torch, diffusers, transformers, optimum.intel, openvino_tokenizers, peft, safetensors, huggingface_hub';
+const IMPORTS =
+  'import torch, diffusers, transformers, optimum.intel, openvino_tokenizers, peft, safetensors, huggingface_hub';
 
 /** The lines of pip's output worth showing: what it fetches, installs and fails at. */
 const PIP_NEWS = /^\s*(Collecting |Installing collected packages|Successfully (installed|uninstalled)|ERROR)/;
@@ -47,7 +48,10 @@ interface RunResult {
 /** Runs a command, handing each line of its output to `onLine`; keeps the last 64 KiB for error messages. */
 function run(cmd: string, args: string[], onLine: (line: string) => void, signal?: AbortSignal): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PIP_DISABLE_PIP_VERSION_CHECK: '1' } });
+    const child = spawn(cmd, args, {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, PIP_DISABLE_PIP_VERSION_CHECK: '1' },
+    });
     let output = '';
     const take = (line: string): void => {
       output = (output + line + '\n').slice(-65536);
@@ -89,7 +93,7 @@ async function findPython(signal?: AbortSignal): Promise<string> {
     const r = await run(cmd, ['-c', 'import sys; print("%d.%d" % sys.version_info[:2])'], () => undefined, signal);
     const version = r.output.trim().split('\n').pop() ?? '';
     const [major, minor] = version.split('.').map(Number);
-    if (r.status === 0 && major === 3 && minor! >= 10 && minor! <= 13) return cmd;
+    if (r.status === 0 && major === 3 && minor >= 10 && minor <= 13) return cmd;
     tried.push(`${cmd}: ${r.status === 0 ? `Python ${version}` : lastLines(r.output, 1)}`);
   }
   throw new MultiloraError(
@@ -105,13 +109,20 @@ function noSpace(text: string): boolean {
 
 function setupFailure(dir: string, what: string, output: string): MultiloraError {
   if (noSpace(output)) {
-    return new MultiloraError('ERR_NO_SPACE', `No space left on the device while ${what} in ${dir}: free some space there, or set MULTILORA_CONVERTER_DIR to a folder on another disk`);
+    return new MultiloraError(
+      'ERR_NO_SPACE',
+      `No space left on the device while ${what} in ${dir}: free some space there, or set MULTILORA_CONVERTER_DIR to a folder on another disk`,
+    );
   }
-  const network = /Max retries|NewConnectionError|Temporary failure in name resolution|Network is unreachable|Connection refused|timed out|No matching distribution/i;
+  const network =
+    /Max retries|NewConnectionError|Temporary failure in name resolution|Network is unreachable|Connection refused|timed out|No matching distribution/i;
   const hint = network.test(output)
     ? ': pip could not reach the package registry; check the network or your pip index settings (PIP_INDEX_URL)'
     : '';
-  return new MultiloraError('ERR_CONVERT_SETUP', `Setting up the converter's Python venv in ${dir} failed while ${what} (${lastLines(output)})${hint}`);
+  return new MultiloraError(
+    'ERR_CONVERT_SETUP',
+    `Setting up the converter's Python venv in ${dir} failed while ${what} (${lastLines(output)})${hint}`,
+  );
 }
 
 /** Whether a process with this pid runs (on this machine). */
@@ -125,7 +136,12 @@ export function alive(pid: number): boolean {
 }
 
 /** Holds `<dir>.lock` while the venv is made, so that two conversions at once do not make it twice. */
-async function withLock<T>(dir: string, signal: AbortSignal | undefined, onWait: () => void, body: () => Promise<T>): Promise<T> {
+async function withLock<T>(
+  dir: string,
+  signal: AbortSignal | undefined,
+  onWait: () => void,
+  body: () => Promise<T>,
+): Promise<T> {
   const lock = `${dir}.lock`;
   mkdirSync(path.dirname(lock), { recursive: true });
   let told = false;
@@ -166,35 +182,47 @@ export interface EnsureConverterOptions {
 }
 
 /** The converter's venv, made first when it is missing or was made from other requirements. */
-export async function ensureConverter({ signal, onLine = () => undefined }: EnsureConverterOptions = {}): Promise<ConverterEnv> {
+export async function ensureConverter({
+  signal,
+  onLine = () => undefined,
+}: EnsureConverterOptions = {}): Promise<ConverterEnv> {
   const dir = converterDir();
   const python = path.join(dir, 'bin', 'python');
   if (isComplete(dir, python)) return { dir, python };
-  return withLock(dir, signal, () => onLine(`waiting for another process that is setting up ${dir}`), async () => {
-    if (isComplete(dir, python)) return { dir, python };
-    onLine(`setting up the converter's Python venv in ${dir} (once; optimum-intel, diffusers, peft, torch)`);
-    const base = await findPython(signal);
-    rmSync(dir, { recursive: true, force: true });
-    try {
-      const steps: Array<[string, string, string[]]> = [
-        ['making the venv', base, ['-m', 'venv', dir]],
-        ['installing its packages with pip', python, ['-m', 'pip', 'install', '--no-input', '-r', CONVERTER_REQUIREMENTS]],
-        ['removing torchvision', python, ['-m', 'pip', 'uninstall', '-y', 'torchvision', 'datasets']],
-        ['checking its packages', python, ['-c', IMPORTS]],
-      ];
-      for (const [what, cmd, args] of steps) {
-        onLine(what);
-        const r = await run(cmd, args, (line) => PIP_NEWS.test(line) && onLine(line.trim()), signal);
-        if (signal?.aborted) throw new AbortError(signal.reason);
-        if (r.status !== 0 && what !== 'removing torchvision') throw setupFailure(dir, what, r.output);
-      }
-      writeFileSync(path.join(dir, STAMP), stampValue());
-    } catch (err) {
+  return withLock(
+    dir,
+    signal,
+    () => onLine(`waiting for another process that is setting up ${dir}`),
+    async () => {
+      if (isComplete(dir, python)) return { dir, python };
+      onLine(`setting up the converter's Python venv in ${dir} (once; optimum-intel, diffusers, peft, torch)`);
+      const base = await findPython(signal);
       rmSync(dir, { recursive: true, force: true });
-      if ((err as NodeJS.ErrnoException).code === 'ENOSPC') throw setupFailure(dir, 'writing it', 'ENOSPC');
-      throw err;
-    }
-    onLine(`the converter's venv is ready in ${dir}`);
-    return { dir, python };
-  });
+      try {
+        const steps: Array<[string, string, string[]]> = [
+          ['making the venv', base, ['-m', 'venv', dir]],
+          [
+            'installing its packages with pip',
+            python,
+            ['-m', 'pip', 'install', '--no-input', '-r', CONVERTER_REQUIREMENTS],
+          ],
+          ['removing torchvision', python, ['-m', 'pip', 'uninstall', '-y', 'torchvision', 'datasets']],
+          ['checking its packages', python, ['-c', IMPORTS]],
+        ];
+        for (const [what, cmd, args] of steps) {
+          onLine(what);
+          const r = await run(cmd, args, (line) => PIP_NEWS.test(line) && onLine(line.trim()), signal);
+          if (signal?.aborted) throw new AbortError(signal.reason);
+          if (r.status !== 0 && what !== 'removing torchvision') throw setupFailure(dir, what, r.output);
+        }
+        writeFileSync(path.join(dir, STAMP), stampValue());
+      } catch (err) {
+        rmSync(dir, { recursive: true, force: true });
+        if ((err as NodeJS.ErrnoException).code === 'ENOSPC') throw setupFailure(dir, 'writing it', 'ENOSPC');
+        throw err;
+      }
+      onLine(`the converter's venv is ready in ${dir}`);
+      return { dir, python };
+    },
+  );
 }

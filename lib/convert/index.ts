@@ -30,7 +30,16 @@ import { HUB_ID, checkHub, inspectDiffusers, sourceError, type DiffusersModel } 
 import { verifyModel } from './verify';
 
 export { CONVERT_SCHEDULERS, WEIGHT_FORMATS } from './options';
-export type { ConvertOptions, ConvertPhase, ConvertProgress, ConvertResult, ConvertScheduler, FuseLora, FusedReport, WeightFormat } from './options';
+export type {
+  ConvertOptions,
+  ConvertPhase,
+  ConvertProgress,
+  ConvertResult,
+  ConvertScheduler,
+  FuseLora,
+  FusedReport,
+  WeightFormat,
+} from './options';
 
 /** The parts whose openvino_model.xml the exporter writes, for the export's progress fraction. */
 function exportedParts(model: DiffusersModel): string[] {
@@ -74,7 +83,11 @@ class Conversion {
     try {
       this.#onProgress(event);
     } catch (err) {
-      this.#callbackFailure = new MultiloraError('ERR_CALLBACK', `options.onProgress threw: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+      this.#callbackFailure = new MultiloraError(
+        'ERR_CALLBACK',
+        `options.onProgress threw: ${(err as Error)?.message ?? String(err)}`,
+        { cause: err },
+      );
       this.#stop.abort(this.#callbackFailure);
     }
   }
@@ -130,10 +143,14 @@ function checkOutput(outDir: string, force: boolean): Target {
   let exists = false;
   try {
     const s = statSync(out);
-    if (!s.isDirectory()) throw new MultiloraError('ERR_OUTPUT_NOT_EMPTY', `${out} is a file, not a folder: give another output folder`);
+    if (!s.isDirectory())
+      throw new MultiloraError('ERR_OUTPUT_NOT_EMPTY', `${out} is a file, not a folder: give another output folder`);
     exists = true;
     if (readdirSync(out).length > 0 && !force) {
-      throw new MultiloraError('ERR_OUTPUT_NOT_EMPTY', `${out} exists and is not empty: give an empty or new folder, or force to replace it (--force)`);
+      throw new MultiloraError(
+        'ERR_OUTPUT_NOT_EMPTY',
+        `${out} exists and is not empty: give an empty or new folder, or force to replace it (--force)`,
+      );
     }
   } catch (err) {
     if (err instanceof MultiloraError) throw err;
@@ -152,7 +169,13 @@ interface Found {
  * The source: a folder here (inspected), else a Hub id (asked about; undefined, downloaded once the venv is ready).
  * Refuses an output folder that force must not replace, or one inside the source.
  */
-async function checkSource(source: string, target: Target, outDir: string, opts: Checked, signal: AbortSignal): Promise<Found | undefined> {
+async function checkSource(
+  source: string,
+  target: Target,
+  outDir: string,
+  opts: Checked,
+  signal: AbortSignal,
+): Promise<Found | undefined> {
   const local = path.resolve(source);
   let localStat: Stats | undefined;
   try {
@@ -162,7 +185,8 @@ async function checkSource(source: string, target: Target, outDir: string, opts:
   }
   let found: Found | undefined;
   if (localStat) {
-    if (!localStat.isDirectory()) throw sourceError(`${source} is a file; give a diffusers model folder or a Hugging Face Hub id (org/name)`);
+    if (!localStat.isDirectory())
+      throw sourceError(`${source} is a file; give a diffusers model folder or a Hugging Face Hub id (org/name)`);
     found = { dir: local, model: inspectDiffusers(local, source) };
   } else if (!HUB_ID.test(source) || source.includes('..')) {
     throw sourceError(`${source} is neither a folder here nor a Hugging Face Hub id (org/name)`);
@@ -171,7 +195,11 @@ async function checkSource(source: string, target: Target, outDir: string, opts:
   }
   const { out } = target;
   const reason = protectedDir(out, localStat ? local : path.join(os.tmpdir(), '.none'));
-  if (reason && opts.force && target.exists) throw new MultiloraError('ERR_OUTPUT_NOT_EMPTY', `${out} is ${reason}: force never replaces it; give another output folder`);
+  if (reason && opts.force && target.exists)
+    throw new MultiloraError(
+      'ERR_OUTPUT_NOT_EMPTY',
+      `${out} is ${reason}: force never replaces it; give another output folder`,
+    );
   if (localStat && (out === local || out.startsWith(local + path.sep))) {
     throw invalid('a folder outside the source model', 'outDir', outDir);
   }
@@ -193,7 +221,9 @@ function checkScheduler(scheduler: ConvertScheduler | undefined, model: Diffuser
     throw new MultiloraError(
       'ERR_INVALID_ARGUMENT',
       `options.scheduler ${JSON.stringify(scheduler)} does not go with a ${model.pipelineClass}: ` +
-        (flow ? 'SD3 and Flux models take "flow-match-euler"' : 'UNet models take lcm, ddim, euler, euler-ancestral or pndm'),
+        (flow
+          ? 'SD3 and Flux models take "flow-match-euler"'
+          : 'UNet models take lcm, ddim, euler, euler-ancestral or pndm'),
     );
   }
 }
@@ -206,7 +236,13 @@ interface FuseJob {
 }
 
 /** The LoRAs, rewritten into the names GenAI matches (into `work`); the Python side matches them the way GenAI does. */
-async function prepareFuse(run: Conversion, loras: Checked['fuseLora'], model: DiffusersModel, work: string, source: string): Promise<FuseJob[]> {
+async function prepareFuse(
+  run: Conversion,
+  loras: Checked['fuseLora'],
+  model: DiffusersModel,
+  work: string,
+  source: string,
+): Promise<FuseJob[]> {
   if (loras.length && !['sd', 'sdxl', 'lcm'].includes(model.family)) {
     throw new MultiloraError(
       'ERR_INVALID_ARGUMENT',
@@ -230,7 +266,13 @@ async function prepareFuse(run: Conversion, loras: Checked['fuseLora'], model: D
 }
 
 /** ERR_NO_SPACE when `parent` has less free space than the conversion is estimated to write. */
-async function checkSpace(source: string, found: Found, weightFormat: WeightFormat, fusing: boolean, parent: string): Promise<void> {
+async function checkSpace(
+  source: string,
+  found: Found,
+  weightFormat: WeightFormat,
+  fusing: boolean,
+  parent: string,
+): Promise<void> {
   const need = await estimateFromHeaders(found.dir, found.model.components, weightFormat, fusing);
   const free = await freeBytes(parent);
   if (free < need) {
@@ -278,11 +320,11 @@ async function exportModel(
   }
   run.checkAbort();
   const fused = ((done.fused as Array<Record<string, number>>) ?? []).map((r, i) => ({
-    path: opts.fuseLora[i]!.path,
-    alpha: opts.fuseLora[i]!.alpha,
-    layers: r.layers!,
-    fusedLayers: r.fused_layers!,
-    unmatched: r.unmatched!,
+    path: opts.fuseLora[i].path,
+    alpha: opts.fuseLora[i].alpha,
+    layers: r.layers,
+    fusedLayers: r.fused_layers,
+    unmatched: r.unmatched,
   }));
   return { output, fused };
 }
@@ -307,7 +349,14 @@ function missingFolders(dir: string): string[] {
 }
 
 /** The conversion's slow part, in the scratch folder `work`: set-up, download, fuse, export, verify, move. */
-async function convertIn(run: Conversion, opts: Checked, source: string, local: Found | undefined, target: Target, work: string): Promise<ConvertResult> {
+async function convertIn(
+  run: Conversion,
+  opts: Checked,
+  source: string,
+  local: Found | undefined,
+  target: Target,
+  work: string,
+): Promise<ConvertResult> {
   const env = await ensureConverter({ signal: run.signal, onLine: (line) => run.tell('setup', line) });
   run.checkAbort();
   const found = local ?? (await download(run, env.python, source, opts.revision));

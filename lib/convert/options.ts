@@ -101,7 +101,17 @@ export interface Checked {
   onProgress?: (event: ConvertProgress) => void;
 }
 
-const OPTION_KEYS = ['weightFormat', 'fuseLora', 'task', 'force', 'verify', 'scheduler', 'revision', 'signal', 'onProgress'];
+const OPTION_KEYS = [
+  'weightFormat',
+  'fuseLora',
+  'task',
+  'force',
+  'verify',
+  'scheduler',
+  'revision',
+  'signal',
+  'onProgress',
+];
 
 /** Checks the convert options, once, and fills in their defaults. */
 export function checkOptions(options: unknown): Checked {
@@ -110,7 +120,13 @@ export function checkOptions(options: unknown): Checked {
   const read = <T>(key: string): T => reading(`options.${key}`, () => opts[key] as T);
   const weightFormat = read<unknown>('weightFormat') ?? 'fp16';
   if (!WEIGHT_FORMATS.includes(weightFormat as WeightFormat)) {
-    throw invalid(WEIGHT_FORMATS.map((f) => `"${f}"`).join(', ').replace(/, ([^,]*)$/, ' or $1'), 'options.weightFormat', weightFormat);
+    throw invalid(
+      WEIGHT_FORMATS.map((f) => `"${f}"`)
+        .join(', ')
+        .replace(/, ([^,]*)$/, ' or $1'),
+      'options.weightFormat',
+      weightFormat,
+    );
   }
   const task = read<unknown>('task') ?? 'text-to-image';
   if (task !== 'text-to-image') {
@@ -146,7 +162,8 @@ export function checkOptions(options: unknown): Checked {
     checked.scheduler = scheduler as ConvertScheduler;
   }
   const revision = read<unknown>('revision');
-  if (revision !== undefined) checked.revision = string(revision, 'options.revision', { nonEmpty: true, maxLength: 256 });
+  if (revision !== undefined)
+    checked.revision = string(revision, 'options.revision', { nonEmpty: true, maxLength: 256 });
   const signal = read<unknown>('signal');
   if (signal !== undefined) {
     if (!(signal instanceof AbortSignal)) throw invalid('an AbortSignal', 'options.signal', signal);

@@ -25,13 +25,13 @@ export function runPython(
     env: { ...process.env, PYTHONUNBUFFERED: '1', TOKENIZERS_PARALLELISM: 'false' },
   });
   let stderr = '';
-  child.stderr!.on('data', (chunk: Buffer) => {
+  child.stderr.on('data', (chunk: Buffer) => {
     stderr = (stderr + chunk.toString('utf8')).slice(-65536);
   });
   const done = new Promise<Record<string, unknown>>((resolve, reject) => {
     let result: Record<string, unknown> | undefined;
     let failure: MultiloraError | undefined;
-    createInterface({ input: child.stdout! }).on('line', (line) => {
+    createInterface({ input: child.stdout }).on('line', (line) => {
       let event: Record<string, unknown>;
       try {
         event = JSON.parse(line) as Record<string, unknown>;
@@ -41,7 +41,8 @@ export function runPython(
       }
       if (event.event === 'progress') on.progress(event.phase as ConvertPhase, String(event.message));
       else if (event.event === 'warning') on.warning(String(event.message));
-      else if (event.event === 'error') failure = new MultiloraError(event.code as 'ERR_CONVERT_FAILED', String(event.message));
+      else if (event.event === 'error')
+        failure = new MultiloraError(event.code as 'ERR_CONVERT_FAILED', String(event.message));
       else if (event.event === 'done') result = event;
     });
     child.on('error', reject);
@@ -49,7 +50,12 @@ export function runPython(
       if (failure) return reject(failure);
       if (status === 0 && result) return resolve(result);
       if (/No space left on device|\[Errno 28\]/.test(stderr)) return reject(noSpace('the output folder'));
-      reject(new MultiloraError('ERR_CONVERT_FAILED', `The converter stopped (${sig ?? `status ${status}`}): ${lastLines(stderr, 5)}`));
+      reject(
+        new MultiloraError(
+          'ERR_CONVERT_FAILED',
+          `The converter stopped (${sig ?? `status ${status}`}): ${lastLines(stderr, 5)}`,
+        ),
+      );
     });
   });
   return { child, done };

@@ -42,12 +42,15 @@ export function inspectDiffusers(dir: string, given: string): DiffusersModel {
     throw sourceError(`${index} is not valid JSON (${(err as Error).message}): the model folder is damaged`);
   }
   const pipelineClass = (parsed as { _class_name?: unknown })?._class_name;
-  if (typeof pipelineClass !== 'string') throw sourceError(`${index} names no pipeline class ("_class_name"): the model folder is damaged`);
+  if (typeof pipelineClass !== 'string')
+    throw sourceError(`${index} names no pipeline class ("_class_name"): the model folder is damaged`);
   const components = Object.entries(parsed as Record<string, unknown>)
     .filter(([key, value]) => !key.startsWith('_') && Array.isArray(value) && value[0] !== null && value[1] !== null)
     .map(([key]) => key);
   if (components.some((c) => existsSync(path.join(dir, c, 'openvino_model.xml')))) {
-    throw sourceError(`${given} is already an OpenVINO model (it has openvino_model.xml files): load it with Pipeline.load, no conversion needed`);
+    throw sourceError(
+      `${given} is already an OpenVINO model (it has openvino_model.xml files): load it with Pipeline.load, no conversion needed`,
+    );
   }
   if (!GENAI_CLASSES.includes(pipelineClass)) {
     throw sourceError(
@@ -55,18 +58,31 @@ export function inspectDiffusers(dir: string, given: string): DiffusersModel {
     );
   }
   if (/Inpaint|Fill/.test(pipelineClass)) {
-    throw sourceError(`${given} is an inpainting model (${pipelineClass}); multilora convert exports text-to-image models`);
+    throw sourceError(
+      `${given} is an inpainting model (${pipelineClass}); multilora convert exports text-to-image models`,
+    );
   }
   const missing = components.filter((c) => !existsSync(path.join(dir, c)));
-  if (missing.length) throw sourceError(`${given} is incomplete: model_index.json names ${missing.join(', ')}, which ${missing.length > 1 ? 'are' : 'is'} missing`);
+  if (missing.length)
+    throw sourceError(
+      `${given} is incomplete: model_index.json names ${missing.join(', ')}, which ${missing.length > 1 ? 'are' : 'is'} missing`,
+    );
   return { dir, pipelineClass, family: familyOf(pipelineClass), components };
 }
 
 /** Asks the Hub about `id` before anything is set up: unreachable, unknown and non-diffusers ids fail here, fast. */
-export async function checkHub(id: string, signal: AbortSignal | undefined, revision: string | undefined): Promise<void> {
-  const offline = 'a local diffusers model folder converts offline: download the model elsewhere and copy its folder here';
+export async function checkHub(
+  id: string,
+  signal: AbortSignal | undefined,
+  revision: string | undefined,
+): Promise<void> {
+  const offline =
+    'a local diffusers model folder converts offline: download the model elsewhere and copy its folder here';
   if (/^(1|true|yes|on)$/i.test(process.env.HF_HUB_OFFLINE ?? '')) {
-    throw new MultiloraError('ERR_HUB_UNREACHABLE', `${id} is not a folder here, and HF_HUB_OFFLINE is set, so the Hugging Face Hub is not asked: ${offline}`);
+    throw new MultiloraError(
+      'ERR_HUB_UNREACHABLE',
+      `${id} is not a folder here, and HF_HUB_OFFLINE is set, so the Hugging Face Hub is not asked: ${offline}`,
+    );
   }
   const endpoint = (process.env.HF_ENDPOINT || 'https://huggingface.co').replace(/\/+$/, '');
   const url = `${endpoint}/api/models/${id}${revision ? `/revision/${encodeURIComponent(revision)}` : ''}`;
@@ -74,24 +90,37 @@ export async function checkHub(id: string, signal: AbortSignal | undefined, revi
   const signals = [AbortSignal.timeout(15_000), ...(signal ? [signal] : [])];
   let response: Response;
   try {
-    response = await fetch(url, { signal: AbortSignal.any(signals), headers: token ? { authorization: `Bearer ${token}` } : {} });
+    response = await fetch(url, {
+      signal: AbortSignal.any(signals),
+      headers: token ? { authorization: `Bearer ${token}` } : {},
+    });
   } catch (err) {
     if (signal?.aborted) throw new AbortError(signal.reason);
     const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-    const why = (err as Error).name === 'TimeoutError' ? 'no answer in 15 s' : (cause?.code ?? cause?.message ?? (err as Error).message);
+    const why =
+      (err as Error).name === 'TimeoutError'
+        ? 'no answer in 15 s'
+        : (cause?.code ?? cause?.message ?? (err as Error).message);
     throw new MultiloraError(
       'ERR_HUB_UNREACHABLE',
       `${id} is not a folder here, and the Hugging Face Hub (${endpoint}) could not be reached to download it (${why}): ${offline}`,
     );
   }
   if (response.status === 401 || response.status === 403) {
-    throw sourceError(`The Hugging Face Hub refuses ${id} (HTTP ${response.status}): a gated or private model needs an access token in HF_TOKEN`);
+    throw sourceError(
+      `The Hugging Face Hub refuses ${id} (HTTP ${response.status}): a gated or private model needs an access token in HF_TOKEN`,
+    );
   }
   if (response.status === 404) {
-    throw sourceError(`${id} is neither a folder here nor a model on the Hugging Face Hub${revision ? ` (at revision ${revision})` : ''}`);
+    throw sourceError(
+      `${id} is neither a folder here nor a model on the Hugging Face Hub${revision ? ` (at revision ${revision})` : ''}`,
+    );
   }
   if (!response.ok) {
-    throw new MultiloraError('ERR_HUB_UNREACHABLE', `The Hugging Face Hub answered HTTP ${response.status} for ${id}: try again later, or ${offline}`);
+    throw new MultiloraError(
+      'ERR_HUB_UNREACHABLE',
+      `The Hugging Face Hub answered HTTP ${response.status} for ${id}: try again later, or ${offline}`,
+    );
   }
   const info = (await response.json().catch(() => null)) as { siblings?: Array<{ rfilename?: string }> } | null;
   const files = info?.siblings?.map((s) => s.rfilename) ?? [];

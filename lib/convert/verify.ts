@@ -10,7 +10,9 @@ export async function verifyModel(dir: string, signal?: AbortSignal): Promise<No
   try {
     pipeline = await Pipeline.load(dir, { onWarning: () => undefined });
   } catch (err) {
-    throw new MultiloraError('ERR_CONVERT_FAILED', `The converted model does not load: ${(err as Error).message}`, { cause: err });
+    throw new MultiloraError('ERR_CONVERT_FAILED', `The converted model does not load: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
   const loadMs = performance.now() - t;
   try {
@@ -19,17 +21,30 @@ export async function verifyModel(dir: string, signal?: AbortSignal): Promise<No
     t = performance.now();
     let image: Image;
     try {
-      image = (await pipeline.generate('a photo of a cat', { width: size, height: size, steps, seed: 42, signal })) as Image;
+      image = await pipeline.generate('a photo of a cat', { width: size, height: size, steps, seed: 42, signal });
     } catch (err) {
       if (signal?.aborted) throw new AbortError(signal.reason);
-      throw new MultiloraError('ERR_CONVERT_FAILED', `The converted model loads but does not generate: ${(err as Error).message}`, { cause: err });
+      throw new MultiloraError(
+        'ERR_CONVERT_FAILED',
+        `The converted model loads but does not generate: ${(err as Error).message}`,
+        { cause: err },
+      );
     }
     const generateMs = performance.now() - t;
     const first = image.data[0];
     if (image.data.every((v) => v === first)) {
-      throw new MultiloraError('ERR_CONVERT_FAILED', `The converted model generates a uniform image (every byte ${first}): the conversion went wrong`);
+      throw new MultiloraError(
+        'ERR_CONVERT_FAILED',
+        `The converted model generates a uniform image (every byte ${first}): the conversion went wrong`,
+      );
     }
-    return { width: image.width, height: image.height, steps, loadMs: Math.round(loadMs), generateMs: Math.round(generateMs) };
+    return {
+      width: image.width,
+      height: image.height,
+      steps,
+      loadMs: Math.round(loadMs),
+      generateMs: Math.round(generateMs),
+    };
   } finally {
     await pipeline.dispose();
   }

@@ -82,7 +82,12 @@ export class PoolAdapterSet extends AdapterSet {}
 
 /** @internal What is known of a registered adapter. */
 export function describe(adapter: Adapter): AdapterInfo {
-  const info: AdapterInfo = { name: adapter.name, alpha: adapter.alpha, byteLength: adapter.byteLength, info: adapter.report };
+  const info: AdapterInfo = {
+    name: adapter.name,
+    alpha: adapter.alpha,
+    byteLength: adapter.byteLength,
+    info: adapter.report,
+  };
   if (adapter.template !== undefined) info.template = adapter.template;
   if (adapter.negativePrompt !== undefined) info.negativePrompt = adapter.negativePrompt;
   if (adapter.path !== undefined) info.path = adapter.path;

@@ -140,7 +140,10 @@ export class Adapter {
       try {
         stat = statSync(file);
       } catch {
-        throw new MultiloraError('ERR_ADAPTER_NOT_FOUND', `No adapter file at ${file} (adapter ${JSON.stringify(name)})`);
+        throw new MultiloraError(
+          'ERR_ADAPTER_NOT_FOUND',
+          `No adapter file at ${file} (adapter ${JSON.stringify(name)})`,
+        );
       }
       if (!stat.isFile()) {
         throw new MultiloraError('ERR_ADAPTER_INVALID', `${file} is not a file (adapter ${JSON.stringify(name)})`);

@@ -116,7 +116,9 @@ export interface NativePipelineConstructor {
 
 export interface NativeModel {
   /** Every MatMul and Convolution of an IR whose weights have a static shape. */
-  layers(xmlPath: string): Promise<Array<{ name: string; type: 'MatMul' | 'Convolution'; shape: number[]; transposeB: boolean }>>;
+  layers(
+    xmlPath: string,
+  ): Promise<Array<{ name: string; type: 'MatMul' | 'Convolution'; shape: number[]; transposeB: boolean }>>;
 }
 
 /** For tests and the benchmark only. */

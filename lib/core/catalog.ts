@@ -22,9 +22,13 @@ export function readCatalog(file: string): AdapterSource[] {
   try {
     value = JSON.parse(text);
   } catch (err) {
-    throw new MultiloraError('ERR_INVALID_ARGUMENT', `The catalogue ${where} is not valid JSON: ${(err as Error).message}`, {
-      cause: err,
-    });
+    throw new MultiloraError(
+      'ERR_INVALID_ARGUMENT',
+      `The catalogue ${where} is not valid JSON: ${(err as Error).message}`,
+      {
+        cause: err,
+      },
+    );
   }
   if (!isPlainObject(value)) {
     throw new MultiloraError('ERR_INVALID_ARGUMENT', `The catalogue ${where} must hold an object of adapters by name`);
@@ -42,7 +46,10 @@ export function readCatalog(file: string): AdapterSource[] {
   }
   return Object.entries(value).map(([name, spec]) => {
     if (isPlainObject(spec) && spec.data !== undefined) {
-      throw new MultiloraError('ERR_INVALID_ARGUMENT', `The catalogue ${where}: adapter ${JSON.stringify(name)} needs a path (JSON holds no Buffer)`);
+      throw new MultiloraError(
+        'ERR_INVALID_ARGUMENT',
+        `The catalogue ${where}: adapter ${JSON.stringify(name)} needs a path (JSON holds no Buffer)`,
+      );
     }
     try {
       return checkSpec(name, spec, path.dirname(where));

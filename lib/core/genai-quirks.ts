@@ -19,7 +19,10 @@ import type { ModelInfo } from './model';
  * Refuses adapters with text-encoder layers for a static shape on a model with more than one text encoder
  * (docs/GENAI-BUGS.md#static-text-encoder): GenAI would drop those layers, with only a warning on stderr.
  */
-export function checkStaticAdapters(model: ModelInfo, adapters: ReadonlyArray<{ name: string; report: { targets: readonly string[] } }>): void {
+export function checkStaticAdapters(
+  model: ModelInfo,
+  adapters: ReadonlyArray<{ name: string; report: { targets: readonly string[] } }>,
+): void {
   if (model.family === 'sd' || model.family === 'lcm') return;
   const withText = adapters.find((a) => a.report.targets.some((t) => t.startsWith('text_encoder')));
   if (withText) {
@@ -34,7 +37,9 @@ export function checkStaticAdapters(model: ModelInfo, adapters: ReadonlyArray<{ 
  * The schedulers that GenAI gets wrong below some number of steps, for a model whose scheduler config is `config`
  * ('auto' when it is the model's own): PNDM at 1 step (docs/GENAI-BUGS.md#pndm-one-step).
  */
-export function schedulerMinSteps(config: Record<string, unknown> | undefined): NonNullable<CheckContext['schedulerMinSteps']> {
+export function schedulerMinSteps(
+  config: Record<string, unknown> | undefined,
+): NonNullable<CheckContext['schedulerMinSteps']> {
   const pndm = {
     steps: 2,
     why: "GenAI 2026.3's PNDM scheduler reads past the end of its noise table at 1 step, and its images are then random or black",
@@ -54,13 +59,16 @@ export function imageSteps(steps: number, strength: number): number {
  * Fits a checked inpainting call to GenAI's InpaintingPipeline (docs/GENAI-BUGS.md#inpaint-size-batch): one image per
  * call, and the image's own size (GenAI would otherwise inpaint at the model's default size).
  */
-export function fitInpaint(options: Pick<NativeGenerateOptions, 'numImages' | 'width' | 'height'>, image: NativeRgb): void {
+export function fitInpaint(
+  options: Pick<NativeGenerateOptions, 'numImages' | 'width' | 'height'>,
+  image: NativeRgb,
+): void {
   const count = options.numImages ?? 1;
   if (count > 1) {
     throw new MultiloraError(
       'ERR_INVALID_ARGUMENT',
       `Expected numImages 1 for inpaint but received ${count}: GenAI 2026.3's InpaintingPipeline does not repeat the ` +
-        "image's latents for a batch (\"Shapes for current [N,...] and initial image latents [1,...] must match\"); " +
+        'image\'s latents for a batch ("Shapes for current [N,...] and initial image latents [1,...] must match"); ' +
         'make one call per image',
     );
   }

@@ -165,7 +165,8 @@ export function inspectModel(modelDir: string): ModelInfo {
   for (const { file, ir } of files) {
     if (!isFile(file)) throw incomplete(dir, `${path.relative(dir, file)} is missing`);
     const bin = file.replace(/\.xml$/, '.bin');
-    if (ir && !isFile(bin)) throw incomplete(dir, `${path.relative(dir, bin)} (the weights of ${path.relative(dir, file)}) is missing`);
+    if (ir && !isFile(bin))
+      throw incomplete(dir, `${path.relative(dir, bin)} (the weights of ${path.relative(dir, file)}) is missing`);
     if (!ir) readJson(file, 'ERR_MODEL_INVALID'); // GenAI parses each config at load, and names no file when one is broken
   }
   let vaeScaleFactor = 8;

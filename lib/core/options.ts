@@ -215,11 +215,15 @@ export function readSchedulerConfig(modelDir: string): Record<string, unknown> |
  * (readSchedulerConfig), with why. Its DDIM asserts that the config turns clip_sample off (DDIMScheduler::Config
  * defaults it to true, as diffusers does).
  */
-export function refusedSchedulers(config: Record<string, unknown> | undefined, family: ModelFamily): Partial<Record<SchedulerName, string>> {
+export function refusedSchedulers(
+  config: Record<string, unknown> | undefined,
+  family: ModelFamily,
+): Partial<Record<SchedulerName, string>> {
   const refused: Partial<Record<SchedulerName, string>> = {};
   if (family === 'sd' || family === 'sdxl' || family === 'lcm') {
     // ischeduler.hpp: "Scheduler doesn't support int timesteps"
-    refused['flow-match-euler'] = `it is for flow-matching models (SD3, Flux), and this ${family} model's UNet takes integer timesteps`;
+    refused['flow-match-euler'] =
+      `it is for flow-matching models (SD3, Flux), and this ${family} model's UNet takes integer timesteps`;
   }
   if (!config) return refused; // GenAI will say what is wrong with the folder
   if (config.skip_prk_steps !== true) {
@@ -265,7 +269,8 @@ function unusedPrompt(key: (typeof PROMPT_KEYS)[number], out: CheckedOptions, ct
   const family = ctx.family;
   const encoders = family === 'sd' || family === 'lcm' ? 1 : family === 'sdxl' || family === 'flux' ? 2 : 3;
   const index = key.endsWith('3') ? 3 : key.endsWith('2') ? 2 : 1;
-  if (index > encoders) return `this ${family} model has ${encoders === 1 ? 'one text encoder' : `${encoders} text encoders`}`;
+  if (index > encoders)
+    return `this ${family} model has ${encoders === 1 ? 'one text encoder' : `${encoders} text encoders`}`;
   if (key.startsWith('negative')) {
     if (family === 'lcm' || family === 'flux') return `this ${family} model takes no negative prompt`;
     const guidance = out.guidanceScale ?? ctx.guidanceScale;
@@ -297,7 +302,11 @@ export function checkGenerate(
   checkHooks.onCheck?.();
   string(prompt, 'prompt', { maxLength: MAX_PROMPT });
   const opts = object(options, 'options');
-  knownKeys(opts, task === 'text' ? GENERATE_KEYS : IMAGE_KEYS, task === 'text' ? 'the generate options' : 'the options');
+  knownKeys(
+    opts,
+    task === 'text' ? GENERATE_KEYS : IMAGE_KEYS,
+    task === 'text' ? 'the generate options' : 'the options',
+  );
   if (ctx.fused && opts.adapters !== undefined) {
     throw new MultiloraError(
       'ERR_INVALID_ARGUMENT',
@@ -309,7 +318,9 @@ export function checkGenerate(
   const selected = ctx.fused
     ? ctx.adapters.map((a): [CheckAdapter, number] => [a, a.alpha])
     : selectAdapters(opts.adapters, ctx.adapters);
-  const out: CheckedOptions = { seed: opts.seed === undefined ? randomInt(0, MAX_SEED + 1) : checkNumber('seed', opts.seed) };
+  const out: CheckedOptions = {
+    seed: opts.seed === undefined ? randomInt(0, MAX_SEED + 1) : checkNumber('seed', opts.seed),
+  };
   if (opts.generator !== undefined) out.generator = checkChoice('generator', opts.generator);
   if (opts.output !== undefined) out.output = checkChoice('output', opts.output);
   for (const side of ['width', 'height'] as const) {
@@ -333,7 +344,8 @@ export function checkGenerate(
   for (const key of PROMPT_KEYS) {
     if (opts[key] !== undefined) out[key] = checkText(key, opts[key]);
   }
-  if (opts.maxSequenceLength !== undefined) out.maxSequenceLength = checkNumber('maxSequenceLength', opts.maxSequenceLength);
+  if (opts.maxSequenceLength !== undefined)
+    out.maxSequenceLength = checkNumber('maxSequenceLength', opts.maxSequenceLength);
   if (opts.numImages !== undefined) out.numImages = checkNumber('numImages', opts.numImages);
   if (opts.scheduler !== undefined) {
     if (typeof opts.scheduler !== 'string' || !Object.hasOwn(SCHEDULERS, opts.scheduler)) {
@@ -341,7 +353,10 @@ export function checkGenerate(
     }
     const refused = ctx.refusedSchedulers?.[opts.scheduler as SchedulerName];
     if (refused) {
-      throw new MultiloraError('ERR_INVALID_ARGUMENT', `options.scheduler ${JSON.stringify(opts.scheduler)} cannot be used: ${refused}`);
+      throw new MultiloraError(
+        'ERR_INVALID_ARGUMENT',
+        `options.scheduler ${JSON.stringify(opts.scheduler)} cannot be used: ${refused}`,
+      );
     }
     out.scheduler = SCHEDULERS[opts.scheduler as SchedulerName];
   }
@@ -389,7 +404,10 @@ export function checkGenerate(
 }
 
 /** Resolves a selection to [adapter, alpha] pairs, in the order the call names them (an adapter's own alpha by default). */
-export function selectAdapters<T extends { readonly name: string; readonly alpha: number }>(selection: unknown, registered: readonly T[]): Array<[T, number]> {
+export function selectAdapters<T extends { readonly name: string; readonly alpha: number }>(
+  selection: unknown,
+  registered: readonly T[],
+): Array<[T, number]> {
   if (selection === undefined || selection === null) return [];
   let entries: Array<[string, number | undefined]>;
   if (typeof selection === 'string') {
@@ -401,7 +419,11 @@ export function selectAdapters<T extends { readonly name: string; readonly alpha
       const list = selection as unknown[];
       const length = list.length;
       if (length > registered.length) {
-        throw invalid(`a list of at most ${registered.length} adapter names (one per registered adapter)`, 'options.adapters', selection);
+        throw invalid(
+          `a list of at most ${registered.length} adapter names (one per registered adapter)`,
+          'options.adapters',
+          selection,
+        );
       }
       return Array.from({ length }, (_, i) => list[i]);
     });
@@ -418,7 +440,10 @@ export function selectAdapters<T extends { readonly name: string; readonly alpha
   return entries.map(([name, alpha]) => {
     const adapter = registered.find((a) => a.name === name);
     if (!adapter) {
-      const guess = closest(name, registered.map((a) => a.name));
+      const guess = closest(
+        name,
+        registered.map((a) => a.name),
+      );
       throw new MultiloraError(
         'ERR_INVALID_ARGUMENT',
         registered.length
@@ -428,7 +453,8 @@ export function selectAdapters<T extends { readonly name: string; readonly alpha
               `(Pipeline.load(dir, { adapters: { name: { path } } })) or with pipeline.adapters.add()`,
       );
     }
-    if (seen.has(name)) throw new MultiloraError('ERR_INVALID_ARGUMENT', `Adapter ${JSON.stringify(name)} is named twice`);
+    if (seen.has(name))
+      throw new MultiloraError('ERR_INVALID_ARGUMENT', `Adapter ${JSON.stringify(name)} is named twice`);
     seen.add(name);
     return [adapter, alpha ?? adapter.alpha];
   });

@@ -172,11 +172,15 @@ export class Pipeline {
     const opts = object(options, 'options');
     knownKeys(opts, LOAD_KEYS, 'the load options');
     const device = opts.device === undefined ? 'CPU' : string(opts.device, 'options.device', { nonEmpty: true });
-    const sources = opts.catalog === undefined ? [] : readCatalog(string(opts.catalog, 'options.catalog', { nonEmpty: true }));
+    const sources =
+      opts.catalog === undefined ? [] : readCatalog(string(opts.catalog, 'options.catalog', { nonEmpty: true }));
     const specs = opts.adapters === undefined ? {} : object(opts.adapters, 'options.adapters');
     for (const [name, spec] of Object.entries(specs)) {
       if (sources.some((s) => s.name === name)) {
-        throw new MultiloraError('ERR_INVALID_ARGUMENT', `Adapter ${JSON.stringify(name)} is in both the catalogue and options.adapters`);
+        throw new MultiloraError(
+          'ERR_INVALID_ARGUMENT',
+          `Adapter ${JSON.stringify(name)} is in both the catalogue and options.adapters`,
+        );
       }
       sources.push(checkSpec(name, spec));
     }
@@ -187,14 +191,18 @@ export class Pipeline {
     if (opts.mode !== undefined && opts.mode !== 'dynamic' && opts.mode !== 'fuse') {
       throw invalid('"dynamic" or "fuse"', 'options.mode', opts.mode);
     }
-    const mode = (opts.mode as 'dynamic' | 'fuse' | undefined) ?? 'dynamic';
+    const mode = opts.mode ?? 'dynamic';
     const properties: Record<string, string> = {};
     if (opts.cacheDir !== undefined) {
       const dir = path.resolve(string(opts.cacheDir, 'options.cacheDir', { nonEmpty: true }));
       try {
         mkdirSync(dir, { recursive: true });
       } catch (err) {
-        throw new MultiloraError('ERR_INVALID_ARGUMENT', `Cannot make the cache folder ${dir}: ${(err as Error).message}`, { cause: err });
+        throw new MultiloraError(
+          'ERR_INVALID_ARGUMENT',
+          `Cannot make the cache folder ${dir}: ${(err as Error).message}`,
+          { cause: err },
+        );
       }
       properties.CACHE_DIR = dir;
     }
@@ -244,7 +252,11 @@ export class Pipeline {
    * Image to image: denoises from `image` with noise added by `options.strength`, with the same adapters and options
    * as generate (the size is the image's). Needs a model with a VAE encoder (`pipeline.defaults.imageInputs`).
    */
-  imageToImage(prompt: string, image: ImageInput, options: ImageToImageOptions & { numImages: number }): Promise<Image[]>;
+  imageToImage(
+    prompt: string,
+    image: ImageInput,
+    options: ImageToImageOptions & { numImages: number },
+  ): Promise<Image[]>;
   imageToImage(prompt: string, image: ImageInput, options?: ImageToImageOptions): Promise<Image>;
   async imageToImage(prompt: string, image: ImageInput, options: ImageToImageOptions = {}): Promise<Image | Image[]> {
     return this.#imageTask(1, prompt, options, image);
@@ -255,9 +267,19 @@ export class Pipeline {
    * same adapters and options as generate. Needs a model with a VAE encoder (`pipeline.defaults.imageInputs`).
    * `numImages` above 1 is refused: GenAI 2026.3's inpainting makes one image per call.
    */
-  inpaint(prompt: string, image: ImageInput, mask: ImageInput, options: ImageToImageOptions & { numImages: number }): Promise<Image[]>;
+  inpaint(
+    prompt: string,
+    image: ImageInput,
+    mask: ImageInput,
+    options: ImageToImageOptions & { numImages: number },
+  ): Promise<Image[]>;
   inpaint(prompt: string, image: ImageInput, mask: ImageInput, options?: ImageToImageOptions): Promise<Image>;
-  async inpaint(prompt: string, image: ImageInput, mask: ImageInput, options: ImageToImageOptions = {}): Promise<Image | Image[]> {
+  async inpaint(
+    prompt: string,
+    image: ImageInput,
+    mask: ImageInput,
+    options: ImageToImageOptions = {},
+  ): Promise<Image | Image[]> {
     return this.#imageTask(2, prompt, options, image, mask);
   }
 
@@ -279,7 +301,7 @@ export class Pipeline {
     if (shape) fitStaticShape(call.options, shape, this.model, call.options.image);
     if (call.signal?.aborted) throw new AbortError(call.signal.reason);
     const images = toImages(await this.#run(call), call.options.seed);
-    return call.options.numImages === undefined ? images[0]! : images;
+    return call.options.numImages === undefined ? images[0] : images;
   }
 
   #checkContext(): CheckContext {
@@ -342,7 +364,7 @@ export class Pipeline {
       // In fuse mode the alphas are in the weights too.
       const sameSet =
         adapters.length === current.length &&
-        adapters.every((a, i) => sameWeights(a.source, current[i]!.source)) &&
+        adapters.every((a, i) => sameWeights(a.source, current[i].source)) &&
         (this.mode === 'dynamic' || adapters.every((a, i) => a.alpha === previousAlphas[i]));
       if (sameSet) {
         // Only defaults (alpha, template, negative prompt) changed, or nothing: no rebuild.
@@ -421,7 +443,9 @@ export class Pipeline {
         return await handle.generate(call.prompt, options, progress);
       } catch (err) {
         if (callbackError !== undefined) {
-          throw new MultiloraError('ERR_CALLBACK', `onProgress threw: ${String(callbackError)}`, { cause: callbackError });
+          throw new MultiloraError('ERR_CALLBACK', `onProgress threw: ${String(callbackError)}`, {
+            cause: callbackError,
+          });
         }
         if (signal?.aborted) throw new AbortError(signal.reason);
         throw fromNative(err);
@@ -463,7 +487,8 @@ async function loadAdapters(
 ): Promise<Adapter[]> {
   const names = new Set<string>();
   for (const s of sources) {
-    if (names.has(s.name)) throw new MultiloraError('ERR_INVALID_ARGUMENT', `Adapter ${JSON.stringify(s.name)} is given twice`);
+    if (names.has(s.name))
+      throw new MultiloraError('ERR_INVALID_ARGUMENT', `Adapter ${JSON.stringify(s.name)} is given twice`);
     names.add(s.name);
   }
   const results = await Promise.allSettled(sources.map((s) => Adapter.load(s, model)));
@@ -576,7 +601,8 @@ export function checkImageCall(
   const rgb = checkImage(image, 'image', model.vaeScaleFactor);
   call.options.task = task;
   call.options.image = rgb;
-  if (mask !== undefined || task === 2) call.options.mask = checkMask(checkImage(mask, 'mask', model.vaeScaleFactor), rgb);
+  if (mask !== undefined || task === 2)
+    call.options.mask = checkMask(checkImage(mask, 'mask', model.vaeScaleFactor), rgb);
   if (task === 2) fitInpaint(call.options, rgb);
   return call;
 }

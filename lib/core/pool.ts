@@ -16,7 +16,14 @@ import {
   type ImageToImageOptions,
   type ModelDefaults,
 } from './options';
-import { Pipeline, checkContext, checkImageCall, runChecked, type LoadOptions, type MultiloraWarning } from './pipeline';
+import {
+  Pipeline,
+  checkContext,
+  checkImageCall,
+  runChecked,
+  type LoadOptions,
+  type MultiloraWarning,
+} from './pipeline';
 import { TaskQueue } from './task-queue';
 import { integer, invalid, object, string } from './validate';
 
@@ -85,11 +92,12 @@ export class PipelinePool {
   static {
     membersOf = (pool) => pool.#members;
     checkOn = (pool, prompt, options) => checkGenerate(prompt, options, pool.#checkContext());
-    runOn = (pool, call) => (pool.#disposing ? Promise.reject(new DisposedError('The pipeline pool')) : pool.#dispatch(call));
+    runOn = (pool, call) =>
+      pool.#disposing ? Promise.reject(new DisposedError('The pipeline pool')) : pool.#dispatch(call);
   }
 
   private constructor(members: Pipeline[], maxQueue: number, catalogue: Array<[string, AdapterSpec]>) {
-    const first = members[0]!;
+    const first = members[0];
     this.model = first.model;
     this.defaults = first.defaults;
     this.mode = first.mode;
@@ -114,7 +122,10 @@ export class PipelinePool {
     object(options, 'options');
     const { size, maxQueue, ...rest } = options;
     const count = integer(size, 'options.size', 1, MAX_SIZE);
-    const limit = maxQueue === undefined || maxQueue === Infinity ? Infinity : integer(maxQueue, 'options.maxQueue', 0, 2 ** 31 - 1);
+    const limit =
+      maxQueue === undefined || maxQueue === Infinity
+        ? Infinity
+        : integer(maxQueue, 'options.maxQueue', 0, 2 ** 31 - 1);
     if (rest.onWarning !== undefined && typeof rest.onWarning !== 'function') {
       throw invalid('a function', 'options.onWarning', rest.onWarning);
     }
@@ -168,7 +179,11 @@ export class PipelinePool {
   }
 
   /** Image to image on the first idle pipeline: see `Pipeline.imageToImage`. */
-  imageToImage(prompt: string, image: ImageInput, options: ImageToImageOptions & { numImages: number }): Promise<Image[]>;
+  imageToImage(
+    prompt: string,
+    image: ImageInput,
+    options: ImageToImageOptions & { numImages: number },
+  ): Promise<Image[]>;
   imageToImage(prompt: string, image: ImageInput, options?: ImageToImageOptions): Promise<Image>;
   async imageToImage(prompt: string, image: ImageInput, options: ImageToImageOptions = {}): Promise<Image | Image[]> {
     if (this.#disposing) throw new DisposedError('The pipeline pool');
@@ -176,9 +191,19 @@ export class PipelinePool {
   }
 
   /** Inpainting on the first idle pipeline: see `Pipeline.inpaint`. */
-  inpaint(prompt: string, image: ImageInput, mask: ImageInput, options: ImageToImageOptions & { numImages: number }): Promise<Image[]>;
+  inpaint(
+    prompt: string,
+    image: ImageInput,
+    mask: ImageInput,
+    options: ImageToImageOptions & { numImages: number },
+  ): Promise<Image[]>;
   inpaint(prompt: string, image: ImageInput, mask: ImageInput, options?: ImageToImageOptions): Promise<Image>;
-  async inpaint(prompt: string, image: ImageInput, mask: ImageInput, options: ImageToImageOptions = {}): Promise<Image | Image[]> {
+  async inpaint(
+    prompt: string,
+    image: ImageInput,
+    mask: ImageInput,
+    options: ImageToImageOptions = {},
+  ): Promise<Image | Image[]> {
     if (this.#disposing) throw new DisposedError('The pipeline pool');
     return this.#dispatch(checkImageCall(this.#checkContext(), this.model, 2, prompt, options, image, mask));
   }
@@ -206,7 +231,7 @@ export class PipelinePool {
    */
   #checkContext(): CheckContext {
     const adapters = this.#infos.map((info) => new Registered(info));
-    return { ...checkContext(this.#members[0]!), adapters };
+    return { ...checkContext(this.#members[0]), adapters };
   }
 
   /** Runs a checked call on an idle member now, or queues it; wires its signal while it waits. */
@@ -273,8 +298,10 @@ export class PipelinePool {
 
   #add(source: AdapterSource): Promise<void> {
     const { name } = source;
-    return this.#change(name, (catalogue) => [...catalogue.filter(([n]) => n !== name), [name, specOf(source)]], (m) =>
-      m.adapters.add(name, specOf(source)),
+    return this.#change(
+      name,
+      (catalogue) => [...catalogue.filter(([n]) => n !== name), [name, specOf(source)]],
+      (m) => m.adapters.add(name, specOf(source)),
     );
   }
 
@@ -284,7 +311,10 @@ export class PipelinePool {
       (catalogue) => {
         if (!catalogue.some(([n]) => n === name)) {
           const known = catalogue.map(([n]) => JSON.stringify(n)).join(', ') || 'none';
-          throw new MultiloraError('ERR_INVALID_ARGUMENT', `Unknown adapter ${JSON.stringify(name)}; registered: ${known}`);
+          throw new MultiloraError(
+            'ERR_INVALID_ARGUMENT',
+            `Unknown adapter ${JSON.stringify(name)}; registered: ${known}`,
+          );
         }
         return catalogue.filter(([n]) => n !== name);
       },
@@ -333,7 +363,7 @@ export class PipelinePool {
         throw err;
       }
       this.#catalogue = after;
-      this.#infos = this.#members[0]!.adapters.list();
+      this.#infos = this.#members[0].adapters.list();
     });
   }
 }
@@ -384,7 +414,10 @@ async function restore(member: Pipeline, target: Array<[string, AdapterSpec]>, c
   for (const [n, spec] of target.slice(from)) await member.adapters.add(n, spec);
   const names = member.adapters.names;
   if (names.length !== target.length || target.some(([n], i) => names[i] !== n)) {
-    throw new MultiloraError('ERR_GENAI', `A pipeline of the pool has adapters ${names.join(', ')} instead of ${target.map(([n]) => n).join(', ')}`);
+    throw new MultiloraError(
+      'ERR_GENAI',
+      `A pipeline of the pool has adapters ${names.join(', ')} instead of ${target.map(([n]) => n).join(', ')}`,
+    );
   }
 }
 

@@ -78,7 +78,6 @@ export const LOCAL_KEYS: readonly OptionKey[] = ['onProgress', 'signal'];
 /** The options that are prompts. */
 export const PROMPT_KEYS = ['negativePrompt', 'prompt2', 'prompt3', 'negativePrompt2', 'negativePrompt3'] as const;
 
-
 type KeyOf<K extends OptionCheck['kind']> = {
   [P in OptionKey]: (typeof OPTIONS)[P]['check']['kind'] extends K ? P : never;
 }[OptionKey];
@@ -98,7 +97,9 @@ export function bounds(key: NumericKey): { min: number; max: number } {
  */
 export function checkNumber(key: NumericKey, value: unknown, name: string = `options.${key}`, max?: number): number {
   const check = OPTIONS[key].check;
-  return check.kind === 'integer' ? integer(value, name, check.min, max ?? check.max) : finite(value, name, check.min, max ?? check.max);
+  return check.kind === 'integer'
+    ? integer(value, name, check.min, max ?? check.max)
+    : finite(value, name, check.min, max ?? check.max);
 }
 
 /** Checks a prompt option. */
@@ -113,9 +114,14 @@ export function checkFlag(key: KeyOf<'boolean'>, value: unknown, name: string = 
 }
 
 /** Checks an option that takes one of a few strings. */
-export function checkChoice<K extends KeyOf<'oneOf'>>(key: K, value: unknown, name: string = `options.${key}`): (typeof OPTIONS)[K]['check']['values'][number] {
+export function checkChoice<K extends KeyOf<'oneOf'>>(
+  key: K,
+  value: unknown,
+  name: string = `options.${key}`,
+): (typeof OPTIONS)[K]['check']['values'][number] {
   const values: readonly string[] = OPTIONS[key].check.values;
-  if (typeof value !== 'string' || !values.includes(value)) throw invalid(values.map((v) => JSON.stringify(v)).join(' or '), name, value);
+  if (typeof value !== 'string' || !values.includes(value))
+    throw invalid(values.map((v) => JSON.stringify(v)).join(' or '), name, value);
   return value as (typeof OPTIONS)[K]['check']['values'][number];
 }
 

@@ -35,7 +35,8 @@ export function checkStaticShape(value: unknown, model: ModelInfo): Required<Sta
     height: checkSide(o.height, 'options.staticShape.height', model.vaeScaleFactor),
     numImages: o.numImages === undefined ? 1 : integer(o.numImages, 'options.staticShape.numImages', 1, MAX_IMAGES),
     // NaN: the model's default, which GenAI reads (calls then leave guidanceScale to the model as well).
-    guidanceScale: o.guidanceScale === undefined ? Number.NaN : finite(o.guidanceScale, 'options.staticShape.guidanceScale', 0, 100),
+    guidanceScale:
+      o.guidanceScale === undefined ? Number.NaN : finite(o.guidanceScale, 'options.staticShape.guidanceScale', 0, 100),
   };
 }
 
@@ -60,11 +61,17 @@ export function fitStaticShape(
   const height = imageSize?.height ?? options.height ?? shape.height;
   if (width !== shape.width || height !== shape.height) {
     const what = imageSize ? 'an input image' : 'a size';
-    throw new MultiloraError('ERR_INVALID_ARGUMENT', `Expected ${what} of ${shape.width}x${shape.height} but received ${width}x${height}: ${fixed}; load another pipeline for other sizes`);
+    throw new MultiloraError(
+      'ERR_INVALID_ARGUMENT',
+      `Expected ${what} of ${shape.width}x${shape.height} but received ${width}x${height}: ${fixed}; load another pipeline for other sizes`,
+    );
   }
   const numImages = options.numImages ?? 1;
   if (numImages !== shape.numImages) {
-    throw new MultiloraError('ERR_INVALID_ARGUMENT', `Expected numImages ${shape.numImages} but received ${numImages}: ${fixed}`);
+    throw new MultiloraError(
+      'ERR_INVALID_ARGUMENT',
+      `Expected numImages ${shape.numImages} but received ${numImages}: ${fixed}`,
+    );
   }
   if (!imageSize) {
     options.width = width;

@@ -115,12 +115,12 @@ function firstNonFinite(bytes: Buffer, dtype: Dtype): number {
   const count = Math.floor(data.length / size);
   if (dtype === 'F32') {
     const words = new Uint32Array(data.buffer, data.byteOffset, count);
-    for (let i = 0; i < count; i += 1) if ((words[i]! & 0x7f800000) === 0x7f800000) return i;
+    for (let i = 0; i < count; i += 1) if ((words[i] & 0x7f800000) === 0x7f800000) return i;
     return -1;
   }
   const mask = dtype === 'F16' ? 0x7c00 : 0x7f80;
   const halves = new Uint16Array(data.buffer, data.byteOffset, count);
-  for (let i = 0; i < count; i += 1) if ((halves[i]! & mask) === mask) return i;
+  for (let i = 0; i < count; i += 1) if ((halves[i] & mask) === mask) return i;
   return -1;
 }
 
@@ -168,7 +168,12 @@ export async function prepareAdapter(
   }
 }
 
-async function prepare(label: string, file: string | Buffer, model: ModelInfo, scale: LoraScale): Promise<PreparedAdapter> {
+async function prepare(
+  label: string,
+  file: string | Buffer,
+  model: ModelInfo,
+  scale: LoraScale,
+): Promise<PreparedAdapter> {
   const reader = await openSafetensors(file);
   try {
     const analysis = await analyzeLora(reader.header, (info) => reader.read(info));

@@ -315,7 +315,9 @@ function patternRegex(pattern: string): RegExp | null | undefined {
 
 function positive(value: unknown, what: string, layer: string): number {
   if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
-    throw invalidLora(`The LoRA's metadata gives ${what} ${JSON.stringify(value)} for layer ${quote(layer)}; expected a positive number`);
+    throw invalidLora(
+      `The LoRA's metadata gives ${what} ${JSON.stringify(value)} for layer ${quote(layer)}; expected a positive number`,
+    );
   }
   return value;
 }
@@ -395,7 +397,7 @@ export async function analyzeLora(header: SafetensorsHeader, read: TensorRead): 
     throw formatError(
       `None of the ${tensors.length} tensors of the LoRA file is named as a LoRA format that multilora knows ` +
         '(kohya "lora_unet_<module>.lora_down.weight", PEFT "unet.<module>.lora_A.weight", diffusers, XLabs); ' +
-        `for example ${quote(unrecognized[0] as string)}`,
+        `for example ${quote(unrecognized[0])}`,
     );
   }
 
@@ -414,7 +416,7 @@ export async function analyzeLora(header: SafetensorsHeader, read: TensorRead): 
       : layers.some((l) => l.part === 'unet' && SGM_MODULES.test(l.module))
         ? 'sgm'
         : 'kohya';
-  } else format = [...namings][0] as LoraNaming;
+  } else format = [...namings][0];
 
   return {
     format,
@@ -434,7 +436,7 @@ async function makeLayer(group: Group, config: PeftConfig | undefined, read: Ten
         '(GenAI refuses it too: "Either A, B or both matrices are missing")',
     );
   }
-  const rank = down.shape[0] as number;
+  const rank = down.shape[0];
   const dims = down.shape.length;
   if (
     (dims !== 2 && dims !== 4) ||
@@ -459,9 +461,13 @@ async function makeLayer(group: Group, config: PeftConfig | undefined, read: Ten
   let scaleRank = rank;
   let rslora = false;
   if (config && (group.naming === 'peft' || group.naming === 'diffusers')) {
-    const r = patternValue(peftValue(config, group.part, 'rank_pattern'), group.module, key) ?? peftValue(config, group.part, 'r');
+    const r =
+      patternValue(peftValue(config, group.part, 'rank_pattern'), group.module, key) ??
+      peftValue(config, group.part, 'r');
     if (r !== undefined && positive(r, 'r', key) !== rank) {
-      throw invalidLora(`The LoRA's metadata gives r = ${r} for layer ${quote(key)}, but its tensors have rank ${rank}`);
+      throw invalidLora(
+        `The LoRA's metadata gives r = ${r} for layer ${quote(key)}, but its tensors have rank ${rank}`,
+      );
     }
     const a =
       patternValue(peftValue(config, group.part, 'alpha_pattern'), group.module, key) ??
@@ -477,7 +483,8 @@ async function makeLayer(group: Group, config: PeftConfig | undefined, read: Ten
   }
   if (alphaTensor) {
     const value = scalarValue(alphaTensor, await read(alphaTensor));
-    if (!Number.isFinite(value)) throw invalidLora(`The alpha of LoRA layer ${quote(key)} is ${value}, not a finite number`);
+    if (!Number.isFinite(value))
+      throw invalidLora(`The alpha of LoRA layer ${quote(key)} is ${value}, not a finite number`);
     alpha = value;
   }
   const layer: LoraLayer = {
@@ -555,7 +562,9 @@ function genaiNames(layer: LoraLayer, family: ModelFamily): GenaiNames | undefin
   switch (layer.naming) {
     case 'kohya':
       // GenAI's own kohya names, but with the text-encoder prefix that this family's pipeline uses.
-      return kohyaNames(textEncoder && family !== 'other' ? `${genaiPrefix(layer.part, family)}_${layer.module}` : layer.key);
+      return kohyaNames(
+        textEncoder && family !== 'other' ? `${genaiPrefix(layer.part, family)}_${layer.module}` : layer.key,
+      );
     case 'xlabs':
       if (family !== 'flux' && family !== 'other') return undefined;
       return { down: `${layer.key}.down.weight`, up: `${layer.key}.up.weight` };
@@ -681,6 +690,6 @@ export async function toGenaiLora(
 function scaled(bytes: Buffer, info: TensorInfo, factor: number): Buffer {
   const values = toFloat32Array(bytes, info.dtype);
   const f = Math.fround(factor);
-  for (let i = 0; i < values.length; i += 1) values[i] = (values[i] as number) * f;
+  for (let i = 0; i < values.length; i += 1) values[i] = values[i] * f;
   return fromFloat32Array(values, info.dtype);
 }

@@ -54,8 +54,23 @@ const DTYPE_SIZES: Readonly<Record<Dtype, number>> = { F32: 4, F16: 2, BF16: 2 }
 
 /** Other dtypes of the format, which are valid safetensors but which GenAI 2026.3 rejects. */
 const UNSUPPORTED_DTYPES = new Set([
-  'BOOL', 'U8', 'I8', 'U16', 'I16', 'U32', 'I32', 'U64', 'I64', 'F64', 'C64',
-  'F8_E4M3', 'F8_E5M2', 'F8_E8M0', 'F6_E2M3', 'F6_E3M2', 'F4',
+  'BOOL',
+  'U8',
+  'I8',
+  'U16',
+  'I16',
+  'U32',
+  'I32',
+  'U64',
+  'I64',
+  'F64',
+  'C64',
+  'F8_E4M3',
+  'F8_E5M2',
+  'F8_E8M0',
+  'F6_E2M3',
+  'F6_E3M2',
+  'F4',
 ]);
 
 const GENAI_DTYPES = 'OpenVINO GenAI 2026.3 reads only F32, F16 and BF16';
@@ -162,7 +177,7 @@ function valueEnd(text: string, i: number): number {
     }
   }
   let j = i;
-  while (j < text.length && !',}] \t\n\r'.includes(text[j] as string)) j += 1;
+  while (j < text.length && !',}] \t\n\r'.includes(text[j])) j += 1;
   return j;
 }
 
@@ -278,16 +293,14 @@ function checkTensor(
     return fail(source, `${t} ends at byte ${end} of the data section, which holds only ${dataSize} bytes`);
   }
   const size = DTYPE_SIZES[dtype as Dtype];
-  const count = elementCount(shape as number[], BigInt(dataSize));
+  const count = elementCount(shape, BigInt(dataSize));
   const byteLength = end - begin;
   if (count === undefined || count * BigInt(size) !== BigInt(byteLength)) {
-    const need = count === undefined ? `more than the ${dataSize} bytes of the data section` : `${count * BigInt(size)}`;
-    return fail(
-      source,
-      `${t} holds ${byteLength} bytes, but dtype ${dtype} and shape ${shown(shape)} need ${need}`,
-    );
+    const need =
+      count === undefined ? `more than the ${dataSize} bytes of the data section` : `${count * BigInt(size)}`;
+    return fail(source, `${t} holds ${byteLength} bytes, but dtype ${dtype} and shape ${shown(shape)} need ${need}`);
   }
-  return { name, dtype: dtype as Dtype, shape: [...(shape as number[])], begin, end, byteLength, offset: dataOffset + begin };
+  return { name, dtype: dtype as Dtype, shape: [...shape], begin, end, byteLength, offset: dataOffset + begin };
 }
 
 /** Reads exactly `buffer.length` bytes at `position`. */
@@ -472,7 +485,7 @@ export function f16ToF32(bits: number): number {
 /** The bits of the float16 nearest to `value` (first rounded to float32), ties to even; overflow gives ±Infinity. */
 export function f32ToF16(value: number): number {
   f32[0] = value;
-  const x = u32[0] as number;
+  const x = u32[0];
   const sign = (x >>> 16) & 0x8000;
   const exponent = (x >>> 23) & 0xff;
   const mantissa = x & 0x7fffff;
@@ -499,13 +512,13 @@ export function f32ToF16(value: number): number {
 /** The bfloat16 with these bits, as a number. Exact. */
 export function bf16ToF32(bits: number): number {
   u32[0] = (bits & 0xffff) << 16;
-  return f32[0] as number;
+  return f32[0];
 }
 
 /** The bits of the bfloat16 nearest to `value` (first rounded to float32), ties to even. */
 export function f32ToBf16(value: number): number {
   f32[0] = value;
-  const x = u32[0] as number;
+  const x = u32[0];
   if ((x & 0x7f800000) === 0x7f800000 && x & 0x7fffff) return ((x >>> 16) | 0x40) & 0xffff; // NaN stays a NaN
   const lsb = (x >>> 16) & 1;
   return Math.floor((x + 0x7fff + lsb) / 0x10000) & 0xffff;
@@ -532,7 +545,7 @@ export function toFloat32Array(bytes: Uint8Array, dtype: Dtype): Float32Array {
 export function fromFloat32Array(values: Float32Array, dtype: Dtype): Buffer {
   const out = Buffer.alloc(values.length * DTYPE_SIZES[dtype]);
   for (let i = 0; i < values.length; i += 1) {
-    const v = values[i] as number;
+    const v = values[i];
     if (dtype === 'F32') out.writeFloatLE(v, i * 4);
     else out.writeUInt16LE(dtype === 'F16' ? f32ToF16(v) : f32ToBf16(v), i * 2);
   }
@@ -549,7 +562,7 @@ export function scalarValue(info: TensorInfo, bytes: Uint8Array): number {
       `Tensor ${quote(info.name)} should hold one number but has shape ${shown(info.shape)}`,
     );
   }
-  return toFloat32Array(bytes, info.dtype)[0] as number;
+  return toFloat32Array(bytes, info.dtype)[0];
 }
 
 /** Reads a one-element tensor (such as a LoRA's `.alpha`) as a number. */
@@ -582,7 +595,7 @@ export function writeSafetensors(tensors: readonly TensorData[], metadata?: Reco
       throw invalid('an array of non-negative integers', `${at}.shape`, tensor.shape);
     }
     if (!(tensor.data instanceof Uint8Array)) throw invalid('a Buffer', `${at}.data`, tensor.data);
-    const count = elementCount(tensor.shape as number[], BigInt(tensor.data.length));
+    const count = elementCount(tensor.shape, BigInt(tensor.data.length));
     if (count === undefined || count * BigInt(DTYPE_SIZES[dtype]) !== BigInt(tensor.data.length)) {
       throw invalid(
         `${count === undefined ? 'more' : count * BigInt(DTYPE_SIZES[dtype])} bytes (dtype ${dtype}, shape ${shown(tensor.shape)})`,
@@ -590,7 +603,7 @@ export function writeSafetensors(tensors: readonly TensorData[], metadata?: Reco
         tensor.data,
       );
     }
-    return { name, dtype, shape: tensor.shape as number[], data: tensor.data };
+    return { name, dtype, shape: tensor.shape, data: tensor.data };
   });
   if (metadata !== undefined) {
     if (!isPlainObject(metadata)) throw invalid('an object of strings', 'metadata', metadata);

@@ -110,7 +110,12 @@ export interface JobProgress {
 
 /** Whether a progress record is a JobProgress (the worker's); anything else is not routed. */
 function isJobProgress(data: unknown): data is JobProgress {
-  return isPlainObject(data) && typeof data.step === 'number' && typeof data.total === 'number' && typeof data.elapsedMs === 'number';
+  return (
+    isPlainObject(data) &&
+    typeof data.step === 'number' &&
+    typeof data.total === 'number' &&
+    typeof data.elapsedMs === 'number'
+  );
 }
 
 /** @internal What a worker publishes about itself. */
@@ -160,17 +165,43 @@ function isWorkerInfo(w: unknown): w is WorkerInfo {
   if (!isPlainObject(w)) return false;
   const { id, host, pid, concurrency, model, defaults, adapters, limits, started } = w;
   if (!str(id) || id === '' || !str(host) || !int(pid) || !int(concurrency, 1) || !num(started)) return false;
-  if (!isPlainObject(model) || !str(model.dir) || !str(model.pipelineClass) || !str(model.family) || !int(model.vaeScaleFactor, 1)) return false;
-  if (!isPlainObject(defaults) || !int(defaults.width, 1) || !int(defaults.height, 1) || !int(defaults.steps, 1) || !num(defaults.guidanceScale)) return false;
+  if (
+    !isPlainObject(model) ||
+    !str(model.dir) ||
+    !str(model.pipelineClass) ||
+    !str(model.family) ||
+    !int(model.vaeScaleFactor, 1)
+  )
+    return false;
+  if (
+    !isPlainObject(defaults) ||
+    !int(defaults.width, 1) ||
+    !int(defaults.height, 1) ||
+    !int(defaults.steps, 1) ||
+    !num(defaults.guidanceScale)
+  )
+    return false;
   if (!Array.isArray(adapters)) return false;
   for (const a of adapters as unknown[]) {
-    if (!isPlainObject(a) || !str(a.name) || !num(a.alpha) || !optStr(a.template) || !optStr(a.negativePrompt)) return false;
+    if (!isPlainObject(a) || !str(a.name) || !num(a.alpha) || !optStr(a.template) || !optStr(a.negativePrompt))
+      return false;
     const r = a.report;
     if (r === undefined) continue;
     if (!isPlainObject(r) || !str(r.format) || !Array.isArray(r.ranks) || !r.ranks.every((x) => num(x))) return false;
-    if (!Array.isArray(r.targets) || !r.targets.every(str) || !int(r.matched) || !int(r.unmatched) || typeof r.converted !== 'boolean') return false;
+    if (
+      !Array.isArray(r.targets) ||
+      !r.targets.every(str) ||
+      !int(r.matched) ||
+      !int(r.unmatched) ||
+      typeof r.converted !== 'boolean'
+    )
+      return false;
   }
-  if (limits !== undefined && (!isPlainObject(limits) || !int(limits.maxSize, 1) || !int(limits.maxSteps, 1) || !int(limits.maxImages, 1))) return false;
+  if (
+    limits !== undefined &&
+    (!isPlainObject(limits) || !int(limits.maxSize, 1) || !int(limits.maxSteps, 1) || !int(limits.maxImages, 1))
+  )
+    return false;
   return true;
 }
 
@@ -263,9 +294,11 @@ export function checkEnqueue(
     if (value !== undefined) copy[key] = value;
   }
   const onProgress = reading('options.onProgress', () => opts.onProgress);
-  if (onProgress !== undefined && typeof onProgress !== 'function') throw invalid('a function', 'options.onProgress', onProgress);
+  if (onProgress !== undefined && typeof onProgress !== 'function')
+    throw invalid('a function', 'options.onProgress', onProgress);
   const signal = reading('options.signal', () => opts.signal);
-  if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalid('an AbortSignal', 'options.signal', signal);
+  if (signal !== undefined && !(signal instanceof AbortSignal))
+    throw invalid('an AbortSignal', 'options.signal', signal);
   if (signal?.aborted) throw new AbortError(signal.reason);
   let json: string;
   try {
@@ -327,7 +360,12 @@ export interface JobRequest {
 /** @internal The request that a job's options make. */
 export function requestOf(options: Record<string, unknown> | undefined): JobRequest {
   const num = (v: unknown): number | undefined => (typeof v === 'number' ? v : undefined);
-  return { numImages: num(options?.numImages), seed: num(options?.seed), width: num(options?.width), height: num(options?.height) };
+  return {
+    numImages: num(options?.numImages),
+    seed: num(options?.seed),
+    width: num(options?.width),
+    height: num(options?.height),
+  };
 }
 
 /**
@@ -422,7 +460,10 @@ export class RemoteQueue {
     const opts = object(options, 'options');
     knownKeys(opts, ['redis', 'queue', 'prefix', 'lostAfterMs'], 'the RemoteQueue options');
     const url = checkRedisUrl(opts.redis, 'options.redis');
-    this.#lostAfterMs = opts.lostAfterMs === undefined ? DEFAULT_LOST_AFTER_MS : integer(opts.lostAfterMs, 'options.lostAfterMs', 1000, 3_600_000);
+    this.#lostAfterMs =
+      opts.lostAfterMs === undefined
+        ? DEFAULT_LOST_AFTER_MS
+        : integer(opts.lostAfterMs, 'options.lostAfterMs', 1000, 3_600_000);
     this.name = opts.queue === undefined ? DEFAULT_QUEUE : checkName(opts.queue, 'options.queue');
     this.prefix = opts.prefix === undefined ? DEFAULT_PREFIX : checkName(opts.prefix, 'options.prefix');
     this.#names = names(this.prefix, this.name);
@@ -445,7 +486,10 @@ export class RemoteQueue {
       // BullMQ makes the events' connection itself (it duplicates any it is given, for its blocking reads): it stops
       // reconnecting once this queue is closed.
       const retryStrategy = (times: number): number | null => (this.#closed ? null : Math.min(1000 * times, 5000));
-      this.#events = new QueueEvents(this.name, { connection: { url: this.#url, connectTimeout: 5000, retryStrategy }, prefix: this.prefix });
+      this.#events = new QueueEvents(this.name, {
+        connection: { url: this.#url, connectTimeout: 5000, retryStrategy },
+        prefix: this.prefix,
+      });
       this.#events.on('error', () => undefined);
       this.#events.setMaxListeners(0);
       this.#events.on('progress', ({ jobId, data }) => {
@@ -492,14 +536,17 @@ export class RemoteQueue {
     const bogus: string[] = [];
     const dead: string[] = [];
     ids.forEach((id, i) => {
-      const info = parseWorkerInfo(all[id]!);
+      const info = parseWorkerInfo(all[id]);
       if (!info || info.id !== id) bogus.push(id);
       else if (alive?.[i]?.[1] === 1) live.push(info);
       else dead.push(id);
     });
     if (bogus.length) await this.#redis.hdel(n.workers, ...bogus).catch(() => undefined);
     // A dead worker's entry goes, unless the worker beat again meanwhile (its key is back): checked in Redis, at once.
-    if (dead.length) await this.#redis.eval(DROP_DEAD, 1, n.workers, ...dead.flatMap((id) => [id, n.alive(id)])).catch(() => undefined);
+    if (dead.length)
+      await this.#redis
+        .eval(DROP_DEAD, 1, n.workers, ...dead.flatMap((id) => [id, n.alive(id)]))
+        .catch(() => undefined);
     return live.sort((a, b) => a.started - b.started);
   }
 
@@ -538,7 +585,12 @@ export class RemoteQueue {
     this.#queueEvents(); // listening before the job exists, so that no event is missed
     const id = randomUUID();
     await remote(
-      () => this.#queue.add('generate', data, { jobId: id, removeOnComplete: { age: 3600, count: 10_000 }, removeOnFail: { age: 24 * 3600 } }),
+      () =>
+        this.#queue.add('generate', data, {
+          jobId: id,
+          removeOnComplete: { age: 3600, count: 10_000 },
+          removeOnFail: { age: 24 * 3600 },
+        }),
       'enqueue the job',
     );
     const remoteJob = new RemoteJob(this, id, requestOf(copy));
@@ -575,8 +627,17 @@ export class RemoteQueue {
   /** Counts of the queue's jobs by state. */
   async counts(): Promise<{ waiting: number; active: number; completed: number; failed: number; delayed: number }> {
     this.#check();
-    const c = await remote(() => this.#queue.getJobCounts('waiting', 'active', 'completed', 'failed', 'delayed'), 'count the jobs');
-    return { waiting: c.waiting ?? 0, active: c.active ?? 0, completed: c.completed ?? 0, failed: c.failed ?? 0, delayed: c.delayed ?? 0 };
+    const c = await remote(
+      () => this.#queue.getJobCounts('waiting', 'active', 'completed', 'failed', 'delayed'),
+      'count the jobs',
+    );
+    return {
+      waiting: c.waiting ?? 0,
+      active: c.active ?? 0,
+      completed: c.completed ?? 0,
+      failed: c.failed ?? 0,
+      delayed: c.delayed ?? 0,
+    };
   }
 
   /** @internal */
@@ -599,7 +660,8 @@ export class RemoteQueue {
         let timer: NodeJS.Timeout | undefined;
         /** When Redis last answered a probe. */
         let answered = Date.now();
-        const onClose = (): void => settle(() => reject(new MultiloraError('ERR_DISPOSED', 'The RemoteQueue was closed')));
+        const onClose = (): void =>
+          settle(() => reject(new MultiloraError('ERR_DISPOSED', 'The RemoteQueue was closed')));
         this.#waiters.add(onClose);
         const settle = (fn: () => void): void => {
           if (settled) return;
@@ -619,10 +681,19 @@ export class RemoteQueue {
             const state = await remote(() => this.#queue.getJobState(id), 'read the job', JOB_CHECK_MS * 2);
             answered = Date.now();
             if (state === 'unknown') {
-              const cancelled = await remote(() => this.#redis.exists(n.cancelFlag(id)), 'read the job', JOB_CHECK_MS * 2);
+              const cancelled = await remote(
+                () => this.#redis.exists(n.cancelFlag(id)),
+                'read the job',
+                JOB_CHECK_MS * 2,
+              );
               if (cancelled) return settle(() => reject(new AbortError(new Error(`job ${id} was cancelled`))));
               return settle(() =>
-                reject(new MultiloraError('ERR_JOB_LOST', `Job ${id} is no longer in Redis: it was removed, or Redis restarted without persistence and lost it (enqueue it again)`)),
+                reject(
+                  new MultiloraError(
+                    'ERR_JOB_LOST',
+                    `Job ${id} is no longer in Redis: it was removed, or Redis restarted without persistence and lost it (enqueue it again)`,
+                  ),
+                ),
               );
             }
             if (state !== 'completed' && state !== 'failed') return;
@@ -634,7 +705,13 @@ export class RemoteQueue {
           } catch (err) {
             if (!this.#closed && Date.now() - answered >= this.#lostAfterMs) {
               return settle(() =>
-                reject(new MultiloraError('ERR_JOB_LOST', `Lost track of job ${id}: Redis could not be reached for ${this.#lostAfterMs / 1000} s (${(err as Error).message})`, { cause: err })),
+                reject(
+                  new MultiloraError(
+                    'ERR_JOB_LOST',
+                    `Lost track of job ${id}: Redis could not be reached for ${this.#lostAfterMs / 1000} s (${(err as Error).message})`,
+                    { cause: err },
+                  ),
+                ),
               );
             }
           }
@@ -675,23 +752,39 @@ export class RemoteQueue {
   async fetchImages(id: string, result: JobResult, request: JobRequest): Promise<Image | Image[]> {
     const mismatch = (why: string): MultiloraError =>
       new MultiloraError('ERR_JOB_LOST', `The result in Redis is not job ${id}'s (${why}): it was not handed over`);
-    if (!isPlainObject(result) || result.jobId !== id) throw mismatch(`it is job ${JSON.stringify((result as Partial<JobResult> | null)?.jobId)}'s`);
-    if (!Array.isArray(result.images) || result.images.length !== (request.numImages ?? 1)) throw mismatch(`${result.images?.length} images`);
+    if (!isPlainObject(result) || result.jobId !== id)
+      throw mismatch(`it is job ${JSON.stringify((result as Partial<JobResult> | null)?.jobId)}'s`);
+    if (!Array.isArray(result.images) || result.images.length !== (request.numImages ?? 1))
+      throw mismatch(`${result.images?.length} images`);
     for (const meta of result.images) {
-      if (request.seed !== undefined && meta.seed !== request.seed) throw mismatch(`seed ${meta.seed}, not ${request.seed}`);
-      if (request.width !== undefined && meta.width !== request.width) throw mismatch(`width ${meta.width}, not ${request.width}`);
-      if (request.height !== undefined && meta.height !== request.height) throw mismatch(`height ${meta.height}, not ${request.height}`);
+      if (request.seed !== undefined && meta.seed !== request.seed)
+        throw mismatch(`seed ${meta.seed}, not ${request.seed}`);
+      if (request.width !== undefined && meta.width !== request.width)
+        throw mismatch(`width ${meta.width}, not ${request.width}`);
+      if (request.height !== undefined && meta.height !== request.height)
+        throw mismatch(`height ${meta.height}, not ${request.height}`);
     }
     const images: Image[] = [];
     for (const meta of result.images) {
       const data = await remote(() => this.#redis.getBuffer(meta.key), 'read the result');
       if (!data) {
-        throw new MultiloraError('ERR_RESULT_EXPIRED', `The image of job ${id} is no longer in Redis: results stay ${result.ttl} s after the job completes (the workers' resultTtl)`);
+        throw new MultiloraError(
+          'ERR_RESULT_EXPIRED',
+          `The image of job ${id} is no longer in Redis: results stay ${result.ttl} s after the job completes (the workers' resultTtl)`,
+        );
       }
-      if (data.length !== meta.width * meta.height * 3) throw mismatch(`${data.length} bytes for ${meta.width}x${meta.height}`);
-      images.push({ width: meta.width, height: meta.height, channels: 3, data, seed: meta.seed, metrics: result.metrics });
+      if (data.length !== meta.width * meta.height * 3)
+        throw mismatch(`${data.length} bytes for ${meta.width}x${meta.height}`);
+      images.push({
+        width: meta.width,
+        height: meta.height,
+        channels: 3,
+        data,
+        seed: meta.seed,
+        metrics: result.metrics,
+      });
     }
-    return request.numImages === undefined ? images[0]! : images;
+    return request.numImages === undefined ? images[0] : images;
   }
 
   /** @internal Marks a job cancelled; removes it when it still waits. True when it was removed. */
@@ -772,7 +865,8 @@ export function checkRedisUrl(value: unknown, name: string): string {
   } catch {
     throw invalid('a Redis URL such as redis://127.0.0.1:6379', name, value);
   }
-  if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') throw invalid('a redis:// or rediss:// URL', name, value);
+  if (url.protocol !== 'redis:' && url.protocol !== 'rediss:')
+    throw invalid('a redis:// or rediss:// URL', name, value);
   return text;
 }
 

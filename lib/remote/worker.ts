@@ -123,8 +123,22 @@ interface Settings {
 }
 
 const WORKER_KEYS = [
-  'redis', 'model', 'adapters', 'catalog', 'concurrency', 'queue', 'prefix', 'resultTtl', 'lockDuration', 'threads',
-  'maxSize', 'maxSteps', 'maxImages', 'device', 'onWarning', 'onEvent',
+  'redis',
+  'model',
+  'adapters',
+  'catalog',
+  'concurrency',
+  'queue',
+  'prefix',
+  'resultTtl',
+  'lockDuration',
+  'threads',
+  'maxSize',
+  'maxSteps',
+  'maxImages',
+  'device',
+  'onWarning',
+  'onEvent',
 ] as const;
 
 function checkOptions(options: WorkerOptions): Settings {
@@ -142,14 +156,24 @@ function checkOptions(options: WorkerOptions): Settings {
     url: checkRedisUrl(opts.redis, 'options.redis'),
     model: string(opts.model, 'options.model', { nonEmpty: true }),
     concurrency,
-    resultTtl: opts.resultTtl === undefined ? DEFAULT_RESULT_TTL_S : integer(opts.resultTtl, 'options.resultTtl', 1, 30 * 24 * 3600),
-    lockDuration: opts.lockDuration === undefined ? 30_000 : integer(opts.lockDuration, 'options.lockDuration', 1000, 3_600_000),
+    resultTtl:
+      opts.resultTtl === undefined
+        ? DEFAULT_RESULT_TTL_S
+        : integer(opts.resultTtl, 'options.resultTtl', 1, 30 * 24 * 3600),
+    lockDuration:
+      opts.lockDuration === undefined ? 30_000 : integer(opts.lockDuration, 'options.lockDuration', 1000, 3_600_000),
     queueName: opts.queue === undefined ? DEFAULT_QUEUE : string(opts.queue, 'options.queue', { nonEmpty: true }),
     prefix: opts.prefix === undefined ? DEFAULT_PREFIX : string(opts.prefix, 'options.prefix', { nonEmpty: true }),
     // A service's defaults, up to the library's own bounds.
     maxSize: opts.maxSize === undefined ? undefined : integer(opts.maxSize, 'options.maxSize', 1, MAX_SIDE),
-    maxSteps: opts.maxSteps === undefined ? SERVICE_LIMITS.steps : integer(opts.maxSteps, 'options.maxSteps', 1, bounds('steps').max),
-    maxImages: opts.maxImages === undefined ? SERVICE_LIMITS.numImages : integer(opts.maxImages, 'options.maxImages', 1, MAX_IMAGES),
+    maxSteps:
+      opts.maxSteps === undefined
+        ? SERVICE_LIMITS.steps
+        : integer(opts.maxSteps, 'options.maxSteps', 1, bounds('steps').max),
+    maxImages:
+      opts.maxImages === undefined
+        ? SERVICE_LIMITS.numImages
+        : integer(opts.maxImages, 'options.maxImages', 1, MAX_IMAGES),
     load,
     onEvent: options.onEvent ?? (() => undefined),
   };
@@ -164,7 +188,9 @@ async function connect(url: string): Promise<Redis> {
     await redis.ping();
   } catch (err) {
     redis.disconnect();
-    throw new MultiloraError('ERR_REMOTE', `Could not reach Redis at ${redactUrl(url)}: ${(err as Error).message}`, { cause: err });
+    throw new MultiloraError('ERR_REMOTE', `Could not reach Redis at ${redactUrl(url)}: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
   return redis;
 }
@@ -182,9 +208,20 @@ async function describeWorker(id: string, pool: PipelinePool, settings: Settings
     host: os.hostname(),
     pid: process.pid,
     concurrency: settings.concurrency,
-    model: { dir: pool.model.dir, pipelineClass: pool.model.pipelineClass, family: pool.model.family, vaeScaleFactor: pool.model.vaeScaleFactor },
+    model: {
+      dir: pool.model.dir,
+      pipelineClass: pool.model.pipelineClass,
+      family: pool.model.family,
+      vaeScaleFactor: pool.model.vaeScaleFactor,
+    },
     defaults: pool.defaults,
-    adapters: pool.adapters.list().map((a) => ({ name: a.name, alpha: a.alpha, template: a.template, negativePrompt: a.negativePrompt, report: summarizeReport(a.info) })),
+    adapters: pool.adapters.list().map((a) => ({
+      name: a.name,
+      alpha: a.alpha,
+      template: a.template,
+      negativePrompt: a.negativePrompt,
+      report: summarizeReport(a.info),
+    })),
     limits,
     started: Number(seconds) * 1000 + Math.floor(Number(micros) / 1000),
   };
@@ -194,7 +231,12 @@ async function describeWorker(id: string, pool: PipelinePool, settings: Settings
 async function startHeartbeat(redis: Redis, n: Names, info: WorkerInfo): Promise<NodeJS.Timeout> {
   const description = JSON.stringify(info);
   const beat = async (): Promise<void> => {
-    await redis.multi().hset(n.workers, info.id, description).set(n.alive(info.id), '1', 'PX', WORKER_FRESH_MS).exec().catch(() => undefined);
+    await redis
+      .multi()
+      .hset(n.workers, info.id, description)
+      .set(n.alive(info.id), '1', 'PX', WORKER_FRESH_MS)
+      .exec()
+      .catch(() => undefined);
   };
   await beat();
   const heartbeat = setInterval(() => void beat(), WORKER_HEARTBEAT_MS);
@@ -241,7 +283,13 @@ async function runJob(job: BullJob, jobId: string, abort: AbortController, p: Pr
   let lastProgress = Promise.resolve();
   const onProgress = (e: ProgressEvent): void => {
     const progress: JobProgress = { step: e.step, total: e.total, elapsedMs: e.elapsedMs };
-    if (e.preview) progress.preview = { width: e.preview.width, height: e.preview.height, channels: 3, data: e.preview.data.toString('base64') };
+    if (e.preview)
+      progress.preview = {
+        width: e.preview.width,
+        height: e.preview.height,
+        channels: 3,
+        data: e.preview.data.toString('base64'),
+      };
     lastProgress = job.updateProgress({ ...progress }).catch(() => undefined);
   };
   const call = checkPoolCall(pool, data.prompt, { ...data.options, signal: abort.signal, onProgress });
@@ -260,7 +308,7 @@ async function runJob(job: BullJob, jobId: string, abort: AbortController, p: Pr
     v: 1,
     jobId,
     images: metas,
-    metrics: images[0]!.metrics,
+    metrics: images[0].metrics,
     // The adapters the call ran with, at their alphas.
     adapters: Object.fromEntries(call.adapters),
     worker: info.id,
@@ -284,7 +332,11 @@ function makeProcessor(p: Processing): (job: BullJob, token?: string) => Promise
     } catch (err) {
       if (state.vanished.delete(jobId)) {
         state.unsettled.delete(jobId);
-        settings.onEvent({ event: 'failed', jobId, message: `job ${jobId} stopped: Redis no longer has it (restarted without persistence?)` });
+        settings.onEvent({
+          event: 'failed',
+          jobId,
+          message: `job ${jobId} stopped: Redis no longer has it (restarted without persistence?)`,
+        });
         throw err;
       }
       if (state.handingBack && abort.signal.aborted && err instanceof AbortError && !state.giveUp) {
@@ -332,7 +384,9 @@ async function startBullWorker(p: Processing): Promise<import('bullmq').Worker<J
     }
   });
   // Completed or failed in Redis: nothing of the job is left with this worker.
-  worker.on('completed', (job) => state.unsettled.delete(job.id ?? '')).on('failed', (job) => job && state.unsettled.delete(job.id ?? ''));
+  worker
+    .on('completed', (job) => state.unsettled.delete(job.id ?? ''))
+    .on('failed', (job) => job && state.unsettled.delete(job.id ?? ''));
   await worker.waitUntilReady();
   return worker;
 }
@@ -354,14 +408,25 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   const id = `${os.hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
   const info = await describeWorker(id, pool, settings, redis);
   const heartbeat = await startHeartbeat(redis, n, info);
-  const state: WorkerState = { handingBack: false, giveUp: false, running: new Map(), unsettled: new Set(), vanished: new Set() };
+  const state: WorkerState = {
+    handingBack: false,
+    giveUp: false,
+    running: new Map(),
+    unsettled: new Set(),
+    vanished: new Set(),
+  };
   // Cancellation: the flag for jobs not started yet, the channel for running ones.
   const subscriber = redis.duplicate();
   subscriber.on('error', () => undefined);
   await subscriber.subscribe(n.cancelChannel);
-  subscriber.on('message', (_channel: string, jobId: string) => state.running.get(jobId)?.abort(new Error('cancelled')));
+  subscriber.on('message', (_channel: string, jobId: string) =>
+    state.running.get(jobId)?.abort(new Error('cancelled')),
+  );
   const worker = await startBullWorker({ pool, redis, n, info, settings, state });
-  settings.onEvent({ event: 'ready', message: `worker ${id} takes jobs from ${prefix}:${queueName} (concurrency ${concurrency}) on ${pool.model.dir}` });
+  settings.onEvent({
+    event: 'ready',
+    message: `worker ${id} takes jobs from ${prefix}:${queueName} (concurrency ${concurrency}) on ${pool.model.dir}`,
+  });
   const closing = makeClose({ worker, pool, redis, subscriber, heartbeat, n, id, state });
   return { id, info, close: closing.close, closed: closing.closed };
 }
@@ -413,15 +478,21 @@ function makeClose(c: Closing): Pick<RunningWorker, 'close' | 'closed'> {
         await remote(() => redis.multi().hdel(n.workers, id).del(n.alive(id)).exec(), 'remove the worker', 2000);
       })();
       let finished = false;
-      const done = graceful.then(
-        () => true,
-        () => false,
-      ).finally(() => (finished = true));
+      const done = graceful
+        .then(
+          () => true,
+          () => false,
+        )
+        .finally(() => (finished = true));
       while (!finished) {
         await Promise.race([done, new Promise((r) => setTimeout(r, 500))]);
         if (finished || (await reachable(redis))) continue;
         const now = Date.now();
-        if (state.unsettled.size === 0 || now - closeAt >= GIVE_UP_AFTER_CLOSE_MS || (handBackAt !== undefined && now - handBackAt >= GIVE_UP_AFTER_HAND_BACK_MS)) {
+        if (
+          state.unsettled.size === 0 ||
+          now - closeAt >= GIVE_UP_AFTER_CLOSE_MS ||
+          (handBackAt !== undefined && now - handBackAt >= GIVE_UP_AFTER_HAND_BACK_MS)
+        ) {
           state.giveUp = true;
           break;
         }

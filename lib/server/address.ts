@@ -41,7 +41,7 @@ export function isLoopbackHost(header: string | undefined, names: ReadonlySet<st
   const m = HOST_HEADER.exec(header ?? '');
   if (!m) return false;
   if (m[1] !== undefined) return isIP(m[1]) === 6 && isLoopbackAddress(m[1]);
-  const name = m[2]!.toLowerCase();
+  const name = m[2].toLowerCase();
   return name === 'localhost' || names.has(name) || (isIP(name) === 4 && isLoopbackAddress(name));
 }
 
@@ -53,7 +53,9 @@ function invalid(message: string, cause?: unknown): MultiloraError {
 export async function resolveHost(host: string): Promise<string> {
   if (isIP(host) !== 0) return host;
   if (/^\d+(\.\d+){3}$/.test(host)) {
-    throw invalid(`Expected an IP address or a host name for host but received ${describe(host)}: an IPv4 address has four numbers from 0 to 255`);
+    throw invalid(
+      `Expected an IP address or a host name for host but received ${describe(host)}: an IPv4 address has four numbers from 0 to 255`,
+    );
   }
   if (!/^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9.])?$/.test(host)) {
     throw invalid(`Expected an IP address or a host name for host but received ${describe(host)}`);
@@ -62,7 +64,10 @@ export async function resolveHost(host: string): Promise<string> {
     return (await lookup(host)).address;
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? 'lookup failed';
-    throw invalid(`Expected an IP address or a host name that resolves for host but received ${describe(host)} (${code})`, err);
+    throw invalid(
+      `Expected an IP address or a host name that resolves for host but received ${describe(host)} (${code})`,
+      err,
+    );
   }
 }
 
@@ -70,11 +75,20 @@ export async function resolveHost(host: string): Promise<string> {
 export function listenError(err: NodeJS.ErrnoException, host: string, port: number): MultiloraError {
   switch (err.code) {
     case 'EADDRINUSE':
-      return invalid(`Expected a free port for port but received ${port}: another program listens on it (EADDRINUSE); give another port, or 0 for any free one`, err);
+      return invalid(
+        `Expected a free port for port but received ${port}: another program listens on it (EADDRINUSE); give another port, or 0 for any free one`,
+        err,
+      );
     case 'EACCES':
-      return invalid(`Expected a port this user may listen on for port but received ${port} (EACCES): ports below 1024 need privileges`, err);
+      return invalid(
+        `Expected a port this user may listen on for port but received ${port} (EACCES): ports below 1024 need privileges`,
+        err,
+      );
     case 'EADDRNOTAVAIL':
-      return invalid(`Expected an address of this machine for host but received ${describe(host)} (EADDRNOTAVAIL)`, err);
+      return invalid(
+        `Expected an address of this machine for host but received ${describe(host)} (EADDRNOTAVAIL)`,
+        err,
+      );
     default:
       return invalid(`Cannot listen on ${describe(host)} port ${port}: ${err.message}`, err);
   }

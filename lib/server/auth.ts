@@ -16,7 +16,10 @@ const MAX_LENGTH = 4096;
  */
 export function checkApiKey(key: unknown, name: string): string {
   if (typeof key !== 'string' || key.length < MIN_LENGTH || key.length > MAX_LENGTH || !TOKEN.test(key)) {
-    const received = typeof key === 'string' ? `a string of ${key.length} characters${TOKEN.test(key) ? '' : ', some of them not allowed'}` : describe(key);
+    const received =
+      typeof key === 'string'
+        ? `a string of ${key.length} characters${TOKEN.test(key) ? '' : ', some of them not allowed'}`
+        : describe(key);
     throw new MultiloraError(
       'ERR_INVALID_ARGUMENT',
       `Expected ${MIN_LENGTH} to ${MAX_LENGTH} letters, digits or -._~+/ (e.g. the output of \`openssl rand -hex 32\`) for ${name} but received ${received}`,
@@ -42,12 +45,17 @@ export class BearerAuth {
   check(header: string | undefined): void {
     const token = /^Bearer +(\S+) *$/i.exec(header ?? '')?.[1];
     if (token === undefined) {
-      throw new HttpError(401, 'ERR_UNAUTHORIZED', 'This server needs its API key: send the header Authorization: Bearer <key>', {
-        'www-authenticate': 'Bearer realm="multilora"',
-      });
+      throw new HttpError(
+        401,
+        'ERR_UNAUTHORIZED',
+        'This server needs its API key: send the header Authorization: Bearer <key>',
+        {
+          'www-authenticate': 'Bearer realm="multilora"',
+        },
+      );
     }
     if (!timingSafeEqual(sha256(token), this.#digest)) {
-      throw new HttpError(401, 'ERR_UNAUTHORIZED', 'The API key is not this server\'s', {
+      throw new HttpError(401, 'ERR_UNAUTHORIZED', "The API key is not this server's", {
         'www-authenticate': 'Bearer realm="multilora", error="invalid_token"',
       });
     }

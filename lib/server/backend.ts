@@ -58,7 +58,12 @@ export class LocalBackend implements Backend {
   async info(): Promise<BackendInfo> {
     const p = this.#pipeline;
     return {
-      model: { pipelineClass: p.model.pipelineClass, family: p.model.family, vaeScaleFactor: p.model.vaeScaleFactor, name: path.basename(p.model.dir) },
+      model: {
+        pipelineClass: p.model.pipelineClass,
+        family: p.model.family,
+        vaeScaleFactor: p.model.vaeScaleFactor,
+        name: path.basename(p.model.dir),
+      },
       defaults: p.defaults,
       adapters: p.adapters.list().map((a) => ({
         name: a.name,
@@ -195,7 +200,10 @@ export class RemoteBackend implements Backend {
     this.#enqueuing += 1;
     let job: Awaited<ReturnType<RemoteQueue['enqueue']>>;
     try {
-      job = await this.#queue.enqueue(prompt, numImages !== undefined && numImages > 1 ? { ...options, numImages } : options);
+      job = await this.#queue.enqueue(
+        prompt,
+        numImages !== undefined && numImages > 1 ? { ...options, numImages } : options,
+      );
     } finally {
       this.#enqueuing -= 1;
     }
@@ -224,30 +232,51 @@ export class RemoteBackend implements Backend {
       prefix: this.#queue.prefix,
       waiting: c.waiting + c.delayed,
       active: c.active,
-      workers: this.#workers.map((w) => ({ id: w.id, concurrency: w.concurrency, model: path.basename(w.model.dir), adapters: w.adapters.map((a) => a.name) })),
+      workers: this.#workers.map((w) => ({
+        id: w.id,
+        concurrency: w.concurrency,
+        model: path.basename(w.model.dir),
+        adapters: w.adapters.map((a) => a.name),
+      })),
     };
   }
 
   async close(): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
-    await Promise.race([Promise.allSettled([...this.#cancels]), new Promise((r) => (timer = setTimeout(r, CANCEL_GRACE_MS)))]);
+    await Promise.race([
+      Promise.allSettled([...this.#cancels]),
+      new Promise((r) => (timer = setTimeout(r, CANCEL_GRACE_MS))),
+    ]);
     clearTimeout(timer);
-    this.#close(new MultiloraError('ERR_DISPOSED', `The server closed: it stopped following its jobs in ${redactUrl(this.#url)}`));
+    this.#close(
+      new MultiloraError('ERR_DISPOSED', `The server closed: it stopped following its jobs in ${redactUrl(this.#url)}`),
+    );
     await this.#queue.close();
   }
 }
 
 function infoOf(workers: WorkerInfo[]): BackendInfo {
-  const first = workers[0]!;
+  const first = workers[0];
   const adapters = new Map<string, BackendAdapter>();
   for (const w of workers) {
     for (const a of w.adapters) {
       if (adapters.has(a.name)) continue;
-      adapters.set(a.name, { name: a.name, alpha: a.alpha, template: a.template, negativePrompt: a.negativePrompt, report: a.report ?? null });
+      adapters.set(a.name, {
+        name: a.name,
+        alpha: a.alpha,
+        template: a.template,
+        negativePrompt: a.negativePrompt,
+        report: a.report ?? null,
+      });
     }
   }
   return {
-    model: { pipelineClass: first.model.pipelineClass, family: first.model.family, vaeScaleFactor: first.model.vaeScaleFactor, name: path.basename(first.model.dir) },
+    model: {
+      pipelineClass: first.model.pipelineClass,
+      family: first.model.family,
+      vaeScaleFactor: first.model.vaeScaleFactor,
+      name: path.basename(first.model.dir),
+    },
     defaults: first.defaults,
     adapters: [...adapters.values()],
   };

@@ -14,7 +14,13 @@ import { isLoopbackAddress, listenError, reserve, resolveHost, urlOf } from './a
 import { BearerAuth, checkApiKey } from './auth';
 import { LocalBackend, RemoteBackend, type Backend } from './backend';
 import { Jobs } from './jobs';
-import { DEFAULT_MAX_BODY, DEFAULT_MAX_QUEUE, DEFAULT_TIMEOUTS, DEFAULT_WAIT_FOR_WORKERS_MS, MAX_HEADER_BYTES } from './limits';
+import {
+  DEFAULT_MAX_BODY,
+  DEFAULT_MAX_QUEUE,
+  DEFAULT_TIMEOUTS,
+  DEFAULT_WAIT_FOR_WORKERS_MS,
+  MAX_HEADER_BYTES,
+} from './limits';
 import type { ServerContext, ServerLimits } from './routes/context';
 import { onClientError, registerErrors } from './routes/errors';
 import { registerEvents } from './routes/events';
@@ -90,7 +96,6 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-
 /** ServeOptions, checked. */
 interface Checked {
   host: string;
@@ -104,16 +109,35 @@ interface Checked {
 function checkLimits(o: ServeOptions): ServerLimits {
   const maxQueue = o.maxQueue ?? DEFAULT_MAX_QUEUE;
   const maxBodyBytes = o.maxBodyBytes ?? DEFAULT_MAX_BODY;
-  if (!Number.isInteger(maxQueue) || maxQueue < 1) throw new MultiloraError('ERR_INVALID_ARGUMENT', `Expected an integer of at least 1 for maxQueue but received ${maxQueue}`);
-  if (!Number.isInteger(maxBodyBytes) || maxBodyBytes < 1024) throw new MultiloraError('ERR_INVALID_ARGUMENT', `Expected an integer of at least 1024 for maxBodyBytes but received ${maxBodyBytes}`);
+  if (!Number.isInteger(maxQueue) || maxQueue < 1)
+    throw new MultiloraError(
+      'ERR_INVALID_ARGUMENT',
+      `Expected an integer of at least 1 for maxQueue but received ${maxQueue}`,
+    );
+  if (!Number.isInteger(maxBodyBytes) || maxBodyBytes < 1024)
+    throw new MultiloraError(
+      'ERR_INVALID_ARGUMENT',
+      `Expected an integer of at least 1024 for maxBodyBytes but received ${maxBodyBytes}`,
+    );
   const headersTimeoutMs = o.headersTimeoutMs ?? DEFAULT_TIMEOUTS.headersMs;
   const requestTimeoutMs = o.requestTimeoutMs ?? DEFAULT_TIMEOUTS.requestMs;
   const keepAliveTimeoutMs = o.keepAliveTimeoutMs ?? DEFAULT_TIMEOUTS.keepAliveMs;
-  for (const [name, value] of [['headersTimeoutMs', headersTimeoutMs], ['requestTimeoutMs', requestTimeoutMs], ['keepAliveTimeoutMs', keepAliveTimeoutMs]] as const) {
-    if (!Number.isInteger(value) || value < 100) throw new MultiloraError('ERR_INVALID_ARGUMENT', `Expected an integer of at least 100 for ${name} but received ${value}`);
+  for (const [name, value] of [
+    ['headersTimeoutMs', headersTimeoutMs],
+    ['requestTimeoutMs', requestTimeoutMs],
+    ['keepAliveTimeoutMs', keepAliveTimeoutMs],
+  ] as const) {
+    if (!Number.isInteger(value) || value < 100)
+      throw new MultiloraError(
+        'ERR_INVALID_ARGUMENT',
+        `Expected an integer of at least 100 for ${name} but received ${value}`,
+      );
   }
   if (headersTimeoutMs > requestTimeoutMs) {
-    throw new MultiloraError('ERR_INVALID_ARGUMENT', `Expected a headersTimeoutMs of at most requestTimeoutMs (${requestTimeoutMs}) but received ${headersTimeoutMs}`);
+    throw new MultiloraError(
+      'ERR_INVALID_ARGUMENT',
+      `Expected a headersTimeoutMs of at most requestTimeoutMs (${requestTimeoutMs}) but received ${headersTimeoutMs}`,
+    );
   }
   return { maxQueue, maxBodyBytes, headersTimeoutMs, requestTimeoutMs, keepAliveTimeoutMs };
 }
@@ -124,34 +148,54 @@ function checkBackendOptions(o: ServeOptions): void {
     checkRedisUrl(o.redis, 'options.redis');
     for (const key of ['model', 'catalog', 'loras'] as const) {
       if (o[key] !== undefined) {
-        throw new MultiloraError('ERR_INVALID_ARGUMENT', `Expected no ${key} with redis (the workers own the model and the adapters) but received ${JSON.stringify(o[key])}`);
+        throw new MultiloraError(
+          'ERR_INVALID_ARGUMENT',
+          `Expected no ${key} with redis (the workers own the model and the adapters) but received ${JSON.stringify(o[key])}`,
+        );
       }
     }
     return;
   }
-  if (typeof o.model !== 'string' || o.model === '') throw new MultiloraError('ERR_INVALID_ARGUMENT', `Expected a model folder for model but received ${JSON.stringify(o.model)}`);
+  if (typeof o.model !== 'string' || o.model === '')
+    throw new MultiloraError(
+      'ERR_INVALID_ARGUMENT',
+      `Expected a model folder for model but received ${JSON.stringify(o.model)}`,
+    );
   for (const key of ['queue', 'prefix', 'waitForWorkersMs'] as const) {
-    if (o[key] !== undefined) throw new MultiloraError('ERR_INVALID_ARGUMENT', `Expected ${key} only with redis but received ${JSON.stringify(o[key])}`);
+    if (o[key] !== undefined)
+      throw new MultiloraError(
+        'ERR_INVALID_ARGUMENT',
+        `Expected ${key} only with redis but received ${JSON.stringify(o[key])}`,
+      );
   }
 }
 
 function checkOptions(o: ServeOptions): Checked {
   const host = o.host || '127.0.0.1';
-  if (typeof host !== 'string') throw new MultiloraError('ERR_INVALID_ARGUMENT', `Expected an IP address or a host name for host but received ${describe(host)}`);
+  if (typeof host !== 'string')
+    throw new MultiloraError(
+      'ERR_INVALID_ARGUMENT',
+      `Expected an IP address or a host name for host but received ${describe(host)}`,
+    );
   const port = integer(o.port, 'port', 0, 65535);
   const limits = checkLimits(o);
   checkBackendOptions(o);
   const auth = o.apiKey === undefined ? undefined : new BearerAuth(checkApiKey(o.apiKey, 'apiKey'));
-  const waitForWorkersMs = o.waitForWorkersMs === undefined ? DEFAULT_WAIT_FOR_WORKERS_MS : integer(o.waitForWorkersMs, 'waitForWorkersMs', 0, 3_600_000);
+  const waitForWorkersMs =
+    o.waitForWorkersMs === undefined
+      ? DEFAULT_WAIT_FOR_WORKERS_MS
+      : integer(o.waitForWorkersMs, 'waitForWorkersMs', 0, 3_600_000);
   return { host, port, limits, auth, waitForWorkersMs };
 }
 
 /** The workers behind the queue (`redis`), or the model loaded here. */
 async function loadBackend(o: ServeOptions, waitForWorkersMs: number): Promise<Backend> {
-  if (o.redis !== undefined) return RemoteBackend.connect({ redis: o.redis, queue: o.queue, prefix: o.prefix, waitForWorkersMs });
+  if (o.redis !== undefined)
+    return RemoteBackend.connect({ redis: o.redis, queue: o.queue, prefix: o.prefix, waitForWorkersMs });
   const load: LoadOptions = {};
   if (o.catalog !== undefined) load.catalog = o.catalog;
-  if (o.loras?.length) load.adapters = Object.fromEntries(o.loras.map((l) => [l.name, { path: l.path, alpha: l.alpha }]));
+  if (o.loras?.length)
+    load.adapters = Object.fromEntries(o.loras.map((l) => [l.name, { path: l.path, alpha: l.alpha }]));
   return new LocalBackend(await Pipeline.load(o.model!, load));
 }
 
@@ -240,7 +284,9 @@ export async function startServer(o: ServeOptions, onChecked?: () => void): Prom
   } catch (err) {
     await backend.close();
     // Another program took the port in the moment between the reservation's release and this listen.
-    throw (err as NodeJS.ErrnoException).syscall === 'listen' ? listenError(err as NodeJS.ErrnoException, host, port) : err;
+    throw (err as NodeJS.ErrnoException).syscall === 'listen'
+      ? listenError(err as NodeJS.ErrnoException, host, port)
+      : err;
   }
   const bound = app.server.address() as AddressInfo;
   ctx.loopbackOnly = isLoopbackAddress(bound.address);

@@ -96,16 +96,16 @@ export class Jobs {
       found(j, false);
     };
     const timer = setTimeout(() => {
-      set!.delete(waiter);
-      if (set!.size === 0) this.#waiting.delete(id);
+      set.delete(waiter);
+      if (set.size === 0) this.#waiting.delete(id);
       timeout();
     }, WAIT_FOR_JOB_MS);
     timer.unref();
     set.add(waiter);
     return () => {
       clearTimeout(timer);
-      set!.delete(waiter);
-      if (set!.size === 0 && this.#waiting.get(id) === set) this.#waiting.delete(id);
+      set.delete(waiter);
+      if (set.size === 0 && this.#waiting.get(id) === set) this.#waiting.delete(id);
     };
   }
 

@@ -46,7 +46,14 @@ export function sizeLimits(defaults: ModelDefaults, vaeScaleFactor: number): Siz
   const side = Math.max(dw, dh);
   if (side >= 256) {
     const step = roundUp(32, vae);
-    return { min: roundUp(256, vae), max: Math.floor(2048 / step) * step, step, multipleOf: vae, defaultWidth: dw, defaultHeight: dh };
+    return {
+      min: roundUp(256, vae),
+      max: Math.floor(2048 / step) * step,
+      step,
+      multipleOf: vae,
+      defaultWidth: dw,
+      defaultHeight: dh,
+    };
   }
   const step = roundUp(8, vae);
   const min = Math.min(roundUp(32, vae), Math.min(dw, dh));

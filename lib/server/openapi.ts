@@ -2,7 +2,17 @@
 // that the two are the same; regenerate with the command in docs/SERVER.md).
 import { GENERATORS } from '../core/options';
 import { bounds } from '../core/schema';
-import { DEFAULT_MAX_BODY, DEFAULT_MAX_QUEUE, DEFAULT_TIMEOUTS, MAX_GUIDANCE, MAX_ALPHA, MAX_HEADER_BYTES, MAX_IMAGES, MAX_PROMPT, MAX_STEPS } from './limits';
+import {
+  DEFAULT_MAX_BODY,
+  DEFAULT_MAX_QUEUE,
+  DEFAULT_TIMEOUTS,
+  MAX_GUIDANCE,
+  MAX_ALPHA,
+  MAX_HEADER_BYTES,
+  MAX_IMAGES,
+  MAX_PROMPT,
+  MAX_STEPS,
+} from './limits';
 
 const error = (description: string): Record<string, unknown> => ({
   description,
@@ -11,7 +21,9 @@ const error = (description: string): Record<string, unknown> => ({
 
 /** Every operation under /v1 answers this when the server has an API key and the request lacks it. */
 const unauthorized = {
-  ...error('The server has an API key (serve --api-key) and the request did not send it as Authorization: Bearer <key>, or sent another (ERR_UNAUTHORIZED)'),
+  ...error(
+    'The server has an API key (serve --api-key) and the request did not send it as Authorization: Bearer <key>, or sent another (ERR_UNAUTHORIZED)',
+  ),
   headers: { 'WWW-Authenticate': { schema: { type: 'string', example: 'Bearer realm="multilora"' } } },
 };
 
@@ -54,7 +66,12 @@ function generationsPath(): Record<string, unknown> {
         'Progress: choose a job id (job_id or X-Job-Id) and open GET /v1/jobs/{id}/events before or after posting. ' +
         'Cancel with DELETE /v1/jobs/{id}.',
       parameters: [
-        { name: 'X-Job-Id', in: 'header', required: false, schema: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' } },
+        {
+          name: 'X-Job-Id',
+          in: 'header',
+          required: false,
+          schema: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' },
+        },
       ],
       requestBody: {
         required: true,
@@ -73,13 +90,19 @@ function generationsPath(): Record<string, unknown> {
         ),
         '408': error('The request was not received in time (ERR_REQUEST_TIMEOUT); the connection closes'),
         '409': error('An active job already has this id (ERR_JOB_EXISTS)'),
-        '413': error('The body is larger than maxBodyBytes (ERR_BODY_TOO_LARGE), answered before it is read; the connection closes'),
+        '413': error(
+          'The body is larger than maxBodyBytes (ERR_BODY_TOO_LARGE), answered before it is read; the connection closes',
+        ),
         '415': error('The body is not application/json (ERR_UNSUPPORTED_MEDIA_TYPE)'),
         '429': error('maxQueue jobs are already queued or running (ERR_QUEUE_FULL); see Retry-After'),
-        '431': error(`The headers are larger than ${MAX_HEADER_BYTES / 1024} KiB (ERR_HEADERS_TOO_LARGE); the connection closes`),
+        '431': error(
+          `The headers are larger than ${MAX_HEADER_BYTES / 1024} KiB (ERR_HEADERS_TOO_LARGE); the connection closes`,
+        ),
         '499': error('The job was cancelled by DELETE /v1/jobs/{id} (ERR_CANCELLED), even after its last step'),
         '500': error('OpenVINO GenAI failed (ERR_GENAI, with its message)'),
-        '503': error('The server is shutting down (ERR_SHUTTING_DOWN); with serve --redis, Redis cannot be reached (ERR_REMOTE), or it lost the job (ERR_JOB_LOST)'),
+        '503': error(
+          'The server is shutting down (ERR_SHUTTING_DOWN); with serve --redis, Redis cannot be reached (ERR_REMOTE), or it lost the job (ERR_JOB_LOST)',
+        ),
       },
     },
   };
@@ -100,7 +123,10 @@ function lorasPath(): Record<string, unknown> {
               schema: {
                 type: 'object',
                 required: ['object', 'data'],
-                properties: { object: { type: 'string', enum: ['list'] }, data: { type: 'array', items: { $ref: '#/components/schemas/Lora' } } },
+                properties: {
+                  object: { type: 'string', enum: ['list'] },
+                  data: { type: 'array', items: { $ref: '#/components/schemas/Lora' } },
+                },
               },
             },
           },
@@ -118,7 +144,10 @@ function statusPath(): Record<string, unknown> {
       responses: {
         '401': unauthorized,
         '403': forbiddenHost,
-        '200': { description: 'Status', content: { 'application/json': { schema: { $ref: '#/components/schemas/Status' } } } },
+        '200': {
+          description: 'Status',
+          content: { 'application/json': { schema: { $ref: '#/components/schemas/Status' } } },
+        },
       },
     },
   };
@@ -133,7 +162,10 @@ function jobPath(): Record<string, unknown> {
       responses: {
         '401': unauthorized,
         '403': forbiddenHost,
-        '200': { description: 'The job', content: { 'application/json': { schema: { $ref: '#/components/schemas/Job' } } } },
+        '200': {
+          description: 'The job',
+          content: { 'application/json': { schema: { $ref: '#/components/schemas/Job' } } },
+        },
         '400': error('Not a job id (ERR_INVALID_ARGUMENT)'),
         '404': error('No such job, or it ended more than 5 minutes or 200 jobs ago (ERR_NOT_FOUND)'),
       },
@@ -199,12 +231,19 @@ function generationRequestSchema(): Record<string, unknown> {
     additionalProperties: false,
     properties: {
       prompt: { type: 'string', minLength: 1, maxLength: MAX_PROMPT },
-      n: { type: 'integer', minimum: bounds('numImages').min, maximum: MAX_IMAGES, default: 1, description: 'Images in one batch; they share the seed' },
+      n: {
+        type: 'integer',
+        minimum: bounds('numImages').min,
+        maximum: MAX_IMAGES,
+        default: 1,
+        description: 'Images in one batch; they share the seed',
+      },
       size: {
         type: 'string',
         pattern: '^[0-9]+x[0-9]+$',
         example: '512x512',
-        description: "WIDTHxHEIGHT: multiples of the model's VAE scale factor, within GET /v1/status limits.size. Default: the model's",
+        description:
+          "WIDTHxHEIGHT: multiples of the model's VAE scale factor, within GET /v1/status limits.size. Default: the model's",
       },
       response_format: { type: 'string', enum: ['b64_json'], default: 'b64_json' },
       loras: {
@@ -213,7 +252,12 @@ function generationRequestSchema(): Record<string, unknown> {
         example: { 'style-a': 0.8, 'style-b': 0.3 },
         description: 'Catalogue adapters by name, with their alphas (null: the default alpha)',
       },
-      seed: { type: 'integer', minimum: bounds('seed').min, maximum: bounds('seed').max, description: 'Default: random, reported in the response' },
+      seed: {
+        type: 'integer',
+        minimum: bounds('seed').min,
+        maximum: bounds('seed').max,
+        description: 'Default: random, reported in the response',
+      },
       generator: {
         type: 'string',
         enum: [...GENERATORS],
@@ -225,8 +269,16 @@ function generationRequestSchema(): Record<string, unknown> {
       steps: { type: 'integer', minimum: bounds('steps').min, maximum: MAX_STEPS },
       guidance_scale: { type: 'number', minimum: bounds('guidanceScale').min, maximum: MAX_GUIDANCE },
       negative_prompt: { type: 'string', maxLength: MAX_PROMPT },
-      apply_template: { type: 'boolean', default: false, description: "Wrap the prompt in the chosen adapters' templates and add their negative prompts" },
-      preview: { type: 'boolean', default: false, description: 'Attach a small PNG of the latent to each progress event' },
+      apply_template: {
+        type: 'boolean',
+        default: false,
+        description: "Wrap the prompt in the chosen adapters' templates and add their negative prompts",
+      },
+      preview: {
+        type: 'boolean',
+        default: false,
+        description: 'Attach a small PNG of the latent to each progress event',
+      },
       job_id: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$', description: 'Default: a random UUID' },
       model: { type: 'string', description: 'Ignored: the server has one model' },
       user: { type: 'string', description: 'Ignored' },
@@ -390,7 +442,8 @@ export function openapiDocument(): Record<string, unknown> {
         apiKey: {
           type: 'http',
           scheme: 'bearer',
-          description: 'The key given to serve --api-key (or MULTILORA_API_KEY, or startServer({ apiKey })), when one was',
+          description:
+            'The key given to serve --api-key (or MULTILORA_API_KEY, or startServer({ apiKey })), when one was',
         },
       },
       schemas: {

@@ -107,9 +107,16 @@ export function parseGeneration(
     if (!m) throw expected('"WIDTHxHEIGHT" (e.g. "512x512")', 'size', body.size);
     width = Number(m[1]);
     height = Number(m[2]);
-    for (const [side, v] of [['width', width], ['height', height]] as const) {
+    for (const [side, v] of [
+      ['width', width],
+      ['height', height],
+    ] as const) {
       if (v < sizes.min || v > sizes.max || v % sizes.multipleOf !== 0) {
-        throw expected(`a ${side} from ${sizes.min} to ${sizes.max}, a multiple of ${sizes.multipleOf}`, 'size', body.size);
+        throw expected(
+          `a ${side} from ${sizes.min} to ${sizes.max}, a multiple of ${sizes.multipleOf}`,
+          'size',
+          body.size,
+        );
       }
     }
   }
@@ -119,24 +126,37 @@ export function parseGeneration(
     if (!isPlainObject(body.loras)) throw expected('an object of { name: alpha }', 'loras', body.loras);
     for (const [name, alpha] of Object.entries(body.loras)) {
       if (PATH_LIKE.test(name)) {
-        throw new HttpError(400, 'ERR_UNKNOWN_ADAPTER', `${describe(name)} looks like a path: a request names adapters of the catalogue (GET /v1/loras), never files`);
+        throw new HttpError(
+          400,
+          'ERR_UNKNOWN_ADAPTER',
+          `${describe(name)} looks like a path: a request names adapters of the catalogue (GET /v1/loras), never files`,
+        );
       }
       const fallback = adapters.get(name);
       if (fallback === undefined) {
         const known = [...adapters.keys()].map((k) => JSON.stringify(k)).join(', ') || 'none';
-        throw new HttpError(400, 'ERR_UNKNOWN_ADAPTER', `Unknown adapter ${describe(name)}; the catalogue has ${known}`);
+        throw new HttpError(
+          400,
+          'ERR_UNKNOWN_ADAPTER',
+          `Unknown adapter ${describe(name)}; the catalogue has ${known}`,
+        );
       }
       if (alpha === null) {
         loras[name] = fallback;
       } else if (typeof alpha !== 'number' || !Number.isFinite(alpha) || alpha < -MAX_ALPHA || alpha > MAX_ALPHA) {
-        throw expected(`a number from -${MAX_ALPHA} to ${MAX_ALPHA}, or null for the default`, `loras[${JSON.stringify(name)}]`, alpha);
+        throw expected(
+          `a number from -${MAX_ALPHA} to ${MAX_ALPHA}, or null for the default`,
+          `loras[${JSON.stringify(name)}]`,
+          alpha,
+        );
       } else {
         loras[name] = alpha;
       }
     }
   }
   options.adapters = loras;
-  if (body.seed !== undefined && body.seed !== null) options.seed = checked(() => checkNumber('seed', body.seed, 'seed'));
+  if (body.seed !== undefined && body.seed !== null)
+    options.seed = checked(() => checkNumber('seed', body.seed, 'seed'));
   if (body.generator !== undefined && body.generator !== null) {
     options.generator = checked(() => checkChoice('generator', body.generator, 'generator'));
   }
@@ -152,7 +172,8 @@ export function parseGeneration(
   if (body.negative_prompt !== undefined && body.negative_prompt !== null) {
     options.negativePrompt = text(body.negative_prompt, 'negative_prompt', false);
   }
-  if (body.apply_template !== undefined) options.applyTemplate = checked(() => checkFlag('applyTemplate', body.apply_template, 'apply_template'));
+  if (body.apply_template !== undefined)
+    options.applyTemplate = checked(() => checkFlag('applyTemplate', body.apply_template, 'apply_template'));
   const preview = body.preview === undefined ? false : checked(() => checkFlag('preview', body.preview, 'preview'));
   if (body.model !== undefined && typeof body.model !== 'string') throw expected('a string', 'model', body.model);
   if (body.user !== undefined && typeof body.user !== 'string') throw expected('a string', 'user', body.user);

@@ -29,10 +29,17 @@ async function load([, model, device, shape, cache, paths]) {
 /** The options of a `gen`-shaped command: its alphas, one per registered adapter, become a selection by name. */
 function callOptions(seed, width, height, steps, guidance, alphas) {
   const adapters = {};
-  if (alphas !== '-') alphas.split(',').forEach((a, i) => { if (Number(a) !== 0) adapters[names[i]] = Number(a); });
+  if (alphas !== '-')
+    alphas.split(',').forEach((a, i) => {
+      if (Number(a) !== 0) adapters[names[i]] = Number(a);
+    });
   return {
-    seed: Number(seed), width: Number(width), height: Number(height), steps: Number(steps),
-    guidanceScale: Number(guidance), adapters,
+    seed: Number(seed),
+    width: Number(width),
+    height: Number(height),
+    steps: Number(steps),
+    guidanceScale: Number(guidance),
+    adapters,
   };
 }
 
@@ -57,8 +64,14 @@ async function first([, seed, width, height, steps, guidance, alphas, prompt]) {
     firstMs ??= performance.now() - start;
     controller.abort();
   };
-  const options = { ...callOptions(seed, width, height, steps, guidance, alphas), onProgress, signal: controller.signal };
-  await pipeline.generate(prompt, options).catch((err) => { if (err.code !== 'ERR_ABORTED') throw err; });
+  const options = {
+    ...callOptions(seed, width, height, steps, guidance, alphas),
+    onProgress,
+    signal: controller.signal,
+  };
+  await pipeline.generate(prompt, options).catch((err) => {
+    if (err.code !== 'ERR_ABORTED') throw err;
+  });
   return `ok\t${firstMs}`;
 }
 
@@ -124,7 +137,8 @@ async function rawLoad([, k, threads, model, device, paths]) {
   const start = performance.now();
   const adapters = paths === '-' ? [] : await Promise.all(paths.split('|').map((p) => native().Adapter.load(p)));
   const members = [];
-  for (let i = 0; i < Number(k); i += 1) members.push(await native().Pipeline.load(model, device, adapters, properties));
+  for (let i = 0; i < Number(k); i += 1)
+    members.push(await native().Pipeline.load(model, device, adapters, properties));
   raw = { adapters, members };
   return `ok\t${performance.now() - start}`;
 }
@@ -141,10 +155,15 @@ async function disposeRaw() {
  * pipelines); replies the wall time from the first call to the last result.
  */
 async function poolRun([, n, seed, width, height, steps, guidance, prompt]) {
-  const calls = Array.from({ length: Number(n) }, (_, i) => ({ seed: Number(seed) + i, alphas: POOL_ALPHAS[i % POOL_ALPHAS.length] }));
+  const calls = Array.from({ length: Number(n) }, (_, i) => ({
+    seed: Number(seed) + i,
+    alphas: POOL_ALPHAS[i % POOL_ALPHAS.length],
+  }));
   const start = performance.now();
   if (pool) {
-    await Promise.all(calls.map((c) => pool.generate(prompt, callOptions(c.seed, width, height, steps, guidance, c.alphas))));
+    await Promise.all(
+      calls.map((c) => pool.generate(prompt, callOptions(c.seed, width, height, steps, guidance, c.alphas))),
+    );
   } else if (raw) {
     // The pool's dispatch, by hand: each pipeline takes the next call as soon as it is free.
     let next = 0;
@@ -155,7 +174,12 @@ async function poolRun([, n, seed, width, height, steps, guidance, prompt]) {
           const alphas = c.alphas === '-' ? [] : c.alphas.split(',').map(Number);
           const adapters = raw.adapters.map((_, i) => [i, alphas[i] ?? 0]);
           await member.generate(prompt, {
-            seed: c.seed, width: Number(width), height: Number(height), steps: Number(steps), guidanceScale: Number(guidance), adapters,
+            seed: c.seed,
+            width: Number(width),
+            height: Number(height),
+            steps: Number(steps),
+            guidanceScale: Number(guidance),
+            adapters,
           });
         }
       }),

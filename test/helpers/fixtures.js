@@ -101,4 +101,17 @@ async function until(what, check, ms = 60_000) {
 /** Whether this process runs under `npm run sanitize` (gcc's ASan runtime preloaded): much slower, other memory use. */
 const underAsan = /libasan/.test(process.env.LD_PRELOAD ?? '');
 
-module.exports = { ROOT, FIXTURES, MODELS, families, sdk, pythonImages, meanAbsDiff, useTempDir, underAsan, freePort, until, rejectsWith };
+module.exports = {
+  ROOT,
+  FIXTURES,
+  MODELS,
+  families,
+  sdk,
+  pythonImages,
+  meanAbsDiff,
+  useTempDir,
+  underAsan,
+  freePort,
+  until,
+  rejectsWith,
+};

@@ -91,13 +91,23 @@ function deep(depth) {
 
 /** Objects whose every reflective operation throws, or a revoked one. */
 function hostileProxy(rng) {
-  const kind = rng.pick(['all', 'get', 'ownKeys', 'getPrototypeOf', 'getOwnPropertyDescriptor', 'has', 'revoked', 'fake-array']);
+  const kind = rng.pick([
+    'all',
+    'get',
+    'ownKeys',
+    'getPrototypeOf',
+    'getOwnPropertyDescriptor',
+    'has',
+    'revoked',
+    'fake-array',
+  ]);
   if (kind === 'revoked') {
     const { proxy, revoke } = Proxy.revocable({}, {});
     revoke();
     return [`a revoked Proxy`, proxy];
   }
-  if (kind === 'fake-array') return ['a Proxy of an array', new Proxy([16], { get: (t, k) => (k === 'length' ? 1e9 : t[k]) })];
+  if (kind === 'fake-array')
+    return ['a Proxy of an array', new Proxy([16], { get: (t, k) => (k === 'length' ? 1e9 : t[k]) })];
   const traps = ['get', 'ownKeys', 'getPrototypeOf', 'getOwnPropertyDescriptor', 'has', 'set', 'defineProperty'];
   const handler = {};
   for (const trap of traps) if (kind === 'all' || kind === trap) handler[trap] = thrower(`the ${trap} trap`);
@@ -150,14 +160,20 @@ const NASTY = [
   ['new Float32Array(4)', () => new Float32Array(4)],
   ['Object.create(null)', () => Object.create(null)],
   ['an object 10,000 deep', () => deep(10_000)],
-  ['a cyclic object', () => {
-    const o = {};
-    o.self = o;
-    return o;
-  }],
+  [
+    'a cyclic object',
+    () => {
+      const o = {};
+      o.self = o;
+      return o;
+    },
+  ],
   ['Promise.resolve(16)', () => Promise.resolve(16)],
   ['new Error("x")', () => new Error('x')],
-  ['an object with a throwing getter', () => Object.defineProperty({}, 'a', { get: thrower('a getter'), enumerable: true })],
+  [
+    'an object with a throwing getter',
+    () => Object.defineProperty({}, 'a', { get: thrower('a getter'), enumerable: true }),
+  ],
   ['an aborted AbortSignal', () => AbortSignal.abort('fuzz')],
   ['{ aborted: true }', () => ({ aborted: true, addEventListener() {}, removeEventListener() {} })],
 ];
@@ -179,30 +195,105 @@ const OPTION_ADAPTERS = {
 
 /** Values near each option's limits: [valid ones (cheap), invalid ones]. */
 const EDGES = {
-  seed: [[0, 1, 2 ** 32 - 1, -0], [2 ** 32, -1, 0.5, 4294967295.5, 2 ** 53]],
-  width: [[2, 4, 6, 10, 14, 30], [0, 1, 3, 7, 8193, -16, 16.5, 1e6]],
-  height: [[2, 4, 6, 10, 14, 30], [0, 1, 3, 7, 8193, -16, 16.5, 1e6]],
-  steps: [[1, 2, 3], [0, 1001, -1, 1.5, 1e9]],
-  guidanceScale: [[0, 1, 1.0001, 100, 1e-7], [-0.001, 100.001]],
-  numImages: [[1, 2], [0, 17, -1, 1.5]],
-  maxSequenceLength: [[1, 77, 4096], [0, 4097, -1, 1.5]],
-  strength: [[0, 1, 0.5, 1e-9], [-0.01, 1.01]],
-  scheduler: [['auto', 'lcm', 'ddim', 'euler', 'flow-match-euler', 'pndm', 'euler-ancestral'], ['AUTO', 'euler ', 'constructor', '__proto__', 'toString', '']],
-  generator: [['genai', 'torch'], ['Torch', '', 'constructor']],
-  output: [['copy', 'borrow'], ['COPY', 'share', '']],
-  preview: [[true, false], [0, 1, 'true']],
-  applyTemplate: [[true, false], [0, 'yes']],
-  negativePrompt: [['', 'blurry', 'x'.repeat(100_000)], ['x'.repeat(100_001), 42]],
+  seed: [
+    [0, 1, 2 ** 32 - 1, -0],
+    [2 ** 32, -1, 0.5, 4294967295.5, 2 ** 53],
+  ],
+  width: [
+    [2, 4, 6, 10, 14, 30],
+    [0, 1, 3, 7, 8193, -16, 16.5, 1e6],
+  ],
+  height: [
+    [2, 4, 6, 10, 14, 30],
+    [0, 1, 3, 7, 8193, -16, 16.5, 1e6],
+  ],
+  steps: [
+    [1, 2, 3],
+    [0, 1001, -1, 1.5, 1e9],
+  ],
+  guidanceScale: [
+    [0, 1, 1.0001, 100, 1e-7],
+    [-0.001, 100.001],
+  ],
+  numImages: [
+    [1, 2],
+    [0, 17, -1, 1.5],
+  ],
+  maxSequenceLength: [
+    [1, 77, 4096],
+    [0, 4097, -1, 1.5],
+  ],
+  strength: [
+    [0, 1, 0.5, 1e-9],
+    [-0.01, 1.01],
+  ],
+  scheduler: [
+    ['auto', 'lcm', 'ddim', 'euler', 'flow-match-euler', 'pndm', 'euler-ancestral'],
+    ['AUTO', 'euler ', 'constructor', '__proto__', 'toString', ''],
+  ],
+  generator: [
+    ['genai', 'torch'],
+    ['Torch', '', 'constructor'],
+  ],
+  output: [
+    ['copy', 'borrow'],
+    ['COPY', 'share', ''],
+  ],
+  preview: [
+    [true, false],
+    [0, 1, 'true'],
+  ],
+  applyTemplate: [
+    [true, false],
+    [0, 'yes'],
+  ],
+  negativePrompt: [
+    ['', 'blurry', 'x'.repeat(100_000)],
+    ['x'.repeat(100_001), 42],
+  ],
   prompt2: [['', 'a dog'], ['x'.repeat(100_001)]],
   prompt3: [['', 'a dog'], [3]],
   negativePrompt2: [['', 'low quality'], [['low']]],
   negativePrompt3: [['', 'low quality'], [null]],
   adapters: [
-    [null, 'a', 'b', ['a'], ['a', 'b'], { a: 0.5 }, { a: 1, b: -0.5 }, {}, [], { a: -100 }, { b: 100 }, Object.assign(Object.create(null), { a: 0.25 })],
-    ['c', '', 'A', ['a', 'a'], ['a', 1], { a: NaN }, { a: Infinity }, { a: '0.5' }, { a: null }, { a: 100.5 },
-      { c: 1 }, JSON.parse('{"__proto__": 1}'), { constructor: 1 }, { toString: 1 }, { hasOwnProperty: 1 },
-      ['constructor'], ['__proto__'], new Map([['a', 1]]), Object.create({ a: 1 }), [, 'a'], new Array(3), // eslint-disable-line no-sparse-arrays
-      'x'.repeat(300)],
+    [
+      null,
+      'a',
+      'b',
+      ['a'],
+      ['a', 'b'],
+      { a: 0.5 },
+      { a: 1, b: -0.5 },
+      {},
+      [],
+      { a: -100 },
+      { b: 100 },
+      Object.assign(Object.create(null), { a: 0.25 }),
+    ],
+    [
+      'c',
+      '',
+      'A',
+      ['a', 'a'],
+      ['a', 1],
+      { a: NaN },
+      { a: Infinity },
+      { a: '0.5' },
+      { a: null },
+      { a: 100.5 },
+      { c: 1 },
+      JSON.parse('{"__proto__": 1}'),
+      { constructor: 1 },
+      { toString: 1 },
+      { hasOwnProperty: 1 },
+      ['constructor'],
+      ['__proto__'],
+      new Map([['a', 1]]),
+      Object.create({ a: 1 }),
+      [, 'a'],
+      new Array(3), // eslint-disable-line no-sparse-arrays
+      'x'.repeat(300),
+    ],
   ],
 };
 
@@ -214,13 +305,32 @@ function edge(rng, key) {
 }
 
 const KEYS = Object.keys(EDGES);
-const TYPOS = ['Width', 'step', 'seeds', 'negative_prompt', 'guidance_scale', 'num_images', 'adapter', 'image', 'mask',
-  'callback', '__proto__', 'constructor', 'toString', 'hasOwnProperty', 'valueOf', '', 'x'.repeat(10_000), 'strength'];
+const TYPOS = [
+  'Width',
+  'step',
+  'seeds',
+  'negative_prompt',
+  'guidance_scale',
+  'num_images',
+  'adapter',
+  'image',
+  'mask',
+  'callback',
+  '__proto__',
+  'constructor',
+  'toString',
+  'hasOwnProperty',
+  'valueOf',
+  '',
+  'x'.repeat(10_000),
+  'strength',
+];
 const PROMPTS = ['a cat', 'a lighthouse at dusk', '', 'x'.repeat(2000), 'ünïcödé 🐈 ', 'a\u0000b', '<subject>'];
 
 function copyValue(v) {
   if (Array.isArray(v)) return v.slice();
-  if (v && typeof v === 'object' && !(v instanceof Map)) return Object.assign(Object.create(Object.getPrototypeOf(v)), v);
+  if (v && typeof v === 'object' && !(v instanceof Map))
+    return Object.assign(Object.create(Object.getPrototypeOf(v)), v);
   return v;
 }
 
@@ -253,7 +363,8 @@ function showValue(v) {
 async function checkReference(pipeline, reference, s, phase) {
   const after = await pipeline.generate('a reference', REFERENCE_CALL);
   s.referenceSame = Buffer.compare(after.data, reference.data) === 0;
-  if (!s.referenceSame) s.failures.push({ phase, description: 'after the run', problem: 'the reference call made other bytes' });
+  if (!s.referenceSame)
+    s.failures.push({ phase, description: 'after the run', problem: 'the reference call made other bytes' });
 }
 
 /** A valid, cheap call: tiny sizes, 1 or 2 steps, a random subset of the other options. */
@@ -294,8 +405,18 @@ function mutate(call, rng) {
   const { options } = call;
   const opts = () => (options && typeof options === 'object' ? options : null);
   const kind = rng.weighted([
-    [34, 'edge'], [28, 'nasty'], [0.5, 'delete'], [7, 'unknown-key'], [5, 'getter-throws'], [1.5, 'getter-flips'],
-    [0.5, 'symbol-key'], [0.5, 'non-enumerable'], [4, 'prompt'], [4, 'options-object'], [3, 'callback'], [3, 'signal'],
+    [34, 'edge'],
+    [28, 'nasty'],
+    [0.5, 'delete'],
+    [7, 'unknown-key'],
+    [5, 'getter-throws'],
+    [1.5, 'getter-flips'],
+    [0.5, 'symbol-key'],
+    [0.5, 'non-enumerable'],
+    [4, 'prompt'],
+    [4, 'options-object'],
+    [3, 'callback'],
+    [3, 'signal'],
     [2, 'image-call'],
   ]);
   const o = opts();
@@ -345,7 +466,13 @@ function mutate(call, rng) {
       return `options.${key} = ${show(v)} (not enumerable)`;
     }
     case 'prompt': {
-      const [what, v] = rng.chance(0.5) ? nasty(rng) : rng.pick([['a 100,001-character prompt', 'x'.repeat(100_001)], ['a 100,000-character prompt', 'y'.repeat(100_000)], ['a lone surrogate', '\udc00']]);
+      const [what, v] = rng.chance(0.5)
+        ? nasty(rng)
+        : rng.pick([
+            ['a 100,001-character prompt', 'x'.repeat(100_001)],
+            ['a 100,000-character prompt', 'y'.repeat(100_000)],
+            ['a lone surrogate', '\udc00'],
+          ]);
       call.prompt = v;
       return `prompt = ${what}`;
     }
@@ -356,10 +483,9 @@ function mutate(call, rng) {
       if (which === 'throws') set(o, 'onProgress', thrower('onProgress'));
       else if (which === 'throws a non-Error') {
         set(o, 'onProgress', () => {
-          throw Symbol('not an error'); // eslint-disable-line no-throw-literal
+          throw Symbol('not an error');
         });
-      }
-      else if (which === 'returns a value') set(o, 'onProgress', () => 42);
+      } else if (which === 'returns a value') set(o, 'onProgress', () => 42);
       else set(o, 'onProgress', { call() {} });
       return `options.onProgress ${which}`;
     }
@@ -393,7 +519,9 @@ function mutate(call, rng) {
         [1, nasty(rng)],
       ]);
       call.image = image;
-      call.mask = rng.chance(0.8) ? { data: Buffer.alloc(16 * 16, 255), width: 16, height: 16, channels: 1 } : rng.pick([undefined, Buffer.alloc(3)]);
+      call.mask = rng.chance(0.8)
+        ? { data: Buffer.alloc(16 * 16, 255), width: 16, height: 16, channels: 1 }
+        : rng.pick([undefined, Buffer.alloc(3)]);
       return `${call.method}, image: ${what}${strength === undefined ? '' : `, strength ${show(strength)}`}`;
     }
     default:
@@ -404,7 +532,15 @@ function mutate(call, rng) {
 /** Replaces or wraps the whole options object: the last mutation of a call. */
 function mutateWhole(call, rng) {
   call.final = true;
-  const which = rng.weighted([[3, 'nasty'], [2, 'proxy'], [1, 'null-prototype'], [1, 'inherited'], [1, 'frozen'], [1, 'array'], [1, 'class']]);
+  const which = rng.weighted([
+    [3, 'nasty'],
+    [2, 'proxy'],
+    [1, 'null-prototype'],
+    [1, 'inherited'],
+    [1, 'frozen'],
+    [1, 'array'],
+    [1, 'class'],
+  ]);
   const o = call.options && typeof call.options === 'object' ? call.options : {};
   switch (which) {
     case 'nasty': {
@@ -443,7 +579,12 @@ function mutateWhole(call, rng) {
 function optionsCase(seed, index) {
   const rng = caseRng(seed, 'options', index);
   const call = validCall(rng);
-  const count = rng.weighted([[0.3, 0], [45, 1], [40, 2], [15, 3]]);
+  const count = rng.weighted([
+    [0.3, 0],
+    [45, 1],
+    [40, 2],
+    [15, 3],
+  ]);
   const mutations = [];
   for (let i = 0; i < count && !call.final; i += 1) mutations.push(mutate(call, rng));
   call.description = mutations.length ? mutations.join('; ') : 'valid';
@@ -503,8 +644,18 @@ function jsonEdit(bytes, rng) {
   const tensors = entries.filter(([k]) => k !== '__metadata__');
   const pickTensor = () => tensors[rng.int(tensors.length)];
   const kind = rng.weighted([
-    [4, 'dtype'], [4, 'shape'], [5, 'offsets'], [3, 'name'], [2, 'duplicate'], [4, 'metadata'], [2, 'peft-metadata'],
-    [2, 'entry'], [2, 'drop'], [1, 'top-level'], [1, 'whitespace'], [1, 'extra-field'],
+    [4, 'dtype'],
+    [4, 'shape'],
+    [5, 'offsets'],
+    [3, 'name'],
+    [2, 'duplicate'],
+    [4, 'metadata'],
+    [2, 'peft-metadata'],
+    [2, 'entry'],
+    [2, 'drop'],
+    [1, 'top-level'],
+    [1, 'whitespace'],
+    [1, 'extra-field'],
   ]);
   let what = kind;
   switch (kind) {
@@ -532,7 +683,18 @@ function jsonEdit(bytes, rng) {
       } else if (op === 'swap' && shape.length >= 2) {
         t[1] = { ...t[1], shape: [...shape].reverse() };
       } else {
-        const raw = rng.pick(['[-1,4]', '[1.5]', '["4",32]', 'null', '4', '[[4],32]', '[1e400]', '[]', '{}', `[${'1,'.repeat(5000)}1]`]);
+        const raw = rng.pick([
+          '[-1,4]',
+          '[1.5]',
+          '["4",32]',
+          'null',
+          '4',
+          '[[4],32]',
+          '[1e400]',
+          '[]',
+          '{}',
+          `[${'1,'.repeat(5000)}1]`,
+        ]);
         t[1] = `RAW:${JSON.stringify({ ...t[1], shape: 0 }).replace('"shape":0', `"shape":${raw}`)}`;
       }
       what = `shape of ${t[0]} (${op})`;
@@ -555,7 +717,9 @@ function jsonEdit(bytes, rng) {
       }
       if (op === 'raw') {
         const raw = rng.pick(BAD_JSON_NUMBERS);
-        const shape = rng.chance(0.5) ? `[${raw},${e}]` : rng.pick([`[${b}]`, `[${b},${e},${e}]`, 'null', `"${b},${e}"`, `{"0":${b},"1":${e}}`]);
+        const shape = rng.chance(0.5)
+          ? `[${raw},${e}]`
+          : rng.pick([`[${b}]`, `[${b},${e},${e}]`, 'null', `"${b},${e}"`, `{"0":${b},"1":${e}}`]);
         t[1] = `RAW:${JSON.stringify({ ...t[1], data_offsets: 0 }).replace('"data_offsets":0', `"data_offsets":${shape}`)}`;
       } else t[1] = { ...t[1], data_offsets: offsets };
       what = `data_offsets of ${t[0]} (${op})`;
@@ -568,7 +732,11 @@ function jsonEdit(bytes, rng) {
       if (op === 'char' && old.length) {
         const i = rng.int(old.length);
         t[0] = old.slice(0, i) + rng.pick(['_', '.', 'x', '\u0000', 'é', '"']) + old.slice(i + 1);
-      } else if (op === 'suffix') t[0] = old.replace(/\.(\w+)$/, rng.pick(['', '.weight', '.lora_mid.weight', '.hada_w1_a', '.dora_scale', '.diff', '.lora_A.bias']));
+      } else if (op === 'suffix')
+        t[0] = old.replace(
+          /\.(\w+)$/,
+          rng.pick(['', '.weight', '.lora_mid.weight', '.hada_w1_a', '.dora_scale', '.diff', '.lora_A.bias']),
+        );
       else if (op === 'empty') t[0] = '';
       else if (op === 'long') t[0] = `${old}${'x'.repeat(rng.pick([300, 100_000]))}`;
       else if (op === 'unicode') t[0] = old.replace('lora', '𝓁𝑜𝓇𝒶');
@@ -593,8 +761,19 @@ function jsonEdit(bytes, rng) {
     case 'metadata': {
       const m = entries.find(([k]) => k === '__metadata__');
       const v = rng.pick([
-        null, [], 'str', 4, {}, { a: 1 }, { a: null }, { a: { b: 'c' } }, { a: 'x'.repeat(200_000) },
-        { ss_network_alpha: 'NaN' }, { ['__proto__']: 'x' }, { format: 'pt' }, { lora_adapter_metadata: '{' },
+        null,
+        [],
+        'str',
+        4,
+        {},
+        { a: 1 },
+        { a: null },
+        { a: { b: 'c' } },
+        { a: 'x'.repeat(200_000) },
+        { ss_network_alpha: 'NaN' },
+        { ['__proto__']: 'x' },
+        { format: 'pt' },
+        { lora_adapter_metadata: '{' },
       ]);
       if (m) m[1] = v;
       else entries.unshift(['__metadata__', v]);
@@ -610,10 +789,36 @@ function jsonEdit(bytes, rng) {
       } catch {
         config = {};
       }
-      const key = rng.pick(['unet.r', 'unet.lora_alpha', 'r', 'lora_alpha', 'unet.rank_pattern', 'unet.alpha_pattern', 'unet.use_dora', 'unet.use_rslora', 'text_encoder.r']);
+      const key = rng.pick([
+        'unet.r',
+        'unet.lora_alpha',
+        'r',
+        'lora_alpha',
+        'unet.rank_pattern',
+        'unet.alpha_pattern',
+        'unet.use_dora',
+        'unet.use_rslora',
+        'text_encoder.r',
+      ]);
       const value = rng.pick([
-        0, -2, 2, 4, 8, 1e400, 'x', null, true, [4], { '.*': 2 }, { 'to_q': 0 }, { '(': 2 }, { '(a+)+$': 3 },
-        { '(.*)*x': 3 }, { 'to_[': 8 }, { '': 4 }, { 'attn1.to_q': 'x' },
+        0,
+        -2,
+        2,
+        4,
+        8,
+        1e400,
+        'x',
+        null,
+        true,
+        [4],
+        { '.*': 2 },
+        { to_q: 0 },
+        { '(': 2 },
+        { '(a+)+$': 3 },
+        { '(.*)*x': 3 },
+        { 'to_[': 8 },
+        { '': 4 },
+        { 'attn1.to_q': 'x' },
       ]);
       config[key] = value;
       const text = rng.chance(0.9) ? JSON.stringify(config) : rng.pick(['null', '[]', '"x"', '{"a":', 'NaN']);
@@ -625,7 +830,16 @@ function jsonEdit(bytes, rng) {
     }
     case 'entry': {
       const t = pickTensor();
-      const v = rng.pick([null, 4, 'x', [], {}, [t[1]], { dtype: t[1].dtype }, { shape: t[1].shape, data_offsets: t[1].data_offsets }]);
+      const v = rng.pick([
+        null,
+        4,
+        'x',
+        [],
+        {},
+        [t[1]],
+        { dtype: t[1].dtype },
+        { shape: t[1].shape, data_offsets: t[1].data_offsets },
+      ]);
       t[1] = v;
       what = `entry of ${t[0]} = ${JSON.stringify(v)}`;
       break;
@@ -641,17 +855,38 @@ function jsonEdit(bytes, rng) {
       break;
     }
     case 'top-level': {
-      const v = rng.pick(['[]', '"x"', '4', 'null', '{}', '{"__metadata__":{}}', `${'['.repeat(100_000)}${']'.repeat(100_000)}`, '{"a":{"b":'.repeat(10)]);
+      const v = rng.pick([
+        '[]',
+        '"x"',
+        '4',
+        'null',
+        '{}',
+        '{"__metadata__":{}}',
+        `${'['.repeat(100_000)}${']'.repeat(100_000)}`,
+        '{"a":{"b":'.repeat(10),
+      ]);
       return [`header = ${v.slice(0, 40)}`, join(v, data)];
     }
     case 'whitespace': {
       const json = entriesJson(entries);
-      const v = rng.pick([` ${json}`, `${json}   `, `${json}\u0000\u0000`, `\ufeff${json}`, `${json}}`, `${json},`, json.replace(/:/g, ' : ')]);
+      const v = rng.pick([
+        ` ${json}`,
+        `${json}   `,
+        `${json}\u0000\u0000`,
+        `\ufeff${json}`,
+        `${json}}`,
+        `${json},`,
+        json.replace(/:/g, ' : '),
+      ]);
       return [`header padded or trailed (${JSON.stringify(v.slice(-3))})`, join(v, data)];
     }
     case 'extra-field': {
       const t = pickTensor();
-      t[1] = { ...t[1], extra: rng.pick([1, 'x', null, { nested: [1, 2] }]), ...(rng.chance(0.3) ? { dtype: t[1].dtype } : {}) };
+      t[1] = {
+        ...t[1],
+        extra: rng.pick([1, 'x', null, { nested: [1, 2] }]),
+        ...(rng.chance(0.3) ? { dtype: t[1].dtype } : {}),
+      };
       what = `${t[0]} has an extra field`;
       break;
     }
@@ -666,8 +901,18 @@ function mutateFile(bytes, rng) {
   const n = Number(bytes.readBigUInt64LE(0));
   const headerEnd = 8 + n;
   const kind = rng.weighted([
-    [30, 'json'], [12, 'header-bits'], [10, 'header-bytes'], [10, 'truncate'], [10, 'length'], [3, 'length-bits'],
-    [0.7, 'data-bits'], [1, 'data-alpha'], [0.4, 'append'], [2, 'prepend'], [3, 'splice'], [2, 'tiny'],
+    [30, 'json'],
+    [12, 'header-bits'],
+    [10, 'header-bytes'],
+    [10, 'truncate'],
+    [10, 'length'],
+    [3, 'length-bits'],
+    [0.7, 'data-bits'],
+    [1, 'data-alpha'],
+    [0.4, 'append'],
+    [2, 'prepend'],
+    [3, 'splice'],
+    [2, 'tiny'],
   ]);
   const out = Buffer.from(bytes);
   switch (kind) {
@@ -682,18 +927,50 @@ function mutateFile(bytes, rng) {
       const count = rng.range(1, 3);
       for (let i = 0; i < count; i += 1) {
         const at = 8 + rng.int(n);
-        const byte = rng.pick([0x22, 0x7b, 0x7d, 0x5b, 0x5d, 0x2c, 0x3a, 0x00, 0xff, 0x5c, 0x30, 0x39, 0x2d, rng.int(256)]);
+        const byte = rng.pick([
+          0x22,
+          0x7b,
+          0x7d,
+          0x5b,
+          0x5d,
+          0x2c,
+          0x3a,
+          0x00,
+          0xff,
+          0x5c,
+          0x30,
+          0x39,
+          0x2d,
+          rng.int(256),
+        ]);
         out[at] = byte === out[at] ? byte ^ 0x01 : byte;
       }
       return [`${count} byte(s) overwritten in the header`, out];
     }
     case 'truncate': {
-      const at = rng.weighted([[1, rng.int(8)], [3, 8 + rng.int(n)], [3, headerEnd + rng.int(bytes.length - headerEnd)], [1, bytes.length - 1]]);
+      const at = rng.weighted([
+        [1, rng.int(8)],
+        [3, 8 + rng.int(n)],
+        [3, headerEnd + rng.int(bytes.length - headerEnd)],
+        [1, bytes.length - 1],
+      ]);
       return [`truncated to ${at} bytes`, out.subarray(0, at)];
     }
     case 'length': {
-      const v = rng.pick([0n, BigInt(n - 1), BigInt(n + 1), BigInt(n + 8), BigInt(n - 8), BigInt(bytes.length), BigInt(bytes.length - 8),
-        BigInt(bytes.length - 7), 2n ** 63n, 2n ** 64n - 1n, 100n * 1024n * 1024n + 1n, BigInt(rng.int(bytes.length))]);
+      const v = rng.pick([
+        0n,
+        BigInt(n - 1),
+        BigInt(n + 1),
+        BigInt(n + 8),
+        BigInt(n - 8),
+        BigInt(bytes.length),
+        BigInt(bytes.length - 8),
+        BigInt(bytes.length - 7),
+        2n ** 63n,
+        2n ** 64n - 1n,
+        100n * 1024n * 1024n + 1n,
+        BigInt(rng.int(bytes.length)),
+      ]);
       out.writeBigUInt64LE(v, 0);
       return [`header length rewritten to ${v}`, out];
     }
@@ -713,7 +990,7 @@ function mutateFile(bytes, rng) {
       const alphas = entries.filter(([k]) => k.endsWith('.alpha'));
       if (!alphas.length) {
         out[8] ^= 0x20; // no .alpha (a PEFT file): break the header's first character instead
-        return ['no .alpha to change: the header\'s first byte changed', out];
+        return ["no .alpha to change: the header's first byte changed", out];
       }
       const [name, info] = rng.pick(alphas);
       const v = rng.pick([NaN, Infinity, -Infinity, 0, -4, 1e38, 3.4e38 * 10]);
@@ -732,7 +1009,13 @@ function mutateFile(bytes, rng) {
       return [`${len} bytes cut at ${at}`, Buffer.concat([out.subarray(0, at), out.subarray(at + len)])];
     }
     default: {
-      const v = rng.pick([Buffer.alloc(0), Buffer.alloc(8), Buffer.from('{}'), Buffer.from([2, 0, 0, 0, 0, 0, 0, 0, 0x7b, 0x7d]), Buffer.from([2, 0, 0, 0, 0, 0, 0, 0, 0x5b, 0x5d])]);
+      const v = rng.pick([
+        Buffer.alloc(0),
+        Buffer.alloc(8),
+        Buffer.from('{}'),
+        Buffer.from([2, 0, 0, 0, 0, 0, 0, 0, 0x7b, 0x7d]),
+        Buffer.from([2, 0, 0, 0, 0, 0, 0, 0, 0x5b, 0x5d]),
+      ]);
       return [`a tiny file of ${v.length} bytes`, v];
     }
   }
@@ -744,7 +1027,11 @@ function fileCase(seed, index) {
   const sourceName = rng.weighted(SOURCES.map(([w, name]) => [w, name]));
   let bytes = source(sourceName);
   const mutations = [];
-  const count = rng.weighted([[75, 1], [20, 2], [5, 3]]);
+  const count = rng.weighted([
+    [75, 1],
+    [20, 2],
+    [5, 3],
+  ]);
   for (let i = 0; i < count; i += 1) {
     let what;
     try {
@@ -791,7 +1078,8 @@ function checkImages(result) {
   for (const image of images) {
     if (!image || typeof image !== 'object') return `a result that is not an image: ${String(image)}`;
     const { width, height, data, channels, seed } = image;
-    if (!Number.isInteger(width) || !Number.isInteger(height) || width <= 0 || height <= 0) return `an image of ${width}x${height}`;
+    if (!Number.isInteger(width) || !Number.isInteger(height) || width <= 0 || height <= 0)
+      return `an image of ${width}x${height}`;
     if (channels !== 3 || !Buffer.isBuffer(data) || data.length !== width * height * 3) {
       return `an image of ${width}x${height} with ${data?.length} bytes`;
     }
@@ -832,7 +1120,8 @@ async function runOptions(seed, indices, { onCase = () => {}, timeoutMs = 60_000
   try {
     const reference = await pipeline.generate('a reference', REFERENCE_CALL);
     for (const index of indices) {
-      if (s.cases > 0 && s.cases % 1000 === 0) log(`options: ${s.cases} cases, ${s.generated} generated, ${s.rejected} rejected`);
+      if (s.cases > 0 && s.cases % 1000 === 0)
+        log(`options: ${s.cases} cases, ${s.generated} generated, ${s.rejected} rejected`);
       onCase({ phase: 'options', index, description: '(being made)' });
       const call = optionsCase(seed, index);
       onCase({ phase: 'options', index, description: call.description });
@@ -850,11 +1139,13 @@ async function runOptions(seed, indices, { onCase = () => {}, timeoutMs = 60_000
         const c = classify(err);
         if (c.code) count(s, c.code);
         else s.failures.push({ phase: 'options', index, description: call.description, problem: c.failure });
-        if (c.code === 'ERR_GENAI') s.genai = [...(s.genai ?? []), { index, description: call.description, message: err.message.slice(0, 300) }];
+        if (c.code === 'ERR_GENAI')
+          s.genai = [...(s.genai ?? []), { index, description: call.description, message: err.message.slice(0, 300) }];
         continue;
       }
       const bad = checkImages(result, call);
-      if (bad) s.failures.push({ phase: 'options', index, description: call.description, problem: `resolved with ${bad}` });
+      if (bad)
+        s.failures.push({ phase: 'options', index, description: call.description, problem: `resolved with ${bad}` });
       else s.generated += 1;
       record?.push(call.description);
     }
@@ -884,11 +1175,13 @@ async function runFiles(seed, indices, { dir, onCase = () => {}, timeoutMs = 120
   const fx = families.sd15;
   const base = { a: { path: fx.lora('style-a') }, b: { path: fx.lora('style-b') } };
   const pipeline = await Pipeline.load(fx.model, { adapters: base, onWarning: () => {} });
-  const fail = (index, c, problem) => s.failures.push({ phase: 'files', index, description: c.description, file: c.file, problem });
+  const fail = (index, c, problem) =>
+    s.failures.push({ phase: 'files', index, description: c.description, file: c.file, problem });
   try {
     const reference = await pipeline.generate('a reference', REFERENCE_CALL);
     for (const index of indices) {
-      if (s.cases > 0 && s.cases % 100 === 0) log(`files: ${s.cases} cases, ${s.accepted} loaded, ${s.rejected} rejected`);
+      if (s.cases > 0 && s.cases % 100 === 0)
+        log(`files: ${s.cases} cases, ${s.accepted} loaded, ${s.rejected} rejected`);
       onCase({ phase: 'files', index, description: '(being made)' });
       const c = fileCase(seed, index);
       c.file = path.join(dir, `case-${index}.safetensors`);
@@ -898,7 +1191,11 @@ async function runFiles(seed, indices, { dir, onCase = () => {}, timeoutMs = 120
       s.byMethod[c.via] += 1;
 
       // The inspection API: succeeds or fails typed, and agrees with itself.
-      for (const inspect of [() => st.parseSafetensors(c.bytes), () => lf.inspectLora(c.bytes), () => lf.inspectLora(c.file)]) {
+      for (const inspect of [
+        () => st.parseSafetensors(c.bytes),
+        () => lf.inspectLora(c.bytes),
+        () => lf.inspectLora(c.file),
+      ]) {
         try {
           await inspect();
           s.inspected.ok += 1;
@@ -909,7 +1206,8 @@ async function runFiles(seed, indices, { dir, onCase = () => {}, timeoutMs = 120
         }
       }
 
-      const spec = c.as === 'data' ? { data: c.bytes, alpha: 0.8, scale: c.scale } : { path: c.file, alpha: 0.8, scale: c.scale };
+      const spec =
+        c.as === 'data' ? { data: c.bytes, alpha: 0.8, scale: c.scale } : { path: c.file, alpha: 0.8, scale: c.scale };
       let target;
       let owned = false;
       try {
@@ -928,7 +1226,8 @@ async function runFiles(seed, indices, { dir, onCase = () => {}, timeoutMs = 120
         const k = classify(err);
         if (k.code) count(s, k.code);
         else fail(index, c, k.failure);
-        if (k.code === 'ERR_GENAI') s.genai = [...(s.genai ?? []), { index, description: c.description, message: err.message.slice(0, 300) }];
+        if (k.code === 'ERR_GENAI')
+          s.genai = [...(s.genai ?? []), { index, description: c.description, message: err.message.slice(0, 300) }];
         continue;
       }
       s.accepted += 1;
@@ -943,7 +1242,8 @@ async function runFiles(seed, indices, { dir, onCase = () => {}, timeoutMs = 120
         const k = classify(err);
         if (k.code) {
           s.codes[`generate:${k.code}`] = (s.codes[`generate:${k.code}`] ?? 0) + 1;
-          if (k.code === 'ERR_GENAI') s.genai = [...(s.genai ?? []), { index, description: c.description, message: err.message.slice(0, 300) }];
+          if (k.code === 'ERR_GENAI')
+            s.genai = [...(s.genai ?? []), { index, description: c.description, message: err.message.slice(0, 300) }];
         } else fail(index, c, `generate: ${k.failure}`);
       } finally {
         if (owned) await target.dispose();

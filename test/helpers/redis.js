@@ -18,7 +18,9 @@ function requireRedis() {
   try {
     execFileSync('redis-server', ['--version']);
   } catch {
-    throw new Error('redis-server is not installed: run bash scripts/setup-test-deps.sh (as root; it installs Debian\'s redis-server and chromium), then npm test');
+    throw new Error(
+      "redis-server is not installed: run bash scripts/setup-test-deps.sh (as root; it installs Debian's redis-server and chromium), then npm test",
+    );
   }
 }
 
@@ -56,11 +58,19 @@ async function startRedis({ appendonly = false } = {}) {
  */
 function startWorker(url, catalog, extra = [], env = undefined) {
   const adapters = catalog === null ? [] : ['--catalog', catalog]; // null: the adapters come as --lora in `extra`
-  const child = spawn(process.execPath, [MAIN, 'worker', '--redis', url, ...adapters, '--lock-duration', String(LOCK_MS), '--threads', '1', ...extra], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: env ? { ...process.env, ...env } : process.env,
-  });
-  const worker = { child, log: '', exited: new Promise((r) => child.on('exit', (code, signal) => r({ code, signal }))) };
+  const child = spawn(
+    process.execPath,
+    [MAIN, 'worker', '--redis', url, ...adapters, '--lock-duration', String(LOCK_MS), '--threads', '1', ...extra],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: env ? { ...process.env, ...env } : process.env,
+    },
+  );
+  const worker = {
+    child,
+    log: '',
+    exited: new Promise((r) => child.on('exit', (code, signal) => r({ code, signal }))),
+  };
   const waiters = [];
   const collect = (d) => {
     worker.log += d;
@@ -68,7 +78,8 @@ function startWorker(url, catalog, extra = [], env = undefined) {
   };
   child.stderr.on('data', collect);
   child.stdout.on('data', collect);
-  worker.waitFor = (re) => (re.test(worker.log) ? Promise.resolve() : new Promise((resolve) => waiters.push({ re, resolve })));
+  worker.waitFor = (re) =>
+    re.test(worker.log) ? Promise.resolve() : new Promise((resolve) => waiters.push({ re, resolve }));
   worker.ready = worker.waitFor(/multilora worker \S+ ready/);
   return worker;
 }

@@ -7,6 +7,10 @@ const assert = require('node:assert/strict');
 exports.mochaHooks = {
   afterAll() {
     const addons = Object.keys(require.cache).filter((file) => file.endsWith('.node'));
-    assert.deepEqual(addons, [], `the unit tier loaded native addons (${addons.join(', ')}): move the spec that did to the native tier`);
+    assert.deepEqual(
+      addons,
+      [],
+      `the unit tier loaded native addons (${addons.join(', ')}): move the spec that did to the native tier`,
+    );
   },
 };

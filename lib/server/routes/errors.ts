@@ -38,7 +38,9 @@ export function errorBody(code: string, message: string): ErrorBody {
 /** A whole HTTP/1.1 response that closes the connection, for a socket no longer in Fastify's hands. */
 function rawResponse(status: number, body: ErrorBody, headers: Readonly<Record<string, string>> = {}): string {
   const json = JSON.stringify(body);
-  const extra = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join('');
+  const extra = Object.entries(headers)
+    .map(([name, value]) => `${name}: ${value}\r\n`)
+    .join('');
   return (
     `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\n${extra}` +
     `Content-Length: ${Buffer.byteLength(json)}\r\n\r\n${json}`
@@ -73,7 +75,13 @@ const LINGER_MS = 1000;
  * has read the answer (it then sees only "connection reset"). Meanwhile the rest of the body is not read into
  * memory: Node stops reading once its small buffer is full, and the client's sending stalls.
  */
-function lingeringAnswer(socket: Socket, reply: FastifyReply, status: number, body: ErrorBody, headers: Readonly<Record<string, string>>): void {
+function lingeringAnswer(
+  socket: Socket,
+  reply: FastifyReply,
+  status: number,
+  body: ErrorBody,
+  headers: Readonly<Record<string, string>>,
+): void {
   reply.hijack();
   socket.end(rawResponse(status, body, headers));
   const timer = setTimeout(() => socket.destroy(), LINGER_MS);
@@ -90,11 +98,20 @@ interface Answer {
 
 /** The status, code and message of any error a route or Fastify throws. */
 function answerOf(err: FastifyError | HttpError | MultiloraError, maxBodyBytes: number): Answer {
-  if (err instanceof HttpError) return { status: err.status, code: err.code, message: err.message, headers: err.headers };
-  if (err instanceof MultiloraError) return { status: statusOf(err), code: err.code, message: err.message, headers: {} };
-  const answer = (status: number, code: string, message = err.message): Answer => ({ status, code, message, headers: {} });
-  if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return answer(413, 'ERR_BODY_TOO_LARGE', `The request body is larger than ${maxBodyBytes} bytes`);
-  if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return answer(415, 'ERR_UNSUPPORTED_MEDIA_TYPE', 'Send the request body as application/json');
+  if (err instanceof HttpError)
+    return { status: err.status, code: err.code, message: err.message, headers: err.headers };
+  if (err instanceof MultiloraError)
+    return { status: statusOf(err), code: err.code, message: err.message, headers: {} };
+  const answer = (status: number, code: string, message = err.message): Answer => ({
+    status,
+    code,
+    message,
+    headers: {},
+  });
+  if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE')
+    return answer(413, 'ERR_BODY_TOO_LARGE', `The request body is larger than ${maxBodyBytes} bytes`);
+  if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE')
+    return answer(415, 'ERR_UNSUPPORTED_MEDIA_TYPE', 'Send the request body as application/json');
   if (
     err.code === 'FST_ERR_CTP_INVALID_JSON_BODY' ||
     err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' ||
@@ -127,13 +144,18 @@ export function registerErrors(app: FastifyInstance, ctx: ServerContext): void {
   });
 
   app.setNotFoundHandler((req, reply) => {
-    const pathname = req.url.split('?')[0]!;
+    const pathname = req.url.split('?')[0];
     const allowed = [...new Set(routes.filter((r) => r.pattern.test(pathname)).map((r) => r.method))];
     if (allowed.length) {
       void reply
         .code(405)
         .header('allow', allowed.join(', '))
-        .send(errorBody('ERR_METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${describe(pathname)}; it takes ${allowed.join(', ')}`));
+        .send(
+          errorBody(
+            'ERR_METHOD_NOT_ALLOWED',
+            `${req.method} is not allowed on ${describe(pathname)}; it takes ${allowed.join(', ')}`,
+          ),
+        );
       return;
     }
     void reply.code(404).send(errorBody('ERR_NOT_FOUND', `No route ${req.method} ${describe(pathname)}`));

@@ -44,7 +44,9 @@ export function frameworkErrors(ctx: ServerContext) {
     let error = new HttpError(
       400,
       'ERR_MALFORMED_REQUEST',
-      err.code === 'FST_ERR_BAD_URL' ? `The request's path ${pathname} is not valid percent-encoding` : `The request's path ${pathname} was refused (${err.code})`,
+      err.code === 'FST_ERR_BAD_URL'
+        ? `The request's path ${pathname} is not valid percent-encoding`
+        : `The request's path ${pathname} was refused (${err.code})`,
     );
     try {
       gate(ctx, req);

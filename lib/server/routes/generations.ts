@@ -19,7 +19,11 @@ async function admit(ctx: ServerContext, jobId: string | undefined): Promise<Job
   if (ctx.closing) throw shuttingDown();
   const full = (): HttpError => {
     jobs.counters.rejectedFull += 1;
-    return new HttpError(429, 'ERR_QUEUE_FULL', `${limits.maxQueue} jobs are already queued or running; try again later`);
+    return new HttpError(
+      429,
+      'ERR_QUEUE_FULL',
+      `${limits.maxQueue} jobs are already queued or running; try again later`,
+    );
   };
   if (jobs.active.length >= limits.maxQueue) throw full();
   // With `redis`, the queue's jobs from anywhere (this server's are among them once enqueued); 0 locally.
@@ -57,8 +61,15 @@ function callOf(r: GenerationRequest, job: Job, time: Timeline): BackendCall {
 }
 
 /** Ends the job done, and answers its images. */
-function done(ctx: ServerContext, job: Job, r: GenerationRequest, now: Current, out: Image[], time: Timeline): Record<string, unknown> {
-  const first = out[0]!;
+function done(
+  ctx: ServerContext,
+  job: Job,
+  r: GenerationRequest,
+  now: Current,
+  out: Image[],
+  time: Timeline,
+): Record<string, unknown> {
+  const first = out[0];
   const m = first.metrics;
   const timings = {
     queued_ms: Math.max(0, Math.round((time.started ?? time.received) - time.received)),
@@ -91,13 +102,20 @@ function failed(ctx: ServerContext, job: Job, steps: number, err: unknown): Erro
     job.state = 'cancelled';
     if (job.abortedBy === 'disconnected') counters.disconnected += 1;
     else counters.cancelled += 1;
-    job.emit({ event: 'cancelled', data: { reason: job.abortedBy, step: job.lastProgress?.data.step ?? 0, total: steps } });
-    if (job.abortedBy === 'closing') return new HttpError(503, 'ERR_SHUTTING_DOWN', 'The server is shutting down: the job was stopped');
+    job.emit({
+      event: 'cancelled',
+      data: { reason: job.abortedBy, step: job.lastProgress?.data.step ?? 0, total: steps },
+    });
+    if (job.abortedBy === 'closing')
+      return new HttpError(503, 'ERR_SHUTTING_DOWN', 'The server is shutting down: the job was stopped');
     return new HttpError(499, 'ERR_CANCELLED', `Job ${JSON.stringify(job.id)} was cancelled`);
   }
   job.state = 'error';
   counters.failed += 1;
-  const e = err instanceof MultiloraError ? err : new MultiloraError('ERR_GENAI', String((err as Error | undefined)?.message ?? err));
+  const e =
+    err instanceof MultiloraError
+      ? err
+      : new MultiloraError('ERR_GENAI', String((err as Error | undefined)?.message ?? err));
   job.emit({ event: 'error', data: { code: e.code, message: e.message, status: statusOf(e) } });
   return e;
 }
@@ -120,7 +138,8 @@ async function run(ctx: ServerContext, job: Job, r: GenerationRequest, now: Curr
     const out = await ctx.backend.generate(r.prompt, call);
     // A cancel after the last step (while the VAE decodes) cannot stop GenAI, and the call returns its images; the
     // job still ends cancelled, so that a DELETE answered 202 always means a 499.
-    if (job.abortedBy) throw new MultiloraError('ERR_ABORTED', `Job ${JSON.stringify(job.id)} was ${job.abortedBy} after its last step`);
+    if (job.abortedBy)
+      throw new MultiloraError('ERR_ABORTED', `Job ${JSON.stringify(job.id)} was ${job.abortedBy} after its last step`);
     return done(ctx, job, r, now, out, time);
   } catch (err) {
     throw failed(ctx, job, steps, err);

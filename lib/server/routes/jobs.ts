@@ -7,7 +7,8 @@ import type { ServerContext } from './context';
 
 /** 400 for an id that no job can have. */
 export function checkJobId(id: string): void {
-  if (!JOB_ID.test(id)) throw new HttpError(400, 'ERR_INVALID_ARGUMENT', 'A job id is 1 to 64 letters, digits, "_" or "-"');
+  if (!JOB_ID.test(id))
+    throw new HttpError(400, 'ERR_INVALID_ARGUMENT', 'A job id is 1 to 64 letters, digits, "_" or "-"');
 }
 
 function findJob(jobs: Jobs, id: string): Job {
@@ -34,7 +35,8 @@ export function registerJobs(app: FastifyInstance, ctx: ServerContext): void {
 
   app.delete<{ Params: { id: string } }>('/v1/jobs/:id', async (req, reply) => {
     const job = findJob(ctx.jobs, req.params.id);
-    if (!job.active) throw new HttpError(409, 'ERR_JOB_FINISHED', `Job ${JSON.stringify(job.id)} has already ended (${job.state})`);
+    if (!job.active)
+      throw new HttpError(409, 'ERR_JOB_FINISHED', `Job ${JSON.stringify(job.id)} has already ended (${job.state})`);
     job.abort('cancelled');
     return reply.code(202).send(describeJob(job));
   });

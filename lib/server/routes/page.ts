@@ -14,7 +14,8 @@ export const PAGE_FILES: Readonly<Record<string, [file: string, type: string]>> 
   '/style.css': ['style.css', 'text/css; charset=utf-8'],
   '/favicon.svg': ['favicon.svg', 'image/svg+xml'],
 };
-const CSP = "default-src 'self'; img-src 'self' data: blob:; script-src 'self'; style-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+const CSP =
+  "default-src 'self'; img-src 'self' data: blob:; script-src 'self'; style-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 /** The page's files by route, with their content types. */
 export type Page = Record<string, { body: Buffer; type: string }>;
@@ -22,7 +23,10 @@ export type Page = Record<string, { body: Buffer; type: string }>;
 /** Reads the page's files (before the model loads: a broken install fails at once). */
 export function readPage(): Page {
   return Object.fromEntries(
-    Object.entries(PAGE_FILES).map(([route, [file, type]]) => [route, { body: readFileSync(path.join(WEB_DIR, file)), type }]),
+    Object.entries(PAGE_FILES).map(([route, [file, type]]) => [
+      route,
+      { body: readFileSync(path.join(WEB_DIR, file)), type },
+    ]),
   );
 }
 

@@ -10,8 +10,18 @@ export function registerStatus(app: FastifyInstance, ctx: ServerContext): void {
     const { limits, jobs } = ctx;
     const active = jobs.active;
     return {
-      model: { class: info.model.pipelineClass, family: info.model.family, vae_scale_factor: info.model.vaeScaleFactor, name: info.model.name },
-      defaults: { width: sizes.defaultWidth, height: sizes.defaultHeight, steps: info.defaults.steps, guidance_scale: info.defaults.guidanceScale },
+      model: {
+        class: info.model.pipelineClass,
+        family: info.model.family,
+        vae_scale_factor: info.model.vaeScaleFactor,
+        name: info.model.name,
+      },
+      defaults: {
+        width: sizes.defaultWidth,
+        height: sizes.defaultHeight,
+        steps: info.defaults.steps,
+        guidance_scale: info.defaults.guidanceScale,
+      },
       limits: {
         size: { min: sizes.min, max: sizes.max, step: sizes.step, multiple_of: sizes.multipleOf },
         steps: { min: 1, max: MAX_STEPS },
