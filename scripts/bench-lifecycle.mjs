@@ -63,7 +63,6 @@ async function stepMs(pipeline, options) {
   return { step: median(steps), stepSpread: spread(steps), total: median(totals) };
 }
 
-const rows = [];
 const adapters = { a: { path: lora('style-a'), alpha: 0.6 }, b: { path: lora('style-b'), alpha: 0.4 } };
 
 // Modes

@@ -690,7 +690,7 @@ async function main() {
       worst((m) => m.eventLoop?.p99Ms),
       3,
     ),
-    rssGrowthPct: round(100 * results.models.tiny?.rss?.growth ?? NaN, 3),
+    rssGrowthPct: round(100 * (results.models.tiny?.rss?.growth ?? NaN), 3),
     alphaSwitchOverStep: round(worst((m) => m.switching.overStep)),
     idleAdaptersOverhead: round(
       worst((m) => m.idleAdapters?.overhead),
@@ -741,7 +741,7 @@ function writeDoc(results) {
   lines.push('| target | value | target | met |', '|---|---|---|---|');
   for (const [k, t] of Object.entries(results.targets))
     lines.push(`| \`${k}\` | ${t.value} | ${t.target} | ${t.met ? 'yes' : '**no**'} |`);
-  for (const [key, r] of Object.entries(results.models)) {
+  for (const r of Object.values(results.models)) {
     lines.push('', `### ${r.title}: ${r.steps} steps, guidance ${r.guidance}`, '');
     lines.push('Time of one generate call, ms: median (p25–p75) over the rounds after the warm-up.', '');
     lines.push('| call | Node | Python | C++ |', '|---|---|---|---|');

@@ -3,7 +3,7 @@
 const assert = require('node:assert/strict');
 const { copyFileSync, mkdirSync, readFileSync, writeFileSync } = require('node:fs');
 const path = require('node:path');
-const { Pipeline, MultiloraError } = require('..');
+const { Pipeline } = require('..');
 const { writeSafetensors, parseSafetensors } = require('../dist/internal').safetensors;
 const { families, meanAbsDiff, useTempDir } = require('./helpers/fixtures');
 

@@ -3,7 +3,7 @@
 const assert = require('node:assert/strict');
 const { mkdirSync, writeFileSync, copyFileSync } = require('node:fs');
 const path = require('node:path');
-const { Pipeline, MultiloraError, DisposedError } = require('..');
+const { Pipeline, DisposedError } = require('..');
 const { families, useTempDir, rejectsWith } = require('./helpers/fixtures');
 
 const fx = families.sd15;

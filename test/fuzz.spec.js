@@ -239,10 +239,11 @@ describe('fuzz', function () {
 
     it('a sparse adapters list ([, "a"]): ERR_INVALID_ARGUMENT (the hole reached the addon: ERR_GENAI)', async function () {
       await rejectsWith(
+        // eslint-disable-next-line no-sparse-arrays -- the hole is the case
         pipeline.generate('a cat', { ...cheap, adapters: [, 'a'] }),
         'ERR_INVALID_ARGUMENT',
         /options\.adapters\[0\]/,
-      ); // eslint-disable-line no-sparse-arrays
+      );
       await rejectsWith(pipeline.generate('a cat', { ...cheap, adapters: new Array(2) }), 'ERR_INVALID_ARGUMENT');
     });
 

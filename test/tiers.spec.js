@@ -50,7 +50,7 @@ describe('test tiers', function () {
     const { scripts } = readJson('package.json');
     assert.equal(scripts.test, 'mocha');
     assert.equal(scripts.pretest, undefined, 'npm test installs nothing: bash scripts/setup-test-deps.sh does');
-    const { spec, ...options } = all;
+    const { spec: _spec, ...options } = all;
     for (const [tier, config] of Object.entries(tiers)) {
       assert.equal(scripts[`test:${tier}`], `mocha --config .mocharc.${tier}.json`);
       const { spec: files, require: hooks, ...own } = config;

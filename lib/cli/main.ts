@@ -210,7 +210,7 @@ if (require.main === module) {
   // (exit 1, "write EPIPE"); the stream's own 'error' event must not also crash the process with a stack trace.
   process.stdout.on('error', () => undefined);
   // The exit status is set, not forced: stdout (an image or JSON on a pipe) drains first.
-  main(process.argv).then((status) => {
+  void main(process.argv).then((status) => {
     process.exitCode = status;
   });
 }

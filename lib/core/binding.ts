@@ -172,6 +172,7 @@ export function native(): Binding {
     // ASan/UBSan build with it.
     addon = addonOverride() ?? nodeGypBuild.resolve(PACKAGE_ROOT);
     tokenizers = configureTokenizers(addon);
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- a path known only at run time
     binding = require(addon) as Binding;
   } catch (err) {
     const reason = err instanceof Error ? err.message : String(err);

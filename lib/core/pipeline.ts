@@ -25,7 +25,7 @@ import {
 import { TaskQueue } from './task-queue';
 import { checkStaticShape, fitStaticShape, nativeShape, type StaticShape } from './static-shape';
 import { checkStaticAdapters, fitInpaint, schedulerMinSteps } from './genai-quirks';
-import { integer, invalid, knownKeys, object, string } from './validate';
+import { describe as describeValue, integer, invalid, knownKeys, object, string } from './validate';
 
 export interface LoadOptions {
   /** An OpenVINO device: 'CPU' (the default), 'GPU', 'NPU', 'AUTO'... */
@@ -414,7 +414,7 @@ export class Pipeline {
     const { signal, onProgress } = call;
     let state: 'queued' | 'running' | 'settled' = 'queued';
     let callbackError: unknown;
-    let rejectQueued: ((err: unknown) => void) | undefined;
+    let rejectQueued: ((err: Error) => void) | undefined;
     const onAbort = (): void => {
       if (state === 'queued') rejectQueued?.(new AbortError(signal?.reason));
       else if (state === 'running') this.#native?.abort();
@@ -443,9 +443,13 @@ export class Pipeline {
         return await handle.generate(call.prompt, options, progress);
       } catch (err) {
         if (callbackError !== undefined) {
-          throw new MultiloraError('ERR_CALLBACK', `onProgress threw: ${String(callbackError)}`, {
-            cause: callbackError,
-          });
+          throw new MultiloraError(
+            'ERR_CALLBACK',
+            `onProgress threw: ${callbackError instanceof Error ? callbackError.message : describeValue(callbackError)}`,
+            {
+              cause: callbackError,
+            },
+          );
         }
         if (signal?.aborted) throw new AbortError(signal.reason);
         throw fromNative(err);

@@ -38,7 +38,7 @@ export function invalid(what: string, name: string, value: unknown): MultiloraEr
 export function isPlainObject(value: unknown): value is Record<string, unknown> {
   try {
     if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
-    const proto = Object.getPrototypeOf(value);
+    const proto: unknown = Object.getPrototypeOf(value);
     return proto === Object.prototype || proto === null;
   } catch {
     return false; // a Proxy whose getPrototypeOf trap throws, or a revoked one
@@ -72,7 +72,7 @@ export function reading<T>(name: string, read: () => T): T {
 export function object(value: unknown, name: string): Record<string, unknown> {
   if (!isPlainObject(value)) throw invalid('an object', name, value);
   return reading(name, () => {
-    const copy: Record<string, unknown> = Object.create(null);
+    const copy = Object.create(null) as Record<string, unknown>;
     for (const key of Object.keys(value)) copy[key] = value[key];
     return copy;
   });

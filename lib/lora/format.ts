@@ -464,9 +464,10 @@ async function makeLayer(group: Group, config: PeftConfig | undefined, read: Ten
     const r =
       patternValue(peftValue(config, group.part, 'rank_pattern'), group.module, key) ??
       peftValue(config, group.part, 'r');
-    if (r !== undefined && positive(r, 'r', key) !== rank) {
+    const given = r === undefined ? undefined : positive(r, 'r', key);
+    if (given !== undefined && given !== rank) {
       throw invalidLora(
-        `The LoRA's metadata gives r = ${r} for layer ${quote(key)}, but its tensors have rank ${rank}`,
+        `The LoRA's metadata gives r = ${given} for layer ${quote(key)}, but its tensors have rank ${rank}`,
       );
     }
     const a =

@@ -398,8 +398,8 @@ function checkInfo(info: unknown): TensorInfo {
 export interface SafetensorsReader {
   readonly header: SafetensorsHeader;
   /** The bytes of one tensor of this file. For a Buffer source they share its memory. */
-  read(info: TensorInfo): Promise<Buffer>;
-  close(): Promise<void>;
+  read: (info: TensorInfo) => Promise<Buffer>;
+  close: () => Promise<void>;
 }
 
 /** Opens a .safetensors file (kept open until close()) or wraps an in-memory one, validating its header. */

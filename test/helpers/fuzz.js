@@ -290,8 +290,9 @@ const EDGES = {
       ['__proto__'],
       new Map([['a', 1]]),
       Object.create({ a: 1 }),
+      // eslint-disable-next-line no-sparse-arrays -- a hole, on purpose
       [, 'a'],
-      new Array(3), // eslint-disable-line no-sparse-arrays
+      new Array(3),
       'x'.repeat(300),
     ],
   ],
@@ -806,7 +807,7 @@ function jsonEdit(bytes, rng) {
         2,
         4,
         8,
-        1e400,
+        Infinity,
         'x',
         null,
         true,
