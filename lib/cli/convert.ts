@@ -24,7 +24,7 @@ export interface ConvertFlags {
 }
 
 /** `path` with an optional trailing `:alpha` (default 1): a colon followed by anything else stays in the path. */
-export function parseFuseLora(text: string, scale: LoraScale): FuseLora {
+function parseFuseLora(text: string, scale: LoraScale): FuseLora {
   const { head, alpha } = splitAlpha(text, '--fuse-lora');
   if (head === '') throw usage('path[:alpha]', '--fuse-lora', text);
   return { path: head, alpha: alpha ?? 1, scale };

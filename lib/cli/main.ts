@@ -17,7 +17,7 @@ import { infoCommand, type InfoFlags } from './info';
 import { serveCommand, type ServeFlags } from './serve';
 import { workerCommand, type WorkerFlags } from './worker';
 
-export const EXIT = { ok: 0, failure: 1, usage: 2, interrupted: 130 } as const;
+const EXIT = { ok: 0, failure: 1, usage: 2, interrupted: 130 } as const;
 
 function version(): string {
   try {
@@ -42,7 +42,7 @@ function modelOptions(command: Command): Command {
 }
 
 /** The program; `run` sets the exit status the actions resolve with. */
-export function buildProgram(run: (action: () => Promise<number>) => Promise<void>): Command {
+function buildProgram(run: (action: () => Promise<number>) => Promise<void>): Command {
   const program = new Command('multilora')
     .description('Stable Diffusion with LoRA adapters on OpenVINO GenAI')
     .version(version())

@@ -73,7 +73,7 @@ export async function dirBytes(dir: string): Promise<number> {
 }
 
 /** Removes the scratch folders of conversions whose process is gone (killed with SIGKILL, or the machine stopped). */
-export async function removeStaleScratch(parent: string): Promise<void> {
+async function removeStaleScratch(parent: string): Promise<void> {
   for (const name of await readdir(parent).catch(() => [] as string[])) {
     const m = SCRATCH.exec(name);
     if (m && !alive(Number(m[2]))) await rm(path.join(parent, name), { recursive: true, force: true });

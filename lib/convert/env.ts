@@ -12,7 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { AbortError, MultiloraError } from '../core/errors';
 import { PACKAGE_ROOT } from '../core/sdk';
 
-export const CONVERTER_REQUIREMENTS = path.join(PACKAGE_ROOT, 'python', 'requirements.txt');
+const CONVERTER_REQUIREMENTS = path.join(PACKAGE_ROOT, 'python', 'requirements.txt');
 export const CONVERTER_SCRIPT = path.join(PACKAGE_ROOT, 'python', 'convert.py');
 /** Bumped when the set-up steps below change, so that older venvs are made again. */
 const SETUP_STEPS = 'converter-setup-v1';
@@ -34,7 +34,7 @@ function stampValue(): string {
 }
 
 /** Where the converter's venv is (or will be). */
-export function converterDir(): string {
+function converterDir(): string {
   if (process.env.MULTILORA_CONVERTER_DIR) return path.resolve(process.env.MULTILORA_CONVERTER_DIR);
   const cache = process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
   return path.join(cache, 'multilora', `converter-${stampValue().slice(0, 12)}`);

@@ -404,7 +404,7 @@ export function checkGenerate(
 }
 
 /** Resolves a selection to [adapter, alpha] pairs, in the order the call names them (an adapter's own alpha by default). */
-export function selectAdapters<T extends { readonly name: string; readonly alpha: number }>(
+function selectAdapters<T extends { readonly name: string; readonly alpha: number }>(
   selection: unknown,
   registered: readonly T[],
 ): Array<[T, number]> {

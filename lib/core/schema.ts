@@ -35,7 +35,7 @@ export const ALPHA = { min: -100, max: 100 } as const;
 /** The generators `options.generator` can name. */
 export const GENERATORS = ['genai', 'torch'] as const;
 /** How the image bytes reach the caller: see `GenerateOptions.output`. */
-export const OUTPUT_MODES = ['copy', 'borrow'] as const;
+const OUTPUT_MODES = ['copy', 'borrow'] as const;
 
 const prompt = { check: { kind: 'string', maxLength: MAX_PROMPT }, calls: 'both', travels: true } as const;
 

@@ -21,7 +21,7 @@ export function sdkDir(): string {
 }
 
 /** sdk.json of the SDK in use, or null when there is none. */
-export function readSdk(): SdkPaths | null {
+function readSdk(): SdkPaths | null {
   const file = path.join(sdkDir(), 'sdk.json');
   if (!existsSync(file)) return null;
   try {

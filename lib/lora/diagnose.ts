@@ -65,7 +65,7 @@ const PART_DIRS: Record<LoraPart, string> = {
 const layerCache = new Map<string, Promise<ModelLayer[]>>();
 
 /** The MatMul and Convolution layers of one model part, read once per IR file (and again if the file changes). */
-export function modelLayers(model: ModelInfo, part: LoraPart): Promise<ModelLayer[]> {
+function modelLayers(model: ModelInfo, part: LoraPart): Promise<ModelLayer[]> {
   const xml = path.join(model.dir, PART_DIRS[part], 'openvino_model.xml');
   if (!existsSync(xml)) return Promise.resolve([]);
   const key = `${xml}:${statSync(xml).mtimeMs}`;

@@ -49,16 +49,16 @@ export const DEFAULT_RESULT_TTL_S = 3600;
 export const WORKER_HEARTBEAT_MS = 2000;
 export const WORKER_FRESH_MS = 7000;
 /** How often a waiter checks that its job is still in Redis. */
-export const JOB_CHECK_MS = 2000;
+const JOB_CHECK_MS = 2000;
 /**
  * How long, by default, a waiter bears with an unreachable Redis before result() rejects with ERR_JOB_LOST. With a
  * probe's own time-out (2 × JOB_CHECK_MS) and the interval, result() settles at most 26 s after Redis went away.
  */
-export const DEFAULT_LOST_AFTER_MS = 20_000;
+const DEFAULT_LOST_AFTER_MS = 20_000;
 /** How long close() waits for Redis before it drops the connections. */
 const CLOSE_GRACE_MS = 2000;
 /** Seconds a cancel flag lives: long enough for the worker that took the job meanwhile to see it. */
-export const CANCEL_FLAG_TTL_S = 600;
+const CANCEL_FLAG_TTL_S = 600;
 
 /** @internal The Redis names of one queue. */
 export function names(prefix: string, queue: string) {
@@ -147,7 +147,7 @@ export interface WorkerLimits {
  * @internal A workers-hash entry, checked: null when it is not JSON or not the shape of a WorkerInfo (written by
  * something else, or by hand). Readers skip such entries and remove them.
  */
-export function parseWorkerInfo(text: string): WorkerInfo | null {
+function parseWorkerInfo(text: string): WorkerInfo | null {
   let w: unknown;
   try {
     w = JSON.parse(text);
@@ -251,7 +251,7 @@ export function encodeFailure(err: unknown): string {
 }
 
 /** @internal The MultiloraError a failedReason stands for. */
-export function decodeFailure(reason: string | undefined, jobId: string): MultiloraError {
+function decodeFailure(reason: string | undefined, jobId: string): MultiloraError {
   try {
     const { code, message } = JSON.parse(reason ?? '') as { code: ErrorCode; message: string };
     if (code === 'ERR_ABORTED') return new AbortError(new Error(`job ${jobId} was cancelled`));
@@ -358,7 +358,7 @@ export interface JobRequest {
 }
 
 /** @internal The request that a job's options make. */
-export function requestOf(options: Record<string, unknown> | undefined): JobRequest {
+function requestOf(options: Record<string, unknown> | undefined): JobRequest {
   const num = (v: unknown): number | undefined => (typeof v === 'number' ? v : undefined);
   return {
     numImages: num(options?.numImages),

@@ -51,7 +51,7 @@ export class Job {
 const KEEP_MS = 5 * 60_000;
 const KEEP_MAX = 200;
 /** How long a stream may wait for a job that the client has not posted yet. */
-export const WAIT_FOR_JOB_MS = 30_000;
+const WAIT_FOR_JOB_MS = 30_000;
 
 export class Jobs {
   readonly #jobs = new Map<string, Job>();
