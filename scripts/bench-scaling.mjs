@@ -20,7 +20,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import redisServer from './redis-server.cjs';
+import redisServer from '../test/helpers/redis-server.cjs';
 import { ROOT } from './sdk-config.mjs';
 import { summary } from './stats.mjs';
 

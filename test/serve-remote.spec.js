@@ -168,7 +168,7 @@ describe('serve --redis: the HTTP API on multilora worker processes', function (
 
   it("streams the worker's progress over SSE, previews included, then done", async function () {
     const id = 'remote-sse-1';
-    const { followEvents } = await import('../scripts/load-server.mjs');
+    const { followEvents } = await import('./helpers/load-server.mjs');
     const { events, done: stream } = followEvents(base, id);
     await new Promise((r) => setTimeout(r, 100));
     const out = await generate({ prompt: 'a hill', size: '64x64', steps: 5, seed: 2, job_id: id, preview: true });

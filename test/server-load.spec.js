@@ -1,6 +1,6 @@
 // `multilora serve` under load and under hostile input: a real server in a child process (so that its memory can be
 // read from /proc) on the tiny SDXL fixture, 1,000 generation requests through autocannon with cancels, clients
-// that leave mid-run and requests it must refuse (scripts/load-server.mjs drives them), then malformed HTTP.
+// that leave mid-run and requests it must refuse (test/helpers/load-server.mjs drives them), then malformed HTTP.
 'use strict';
 const assert = require('node:assert/strict');
 const http = require('node:http');
@@ -94,7 +94,7 @@ describe('server under load: 1,000 requests, cancels, leavers, hostile input (se
   const memory = {};
 
   before(async function () {
-    lib = await import('../scripts/load-server.mjs');
+    lib = await import('./helpers/load-server.mjs');
     refs = await lib.referenceImages();
     server = await lib.spawnServer({
       maxQueue: MAX_QUEUE,

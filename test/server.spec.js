@@ -251,7 +251,7 @@ describe('server: HTTP API', function () {
 
   it('streams progress over SSE, opened before the job is posted, then a final done event', async function () {
     const id = 'sse-test-1';
-    const { followEvents } = await import('../scripts/load-server.mjs');
+    const { followEvents } = await import('./helpers/load-server.mjs');
     const { events, done: stream } = followEvents(base, id);
     await new Promise((r) => setTimeout(r, 100));
     const out = await generate({ prompt: 'a hill', size: '64x64', steps: 5, seed: 2, job_id: id, preview: true });

@@ -8,7 +8,7 @@ const os = require('node:os');
 
 const ROOT = path.resolve(__dirname, '..', '..');
 // A port on loopback that nothing listens on (shared with the scripts that start servers).
-const { freePort } = require('../../scripts/redis-server.cjs');
+const { freePort } = require('./redis-server.cjs');
 const FIXTURES = path.join(ROOT, 'test', 'fixtures');
 // The embedded default model and its LoRAs ship with the package, so they live outside test/ (models/README.md).
 const MODELS = path.join(ROOT, 'models');

@@ -7,7 +7,7 @@ const os = require('node:os');
 const path = require('node:path');
 
 const { ROOT } = require('./fixtures');
-const { startRedisServer } = require('../../scripts/redis-server.cjs');
+const { startRedisServer } = require('./redis-server.cjs');
 
 const MAIN = path.join(ROOT, 'dist', 'cli', 'main.js');
 /** Short, so that a killed worker's job is retried within seconds (the default is 30 s). */
