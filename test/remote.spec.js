@@ -107,8 +107,8 @@ describe('RemoteQueue and multilora worker (BullMQ on Redis)', function () {
 
   it('checks a job once per process: the values on enqueue, the whole call once on the worker', async function () {
     const { remoteWorker, options } = require('../dist/internal');
-    let checks = 0;
-    options.checkHooks.onCheck = () => (checks += 1);
+    const checks = { call: 0, enqueue: 0 };
+    options.checkHooks.onCheck = (check) => (checks[check] += 1);
     const worker = await remoteWorker.startWorker({
       redis: redis.url,
       model: defaultModelDir(),
@@ -126,7 +126,8 @@ describe('RemoteQueue and multilora worker (BullMQ on Redis)', function () {
       const job = await queue.enqueue('a cat', { seed: 3, steps: 2, adapters: { a: 0.5 } });
       const image = await job.result();
       assert.equal(image.seed, 3);
-      assert.equal(checks, 1, 'checkGenerate calls in this process (the caller runs none, the worker one)');
+      assert.equal(checks.call, 1, 'checkGenerate calls in this process (the caller runs none, the worker one)');
+      assert.equal(checks.enqueue, 2, 'checkEnqueue calls: one for each enqueue, the refused one included');
       assert.deepEqual((await job.details()).adapters, { a: 0.5 });
     } finally {
       options.checkHooks.onCheck = undefined;

@@ -6,6 +6,19 @@ const { schema, options, remoteQueue, remoteWorker, serverRequest, cliGenerate }
 
 const ctx = { vaeScaleFactor: 8, adapters: [], fused: false };
 const sizes = { min: 256, max: 2048, step: 32, multipleOf: 8, defaultWidth: 512, defaultHeight: 512 };
+/**
+ * The server's handling of a body with each of its backends' checks (the library's, given the server's policy): read
+ * it, then check its call; HttpError 400 when either refuses it.
+ */
+const serverBackends = {
+  local: (r) => options.checkGenerate(r.prompt, r.options, { ...ctx, policy: serverRequest.SERVER_POLICY }),
+  redis: (r) => remoteQueue.checkEnqueue(r.prompt, r.options, serverRequest.SERVER_POLICY),
+};
+function serve(body, backend = 'local') {
+  const r = serverRequest.parseGeneration({ prompt: 'a cat', ...body }, new Map(), sizes, undefined);
+  serverRequest.checkRequest(() => serverBackends[backend](r));
+  return r;
+}
 /** The numeric options, with the server field and the CLI flag that stand for each (where there is one). */
 const NUMERIC = [
   { key: 'seed', field: 'seed', flag: 'seed' },
@@ -71,24 +84,30 @@ describe('the option schema', function () {
 
     if (field) {
       it(`${key}: the server's ${field} refuses ${over} with 400 ERR_INVALID_ARGUMENT`, function () {
-        assert.throws(
-          () => serverRequest.parseGeneration({ prompt: 'a cat', [field]: over }, new Map(), sizes, undefined),
-          {
-            status: 400,
-            code: 'ERR_INVALID_ARGUMENT',
-            message: new RegExp(`for ${field} but`),
-          },
-        );
+        for (const backend of Object.keys(serverBackends)) {
+          assert.throws(
+            () => serve({ [field]: over }, backend),
+            {
+              status: 400,
+              code: 'ERR_INVALID_ARGUMENT',
+              message: new RegExp(`for ${field} but`),
+            },
+            backend,
+          );
+        }
       });
     }
   }
 
   it("the server and the worker default to the service limits, which the worker may raise up to the library's", async function () {
     const { steps, numImages } = schema.SERVICE_LIMITS;
-    const parse = (body) => serverRequest.parseGeneration({ prompt: 'a cat', ...body }, new Map(), sizes, undefined);
-    assert.equal(parse({ steps }).options.steps, steps);
-    assert.throws(() => parse({ steps: steps + 1 }), { status: 400, message: new RegExp(`from 1 to ${steps}\\b`) });
-    assert.throws(() => parse({ n: numImages + 1 }), { status: 400, message: new RegExp(`from 1 to ${numImages}\\b`) });
+    for (const backend of Object.keys(serverBackends)) {
+      assert.equal(serve({ steps }, backend).options.steps, steps);
+      const refuses = (body, max) =>
+        assert.throws(() => serve(body, backend), { status: 400, message: new RegExp(`from 1 to ${max}\\b`) }, backend);
+      refuses({ steps: steps + 1 }, steps);
+      refuses({ n: numImages + 1 }, numImages);
+    }
     for (const [option, key] of [
       ['maxSteps', 'steps'],
       ['maxImages', 'numImages'],

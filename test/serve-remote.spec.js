@@ -166,6 +166,31 @@ describe('serve --redis: the HTTP API on multilora worker processes', function (
     assert.notEqual(batch.data[0].b64_json, batch.data[1].b64_json);
   });
 
+  it('checks a request once in this process: the job, with the service limits and the fields named', async function () {
+    const { checkHooks } = require('../dist/internal').options;
+    const checks = [];
+    checkHooks.onCheck = (check) => checks.push(check);
+    try {
+      const out = await generate({ prompt: 'once', size: '64x64', steps: 2, seed: 5, loras: { a: null } });
+      assert.equal(out.seed, 5);
+      assert.deepEqual(out.loras, { a: 0.8 });
+      // The worker is another process: its check is not counted here.
+      assert.deepEqual(checks, ['enqueue'], 'checks of the call in the server process');
+      checks.length = 0;
+      for (const [body, message] of [
+        [{ steps: 501 }, /^Expected an integer from 1 to 500 for steps but received 501$/],
+        [{ loras: { a: 11 } }, /^Expected a finite number from -10 to 10 for loras\["a"\] but received 11$/],
+        [{ negative_prompt: 'x'.repeat(2001) }, /^Expected a string of at most 2000 characters for negative_prompt/],
+      ]) {
+        const e = await expectError(await post({ prompt: 'x', ...body }), 400, 'ERR_INVALID_ARGUMENT');
+        assert.match(e.message, message);
+      }
+      assert.deepEqual(checks, ['enqueue', 'enqueue', 'enqueue']);
+    } finally {
+      checkHooks.onCheck = undefined;
+    }
+  });
+
   it("streams the worker's progress over SSE, previews included, then done", async function () {
     const id = 'remote-sse-1';
     const { followEvents } = await import('./helpers/load-server.mjs');

@@ -145,6 +145,25 @@ describe('server: HTTP API', function () {
     }
   });
 
+  it('checks a request once in this process: the library check, with the fields named and the service limits', async function () {
+    const { checkHooks } = require('../dist/internal').options;
+    const checks = [];
+    checkHooks.onCheck = (check) => checks.push(check);
+    try {
+      const out = await generate({ prompt: 'once', size: '64x64', steps: 2, seed: 5, loras: { 'style-a': null } });
+      assert.equal(out.seed, 5);
+      assert.deepEqual(out.loras, { 'style-a': 0.8 });
+      assert.deepEqual(checks, ['call'], 'checks of the call in the server process');
+      checks.length = 0;
+      // The one check is the library's, with the service limits (steps at most 500, not 1000) and the field's name.
+      const e = await expectError(await post({ prompt: 'x', steps: 501 }), 400, 'ERR_INVALID_ARGUMENT');
+      assert.equal(e.message, 'Expected an integer from 1 to 500 for steps but received 501');
+      assert.deepEqual(checks, ['call']);
+    } finally {
+      checkHooks.onCheck = undefined;
+    }
+  });
+
   it('rejects an adapter outside the catalogue, and any name that looks like a path', async function () {
     const unknown = await expectError(await post({ prompt: 'x', loras: { 'style-c': 1 } }), 400, 'ERR_UNKNOWN_ADAPTER');
     assert.match(unknown.message, /"style-c".*"style-a", "style-b"/);

@@ -17,10 +17,14 @@ import {
   MAX_SEED,
   MAX_SIDE,
   PROMPT_KEYS,
+  type CheckPolicy,
+  type OptionKey,
   checkChoice,
   checkFlag,
   checkNumber,
   checkText,
+  limitOf,
+  optionName,
 } from './schema';
 import { closest, finite, integer, invalid, isPlainObject, knownKeys, object, reading, string } from './validate';
 
@@ -198,6 +202,8 @@ export interface CheckContext {
   refusedSchedulers?: Partial<Record<SchedulerName, string>>;
   /** Schedulers that GenAI gets wrong below some number of steps for this model, with why (schedulerMinSteps). */
   schedulerMinSteps?: Partial<Record<SchedulerName, { steps: number; why: string }>>;
+  /** A service's limits and its names for the options (the server's); none for the library's own calls. */
+  policy?: CheckPolicy | undefined;
 }
 
 /** The model's scheduler/scheduler_config.json, or undefined when it cannot be read (GenAI then says what is wrong). */
@@ -289,8 +295,11 @@ export function checkSide(value: unknown, name: string, scale: number): number {
   return side;
 }
 
-/** For tests (through lib/internal.ts): told of every checkGenerate, to show that a call is checked once per process. */
-export const checkHooks: { onCheck: (() => void) | undefined } = { onCheck: undefined };
+/**
+ * For tests (through lib/internal.ts): told of every check of a call, to show that a call is checked once per
+ * process: 'call' for checkGenerate, 'enqueue' for RemoteQueue's check of a job (lib/remote/queue.ts).
+ */
+export const checkHooks: { onCheck: ((check: 'call' | 'enqueue') => void) | undefined } = { onCheck: undefined };
 
 /** Checks a generate call; every failure is a MultiloraError with code ERR_INVALID_ARGUMENT. */
 export function checkGenerate(
@@ -299,8 +308,10 @@ export function checkGenerate(
   ctx: CheckContext,
   task: 'text' | 'image' = 'text',
 ): CheckedCall {
-  checkHooks.onCheck?.();
-  string(prompt, 'prompt', { maxLength: MAX_PROMPT });
+  checkHooks.onCheck?.('call');
+  const policy = ctx.policy;
+  const at = (key: OptionKey): [string, number | undefined] => [optionName(key, policy), limitOf(key, policy)];
+  string(prompt, 'prompt', { maxLength: policy?.limits?.prompt ?? MAX_PROMPT });
   const opts = object(options, 'options');
   knownKeys(
     opts,
@@ -317,16 +328,16 @@ export function checkGenerate(
   // Fused adapters all apply, at their default alphas (that is what their templates then wrap).
   const selected = ctx.fused
     ? ctx.adapters.map((a): [CheckAdapter, number] => [a, a.alpha])
-    : selectAdapters(opts.adapters, ctx.adapters);
+    : selectAdapters(opts.adapters, ctx.adapters, policy);
   const out: CheckedOptions = {
-    seed: opts.seed === undefined ? randomInt(0, MAX_SEED + 1) : checkNumber('seed', opts.seed),
+    seed: opts.seed === undefined ? randomInt(0, MAX_SEED + 1) : checkNumber('seed', opts.seed, ...at('seed')),
   };
-  if (opts.generator !== undefined) out.generator = checkChoice('generator', opts.generator);
+  if (opts.generator !== undefined) out.generator = checkChoice('generator', opts.generator, at('generator')[0]);
   if (opts.output !== undefined) out.output = checkChoice('output', opts.output);
   for (const side of ['width', 'height'] as const) {
     if (opts[side] !== undefined) out[side] = checkSide(opts[side], `options.${side}`, ctx.vaeScaleFactor);
   }
-  if (opts.steps !== undefined) out.steps = checkNumber('steps', opts.steps);
+  if (opts.steps !== undefined) out.steps = checkNumber('steps', opts.steps, ...at('steps'));
   if (opts.strength !== undefined) out.strength = checkNumber('strength', opts.strength);
   if (task === 'image') {
     // None is refused here, strength 0 included: docs/GENAI-BUGS.md#image-no-steps.
@@ -340,13 +351,14 @@ export function checkGenerate(
       );
     }
   }
-  if (opts.guidanceScale !== undefined) out.guidanceScale = checkNumber('guidanceScale', opts.guidanceScale);
+  if (opts.guidanceScale !== undefined)
+    out.guidanceScale = checkNumber('guidanceScale', opts.guidanceScale, ...at('guidanceScale'));
   for (const key of PROMPT_KEYS) {
-    if (opts[key] !== undefined) out[key] = checkText(key, opts[key]);
+    if (opts[key] !== undefined) out[key] = checkText(key, opts[key], ...at(key));
   }
   if (opts.maxSequenceLength !== undefined)
     out.maxSequenceLength = checkNumber('maxSequenceLength', opts.maxSequenceLength);
-  if (opts.numImages !== undefined) out.numImages = checkNumber('numImages', opts.numImages);
+  if (opts.numImages !== undefined) out.numImages = checkNumber('numImages', opts.numImages, ...at('numImages'));
   if (opts.scheduler !== undefined) {
     if (typeof opts.scheduler !== 'string' || !Object.hasOwn(SCHEDULERS, opts.scheduler)) {
       throw invalid(`one of ${Object.keys(SCHEDULERS).join(', ')}`, 'options.scheduler', opts.scheduler);
@@ -374,12 +386,12 @@ export function checkGenerate(
   if (opts.onProgress !== undefined && typeof opts.onProgress !== 'function') {
     throw invalid('a function', 'options.onProgress', opts.onProgress);
   }
-  if (opts.preview !== undefined) out.preview = checkFlag('preview', opts.preview);
+  if (opts.preview !== undefined) out.preview = checkFlag('preview', opts.preview, at('preview')[0]);
   if (opts.signal !== undefined && !reading('options.signal', () => opts.signal instanceof AbortSignal)) {
     throw invalid('an AbortSignal', 'options.signal', opts.signal);
   }
   let text = prompt as string;
-  if (opts.applyTemplate !== undefined) checkFlag('applyTemplate', opts.applyTemplate);
+  if (opts.applyTemplate !== undefined) checkFlag('applyTemplate', opts.applyTemplate, at('applyTemplate')[0]);
   if (opts.applyTemplate) {
     // As the tutorial does: the adapters' templates wrap the prompt (in the order the call names them), and their
     // negative prompts join the call's own.
@@ -407,34 +419,37 @@ export function checkGenerate(
 function selectAdapters<T extends { readonly name: string; readonly alpha: number }>(
   selection: unknown,
   registered: readonly T[],
+  policy?: CheckPolicy,
 ): Array<[T, number]> {
+  const base = optionName('adapters', policy);
+  const bound = policy?.limits?.alpha ?? ALPHA.max;
   if (selection === undefined || selection === null) return [];
   let entries: Array<[string, number | undefined]>;
   if (typeof selection === 'string') {
     entries = [[selection, undefined]];
-  } else if (reading('options.adapters', () => Array.isArray(selection))) {
+  } else if (reading(base, () => Array.isArray(selection))) {
     // Read once, holes included (map() would skip them and leave holes for the addon), and never more names than
     // there are adapters (a length of 2^32-1 would otherwise be walked).
-    const names = reading('options.adapters', () => {
+    const names = reading(base, () => {
       const list = selection as unknown[];
       const length = list.length;
       if (length > registered.length) {
         throw invalid(
           `a list of at most ${registered.length} adapter names (one per registered adapter)`,
-          'options.adapters',
+          base,
           selection,
         );
       }
       return Array.from({ length }, (_, i) => list[i]);
     });
-    entries = names.map((name, i) => [string(name, `options.adapters[${i}]`, { nonEmpty: true }), undefined]);
+    entries = names.map((name, i) => [string(name, `${base}[${i}]`, { nonEmpty: true }), undefined]);
   } else if (isPlainObject(selection)) {
-    entries = Object.entries(object(selection, 'options.adapters')).map(([name, alpha]) => [
+    entries = Object.entries(object(selection, base)).map(([name, alpha]) => [
       name,
-      finite(alpha, `options.adapters[${JSON.stringify(name)}]`, ALPHA.min, ALPHA.max),
+      finite(alpha, `${base}[${JSON.stringify(name)}]`, -bound, bound),
     ]);
   } else {
-    throw invalid('an adapter name, a list of names, a { name: alpha } map or null', 'options.adapters', selection);
+    throw invalid('an adapter name, a list of names, a { name: alpha } map or null', base, selection);
   }
   const seen = new Set<string>();
   return entries.map(([name, alpha]) => {

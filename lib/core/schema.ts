@@ -127,17 +127,23 @@ export function checkChoice<K extends KeyOf<'oneOf'>>(
 
 /**
  * Checks what can be checked of a call's options without a model: each value of a simple kind (numbers, prompts,
- * flags, choices). RemoteQueue runs this on the caller's side; the worker runs the whole check (options.ts).
+ * flags, choices), within the policy's limits and under its names. RemoteQueue runs this on the caller's side; the
+ * worker runs the whole check (options.ts).
  */
-export function checkPortable(options: Readonly<Record<string, unknown>>, keys: readonly OptionKey[]): void {
+export function checkPortable(
+  options: Readonly<Record<string, unknown>>,
+  keys: readonly OptionKey[],
+  policy?: CheckPolicy,
+): void {
   for (const key of keys) {
     const value = options[key];
     if (value === undefined) continue;
     const kind = OPTIONS[key].check.kind;
-    if (kind === 'integer' || kind === 'number') checkNumber(key as NumericKey, value);
-    else if (kind === 'string') checkText(key as KeyOf<'string'>, value);
-    else if (kind === 'boolean') checkFlag(key as KeyOf<'boolean'>, value);
-    else if (kind === 'oneOf') checkChoice(key as KeyOf<'oneOf'>, value);
+    const name = optionName(key, policy);
+    if (kind === 'integer' || kind === 'number') checkNumber(key as NumericKey, value, name, limitOf(key, policy));
+    else if (kind === 'string') checkText(key as KeyOf<'string'>, value, name, limitOf(key, policy));
+    else if (kind === 'boolean') checkFlag(key as KeyOf<'boolean'>, value, name);
+    else if (kind === 'oneOf') checkChoice(key as KeyOf<'oneOf'>, value, name);
   }
 }
 
@@ -154,3 +160,28 @@ export const SERVICE_LIMITS = {
   /** An adapter's alpha, both ways. */
   alpha: 10,
 } as const;
+
+/** A service's own bounds (SERVICE_LIMITS' keys), each at most the library's. */
+export type ServiceLimits = { [K in keyof typeof SERVICE_LIMITS]?: number };
+
+/**
+ * How a service has the library check a call: within its own limits, and naming the options as its callers know
+ * them (the server's HTTP fields: `guidance_scale`, `n`...). The library's own calls have none: `options.<key>`.
+ */
+export interface CheckPolicy {
+  limits?: ServiceLimits;
+  names?: Partial<Record<OptionKey, string>>;
+}
+
+/** The name of an option in a message: the policy's, or `options.<key>`. */
+export function optionName(key: OptionKey, policy: CheckPolicy | undefined): string {
+  return policy?.names?.[key] ?? `options.${key}`;
+}
+
+/** The policy's bound of an option (narrower than the schema's), if it has one. */
+export function limitOf(key: OptionKey, policy: CheckPolicy | undefined): number | undefined {
+  const limits = policy?.limits;
+  if (!limits) return undefined;
+  if ((PROMPT_KEYS as readonly string[]).includes(key)) return limits.prompt;
+  return key === 'steps' || key === 'numImages' || key === 'guidanceScale' ? limits[key] : undefined;
+}

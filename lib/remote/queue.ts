@@ -20,9 +20,25 @@ import type { AdapterInfo } from '../core/adapter-set';
 import type { AdapterSummary } from '../lora/diagnose';
 import { AbortError, ERROR_CODES, MultiloraError, type ErrorCode } from '../core/errors';
 import type { ModelInfo } from '../core/model';
-import type { AdapterSelection, GenerateOptions, Image, Metrics, ModelDefaults, ProgressEvent } from '../core/options';
-import { LOCAL_KEYS, MAX_PROMPT, REMOTE_KEYS, checkPortable } from '../core/schema';
-import { integer, invalid, isPlainObject, knownKeys, object, reading, string } from '../core/validate';
+import {
+  checkHooks,
+  type AdapterSelection,
+  type GenerateOptions,
+  type Image,
+  type Metrics,
+  type ModelDefaults,
+  type ProgressEvent,
+} from '../core/options';
+import {
+  ALPHA,
+  LOCAL_KEYS,
+  MAX_PROMPT,
+  REMOTE_KEYS,
+  checkPortable,
+  optionName,
+  type CheckPolicy,
+} from '../core/schema';
+import { finite, integer, invalid, isPlainObject, knownKeys, object, reading, string } from '../core/validate';
 
 // bullmq and ioredis load on first use: users who never scale out never pay for them.
 type Bull = typeof import('bullmq');
@@ -276,15 +292,21 @@ function selectedNames(selection: AdapterSelection | undefined): string[] {
   return Object.keys(selection);
 }
 
+/** @internal A job checked on the caller's side (checkEnqueue), to enqueue with enqueueChecked. */
+export interface CheckedJob {
+  data: JobData;
+  onProgress?: (event: ProgressEvent) => void;
+  signal?: AbortSignal;
+}
+
 /**
- * @internal The caller's side of a job: its options checked as far as no model is needed (the schema's values), and
- * split into what travels as JSON and what stays in this process. The worker checks the whole call again.
+ * @internal The caller's side of a job: its options checked as far as no model is needed (the schema's values, and
+ * the alphas of a { name: alpha } map), within a service's limits and under its names (`policy`), and split into
+ * what travels as JSON and what stays in this process. The worker checks the whole call again.
  */
-export function checkEnqueue(
-  prompt: unknown,
-  options: unknown,
-): { data: JobData; onProgress?: (event: ProgressEvent) => void; signal?: AbortSignal } {
-  const text = string(prompt, 'prompt', { maxLength: MAX_PROMPT });
+export function checkEnqueue(prompt: unknown, options: unknown, policy?: CheckPolicy): CheckedJob {
+  checkHooks.onCheck?.('enqueue');
+  const text = string(prompt, 'prompt', { maxLength: policy?.limits?.prompt ?? MAX_PROMPT });
   const opts = object(options, 'options');
   knownKeys(opts, [...REMOTE_KEYS, ...LOCAL_KEYS], 'the enqueue options');
   const copy: Record<string, unknown> = {};
@@ -307,8 +329,14 @@ export function checkEnqueue(
     throw new MultiloraError('ERR_INVALID_ARGUMENT', `The options cannot travel as JSON: ${(err as Error).message}`);
   }
   if (json.length > 1_000_000) throw invalid('options under 1 MB as JSON', 'options', options);
-  checkPortable(copy, REMOTE_KEYS);
-  const checked: { data: JobData; onProgress?: (event: ProgressEvent) => void; signal?: AbortSignal } = { data };
+  checkPortable(copy, REMOTE_KEYS, policy);
+  if (isPlainObject(copy.adapters)) {
+    const bound = policy?.limits?.alpha ?? ALPHA.max;
+    const base = optionName('adapters', policy);
+    for (const [name, alpha] of Object.entries(copy.adapters))
+      finite(alpha, `${base}[${JSON.stringify(name)}]`, -bound, bound);
+  }
+  const checked: CheckedJob = { data };
   if (onProgress !== undefined) checked.onProgress = onProgress as (event: ProgressEvent) => void;
   if (signal !== undefined) checked.signal = signal;
   return checked;
@@ -441,6 +469,9 @@ export class RemoteJob extends EventEmitter {
   }
 }
 
+/** Set by RemoteQueue's static block: see enqueueChecked. */
+let enqueueCheckedOn: (queue: RemoteQueue, job: CheckedJob) => Promise<RemoteJob>;
+
 /** Enqueues generations for `multilora worker` processes, which may run on other machines, through Redis. */
 export class RemoteQueue {
   readonly name: string;
@@ -455,6 +486,10 @@ export class RemoteQueue {
   /** The waiters of result(): close() rejects them at once. */
   readonly #waiters = new Set<() => void>();
   #closed = false;
+
+  static {
+    enqueueCheckedOn = (queue, job) => queue.#enqueueChecked(job);
+  }
 
   constructor(options: RemoteQueueOptions) {
     const opts = object(options, 'options');
@@ -557,7 +592,13 @@ export class RemoteQueue {
    */
   async enqueue(prompt: string, options: EnqueueOptions = {}): Promise<RemoteJob> {
     this.#check();
-    const { data, onProgress, signal } = checkEnqueue(prompt, options);
+    return this.#enqueueChecked(checkEnqueue(prompt, options));
+  }
+
+  /** Enqueues a job that checkEnqueue checked: it is not checked again. */
+  async #enqueueChecked({ data, onProgress, signal }: CheckedJob): Promise<RemoteJob> {
+    this.#check();
+    if (signal?.aborted) throw new AbortError(signal.reason);
     const copy = data.options;
     // With workers live, what none of them would take is refused here: an adapter none has, a job over their limits.
     const live = await this.#liveWorkers('enqueue the job');
@@ -874,4 +915,12 @@ function checkName(value: unknown, name: string): string {
   const text = string(value, name, { nonEmpty: true, maxLength: 100 });
   if (!/^[\w.-]+$/.test(text)) throw invalid('letters, digits, ".", "_" or "-"', name, value);
   return text;
+}
+
+/**
+ * @internal Enqueues a job that checkEnqueue checked (the server checks its requests so, with its own limits): it is
+ * not checked again in this process. The worker checks the whole call.
+ */
+export function enqueueChecked(queue: RemoteQueue, job: CheckedJob): Promise<RemoteJob> {
+  return enqueueCheckedOn(queue, job);
 }

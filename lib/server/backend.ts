@@ -3,10 +3,19 @@
 import path from 'node:path';
 
 import { MultiloraError } from '../core/errors';
-import type { GenerateOptions, Image, ModelDefaults, ProgressEvent } from '../core/options';
-import type { Pipeline } from '../core/pipeline';
+import { checkGenerate, type CheckedCall, type Image, type ModelDefaults, type ProgressEvent } from '../core/options';
+import { checkContext, runChecked, type Pipeline } from '../core/pipeline';
 import { summarizeReport, type AdapterSummary } from '../lora/diagnose';
-import { RemoteQueue, redactUrl, type WorkerInfo } from '../remote/queue';
+import {
+  RemoteQueue,
+  checkEnqueue,
+  enqueueChecked,
+  redactUrl,
+  type CheckedJob,
+  type RemoteJob,
+  type WorkerInfo,
+} from '../remote/queue';
+import { SERVER_POLICY } from './request';
 
 /** An adapter as GET /v1/loras shows it. */
 export interface BackendAdapter {
@@ -25,9 +34,11 @@ export interface BackendInfo {
   adapters: BackendAdapter[];
 }
 
-export interface BackendCall extends GenerateOptions {
-  numImages?: number;
-  preview: boolean;
+/** A call the backend's check passed: the local one's (checkGenerate), or a job for the workers (checkEnqueue). */
+export type BackendCall = { kind: 'local'; call: CheckedCall } | { kind: 'redis'; job: CheckedJob };
+
+/** What a job adds to its call once admitted. */
+export interface JobHooks {
   signal: AbortSignal;
   onProgress: (event: ProgressEvent) => void;
 }
@@ -39,8 +50,13 @@ export interface Backend {
   idle(): boolean;
   /** Jobs queued or running that this server's own count does not see (other producers of a shared queue): 0 locally. */
   depth(): Promise<number>;
-  /** Generates; rejects with the job's MultiloraError, or AbortError once `signal` stopped it. */
-  generate(prompt: string, call: BackendCall): Promise<Image[]>;
+  /**
+   * Checks a request's call, once, with the library's check, within the service limits and naming the request's
+   * fields (SERVER_POLICY): a MultiloraError ERR_INVALID_ARGUMENT when it fails. generate() does not check it again.
+   */
+  check(prompt: string, options: Record<string, unknown>): BackendCall;
+  /** Generates a checked call; rejects with the job's MultiloraError, or AbortError once `signal` stopped it. */
+  generate(call: BackendCall, hooks: JobHooks): Promise<Image[]>;
   /** What GET /v1/status says under `backend`. */
   status(): Promise<Record<string, unknown>>;
   close(): Promise<void>;
@@ -83,10 +99,15 @@ export class LocalBackend implements Backend {
     return 0;
   }
 
-  async generate(prompt: string, call: BackendCall): Promise<Image[]> {
-    const { numImages, ...options } = call;
-    if (numImages !== undefined && numImages > 1) return this.#pipeline.generate(prompt, { ...options, numImages });
-    return [await this.#pipeline.generate(prompt, options)];
+  check(prompt: string, options: Record<string, unknown>): BackendCall {
+    const ctx = { ...checkContext(this.#pipeline), policy: SERVER_POLICY };
+    return { kind: 'local', call: checkGenerate(prompt, options, ctx) };
+  }
+
+  async generate(checked: BackendCall, hooks: JobHooks): Promise<Image[]> {
+    if (checked.kind !== 'local') throw new TypeError('A call checked by another backend');
+    const out = await runChecked(this.#pipeline, { ...checked.call, ...hooks });
+    return Array.isArray(out) ? out : [out];
   }
 
   async status(): Promise<Record<string, unknown>> {
@@ -195,15 +216,16 @@ export class RemoteBackend implements Backend {
     return c.waiting + c.active + c.delayed + this.#enqueuing;
   }
 
-  async generate(prompt: string, call: BackendCall): Promise<Image[]> {
-    const { signal, numImages, ...options } = call;
+  check(prompt: string, options: Record<string, unknown>): BackendCall {
+    return { kind: 'redis', job: checkEnqueue(prompt, options, SERVER_POLICY) };
+  }
+
+  async generate(checked: BackendCall, { signal, onProgress }: JobHooks): Promise<Image[]> {
+    if (checked.kind !== 'redis') throw new TypeError('A call checked by another backend');
     this.#enqueuing += 1;
-    let job: Awaited<ReturnType<RemoteQueue['enqueue']>>;
+    let job: RemoteJob;
     try {
-      job = await this.#queue.enqueue(
-        prompt,
-        numImages !== undefined && numImages > 1 ? { ...options, numImages } : options,
-      );
+      job = await enqueueChecked(this.#queue, { ...checked.job, onProgress });
     } finally {
       this.#enqueuing -= 1;
     }

@@ -1,10 +1,9 @@
 // The body of POST /v1/images/generations, checked and turned into a generate call. Every failure is an HttpError
 // with status 400, in the library's message format ("Expected <what> for <name> but received <value>").
-import type { GenerateOptions } from '../core/options';
 import { MultiloraError } from '../core/errors';
-import { bounds, checkChoice, checkFlag, checkNumber } from '../core/schema';
+import { SERVICE_LIMITS, type CheckPolicy } from '../core/schema';
 import { describe, invalid, isPlainObject } from '../core/validate';
-import { MAX_ALPHA, MAX_GUIDANCE, MAX_IMAGES, MAX_PROMPT, MAX_STEPS, type SizeLimits } from './limits';
+import { MAX_PROMPT, type SizeLimits } from './limits';
 
 /** An error with the HTTP status, the headers and the `{ error: { code, message } }` body it is sent as. */
 export class HttpError extends Error {
@@ -22,14 +21,32 @@ export class HttpError extends Error {
 export interface GenerationRequest {
   jobId: string | undefined;
   prompt: string;
-  n: number;
   width: number;
   height: number;
-  preview: boolean;
-  options: GenerateOptions;
+  /**
+   * The call's options by their library keys, as the body gives them: the backend's check (checkRequest) checks
+   * their values, once, within the service limits and under the fields' names (SERVER_POLICY).
+   */
+  options: Record<string, unknown>;
   /** The adapters by name with their alphas, as the call uses them (the catalogue's alpha when given as null). */
-  loras: Record<string, number>;
+  loras: Record<string, unknown>;
 }
+
+/** How the library checks a request's call: within the service limits, naming the request's fields. */
+export const SERVER_POLICY: CheckPolicy = {
+  limits: SERVICE_LIMITS,
+  names: {
+    adapters: 'loras',
+    seed: 'seed',
+    generator: 'generator',
+    steps: 'steps',
+    guidanceScale: 'guidance_scale',
+    negativePrompt: 'negative_prompt',
+    applyTemplate: 'apply_template',
+    numImages: 'n',
+    preview: 'preview',
+  },
+};
 
 const KEYS = [
   'prompt',
@@ -63,8 +80,11 @@ function expected(what: string, name: string, value: unknown): HttpError {
   return bad(invalid(what, name, value).message);
 }
 
-/** A check of the option schema (lib/core/schema.ts), its failure as a 400. */
-function checked<T>(check: () => T): T {
+/**
+ * Runs the library's check of a request's call (the backend's: checkGenerate, or RemoteQueue's checkEnqueue, given
+ * SERVER_POLICY), its failure as a 400.
+ */
+export function checkRequest<T>(check: () => T): T {
   try {
     return check();
   } catch (err) {
@@ -72,16 +92,10 @@ function checked<T>(check: () => T): T {
   }
 }
 
-function text(value: unknown, name: string, nonEmpty: boolean): string {
-  if (typeof value !== 'string' || (nonEmpty && value.trim() === '') || value.length > MAX_PROMPT) {
-    throw expected(`${nonEmpty ? 'a non-empty string' : 'a string'} of at most ${MAX_PROMPT} characters`, name, value);
-  }
-  return value;
-}
-
 /**
- * Checks a request body against the catalogue (`adapters`: the registered names with their default alphas) and
- * the size limits. Throws HttpError 400.
+ * Reads a request body: its shape (the known fields, size, response_format, job_id, model, user), the prompt not
+ * blank, the size within the limits, and the adapters against the catalogue (`adapters`: the registered names with
+ * their default alphas). The call's values are left to the backend's check (checkRequest). Throws HttpError 400.
  */
 export function parseGeneration(
   body: unknown,
@@ -95,86 +109,20 @@ export function parseGeneration(
       throw bad(`Unknown field ${describe(key)}; the known fields are ${KEYS.join(', ')}`);
     }
   }
-  const prompt = text(body.prompt, 'prompt', true);
-  const n = body.n === undefined ? 1 : checked(() => checkNumber('numImages', body.n, 'n', MAX_IMAGES));
+  if (typeof body.prompt !== 'string' || body.prompt.trim() === '') {
+    throw expected(`a non-empty string of at most ${MAX_PROMPT} characters`, 'prompt', body.prompt);
+  }
   if (body.response_format !== undefined && body.response_format !== 'b64_json') {
     throw expected('"b64_json" (the only format this server returns)', 'response_format', body.response_format);
   }
-  let width = sizes.defaultWidth;
-  let height = sizes.defaultHeight;
-  if (body.size !== undefined && body.size !== 'auto') {
-    const m = typeof body.size === 'string' ? /^(\d{1,5})x(\d{1,5})$/.exec(body.size) : null;
-    if (!m) throw expected('"WIDTHxHEIGHT" (e.g. "512x512")', 'size', body.size);
-    width = Number(m[1]);
-    height = Number(m[2]);
-    for (const [side, v] of [
-      ['width', width],
-      ['height', height],
-    ] as const) {
-      if (v < sizes.min || v > sizes.max || v % sizes.multipleOf !== 0) {
-        throw expected(
-          `a ${side} from ${sizes.min} to ${sizes.max}, a multiple of ${sizes.multipleOf}`,
-          'size',
-          body.size,
-        );
-      }
-    }
+  const [width, height] = sizeOf(body.size, sizes);
+  const loras = lorasOf(body.loras, adapters);
+  const options: Record<string, unknown> = { width, height, adapters: loras };
+  for (const [field, key] of FIELDS) {
+    const value = body[field];
+    // null: the default, as OpenAI's clients send it
+    if (value !== undefined && !(value === null && NULLABLE.includes(field))) options[key] = value;
   }
-  const options: GenerateOptions = { width, height };
-  const loras: Record<string, number> = {};
-  if (body.loras !== undefined && body.loras !== null) {
-    if (!isPlainObject(body.loras)) throw expected('an object of { name: alpha }', 'loras', body.loras);
-    for (const [name, alpha] of Object.entries(body.loras)) {
-      if (PATH_LIKE.test(name)) {
-        throw new HttpError(
-          400,
-          'ERR_UNKNOWN_ADAPTER',
-          `${describe(name)} looks like a path: a request names adapters of the catalogue (GET /v1/loras), never files`,
-        );
-      }
-      const fallback = adapters.get(name);
-      if (fallback === undefined) {
-        const known = [...adapters.keys()].map((k) => JSON.stringify(k)).join(', ') || 'none';
-        throw new HttpError(
-          400,
-          'ERR_UNKNOWN_ADAPTER',
-          `Unknown adapter ${describe(name)}; the catalogue has ${known}`,
-        );
-      }
-      if (alpha === null) {
-        loras[name] = fallback;
-      } else if (typeof alpha !== 'number' || !Number.isFinite(alpha) || alpha < -MAX_ALPHA || alpha > MAX_ALPHA) {
-        throw expected(
-          `a number from -${MAX_ALPHA} to ${MAX_ALPHA}, or null for the default`,
-          `loras[${JSON.stringify(name)}]`,
-          alpha,
-        );
-      } else {
-        loras[name] = alpha;
-      }
-    }
-  }
-  options.adapters = loras;
-  if (body.seed !== undefined && body.seed !== null)
-    options.seed = checked(() => checkNumber('seed', body.seed, 'seed'));
-  if (body.generator !== undefined && body.generator !== null) {
-    options.generator = checked(() => checkChoice('generator', body.generator, 'generator'));
-  }
-  if (body.steps !== undefined) options.steps = checked(() => checkNumber('steps', body.steps, 'steps', MAX_STEPS));
-  if (body.guidance_scale !== undefined) {
-    const g = body.guidance_scale;
-    const { min } = bounds('guidanceScale');
-    if (typeof g !== 'number' || !Number.isFinite(g) || g < min || g > MAX_GUIDANCE) {
-      throw expected(`a number from ${min} to ${MAX_GUIDANCE}`, 'guidance_scale', g);
-    }
-    options.guidanceScale = g;
-  }
-  if (body.negative_prompt !== undefined && body.negative_prompt !== null) {
-    options.negativePrompt = text(body.negative_prompt, 'negative_prompt', false);
-  }
-  if (body.apply_template !== undefined)
-    options.applyTemplate = checked(() => checkFlag('applyTemplate', body.apply_template, 'apply_template'));
-  const preview = body.preview === undefined ? false : checked(() => checkFlag('preview', body.preview, 'preview'));
   if (body.model !== undefined && typeof body.model !== 'string') throw expected('a string', 'model', body.model);
   if (body.user !== undefined && typeof body.user !== 'string') throw expected('a string', 'user', body.user);
   let jobId = headerJobId;
@@ -185,5 +133,59 @@ export function parseGeneration(
   if (jobId !== undefined && (typeof jobId !== 'string' || !JOB_ID.test(jobId))) {
     throw expected('1 to 64 letters, digits, "_" or "-"', 'job_id', jobId);
   }
-  return { jobId, prompt, n, width, height, preview, options, loras };
+  return { jobId, prompt: body.prompt, width, height, options, loras };
+}
+
+/** The fields that are options of the call as they are, with their library keys. */
+const FIELDS = [
+  ['n', 'numImages'],
+  ['seed', 'seed'],
+  ['generator', 'generator'],
+  ['steps', 'steps'],
+  ['guidance_scale', 'guidanceScale'],
+  ['negative_prompt', 'negativePrompt'],
+  ['apply_template', 'applyTemplate'],
+  ['preview', 'preview'],
+] as const;
+/** The fields that take null for their default. */
+const NULLABLE: readonly string[] = ['seed', 'generator', 'negative_prompt'];
+
+/** The width and height of the request's `size` (the model's default for none or "auto"), within the size limits. */
+function sizeOf(size: unknown, sizes: SizeLimits): [number, number] {
+  if (size === undefined || size === 'auto') return [sizes.defaultWidth, sizes.defaultHeight];
+  const m = typeof size === 'string' ? /^(\d{1,5})x(\d{1,5})$/.exec(size) : null;
+  if (!m) throw expected('"WIDTHxHEIGHT" (e.g. "512x512")', 'size', size);
+  const sides: [number, number] = [Number(m[1]), Number(m[2])];
+  for (const [side, v] of [
+    ['width', sides[0]],
+    ['height', sides[1]],
+  ] as const) {
+    if (v < sizes.min || v > sizes.max || v % sizes.multipleOf !== 0) {
+      throw expected(`a ${side} from ${sizes.min} to ${sizes.max}, a multiple of ${sizes.multipleOf}`, 'size', size);
+    }
+  }
+  return sides;
+}
+
+/** The request's adapters, each of the catalogue, with its alpha (the catalogue's for null) left to the check. */
+function lorasOf(value: unknown, adapters: ReadonlyMap<string, number>): Record<string, unknown> {
+  const loras: Record<string, unknown> = {};
+  if (value === undefined || value === null) return loras;
+  if (!isPlainObject(value)) throw expected('an object of { name: alpha }', 'loras', value);
+  for (const [name, alpha] of Object.entries(value)) {
+    if (PATH_LIKE.test(name)) {
+      throw new HttpError(
+        400,
+        'ERR_UNKNOWN_ADAPTER',
+        `${describe(name)} looks like a path: a request names adapters of the catalogue (GET /v1/loras), never files`,
+      );
+    }
+    const fallback = adapters.get(name);
+    if (fallback === undefined) {
+      const known = [...adapters.keys()].map((k) => JSON.stringify(k)).join(', ') || 'none';
+      throw new HttpError(400, 'ERR_UNKNOWN_ADAPTER', `Unknown adapter ${describe(name)}; the catalogue has ${known}`);
+    }
+    loras[name] = alpha === null ? fallback : alpha;
+  }
+  return loras;
 }

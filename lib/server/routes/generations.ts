@@ -5,9 +5,9 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { MultiloraError } from '../../core/errors';
 import type { Image, ProgressEvent } from '../../core/options';
 import { encodePng } from '../../core/png';
-import type { BackendCall } from '../backend';
+import type { BackendCall, JobHooks } from '../backend';
 import type { Job } from '../jobs';
-import { HttpError, parseGeneration, type GenerationRequest } from '../request';
+import { HttpError, checkRequest, parseGeneration, type GenerationRequest } from '../request';
 import { current, type Current, type ServerContext } from './context';
 import { statusOf } from './errors';
 
@@ -40,12 +40,10 @@ interface Timeline {
   started: number | undefined;
 }
 
-/** The backend's call: the request's options, the job's signal, and its progress as the job's events. */
-function callOf(r: GenerationRequest, job: Job, time: Timeline): BackendCall {
-  const call: BackendCall = {
-    ...r.options,
+/** What the job adds to its checked call: its signal, and its progress as the job's events. */
+function hooksOf(job: Job, time: Timeline): JobHooks {
+  return {
     signal: job.controller.signal,
-    preview: r.preview,
     onProgress: (e: ProgressEvent) => {
       if (time.started === undefined) {
         time.started = Date.now() - e.elapsedMs;
@@ -56,8 +54,11 @@ function callOf(r: GenerationRequest, job: Job, time: Timeline): BackendCall {
       job.emit({ event: 'progress', data });
     },
   };
-  if (r.n > 1) call.numImages = r.n;
-  return call;
+}
+
+/** A checked option of the request, or the model's default. */
+function orDefault(value: unknown, fallback: number): number {
+  return typeof value === 'number' ? value : fallback;
 }
 
 /** Ends the job done, and answers its images. */
@@ -88,8 +89,8 @@ function done(
     data: out.map((img) => ({ b64_json: encodePng(img).toString('base64'), seed: img.seed })),
     seed: first.seed,
     size: `${first.width}x${first.height}`,
-    steps: r.options.steps ?? now.info.defaults.steps,
-    guidance_scale: r.options.guidanceScale ?? now.info.defaults.guidanceScale,
+    steps: orDefault(r.options.steps, now.info.defaults.steps),
+    guidance_scale: orDefault(r.options.guidanceScale, now.info.defaults.guidanceScale),
     loras: r.loras,
     timings,
   };
@@ -129,13 +130,18 @@ function abortOnDisconnect(req: FastifyRequest, reply: FastifyReply, job: Job): 
   if (req.raw.socket.destroyed) job.abort('disconnected');
 }
 
-async function run(ctx: ServerContext, job: Job, r: GenerationRequest, now: Current): Promise<Record<string, unknown>> {
+async function run(
+  ctx: ServerContext,
+  job: Job,
+  r: GenerationRequest,
+  call: BackendCall,
+  now: Current,
+): Promise<Record<string, unknown>> {
   const time: Timeline = { received: Date.now(), started: undefined };
-  const steps = r.options.steps ?? now.info.defaults.steps;
+  const steps = orDefault(r.options.steps, now.info.defaults.steps);
   try {
-    const call = callOf(r, job, time);
     job.state = ctx.backend.idle() ? 'running' : 'queued';
-    const out = await ctx.backend.generate(r.prompt, call);
+    const out = await ctx.backend.generate(call, hooksOf(job, time));
     // A cancel after the last step (while the VAE decodes) cannot stop GenAI, and the call returns its images; the
     // job still ends cancelled, so that a DELETE answered 202 always means a 499.
     if (job.abortedBy)
@@ -158,6 +164,8 @@ export function registerGenerations(app: FastifyInstance, ctx: ServerContext): v
     const now = await current(ctx);
     const alphas = new Map(now.info.adapters.map((a) => [a.name, a.alpha]));
     const r = parseGeneration(req.body, alphas, now.sizes, Array.isArray(header) ? header[0] : header);
+    // The call's one check in this process (a worker checks a job again, on its side of Redis).
+    const call = checkRequest(() => ctx.backend.check(r.prompt, r.options));
     const admitOne = (): Promise<Job> => admit(ctx, r.jobId);
     const admitted = admission.then(admitOne, admitOne);
     admission = admitted.catch(() => undefined);
@@ -165,6 +173,6 @@ export function registerGenerations(app: FastifyInstance, ctx: ServerContext): v
     void reply.header('x-job-id', job.id);
     abortOnDisconnect(req, reply, job);
     job.emit({ event: 'queued', data: { position: ctx.jobs.active.length - 1 } });
-    return run(ctx, job, r, now);
+    return run(ctx, job, r, call, now);
   });
 }
