@@ -183,16 +183,19 @@ def fuse_one(pipe, index, spec):
         weight = module.weight
         out_features, in_features = weight.shape[0], weight.shape[1]
         rank = down.shape[0]
+        pointwise = (all(d == 1 for d in down.shape[2:])
+                     and (weight.dim() == 2 or tuple(weight.shape[2:]) == (1, 1)))
+        # a convolution with a bigger kernel (LCM-LoRA's 3x3 ones): A has the layer's kernel, B is 1x1
+        kernel = down.dim() == 4 and weight.dim() == 4 and tuple(down.shape[2:]) == tuple(weight.shape[2:])
         ok = (down.dim() in (2, 4) and up.dim() == down.dim() and up.shape[1] == rank
               and down.shape[1] == in_features and up.shape[0] == out_features
-              and all(d == 1 for d in down.shape[2:]) and all(d == 1 for d in up.shape[2:])
-              and (weight.dim() == 2 or tuple(weight.shape[2:]) == (1, 1)))
+              and all(d == 1 for d in up.shape[2:]) and (pointwise or kernel))
         if not ok:
             raise Failure("ERR_ADAPTER_INCOMPATIBLE",
                           f"{label}: LoRA layer {stem} has A {list(down.shape)} and B {list(up.shape)}, which do not "
                           f"fit the model's {component} layer {name} of shape {list(weight.shape)}: the LoRA is made "
                           "for another base model")
-        delta = alpha * (up.reshape(out_features, rank) @ down.reshape(rank, in_features))
+        delta = alpha * (up.reshape(out_features, rank) @ down.reshape(rank, -1))
         with torch.no_grad():
             weight.add_(delta.reshape(weight.shape).to(weight.dtype))
     if unmatched:

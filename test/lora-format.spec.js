@@ -529,6 +529,30 @@ describe('LoRA formats', function () {
           /"lora_unet_down_blocks_0_resnets_0_conv1" is a convolution with a 3x3 kernel \(LyCORIS LoCon\); OpenVINO GenAI 2026.3 applies only 1x1 ones/,
         ),
       );
+      // for fusing (convert), where LCM-LoRA's 3x3 convolutions go into the weights: kept as they are
+      assert.equal(await lf.toGenaiLora(file, a, { family: 'sd', kernels: true }), null);
+      const withAlpha = lora({
+        'lora_unet_down_blocks_0_resnets_0_conv1.lora_down.weight': ['F32', [1, 1, 3, 3], f32(...Array(9).fill(1))],
+        'lora_unet_down_blocks_0_resnets_0_conv1.lora_up.weight': ['F32', [1, 1, 1, 1], f32(1)],
+        'lora_unet_down_blocks_0_resnets_0_conv1.alpha': ['F32', [], f32(0.5)],
+      });
+      const scaled = await lf.toGenaiLora(withAlpha, await analyze(withAlpha), {
+        family: 'sd',
+        kernels: true,
+        scale: 'diffusers',
+      });
+      assert.deepEqual(
+        st.parseSafetensors(scaled).tensors.map((t) => [t.name, t.shape]),
+        [
+          ['lora_unet_down_blocks_0_resnets_0_conv1.alpha', []],
+          ['lora_unet_down_blocks_0_resnets_0_conv1.lora_down.weight', [1, 1, 3, 3]],
+          ['lora_unet_down_blocks_0_resnets_0_conv1.lora_up.weight', [1, 1, 1, 1]],
+        ],
+      );
+      await assert.rejects(
+        lf.toGenaiLora(file, a, { family: 'sd', kernels: 1 }),
+        rejectsCode('ERR_INVALID_ARGUMENT', /Expected a boolean for options.kernels but received 1/),
+      );
       const pointwise = lora({
         'lora_unet_mid_block_attentions_0_proj_in.lora_down.weight': ['F32', [1, 2, 1, 1], f32(1, 2)],
         'lora_unet_mid_block_attentions_0_proj_in.lora_up.weight': ['F32', [2, 1, 1, 1], f32(1, 2)],

@@ -254,7 +254,8 @@ async function prepareFuse(
   for (const [i, lora] of loras.entries()) {
     run.tell('fuse', `reading ${lora.path}`);
     const analysis = await inspectLora(lora.path);
-    const bytes = await toGenaiLora(lora.path, analysis, { family: model.family, scale: lora.scale });
+    // kernels: fusing takes the 3x3 convolutions that GenAI would not apply at generate (LCM-LoRA has them)
+    const bytes = await toGenaiLora(lora.path, analysis, { family: model.family, scale: lora.scale, kernels: true });
     let file = lora.path;
     if (bytes) {
       file = path.join(work, `lora-${i}.safetensors`);

@@ -100,6 +100,12 @@ export interface GenaiLoraOptions {
    * means in diffusers, A1111 and ComfyUI (strength 1 = the LoRA as trained).
    */
   scale?: LoraScale;
+  /**
+   * Keeps convolution layers with kernels bigger than 1x1 (A of [rank, in, kh, kw], B of [out, rank, 1, 1]) instead
+   * of refusing them: for fusing into the weights (`convert`'s fuseLora: LCM-LoRA changes the UNet's 3x3
+   * convolutions), never for GenAI at generate, which does not apply them.
+   */
+  kernels?: boolean;
 }
 
 const PART_ORDER: readonly LoraPart[] = ['unet', 'transformer', 'text_encoder', 'text_encoder_2', 'text_encoder_3'];
@@ -620,10 +626,12 @@ export async function toGenaiLora(
 ): Promise<Buffer | null> {
   checkAnalysis(analysis);
   const opts = object(options, 'options');
-  knownKeys(opts, ['family', 'scale'], 'the conversion options');
+  knownKeys(opts, ['family', 'scale', 'kernels'], 'the conversion options');
   const family = checkFamily(opts.family, 'options.family');
   const scale = opts.scale ?? 'genai';
   if (scale !== 'genai' && scale !== 'diffusers') throw invalid('"genai" or "diffusers"', 'options.scale', scale);
+  const kernels = opts.kernels ?? false;
+  if (typeof kernels !== 'boolean') throw invalid('a boolean', 'options.kernels', kernels);
 
   const plan = planGenaiLora(analysis, family);
   if (plan.layers.length === 0) {
@@ -633,6 +641,7 @@ export async function toGenaiLora(
     );
   }
   for (const { layer } of plan.layers) {
+    if (kernels && spatial(layer.up) === undefined) continue; // A's kernel, B 1x1: a convolution LoRA to fuse
     const kernel = spatial(layer.down) ?? spatial(layer.up);
     if (kernel) {
       throw formatError(
