@@ -227,6 +227,22 @@ describe('convert', function () {
     });
   });
 
+  describe('fused LoRA layers of 3x3 convolutions (LCM-LoRA has them)', function () {
+    it('python/convert.py adds alpha · up·down on the kernel: the layer plus alpha times its LoRA path', async function () {
+      const { ensureConverter } = require('../dist/convert/env');
+      const env = await ensureConverter({});
+      const out = execFileSync(
+        env.python,
+        [path.join(__dirname, 'helpers', 'fuse_kernel.py'), path.join(ROOT, 'python', 'convert.py'), tmp()],
+        { encoding: 'utf8' },
+      );
+      const { report, errors } = JSON.parse(out.trim().split('\n').pop());
+      assert.deepEqual(report, { label: 'kernel', alpha: 0.7, layers: 3, fused_layers: 3, unmatched: 0 });
+      for (const layer of ['conv1', 'conv_shortcut', 'lin']) assert.ok(errors[layer] < 1e-4, JSON.stringify(errors));
+      assert.ok(errors.conv1_change > 0.1, JSON.stringify(errors));
+    });
+  });
+
   describe('errors: typed, and nothing left behind', function () {
     const outOf = (name) => path.join(tmp(), name);
     afterEach(async function () {
