@@ -144,7 +144,8 @@ const REST_MS = 300;
 
 /**
  * entries: [name, run() -> Promise<number>]. A warm-up round, then `rounds` rounds, each running every entry once in
- * an order that rotates from round to round. Returns the numbers of the measured rounds by name.
+ * an order that rotates from round to round. Returns the numbers of the measured rounds by name, in round order, so
+ * that a ratio can be taken within each round (paired).
  */
 async function interleaved(rounds, entries) {
   const out = Object.fromEntries(entries.map(([name]) => [name, []]));
@@ -362,13 +363,20 @@ async function idleAdapters(model, sdk) {
   );
   await one.stop();
   await idle.stop();
-  const m = (k) => median(ms[k]);
+  // Paired: each ratio is taken within a round (both sides run seconds apart), then summarised.
+  const paired = (a, b) => summary(ms[a].map((x, i) => x / ms[b][i]));
+  const ratios = {
+    idleOverNone: paired('idle', 'none'),
+    genaiEmptyOverNone: paired('genaiEmpty', 'none'),
+    idleOneOverOne: paired('idleOne', 'one'),
+  };
   return {
     adapters: 5,
     firstStepMs: Object.fromEntries(Object.entries(ms).map(([k, xs]) => [k, summary(xs)])),
-    overhead: m('idle') / m('none') - 1,
-    genaiEmptyOverhead: m('genaiEmpty') / m('none') - 1,
-    overheadWithOneUsed: m('idleOne') / m('one') - 1,
+    ratios,
+    overhead: ratios.idleOverNone.median - 1,
+    genaiEmptyOverhead: ratios.genaiEmptyOverNone.median - 1,
+    overheadWithOneUsed: ratios.idleOneOverOne.median - 1,
   };
 }
 
@@ -439,10 +447,13 @@ async function staticShape(model, sdk) {
   ]);
   await dynamic.stop();
   await fixed.stop();
+  // Paired: dynamic ÷ static within each round.
+  const dynamicOverStatic = summary(ms.dynamic.map((x, i) => x / ms.static[i]));
   return {
     loadsMs: loads,
     ms: { dynamic: summary(ms.dynamic), static: summary(ms.static) },
-    speedup: median(ms.dynamic) / median(ms.static),
+    dynamicOverStatic,
+    speedup: dynamicOverStatic.median,
   };
 }
 
@@ -790,15 +801,19 @@ function writeDoc(results) {
     if (r.idleAdapters) {
       const i = r.idleAdapters;
       const t = i.firstStepMs;
+      // Paired ratios (per round), with their p25–p75.
+      const pct = (ratio) =>
+        `${f(100 * (ratio.median - 1), 2)}% (paired, p25–p75 ${f(100 * (ratio.p25 - 1), 2)}–${f(100 * (ratio.p75 - 1), 2)}%)`;
       lines.push(
-        `- ${i.adapters} registered adapters, none used (time to the end of the first step): ${f(t.idle.median)} ms against ${f(t.none.median)} ms with none registered: ${f(100 * i.overhead, 2)}%. GenAI's own empty AdapterConfig, from C++ (multilora cannot use it, docs/GENAI-BUGS.md §1): ${f(t.genaiEmpty.median)} ms, ${f(100 * i.genaiEmptyOverhead, 2)}%.`,
+        `- ${i.adapters} registered adapters, none used (time to the end of the first step): ${f(t.idle.median)} ms against ${f(t.none.median)} ms with none registered: ${pct(i.ratios.idleOverNone)}. GenAI's own empty AdapterConfig, from C++ (multilora cannot use it, docs/GENAI-BUGS.md §1): ${f(t.genaiEmpty.median)} ms, ${pct(i.ratios.genaiEmptyOverNone)}.`,
       );
       lines.push(
-        `- ${i.adapters} registered adapters, one used at 0.8: ${f(t.idleOne.median)} ms against ${f(t.one.median)} ms with only that one registered: ${f(100 * i.overheadWithOneUsed, 2)}%.`,
+        `- ${i.adapters} registered adapters, one used at 0.8: ${f(t.idleOne.median)} ms against ${f(t.one.median)} ms with only that one registered: ${pct(i.ratios.idleOneOverOne)}.`,
       );
     }
+    const s = r.staticShape;
     lines.push(
-      `- Static shapes (\`staticShape\`): ${f(r.staticShape.ms.static.median)} ms against ${f(r.staticShape.ms.dynamic.median)} ms dynamic: ×${f(r.staticShape.speedup, 3)}; load ${f(r.staticShape.loadsMs.static, 0)} against ${f(r.staticShape.loadsMs.dynamic, 0)} ms.`,
+      `- Static shapes (\`staticShape\`): ${f(s.ms.static.median)} ms against ${f(s.ms.dynamic.median)} ms dynamic: ×${f(s.dynamicOverStatic.median, 3)} (paired, p25–p75 ${f(s.dynamicOverStatic.p25, 3)}–${f(s.dynamicOverStatic.p75, 3)}); load ${f(s.loadsMs.static, 0)} against ${f(s.loadsMs.dynamic, 0)} ms.`,
     );
     for (const [label, c] of Object.entries(r.coldStart ?? {})) {
       const what = label === 'noAdapters' ? 'no adapters' : 'two adapters';
