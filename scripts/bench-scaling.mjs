@@ -21,6 +21,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import redisServer from '../test/helpers/redis-server.cjs';
+import { provenance } from './bench/provenance.mjs';
 import { ROOT } from './sdk-config.mjs';
 import { summary } from './stats.mjs';
 
@@ -231,6 +232,7 @@ const calls = Array.from({ length: JOBS }, (_, i) => ({
 
 async function main() {
   const started = Date.now();
+  const run = provenance('scaling');
   const { Pipeline, RemoteQueue } = await import(path.join(ROOT, 'dist', 'index.js')).then((m) => m.default ?? m);
   const IORedis = (await import('ioredis')).default;
   tempDir = mkdtempSync(path.join(os.tmpdir(), 'multilora-bench-scaling-'));
@@ -354,6 +356,8 @@ async function main() {
   );
   const results = {
     date: new Date().toISOString(),
+    commit: run.commit,
+    scriptsHash: run.scriptsHash,
     command: `node scripts/bench-scaling.mjs ${process.argv.slice(2).join(' ')}`.trim(),
     machine: machine(),
     loadAverage: { start: loadAverage[0], end: loadAverage[1] },

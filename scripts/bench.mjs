@@ -26,6 +26,7 @@ import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { buildNative } from './build-native.mjs';
 import { ROOT, readCompleteSdk } from './sdk-config.mjs';
+import { provenance } from './bench/provenance.mjs';
 import { median, summary } from './stats.mjs';
 
 const { values: args } = parseArgs({
@@ -576,8 +577,7 @@ async function poolPhase(model, sdk) {
 // ---------------------------------------------------------------------------------------------------- the run
 const DRIVER = path.join(ROOT, 'build', 'bench', 'bench', 'multilora-bench-driver');
 
-function machine(sdk) {
-  const cpu = os.cpus();
+function machine(sdk, base) {
   const python = spawnSync(
     sdk.python,
     ['-c', 'import openvino, openvino_genai; print(openvino.__version__, openvino_genai.__version__)'],
@@ -585,10 +585,7 @@ function machine(sdk) {
   );
   const [openvino, genai] = python.stdout.trim().split(' ');
   return {
-    cpu: `${cpu[0]?.model ?? 'unknown'} × ${cpu.length}`,
-    memoryGb: round(os.totalmem() / 2 ** 30, 1),
-    os: `${os.type()} ${os.release()}`,
-    node: process.version,
+    ...base,
     python: spawnSync(sdk.python, ['--version'], { encoding: 'utf8' }).stdout.trim(),
     openvino,
     openvinoGenai: genai,
@@ -610,7 +607,8 @@ async function main() {
     });
   }
 
-  const results = { quick: QUICK, date: new Date().toISOString(), machine: machine(sdk), models: {} };
+  const run = provenance('bench');
+  const results = { quick: QUICK, date: run.date, machine: machine(sdk, run.machine), models: {} };
   for (const model of list) {
     console.log(
       `\n== ${model.title}: ${model.size}×${model.size}, ${model.steps} steps, guidance ${model.guidance}, ${model.rounds - 1} rounds after a warm-up`,
@@ -670,8 +668,7 @@ async function main() {
     if (phases.has('pool')) {
       console.log(`PipelinePool of ${model.poolSizes.join(', ')}: ${model.poolCalls} calls at once`);
       r.pool = await poolPhase(model, sdk);
-      r.pool.date = results.date;
-      r.pool.quick = QUICK;
+      Object.assign(r.pool, { date: results.date, quick: QUICK, commit: run.commit, scriptsHash: run.scriptsHash });
       for (const [k, v] of Object.entries(r.pool.imagesPerSecond))
         console.log(`  ${k}: ${v.median.toFixed(2)} images/s`);
       for (const [k, v] of Object.entries(r.pool.ratios)) console.log(`  ${k}: ×${v.median.toFixed(3)}`);
@@ -686,6 +683,10 @@ async function main() {
       const { title, size, steps, guidance, ...measured } = r;
       previous.models[key] = { ...(previous.models[key] ?? { title, size, steps, guidance }), ...measured };
     }
+    // Each phase run again records where its numbers come from.
+    const done = run.finish();
+    previous.phaseRuns = { ...previous.phaseRuns };
+    for (const phase of phases) previous.phaseRuns[phase] = { ...done, quick: QUICK };
     writeFileSync(args.out, `${JSON.stringify(previous, null, 2)}\n`);
     console.log(
       `\nupdated ${[...phases].join(', ')} in ${path.relative(process.cwd(), args.out)} in ${Math.round((Date.now() - started) / 1000)} s`,
@@ -717,6 +718,7 @@ async function main() {
     ),
     staticShapeSpeedup: round((results.models.realistic ?? results.models.tiny).staticShape.speedup),
     durationS: Math.round((Date.now() - started) / 1000),
+    ...run.finish(),
   });
   results.targets = {
     nodeOverCpp: { value: results.nodeOverCpp, target: '≤ 1.01', met: results.nodeOverCpp <= 1.01 },
