@@ -15,9 +15,10 @@
 //   npm run bench -- --phases pool       # only some phases (runners,node,idle,static,cold,pool): the results of
 //                                        # the others stay as they are in bench-results/bench.json and the doc
 //
-// Writes bench-results/bench.json (the folder of every benchmark's results) and the results part of docs/BENCHMARKS.md.
-// The realistic model (SD 1.5 sizes, random weights, not committed) comes from
-// `bash scripts/make-fixtures.sh --bench-model`.
+// Writes bench-results/bench.json (the folder of every benchmark's results, with the commit, the scripts' hash, the
+// machine and its load: scripts/bench/provenance.mjs) and the generated parts of docs/BENCHMARKS.md
+// (scripts/bench/doc.mjs; `npm run bench:docs -- --check` compares them). The realistic model (SD 1.5 sizes, random
+// weights, not committed) comes from `bash scripts/make-fixtures.sh --bench-model`.
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -26,6 +27,7 @@ import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { buildNative } from './build-native.mjs';
 import { ROOT, readCompleteSdk } from './sdk-config.mjs';
+import { renderBenchDoc } from './bench/doc.mjs';
 import { provenance } from './bench/provenance.mjs';
 import { median, summary } from './stats.mjs';
 
@@ -691,10 +693,7 @@ async function main() {
     console.log(
       `\nupdated ${[...phases].join(', ')} in ${path.relative(process.cwd(), args.out)} in ${Math.round((Date.now() - started) / 1000)} s`,
     );
-    if (!args['no-doc'] && phases.has('pool')) {
-      writePoolDoc(previous);
-      console.log(`wrote the pool section of ${path.relative(process.cwd(), args.doc)}`);
-    }
+    writeDoc();
     return;
   }
 
@@ -740,148 +739,15 @@ async function main() {
   console.log(`\nwrote ${path.relative(process.cwd(), args.out)} in ${results.durationS} s`);
   for (const [k, t] of Object.entries(results.targets))
     console.log(`  ${t.met ? 'met    ' : 'MISSED '} ${k} = ${t.value} (target ${t.target})`);
-  if (!args['no-doc']) {
-    writeDoc(results);
-    writePoolDoc(results);
-    console.log(`wrote ${path.relative(process.cwd(), args.doc)}`);
-  }
+  writeDoc();
 }
 
-// ------------------------------------------------------------------------------------------------ the write-up
-const BEGIN = '<!-- bench:results:begin -->';
-const END = '<!-- bench:results:end -->';
-
-function writeDoc(results) {
-  const f = (x, d = 1) => (x === undefined || Number.isNaN(x) ? '–' : x.toFixed(d));
-  const lines = [];
-  const m = results.machine;
-  lines.push(
-    `Run of ${results.date.slice(0, 10)} (\`npm run bench${results.quick ? ' -- --quick' : ''}\`, ${results.durationS} s): ${m.cpu}, ${m.memoryGb} GB, ${m.os}; Node ${m.node}, ${m.python}, OpenVINO ${m.openvino}, GenAI ${m.openvinoGenai}, multilora ${m.multilora}.`,
-    '',
-  );
-  lines.push('| target | value | target | met |', '|---|---|---|---|');
-  for (const [k, t] of Object.entries(results.targets))
-    lines.push(`| \`${k}\` | ${t.value} | ${t.target} | ${t.met ? 'yes' : '**no**'} |`);
-  for (const r of Object.values(results.models)) {
-    lines.push('', `### ${r.title}: ${r.steps} steps, guidance ${r.guidance}`, '');
-    lines.push('Time of one generate call, ms: median (p25–p75) over the rounds after the warm-up.', '');
-    lines.push('| call | Node | Python | C++ |', '|---|---|---|---|');
-    for (const c of r.runners.cases) {
-      const cell = (s) => `${f(s.median)} (${f(s.p25)}–${f(s.p75)})`;
-      lines.push(`| ${c.name} | ${cell(c.ms.node)} | ${cell(c.ms.python)} | ${cell(c.ms.cpp)} |`);
-    }
-    const ratio = (s) => `${f(s.median, 4)} (${f(s.p25, 4)}–${f(s.p75, 4)})`;
-    lines.push(
-      '',
-      `Paired ratios (${r.runners.ratios.nodeOverCpp.n} pairs): Node ÷ C++ ${ratio(r.runners.ratios.nodeOverCpp)}; Node ÷ Python ${ratio(r.runners.ratios.nodeOverPython)}; Python ÷ C++ ${ratio(r.runners.ratios.pythonOverCpp)}. The same images, every byte (md5 of each image, each call, each round), from all three: ${r.runners.runnersSameBytes ? 'yes' : '**no**'}.`,
-    );
-    const o = r.runners.outsideStepsMs;
-    lines.push(
-      `Time outside GenAI's denoising steps (a call minus steps × GenAI's step time: text encoders, VAE, binding), median ms: Node ${f(o.node.median)}, Python ${f(o.python.median)}, C++ ${f(o.cpp.median)}.`,
-    );
-    lines.push(
-      `Loads (one each, cold, ms): Node ${f(r.runners.loadsMs.node, 0)}, Python ${f(r.runners.loadsMs.python, 0)}, C++ ${f(r.runners.loadsMs.cpp, 0)}.`,
-      '',
-    );
-    if (r.eventLoop)
-      lines.push(
-        `- Event loop during ${r.eventLoop.calls} generate calls: p99 ${f(r.eventLoop.p99Ms, 2)} ms, max ${f(r.eventLoop.maxMs, 2)} ms.`,
-      );
-    lines.push(
-      `- Switching adapters or alphas between calls: ${f(r.switching.switchCostMs.median, 2)} ms (p25–p75 ${f(r.switching.switchCostMs.p25, 2)}–${f(r.switching.switchCostMs.p75, 2)}) = ${f(100 * r.switching.overStep, 2)}% of a ${f(r.switching.stepMs, 1)} ms step.`,
-    );
-    if (r.zeroCopy) {
-      const z = r.zeroCopy;
-      lines.push(
-        `- Zero-copy output (\`output: 'borrow'\`), ${z.pairs} pairs of calls: ${z.borrowedAtGenai}/${z.pairs} borrowed Buffers start at GenAI's output tensor (no copy), ${z.copiesElsewhere}/${z.pairs} default results are copies elsewhere, ${z.sameBytes}/${z.pairs} with the same bytes; ${f(z.borrowMs)} ms borrowed against ${f(z.copyMs)} ms copied (medians; the copy itself is below a millisecond, docs/GENAI-BUGS.md §2).`,
-      );
-    }
-    if (r.rss)
-      lines.push(
-        `- RSS over ${r.rss.calls} calls after ${r.rss.warmup} warm-up calls: ${f(r.rss.startMb)} → ${f(r.rss.endMb)} MB (max ${f(r.rss.maxMb)}): ${f(100 * r.rss.growth, 2)}%.`,
-      );
-    if (r.idleAdapters) {
-      const i = r.idleAdapters;
-      const t = i.firstStepMs;
-      // Paired ratios (per round), with their p25–p75.
-      const pct = (ratio) =>
-        `${f(100 * (ratio.median - 1), 2)}% (paired, p25–p75 ${f(100 * (ratio.p25 - 1), 2)}–${f(100 * (ratio.p75 - 1), 2)}%)`;
-      lines.push(
-        `- ${i.adapters} registered adapters, none used (time to the end of the first step): ${f(t.idle.median)} ms against ${f(t.none.median)} ms with none registered: ${pct(i.ratios.idleOverNone)}. GenAI's own empty AdapterConfig, from C++ (multilora cannot use it, docs/GENAI-BUGS.md §1): ${f(t.genaiEmpty.median)} ms, ${pct(i.ratios.genaiEmptyOverNone)}.`,
-      );
-      lines.push(
-        `- ${i.adapters} registered adapters, one used at 0.8: ${f(t.idleOne.median)} ms against ${f(t.one.median)} ms with only that one registered: ${pct(i.ratios.idleOneOverOne)}.`,
-      );
-    }
-    const s = r.staticShape;
-    lines.push(
-      `- Static shapes (\`staticShape\`): ${f(s.ms.static.median)} ms against ${f(s.ms.dynamic.median)} ms dynamic: ×${f(s.dynamicOverStatic.median, 3)} (paired, p25–p75 ${f(s.dynamicOverStatic.p25, 3)}–${f(s.dynamicOverStatic.p75, 3)}); load ${f(s.loadsMs.static, 0)} against ${f(s.loadsMs.dynamic, 0)} ms.`,
-    );
-    for (const [label, c] of Object.entries(r.coldStart ?? {})) {
-      const what = label === 'noAdapters' ? 'no adapters' : 'two adapters';
-      lines.push(
-        `- Cold start in a new process, ${what}: ${f(c.noCache, 0)} ms without \`cacheDir\`, ${f(c.emptyCache, 0)} ms filling an empty one, ${f(c.warmCache, 0)} ms with a warm one (×${f(c.speedup, 2)}).`,
-      );
-    }
-  }
-  const doc = readFileSync(args.doc, 'utf8');
-  const begin = doc.indexOf(BEGIN);
-  const end = doc.indexOf(END);
-  if (begin < 0 || end < begin) throw new Error(`${args.doc} lacks the ${BEGIN} … ${END} markers`);
-  writeFileSync(args.doc, `${doc.slice(0, begin + BEGIN.length)}\n${lines.join('\n')}\n${doc.slice(end)}`);
-}
-
-const POOL_BEGIN = '<!-- bench:pool:begin -->';
-const POOL_END = '<!-- bench:pool:end -->';
-
-/** The PipelinePool section of docs/BENCHMARKS.md, between its own markers. */
-function writePoolDoc(results) {
-  const f = (x, d = 1) => (x === undefined || Number.isNaN(x) ? '–' : x.toFixed(d));
-  const lines = [];
-  for (const r of Object.values(results.models)) {
-    const p = r.pool;
-    if (!p) continue;
-    const title = r.title.replace(/, \d+×\d+$/, '');
-    lines.push('', `### ${title}, ${p.size}×${p.size}: ${p.steps} steps, guidance ${p.guidance}`, '');
-    lines.push(
-      `Run of ${p.date.slice(0, 10)} (\`npm run bench -- --phases pool${p.quick ? ' --quick' : ''}\`), ${p.cores} cores: ${p.calls} calls made at once per round (no LoRA, one adapter, a blend in turn; ${p.adapters} adapters registered), ${p.imagesPerSecond.pool1.n} rounds after a warm-up. The machine's 1-minute load average (other work on it) was ${(p.loadAverage ?? []).map((x) => f(x)).join(' at the start, ')}${p.loadAverage ? ' at the end' : '–'}.`,
-      '',
-    );
-    lines.push(
-      '| pipelines | OpenVINO threads each | images/s, median (p25–p75) | ÷ one pipeline, paired median (p25–p75) | load, ms |',
-      '|---|---|---|---|---|',
-    );
-    for (const [name, s] of Object.entries(p.imagesPerSecond)) {
-      const k = Number(name.replace(/\D/g, ''));
-      const threads = name.startsWith('threads')
-        ? `${Math.max(1, Math.floor(p.cores / k))} (INFERENCE_NUM_THREADS)`
-        : `all (OpenVINO's default)`;
-      const ratio = p.ratios[`${name}OverPool1`];
-      const what = name.startsWith('threads') ? `${k} native, no queue` : `PipelinePool of ${k}`;
-      lines.push(
-        `| ${what} | ${threads} | ${f(s.median, 2)} (${f(s.p25, 2)}–${f(s.p75, 2)}) | ${ratio ? `×${f(ratio.median, 3)} (${f(ratio.p25, 3)}–${f(ratio.p75, 3)})` : '1'} | ${f(p.loadsMs[name], 0)} |`,
-      );
-    }
-    lines.push(
-      '',
-      'Loading K pipelines (each with the adapters) in a new process: one after the other, or all at once; median (min–max).',
-      '',
-    );
-    lines.push('| K | how | time, ms | peak RSS, MB |', '|---|---|---|---|');
-    for (const [name, l] of Object.entries(p.loading)) {
-      lines.push(
-        `| ${name.replace(/\D/g, '')} | ${name.replace(/\d/g, '')} | ${f(l.ms.median, 0)} (${f(l.ms.min, 0)}–${f(l.ms.max, 0)}) | ${f(l.maxRssMb.median, 0)} (${f(l.maxRssMb.min, 0)}–${f(l.maxRssMb.max, 0)}) |`,
-      );
-    }
-  }
-  const doc = readFileSync(args.doc, 'utf8');
-  const begin = doc.indexOf(POOL_BEGIN);
-  const end = doc.indexOf(POOL_END);
-  if (begin < 0 || end < begin) throw new Error(`${args.doc} lacks the ${POOL_BEGIN} … ${POOL_END} markers`);
-  writeFileSync(
-    args.doc,
-    `${doc.slice(0, begin + POOL_BEGIN.length)}\n${lines.join('\n').trimStart()}\n${doc.slice(end)}`,
-  );
+/** The generated blocks of docs/BENCHMARKS.md, from the results file as it now is (scripts/bench/doc.mjs). */
+function writeDoc() {
+  if (args['no-doc'] || path.resolve(args.out) !== path.join(ROOT, 'bench-results', 'bench.json')) return;
+  const results = JSON.parse(readFileSync(args.out, 'utf8'));
+  writeFileSync(args.doc, renderBenchDoc(readFileSync(args.doc, 'utf8'), results, args.doc));
+  console.log(`wrote the results of ${path.relative(process.cwd(), args.doc)}`);
 }
 
 main().catch((err) => {

@@ -1,0 +1,46 @@
+#!/usr/bin/env node
+// `npm run bench:docs`: writes the generated parts of the benchmark docs from the results files in bench-results/,
+// the same way the benchmarks write them after a run; `-- --check` writes nothing and fails (exit 1) when a doc
+// differs from what its results file makes (test/bench-docs.spec.js runs it). Never edit those parts by hand.
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { renderBenchDoc } from './bench/doc.mjs';
+import { ROOT } from './sdk-config.mjs';
+
+const { values: args } = parseArgs({ options: { check: { type: 'boolean', default: false } } });
+
+const json = (file) =>
+  existsSync(path.join(ROOT, file)) ? JSON.parse(readFileSync(path.join(ROOT, file), 'utf8')) : undefined;
+
+/** Each doc with generated parts: its results files and the function that renders them. */
+const DOCS = [
+  {
+    doc: 'docs/BENCHMARKS.md',
+    results: 'bench-results/bench.json',
+    render: (text, name) => renderBenchDoc(text, json('bench-results/bench.json'), name),
+  },
+];
+
+let stale = 0;
+for (const { doc, results, render } of DOCS) {
+  const text = readFileSync(path.join(ROOT, doc), 'utf8');
+  const made = render(text, doc);
+  if (made === text) {
+    console.log(`${doc}: agrees with ${results}`);
+    continue;
+  }
+  if (!args.check) {
+    writeFileSync(path.join(ROOT, doc), made);
+    console.log(`${doc}: written from ${results}`);
+    continue;
+  }
+  stale += 1;
+  const have = text.split('\n');
+  const want = made.split('\n');
+  const line = want.findIndex((l, i) => l !== have[i]);
+  console.error(
+    `${doc} differs from what ${results} makes, from line ${line + 1}:\n  doc:     ${have[line]}\n  results: ${want[line]}\nrun \`npm run bench:docs\` (or the benchmark) to write it`,
+  );
+}
+process.exit(stale ? 1 : 0);
