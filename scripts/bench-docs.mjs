@@ -5,7 +5,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { renderBenchDoc } from './bench/doc.mjs';
+import { RESULTS, renderBenchDoc } from './bench/doc.mjs';
 import { ROOT } from './sdk-config.mjs';
 
 const { values: args } = parseArgs({ options: { check: { type: 'boolean', default: false } } });
@@ -17,8 +17,8 @@ const json = (file) =>
 const DOCS = [
   {
     doc: 'docs/BENCHMARKS.md',
-    results: 'bench-results/bench.json',
-    render: (text, name) => renderBenchDoc(text, json('bench-results/bench.json'), name),
+    results: Object.values(RESULTS).join(' and '),
+    render: (text, name) => renderBenchDoc(text, { full: json(RESULTS.full), quick: json(RESULTS.quick) }, name),
   },
 ];
 

@@ -9,16 +9,17 @@
 // Then Node-only measures: event-loop delay, RSS growth, the cost of switching adapters, of idle adapters, the
 // static-shape option, the model cache and the zero-copy output.
 //
-//   npm run bench                        # both models, full counts (about an hour on 2 cores)
-//   npm run bench -- --quick             # both models, small counts (under 10 minutes)
-//   npm run bench -- --models tiny       # only the tiny fixture (no realistic model needed)
+//   npm run bench                        # both models, full counts (about an hour on 2 cores, plus the realistic
+//                                        # model's build on first use)
+//   npm run bench -- --quick             # the tiny fixture, small counts (under 15 minutes on a fresh clone)
+//   npm run bench -- --models tiny       # only the tiny fixture at full counts
 //   npm run bench -- --phases pool       # only some phases (runners,node,idle,static,cold,pool): the results of
 //                                        # the others stay as they are in bench-results/bench.json and the doc
 //
 // Writes bench-results/bench.json (the folder of every benchmark's results, with the commit, the scripts' hash, the
 // machine and its load: scripts/bench/provenance.mjs) and the generated parts of docs/BENCHMARKS.md
 // (scripts/bench/doc.mjs; `npm run bench:docs -- --check` compares them). The realistic model (SD 1.5 sizes, random
-// weights, not committed) comes from `bash scripts/make-fixtures.sh --bench-model`.
+// weights, not committed) is built on first use by `bash scripts/make-fixtures.sh --bench-model`.
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -27,16 +28,16 @@ import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { buildNative } from './build-native.mjs';
 import { ROOT, readCompleteSdk } from './sdk-config.mjs';
-import { renderBenchDoc } from './bench/doc.mjs';
+import { RESULTS, renderBenchDoc } from './bench/doc.mjs';
 import { provenance } from './bench/provenance.mjs';
 import { median, summary } from './stats.mjs';
 
 const { values: args } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
-    models: { type: 'string', default: 'tiny,realistic' },
+    models: { type: 'string' },
     'realistic-dir': { type: 'string', default: path.join(ROOT, '.bench-models', 'sd15-512') },
-    out: { type: 'string', default: path.join(ROOT, 'bench-results', 'bench.json') },
+    out: { type: 'string' },
     doc: { type: 'string', default: path.join(ROOT, 'docs', 'BENCHMARKS.md') },
     'no-doc': { type: 'boolean', default: false },
     phases: { type: 'string', default: 'all' },
@@ -53,6 +54,11 @@ for (const p of phases)
 if (phases.has('node') && !phases.has('runners'))
   throw new Error("--phases: node needs runners (for GenAI's step time)");
 const QUICK = args.quick;
+// --quick measures the tiny fixture, which ships with the package: nothing to build but the C++ driver. The full run
+// adds the realistic model, built on first use (about 15 minutes and 11 GB of RAM).
+const MODELS = args.models ?? (QUICK ? 'tiny' : 'tiny,realistic');
+// The quick run has a results file of its own, so that it never replaces the full run's.
+args.out ??= path.join(ROOT, QUICK ? RESULTS.quick : RESULTS.full);
 const PROMPT = 'a lighthouse on a cliff at sunset, oil painting';
 
 // ---------------------------------------------------------------------------------------------------- statistics
@@ -164,6 +170,12 @@ async function interleaved(rounds, entries) {
 }
 
 // ------------------------------------------------------------------------------------------------------- models
+/** Runs a set-up command with its output shown (its progress is the bench's progress); throws if it fails. */
+function step(file, argv) {
+  const done = spawnSync(file, argv, { cwd: ROOT, stdio: 'inherit' });
+  if (done.status !== 0) throw new Error(`${file} ${argv.join(' ')} failed (${done.status ?? done.signal})`);
+}
+
 function models() {
   const tiny = {
     key: 'tiny',
@@ -217,9 +229,15 @@ function models() {
     poolLoads: [1, 2],
     poolLoadRounds: QUICK ? 1 : 2,
   };
-  return args.models.split(',').map((key) => {
+  return MODELS.split(',').map((key) => {
     const model = { tiny, realistic }[key.trim()];
     if (!model) throw new Error(`--models: expected tiny and/or realistic, received ${key}`);
+    if (model === realistic && !existsSync(path.join(model.dir, 'model_index.json'))) {
+      console.log(`building the realistic model into ${model.dir} (once; about 15 minutes and 11 GB of RAM)`);
+      if (path.basename(model.dir) !== 'sd15-512')
+        throw new Error(`--realistic-dir ${model.dir}: only a folder named sd15-512 can be built here`);
+      step('bash', [path.join(ROOT, 'scripts', 'make-fixtures.sh'), '--bench-model', '--out', path.dirname(model.dir)]);
+    }
     if (!existsSync(path.join(model.dir, 'model_index.json'))) {
       throw new Error(
         `${model.dir} has no model: build it with \`bash scripts/make-fixtures.sh --bench-model\`, or pass --models tiny`,
@@ -599,8 +617,10 @@ async function main() {
   const started = Date.now();
   const sdk = readCompleteSdk();
   if (!sdk) throw new Error('the SDK is not set up: run `npm install` first');
-  if (!existsSync(path.join(ROOT, 'dist', 'index.js')))
-    throw new Error('dist/ is missing: run `npm install` (or `npm run build:ts`) first');
+  if (!existsSync(path.join(ROOT, 'dist', 'index.js'))) {
+    console.log('building dist/ (tsc)');
+    step(process.execPath, [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json']);
+  }
   const list = models();
   if (phases.has('runners') || phases.has('idle')) {
     console.log('building the C++ driver (native/bench/driver.cc)');
@@ -742,11 +762,21 @@ async function main() {
   writeDoc();
 }
 
-/** The generated blocks of docs/BENCHMARKS.md, from the results file as it now is (scripts/bench/doc.mjs). */
+/**
+ * The generated blocks of docs/BENCHMARKS.md, from the results files as they now are (scripts/bench/doc.mjs): the
+ * full run's tables, and both runs' times. A --out elsewhere leaves the doc alone.
+ */
 function writeDoc() {
-  if (args['no-doc'] || path.resolve(args.out) !== path.join(ROOT, 'bench-results', 'bench.json')) return;
-  const results = JSON.parse(readFileSync(args.out, 'utf8'));
-  writeFileSync(args.doc, renderBenchDoc(readFileSync(args.doc, 'utf8'), results, args.doc));
+  if (args['no-doc'] || ![RESULTS.quick, RESULTS.full].some((f) => path.resolve(args.out) === path.join(ROOT, f)))
+    return;
+  const json = (file) =>
+    existsSync(path.join(ROOT, file)) ? JSON.parse(readFileSync(path.join(ROOT, file), 'utf8')) : undefined;
+  const full = json(RESULTS.full);
+  if (!full) return; // the tables need a full run
+  writeFileSync(
+    args.doc,
+    renderBenchDoc(readFileSync(args.doc, 'utf8'), { full, quick: json(RESULTS.quick) }, args.doc),
+  );
   console.log(`wrote the results of ${path.relative(process.cwd(), args.doc)}`);
 }
 

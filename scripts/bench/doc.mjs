@@ -3,6 +3,7 @@
 // Pure functions of the results: no clock, no machine, no file other than the ones passed in.
 
 export const BLOCKS = {
+  commands: ['<!-- bench:commands:begin -->', '<!-- bench:commands:end -->'],
   results: ['<!-- bench:results:begin -->', '<!-- bench:results:end -->'],
   pool: ['<!-- bench:pool:begin -->', '<!-- bench:pool:end -->'],
 };
@@ -163,9 +164,28 @@ export function replaceBlock(doc, [begin, end], lines, name = 'the doc') {
   return `${doc.slice(0, b + begin.length)}\n${lines.join('\n').trim()}\n${doc.slice(e)}`;
 }
 
-/** docs/BENCHMARKS.md with its generated blocks made from `results` (the contents of bench-results/bench.json). */
-export function renderBenchDoc(doc, results, name = 'docs/BENCHMARKS.md') {
-  let out = replaceBlock(doc, BLOCKS.results, resultsLines(results), name);
-  out = replaceBlock(out, BLOCKS.pool, poolLines(results), name);
+/** The results files behind docs/BENCHMARKS.md: the full run, and the quick one (`--quick` writes its own). */
+export const RESULTS = { full: 'bench-results/bench.json', quick: 'bench-results/bench-quick.json' };
+
+/** The two commands, what they measure, and how long their last run took, from their results files. */
+function commandLines({ full, quick }) {
+  const lines = ['| command | what it measures | last run | took | results |', '|---|---|---|---|---|'];
+  const row = (command, what, r, file) =>
+    lines.push(
+      `| \`${command}\` | ${what} | ${r ? r.date.slice(0, 10) : 'not run yet'} | ${r?.durationS !== undefined ? `${r.durationS} s` : '–'} | \`${file}\` |`,
+    );
+  row('npm run bench -- --quick', 'the tiny fixture, small counts', quick, RESULTS.quick);
+  row('npm run bench', 'the tiny fixture and the realistic model, full counts', full, RESULTS.full);
+  return lines;
+}
+
+/**
+ * docs/BENCHMARKS.md with its generated blocks made from the results: `full` (bench-results/bench.json) and, when
+ * there is one, `quick` (bench-results/bench-quick.json).
+ */
+export function renderBenchDoc(doc, { full, quick }, name = 'docs/BENCHMARKS.md') {
+  let out = replaceBlock(doc, BLOCKS.commands, commandLines({ full, quick }), name);
+  out = replaceBlock(out, BLOCKS.results, resultsLines(full), name);
+  out = replaceBlock(out, BLOCKS.pool, poolLines(full), name);
   return out;
 }
