@@ -5,7 +5,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { RESULTS, renderBenchDoc } from './bench/doc.mjs';
+import { RESULTS, renderBenchDoc, renderScalingDoc } from './bench/doc.mjs';
 import { ROOT } from './sdk-config.mjs';
 
 const { values: args } = parseArgs({ options: { check: { type: 'boolean', default: false } } });
@@ -19,6 +19,11 @@ const DOCS = [
     doc: 'docs/BENCHMARKS.md',
     results: Object.values(RESULTS).join(' and '),
     render: (text, name) => renderBenchDoc(text, { full: json(RESULTS.full), quick: json(RESULTS.quick) }, name),
+  },
+  {
+    doc: 'docs/SCALING.md',
+    results: 'bench-results/scaling.json',
+    render: (text, name) => renderScalingDoc(text, json('bench-results/scaling.json'), name),
   },
 ];
 

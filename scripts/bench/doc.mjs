@@ -10,14 +10,15 @@ export const BLOCKS = {
 
 const f = (x, d = 1) => (x === undefined || x === null || Number.isNaN(x) ? '–' : x.toFixed(d));
 
-/** Where the numbers come from: the commit and scripts hash, or a note that the file predates them. */
+/** Where the numbers come from: the commit and scripts hash (or a note that the file predates them), the load. */
 export function provenanceLine(run) {
   const load = run.loadAverage?.start
-    ? `; load average (1 min) ${f(run.loadAverage.start?.[0], 2)} at the start, ${f(run.loadAverage.end?.[0], 2)} at the end`
+    ? ` Load average (1 min): ${f(run.loadAverage.start[0], 2)} at the start, ${f(run.loadAverage.end?.[0], 2)} at the end.`
     : '';
-  return run.scriptsHash
-    ? `Commit ${run.commit}, scripts \`${run.scriptsHash}\`${load}.`
-    : 'Written by an earlier version of the scripts, before results recorded their commit, scripts hash and load: rerun to refresh.';
+  const made = run.scriptsHash
+    ? `Commit ${run.commit}, scripts \`${run.scriptsHash}\`.`
+    : 'Written by an earlier version of the scripts, before results recorded their commit and scripts hash: rerun to refresh.';
+  return `${made}${load}`;
 }
 
 function resultsLines(results) {
@@ -188,4 +189,52 @@ export function renderBenchDoc(doc, { full, quick }, name = 'docs/BENCHMARKS.md'
   out = replaceBlock(out, BLOCKS.results, resultsLines(full), name);
   out = replaceBlock(out, BLOCKS.pool, poolLines(full), name);
   return out;
+}
+
+// ------------------------------------------------------------------------------------------------- docs/SCALING.md
+export const SCALING_BLOCK = ['<!-- scaling:results:begin -->', '<!-- scaling:results:end -->'];
+
+/** A set's name in bench-results/scaling.json, as the doc says it. */
+function setTitle(name) {
+  if (name === 'local') return 'local baseline: one `Pipeline`, in process';
+  const [, k, split] = name.match(/^workers(\d+)(-threads\d+)?$/) ?? [];
+  if (!k) return name;
+  return `${k} worker${k === '1' ? '' : 's'}${split ? ', split' : ''}`;
+}
+
+/** The results block of docs/SCALING.md, from bench-results/scaling.json (`npm run bench:scaling`). */
+function scalingLines(r) {
+  const m = r.machine;
+  const lines = [
+    `Run of ${r.date.slice(0, 10)} (\`${r.command}\`, ${r.durationS} s): ${m.cpu} (${m.cores} cores), ${m.memoryGb} GB, ${m.os}; Node ${m.node}, OpenVINO ${m.openvino}, GenAI ${m.openvinoGenai}, multilora ${m.multilora}, BullMQ ${m.bullmq}, redis-server ${m.redis} on loopback. Model \`${r.model}\` at ${r.size}×${r.size}, ${r.steps} steps, its default guidance; ${r.jobs} jobs per run, ${r.rounds} rounds after a warm-up. ${provenanceLine(r)}`,
+    '',
+    '| run | workers | OpenVINO threads each | jobs/s, median (p25–p75) | ÷ 1 worker, paired median (p25–p75) | same bytes as local | jobs per worker | RSS per worker, MB: after warm-up / end (peak; own + mapped files at the end) |',
+    '|---|---|---|---|---|---|---|---|',
+  ];
+  const mem = (m) => `(${m.peakMb}; ${m.anonMb} + ${m.fileMb})`;
+  for (const [name, s] of Object.entries(r.jobsPerS)) {
+    const set = r.sets.find((x) => x.name === name);
+    const ratio = r.ratiosToOneWorker[name];
+    const memory = set
+      ? r.memory.atEnd[name].map((m, i) => `${r.memory.afterWarmup[name][i].rssMb} / ${m.rssMb} ${mem(m)}`).join(', ')
+      : `${r.memory.localProcess.rssMb} ${mem(r.memory.localProcess)}, the whole bench process`;
+    const threads = set
+      ? set.threads === null
+        ? 'default (all)'
+        : `${set.threads} (\`--threads ${set.threads}\`)`
+      : 'default (all)';
+    lines.push(
+      `| ${setTitle(name)} | ${set ? set.workers : '–'} | ${threads} | ${f(s.median, 2)} (${f(s.p25, 2)}–${f(s.p75, 2)}) | ${ratio ? `×${f(ratio.median, 3)} (${f(ratio.p25, 3)}–${f(ratio.p75, 3)})` : '1'} | ${r.sameBytesAsLocal[name] ?? '–'} | ${set ? r.jobsPerWorker[name].join(', ') : '–'} | ${memory} |`,
+    );
+  }
+  lines.push(
+    '',
+    `Redis at the end: \`used_memory\` ${f(r.redis.usedMemoryMb, 1)} MB (peak ${f(r.redis.usedMemoryPeakMb, 1)} MB), holding ${r.redis.resultKeys} results within their hour of TTL, and BullMQ's records and event streams of those jobs.`,
+  );
+  return lines;
+}
+
+/** docs/SCALING.md with its results block made from `results` (the contents of bench-results/scaling.json). */
+export function renderScalingDoc(doc, results, name = 'docs/SCALING.md') {
+  return replaceBlock(doc, SCALING_BLOCK, scalingLines(results), name);
 }
