@@ -6,6 +6,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { RESULTS, renderBenchDoc, renderScalingDoc } from './bench/doc.mjs';
+import { SCRIPTS, scriptsHash } from './bench/provenance.mjs';
 import { ROOT } from './sdk-config.mjs';
 
 const { values: args } = parseArgs({ options: { check: { type: 'boolean', default: false } } });
@@ -26,6 +27,22 @@ const DOCS = [
     render: (text, name) => renderScalingDoc(text, json('bench-results/scaling.json'), name),
   },
 ];
+
+// A results file made by other scripts than the checkout's is still what the doc must show, but it is worth saying:
+// the next run of its command will change the numbers' meaning or their layout.
+for (const [file, name] of [
+  [RESULTS.full, 'bench'],
+  [RESULTS.quick, 'bench'],
+  ['bench-results/scaling.json', 'scaling'],
+]) {
+  const r = json(file);
+  if (!r) continue;
+  const now = scriptsHash(SCRIPTS[name]);
+  if (r.scriptsHash !== now)
+    console.log(
+      `${file}: made by ${r.scriptsHash ? `scripts ${r.scriptsHash}` : 'scripts that predate scriptsHash'}, the checkout's are ${now}: rerun its command to refresh it`,
+    );
+}
 
 let stale = 0;
 for (const { doc, results, render } of DOCS) {

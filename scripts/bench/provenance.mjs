@@ -10,7 +10,7 @@ import { ROOT } from '../sdk-config.mjs';
 /** The scripts behind each results file (files, or folders taken whole), relative to the repository. */
 export const SCRIPTS = {
   bench: ['scripts/bench.mjs', 'scripts/bench', 'scripts/stats.mjs', 'native/bench'],
-  scaling: ['scripts/bench-scaling.mjs', 'scripts/bench/provenance.mjs', 'scripts/stats.mjs'],
+  scaling: ['scripts/bench-scaling.mjs', 'scripts/bench/doc.mjs', 'scripts/bench/provenance.mjs', 'scripts/stats.mjs'],
   lifecycle: ['scripts/bench-lifecycle.mjs', 'scripts/bench/provenance.mjs'],
 };
 
