@@ -5,6 +5,7 @@
 export const BLOCKS = {
   commands: ['<!-- bench:commands:begin -->', '<!-- bench:commands:end -->'],
   results: ['<!-- bench:results:begin -->', '<!-- bench:results:end -->'],
+  quick: ['<!-- bench:quick:begin -->', '<!-- bench:quick:end -->'],
   pool: ['<!-- bench:pool:begin -->', '<!-- bench:pool:end -->'],
 };
 
@@ -187,6 +188,7 @@ function commandLines({ full, quick }) {
 export function renderBenchDoc(doc, { full, quick }, name = 'docs/BENCHMARKS.md') {
   let out = replaceBlock(doc, BLOCKS.commands, commandLines({ full, quick }), name);
   out = replaceBlock(out, BLOCKS.results, resultsLines(full), name);
+  out = replaceBlock(out, BLOCKS.quick, quick ? resultsLines(quick) : ['No quick run recorded yet.'], name);
   out = replaceBlock(out, BLOCKS.pool, poolLines(full), name);
   return out;
 }
