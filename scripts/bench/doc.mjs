@@ -1,6 +1,8 @@
-// The generated parts of docs/BENCHMARKS.md, made from bench-results/bench.json alone: `npm run bench` writes them
-// after a run, and `npm run bench:docs -- --check` (test/bench-docs.spec.js) regenerates them in memory and compares.
-// Pure functions of the results: no clock, no machine, no file other than the ones passed in.
+// The generated parts of docs/BENCHMARKS.md (from bench-results/bench.json and bench-quick.json) and of
+// docs/SCALING.md (from bench-results/scaling.json): the benchmarks write them after a run, and
+// `npm run bench:docs -- --check` (test/bench-docs.spec.js) regenerates them in memory and compares.
+// Pure functions of the results: no clock, no machine, no file. Every figure they print comes from the results; the
+// words around them say what was measured, never how much.
 
 export const BLOCKS = {
   commands: ['<!-- bench:commands:begin -->', '<!-- bench:commands:end -->'],
@@ -69,7 +71,7 @@ function resultsLines(results) {
     if (r.zeroCopy) {
       const z = r.zeroCopy;
       lines.push(
-        `- Zero-copy output (\`output: 'borrow'\`), ${z.pairs} pairs of calls: ${z.borrowedAtGenai}/${z.pairs} borrowed Buffers start at GenAI's output tensor (no copy), ${z.copiesElsewhere}/${z.pairs} default results are copies elsewhere, ${z.sameBytes}/${z.pairs} with the same bytes; ${f(z.borrowMs)} ms borrowed against ${f(z.copyMs)} ms copied (medians; the copy itself is below a millisecond, docs/GENAI-BUGS.md §2).`,
+        `- Zero-copy output (\`output: 'borrow'\`), ${z.pairs} pairs of calls: ${z.borrowedAtGenai}/${z.pairs} borrowed Buffers start at GenAI's output tensor (no copy), ${z.copiesElsewhere}/${z.pairs} default results are copies elsewhere, ${z.sameBytes}/${z.pairs} with the same bytes; ${f(z.borrowMs)} ms borrowed against ${f(z.copyMs)} ms copied (medians of whole calls; why the default copies: docs/GENAI-BUGS.md §2).`,
       );
     }
     if (r.rss)
