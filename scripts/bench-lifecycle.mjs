@@ -10,10 +10,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { createRequire } from 'node:module';
+import { provenance } from './bench/provenance.mjs';
 import { ROOT } from './sdk-config.mjs';
 
 const require = createRequire(import.meta.url);
 const { Pipeline } = require(ROOT);
+const run = provenance('lifecycle');
 
 const { values: args } = parseArgs({
   options: {
@@ -130,12 +132,16 @@ for (let i = 0; i < runs; i += 1) {
 await pipeline.dispose();
 
 const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
+const done = run.finish();
 const lines = [
   `# Adapter lifecycle: measured`,
   '',
   `Written by \`node scripts/bench-lifecycle.mjs\` on ${new Date().toISOString().slice(0, 10)}: ${os.cpus().length} × ${cpu}, ` +
     `Node ${process.version}, OpenVINO GenAI 2026.3, model \`${path.relative(ROOT, model) || model}\`, ${size}×${size}, ` +
     `${steps} steps, ${runs} runs after a warm-up; medians, with min–max.`,
+  '',
+  `Commit ${done.commit}, scripts \`${done.scriptsHash}\`; load average (1 min) ${done.loadAverage.start[0]} at the start, ` +
+    `${done.loadAverage.end[0]} at the end.`,
   '',
   '## Modes',
   '',

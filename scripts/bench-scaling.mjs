@@ -13,14 +13,16 @@
 //   npm run bench:scaling -- --quick            # N = 12, 3 rounds: a few minutes on 2 cores
 //   npm run bench:scaling -- --model .bench-models/sd15-512 --size 512 --steps 2 --jobs 4 --rounds 1 --workers 1,2 --no-split
 //
-// Writes bench-results/scaling.json (the folder of every benchmark's results) and prints a markdown table; docs/SCALING.md holds the
-// numbers of a run, put there by hand with the command that made them.
+// Writes bench-results/scaling.json (the folder of every benchmark's results), prints a markdown table, and writes the
+// results block of docs/SCALING.md from that file (scripts/bench/doc.mjs; `npm run bench:docs -- --check` compares).
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import redisServer from '../test/helpers/redis-server.cjs';
+import { renderScalingDoc } from './bench/doc.mjs';
+import { provenance } from './bench/provenance.mjs';
 import { ROOT } from './sdk-config.mjs';
 import { summary } from './stats.mjs';
 
@@ -231,6 +233,7 @@ const calls = Array.from({ length: JOBS }, (_, i) => ({
 
 async function main() {
   const started = Date.now();
+  const run = provenance('scaling');
   const { Pipeline, RemoteQueue } = await import(path.join(ROOT, 'dist', 'index.js')).then((m) => m.default ?? m);
   const IORedis = (await import('ioredis')).default;
   tempDir = mkdtempSync(path.join(os.tmpdir(), 'multilora-bench-scaling-'));
@@ -354,6 +357,8 @@ async function main() {
   );
   const results = {
     date: new Date().toISOString(),
+    commit: run.commit,
+    scriptsHash: run.scriptsHash,
     command: `node scripts/bench-scaling.mjs ${process.argv.slice(2).join(' ')}`.trim(),
     machine: machine(),
     loadAverage: { start: loadAverage[0], end: loadAverage[1] },
@@ -378,6 +383,12 @@ async function main() {
     durationS: Math.round((Date.now() - started) / 1000),
   };
   writeFileSync(args.json, `${JSON.stringify(results, null, 2)}\n`);
+  // The results block of docs/SCALING.md comes from the committed results file only (a --json elsewhere is a trial).
+  const doc = path.join(ROOT, 'docs', 'SCALING.md');
+  if (path.resolve(args.json) === path.join(ROOT, 'bench-results', 'scaling.json')) {
+    writeFileSync(doc, renderScalingDoc(readFileSync(doc, 'utf8'), results));
+    console.log(`wrote the results of ${path.relative(process.cwd(), doc)}`);
+  }
 
   for (const set of sets) {
     await Promise.all(set.workers.map(stopWorker));

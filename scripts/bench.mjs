@@ -9,15 +9,17 @@
 // Then Node-only measures: event-loop delay, RSS growth, the cost of switching adapters, of idle adapters, the
 // static-shape option, the model cache and the zero-copy output.
 //
-//   npm run bench                        # both models, full counts (about an hour on 2 cores)
-//   npm run bench -- --quick             # both models, small counts (under 10 minutes)
-//   npm run bench -- --models tiny       # only the tiny fixture (no realistic model needed)
+//   npm run bench                        # both models, full counts (about an hour on 2 cores, plus the realistic
+//                                        # model's build on first use)
+//   npm run bench -- --quick             # the tiny fixture, small counts (under 15 minutes on a fresh clone)
+//   npm run bench -- --models tiny       # only the tiny fixture at full counts
 //   npm run bench -- --phases pool       # only some phases (runners,node,idle,static,cold,pool): the results of
 //                                        # the others stay as they are in bench-results/bench.json and the doc
 //
-// Writes bench-results/bench.json (the folder of every benchmark's results) and the results part of docs/BENCHMARKS.md.
-// The realistic model (SD 1.5 sizes, random weights, not committed) comes from
-// `bash scripts/make-fixtures.sh --bench-model`.
+// Writes bench-results/bench.json (the folder of every benchmark's results, with the commit, the scripts' hash, the
+// machine and its load: scripts/bench/provenance.mjs) and the generated parts of docs/BENCHMARKS.md
+// (scripts/bench/doc.mjs; `npm run bench:docs -- --check` compares them). The realistic model (SD 1.5 sizes, random
+// weights, not committed) is built on first use by `bash scripts/make-fixtures.sh --bench-model`.
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -26,14 +28,16 @@ import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { buildNative } from './build-native.mjs';
 import { ROOT, readCompleteSdk } from './sdk-config.mjs';
+import { RESULTS, renderBenchDoc } from './bench/doc.mjs';
+import { provenance } from './bench/provenance.mjs';
 import { median, summary } from './stats.mjs';
 
 const { values: args } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
-    models: { type: 'string', default: 'tiny,realistic' },
+    models: { type: 'string' },
     'realistic-dir': { type: 'string', default: path.join(ROOT, '.bench-models', 'sd15-512') },
-    out: { type: 'string', default: path.join(ROOT, 'bench-results', 'bench.json') },
+    out: { type: 'string' },
     doc: { type: 'string', default: path.join(ROOT, 'docs', 'BENCHMARKS.md') },
     'no-doc': { type: 'boolean', default: false },
     phases: { type: 'string', default: 'all' },
@@ -50,6 +54,11 @@ for (const p of phases)
 if (phases.has('node') && !phases.has('runners'))
   throw new Error("--phases: node needs runners (for GenAI's step time)");
 const QUICK = args.quick;
+// --quick measures the tiny fixture, which ships with the package: nothing to build but the C++ driver. The full run
+// adds the realistic model, built on first use (about 15 minutes and 11 GB of RAM).
+const MODELS = args.models ?? (QUICK ? 'tiny' : 'tiny,realistic');
+// The quick run has a results file of its own, so that it never replaces the full run's.
+args.out ??= path.join(ROOT, QUICK ? RESULTS.quick : RESULTS.full);
 const PROMPT = 'a lighthouse on a cliff at sunset, oil painting';
 
 // ---------------------------------------------------------------------------------------------------- statistics
@@ -100,7 +109,10 @@ class Runner {
     this.child.stdin.write(`${fields.join('\t')}\n`);
     const [status, value, ...rest] = await this.#next();
     if (status !== 'ok') throw new Error(`${this.name}: ${fields[0]} failed: ${value}`);
-    const extra = Object.fromEntries(rest.map((kv) => kv.split('=')).map(([k, v]) => [k, Number(v)]));
+    // key=value fields: numbers, except fingerprints (md5=…), kept as strings.
+    const extra = Object.fromEntries(
+      rest.map((kv) => kv.split('=')).map(([k, v]) => [k, /^[0-9a-f]{32}$/.test(v) ? v : Number(v)]),
+    );
     return { ms: Number(value), extra };
   }
 
@@ -141,7 +153,8 @@ const REST_MS = 300;
 
 /**
  * entries: [name, run() -> Promise<number>]. A warm-up round, then `rounds` rounds, each running every entry once in
- * an order that rotates from round to round. Returns the numbers of the measured rounds by name.
+ * an order that rotates from round to round. Returns the numbers of the measured rounds by name, in round order, so
+ * that a ratio can be taken within each round (paired).
  */
 async function interleaved(rounds, entries) {
   const out = Object.fromEntries(entries.map(([name]) => [name, []]));
@@ -157,6 +170,12 @@ async function interleaved(rounds, entries) {
 }
 
 // ------------------------------------------------------------------------------------------------------- models
+/** Runs a set-up command with its output shown (its progress is the bench's progress); throws if it fails. */
+function step(file, argv) {
+  const done = spawnSync(file, argv, { cwd: ROOT, stdio: 'inherit' });
+  if (done.status !== 0) throw new Error(`${file} ${argv.join(' ')} failed (${done.status ?? done.signal})`);
+}
+
 function models() {
   const tiny = {
     key: 'tiny',
@@ -210,9 +229,15 @@ function models() {
     poolLoads: [1, 2],
     poolLoadRounds: QUICK ? 1 : 2,
   };
-  return args.models.split(',').map((key) => {
+  return MODELS.split(',').map((key) => {
     const model = { tiny, realistic }[key.trim()];
     if (!model) throw new Error(`--models: expected tiny and/or realistic, received ${key}`);
+    if (model === realistic && !existsSync(path.join(model.dir, 'model_index.json'))) {
+      console.log(`building the realistic model into ${model.dir} (once; about 15 minutes and 11 GB of RAM)`);
+      if (path.basename(model.dir) !== 'sd15-512')
+        throw new Error(`--realistic-dir ${model.dir}: only a folder named sd15-512 can be built here`);
+      step('bash', [path.join(ROOT, 'scripts', 'make-fixtures.sh'), '--bench-model', '--out', path.dirname(model.dir)]);
+    }
     if (!existsSync(path.join(model.dir, 'model_index.json'))) {
       throw new Error(
         `${model.dir} has no model: build it with \`bash scripts/make-fixtures.sh --bench-model\`, or pass --models tiny`,
@@ -244,14 +269,15 @@ async function compareRunners(model, sdk) {
   const outside = Object.fromEntries(runners.map((r) => [r.name, []]));
   const steps = [];
   const ratios = { nodeOverPython: [], nodeOverCpp: [], pythonOverCpp: [] };
-  const firstBytes = new Set();
+  // The md5 of every byte of each image, by case and runner: the runners must make the same images, whole.
+  const md5s = cases.map(() => Object.fromEntries(runners.map((r) => [r.name, new Set()])));
   for (let round = 0; round < model.rounds; round += 1) {
     for (const [c, call] of cases.entries()) {
       const t = {};
       for (let k = 0; k < runners.length; k += 1) {
         const r = runners[(round + c + k) % runners.length];
         const { ms, extra } = await r.gen(model, { ...call, seed: 42 });
-        firstBytes.add(`${c}:${extra.first}`);
+        md5s[c][r.name].add(extra.md5);
         t[r.name] = ms;
         if (r.name === 'node' && round > 0) steps.push(extra.stepMs);
         if (round > 0) outside[r.name].push(ms - model.steps * extra.stepMs);
@@ -267,10 +293,13 @@ async function compareRunners(model, sdk) {
   }
   process.stdout.write('\n');
   for (const r of runners) await r.stop();
-  // The same bytes from the three runners (checked on the first byte of each case; the tests check whole images).
-  // The random-weight realistic model overflows at the CPU's default bf16 precision: its images are NaN, turned to
-  // bytes in no defined way, so only the tiny model's images are compared.
-  const sameImages = model.key === 'tiny' ? firstBytes.size === cases.length : undefined;
+  // The same bytes from the three runners: one md5 per case, whatever the runner and the round. (The random-weight
+  // realistic model overflows at the CPU's default bf16 precision: its images are NaN, turned to bytes in no defined
+  // way, so they may differ there; the results say what was seen.)
+  const imageMd5 = md5s.map((byRunner) =>
+    Object.fromEntries(Object.entries(byRunner).map(([name, set]) => [name, [...set]])),
+  );
+  const runnersSameBytes = imageMd5.every((byRunner) => new Set(Object.values(byRunner).flat()).size === 1);
   return {
     loadsMs: loads,
     stepMs: median(steps),
@@ -280,7 +309,8 @@ async function compareRunners(model, sdk) {
       ms: Object.fromEntries(Object.entries(times).map(([name, xs]) => [name, summary(xs[c])])),
     })),
     ratios: Object.fromEntries(Object.entries(ratios).map(([k, xs]) => [k, summary(xs)])),
-    sameImages,
+    runnersSameBytes,
+    imageMd5: cases.map((call, c) => ({ name: call.name, md5: imageMd5[c] })),
   };
 }
 
@@ -354,13 +384,20 @@ async function idleAdapters(model, sdk) {
   );
   await one.stop();
   await idle.stop();
-  const m = (k) => median(ms[k]);
+  // Paired: each ratio is taken within a round (both sides run seconds apart), then summarised.
+  const paired = (a, b) => summary(ms[a].map((x, i) => x / ms[b][i]));
+  const ratios = {
+    idleOverNone: paired('idle', 'none'),
+    genaiEmptyOverNone: paired('genaiEmpty', 'none'),
+    idleOneOverOne: paired('idleOne', 'one'),
+  };
   return {
     adapters: 5,
     firstStepMs: Object.fromEntries(Object.entries(ms).map(([k, xs]) => [k, summary(xs)])),
-    overhead: m('idle') / m('none') - 1,
-    genaiEmptyOverhead: m('genaiEmpty') / m('none') - 1,
-    overheadWithOneUsed: m('idleOne') / m('one') - 1,
+    ratios,
+    overhead: ratios.idleOverNone.median - 1,
+    genaiEmptyOverhead: ratios.genaiEmptyOverNone.median - 1,
+    overheadWithOneUsed: ratios.idleOneOverOne.median - 1,
   };
 }
 
@@ -431,10 +468,13 @@ async function staticShape(model, sdk) {
   ]);
   await dynamic.stop();
   await fixed.stop();
+  // Paired: dynamic ÷ static within each round.
+  const dynamicOverStatic = summary(ms.dynamic.map((x, i) => x / ms.static[i]));
   return {
     loadsMs: loads,
     ms: { dynamic: summary(ms.dynamic), static: summary(ms.static) },
-    speedup: median(ms.dynamic) / median(ms.static),
+    dynamicOverStatic,
+    speedup: dynamicOverStatic.median,
   };
 }
 
@@ -557,8 +597,7 @@ async function poolPhase(model, sdk) {
 // ---------------------------------------------------------------------------------------------------- the run
 const DRIVER = path.join(ROOT, 'build', 'bench', 'bench', 'multilora-bench-driver');
 
-function machine(sdk) {
-  const cpu = os.cpus();
+function machine(sdk, base) {
   const python = spawnSync(
     sdk.python,
     ['-c', 'import openvino, openvino_genai; print(openvino.__version__, openvino_genai.__version__)'],
@@ -566,10 +605,7 @@ function machine(sdk) {
   );
   const [openvino, genai] = python.stdout.trim().split(' ');
   return {
-    cpu: `${cpu[0]?.model ?? 'unknown'} × ${cpu.length}`,
-    memoryGb: round(os.totalmem() / 2 ** 30, 1),
-    os: `${os.type()} ${os.release()}`,
-    node: process.version,
+    ...base,
     python: spawnSync(sdk.python, ['--version'], { encoding: 'utf8' }).stdout.trim(),
     openvino,
     openvinoGenai: genai,
@@ -581,8 +617,10 @@ async function main() {
   const started = Date.now();
   const sdk = readCompleteSdk();
   if (!sdk) throw new Error('the SDK is not set up: run `npm install` first');
-  if (!existsSync(path.join(ROOT, 'dist', 'index.js')))
-    throw new Error('dist/ is missing: run `npm install` (or `npm run build:ts`) first');
+  if (!existsSync(path.join(ROOT, 'dist', 'index.js'))) {
+    console.log('building dist/ (tsc)');
+    step(process.execPath, [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json']);
+  }
   const list = models();
   if (phases.has('runners') || phases.has('idle')) {
     console.log('building the C++ driver (native/bench/driver.cc)');
@@ -591,7 +629,8 @@ async function main() {
     });
   }
 
-  const results = { quick: QUICK, date: new Date().toISOString(), machine: machine(sdk), models: {} };
+  const run = provenance('bench');
+  const results = { quick: QUICK, date: run.date, machine: machine(sdk, run.machine), models: {} };
   for (const model of list) {
     console.log(
       `\n== ${model.title}: ${model.size}×${model.size}, ${model.steps} steps, guidance ${model.guidance}, ${model.rounds - 1} rounds after a warm-up`,
@@ -651,8 +690,7 @@ async function main() {
     if (phases.has('pool')) {
       console.log(`PipelinePool of ${model.poolSizes.join(', ')}: ${model.poolCalls} calls at once`);
       r.pool = await poolPhase(model, sdk);
-      r.pool.date = results.date;
-      r.pool.quick = QUICK;
+      Object.assign(r.pool, { date: results.date, quick: QUICK, commit: run.commit, scriptsHash: run.scriptsHash });
       for (const [k, v] of Object.entries(r.pool.imagesPerSecond))
         console.log(`  ${k}: ${v.median.toFixed(2)} images/s`);
       for (const [k, v] of Object.entries(r.pool.ratios)) console.log(`  ${k}: ×${v.median.toFixed(3)}`);
@@ -667,14 +705,15 @@ async function main() {
       const { title, size, steps, guidance, ...measured } = r;
       previous.models[key] = { ...(previous.models[key] ?? { title, size, steps, guidance }), ...measured };
     }
+    // Each phase run again records where its numbers come from.
+    const done = run.finish();
+    previous.phaseRuns = { ...previous.phaseRuns };
+    for (const phase of phases) previous.phaseRuns[phase] = { ...done, quick: QUICK };
     writeFileSync(args.out, `${JSON.stringify(previous, null, 2)}\n`);
     console.log(
       `\nupdated ${[...phases].join(', ')} in ${path.relative(process.cwd(), args.out)} in ${Math.round((Date.now() - started) / 1000)} s`,
     );
-    if (!args['no-doc'] && phases.has('pool')) {
-      writePoolDoc(previous);
-      console.log(`wrote the pool section of ${path.relative(process.cwd(), args.doc)}`);
-    }
+    writeDoc();
     return;
   }
 
@@ -698,6 +737,7 @@ async function main() {
     ),
     staticShapeSpeedup: round((results.models.realistic ?? results.models.tiny).staticShape.speedup),
     durationS: Math.round((Date.now() - started) / 1000),
+    ...run.finish(),
   });
   results.targets = {
     nodeOverCpp: { value: results.nodeOverCpp, target: '≤ 1.01', met: results.nodeOverCpp <= 1.01 },
@@ -719,144 +759,25 @@ async function main() {
   console.log(`\nwrote ${path.relative(process.cwd(), args.out)} in ${results.durationS} s`);
   for (const [k, t] of Object.entries(results.targets))
     console.log(`  ${t.met ? 'met    ' : 'MISSED '} ${k} = ${t.value} (target ${t.target})`);
-  if (!args['no-doc']) {
-    writeDoc(results);
-    writePoolDoc(results);
-    console.log(`wrote ${path.relative(process.cwd(), args.doc)}`);
-  }
+  writeDoc();
 }
 
-// ------------------------------------------------------------------------------------------------ the write-up
-const BEGIN = '<!-- bench:results:begin -->';
-const END = '<!-- bench:results:end -->';
-
-function writeDoc(results) {
-  const f = (x, d = 1) => (x === undefined || Number.isNaN(x) ? '–' : x.toFixed(d));
-  const lines = [];
-  const m = results.machine;
-  lines.push(
-    `Run of ${results.date.slice(0, 10)} (\`npm run bench${results.quick ? ' -- --quick' : ''}\`, ${results.durationS} s): ${m.cpu}, ${m.memoryGb} GB, ${m.os}; Node ${m.node}, ${m.python}, OpenVINO ${m.openvino}, GenAI ${m.openvinoGenai}, multilora ${m.multilora}.`,
-    '',
-  );
-  lines.push('| target | value | target | met |', '|---|---|---|---|');
-  for (const [k, t] of Object.entries(results.targets))
-    lines.push(`| \`${k}\` | ${t.value} | ${t.target} | ${t.met ? 'yes' : '**no**'} |`);
-  for (const r of Object.values(results.models)) {
-    lines.push('', `### ${r.title}: ${r.steps} steps, guidance ${r.guidance}`, '');
-    lines.push('Time of one generate call, ms: median (p25–p75) over the rounds after the warm-up.', '');
-    lines.push('| call | Node | Python | C++ |', '|---|---|---|---|');
-    for (const c of r.runners.cases) {
-      const cell = (s) => `${f(s.median)} (${f(s.p25)}–${f(s.p75)})`;
-      lines.push(`| ${c.name} | ${cell(c.ms.node)} | ${cell(c.ms.python)} | ${cell(c.ms.cpp)} |`);
-    }
-    const ratio = (s) => `${f(s.median, 4)} (${f(s.p25, 4)}–${f(s.p75, 4)})`;
-    lines.push(
-      '',
-      `Paired ratios (${r.runners.ratios.nodeOverCpp.n} pairs): Node ÷ C++ ${ratio(r.runners.ratios.nodeOverCpp)}; Node ÷ Python ${ratio(r.runners.ratios.nodeOverPython)}; Python ÷ C++ ${ratio(r.runners.ratios.pythonOverCpp)}. Same images from all three: ${r.runners.sameImages === undefined ? 'not compared (this random model gives NaN images at bf16)' : r.runners.sameImages ? 'yes' : '**no**'}.`,
-    );
-    const o = r.runners.outsideStepsMs;
-    lines.push(
-      `Time outside GenAI's denoising steps (a call minus steps × GenAI's step time: text encoders, VAE, binding), median ms: Node ${f(o.node.median)}, Python ${f(o.python.median)}, C++ ${f(o.cpp.median)}.`,
-    );
-    lines.push(
-      `Loads (one each, cold, ms): Node ${f(r.runners.loadsMs.node, 0)}, Python ${f(r.runners.loadsMs.python, 0)}, C++ ${f(r.runners.loadsMs.cpp, 0)}.`,
-      '',
-    );
-    if (r.eventLoop)
-      lines.push(
-        `- Event loop during ${r.eventLoop.calls} generate calls: p99 ${f(r.eventLoop.p99Ms, 2)} ms, max ${f(r.eventLoop.maxMs, 2)} ms.`,
-      );
-    lines.push(
-      `- Switching adapters or alphas between calls: ${f(r.switching.switchCostMs.median, 2)} ms (p25–p75 ${f(r.switching.switchCostMs.p25, 2)}–${f(r.switching.switchCostMs.p75, 2)}) = ${f(100 * r.switching.overStep, 2)}% of a ${f(r.switching.stepMs, 1)} ms step.`,
-    );
-    if (r.zeroCopy) {
-      const z = r.zeroCopy;
-      lines.push(
-        `- Zero-copy output (\`output: 'borrow'\`), ${z.pairs} pairs of calls: ${z.borrowedAtGenai}/${z.pairs} borrowed Buffers start at GenAI's output tensor (no copy), ${z.copiesElsewhere}/${z.pairs} default results are copies elsewhere, ${z.sameBytes}/${z.pairs} with the same bytes; ${f(z.borrowMs)} ms borrowed against ${f(z.copyMs)} ms copied (medians; the copy itself is below a millisecond, docs/GENAI-BUGS.md §2).`,
-      );
-    }
-    if (r.rss)
-      lines.push(
-        `- RSS over ${r.rss.calls} calls after ${r.rss.warmup} warm-up calls: ${f(r.rss.startMb)} → ${f(r.rss.endMb)} MB (max ${f(r.rss.maxMb)}): ${f(100 * r.rss.growth, 2)}%.`,
-      );
-    if (r.idleAdapters) {
-      const i = r.idleAdapters;
-      const t = i.firstStepMs;
-      lines.push(
-        `- ${i.adapters} registered adapters, none used (time to the end of the first step): ${f(t.idle.median)} ms against ${f(t.none.median)} ms with none registered: ${f(100 * i.overhead, 2)}%. GenAI's own empty AdapterConfig, from C++ (multilora cannot use it, docs/GENAI-BUGS.md §1): ${f(t.genaiEmpty.median)} ms, ${f(100 * i.genaiEmptyOverhead, 2)}%.`,
-      );
-      lines.push(
-        `- ${i.adapters} registered adapters, one used at 0.8: ${f(t.idleOne.median)} ms against ${f(t.one.median)} ms with only that one registered: ${f(100 * i.overheadWithOneUsed, 2)}%.`,
-      );
-    }
-    lines.push(
-      `- Static shapes (\`staticShape\`): ${f(r.staticShape.ms.static.median)} ms against ${f(r.staticShape.ms.dynamic.median)} ms dynamic: ×${f(r.staticShape.speedup, 3)}; load ${f(r.staticShape.loadsMs.static, 0)} against ${f(r.staticShape.loadsMs.dynamic, 0)} ms.`,
-    );
-    for (const [label, c] of Object.entries(r.coldStart ?? {})) {
-      const what = label === 'noAdapters' ? 'no adapters' : 'two adapters';
-      lines.push(
-        `- Cold start in a new process, ${what}: ${f(c.noCache, 0)} ms without \`cacheDir\`, ${f(c.emptyCache, 0)} ms filling an empty one, ${f(c.warmCache, 0)} ms with a warm one (×${f(c.speedup, 2)}).`,
-      );
-    }
-  }
-  const doc = readFileSync(args.doc, 'utf8');
-  const begin = doc.indexOf(BEGIN);
-  const end = doc.indexOf(END);
-  if (begin < 0 || end < begin) throw new Error(`${args.doc} lacks the ${BEGIN} … ${END} markers`);
-  writeFileSync(args.doc, `${doc.slice(0, begin + BEGIN.length)}\n${lines.join('\n')}\n${doc.slice(end)}`);
-}
-
-const POOL_BEGIN = '<!-- bench:pool:begin -->';
-const POOL_END = '<!-- bench:pool:end -->';
-
-/** The PipelinePool section of docs/BENCHMARKS.md, between its own markers. */
-function writePoolDoc(results) {
-  const f = (x, d = 1) => (x === undefined || Number.isNaN(x) ? '–' : x.toFixed(d));
-  const lines = [];
-  for (const r of Object.values(results.models)) {
-    const p = r.pool;
-    if (!p) continue;
-    const title = r.title.replace(/, \d+×\d+$/, '');
-    lines.push('', `### ${title}, ${p.size}×${p.size}: ${p.steps} steps, guidance ${p.guidance}`, '');
-    lines.push(
-      `Run of ${p.date.slice(0, 10)} (\`npm run bench -- --phases pool${p.quick ? ' --quick' : ''}\`), ${p.cores} cores: ${p.calls} calls made at once per round (no LoRA, one adapter, a blend in turn; ${p.adapters} adapters registered), ${p.imagesPerSecond.pool1.n} rounds after a warm-up. The machine's 1-minute load average (other work on it) was ${(p.loadAverage ?? []).map((x) => f(x)).join(' at the start, ')}${p.loadAverage ? ' at the end' : '–'}.`,
-      '',
-    );
-    lines.push(
-      '| pipelines | OpenVINO threads each | images/s, median (p25–p75) | ÷ one pipeline, paired median (p25–p75) | load, ms |',
-      '|---|---|---|---|---|',
-    );
-    for (const [name, s] of Object.entries(p.imagesPerSecond)) {
-      const k = Number(name.replace(/\D/g, ''));
-      const threads = name.startsWith('threads')
-        ? `${Math.max(1, Math.floor(p.cores / k))} (INFERENCE_NUM_THREADS)`
-        : `all (OpenVINO's default)`;
-      const ratio = p.ratios[`${name}OverPool1`];
-      const what = name.startsWith('threads') ? `${k} native, no queue` : `PipelinePool of ${k}`;
-      lines.push(
-        `| ${what} | ${threads} | ${f(s.median, 2)} (${f(s.p25, 2)}–${f(s.p75, 2)}) | ${ratio ? `×${f(ratio.median, 3)} (${f(ratio.p25, 3)}–${f(ratio.p75, 3)})` : '1'} | ${f(p.loadsMs[name], 0)} |`,
-      );
-    }
-    lines.push(
-      '',
-      'Loading K pipelines (each with the adapters) in a new process: one after the other, or all at once; median (min–max).',
-      '',
-    );
-    lines.push('| K | how | time, ms | peak RSS, MB |', '|---|---|---|---|');
-    for (const [name, l] of Object.entries(p.loading)) {
-      lines.push(
-        `| ${name.replace(/\D/g, '')} | ${name.replace(/\d/g, '')} | ${f(l.ms.median, 0)} (${f(l.ms.min, 0)}–${f(l.ms.max, 0)}) | ${f(l.maxRssMb.median, 0)} (${f(l.maxRssMb.min, 0)}–${f(l.maxRssMb.max, 0)}) |`,
-      );
-    }
-  }
-  const doc = readFileSync(args.doc, 'utf8');
-  const begin = doc.indexOf(POOL_BEGIN);
-  const end = doc.indexOf(POOL_END);
-  if (begin < 0 || end < begin) throw new Error(`${args.doc} lacks the ${POOL_BEGIN} … ${POOL_END} markers`);
+/**
+ * The generated blocks of docs/BENCHMARKS.md, from the results files as they now are (scripts/bench/doc.mjs): the
+ * full run's tables, and both runs' times. A --out elsewhere leaves the doc alone.
+ */
+function writeDoc() {
+  if (args['no-doc'] || ![RESULTS.quick, RESULTS.full].some((f) => path.resolve(args.out) === path.join(ROOT, f)))
+    return;
+  const json = (file) =>
+    existsSync(path.join(ROOT, file)) ? JSON.parse(readFileSync(path.join(ROOT, file), 'utf8')) : undefined;
+  const full = json(RESULTS.full);
+  if (!full) return; // the tables need a full run
   writeFileSync(
     args.doc,
-    `${doc.slice(0, begin + POOL_BEGIN.length)}\n${lines.join('\n').trimStart()}\n${doc.slice(end)}`,
+    renderBenchDoc(readFileSync(args.doc, 'utf8'), { full, quick: json(RESULTS.quick) }, args.doc),
   );
+  console.log(`wrote the results of ${path.relative(process.cwd(), args.doc)}`);
 }
 
 main().catch((err) => {

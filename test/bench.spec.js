@@ -55,15 +55,17 @@ describe('bench runners', function () {
     await Promise.all(Object.values(runners).map((r) => r.stop()));
   });
 
-  it('make the same images from the same calls, switching between them', async function () {
+  it('make the same images, every byte (md5), from the same calls, switching between them', async function () {
     for (const alphas of ['0,0', '0.8,0', '0.5,0.7', '0,0', '0.8,0']) {
       const replies = {};
       for (const [name, r] of Object.entries(runners)) {
         const [status, ms, ...extra] = await r.send('gen', 42, 64, 64, 2, 5, alphas, 'a lighthouse');
         assert.equal(status, 'ok', `${name}: ${ms}`);
         assert.ok(Number(ms) > 0);
-        replies[name] = extra.find((kv) => kv.startsWith('first='));
+        replies[name] = extra.find((kv) => kv.startsWith('md5='));
+        assert.match(replies[name], /^md5=[0-9a-f]{32}$/, name);
       }
+      // The md5 of every byte of each runner's image: the same images, whole.
       assert.equal(new Set(Object.values(replies)).size, 1, `${alphas}: ${JSON.stringify(replies)}`);
     }
   });
