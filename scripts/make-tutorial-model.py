@@ -29,11 +29,10 @@ A rerun reuses DIR/sdxl-tutorial when its stamp matches this recipe and every fi
 size; --force rebuilds. The build works in DIR/.sdxl-tutorial.build/ and is renamed into place once complete.
 
 LCM-LoRA and 3x3 convolutions: the real LCM-LoRA SDXL also changes the UNet's 3x3 convolutions (resnets' conv1 and
-conv2, the down- and upsamplers). `multilora convert` refuses such a layer (ERR_ADAPTER_FORMAT: GenAI 2026.3 applies
-only pointwise convolution LoRA, and convert reads a LoRA with the same code as the adapters). So two files are made:
-lcm-lora-sdxl-full.safetensors (every target, 3x3 included; kept to show that refusal) and lcm-lora-sdxl.safetensors
-(the same layers without the 3x3 convolutions: attention, feed-forward, proj_in/proj_out, time_emb_proj and the 1x1
-conv_shortcut), which is the one fused. --lcm full tries to fuse the full one.
+conv2, the down- and upsamplers: 38 of its 788 layers). Two files are made: lcm-lora-sdxl-full.safetensors (every
+target, 393.8 MB as the real file's 394 MB), which is the one fused, and lcm-lora-sdxl.safetensors (the 750 layers
+without the 3x3 convolutions, 348.3 MB). `--lcm pointwise` fuses the latter: what `multilora convert` could take
+before it fused 3x3 convolutions (it refused them with ERR_ADAPTER_FORMAT, as GenAI does not apply them at generate).
 """
 
 import argparse
@@ -423,9 +422,8 @@ def main():
     ap.add_argument("--out", default=str(DEFAULT_OUT), help=f"output folder (default: {DEFAULT_OUT})")
     ap.add_argument("--weight-format", choices=["fp16", "fp32", "int8"], default="fp16",
                     help="convert's --weight-format (default fp16)")
-    ap.add_argument("--lcm", choices=["pointwise", "full"], default="pointwise",
-                    help="which LCM-LoRA to fuse: without its 3x3 convolutions (default: what convert takes), "
-                         "or all of it (convert refuses it)")
+    ap.add_argument("--lcm", choices=["full", "pointwise"], default="full",
+                    help="which LCM-LoRA to fuse: all of it (default), or without its 3x3 convolutions")
     ap.add_argument("--force", action="store_true", help="rebuild even when a complete build is there")
     ap.add_argument("--keep-diffusers", action="store_true", help="keep the diffusers folder in the build")
     args = ap.parse_args()
