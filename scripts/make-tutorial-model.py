@@ -17,6 +17,15 @@ The stages, each timed and with its peak resident memory (this process and its c
               --scheduler lcm --weight-format fp16 --no-verify; its own phases ([load], [fuse], [export]) are timed
               and measured one by one from the lines it prints
   (the diffusers folder is then deleted: only the IR, the LoRAs and the catalogue stay)
+  verify      the tutorial's call (VERIFY below: "a cat" with X-ray at 0.8, template applied, 4 steps, guidance 0,
+              seed 42) at 512x512 then 1024x1024, first in the SDK's Python (the tutorial's recipe: all five adapters
+              registered, one chosen), then in multilora's API (all five registered), one process after the other:
+              their load and image times, peak memories, and whether their bytes are equal. --no-verify skips it;
+              --verify-only runs it on the build there and writes its result into the stamp.
+
+Each stage records three peaks (see tree_memory): the resident memory summed over this script's process tree (its own
+Python included, about 0.7 GB once the models it made are freed; pages shared by two processes count twice: an upper
+bound), the largest single process (a lower bound), and the machine's memory in use (other programs included).
 
 What it writes, DIR being .bench-models/ unless --out says otherwise:
 
@@ -157,6 +166,9 @@ LCM_TARGET = re.compile(r"\.(to_q|to_k|to_v|to_out\.0|proj_in|proj_out|ff\.net\.
 STYLE_UNET_TARGET = re.compile(r"\.(attn[12]\.(to_q|to_k|to_v|to_out\.0)|ff\.net\.(0\.proj|2)|proj_in|proj_out)$")
 STYLE_TE_TARGET = re.compile(r"\.(self_attn\.(q_proj|k_proj|v_proj|out_proj)|mlp\.(fc1|fc2))$")
 
+# The check after the build (--verify-only runs it alone): the tutorial's call, X-ray chosen, on both sides.
+VERIFY = {"subject": "a cat", "style": "X-ray", "steps": 4, "guidance_scale": 0.0, "seed": 42, "sizes": [512, 1024]}
+
 VERSIONED = ["torch", "diffusers", "transformers", "optimum-intel", "openvino", "openvino-genai",
              "openvino-tokenizers", "safetensors"]
 
@@ -207,14 +219,47 @@ def recipe_sha(r):
     return hashlib.sha256(json.dumps(r, sort_keys=True).encode()).hexdigest()
 
 
+def tree_memory():
+    """(sum, largest) of the resident memory of this process and its descendants, and the machine's memory in use
+    (MemTotal - MemAvailable, other programs included), in bytes. The sum counts twice the pages that two processes
+    share (a file both map): an upper bound; the largest one process is a lower bound."""
+    children, rss = {}, {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{d}/statm") as f:
+                rss[int(d)] = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(d))
+    total = largest = 0
+    todo = [os.getpid()]
+    while todo:
+        pid = todo.pop()
+        total += rss.get(pid, 0)
+        largest = max(largest, rss.get(pid, 0))
+        todo += children.get(pid, [])
+    info = {}
+    with open("/proc/meminfo") as f:
+        for line in f:
+            key, value = line.split(":", 1)
+            info[key] = int(value.split()[0]) * 1024
+    return total, largest, info["MemTotal"] - info["MemAvailable"]
+
+
 class StagePeaks:
-    """Peak resident memory of this process and its descendants per stage, sampled from /proc every 0.5 s."""
+    """Per stage: its time, and the peaks of tree_memory() sampled every 0.5 s."""
+
+    KEYS = ("peak_rss_gb", "peak_process_rss_gb", "peak_machine_used_gb")
 
     def __init__(self):
-        self.stages = {}           # name -> {"s": seconds, "peak_rss_gb": ...}
+        self.stages = {}           # name -> {"s": seconds, "peak_rss_gb": ..., "peak_process_rss_gb": ..., ...}
         self._current = None
         self._start = 0.0
-        self._peak = 0
+        self._peak = [0, 0, 0]
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -222,9 +267,9 @@ class StagePeaks:
 
     def _run(self):
         while not self._stop.is_set():
-            rss = mb.PeakRss.tree_rss()
+            now = tree_memory()
             with self._lock:
-                self._peak = max(self._peak, rss)
+                self._peak = [max(a, b) for a, b in zip(self._peak, now)]
             self._stop.wait(0.5)
 
     def begin(self, name):
@@ -234,7 +279,7 @@ class StagePeaks:
             name = f"{name.split('#')[0]}#{n}"
             n += 1
         with self._lock:
-            self._current, self._start, self._peak = name, time.time(), mb.PeakRss.tree_rss()
+            self._current, self._start, self._peak = name, time.time(), list(tree_memory())
         log(f"stage {name}: started")
 
     def end(self):
@@ -243,8 +288,9 @@ class StagePeaks:
                 return
             name, took, peak = self._current, time.time() - self._start, self._peak
             self._current = None
-        self.stages[name] = {"s": round(took, 1), "peak_rss_gb": mb.gb(peak)}
-        log(f"stage {name}: {took:.1f} s, peak RSS {mb.gb(peak)} GB")
+        self.stages[name] = {"s": round(took, 1), **{k: mb.gb(v) for k, v in zip(self.KEYS, peak)}}
+        log(f"stage {name}: {took:.1f} s, peak RSS {mb.gb(peak[0])} GB (largest process {mb.gb(peak[1])} GB, "
+            f"machine {mb.gb(peak[2])} GB in use)")
 
     def close(self):
         self.end()
@@ -414,6 +460,117 @@ def convert(diffusers, model, lora, weight_format, peaks):
 
 
 # --------------------------------------------------------------------------
+# Verify: the same images from Python's openvino_genai (the tutorial's recipe) and from multilora
+# --------------------------------------------------------------------------
+
+def recipe_run(root, out_dir):
+    """The tutorial's recipe, in the SDK's Python: Text2ImagePipeline with the five adapters registered, then one
+    image per size with VERIFY's style at its weight. Writes <size>.rgb and prints one JSON line per event."""
+    import openvino_genai as ov_genai
+
+    catalog = json.loads((root / "catalog.json").read_text())
+    t = time.perf_counter()
+    adapters = {name: ov_genai.Adapter(str(root / e["path"])) for name, e in catalog.items()}
+    config = ov_genai.AdapterConfig()
+    for a in adapters.values():
+        config.add(a, 0.0)
+    pipe = ov_genai.Text2ImagePipeline(str(root / "model"), "CPU", adapters=config)
+    print(json.dumps({"load_s": round(time.perf_counter() - t, 1)}), flush=True)
+    e = catalog[VERIFY["style"]]
+    prompt = e["template"].replace("<subject>", VERIFY["subject"])
+    for size in VERIFY["sizes"]:
+        t = time.perf_counter()
+        img = pipe.generate(prompt, adapters=ov_genai.AdapterConfig(adapters[VERIFY["style"]], e["alpha"]),
+                            num_inference_steps=VERIFY["steps"], guidance_scale=VERIFY["guidance_scale"],
+                            width=size, height=size, rng_seed=VERIFY["seed"])
+        took = time.perf_counter() - t
+        data = bytes(img.data)
+        (Path(out_dir) / f"{size}.rgb").write_bytes(data)
+        pm = pipe.get_performance_metrics()
+        its = list(pm.raw_metrics.iteration_durations)
+        print(json.dumps({"size": size, "generate_s": round(took, 2), "md5": hashlib.md5(data).hexdigest(),
+                          "unet_step_s": [round(d / 1e6, 2) for d in pm.raw_metrics.unet_inference_durations],
+                          "step_mean_s": round(sum(its) / len(its) / 1e6, 2),
+                          "vae_decoder_s": round(pm.get_vae_decoder_infer_duration() / 1e3, 2)}), flush=True)
+
+
+NODE_RUN = r"""
+const { Pipeline } = require(process.env.ROOT + '/dist/index.js');
+const crypto = require('node:crypto');
+const fs = require('node:fs');
+const path = require('node:path');
+const [root, outDir, verifyJson] = process.argv.slice(1);
+const v = JSON.parse(verifyJson);
+const catalog = JSON.parse(fs.readFileSync(path.join(root, 'catalog.json'), 'utf8'));
+for (const e of Object.values(catalog)) e.path = path.join(root, e.path);
+(async () => {
+  let t = performance.now();
+  const pipeline = await Pipeline.load(path.join(root, 'model'), { adapters: catalog });
+  console.log(JSON.stringify({ load_s: +((performance.now() - t) / 1000).toFixed(1) }));
+  for (const size of v.sizes) {
+    t = performance.now();
+    const img = await pipeline.generate(v.subject, {
+      adapters: { [v.style]: catalog[v.style].alpha }, applyTemplate: true, steps: v.steps,
+      guidanceScale: v.guidance_scale, width: size, height: size, seed: v.seed,
+    });
+    const took = (performance.now() - t) / 1000;
+    fs.writeFileSync(path.join(outDir, `${size}.rgb`), img.data);
+    const md5 = crypto.createHash('md5').update(img.data).digest('hex');
+    const m = img.metrics;
+    const stepS = +(m.stepMs.mean / 1000).toFixed(2);
+    console.log(JSON.stringify({ size, generate_s: +took.toFixed(2), md5, step_mean_s: stepS, vae_decoder_s: +(m.vaeDecoderMs / 1000).toFixed(2) }));
+  }
+  await pipeline.dispose();
+})().catch((err) => { console.error(err); process.exit(1); });
+"""
+
+
+def run_side(name, cmd, peaks, env=None):
+    """Runs one side as a stage of its own; returns its JSON lines."""
+    peaks.begin(f"verify:{name}")
+    log("$", " ".join("<script>" if "\n" in a else a for a in cmd))
+    child = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, env=env)
+    peaks.end()
+    lines = [json.loads(x) for x in child.stdout.splitlines() if x.startswith("{")]
+    for x in lines:
+        log(f"  {name}: {x}")
+    if child.returncode != 0:
+        raise RuntimeError(f"the {name} side exited {child.returncode}")
+    return lines
+
+
+def verify(root, peaks):
+    """Both sides, one after the other (two SDXL pipelines do not fit in 24 GB together): the load, one image per
+    size, and whether their bytes are equal."""
+    import tempfile
+    report = {"call": VERIFY}
+    with tempfile.TemporaryDirectory() as tmp:
+        sides = {}
+        for name in ("python", "multilora"):
+            d = Path(tmp) / name
+            d.mkdir()
+            if name == "python":
+                py = mb.sdk_python() or sys.executable
+                cmd = [py, str(Path(__file__).resolve()), "--recipe-run", str(root), "--recipe-out", str(d)]
+                lines = run_side(name, cmd, peaks)
+            else:
+                cmd = ["node", "-e", NODE_RUN, str(root), str(d), json.dumps(VERIFY)]
+                lines = run_side(name, cmd, peaks, env=dict(os.environ, ROOT=str(ROOT)))
+            sides[name] = {"load_s": lines[0]["load_s"], "images": lines[1:],
+                           **peaks.stages[f"verify:{name}"]}
+        for size in VERIFY["sizes"]:
+            a = (Path(tmp) / "python" / f"{size}.rgb").read_bytes()
+            b = (Path(tmp) / "multilora" / f"{size}.rgb").read_bytes()
+            diff = sum(abs(x - y) for x, y in zip(a, b)) / max(1, len(a)) if a != b else 0.0
+            report[f"identical_{size}"] = a == b
+            report[f"mean_abs_diff_{size}"] = round(diff, 4)
+            log(f"{size}x{size}: python and multilora give {'the same bytes' if a == b else f'other bytes ({diff:.4f}/255 mean)'}")
+    report["sides"] = sides
+    report["identical"] = all(report[f"identical_{s}"] for s in VERIFY["sizes"])
+    return report
+
+
+# --------------------------------------------------------------------------
 # Main
 # --------------------------------------------------------------------------
 
@@ -426,10 +583,31 @@ def main():
                     help="which LCM-LoRA to fuse: all of it (default), or without its 3x3 convolutions")
     ap.add_argument("--force", action="store_true", help="rebuild even when a complete build is there")
     ap.add_argument("--keep-diffusers", action="store_true", help="keep the diffusers folder in the build")
+    ap.add_argument("--no-verify", action="store_true", help="skip the check after the build")
+    ap.add_argument("--verify-only", action="store_true",
+                    help="only check the build there (Python's recipe and multilora, same bytes?) into its stamp")
+    ap.add_argument("--recipe-run", help=argparse.SUPPRESS)   # the Python side of the check, in the SDK's Python
+    ap.add_argument("--recipe-out", help=argparse.SUPPRESS)
     args = ap.parse_args()
     start = time.time()
     out = Path(args.out).resolve()
     final = out / NAME
+    if args.recipe_run:
+        recipe_run(Path(args.recipe_run), args.recipe_out)
+        return 0
+    if args.verify_only:
+        st = mb.read_stamp(final)
+        if st is None:
+            log(f"{final} has no stamp: build it first")
+            return 1
+        peaks = StagePeaks()
+        try:
+            st["verify"] = verify(final, peaks)
+        finally:
+            peaks.close()
+        (final / STAMP).write_text(json.dumps(st, indent=2) + "\n")
+        log(f"verified {final} in {time.time() - start:.1f} s: the same bytes: {st['verify']['identical']}")
+        return 0
     rec = recipe(args)
     sha = recipe_sha(rec)
     problem = "--force" if args.force else mb.stamp_problem(final, sha)
@@ -472,11 +650,12 @@ def main():
         result = convert(stage / "diffusers", stage / "model", lcm, args.weight_format, peaks)
         info["convert"] = {k: result.get(k) for k in ("pipelineClass", "family", "weightFormat", "fused", "bytes",
                                                        "warnings", "elapsedMs")}
+        if not args.keep_diffusers:
+            shutil.rmtree(stage / "diffusers")
+        shutil.rmtree(stage / "clip-tokenizer", ignore_errors=True)
+        report = None if args.no_verify else verify(stage, peaks)
     finally:
         peaks.close()
-    if not args.keep_diffusers:
-        shutil.rmtree(stage / "diffusers")
-    shutil.rmtree(stage / "clip-tokenizer", ignore_errors=True)
     stamp = {
         "description": "The tutorial's workload with random weights (SDXL of the real shapes, LCM-LoRA fused, five "
                        "style LoRAs); built by scripts/make-tutorial-model.py. Its images mean nothing.",
@@ -486,6 +665,7 @@ def main():
         "build": {**info, "stages": peaks.stages, "total_s": round(time.time() - start, 1)},
         "sizes_bytes": {sub.name: mb.dir_size(sub) for sub in sorted(stage.iterdir()) if sub.is_dir()},
         "files": mb.file_sizes(stage),
+        "verify": report,
     }
     (stage / STAMP).write_text(json.dumps(stamp, indent=2) + "\n")  # last: a folder with a stamp is complete
     stage.rename(final)
