@@ -8,7 +8,8 @@ with the tutorial's catalogue. Not committed: it goes to .bench-models/sdxl-tuto
 
 The stages, each timed and with its peak resident memory (this process and its children, sampled from /proc):
 
-  diffusers   the SDXL pipeline made in diffusers from its configs (below, written from the public SDXL base 1.0
+  diffusers   (with loras, in a child process, whose memory goes back to the system before convert)
+              the SDXL pipeline made in diffusers from its configs (below, written from the public SDXL base 1.0
               configs: UNet 2.57 B parameters, CLIP ViT-L and OpenCLIP ViT-bigG text encoders, the SDXL VAE), random
               weights from fixed seeds, rounded to fp16 and saved in fp16 (the tokenizers are a local byte-level
               vocabulary padded to CLIP's 49408 tokens, so that the embeddings have their real shapes)
@@ -23,9 +24,9 @@ The stages, each timed and with its peak resident memory (this process and its c
               their load and image times, peak memories, and whether their bytes are equal. --no-verify skips it;
               --verify-only runs it on the build there and writes its result into the stamp.
 
-Each stage records three peaks (see tree_memory): the resident memory summed over this script's process tree (its own
-Python included, about 0.7 GB once the models it made are freed; pages shared by two processes count twice: an upper
-bound), the largest single process (a lower bound), and the machine's memory in use (other programs included).
+Each stage records three peaks (see tree_memory): the resident memory summed over this script's process tree (pages
+shared by two processes count twice: an upper bound), the largest single process (a lower bound), and the machine's
+memory in use (other programs included).
 
 What it writes, DIR being .bench-models/ unless --out says otherwise:
 
@@ -37,6 +38,19 @@ What it writes, DIR being .bench-models/ unless --out says otherwise:
 A rerun reuses DIR/sdxl-tutorial when its stamp matches this recipe and every file it lists is there with the same
 size; --force rebuilds. The build works in DIR/.sdxl-tutorial.build/ and is renamed into place once complete.
 
+Measured on this machine (2 cores, 24 GB, no swap; another helper's benchmark ran at the same time, so the times
+are indicative), the first build with the whole LCM-LoRA (.bench-models/full/, commit 81dc369):
+  diffusers 81.5 s (largest process 10.9 GB); loras 5.6 s; convert: load 8.8 s (18.2 GB), fuse and save the fp32
+  copy 11.2 s (15.6 GB), optimum-cli export 501 s (14.4 GB, 21.5 GB in use on the machine); verify 629 s.
+  In that build this script's own process still held 5.6 GB during convert: the diffusers and loras stages now run in
+  a child process, and the next build's convert started with this process at 37 MB (load 14.0 GB, fuse 14.9 GB).
+  Sizes: IR 6.95 GB (UNet 5.14 GB, text encoders 0.25 + 1.39 GB, VAE decoder 0.10 GB, encoder 0.07 GB); LoRAs
+  57-200 MB; the diffusers copy 6.94 GB and the fused fp32 copy about 14 GB while it builds (deleted after).
+  Verify: the same bytes from Python's recipe and from multilora at 512x512 and 1024x1024. Load 17.7 / 17.6 s;
+  512x512 91.5 / 74.3 s; 1024x1024 265 / 156 s (Python / multilora, one run each, under that other load). The first
+  UNet step at a new size is slow (31 s, then 11.6-12.1 s at 512x512). The largest process: 17.9 GB (Python) and
+  18.9 GB (multilora) at 1024x1024.
+
 LCM-LoRA and 3x3 convolutions: the real LCM-LoRA SDXL also changes the UNet's 3x3 convolutions (resnets' conv1 and
 conv2, the down- and upsamplers: 38 of its 788 layers). Two files are made: lcm-lora-sdxl-full.safetensors (every
 target, 393.8 MB as the real file's 394 MB), which is the one fused, and lcm-lora-sdxl.safetensors (the 750 layers
@@ -45,7 +59,6 @@ before it fused 3x3 convolutions (it refused them with ERR_ADAPTER_FORMAT, as Ge
 """
 
 import argparse
-import gc
 import hashlib
 import importlib.util
 import json
@@ -422,6 +435,45 @@ def write_catalog(path):
     path.write_text(json.dumps(catalog, indent=2) + "\n")
 
 
+def models_child(stage, conn):
+    """The diffusers and loras stages, in a process of their own: the memory of the models they make (glibc kept
+    5.6 GB of it in this script's process during the export) goes back to the system when it exits."""
+    import torch
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    info = {}
+    counts, shapes = build_diffusers(stage / "diffusers", stage / "clip-tokenizer")
+    info["parameters"] = counts
+    info["diffusers_bytes"] = mb.dir_size(stage / "diffusers")
+    conn.send("loras")
+    info["loras"] = make_loras(stage / "loras", shapes)
+    write_catalog(stage / "catalog.json")
+    conn.send(info)
+
+
+def make_models(stage, peaks):
+    import multiprocessing
+    ctx = multiprocessing.get_context("spawn")     # no fork of a process with threads (StagePeaks') and torch
+    parent, child_end = ctx.Pipe()
+    peaks.begin("diffusers")
+    child = ctx.Process(target=models_child, args=(stage, child_end))
+    child.start()
+    child_end.close()
+    info = None
+    try:
+        while info is None:
+            msg = parent.recv()
+            if isinstance(msg, dict):
+                info = msg
+            else:
+                peaks.begin(msg)
+    except EOFError:
+        pass
+    child.join()
+    if info is None or child.exitcode != 0:
+        raise RuntimeError(f"making the diffusers model and the LoRAs failed (exit status {child.exitcode})")
+    return info
+
+
 # --------------------------------------------------------------------------
 # Stage: convert (multilora's own path)
 # --------------------------------------------------------------------------
@@ -621,8 +673,6 @@ def main():
         return 1
 
     log(f"building {final} ({problem}): weight format {args.weight_format}, LCM-LoRA {args.lcm}")
-    import torch
-    torch.set_num_threads(max(1, os.cpu_count() or 1))
     stage = out / f".{NAME}.build"
     for d in (final, stage):
         if d.exists():
@@ -632,18 +682,7 @@ def main():
     peaks = StagePeaks()
     info = {}
     try:
-        peaks.begin("diffusers")
-        counts, shapes = build_diffusers(stage / "diffusers", stage / "clip-tokenizer")
-        info["parameters"] = counts
-        info["diffusers_bytes"] = mb.dir_size(stage / "diffusers")
-        gc.collect()
-
-        peaks.begin("loras")
-        info["loras"] = make_loras(stage / "loras", shapes)
-        write_catalog(stage / "catalog.json")
-        del shapes
-        gc.collect()
-
+        info.update(make_models(stage, peaks))
         peaks.begin("convert")
         lcm = stage / "loras" / ("lcm-lora-sdxl.safetensors" if args.lcm == "pointwise" else
                                  "lcm-lora-sdxl-full.safetensors")
