@@ -43,7 +43,9 @@ are indicative), the first build with the whole LCM-LoRA (.bench-models/full/, c
   diffusers 81.5 s (largest process 10.9 GB); loras 5.6 s; convert: load 8.8 s (18.2 GB), fuse and save the fp32
   copy 11.2 s (15.6 GB), optimum-cli export 501 s (14.4 GB, 21.5 GB in use on the machine); verify 629 s.
   In that build this script's own process still held 5.6 GB during convert: the diffusers and loras stages now run in
-  a child process, and the next build's convert started with this process at 37 MB (load 14.0 GB, fuse 14.9 GB).
+  a child process. The next build (commit 3368c14, --no-verify, less load beside it) took 340 s: diffusers 45 s,
+  loras 9.9 s, convert started with this process at 37 MB: load 4.8 s (14.0 GB), fuse 15.2 s (14.9 GB), export
+  260 s (17.0 GB, 18.8 GB in use on the machine). Its IR and LoRAs were byte for byte those of the build before.
   Sizes: IR 6.95 GB (UNet 5.14 GB, text encoders 0.25 + 1.39 GB, VAE decoder 0.10 GB, encoder 0.07 GB); LoRAs
   57-200 MB; the diffusers copy 6.94 GB and the fused fp32 copy about 14 GB while it builds (deleted after).
   Verify: the same bytes from Python's recipe and from multilora at 512x512 and 1024x1024. Load 17.7 / 17.6 s;
