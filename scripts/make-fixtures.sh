@@ -10,6 +10,10 @@
 #       # instead: the benchmark's random-weight SD 1.5 of real size (UNet 860M, 512x512) and its
 #       # LoRAs, in .bench-models/sd15-512/ (not committed; reused when complete). Took 11 GB of RAM
 #       # and 15 min on 2 cores; other arguments go to scripts/make-bench-model.py.
+#   bash scripts/make-fixtures.sh --tutorial-model [--out DIR] [--force] [--weight-format F]
+#       # instead: the tutorial's workload, a random-weight SDXL of real size with LCM-LoRA fused by
+#       # `multilora convert` and five style LoRAs with their catalogue, in .bench-models/sdxl-tutorial/
+#       # (not committed; reused when complete); other arguments go to scripts/make-tutorial-model.py.
 #
 # The Python is the converter's venv (lib/convert/env.ts, from python/requirements.txt: the project's
 # one venv for its tools, apart from the SDK's), made on first use in $XDG_CACHE_HOME/multilora/ (else
@@ -47,6 +51,11 @@ for a in "$@"; do
     ARGS=()
     for b in "$@"; do [ "$b" = --bench-model ] || ARGS+=("$b"); done
     exec "$PYTHON" "$ROOT/scripts/make-bench-model.py" ${ARGS[@]+"${ARGS[@]}"}
+  fi
+  if [ "$a" = --tutorial-model ]; then
+    ARGS=()
+    for b in "$@"; do [ "$b" = --tutorial-model ] || ARGS+=("$b"); done
+    exec "$PYTHON" "$ROOT/scripts/make-tutorial-model.py" ${ARGS[@]+"${ARGS[@]}"}
   fi
 done
 
