@@ -1,0 +1,367 @@
+#!/usr/bin/env node
+// `npm run bench:tutorial`: the tutorial's workload, the Python recipe against multilora, side by side.
+//
+// The model is the full-size random SDXL that `npm run bench:tutorial-model` builds (LCM-LoRA fused, five style
+// LoRAs in a catalogue; it is built on first use: about 6 minutes and 19 GB of RAM). Per size, a rotation of images
+// over the five styles and "none" (each style twice in a row: a switch, then the same style again, with a new seed),
+// 4 steps, guidance 0. Each side runs in a process of its own per size and round (two SDXL pipelines do not fit in
+// 24 GB together): it loads, makes a warm-up image that is dropped (load + warm-up = its cold start to a first
+// image), then the rotation. Sides run in turn, and the order turns round every round; a ratio is the recipe's time
+// over multilora's for the same image of the same round (paired), summarised by median and p25–p75.
+//
+// Sides: recipe (scripts/bench/tutorial_recipe.py, the SDK's Python), exact (multilora's defaults: bytes equal to the
+// recipe's), fast (multilora's fast mode), and any levers named with --levers (see LEVERS) measured the same way.
+//
+//   npm run bench:tutorial                                  # sizes 512,1024, 12 images, 1 round: hours on 2 cores
+//   npm run bench:tutorial -- --sizes 512 --images 6        # one size, a short rotation
+//   npm run bench:tutorial -- --sides recipe,exact --levers static-shape
+//   npm run bench:tutorial -- --small                       # the tiny SDXL fixture at 64x64 (what the tests run)
+//
+// Writes bench-results/tutorial.json (with --small: nothing unless --out is given) and prints a summary.
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { provenance } from './bench/provenance.mjs';
+import { ROOT, readCompleteSdk } from './sdk-config.mjs';
+import { median, summary } from './stats.mjs';
+
+export const SUBJECTS = ['a cute cat in sunglasses', 'a lighthouse on a cliff', 'an old tram in the rain'];
+
+/**
+ * multilora's modes and the levers measured one by one: the load and call options each adds to the public API's
+ * defaults. `perSize` levers get the size of the process they run in.
+ */
+export const LEVERS = {
+  exact: { load: () => ({}), generate: {} },
+  'static-shape': { load: (size) => ({ staticShape: { width: size, height: size } }), generate: {} },
+};
+
+const OPTIONS = {
+  model: { type: 'string' },
+  small: { type: 'boolean', default: false },
+  sizes: { type: 'string' },
+  images: { type: 'string' },
+  rounds: { type: 'string', default: '1' },
+  steps: { type: 'string', default: '4' },
+  sides: { type: 'string', default: 'recipe,exact' },
+  levers: { type: 'string', default: '' },
+  out: { type: 'string' },
+  'keep-images': { type: 'string' },
+  help: { type: 'boolean', short: 'h', default: false },
+};
+let args;
+
+const log = (...a) => console.error('[bench:tutorial]', ...a);
+const round = (x, digits = 4) => (x === null || x === undefined ? x : Number(x.toFixed(digits)));
+
+// ------------------------------------------------------------------------------------------------------ workload
+/** The model folder and its catalogue (paths made absolute); builds the full-size model when it is missing. */
+function workload() {
+  if (args.small) {
+    const loras = path.join(ROOT, 'models', 'sdxl-tiny-loras');
+    const catalog = {
+      'Style A': { path: path.join(loras, 'style-a.safetensors'), alpha: 0.8, template: 'xray <subject>' },
+      'Style B': {
+        path: path.join(loras, 'style-b.safetensors'),
+        alpha: 0.6,
+        template: 'an illustration of <subject> in Ukiyo-e Art style',
+        negativePrompt: 'realistic, portrait, 3d',
+      },
+    };
+    return { model: path.join(ROOT, 'models', 'sdxl-tiny'), catalog, unetParams: null };
+  }
+  const dir = path.resolve(args.model ?? path.join(ROOT, '.bench-models', 'sdxl-tutorial'));
+  if (!existsSync(path.join(dir, 'tutorial-model.json'))) {
+    if (args.model) throw new Error(`${dir} has no tutorial-model.json: build it with npm run bench:tutorial-model`);
+    log(`building the tutorial's model into ${dir} (npm run bench:tutorial-model)`);
+    const built = spawnSync('bash', [path.join(ROOT, 'scripts', 'make-fixtures.sh'), '--tutorial-model'], {
+      cwd: ROOT,
+      stdio: 'inherit',
+    });
+    if (built.status !== 0) throw new Error(`building the tutorial's model failed (exit ${built.status})`);
+  }
+  const stamp = JSON.parse(readFileSync(path.join(dir, 'tutorial-model.json'), 'utf8'));
+  const catalog = JSON.parse(readFileSync(path.join(dir, 'catalog.json'), 'utf8'));
+  for (const e of Object.values(catalog)) e.path = path.join(dir, e.path);
+  return { model: path.join(dir, 'model'), catalog, unetParams: stamp.build?.parameters?.unet ?? null };
+}
+
+/** Per size: a warm-up image, then `count` images, each style twice in a row (a switch, then the same again). */
+export function rotation(styles, size, count) {
+  const order = [...styles, null];
+  const images = [{ size, style: styles[0], subject: SUBJECTS[0], seed: 7, warmUp: true }];
+  for (let k = 0; k < count; k++) {
+    const pair = Math.floor(k / 2);
+    images.push({
+      size,
+      style: order[pair % order.length],
+      subject: SUBJECTS[pair % SUBJECTS.length],
+      seed: 1000 + size + k,
+      switched: k % 2 === 0,
+    });
+  }
+  return images;
+}
+
+// --------------------------------------------------------------------------------------------------------- sides
+/** Runs one side for one size in a process of its own; resolves with its events and the folder of its images. */
+function runSide(side, job, sdk, dir) {
+  mkdirSync(dir, { recursive: true });
+  const jobFile = path.join(dir, 'job.json');
+  writeFileSync(jobFile, JSON.stringify({ ...job, outDir: dir }));
+  const [file, argv] =
+    side === 'recipe'
+      ? [sdk.python, [path.join(ROOT, 'scripts', 'bench', 'tutorial_recipe.py'), jobFile]]
+      : [process.execPath, [path.join(ROOT, 'scripts', 'bench', 'tutorial-node.mjs'), jobFile]];
+  const env = { ...process.env, OPENVINO_TOKENIZERS_PATH_GENAI: sdk.tokenizersLib };
+  return new Promise((resolve, reject) => {
+    const child = spawn(file, argv, { env, stdio: ['ignore', 'pipe', 'inherit'] });
+    const events = [];
+    let buffered = '';
+    child.stdout.on('data', (chunk) => {
+      buffered += chunk;
+      let nl;
+      while ((nl = buffered.indexOf('\n')) >= 0) {
+        const line = buffered.slice(0, nl);
+        buffered = buffered.slice(nl + 1);
+        if (!line.startsWith('{')) continue;
+        const event = JSON.parse(line);
+        events.push(event);
+        if (event.type === 'image') {
+          const image = job.images[event.index];
+          const what = image.warmUp ? 'warm-up' : `${event.index}/${job.images.length - 1}`;
+          log(`  ${side} ${image.size}² ${what} ${image.style ?? 'none'}: ${(event.ms / 1000).toFixed(2)} s`);
+        } else if (event.type === 'load') log(`  ${side} loaded in ${(event.ms / 1000).toFixed(1)} s`);
+      }
+    });
+    child.on('error', reject);
+    child.on('exit', (code, signal) => {
+      if (code !== 0) reject(new Error(`the ${side} side exited ${signal ?? code}`));
+      else resolve(events);
+    });
+  });
+}
+
+/** Mean absolute difference of two RGB buffers, in 0–255 units. */
+export function meanAbsDiff(a, b) {
+  if (a.length !== b.length) return Infinity;
+  let sum = 0;
+  for (let i = 0; i < a.length; i++) sum += Math.abs(a[i] - b[i]);
+  return sum / a.length;
+}
+
+// ------------------------------------------------------------------------------------------------------- summary
+/** One side of one size over the rounds: cold start, per-image times, switch cost, peak RSS, md5s. */
+function sideSummary(runs, images) {
+  const measured = images.map((im, i) => ({ ...im, i })).filter((im) => !im.warmUp);
+  const ms = (run, i) => run.images[i].ms;
+  const switched = runs.flatMap((run) => measured.filter((im) => im.switched).map((im) => ms(run, im.i)));
+  const same = runs.flatMap((run) => measured.filter((im) => !im.switched).map((im) => ms(run, im.i)));
+  return {
+    loadMs: summary(runs.map((r) => r.loadMs)),
+    coldStartMs: summary(runs.map((r) => r.loadMs + ms(r, 0))),
+    imageMs: summary(runs.flatMap((run) => measured.map((im) => ms(run, im.i)))),
+    stepMs: summary(runs.flatMap((run) => measured.map((im) => run.images[im.i].stepMs).filter((x) => x != null))),
+    vaeMs: summary(runs.flatMap((run) => measured.map((im) => run.images[im.i].vaeMs).filter((x) => x != null))),
+    switchCostMs: median(switched) - median(same),
+    peakRssMb: Math.max(...runs.map((r) => r.peakRssMb)),
+    md5: runs[0].images.map((im) => im.md5),
+  };
+}
+
+/** The recipe's time over the side's, image by image within a round, and the cold starts likewise. */
+function paired(recipeRuns, sideRuns, images) {
+  const measured = images.map((im, i) => ({ ...im, i })).filter((im) => !im.warmUp);
+  const ratios = recipeRuns.flatMap((r, k) => measured.map((im) => r.images[im.i].ms / sideRuns[k].images[im.i].ms));
+  const cold = recipeRuns.map((r, k) => (r.loadMs + r.images[0].ms) / (sideRuns[k].loadMs + sideRuns[k].images[0].ms));
+  return { speedup: summary(ratios), coldStartSpeedup: summary(cold) };
+}
+
+// ------------------------------------------------------------------------------------------------------------ main
+async function main() {
+  args = parseArgs({ options: OPTIONS }).values;
+  if (args.help) {
+    console.log(
+      readFileSync(new URL(import.meta.url), 'utf8')
+        .split('\nimport ')[0]
+        .replace(/^#!.*\n/, ''),
+    );
+    return;
+  }
+  const sdk = readCompleteSdk();
+  if (!sdk) throw new Error('the SDK is not installed: run npm install');
+  if (!existsSync(path.join(ROOT, 'dist', 'index.js'))) throw new Error('dist/ is missing: run npm install');
+  const sides = args.sides.split(',').filter(Boolean);
+  const levers = args.levers.split(',').filter(Boolean);
+  for (const s of [...sides, ...levers])
+    if (s !== 'recipe' && !LEVERS[s]) throw new Error(`unknown side or lever ${s}: ${Object.keys(LEVERS).join(', ')}`);
+  if (!sides.includes('recipe')) throw new Error('--sides must include recipe: every figure is a ratio to it');
+  const all = [...sides, ...levers.filter((l) => !sides.includes(l))];
+  const sizes = (args.sizes ?? (args.small ? '64' : '512,1024')).split(',').map(Number);
+  const count = Number(args.images ?? (args.small ? 6 : 12));
+  const rounds = Number(args.rounds);
+  const steps = Number(args.steps);
+  const prov = provenance('tutorial');
+  const { model, catalog, unetParams } = workload();
+  const styles = Object.keys(catalog);
+  const tmp = args['keep-images'] ?? mkdtempSync(path.join(os.tmpdir(), 'multilora-tutorial-'));
+  const runs = {}; // runs[size][side] = [{loadMs, images, peakRssMb}, ...] by round
+  const started = Date.now();
+  try {
+    for (const size of sizes) {
+      const images = rotation(styles, size, count);
+      runs[size] = Object.fromEntries(all.map((s) => [s, []]));
+      for (let r = 0; r < rounds; r++) {
+        const order = r % 2 === 0 ? all : [...all].reverse();
+        for (const side of order) {
+          log(`${size}×${size}, round ${r + 1}/${rounds}: ${side}`);
+          const lever = LEVERS[side];
+          const job = {
+            model,
+            catalog,
+            steps,
+            guidance: 0,
+            images: images.map(({ size: s, style, subject, seed }) => ({ size: s, style, subject, seed })),
+            load: lever?.load(size),
+            generate: lever?.generate,
+          };
+          const dir = path.join(tmp, `${size}`, `${r}`, side);
+          const events = await runSide(side, job, sdk, dir);
+          runs[size][side].push({
+            loadMs: events.find((e) => e.type === 'load').ms,
+            images: events.filter((e) => e.type === 'image'),
+            peakRssMb: events.find((e) => e.type === 'done').peakRssMb,
+            dir,
+          });
+        }
+      }
+    }
+    const result = summarize(runs, { sizes, all, styles, count, rounds, unetParams });
+    const file = {
+      ...prov.finish(),
+      machine: prov.machine,
+      command: `npm run bench:tutorial -- ${process.argv.slice(2).join(' ')}`.trim(),
+      elapsedS: Math.round((Date.now() - started) / 1000),
+      tutorial: result,
+    };
+    print(result);
+    const out = args.out ?? (args.small ? undefined : path.join(ROOT, 'bench-results', 'tutorial.json'));
+    if (out) {
+      writeFileSync(out, `${JSON.stringify(file, null, 2)}\n`);
+      log(`wrote ${path.relative(process.cwd(), out)}`);
+    }
+  } finally {
+    if (!args['keep-images']) rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+function summarize(runs, { sizes, all, styles, count, rounds, unetParams }) {
+  const bySize = {};
+  const pairs = { exact: [], fast: [] };
+  let identical = true;
+  let maxDiff = 0;
+  const diffs = [];
+  const levers = {};
+  for (const size of sizes) {
+    const shape = rotation(styles, size, count);
+    const recipe = runs[size].recipe;
+    const entry = { recipe: sideSummary(recipe, shape) };
+    for (const side of all.filter((s) => s !== 'recipe')) {
+      const summ = sideSummary(runs[size][side], shape);
+      const vsRecipe = paired(recipe, runs[size][side], shape);
+      // bytes: every image (the warm-up too) of every round against the recipe's of the same round
+      const per = [];
+      for (const [k, run] of runs[size][side].entries())
+        for (const [i, im] of run.images.entries()) {
+          const same = im.md5 === recipe[k].images[i].md5;
+          const d = same
+            ? 0
+            : meanAbsDiff(
+                readFileSync(path.join(run.dir, `${i}.rgb`)),
+                readFileSync(path.join(recipe[k].dir, `${i}.rgb`)),
+              );
+          per.push({ same, d });
+        }
+      entry[side] = {
+        ...summ,
+        speedup: vsRecipe.speedup,
+        coldStartSpeedup: vsRecipe.coldStartSpeedup,
+        identical: per.every((p) => p.same),
+        meanAbsDiff: {
+          mean: round(per.reduce((a, p) => a + p.d, 0) / per.length),
+          max: round(Math.max(...per.map((p) => p.d))),
+        },
+      };
+      if (side === 'exact') identical &&= entry[side].identical;
+      if (side === 'fast') {
+        maxDiff = Math.max(maxDiff, entry[side].meanAbsDiff.max);
+        diffs.push(...per.map((p) => p.d));
+      }
+      if (side === 'exact' || side === 'fast')
+        pairs[side].push(
+          ...runs[size].recipe.flatMap((r, k) =>
+            shape.flatMap((im, i) => (im.warmUp ? [] : [r.images[i].ms / runs[size][side][k].images[i].ms])),
+          ),
+        );
+      if (side !== 'exact' && side !== 'fast') levers[side] ??= {};
+      if (side !== 'exact' && side !== 'fast')
+        levers[side][size] = { speedup: round(vsRecipe.speedup.median), meanAbsDiff: entry[side].meanAbsDiff.max };
+    }
+    bySize[size] = entry;
+  }
+  const exactSizes = sizes.filter((s) => bySize[s].exact);
+  return {
+    workload: {
+      steps: Number(args.steps),
+      guidance: 0,
+      imagesPerSize: count,
+      rounds,
+      model: args.small ? 'sdxl-tiny' : 'sdxl-tutorial',
+    },
+    unetParams,
+    sizes,
+    exact: exactSizes.length
+      ? {
+          speedup: round(median(pairs.exact)),
+          speedupRange: [round(summary(pairs.exact).p25), round(summary(pairs.exact).p75)],
+          identical,
+          coldStartSpeedup: round(median(exactSizes.map((s) => bySize[s].exact.coldStartSpeedup.median))),
+        }
+      : null,
+    fast: pairs.fast.length
+      ? {
+          speedup: round(median(pairs.fast)),
+          speedupRange: [round(summary(pairs.fast).p25), round(summary(pairs.fast).p75)],
+          meanAbsDiff: round(maxDiff),
+          meanAbsDiffMean: round(diffs.reduce((a, b) => a + b, 0) / diffs.length),
+          levers: FAST_LEVERS,
+        }
+      : null,
+    levers,
+    bySize,
+  };
+}
+
+function print(result) {
+  for (const size of result.sizes) {
+    const e = result.bySize[size];
+    log(
+      `${size}×${size}: recipe ${(e.recipe.imageMs.median / 1000).toFixed(2)} s per image, cold start ${(e.recipe.coldStartMs.median / 1000).toFixed(1)} s`,
+    );
+    for (const [side, s] of Object.entries(e).filter(([k]) => k !== 'recipe'))
+      log(
+        `  ${side}: ${(s.imageMs.median / 1000).toFixed(2)} s per image, ×${s.speedup.median.toFixed(3)} (p25–p75 ${s.speedup.p25.toFixed(3)}–${s.speedup.p75.toFixed(3)}), cold start ×${s.coldStartSpeedup.median.toFixed(3)}, ${s.identical ? 'same bytes' : `mean abs diff ≤ ${s.meanAbsDiff.max}`}`,
+      );
+  }
+}
+
+/** What the fast mode turns on (LEVERS.fast), recorded with its results. */
+export const FAST_LEVERS = [];
+
+if (process.argv[1] && path.resolve(process.argv[1]) === path.resolve(new URL(import.meta.url).pathname))
+  main().catch((err) => {
+    console.error(err);
+    process.exit(1);
+  });

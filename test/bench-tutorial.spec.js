@@ -1,0 +1,77 @@
+// The tutorial benchmark (scripts/bench-tutorial.mjs) at a small size: its recipe runner (the SDK's Python, as the
+// tutorial writes it) and multilora's runner make the same bytes in exact mode, and its results file has the fields
+// the docs are generated from. No timing is asserted here: the numbers come from `npm run bench:tutorial`.
+'use strict';
+const assert = require('node:assert/strict');
+const { spawnSync } = require('node:child_process');
+const { createHash } = require('node:crypto');
+const { mkdtempSync, readFileSync, readdirSync, rmSync } = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { ROOT } = require('./helpers/fixtures');
+
+const md5 = (buf) => createHash('md5').update(buf).digest('hex');
+
+describe('bench:tutorial at a small size', function () {
+  let dir;
+  let results;
+  const images = (side) => {
+    const folder = path.join(dir, 'images', '64', '0', side);
+    const files = readdirSync(folder).filter((f) => f.endsWith('.rgb'));
+    return files
+      .map((f) => Number(f.split('.')[0]))
+      .sort((a, b) => a - b)
+      .map((i) => readFileSync(path.join(folder, `${i}.rgb`)));
+  };
+
+  before(function () {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'multilora-bench-tutorial-'));
+    const out = path.join(dir, 'tutorial.json');
+    const run = spawnSync(
+      process.execPath,
+      [
+        path.join(ROOT, 'scripts', 'bench-tutorial.mjs'),
+        '--small',
+        '--out',
+        out,
+        '--keep-images',
+        path.join(dir, 'images'),
+      ],
+      { encoding: 'utf8' },
+    );
+    assert.equal(run.status, 0, run.stderr);
+    results = JSON.parse(readFileSync(out, 'utf8'));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('rotates over every style and none, each image from its own seed', function () {
+    const job = JSON.parse(readFileSync(path.join(dir, 'images', '64', '0', 'recipe', 'job.json'), 'utf8'));
+    const styles = new Set(job.images.map((im) => im.style));
+    assert.deepEqual([...styles].sort(), ['Style A', 'Style B', null].sort());
+    const recipe = images('recipe');
+    assert.equal(recipe.length, job.images.length);
+    // the same bytes below must not come from images that are all alike
+    assert.equal(new Set(recipe.map(md5)).size, recipe.length);
+  });
+
+  it('makes in exact mode the bytes of the recipe, image by image', function () {
+    const recipe = images('recipe');
+    const exact = images('exact');
+    assert.equal(exact.length, recipe.length);
+    for (const [i, buf] of exact.entries()) assert.equal(md5(buf), md5(recipe[i]), `image ${i}`);
+    assert.equal(results.tutorial.exact.identical, true);
+    assert.deepEqual(results.tutorial.bySize['64'].exact.md5, recipe.map(md5));
+  });
+
+  it('records what the docs are generated from, with its provenance', function () {
+    const t = results.tutorial;
+    assert.deepEqual(t.sizes, [64]);
+    for (const key of ['speedup', 'coldStartSpeedup']) assert.ok(t.exact[key] > 0, key);
+    const side = t.bySize['64'].exact;
+    for (const key of ['imageMs', 'coldStartMs', 'loadMs']) assert.ok(side[key].median > 0, key);
+    assert.ok(side.peakRssMb > 50);
+    assert.equal(typeof side.switchCostMs, 'number');
+    assert.match(results.commit, /^[0-9a-f]{12}/);
+    assert.match(results.scriptsHash, /^[0-9a-f]{16}$/);
+  });
+});
