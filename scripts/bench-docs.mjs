@@ -5,7 +5,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { RESULTS, renderBenchDoc, renderScalingDoc } from './bench/doc.mjs';
+import { RESULTS, TUTORIAL_RESULTS, renderBenchDoc, renderScalingDoc, renderTutorialDoc } from './bench/doc.mjs';
 import { SCRIPTS, scriptsHash } from './bench/provenance.mjs';
 import { ROOT } from './sdk-config.mjs';
 
@@ -22,6 +22,11 @@ const DOCS = [
     render: (text, name) => renderBenchDoc(text, { full: json(RESULTS.full), quick: json(RESULTS.quick) }, name),
   },
   {
+    doc: 'docs/BENCHMARKS.md',
+    results: TUTORIAL_RESULTS,
+    render: (text, name) => renderTutorialDoc(text, json(TUTORIAL_RESULTS), name),
+  },
+  {
     doc: 'docs/SCALING.md',
     results: 'bench-results/scaling.json',
     render: (text, name) => renderScalingDoc(text, json('bench-results/scaling.json'), name),
@@ -34,6 +39,7 @@ for (const [file, name] of [
   [RESULTS.full, 'bench'],
   [RESULTS.quick, 'bench'],
   ['bench-results/scaling.json', 'scaling'],
+  [TUTORIAL_RESULTS, 'tutorial'],
 ]) {
   const r = json(file);
   if (!r) continue;
