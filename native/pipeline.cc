@@ -99,10 +99,14 @@ Napi::Value Pipeline::OutputAddress(const Napi::CallbackInfo& info) {
   return Napi::BigInt::New(info.Env(), static_cast<uint64_t>(address));
 }
 
-ov::genai::AdapterConfig Pipeline::AdapterConfigFor(const std::vector<AdapterChoice>& chosen) {
+ov::genai::AdapterConfig Pipeline::AdapterConfigFor(const std::vector<AdapterChoice>& listed, bool text_to_image) {
   std::vector<float> alphas(adapters_.adapters().size(), 0.0f);
-  for (const auto& [index, alpha] : chosen) alphas[index] = alpha;
-  return adapters_.ConfigFor(std::move(alphas));
+  std::vector<bool> in_list(adapters_.adapters().size(), false);
+  for (const auto& [index, alpha] : listed) {
+    alphas[index] = alpha;
+    in_list[index] = true;
+  }
+  return adapters_.ConfigFor(std::move(alphas), std::move(in_list), text_to_image);
 }
 
 Napi::Value Pipeline::Abort(const Napi::CallbackInfo& info) {

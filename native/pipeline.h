@@ -54,9 +54,10 @@ class Pipeline : public Napi::ObjectWrap<Pipeline> {
   int scheduler(Task task) const { return schedulers_[static_cast<int>(task)].load(); }
   /// Called from the worker thread of the one running generate.
   void set_scheduler(Task task, int type) { schedulers_[static_cast<int>(task)].store(type); }
-  /// The AdapterConfig for a call that chose these adapters (in its order); empty choices mean no LoRA. GenAI 2026.3
-  /// needs more than the chosen adapters: quirks::AdapterSwitch, docs/GENAI-BUGS.md#switching.
-  ov::genai::AdapterConfig AdapterConfigFor(const std::vector<AdapterChoice>& chosen);
+  /// The AdapterConfig for a call that lists these adapters (the chosen ones, and those at alpha 0 that keep every
+  /// patched layer's rank above 0); `text_to_image`: the call's task. GenAI 2026.3 needs more than the chosen
+  /// adapters: quirks::AdapterSwitch, docs/GENAI-BUGS.md#switching.
+  ov::genai::AdapterConfig AdapterConfigFor(const std::vector<AdapterChoice>& listed, bool text_to_image);
   /// Called by PipelineGenerateWorker on the JS thread when its run is over; `output` is GenAI's output tensor.
   void GenerateFinished(PipelineGenerateWorker* worker, bool failed, ov::Tensor output);
   /// Records a Buffer that wraps GenAI's output memory (options.output 'borrow'): RevokeLent detaches it.

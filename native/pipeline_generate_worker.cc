@@ -130,7 +130,8 @@ PipelineGenerateWorker::PipelineGenerateWorker(const Napi::CallbackInfo& info, P
   const size_t registered = pipeline->adapters().size();
   Napi::Array chosen = o.Get("adapters").As<Napi::Array>();
   // Checked in lib/core/options.ts (checkGenerate: none in fuse mode) and resolved by name in lib/core/pipeline.ts
-  // (#resolve: indices into the adapters this native pipeline was built with).
+  // (#resolve: indices into the adapters this native pipeline was built with, the chosen ones and those listed at 0
+  // so that no layer's rank drops to 0: listFor in lib/core/genai-quirks.ts).
   assert(!pipeline->fused() || chosen.Length() == 0);
   assert(registered > 0 || chosen.Length() == 0);
   if (!pipeline->fused() && registered > 0) {
@@ -142,7 +143,7 @@ PipelineGenerateWorker::PipelineGenerateWorker(const Napi::CallbackInfo& info, P
       choices.emplace_back(index, pair.Get(uint32_t{1}).As<Napi::Number>().FloatValue());
     }
     // Always explicit: without it, GenAI would apply the adapters as registered.
-    properties_["adapters"] = pipeline->AdapterConfigFor(choices);
+    properties_["adapters"] = pipeline->AdapterConfigFor(choices, task_ == Task::kText2Image);
   }
 
   preview_ = Has(o, "preview") && o.Get("preview").ToBoolean().Value();

@@ -62,3 +62,56 @@ describe('docs/GENAI-BUGS.md and the code', function () {
     );
   });
 });
+
+// listFor (lib/core/genai-quirks.ts): the adapters a call lists to GenAI, beside the chosen ones, so that no layer a
+// registered adapter patches is left with no listed adapter (docs/GENAI-BUGS.md#switching).
+describe('the adapters a call lists (listFor)', function () {
+  const { listFor } = require('../dist/core/genai-quirks');
+  const adapter = (rank, ...layers) => ({ layers: new Set(layers), report: { ranks: [rank] } });
+  // The tutorial's case: five adapters on the same layers, ranks 16, 8, 24, 12, 28.
+  const same = [16, 8, 24, 12, 28].map((r) => adapter(r, 'unet:q', 'unet:k', 'text_encoder:fc1'));
+
+  it('lists only the chosen adapter when it patches every layer the others do', function () {
+    assert.deepEqual(listFor(same, [[2, 0.8]]), [[2, 0.8]]);
+    assert.deepEqual(
+      listFor(same, [
+        [4, 0.5],
+        [0, 0.7],
+      ]),
+      [
+        [0, 0.7],
+        [4, 0.5],
+      ],
+    );
+  });
+
+  it('lists the cheapest adapter at 0 for a call without LoRA', function () {
+    assert.deepEqual(listFor(same, []), [[1, 0]]);
+  });
+
+  it('adds, at 0, adapters for the layers the chosen ones leave out, fewest first', function () {
+    const mixed = [
+      adapter(4, 'unet:q'),
+      adapter(32, 'unet:q', 'unet:k', 'text_encoder:fc1'),
+      adapter(8, 'text_encoder:fc1'),
+      adapter(16, 'unet:k'),
+    ];
+    // a covers unet:q; text_encoder:fc1 and unet:k are left: c (rank 8) covers fc1, then d (16) covers k
+    assert.deepEqual(listFor(mixed, [[0, 1]]), [
+      [0, 1],
+      [2, 0],
+      [3, 0],
+    ]);
+    // none chosen: the cheapest first, until every layer has one
+    assert.deepEqual(listFor(mixed, []), [
+      [0, 0],
+      [2, 0],
+      [3, 0],
+    ]);
+    assert.deepEqual(listFor(mixed, [[1, 0.5]]), [[1, 0.5]]);
+  });
+
+  it('lists nothing on a pipeline without adapters', function () {
+    assert.deepEqual(listFor([], []), []);
+  });
+});

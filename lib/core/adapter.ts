@@ -94,14 +94,22 @@ export class Adapter {
   readonly byteLength: number;
   /** What multilora found out about it before GenAI read it: format, ranks, targets, matched tensors. */
   readonly report: AdapterReport;
+  /** @internal The model layers it patches (`<part>:<node name>`): see listFor in genai-quirks.ts. */
+  readonly layers: ReadonlySet<string>;
   #source: AdapterSource;
   #native: NativeAdapter | undefined;
 
-  private constructor(source: AdapterSource, byteLength: number, report: AdapterReport, handle: NativeAdapter) {
+  private constructor(
+    source: AdapterSource,
+    byteLength: number,
+    prepared: { report: AdapterReport; layers: string[] },
+    handle: NativeAdapter,
+  ) {
     this.name = source.name;
     this.path = source.path;
     this.byteLength = byteLength;
-    this.report = report;
+    this.report = prepared.report;
+    this.layers = new Set(prepared.layers);
     this.#source = source;
     this.#native = handle;
   }
@@ -161,7 +169,7 @@ export class Adapter {
     }
     const prepared = await prepareAdapter(name, file ?? data!, model, source.scale);
     try {
-      return new Adapter(source, byteLength, prepared.report, await native().Adapter.load(prepared.load));
+      return new Adapter(source, byteLength, prepared, await native().Adapter.load(prepared.load));
     } catch (err) {
       const e = fromNative(err);
       if (e.code !== 'ERR_ADAPTER_INVALID') throw e;

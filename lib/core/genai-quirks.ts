@@ -16,6 +16,36 @@ import { MultiloraError } from './errors';
 import type { ModelInfo } from './model';
 
 /**
+ * The adapters a call lists to GenAI, as [index, alpha] in registration order: the chosen ones, then, at alpha 0, the
+ * fewest and cheapest others that leave no layer patched by a registered adapter without a listed one
+ * (docs/GENAI-BUGS.md#switching: a layer whose rank drops to 0 and comes back computes garbage). An adapter at alpha
+ * 0 adds nothing, so the bytes are those of the chosen adapters alone; listing fewer than all of them spares GenAI
+ * their LoRA products at every step. The C++ side (quirks::AdapterSwitch) lists them all once another task than
+ * text-to-image has run.
+ */
+export function listFor(
+  registered: ReadonlyArray<{ layers: ReadonlySet<string>; report: { ranks: readonly number[] } }>,
+  chosen: ReadonlyArray<[number, number]>,
+): Array<[number, number]> {
+  const listed = new Map<number, number>(chosen);
+  const uncovered = new Set<string>();
+  for (const a of registered) for (const layer of a.layers) uncovered.add(layer);
+  for (const index of listed.keys()) for (const layer of registered[index].layers) uncovered.delete(layer);
+  // Cheapest first: the smallest largest rank, then registration order.
+  const others = registered
+    .map((a, index) => ({ index, rank: Math.max(0, ...a.report.ranks), layers: a.layers }))
+    .filter(({ index }) => !listed.has(index))
+    .sort((x, y) => x.rank - y.rank || x.index - y.index);
+  for (const other of others) {
+    if (uncovered.size === 0) break;
+    if (![...other.layers].some((layer) => uncovered.has(layer))) continue;
+    listed.set(other.index, 0);
+    for (const layer of other.layers) uncovered.delete(layer);
+  }
+  return [...listed.entries()].sort((x, y) => x[0] - y[0]);
+}
+
+/**
  * Refuses adapters with text-encoder layers for a static shape on a model with more than one text encoder
  * (docs/GENAI-BUGS.md#static-text-encoder): GenAI would drop those layers, with only a warning on stderr.
  */

@@ -24,7 +24,7 @@ import {
 } from './options';
 import { TaskQueue } from './task-queue';
 import { checkStaticShape, fitStaticShape, nativeShape, type StaticShape } from './static-shape';
-import { checkStaticAdapters, fitInpaint, schedulerMinSteps } from './genai-quirks';
+import { checkStaticAdapters, fitInpaint, listFor, schedulerMinSteps } from './genai-quirks';
 import { describe as describeValue, integer, invalid, knownKeys, object, string } from './validate';
 
 export interface LoadOptions {
@@ -396,7 +396,7 @@ export class Pipeline {
    * before a change of adapters). One removed since: ERR_INVALID_ARGUMENT.
    */
   #resolve(adapters: ReadonlyArray<[string, number]>): Array<[number, number]> {
-    return adapters.map(([name, alpha]) => {
+    const chosen = adapters.map(([name, alpha]): [number, number] => {
       const index = this.#registered.findIndex((a) => a.name === name);
       if (index < 0) {
         throw new MultiloraError(
@@ -407,6 +407,7 @@ export class Pipeline {
       }
       return [index, alpha];
     });
+    return this.mode === 'fuse' ? chosen : listFor(this.#registered, chosen);
   }
 
   /** Queues one native generate; wires its AbortSignal and progress callback. */

@@ -143,6 +143,8 @@ export interface PreparedAdapter {
   /** What GenAI should read: the file as it is, or rewritten bytes. */
   load: string | Buffer;
   report: AdapterReport;
+  /** The model layers it patches, as `<part>:<node name>`: which layers get a LoRA rank when it is listed. */
+  layers: string[];
 }
 
 /**
@@ -183,6 +185,7 @@ async function prepare(
 
     // Match each model layer to the first LoRA layer (in GenAI's order) whose name fits, part by part.
     const used = new Set<LoraLayer>();
+    const patched: string[] = [];
     for (const part of new Set(plan.layers.map(({ layer }) => layer.part))) {
       const prefix = genaiPrefix(part, model.family);
       const candidates = plan.layers
@@ -195,6 +198,7 @@ async function prepare(
         const hit = candidates.find(({ stem }) => variants.some((v) => v.includes(stem.slice(prefix.length))));
         if (!hit) continue;
         used.add(hit.layer);
+        patched.push(`${part}:${node.name}`);
         const { in: inFeatures, out: outFeatures } = features(node);
         const [rankA, loraIn] = hit.layer.down.shape;
         const [loraOut, rankB] = hit.layer.up.shape;
@@ -235,6 +239,7 @@ async function prepare(
         unmatchedTensors: unmatchedTensors.slice(0, 100),
         converted: converted !== null,
       },
+      layers: patched,
     };
   } finally {
     await reader.close();

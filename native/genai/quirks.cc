@@ -15,17 +15,24 @@ ov::genai::Adapter Spacer() {
 AdapterSwitch::AdapterSwitch(std::vector<ov::genai::Adapter> adapters, ov::genai::Adapter spacer)
     : adapters_(std::move(adapters)), spacer_(std::move(spacer)) {}
 
-ov::genai::AdapterConfig AdapterSwitch::ConfigFor(std::vector<float> alphas) {
+ov::genai::AdapterConfig AdapterSwitch::ConfigFor(std::vector<float> alphas, std::vector<bool> listed,
+                                                  bool text_to_image) {
   alphas.resize(adapters_.size(), 0.0f);
+  if (!text_to_image) full_list_ = true;
+  if (full_list_ || listed.empty()) listed.assign(adapters_.size(), true);
+  listed.resize(adapters_.size(), false);
   // Modulo 2^20: the float stays an exact integer, so it always differs from the last value.
-  if (resend_alphas_ || alphas != last_alphas_) {
+  if (resend_alphas_ || alphas != last_alphas_ || listed != last_listed_) {
     spacer_alpha_ = static_cast<float>((static_cast<int>(spacer_alpha_) + 1) % (1 << 20));
   }
   resend_alphas_ = false;
   ov::genai::AdapterConfig config;
-  for (size_t i = 0; i < adapters_.size(); ++i) config.add(adapters_[i], alphas[i]);
+  for (size_t i = 0; i < adapters_.size(); ++i) {
+    if (listed[i]) config.add(adapters_[i], alphas[i]);
+  }
   config.add(spacer_, spacer_alpha_);
   last_alphas_ = std::move(alphas);
+  last_listed_ = std::move(listed);
   return config;
 }
 
@@ -33,6 +40,8 @@ void AdapterSwitch::Clear() {
   adapters_.clear();
   spacer_ = ov::genai::Adapter();
   last_alphas_.clear();
+  last_listed_.clear();
+  full_list_ = false;
   resend_alphas_ = true;
 }
 

@@ -18,11 +18,15 @@ namespace multilora::quirks {
 /// like any adapter load.
 ov::genai::Adapter Spacer();
 
-/// The AdapterConfig of each call on a pipeline with registered adapters (docs/GENAI-BUGS.md#switching): every
-/// registered adapter, always in registration order (the chosen ones at their alphas, the rest at 0: the same bytes
-/// as the chosen ones alone, and no layer's rank ever drops to 0), then the spacer, whose alpha takes a new value
-/// whenever an alpha changed so that GenAI always uploads them. A new value (not a flip between two) also serves
-/// pipelines that share models but not their bookkeeping (text-to-image, image-to-image and inpainting of one model).
+/// The AdapterConfig of each call on a pipeline with registered adapters (docs/GENAI-BUGS.md#switching): the listed
+/// adapters, always in registration order (the chosen ones at their alphas, the others listed at 0: the same bytes as
+/// the chosen ones alone), then the spacer, whose alpha takes a new value whenever the list or an alpha changed, so
+/// that GenAI always uploads them. The caller lists, beside the chosen adapters, enough others at 0 that every layer
+/// some registered adapter patches keeps a rank above 0 (listFor in lib/core/genai-quirks.ts). Once a call of another
+/// task than text-to-image has run, every call lists every registered adapter: the text-to-image, image-to-image and
+/// inpainting pipelines of one model share its compiled models but each keep their own record of the last config,
+/// and only a list that never changes keeps those records right. A new spacer value (not a flip between two) serves
+/// those pipelines too.
 class AdapterSwitch {
  public:
   AdapterSwitch() = default;
@@ -30,8 +34,10 @@ class AdapterSwitch {
   AdapterSwitch(std::vector<ov::genai::Adapter> adapters, ov::genai::Adapter spacer);
 
   const std::vector<ov::genai::Adapter>& adapters() const { return adapters_; }
-  /// The config for a call that gives `alphas[i]` to `adapters()[i]` (missing ones: 0).
-  ov::genai::AdapterConfig ConfigFor(std::vector<float> alphas);
+  /// The config for a call that gives `alphas[i]` to `adapters()[i]` (missing ones: 0), listing `adapters()[i]` when
+  /// `listed[i]` (an empty `listed`: all of them). `text_to_image`: whether the call is on the text-to-image pipeline.
+  ov::genai::AdapterConfig ConfigFor(std::vector<float> alphas, std::vector<bool> listed = {},
+                                     bool text_to_image = false);
   /// The next config uploads its alphas whatever the last one was: after a failed call, GenAI may have stopped
   /// half-way through applying it.
   void ResendAlphas() { resend_alphas_ = true; }
@@ -42,6 +48,8 @@ class AdapterSwitch {
   std::vector<ov::genai::Adapter> adapters_;
   ov::genai::Adapter spacer_;
   std::vector<float> last_alphas_;  // what the last call sent to GenAI
+  std::vector<bool> last_listed_;
+  bool full_list_ = false;  // a call of another task has run: every call lists every adapter from now on
   bool resend_alphas_ = true;
   float spacer_alpha_ = 0.0f;
 };
