@@ -17,12 +17,14 @@
 //   npm run bench:tutorial -- --sides recipe,exact --levers static-shape
 //   npm run bench:tutorial -- --small                       # the tiny SDXL fixture at 64x64 (what the tests run)
 //
-// Writes bench-results/tutorial.json (with --small: nothing unless --out is given) and prints a summary.
+// Writes bench-results/tutorial.json and the tutorial block of docs/BENCHMARKS.md from it (with --small or --out:
+// only the file given), and prints a summary.
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { TUTORIAL_RESULTS, renderTutorialDoc } from './bench/doc.mjs';
 import { provenance } from './bench/provenance.mjs';
 import { ROOT, readCompleteSdk } from './sdk-config.mjs';
 import { median, summary } from './stats.mjs';
@@ -247,10 +249,16 @@ async function main() {
       tutorial: result,
     };
     print(result);
-    const out = args.out ?? (args.small ? undefined : path.join(ROOT, 'bench-results', 'tutorial.json'));
+    const out = args.out ?? (args.small ? undefined : path.join(ROOT, TUTORIAL_RESULTS));
     if (out) {
       writeFileSync(out, `${JSON.stringify(file, null, 2)}\n`);
       log(`wrote ${path.relative(process.cwd(), out)}`);
+    }
+    if (!args.out && !args.small) {
+      // the default results file is the one docs/BENCHMARKS.md shows: its block follows it
+      const doc = path.join(ROOT, 'docs', 'BENCHMARKS.md');
+      writeFileSync(doc, renderTutorialDoc(readFileSync(doc, 'utf8'), file));
+      log('wrote the tutorial block of docs/BENCHMARKS.md');
     }
   } finally {
     if (!args['keep-images']) rmSync(tmp, { recursive: true, force: true });

@@ -16,6 +16,7 @@ export const SCRIPTS = {
     'scripts/bench-tutorial.mjs',
     'scripts/bench/tutorial_recipe.py',
     'scripts/bench/tutorial-node.mjs',
+    'scripts/bench/doc.mjs',
     'scripts/bench/provenance.mjs',
     'scripts/stats.mjs',
   ],
