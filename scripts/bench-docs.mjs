@@ -5,9 +5,10 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { RESULTS, TUTORIAL_RESULTS, renderBenchDoc, renderScalingDoc, renderTutorialDoc } from './bench/doc.mjs';
+import { RESULTS, renderBenchDoc, renderScalingDoc } from './bench/doc.mjs';
 import { SCRIPTS, scriptsHash } from './bench/provenance.mjs';
 import { ROOT } from './sdk-config.mjs';
+import { TUTORIAL_RESULTS, TUTORIAL_SCRIPTS, renderTutorialDoc } from './tutorial/doc.mjs';
 
 const { values: args } = parseArgs({ options: { check: { type: 'boolean', default: false } } });
 
@@ -39,11 +40,11 @@ for (const [file, name] of [
   [RESULTS.full, 'bench'],
   [RESULTS.quick, 'bench'],
   ['bench-results/scaling.json', 'scaling'],
-  [TUTORIAL_RESULTS, 'tutorial'],
+  [TUTORIAL_RESULTS, TUTORIAL_SCRIPTS],
 ]) {
   const r = json(file);
   if (!r) continue;
-  const now = scriptsHash(SCRIPTS[name]);
+  const now = scriptsHash(Array.isArray(name) ? name : SCRIPTS[name]);
   if (r.scriptsHash !== now)
     console.log(
       `${file}: made by ${r.scriptsHash ? `scripts ${r.scriptsHash}` : 'scripts that predate scriptsHash'}, the checkout's are ${now}: rerun its command to refresh it`,

@@ -9,7 +9,7 @@
 // image), then the rotation. Sides run in turn, and the order turns round every round; a ratio is the recipe's time
 // over multilora's for the same image of the same round (paired), summarised by median and p25–p75.
 //
-// Sides: recipe (scripts/bench/tutorial_recipe.py, the SDK's Python), exact (multilora's defaults: bytes equal to the
+// Sides: recipe (scripts/tutorial/recipe.py, the SDK's Python), exact (multilora's defaults: bytes equal to the
 // recipe's), fast (multilora's fast mode), and any levers named with --levers (see LEVERS) measured the same way.
 //
 //   npm run bench:tutorial                                  # sizes 512,1024, 12 images, 1 round: hours on 2 cores
@@ -24,8 +24,8 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { TUTORIAL_RESULTS, renderTutorialDoc } from './bench/doc.mjs';
-import { provenance } from './bench/provenance.mjs';
+import { commit, scriptsHash } from './bench/provenance.mjs';
+import { TUTORIAL_RESULTS, TUTORIAL_SCRIPTS, renderTutorialDoc } from './tutorial/doc.mjs';
 import { ROOT, readCompleteSdk } from './sdk-config.mjs';
 import { median, summary } from './stats.mjs';
 
@@ -115,8 +115,8 @@ function runSide(side, job, sdk, dir) {
   writeFileSync(jobFile, JSON.stringify({ ...job, outDir: dir }));
   const [file, argv] =
     side === 'recipe'
-      ? [sdk.python, [path.join(ROOT, 'scripts', 'bench', 'tutorial_recipe.py'), jobFile]]
-      : [process.execPath, [path.join(ROOT, 'scripts', 'bench', 'tutorial-node.mjs'), jobFile]];
+      ? [sdk.python, [path.join(ROOT, 'scripts', 'tutorial', 'recipe.py'), jobFile]]
+      : [process.execPath, [path.join(ROOT, 'scripts', 'tutorial', 'multilora.mjs'), jobFile]];
   const env = { ...process.env, OPENVINO_TOKENIZERS_PATH_GENAI: sdk.tokenizersLib };
   return new Promise((resolve, reject) => {
     const child = spawn(file, argv, { env, stdio: ['ignore', 'pipe', 'inherit'] });
@@ -144,6 +144,16 @@ function runSide(side, job, sdk, dir) {
       else resolve(events);
     });
   });
+}
+
+/** The CPU plugin's default inference precision on this machine (GenAI sets none for these models on CPU). */
+function cpuPrecision(sdk) {
+  const run = spawnSync(
+    sdk.python,
+    ['-c', "import openvino as ov; print(ov.Core().get_property('CPU', 'INFERENCE_PRECISION_HINT'))"],
+    { encoding: 'utf8' },
+  );
+  return run.status === 0 ? run.stdout.trim() : null;
 }
 
 /** Mean absolute difference of two RGB buffers, in 0–255 units. */
@@ -205,7 +215,12 @@ async function main() {
   const count = Number(args.images ?? (args.small ? 6 : 12));
   const rounds = Number(args.rounds);
   const steps = Number(args.steps);
-  const prov = provenance('tutorial');
+  const prov = {
+    commit: commit(TUTORIAL_SCRIPTS),
+    scriptsHash: scriptsHash(TUTORIAL_SCRIPTS),
+    date: new Date().toISOString(),
+    loadStart: os.loadavg(),
+  };
   const { model, catalog, unetParams } = workload();
   const styles = Object.keys(catalog);
   const tmp = args['keep-images'] ?? mkdtempSync(path.join(os.tmpdir(), 'multilora-tutorial-'));
@@ -241,9 +256,20 @@ async function main() {
       }
     }
     const result = summarize(runs, { sizes, all, styles, count, rounds, unetParams });
+    const cpu = os.cpus();
     const file = {
-      ...prov.finish(),
-      machine: prov.machine,
+      commit: prov.commit,
+      scriptsHash: prov.scriptsHash,
+      date: prov.date,
+      loadAverage: { start: prov.loadStart.map((x) => round(x, 2)), end: os.loadavg().map((x) => round(x, 2)) },
+      machine: {
+        cpu: `${cpu[0]?.model ?? 'unknown'} × ${cpu.length}`,
+        cores: os.availableParallelism(),
+        memoryGb: round(os.totalmem() / 2 ** 30, 1),
+        os: `${os.type()} ${os.release()}`,
+        node: process.version,
+        cpuInferencePrecision: cpuPrecision(sdk),
+      },
       command: `npm run bench:tutorial -- ${process.argv.slice(2).join(' ')}`.trim(),
       elapsedS: Math.round((Date.now() - started) / 1000),
       tutorial: result,

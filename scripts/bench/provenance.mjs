@@ -12,14 +12,6 @@ export const SCRIPTS = {
   bench: ['scripts/bench.mjs', 'scripts/bench', 'scripts/stats.mjs', 'native/bench'],
   scaling: ['scripts/bench-scaling.mjs', 'scripts/bench/doc.mjs', 'scripts/bench/provenance.mjs', 'scripts/stats.mjs'],
   lifecycle: ['scripts/bench-lifecycle.mjs', 'scripts/bench/provenance.mjs'],
-  tutorial: [
-    'scripts/bench-tutorial.mjs',
-    'scripts/bench/tutorial_recipe.py',
-    'scripts/bench/tutorial-node.mjs',
-    'scripts/bench/doc.mjs',
-    'scripts/bench/provenance.mjs',
-    'scripts/stats.mjs',
-  ],
 };
 
 function files(entry) {

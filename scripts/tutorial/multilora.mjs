@@ -1,8 +1,8 @@
 // The multilora side of `npm run bench:tutorial`: the tutorial's job through the package's public API.
 //
-// Usage: node tutorial-node.mjs <job.json>. The job (written by scripts/bench-tutorial.mjs) names the model, the
+// Usage: node multilora.mjs <job.json>. The job (written by scripts/bench-tutorial.mjs) names the model, the
 // catalogue, the images, and the load and call options of the mode being measured; this prints one JSON line per
-// event on stdout (load, image, done) and writes each image's RGB bytes to the job's outDir, like tutorial_recipe.py.
+// event on stdout (load, image, done) and writes each image's RGB bytes to the job's outDir, like recipe.py.
 import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';

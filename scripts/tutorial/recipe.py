@@ -5,7 +5,7 @@ generate(prompt from the template, adapters=AdapterConfig(the chosen adapter at 
 "none", num_inference_steps, guidance_scale, width, height, rng_seed). The tutorial's demo seeds a torch generator;
 the recipe here uses GenAI's own (rng_seed), which multilora's `seed` also uses, so that the bytes can be compared.
 
-Usage: python tutorial_recipe.py <job.json>. The job is written by scripts/bench-tutorial.mjs; this prints one JSON
+Usage: python recipe.py <job.json>. The job is written by scripts/bench-tutorial.mjs; this prints one JSON
 line per event on stdout (load, image, done) and writes each image's RGB bytes to the job's outDir.
 """
 

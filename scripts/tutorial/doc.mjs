@@ -1,0 +1,64 @@
+// The tutorial block of docs/BENCHMARKS.md, from bench-results/tutorial.json (written by npm run bench:tutorial):
+// like scripts/bench/doc.mjs, a pure function of the results. Every figure it prints comes from them.
+import { provenanceLine, replaceBlock } from '../bench/doc.mjs';
+
+const f = (x, d = 1) => (x === undefined || x === null || Number.isNaN(x) ? '–' : x.toFixed(d));
+
+export const TUTORIAL_BLOCK = ['<!-- tutorial:results:begin -->', '<!-- tutorial:results:end -->'];
+export const TUTORIAL_RESULTS = 'bench-results/tutorial.json';
+/** The scripts behind it, for its commit and scripts hash (scripts/bench/provenance.mjs). */
+export const TUTORIAL_SCRIPTS = [
+  'scripts/bench-tutorial.mjs',
+  'scripts/tutorial',
+  'scripts/bench/provenance.mjs',
+  'scripts/stats.mjs',
+];
+
+const ratioCell = (s) => `${f(s.median, 3)} (${f(s.p25, 3)}–${f(s.p75, 3)})`;
+const seconds = (ms) => f(ms / 1000, 2);
+
+function tutorialLines(r) {
+  if (!r) return ['Not run yet: `npm run bench:tutorial` writes `bench-results/tutorial.json`.'];
+  const t = r.tutorial;
+  const m = r.machine;
+  const w = t.workload;
+  const lines = [
+    `Run of ${r.date.slice(0, 10)} (\`${r.command}\`, ${r.elapsedS} s): ${m.cpu}, ${m.memoryGb} GB, ${m.os}, Node ${m.node}; the CPU plugin's default inference precision here: ${m.cpuInferencePrecision ?? 'not recorded'}. ${provenanceLine(r)}`,
+    '',
+    `Model \`${w.model}\`${t.unetParams ? ` (UNet ${t.unetParams.toLocaleString('en-US')} parameters)` : ''}; ${w.steps} steps, guidance ${w.guidance}; per size a warm-up image, then ${w.imagesPerSize} images over the styles and none; ${w.rounds} round${w.rounds === 1 ? '' : 's'}.`,
+    '',
+    '| size | side | per image, s | × recipe, paired (p25–p75) | cold start, s | × recipe | step, s | VAE, s | switch cost, s | peak RSS, GB | bytes |',
+    '|---|---|---|---|---|---|---|---|---|---|---|',
+  ];
+  for (const size of t.sizes)
+    for (const [side, s] of Object.entries(t.bySize[size])) {
+      const vs = side === 'recipe';
+      const bytes = vs ? '–' : s.identical ? 'the recipe’s' : `mean abs diff ≤ ${f(s.meanAbsDiff.max, 2)}/255`;
+      lines.push(
+        `| ${size}² | ${side} | ${seconds(s.imageMs.median)} | ${vs ? '1' : ratioCell(s.speedup)} | ${seconds(s.coldStartMs.median)} | ${vs ? '1' : f(s.coldStartSpeedup.median, 3)} | ${seconds(s.stepMs.median)} | ${seconds(s.vaeMs.median)} | ${seconds(s.switchCostMs)} | ${f(s.peakRssMb / 1024, 1)} | ${bytes} |`,
+      );
+    }
+  lines.push('');
+  if (t.exact)
+    lines.push(
+      `Exact mode: ×${f(t.exact.speedup, 3)} per image (p25–p75 ${f(t.exact.speedupRange[0], 3)}–${f(t.exact.speedupRange[1], 3)}), cold start ×${f(t.exact.coldStartSpeedup, 3)}, ${t.exact.identical ? 'every image byte for byte the recipe’s' : '**not** every image the recipe’s bytes'}.`,
+    );
+  lines.push(
+    t.fast
+      ? `Fast mode (${t.fast.levers.join(', ')}): ×${f(t.fast.speedup, 3)} per image (p25–p75 ${f(t.fast.speedupRange[0], 3)}–${f(t.fast.speedupRange[1], 3)}), mean absolute difference to the recipe’s image at most ${f(t.fast.meanAbsDiff, 2)}/255 (${f(t.fast.meanAbsDiffMean, 2)} on average).`
+      : 'Fast mode: not measured in this run.',
+  );
+  const levers = Object.entries(t.levers ?? {});
+  if (levers.length) {
+    lines.push('', '| lever | size | × recipe per image | mean abs diff, /255 |', '|---|---|---|---|');
+    for (const [name, bySize] of levers)
+      for (const [size, l] of Object.entries(bySize))
+        lines.push(`| ${name} | ${size}² | ${f(l.speedup, 3)} | ${f(l.meanAbsDiff, 2)} |`);
+  }
+  return lines;
+}
+
+/** docs/BENCHMARKS.md with its tutorial block made from bench-results/tutorial.json (undefined: not run yet). */
+export function renderTutorialDoc(doc, results, name = 'docs/BENCHMARKS.md') {
+  return replaceBlock(doc, TUTORIAL_BLOCK, tutorialLines(results), name);
+}
