@@ -3,6 +3,9 @@
 export * as safetensors from './lora/safetensors';
 export * as loraFormat from './lora/format';
 export * as errors from './core/errors';
+export * as diagnose from './lora/diagnose';
+export * as genaiQuirks from './core/genai-quirks';
+export * as model from './core/model';
 export * as binding from './core/binding';
 export * as pool from './core/pool';
 export * as pipeline from './core/pipeline';

@@ -21,6 +21,7 @@
 // (scripts/bench/doc.mjs; `npm run bench:docs -- --check` compares them). The realistic model (SD 1.5 sizes, random
 // weights, not committed) is built on first use by `bash scripts/make-fixtures.sh --bench-model`.
 import { spawn, spawnSync } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -65,6 +66,22 @@ const PROMPT = 'a lighthouse on a cliff at sunset, oil painting';
 const round = (x, digits = 4) => Number(x.toFixed(digits));
 
 // ------------------------------------------------------------------------------------------------------ runners
+/** The model layers each adapter file patches, as multilora matches them (what listFor needs). */
+async function adapterLayers(model, files) {
+  if (!files.length) return [];
+  const info = internalEntry().model.inspectModel(model.dir);
+  return Promise.all(
+    files.map(async (file, i) => {
+      const prepared = await internalEntry().diagnose.prepareAdapter(`adapter ${i}`, file, info, 'genai');
+      return { layers: new Set(prepared.layers), report: prepared.report };
+    }),
+  );
+}
+
+// dist/ may be built after this module loads (main builds it when missing), hence a lazy require.
+const internalEntry = () => createRequire(import.meta.url)(path.join(ROOT, 'dist', 'internal.js'));
+const genaiQuirks = { listFor: (...a) => internalEntry().genaiQuirks.listFor(...a) };
+
 class Runner {
   /** name: node | python | cpp; spawns the process and waits for its "ready" line. */
   static async start(name, sdk) {
@@ -116,12 +133,28 @@ class Runner {
     return { ms: Number(value), extra };
   }
 
-  load(model, { shape = '-', cache = '-', adapters = [] } = {}) {
+  async load(model, { shape = '-', cache = '-', adapters = [] } = {}) {
+    this.#adapters = await adapterLayers(model, adapters);
     return this.send('load', model.dir, 'CPU', shape, cache, adapters.length ? adapters.join('|') : '-');
   }
 
+  #adapters = [];
+
+  /**
+   * A call's alphas (one per registered adapter) as the runners' field: the adapters multilora's listFor leaves out
+   * of GenAI's list are `~`, so that the C++ driver and Python list what the addon lists (the Node runner chooses by
+   * alpha, and multilora lists by itself).
+   */
+  #alphas(alphas) {
+    if (!alphas?.length) return '-';
+    if (alphas[0] === 'empty') return 'empty';
+    const chosen = alphas.flatMap((a, i) => (a !== 0 ? [[i, a]] : []));
+    const listed = new Map(genaiQuirks.listFor(this.#adapters, chosen));
+    return this.#adapters.map((_, i) => (listed.has(i) ? String(alphas[i] ?? 0) : '~')).join(',');
+  }
+
   gen(model, call) {
-    const alphas = call.alphas?.length ? call.alphas.join(',') : '-';
+    const alphas = this.#alphas(call.alphas);
     return this.send(
       'gen',
       call.seed ?? 42,
@@ -136,7 +169,7 @@ class Runner {
 
   /** Time to the end of the first step; the run stops there (2 steps asked, so that nothing of the VAE runs). */
   async first(model, call) {
-    const alphas = call.alphas?.length ? call.alphas.join(',') : '-';
+    const alphas = this.#alphas(call.alphas);
     return (await this.send('first', call.seed ?? 42, model.size, model.size, 2, model.guidance, alphas, PROMPT)).ms;
   }
 

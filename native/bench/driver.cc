@@ -112,13 +112,19 @@ class Driver {
     }
   }
 
+  // One alpha per registered adapter; "~": left out of the list (multilora's listFor, computed by bench.mjs).
   ov::genai::AdapterConfig ConfigFor(const std::string& csv) {
     std::vector<float> alphas;
+    std::vector<bool> listed;
     if (csv != "-") {
-      for (const std::string& value : Split(csv, ',')) alphas.push_back(std::stof(value));
+      for (const std::string& value : Split(csv, ',')) {
+        listed.push_back(value != "~");
+        alphas.push_back(value == "~" ? 0.0f : std::stof(value));
+      }
     }
     alphas.resize(adapters_.adapters().size(), 0.0f);
-    return adapters_.ConfigFor(std::move(alphas));
+    listed.resize(adapters_.adapters().size(), true);
+    return adapters_.ConfigFor(std::move(alphas), std::move(listed), true);
   }
 
   std::shared_ptr<ov::genai::Text2ImagePipeline> pipeline_;

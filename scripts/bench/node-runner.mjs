@@ -27,12 +27,16 @@ async function load([, model, device, shape, cache, paths]) {
   return `ok\t${performance.now() - start}`;
 }
 
-/** The options of a `gen`-shaped command: its alphas, one per registered adapter, become a selection by name. */
+/**
+ * The options of a `gen`-shaped command: its alphas, one per registered adapter, become a selection by name (an
+ * alpha of 0, or `~` for an adapter the other runners leave out of the list, is not chosen: multilora lists it or
+ * not by itself, with listFor).
+ */
 function callOptions(seed, width, height, steps, guidance, alphas) {
   const adapters = {};
   if (alphas !== '-')
     alphas.split(',').forEach((a, i) => {
-      if (Number(a) !== 0) adapters[names[i]] = Number(a);
+      if (a !== '~' && Number(a) !== 0) adapters[names[i]] = Number(a);
     });
   return {
     seed: Number(seed),

@@ -1,7 +1,8 @@
 """The Python side of `npm run bench` (scripts/bench.mjs): openvino_genai from the SDK venv, driven by the
 runners' line protocol (scripts/bench/protocol.md). It makes the same GenAI calls as multilora and as the C++
-driver (native/bench/driver.cc): every registered adapter in registration order, then a tensor-less spacer adapter
-whose alpha changes whenever an alpha changed."""
+driver (native/bench/driver.cc): the listed adapters in registration order (bench.mjs marks the others "~", as
+multilora's listFor leaves them out), then a tensor-less spacer adapter whose alpha changes whenever the list or an
+alpha changed."""
 
 import hashlib
 import os
@@ -60,16 +61,18 @@ class Runner:
         return "ok\t%f" % ((time.perf_counter() - start) * 1000)
 
     def config_for(self, csv):
+        # one alpha per registered adapter; "~": left out of the list (multilora's listFor, computed by bench.mjs)
         alphas = [0.0] * len(self.adapters)
         if csv != "-":
             for i, v in enumerate(csv.split(",")[: len(alphas)]):
-                alphas[i] = float(v)
+                alphas[i] = None if v == "~" else float(v)
         if alphas != self.last_alphas:
             self.spacer_alpha += 1
         self.last_alphas = alphas
         config = ov_genai.AdapterConfig()
         for a, alpha in zip(self.adapters, alphas):
-            config.add(a, alpha)
+            if alpha is not None:
+                config.add(a, alpha)
         config.add(self.spacer, self.spacer_alpha)
         return config
 
