@@ -191,6 +191,28 @@ def gb(n):
     return round(n / 1e9, 3)
 
 
+def tree_rss_by_pid():
+    """{pid: resident bytes} of this process and all its descendants, read from /proc."""
+    children, rss = {}, {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{d}/statm") as f:
+                rss[int(d)] = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(d))
+    tree, todo = {}, [os.getpid()]
+    while todo:
+        pid = todo.pop()
+        tree[pid] = rss.get(pid, 0)
+        todo += children.get(pid, [])
+    return tree
+
+
 class PeakRss:
     """The peak of the resident memory of this process and all its descendants, sampled from /proc."""
 
@@ -202,24 +224,7 @@ class PeakRss:
 
     @staticmethod
     def tree_rss():
-        children, pages = {}, {}
-        for d in os.listdir("/proc"):
-            if not d.isdigit():
-                continue
-            try:
-                with open(f"/proc/{d}/stat") as f:
-                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-                with open(f"/proc/{d}/statm") as f:
-                    pages[int(d)] = int(f.read().split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-            children.setdefault(ppid, []).append(int(d))
-        total, todo = 0, [os.getpid()]
-        while todo:
-            pid = todo.pop()
-            total += pages.get(pid, 0)
-            todo += children.get(pid, [])
-        return total * os.sysconf("SC_PAGE_SIZE")
+        return sum(tree_rss_by_pid().values())
 
     def _run(self):
         while not self._stop.is_set():

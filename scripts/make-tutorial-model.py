@@ -238,25 +238,8 @@ def tree_memory():
     """(sum, largest) of the resident memory of this process and its descendants, and the machine's memory in use
     (MemTotal - MemAvailable, other programs included), in bytes. The sum counts twice the pages that two processes
     share (a file both map): an upper bound; the largest one process is a lower bound."""
-    children, rss = {}, {}
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/stat") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            with open(f"/proc/{d}/statm") as f:
-                rss[int(d)] = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-        except (OSError, ValueError, IndexError):
-            continue
-        children.setdefault(ppid, []).append(int(d))
-    total = largest = 0
-    todo = [os.getpid()]
-    while todo:
-        pid = todo.pop()
-        total += rss.get(pid, 0)
-        largest = max(largest, rss.get(pid, 0))
-        todo += children.get(pid, [])
+    rss = mb.tree_rss_by_pid().values()
+    total, largest = sum(rss), max(rss, default=0)
     info = {}
     with open("/proc/meminfo") as f:
         for line in f:
