@@ -10,11 +10,10 @@
 // over multilora's for the same image of the same round (paired), summarised by median and p25–p75.
 //
 // Sides: recipe (scripts/tutorial/recipe.py, the SDK's Python), exact (multilora's defaults: bytes equal to the
-// recipe's), fast (multilora's fast mode), and any levers named with --levers (see LEVERS) measured the same way.
+// recipe's); MODES lists multilora's modes.
 //
 //   npm run bench:tutorial                                  # sizes 512,1024, 12 images, 1 round: hours on 2 cores
 //   npm run bench:tutorial -- --sizes 512 --images 6        # one size, a short rotation
-//   npm run bench:tutorial -- --sides recipe,exact --levers static-shape
 //   npm run bench:tutorial -- --small                       # the tiny SDXL fixture at 64x64 (what the tests run)
 //
 // Writes bench-results/tutorial.json and the tutorial block of docs/BENCHMARKS.md from it (with --small or --out:
@@ -23,6 +22,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { commit, scriptsHash } from './bench/provenance.mjs';
 import { TUTORIAL_RESULTS, TUTORIAL_SCRIPTS, renderTutorialDoc } from './tutorial/doc.mjs';
@@ -32,12 +32,11 @@ import { median, summary } from './stats.mjs';
 export const SUBJECTS = ['a cute cat in sunglasses', 'a lighthouse on a cliff', 'an old tram in the rain'];
 
 /**
- * multilora's modes and the levers measured one by one: the load and call options each adds to the public API's
- * defaults. `perSize` levers get the size of the process they run in.
+ * multilora's modes: the load and call options each adds to the public API's defaults (`load` gets the size of the
+ * process it runs in). Exact only, so far: no fast mode has been found (docs/BENCHMARKS.md says which levers apply).
  */
-export const LEVERS = {
+export const MODES = {
   exact: { load: () => ({}), generate: {} },
-  'static-shape': { load: (size) => ({ staticShape: { width: size, height: size } }), generate: {} },
 };
 
 const OPTIONS = {
@@ -48,7 +47,6 @@ const OPTIONS = {
   rounds: { type: 'string', default: '1' },
   steps: { type: 'string', default: '4' },
   sides: { type: 'string', default: 'recipe,exact' },
-  levers: { type: 'string', default: '' },
   out: { type: 'string' },
   'keep-images': { type: 'string' },
   help: { type: 'boolean', short: 'h', default: false },
@@ -121,22 +119,15 @@ function runSide(side, job, sdk, dir) {
   return new Promise((resolve, reject) => {
     const child = spawn(file, argv, { env, stdio: ['ignore', 'pipe', 'inherit'] });
     const events = [];
-    let buffered = '';
-    child.stdout.on('data', (chunk) => {
-      buffered += chunk;
-      let nl;
-      while ((nl = buffered.indexOf('\n')) >= 0) {
-        const line = buffered.slice(0, nl);
-        buffered = buffered.slice(nl + 1);
-        if (!line.startsWith('{')) continue;
-        const event = JSON.parse(line);
-        events.push(event);
-        if (event.type === 'image') {
-          const image = job.images[event.index];
-          const what = image.warmUp ? 'warm-up' : `${event.index}/${job.images.length - 1}`;
-          log(`  ${side} ${image.size}² ${what} ${image.style ?? 'none'}: ${(event.ms / 1000).toFixed(2)} s`);
-        } else if (event.type === 'load') log(`  ${side} loaded in ${(event.ms / 1000).toFixed(1)} s`);
-      }
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      if (!line.startsWith('{')) return;
+      const event = JSON.parse(line);
+      events.push(event);
+      if (event.type === 'image') {
+        const image = job.images[event.index];
+        const what = event.index === 0 ? 'warm-up' : `${event.index}/${job.images.length - 1}`;
+        log(`  ${side} ${image.size}² ${what} ${image.style ?? 'none'}: ${(event.ms / 1000).toFixed(2)} s`);
+      } else if (event.type === 'load') log(`  ${side} loaded in ${(event.ms / 1000).toFixed(1)} s`);
     });
     child.on('error', reject);
     child.on('exit', (code, signal) => {
@@ -188,7 +179,7 @@ function paired(recipeRuns, sideRuns, images) {
   const measured = images.map((im, i) => ({ ...im, i })).filter((im) => !im.warmUp);
   const ratios = recipeRuns.flatMap((r, k) => measured.map((im) => r.images[im.i].ms / sideRuns[k].images[im.i].ms));
   const cold = recipeRuns.map((r, k) => (r.loadMs + r.images[0].ms) / (sideRuns[k].loadMs + sideRuns[k].images[0].ms));
-  return { speedup: summary(ratios), coldStartSpeedup: summary(cold) };
+  return { ratios, speedup: summary(ratios), coldStartSpeedup: summary(cold) };
 }
 
 // ------------------------------------------------------------------------------------------------------------ main
@@ -206,11 +197,10 @@ async function main() {
   if (!sdk) throw new Error('the SDK is not installed: run npm install');
   if (!existsSync(path.join(ROOT, 'dist', 'index.js'))) throw new Error('dist/ is missing: run npm install');
   const sides = args.sides.split(',').filter(Boolean);
-  const levers = args.levers.split(',').filter(Boolean);
-  for (const s of [...sides, ...levers])
-    if (s !== 'recipe' && !LEVERS[s]) throw new Error(`unknown side or lever ${s}: ${Object.keys(LEVERS).join(', ')}`);
+  for (const s of sides)
+    if (s !== 'recipe' && !MODES[s]) throw new Error(`unknown side ${s}: recipe, ${Object.keys(MODES).join(', ')}`);
   if (!sides.includes('recipe')) throw new Error('--sides must include recipe: every figure is a ratio to it');
-  const all = [...sides, ...levers.filter((l) => !sides.includes(l))];
+  const all = [...new Set(sides)];
   const sizes = (args.sizes ?? (args.small ? '64' : '512,1024')).split(',').map(Number);
   const count = Number(args.images ?? (args.small ? 6 : 12));
   const rounds = Number(args.rounds);
@@ -234,15 +224,15 @@ async function main() {
         const order = r % 2 === 0 ? all : [...all].reverse();
         for (const side of order) {
           log(`${size}×${size}, round ${r + 1}/${rounds}: ${side}`);
-          const lever = LEVERS[side];
+          const mode = MODES[side];
           const job = {
             model,
             catalog,
             steps,
             guidance: 0,
             images: images.map(({ size: s, style, subject, seed }) => ({ size: s, style, subject, seed })),
-            load: lever?.load(size),
-            generate: lever?.generate,
+            load: mode?.load(size),
+            generate: mode?.generate,
           };
           const dir = path.join(tmp, `${size}`, `${r}`, side);
           const events = await runSide(side, job, sdk, dir);
@@ -293,59 +283,37 @@ async function main() {
 
 function summarize(runs, { sizes, all, styles, count, rounds, unetParams }) {
   const bySize = {};
-  const pairs = { exact: [], fast: [] };
-  let identical = true;
-  let maxDiff = 0;
-  const diffs = [];
-  const levers = {};
+  const exactRatios = [];
   for (const size of sizes) {
     const shape = rotation(styles, size, count);
     const recipe = runs[size].recipe;
     const entry = { recipe: sideSummary(recipe, shape) };
     for (const side of all.filter((s) => s !== 'recipe')) {
-      const summ = sideSummary(runs[size][side], shape);
       const vsRecipe = paired(recipe, runs[size][side], shape);
       // bytes: every image (the warm-up too) of every round against the recipe's of the same round
-      const per = [];
-      for (const [k, run] of runs[size][side].entries())
-        for (const [i, im] of run.images.entries()) {
-          const same = im.md5 === recipe[k].images[i].md5;
-          const d = same
+      const diffs = runs[size][side].flatMap((run, k) =>
+        run.images.map((im, i) =>
+          im.md5 === recipe[k].images[i].md5
             ? 0
             : meanAbsDiff(
                 readFileSync(path.join(run.dir, `${i}.rgb`)),
                 readFileSync(path.join(recipe[k].dir, `${i}.rgb`)),
-              );
-          per.push({ same, d });
-        }
+              ),
+        ),
+      );
       entry[side] = {
-        ...summ,
+        ...sideSummary(runs[size][side], shape),
         speedup: vsRecipe.speedup,
         coldStartSpeedup: vsRecipe.coldStartSpeedup,
-        identical: per.every((p) => p.same),
-        meanAbsDiff: {
-          mean: round(per.reduce((a, p) => a + p.d, 0) / per.length),
-          max: round(Math.max(...per.map((p) => p.d))),
-        },
+        identical: runs[size][side].every((run, k) => run.images.every((im, i) => im.md5 === recipe[k].images[i].md5)),
+        meanAbsDiff: { mean: round(diffs.reduce((a, d) => a + d, 0) / diffs.length), max: round(Math.max(...diffs)) },
       };
-      if (side === 'exact') identical &&= entry[side].identical;
-      if (side === 'fast') {
-        maxDiff = Math.max(maxDiff, entry[side].meanAbsDiff.max);
-        diffs.push(...per.map((p) => p.d));
-      }
-      if (side === 'exact' || side === 'fast')
-        pairs[side].push(
-          ...runs[size].recipe.flatMap((r, k) =>
-            shape.flatMap((im, i) => (im.warmUp ? [] : [r.images[i].ms / runs[size][side][k].images[i].ms])),
-          ),
-        );
-      if (side !== 'exact' && side !== 'fast') levers[side] ??= {};
-      if (side !== 'exact' && side !== 'fast')
-        levers[side][size] = { speedup: round(vsRecipe.speedup.median), meanAbsDiff: entry[side].meanAbsDiff.max };
+      if (side === 'exact') exactRatios.push(...vsRecipe.ratios);
     }
     bySize[size] = entry;
   }
   const exactSizes = sizes.filter((s) => bySize[s].exact);
+  const exact = summary(exactRatios);
   return {
     workload: {
       steps: Number(args.steps),
@@ -358,22 +326,15 @@ function summarize(runs, { sizes, all, styles, count, rounds, unetParams }) {
     sizes,
     exact: exactSizes.length
       ? {
-          speedup: round(median(pairs.exact)),
-          speedupRange: [round(summary(pairs.exact).p25), round(summary(pairs.exact).p75)],
-          identical,
+          speedup: round(exact.median),
+          speedupRange: [round(exact.p25), round(exact.p75)],
+          identical: exactSizes.every((s) => bySize[s].exact.identical),
           coldStartSpeedup: round(median(exactSizes.map((s) => bySize[s].exact.coldStartSpeedup.median))),
         }
       : null,
-    fast: pairs.fast.length
-      ? {
-          speedup: round(median(pairs.fast)),
-          speedupRange: [round(summary(pairs.fast).p25), round(summary(pairs.fast).p75)],
-          meanAbsDiff: round(maxDiff),
-          meanAbsDiffMean: round(diffs.reduce((a, b) => a + b, 0) / diffs.length),
-          levers: FAST_LEVERS,
-        }
-      : null,
-    levers,
+    // No fast mode and no other lever measured by this script yet: the fields stay, empty, for the docs block.
+    fast: null,
+    levers: {},
     bySize,
   };
 }
@@ -390,9 +351,6 @@ function print(result) {
       );
   }
 }
-
-/** What the fast mode turns on (LEVERS.fast), recorded with its results. */
-export const FAST_LEVERS = [];
 
 if (process.argv[1] && path.resolve(process.argv[1]) === path.resolve(new URL(import.meta.url).pathname))
   main().catch((err) => {
