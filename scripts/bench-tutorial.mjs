@@ -10,11 +10,15 @@
 // over multilora's for the same image of the same round (paired), summarised by median and p25–p75.
 //
 // Sides: recipe (scripts/tutorial/recipe.py, the SDK's Python), exact (multilora's defaults: bytes equal to the
-// recipe's); MODES lists multilora's modes.
+// recipe's), fast (multilora on the same model converted with `--weight-format int8`: within FAST_BOUND of the
+// recipe's images); MODES lists multilora's modes. The int8 model is built on first use too (the full size: by
+// `npm run bench:tutorial-model -- --weight-format int8` into .bench-models/int8/, about 10 minutes; --small: the
+// tiny diffusers fixture through `multilora convert`, under a minute).
 //
 //   npm run bench:tutorial                                  # sizes 512,1024, 12 images, 1 round: hours on 2 cores
 //   npm run bench:tutorial -- --sizes 512 --images 6        # one size, a short rotation
 //   npm run bench:tutorial -- --small                       # the tiny SDXL fixture at 64x64 (what the tests run)
+//   npm run bench:tutorial -- --model DIR --fast-model DIR2 # tutorial models built elsewhere (fp16 and int8)
 //
 // Writes bench-results/tutorial.json and the tutorial block of docs/BENCHMARKS.md from it (with --small or --out:
 // only the file given), and prints a summary.
@@ -32,12 +36,17 @@ import { median, summary } from './stats.mjs';
 export const SUBJECTS = ['a cute cat in sunglasses', 'a lighthouse on a cliff', 'an old tram in the rain'];
 
 /**
- * multilora's modes: the load and call options each adds to the public API's defaults (`load` gets the size of the
- * process it runs in). Exact only, so far: no fast mode has been found (docs/BENCHMARKS.md says which levers apply).
+ * multilora's modes: the model's weights (`fp16`: the workload's model; `int8`: the same model converted with
+ * `--weight-format int8`), the load and call options each adds to the public API's defaults (`load` gets the size),
+ * and the levers it pulls, as the results name them.
  */
 export const MODES = {
-  exact: { load: () => ({}), generate: {} },
+  exact: { weights: 'fp16', load: () => ({}), generate: {}, levers: [] },
+  fast: { weights: 'int8', load: () => ({}), generate: {}, levers: ['int8 weights (convert --weight-format int8)'] },
 };
+
+/** Fast mode's bound: the mean absolute difference of every image to the recipe's, in 0–255 units. */
+export const FAST_BOUND = 2;
 
 const OPTIONS = {
   model: { type: 'string' },
@@ -46,7 +55,8 @@ const OPTIONS = {
   images: { type: 'string' },
   rounds: { type: 'string', default: '1' },
   steps: { type: 'string', default: '4' },
-  sides: { type: 'string', default: 'recipe,exact' },
+  sides: { type: 'string', default: 'recipe,exact,fast' },
+  'fast-model': { type: 'string' },
   out: { type: 'string' },
   'keep-images': { type: 'string' },
   help: { type: 'boolean', short: 'h', default: false },
@@ -58,7 +68,7 @@ const round = (x, digits = 4) => (x === null || x === undefined ? x : Number(x.t
 
 // ------------------------------------------------------------------------------------------------------ workload
 /** The model folder and its catalogue (paths made absolute); builds the full-size model when it is missing. */
-function workload() {
+function workload(tmp) {
   if (args.small) {
     const loras = path.join(ROOT, 'models', 'sdxl-tiny-loras');
     const catalog = {
@@ -70,22 +80,46 @@ function workload() {
         negativePrompt: 'realistic, portrait, 3d',
       },
     };
-    return { model: path.join(ROOT, 'models', 'sdxl-tiny'), catalog, unetParams: null };
+    const int8 = () => convertInt8(path.join(ROOT, 'test', 'fixtures', 'diffusers', 'sdxl-tiny'), tmp);
+    return { models: { fp16: () => path.join(ROOT, 'models', 'sdxl-tiny'), int8 }, catalog, unetParams: null };
   }
-  const dir = path.resolve(args.model ?? path.join(ROOT, '.bench-models', 'sdxl-tutorial'));
-  if (!existsSync(path.join(dir, 'tutorial-model.json'))) {
-    if (args.model) throw new Error(`${dir} has no tutorial-model.json: build it with npm run bench:tutorial-model`);
-    log(`building the tutorial's model into ${dir} (npm run bench:tutorial-model)`);
-    const built = spawnSync('bash', [path.join(ROOT, 'scripts', 'make-fixtures.sh'), '--tutorial-model'], {
-      cwd: ROOT,
-      stdio: 'inherit',
-    });
-    if (built.status !== 0) throw new Error(`building the tutorial's model failed (exit ${built.status})`);
-  }
+  const dir = tutorialModel(args.model, '.bench-models', []);
   const stamp = JSON.parse(readFileSync(path.join(dir, 'tutorial-model.json'), 'utf8'));
   const catalog = JSON.parse(readFileSync(path.join(dir, 'catalog.json'), 'utf8'));
   for (const e of Object.values(catalog)) e.path = path.join(dir, e.path);
-  return { model: path.join(dir, 'model'), catalog, unetParams: stamp.build?.parameters?.unet ?? null };
+  const int8 = () => path.join(tutorialModel(args['fast-model'], path.join('.bench-models', 'int8'), INT8), 'model');
+  return { models: { fp16: () => path.join(dir, 'model'), int8 }, catalog, unetParams: stamp.build?.parameters?.unet };
+}
+
+const INT8 = ['--weight-format', 'int8'];
+
+/** The folder of a tutorial model: `given`, or the default one under `out`, built there when it is missing. */
+function tutorialModel(given, out, buildArgs) {
+  const dir = path.resolve(given ?? path.join(ROOT, out, 'sdxl-tutorial'));
+  if (existsSync(path.join(dir, 'tutorial-model.json'))) return dir;
+  const command = ['npm run bench:tutorial-model --', '--out', out, ...buildArgs].join(' ');
+  if (given) throw new Error(`${dir} has no tutorial-model.json: build it with ${command}`);
+  log(`building the tutorial's model into ${dir} (${command})`);
+  const script = path.join(ROOT, 'scripts', 'make-fixtures.sh');
+  const built = spawnSync('bash', [script, '--tutorial-model', '--out', path.join(ROOT, out), ...buildArgs], {
+    cwd: ROOT,
+    stdio: 'inherit',
+  });
+  if (built.status !== 0) throw new Error(`building the tutorial's model failed (exit ${built.status})`);
+  return dir;
+}
+
+/** The tiny diffusers fixture converted by `multilora convert --weight-format int8` into `tmp` (for --small). */
+function convertInt8(source, tmp) {
+  const out = path.join(tmp, 'sdxl-tiny-int8');
+  if (existsSync(path.join(out, 'model_index.json'))) return out;
+  log(`converting ${path.relative(ROOT, source)} with --weight-format int8`);
+  const cli = path.join(ROOT, 'dist', 'cli', 'main.js');
+  const run = spawnSync(process.execPath, [cli, 'convert', source, out, ...INT8, '--no-verify'], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  if (run.status !== 0) throw new Error(`converting the fixture to int8 failed (exit ${run.status})`);
+  return out;
 }
 
 /** Per size: a warm-up image, then `count` images, each style twice in a row (a switch, then the same again). */
@@ -211,12 +245,15 @@ async function main() {
     date: new Date().toISOString(),
     loadStart: os.loadavg(),
   };
-  const { model, catalog, unetParams } = workload();
-  const styles = Object.keys(catalog);
   const tmp = args['keep-images'] ?? mkdtempSync(path.join(os.tmpdir(), 'multilora-tutorial-'));
+  mkdirSync(tmp, { recursive: true });
   const runs = {}; // runs[size][side] = [{loadMs, images, peakRssMb}, ...] by round
   const started = Date.now();
   try {
+    const { models, catalog, unetParams } = workload(tmp);
+    // every side's model before any is timed: the int8 one may have to be built first
+    const modelOf = Object.fromEntries(all.map((side) => [side, models[MODES[side]?.weights ?? 'fp16']()]));
+    const styles = Object.keys(catalog);
     for (const size of sizes) {
       const images = rotation(styles, size, count);
       runs[size] = Object.fromEntries(all.map((s) => [s, []]));
@@ -226,7 +263,7 @@ async function main() {
           log(`${size}×${size}, round ${r + 1}/${rounds}: ${side}`);
           const mode = MODES[side];
           const job = {
-            model,
+            model: modelOf[side],
             catalog,
             steps,
             guidance: 0,
@@ -283,7 +320,7 @@ async function main() {
 
 function summarize(runs, { sizes, all, styles, count, rounds, unetParams }) {
   const bySize = {};
-  const exactRatios = [];
+  const ratios = { exact: [], fast: [] };
   for (const size of sizes) {
     const shape = rotation(styles, size, count);
     const recipe = runs[size].recipe;
@@ -308,12 +345,27 @@ function summarize(runs, { sizes, all, styles, count, rounds, unetParams }) {
         identical: runs[size][side].every((run, k) => run.images.every((im, i) => im.md5 === recipe[k].images[i].md5)),
         meanAbsDiff: { mean: round(diffs.reduce((a, d) => a + d, 0) / diffs.length), max: round(Math.max(...diffs)) },
       };
-      if (side === 'exact') exactRatios.push(...vsRecipe.ratios);
+      ratios[side]?.push(...vsRecipe.ratios);
     }
     bySize[size] = entry;
   }
   const exactSizes = sizes.filter((s) => bySize[s].exact);
-  const exact = summary(exactRatios);
+  const exact = summary(ratios.exact);
+  const fastSizes = sizes.filter((s) => bySize[s].fast);
+  const fast = summary(ratios.fast);
+  const fastDiff = Math.max(...fastSizes.map((s) => bySize[s].fast.meanAbsDiff.max));
+  // each lever of fast mode, size by size (one lever so far: its gain and difference are fast mode's)
+  const levers = Object.fromEntries(
+    MODES.fast.levers.map((lever) => [
+      lever,
+      Object.fromEntries(
+        fastSizes.map((s) => [
+          s,
+          { speedup: round(bySize[s].fast.speedup.median), meanAbsDiff: bySize[s].fast.meanAbsDiff.max },
+        ]),
+      ),
+    ]),
+  );
   return {
     workload: {
       steps: Number(args.steps),
@@ -332,9 +384,19 @@ function summarize(runs, { sizes, all, styles, count, rounds, unetParams }) {
           coldStartSpeedup: round(median(exactSizes.map((s) => bySize[s].exact.coldStartSpeedup.median))),
         }
       : null,
-    // No fast mode and no other lever measured by this script yet: the fields stay, empty, for the docs block.
-    fast: null,
-    levers: {},
+    fast: fastSizes.length
+      ? {
+          speedup: round(fast.median),
+          speedupRange: [round(fast.p25), round(fast.p75)],
+          coldStartSpeedup: round(median(fastSizes.map((s) => bySize[s].fast.coldStartSpeedup.median))),
+          meanAbsDiff: fastDiff,
+          meanAbsDiffMean: round(fastSizes.reduce((a, s) => a + bySize[s].fast.meanAbsDiff.mean, 0) / fastSizes.length),
+          bound: FAST_BOUND,
+          withinBound: fastDiff <= FAST_BOUND,
+          levers: MODES.fast.levers,
+        }
+      : null,
+    levers: fastSizes.length ? levers : {},
     bySize,
   };
 }

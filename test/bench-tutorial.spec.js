@@ -15,6 +15,7 @@ const md5 = (buf) => createHash('md5').update(buf).digest('hex');
 describe('bench:tutorial at a small size', function () {
   let dir;
   let results;
+  let bench; // scripts/bench-tutorial.mjs: FAST_BOUND, meanAbsDiff
   const images = (side) => {
     const folder = path.join(dir, 'images', '64', '0', side);
     const files = readdirSync(folder).filter((f) => f.endsWith('.rgb'));
@@ -24,7 +25,8 @@ describe('bench:tutorial at a small size', function () {
       .map((i) => readFileSync(path.join(folder, `${i}.rgb`)));
   };
 
-  before(function () {
+  before(async function () {
+    bench = await import('../scripts/bench-tutorial.mjs');
     dir = mkdtempSync(path.join(os.tmpdir(), 'multilora-bench-tutorial-'));
     const out = path.join(dir, 'tutorial.json');
     const run = spawnSync(
@@ -61,6 +63,24 @@ describe('bench:tutorial at a small size', function () {
     for (const [i, buf] of exact.entries()) assert.equal(md5(buf), md5(recipe[i]), `image ${i}`);
     assert.equal(results.tutorial.exact.identical, true);
     assert.deepEqual(results.tutorial.bySize['64'].exact.md5, recipe.map(md5));
+  });
+
+  it('stays in fast mode (int8 weights) within its bound of the recipe, image by image', function () {
+    const recipe = images('recipe');
+    const fast = images('fast');
+    assert.equal(fast.length, recipe.length);
+    const diffs = fast.map((buf, i) => bench.meanAbsDiff(buf, recipe[i]));
+    for (const [i, d] of diffs.entries()) {
+      assert.ok(d <= bench.FAST_BOUND, `image ${i}: ${d}/255 from the recipe's`);
+      // other bytes than exact mode's: the int8 model did run
+      assert.ok(d > 0, `image ${i} has the recipe's bytes`);
+    }
+    const f = results.tutorial.fast;
+    assert.equal(f.meanAbsDiff, Math.max(...diffs.map((d) => Number(d.toFixed(4)))));
+    assert.equal(f.withinBound, true);
+    assert.deepEqual(f.levers, ['int8 weights (convert --weight-format int8)']);
+    assert.ok(f.speedup > 0 && f.coldStartSpeedup > 0);
+    assert.deepEqual(Object.keys(results.tutorial.levers[f.levers[0]]), ['64']);
   });
 
   it('records what the docs are generated from, with its provenance', function () {

@@ -45,7 +45,7 @@ function tutorialLines(r) {
     );
   lines.push(
     t.fast
-      ? `Fast mode (${t.fast.levers.join(', ')}): ×${f(t.fast.speedup, 3)} per image (p25–p75 ${f(t.fast.speedupRange[0], 3)}–${f(t.fast.speedupRange[1], 3)}), mean absolute difference to the recipe’s image at most ${f(t.fast.meanAbsDiff, 2)}/255 (${f(t.fast.meanAbsDiffMean, 2)} on average).`
+      ? `Fast mode (${t.fast.levers.join(', ')}): ×${f(t.fast.speedup, 3)} per image (p25–p75 ${f(t.fast.speedupRange[0], 3)}–${f(t.fast.speedupRange[1], 3)}), cold start ×${f(t.fast.coldStartSpeedup, 3)}; mean absolute difference to the recipe’s image at most ${f(t.fast.meanAbsDiff, 2)}/255 (${f(t.fast.meanAbsDiffMean, 2)} on average), ${t.fast.withinBound ? 'within' : '**outside**'} its bound of ${t.fast.bound}/255.`
       : 'Fast mode: not measured in this run.',
   );
   const levers = Object.entries(t.levers ?? {});
