@@ -11,11 +11,19 @@ const path = require('node:path');
 const { ROOT } = require('./helpers/fixtures');
 
 const md5 = (buf) => createHash('md5').update(buf).digest('hex');
+/** Issue 16's bound for fast mode: mean absolute difference to the recipe's image, in 0–255 units. */
+const FAST_BOUND = 2;
+
+function meanAbsDiff(a, b) {
+  assert.equal(a.length, b.length);
+  let sum = 0;
+  for (let i = 0; i < a.length; i++) sum += Math.abs(a[i] - b[i]);
+  return sum / a.length;
+}
 
 describe('bench:tutorial at a small size', function () {
   let dir;
   let results;
-  let bench; // scripts/bench-tutorial.mjs: FAST_BOUND, meanAbsDiff
   const images = (side) => {
     const folder = path.join(dir, 'images', '64', '0', side);
     const files = readdirSync(folder).filter((f) => f.endsWith('.rgb'));
@@ -25,8 +33,7 @@ describe('bench:tutorial at a small size', function () {
       .map((i) => readFileSync(path.join(folder, `${i}.rgb`)));
   };
 
-  before(async function () {
-    bench = await import('../scripts/bench-tutorial.mjs');
+  before(function () {
     dir = mkdtempSync(path.join(os.tmpdir(), 'multilora-bench-tutorial-'));
     const out = path.join(dir, 'tutorial.json');
     const run = spawnSync(
@@ -69,14 +76,15 @@ describe('bench:tutorial at a small size', function () {
     const recipe = images('recipe');
     const fast = images('fast');
     assert.equal(fast.length, recipe.length);
-    const diffs = fast.map((buf, i) => bench.meanAbsDiff(buf, recipe[i]));
+    const diffs = fast.map((buf, i) => meanAbsDiff(buf, recipe[i]));
     for (const [i, d] of diffs.entries()) {
-      assert.ok(d <= bench.FAST_BOUND, `image ${i}: ${d}/255 from the recipe's`);
+      assert.ok(d <= FAST_BOUND, `image ${i}: ${d}/255 from the recipe's`);
       // other bytes than exact mode's: the int8 model did run
       assert.ok(d > 0, `image ${i} has the recipe's bytes`);
     }
     const f = results.tutorial.fast;
     assert.equal(f.meanAbsDiff, Math.max(...diffs.map((d) => Number(d.toFixed(4)))));
+    assert.equal(f.bound, FAST_BOUND);
     assert.equal(f.withinBound, true);
     assert.deepEqual(f.levers, ['int8 weights (convert --weight-format int8)']);
     assert.ok(f.speedup > 0 && f.coldStartSpeedup > 0);
