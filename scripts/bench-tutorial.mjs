@@ -349,10 +349,17 @@ function summarize(runs, { sizes, all, styles, count, rounds, unetParams }) {
     }
     bySize[size] = entry;
   }
+  /** A mode over every size: its paired ratios' median and p25–p75, and the median of its sizes' cold starts. */
+  const modeSummary = (side, measured) => {
+    const s = summary(ratios[side]);
+    return {
+      speedup: round(s.median),
+      speedupRange: [round(s.p25), round(s.p75)],
+      coldStartSpeedup: round(median(measured.map((size) => bySize[size][side].coldStartSpeedup.median))),
+    };
+  };
   const exactSizes = sizes.filter((s) => bySize[s].exact);
-  const exact = summary(ratios.exact);
   const fastSizes = sizes.filter((s) => bySize[s].fast);
-  const fast = summary(ratios.fast);
   const fastDiff = Math.max(...fastSizes.map((s) => bySize[s].fast.meanAbsDiff.max));
   // each lever of fast mode, size by size (one lever so far: its gain and difference are fast mode's)
   const levers = Object.fromEntries(
@@ -377,18 +384,11 @@ function summarize(runs, { sizes, all, styles, count, rounds, unetParams }) {
     unetParams,
     sizes,
     exact: exactSizes.length
-      ? {
-          speedup: round(exact.median),
-          speedupRange: [round(exact.p25), round(exact.p75)],
-          identical: exactSizes.every((s) => bySize[s].exact.identical),
-          coldStartSpeedup: round(median(exactSizes.map((s) => bySize[s].exact.coldStartSpeedup.median))),
-        }
+      ? { ...modeSummary('exact', exactSizes), identical: exactSizes.every((s) => bySize[s].exact.identical) }
       : null,
     fast: fastSizes.length
       ? {
-          speedup: round(fast.median),
-          speedupRange: [round(fast.p25), round(fast.p75)],
-          coldStartSpeedup: round(median(fastSizes.map((s) => bySize[s].fast.coldStartSpeedup.median))),
+          ...modeSummary('fast', fastSizes),
           meanAbsDiff: fastDiff,
           meanAbsDiffMean: round(fastSizes.reduce((a, s) => a + bySize[s].fast.meanAbsDiff.mean, 0) / fastSizes.length),
           bound: FAST_BOUND,
