@@ -22,6 +22,9 @@ class Adapter : public Napi::ObjectWrap<Adapter> {
  private:
   /// Adapter.load(path: string | Buffer) -> Promise<Adapter>: reads a .safetensors file (or its bytes) off the JS thread.
   static Napi::Value Load(const Napi::CallbackInfo& info);
+  /// Adapter.nonFinite(path, [[offset, byteLength, "F32" | "F16" | "BF16"], ...]) -> Promise<null | [span, element]>:
+  /// the first NaN or infinite value among those tensors of a .safetensors file, read once off the JS thread.
+  static Napi::Value NonFinite(const Napi::CallbackInfo& info);
   /// adapter.release(): drops this object's hold on the weights; pipelines built with it keep their own.
   Napi::Value Release(const Napi::CallbackInfo& info);
 

@@ -431,6 +431,29 @@ describe('bad inputs', function () {
       );
     });
 
+    it("a NaN deep in a file's tensor, in each float dtype: ERR_ADAPTER_INVALID naming its element", async function () {
+      // Rank 64: 2048 values a tensor, so the value lies past the addon's first block of 1024.
+      for (const [dtype, size, write] of [
+        ['F32', 4, (buf, at) => buf.writeFloatLE(NaN, at)],
+        ['F16', 2, (buf, at) => buf.writeUInt16LE(0x7e00, at)],
+        ['BF16', 2, (buf, at) => buf.writeUInt16LE(0xff80, at)], // -Infinity in bfloat16
+      ]) {
+        const bytes = 2048 * size;
+        const data = Buffer.alloc(2 * bytes);
+        write(data, bytes + 1500 * size);
+        const header = {
+          [`${LAYER}.lora_down.weight`]: tensor(dtype, [64, 32], 0, bytes),
+          [`${LAYER}.lora_up.weight`]: tensor(dtype, [32, 64], bytes, 2 * bytes),
+        };
+        const f = file(`deep-${dtype}.safetensors`, safetensors(header, data));
+        await rejectsWith(
+          loadWith({ path: f }),
+          'ERR_ADAPTER_INVALID',
+          new RegExp(`lora_up\\.weight" holds a NaN or infinite value \\(element 1500\\)`),
+        );
+      }
+    });
+
     it('an infinite F16 weight, added to the running pipeline: ERR_ADAPTER_INVALID, its set and bytes unchanged', async function () {
       const data = Buffer.alloc(512);
       data.writeUInt16LE(0x7c00, 2); // +Infinity in float16

@@ -14,6 +14,11 @@ export interface NativeAdapter {
 
 export interface NativeAdapterConstructor {
   load(source: string | Buffer): Promise<NativeAdapter>;
+  /** The first NaN or infinite value among these tensors of a .safetensors file: [span index, element index], or null. */
+  nonFinite(
+    path: string,
+    spans: Array<[offset: number, byteLength: number, dtype: 'F32' | 'F16' | 'BF16']>,
+  ): Promise<[number, number] | null>;
 }
 
 /**

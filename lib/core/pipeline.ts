@@ -26,6 +26,7 @@ import { TaskQueue } from './task-queue';
 import { checkStaticShape, fitStaticShape, nativeShape, type StaticShape } from './static-shape';
 import { checkStaticAdapters, fitInpaint, listFor, schedulerMinSteps } from './genai-quirks';
 import { describe as describeValue, integer, invalid, knownKeys, object, string } from './validate';
+import { prefetchModelLayers } from '../lora/diagnose';
 
 export interface LoadOptions {
   /** An OpenVINO device: 'CPU' (the default), 'GPU', 'NPU', 'AUTO'... */
@@ -496,6 +497,7 @@ async function loadAdapters(
       throw new MultiloraError('ERR_INVALID_ARGUMENT', `Adapter ${JSON.stringify(s.name)} is given twice`);
     names.add(s.name);
   }
+  if (sources.length > 0) prefetchModelLayers(model);
   const results = await Promise.allSettled(sources.map((s) => Adapter.load(s, model)));
   const loaded = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
   const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');

@@ -11,6 +11,7 @@ import { native } from '../core/binding';
 import { MultiloraError, fromNative } from '../core/errors';
 import {
   analyzeLora,
+  genaiParts,
   genaiPrefix,
   planGenaiLora,
   toGenaiLora,
@@ -81,30 +82,59 @@ function modelLayers(model: ModelInfo, part: LoraPart): Promise<ModelLayer[]> {
 }
 
 /**
+ * Starts reading the layers of every model part that GenAI applies LoRA to for this model, so that the IR is read
+ * while the adapters' files are: prepareAdapter then finds them read (or reads them again, and reports the failure).
+ */
+export function prefetchModelLayers(model: ModelInfo): void {
+  for (const part of genaiParts(model.family)) modelLayers(model, part).catch(() => undefined);
+}
+
+/**
  * Rejects a LoRA with a NaN or infinite value in a tensor GenAI would use. GenAI applies every registered adapter to
  * every generate call (multilora passes alpha 0 for those a call does not choose: docs/GENAI-BUGS.md#switching),
  * and 0 × NaN is NaN: one such weight turns every image of the pipeline black, not only those that choose the adapter
  * (seen on the tiny fixture).
- * Reads each tensor once, one at a time.
+ * A file is looked through by the addon, off the JS thread, each tensor read once (a few hundred MB of SDXL LoRAs
+ * took over a second on the JS thread); bytes given in memory are looked through here.
  */
 async function checkFinite(
   label: string,
+  file: string | Buffer,
   layers: readonly LoraLayer[],
   read: (info: TensorInfo) => Promise<Buffer>,
 ): Promise<void> {
-  for (const layer of layers) {
-    for (const info of [layer.down, layer.up, layer.alphaTensor]) {
-      if (!info) continue;
+  const tensors = layers.flatMap((layer) =>
+    [layer.down, layer.up, layer.alphaTensor].filter((t): t is TensorInfo => t !== undefined),
+  );
+  let found: [TensorInfo, number] | undefined;
+  if (typeof file === 'string') {
+    let hit: [number, number] | null;
+    try {
+      hit = await native().Adapter.nonFinite(
+        file,
+        tensors.map((t) => [t.offset, t.byteLength, t.dtype]),
+      );
+    } catch (err) {
+      throw fromNative(err);
+    }
+    if (hit) found = [tensors[hit[0]], hit[1]];
+  } else {
+    for (const info of tensors) {
       const at = firstNonFinite(await read(info), info.dtype);
       if (at >= 0) {
-        throw new MultiloraError(
-          'ERR_ADAPTER_INVALID',
-          `${label}: its tensor ${JSON.stringify(info.name)} holds a NaN or infinite value (element ${at}). GenAI applies ` +
-            'every registered adapter to every call (at alpha 0 when a call does not choose it), and 0 × NaN is NaN: it ' +
-            'would turn every image of the pipeline black. Use a LoRA file without them (a diverged training run writes such files)',
-        );
+        found = [info, at];
+        break;
       }
     }
+  }
+  if (found) {
+    const [info, at] = found;
+    throw new MultiloraError(
+      'ERR_ADAPTER_INVALID',
+      `${label}: its tensor ${JSON.stringify(info.name)} holds a NaN or infinite value (element ${at}). GenAI applies ` +
+        'every registered adapter to every call (at alpha 0 when a call does not choose it), and 0 × NaN is NaN: it ' +
+        'would turn every image of the pipeline black. Use a LoRA file without them (a diverged training run writes such files)',
+    );
   }
 }
 
@@ -179,7 +209,7 @@ async function prepare(
   const reader = await openSafetensors(file);
   try {
     const analysis = await analyzeLora(reader.header, (info) => reader.read(info));
-    await checkFinite(label, analysis.layers, (info) => reader.read(info));
+    await checkFinite(label, file, analysis.layers, (info) => reader.read(info));
     const converted = await toGenaiLora(file, analysis, { family: model.family, scale });
     const plan = planGenaiLora(analysis, model.family);
 
@@ -192,10 +222,12 @@ async function prepare(
         .filter(({ layer }) => layer.part === part)
         .map(({ layer, names }) => ({ layer, stem: stemOf(names.down) }))
         .filter(({ stem }) => stem.startsWith(prefix))
-        .sort((x, y) => (x.stem < y.stem ? -1 : x.stem > y.stem ? 1 : 0));
+        .sort((x, y) => (x.stem < y.stem ? -1 : x.stem > y.stem ? 1 : 0))
+        .map(({ layer, stem }) => ({ layer, rest: stem.slice(prefix.length) }));
       for (const node of await modelLayers(model, part)) {
-        const variants = [node.name, node.name.replaceAll('.', '_')];
-        const hit = candidates.find(({ stem }) => variants.some((v) => v.includes(stem.slice(prefix.length))));
+        const dotted = node.name;
+        const underscored = dotted.replaceAll('.', '_');
+        const hit = candidates.find(({ rest }) => dotted.includes(rest) || underscored.includes(rest));
         if (!hit) continue;
         used.add(hit.layer);
         patched.push(`${part}:${node.name}`);
