@@ -2,6 +2,7 @@
 // in package.json's "exports", so an app cannot import it by name; nothing here is covered by semver.
 export * as safetensors from './lora/safetensors';
 export * as loraFormat from './lora/format';
+export * as loraFactorized from './lora/factorized';
 export * as errors from './core/errors';
 export * as diagnose from './lora/diagnose';
 export * as genaiQuirks from './core/genai-quirks';
