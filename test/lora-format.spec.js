@@ -423,15 +423,144 @@ describe('LoRA formats', function () {
     });
   });
 
+  describe("LyCORIS's LoHa and LoKr, rewritten exactly as LoRA", function () {
+    /** Row-major [rows, cols] product, worked here the plain way. */
+    const product = (a, [n, k], b, m) => {
+      const out = new Float64Array(n * m);
+      for (let i = 0; i < n; i++)
+        for (let j = 0; j < m; j++) for (let t = 0; t < k; t++) out[i * m + j] += a[i * k + t] * b[t * m + j];
+      return out;
+    };
+    const values = (buf, dtype = 'F32') => [...st.toFloat32Array(buf, dtype)];
+    const close = (actual, expected, what) => {
+      assert.equal(actual.length, expected.length, what);
+      for (let i = 0; i < actual.length; i++)
+        assert.ok(
+          Math.abs(actual[i] - expected[i]) <= 1e-5 * (1 + Math.abs(expected[i])),
+          `${what}[${i}]: ${actual[i]} vs ${expected[i]}`,
+        );
+    };
+
+    it('LoHa: rank r1·r2, LyCORIS scale alpha / r1, and B·A equal to (w1_a·w1_b) ⊙ (w2_a·w2_b)', async function () {
+      // out 3, in 4, r1 = r2 = 2, in F16 as LyCORIS often saves
+      const w1a = [1, 0.5, -1, 2, 0, 1];
+      const w1b = [1, 2, 0, -1, 0.5, 0.25, 1, 3];
+      const w2a = [2, 1, 0.5, -0.5, 1, 1];
+      const w2b = [-1, 1, 2, 0.5, 1, 0, -2, 1];
+      const file = lora({
+        'lora_unet_x.hada_w1_a': ['F16', [3, 2], f16(...w1a)],
+        'lora_unet_x.hada_w1_b': ['F16', [2, 4], f16(...w1b)],
+        'lora_unet_x.hada_w2_a': ['F16', [3, 2], f16(...w2a)],
+        'lora_unet_x.hada_w2_b': ['F16', [2, 4], f16(...w2b)],
+        'lora_unet_x.alpha': ['F16', [], f16(1)],
+      });
+      const a = await analyze(file);
+      const [layer] = a.layers;
+      assert.deepEqual([a.format, layer.rank, layer.scale, layer.factorized.kind], ['kohya', 4, 0.5, 'loha']);
+      assert.deepEqual(a.ranks, [4]);
+      assert.deepEqual(
+        lf.layerTensors(layer).map((t) => t.name),
+        [
+          'lora_unet_x.hada_w1_a',
+          'lora_unet_x.hada_w1_b',
+          'lora_unet_x.hada_w2_a',
+          'lora_unet_x.hada_w2_b',
+          'lora_unet_x.alpha',
+        ],
+      );
+      const out = await contents(await lf.toGenaiLora(file, a, { family: 'sd' }));
+      const down = values(out.get('lora_unet_x.lora_down.weight'));
+      const up = values(out.get('lora_unet_x.lora_up.weight'));
+      const p1 = product(w1a, [3, 2], w1b, 4);
+      const p2 = product(w2a, [3, 2], w2b, 4);
+      close(
+        [...product(up, [3, 4], down, 4)],
+        [...p1].map((v, i) => v * p2[i]),
+        'B·A',
+      );
+      assert.deepEqual(values(out.get('lora_unet_x.alpha')), [2]); // alpha / rank = the layer's scale
+      // diffusers' scale bakes alpha / r1 into B
+      const baked = await contents(await lf.toGenaiLora(file, a, { family: 'sd', scale: 'diffusers' }));
+      close(
+        values(baked.get('lora_unet_x.lora_up.weight')),
+        up.map((v) => v * 0.5),
+        'scaled B',
+      );
+      assert.deepEqual(values(baked.get('lora_unet_x.alpha')), [4]);
+    });
+
+    it('LoKr: w1 full, w2 = w2_a·w2_b: rank (smaller side of w1)·r, scale alpha / r, B·A = w1 ⊗ (w2_a·w2_b)', async function () {
+      const w1 = [1, 2, 3, 4]; // 2 × 2
+      const w2a = [1, -1, 2]; // 3 × 1
+      const w2b = [0.5, 2]; // 1 × 2
+      const file = lora({
+        'lora_te_x.lokr_w1': ['F32', [2, 2], f32(...w1)],
+        'lora_te_x.lokr_w2_a': ['F32', [3, 1], f32(...w2a)],
+        'lora_te_x.lokr_w2_b': ['F32', [1, 2], f32(...w2b)],
+        'lora_te_x.alpha': ['F32', [], f32(2)],
+      });
+      const a = await analyze(file);
+      const [layer] = a.layers;
+      assert.deepEqual([layer.rank, layer.scale, layer.down.shape, layer.up.shape], [2, 2, [2, 4], [6, 2]]);
+      const out = await contents(await lf.toGenaiLora(file, a, { family: 'sd' }));
+      const down = values(out.get('lora_te_x.lora_down.weight'));
+      const up = values(out.get('lora_te_x.lora_up.weight'));
+      const w2 = product(w2a, [3, 1], w2b, 2);
+      const kron = [];
+      for (let i = 0; i < 2; i++)
+        for (let k = 0; k < 3; k++)
+          for (let j = 0; j < 2; j++) for (let l = 0; l < 2; l++) kron.push(w1[i * 2 + j] * w2[k * 2 + l]);
+      close([...product(up, [6, 2], down, 4)], kron, 'B·A');
+    });
+
+    it('LoKr of two full factors: scale 1 whatever its alpha says (as LyCORIS)', async function () {
+      const file = lora({
+        'lora_unet_x.lokr_w1': ['F32', [1, 2], f32(1, 2)],
+        'lora_unet_x.lokr_w2': ['F32', [2, 1], f32(3, 4)],
+        'lora_unet_x.alpha': ['F32', [], f32(8)],
+      });
+      const [layer] = (await analyze(file)).layers;
+      assert.deepEqual([layer.rank, layer.scale, layer.alpha], [1, 1, 8]);
+    });
+  });
+
   describe('refuses what it cannot read or GenAI cannot apply', function () {
     const cases = [
       [
-        'LoHa',
+        'LoHa without its second product',
         pair('lora_unet_x.hada_w1_a', 'lora_unet_x.hada_w1_b'),
-        'ERR_ADAPTER_FORMAT',
-        /The LoRA is LoHa \(LyCORIS\) \(tensor "lora_unet_x.hada_w1_a"\), which OpenVINO GenAI 2026.3 cannot apply/,
+        'ERR_ADAPTER_INVALID',
+        /LoHa layer "lora_unet_x" needs hada_w1_a, hada_w1_b, hada_w2_a and hada_w2_b; it has only "lora_unet_x.hada_w1_a", "lora_unet_x.hada_w1_b"/,
       ],
-      ['LoKr', pair('lora_unet_x.lokr_w1', 'lora_unet_x.lokr_w2'), 'ERR_ADAPTER_FORMAT', /LoKr/],
+      [
+        'LoKr with a Tucker core',
+        pair('lora_unet_x.lokr_w1', 'lora_unet_x.lokr_w2_a', { 'lora_unet_x.lokr_t2': ['F32', [1], f32(1)] }),
+        'ERR_ADAPTER_FORMAT',
+        /LoKr with a Tucker core \(LyCORIS "lokr_t2".*\(tensor "lora_unet_x.lokr_t2"\)/,
+      ],
+      [
+        'LoKr with a factor given twice',
+        pair('lora_unet_x.lokr_w1', 'lora_unet_x.lokr_w2', { 'lora_unet_x.lokr_w1_a': ['F32', [2, 1], f32(1, 2)] }),
+        'ERR_ADAPTER_INVALID',
+        /LoKr layer "lora_unet_x" needs either lokr_w1 or both lokr_w1_a and lokr_w1_b/,
+      ],
+      [
+        'LoKr of a 3x3 convolution',
+        {
+          'lora_unet_x.lokr_w1': ['F32', [1, 1], f32(2)],
+          'lora_unet_x.lokr_w2': ['F32', [1, 1, 3, 3], f32(1, 2, 3, 4, 5, 6, 7, 8, 9)],
+        },
+        'ERR_ADAPTER_FORMAT',
+        /a convolution with a 3x3 kernel \(tensor "lora_unet_x.lokr_w2"\); OpenVINO GenAI 2026.3 applies only 1x1 ones/,
+      ],
+      [
+        'LoHa and LoRA tensors in one layer',
+        pair('lora_unet_x.lora_down.weight', 'lora_unet_x.lora_up.weight', {
+          'lora_unet_x.hada_w1_a': ['F32', [1], f32(1)],
+        }),
+        'ERR_ADAPTER_INVALID',
+        /has LoRA matrices and LyCORIS factors/,
+      ],
       [
         'DoRA',
         pair('lora_unet_x.lora_down.weight', 'lora_unet_x.lora_up.weight', {

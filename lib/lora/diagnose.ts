@@ -13,6 +13,7 @@ import {
   analyzeLora,
   genaiParts,
   genaiPrefix,
+  layerTensors,
   planGenaiLora,
   toGenaiLora,
   type LoraFormat,
@@ -103,9 +104,7 @@ async function checkFinite(
   layers: readonly LoraLayer[],
   read: (info: TensorInfo) => Promise<Buffer>,
 ): Promise<void> {
-  const tensors = layers.flatMap((layer) =>
-    [layer.down, layer.up, layer.alphaTensor].filter((t): t is TensorInfo => t !== undefined),
-  );
+  const tensors = layers.flatMap(layerTensors);
   let found: [TensorInfo, number] | undefined;
   if (typeof file === 'string') {
     let hit: [number, number] | null;
@@ -234,6 +233,17 @@ async function prepare(
         const { in: inFeatures, out: outFeatures } = features(node);
         const [rankA, loraIn] = hit.layer.down.shape;
         const [loraOut, rankB] = hit.layer.up.shape;
+        const kernel = node.type === 'Convolution' ? node.shape.slice(2) : [];
+        const kernelSize = kernel.reduce((a, b) => a * b, 1);
+        if (hit.layer.factorized && kernelSize > 1 && loraIn === inFeatures * kernelSize && loraOut === outFeatures) {
+          // LyCORIS flattens a convolution's kernel into its factors' columns: the layer is no 1x1 convolution
+          throw new MultiloraError(
+            'ERR_ADAPTER_FORMAT',
+            `${label}: its layer ${JSON.stringify(hit.layer.key)} is a ${hit.layer.factorized.kind === 'loha' ? 'LoHa' : 'LoKr'} ` +
+              `of the convolution ${JSON.stringify(node.name)}, whose kernel is ${kernel.join('x')}; OpenVINO GenAI 2026.3 ` +
+              'applies only 1x1 ones at generate',
+          );
+        }
         if (loraIn !== inFeatures || loraOut !== outFeatures || rankA !== rankB) {
           throw new MultiloraError(
             'ERR_ADAPTER_INCOMPATIBLE',
@@ -245,8 +255,7 @@ async function prepare(
       }
     }
 
-    const tensorsOf = (layer: LoraLayer): string[] =>
-      [layer.down.name, layer.up.name, layer.alphaTensor?.name].filter((n): n is string => n !== undefined);
+    const tensorsOf = (layer: LoraLayer): string[] => layerTensors(layer).map((t) => t.name);
     const unmatchedTensors = [
       ...analysis.layers.filter((layer) => !used.has(layer)).flatMap(tensorsOf),
       ...analysis.unrecognized,

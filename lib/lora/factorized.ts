@@ -131,12 +131,20 @@ export function kroneckerAsLora(w1: KronFactor, w2: KronFactor): LoraPair {
   return { up: kron(s1.up, s2.up), down: kron(s1.down, s2.down) };
 }
 
-/** The rank kroneckerAsLora gives, without computing it. */
-export function kroneckerRank(w1: KronFactor, w2: KronFactor): number {
-  const inner = (f: KronFactor): number => {
-    const rows = 'full' in f ? f.full.rows : f.a.rows;
-    const cols = 'full' in f ? f.full.cols : f.b.cols;
-    return 'full' in f ? Math.min(rows, cols) : Math.min(f.a.cols, rows, cols);
-  };
+/** A Kronecker factor's outline: its sides, and its rank when it is given as a · b. */
+export interface FactorShape {
+  rows: number;
+  cols: number;
+  rank?: number;
+}
+
+/** The outline of a factor. */
+export function factorShape(f: KronFactor): FactorShape {
+  return 'full' in f ? { rows: f.full.rows, cols: f.full.cols } : { rows: f.a.rows, cols: f.b.cols, rank: f.a.cols };
+}
+
+/** The rank kroneckerAsLora gives for factors of these outlines, without computing it. */
+export function kroneckerRank(w1: FactorShape, w2: FactorShape): number {
+  const inner = (f: FactorShape): number => Math.min(f.rank ?? Infinity, f.rows, f.cols);
   return inner(w1) * inner(w2);
 }

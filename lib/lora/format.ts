@@ -29,6 +29,15 @@ import {
   type TensorInfo,
 } from './safetensors';
 import { invalid, isPlainObject, knownKeys, object } from '../core/validate';
+import {
+  hadamardAsLora,
+  kroneckerAsLora,
+  kroneckerRank,
+  matrix,
+  type FactorShape,
+  type KronFactor,
+  type LoraPair,
+} from './factorized';
 
 /**
  * How a file names its tensors:
@@ -58,14 +67,20 @@ export interface LoraLayer {
   part: LoraPart;
   /** The module path inside the part: dotted for PEFT/diffusers/XLabs, with '_' for kohya. */
   module: string;
-  /** A, [rank, in] (or [rank, in, kh, kw]). */
+  /**
+   * A, [rank, in] (or [rank, in, kh, kw]). For a factorized layer (`factorized`), the A that its rewrite gives: not
+   * a tensor of the file (its offset is -1), F32 of [rank, in].
+   */
   down: TensorInfo;
-  /** B, [out, rank] (or [out, rank, 1, 1]). */
+  /** B, [out, rank] (or [out, rank, 1, 1]); for a factorized layer, the B of its rewrite, [out, rank]. */
   up: TensorInfo;
+  /** LyCORIS's LoHa or LoKr: the file's tensors of the factors, which toGenaiLora rewrites as A and B exactly. */
+  factorized?: { kind: 'loha' | 'lokr'; tensors: Partial<Record<FactorRole, TensorInfo>> };
   /** The `.alpha` tensor, when the file has one for this layer. */
   alphaTensor?: TensorInfo;
   /** From the `.alpha` tensor, or for PEFT from lora_alpha (or alpha_pattern) in the metadata. */
   alpha?: number;
+  /** The rank GenAI runs: A's rows (for LoHa r1·r2, for LoKr the product of its factors' inner sizes). */
   rank: number;
   /** What diffusers, A1111 and ComfyUI multiply B·A by at strength 1: alpha / rank (alpha / √rank with rsLoRA), else 1. */
   scale: number;
@@ -132,8 +147,8 @@ export function genaiParts(family: ModelFamily): LoraPart[] {
 
 /** LoRA variants that GenAI cannot apply (it would ignore their tensors, or apply a wrong result) and we cannot convert. */
 const UNSUPPORTED: ReadonlyArray<[RegExp, string]> = [
-  [/\.hada_(?:w[12]_[ab]|t[12])$/, 'LoHa (LyCORIS)'],
-  [/\.lokr_(?:w[12](?:_[ab])?|t2)$/, 'LoKr (LyCORIS)'],
+  [/\.hada_t[12]$/, 'LoHa with a Tucker core (LyCORIS "hada_t1"/"hada_t2", convolutions of kernels above 1x1)'],
+  [/\.lokr_t2$/, 'LoKr with a Tucker core (LyCORIS "lokr_t2", convolutions of kernels above 1x1)'],
   [/\.lora_mid\.weight$/, 'LoCon with a Tucker core (LyCORIS "lora_mid")'],
   [/\.(?:dora_scale|lora_magnitude_vector(?:\.weight)?)$/, 'DoRA'],
   [/\.(?:oft_blocks|oft_diag)$/, 'OFT (LyCORIS)'],
@@ -143,7 +158,8 @@ const UNSUPPORTED: ReadonlyArray<[RegExp, string]> = [
 ];
 
 const PARTS = '(unet|transformer|text_encoder|text_encoder_2|text_encoder_3)';
-const KOHYA = /^(lora_(?:unet|te[123]?))_(.+)\.(lora_down\.weight|lora_up\.weight|alpha)$/;
+const KOHYA =
+  /^(lora_(?:unet|te[123]?))_(.+)\.(lora_down\.weight|lora_up\.weight|alpha|hada_w[12]_[ab]|lokr_w[12](?:_[ab])?)$/;
 const PEFT = new RegExp(`^${PARTS}\\.(.+)\\.(?:lora_(A|B)\\.weight|(alpha))$`);
 const DIFFUSERS_PROCESSOR = new RegExp(
   `^${PARTS}\\.(.+)\\.processor\\.(to_q|to_k|to_v|to_out|add_q_proj|add_k_proj|add_v_proj|to_add_out)_lora\\.(down|up)\\.weight$`,
@@ -155,7 +171,24 @@ const TRANSFORMER_MODULES =
   /^(?:transformer_blocks|single_transformer_blocks|double_blocks|single_blocks|joint_blocks|context_embedder|x_embedder|time_text_embed|pos_embed|norm_out|proj_out|final_layer|img_in|txt_in|time_in|vector_in|guidance_in|t_embedder|y_embedder)_/;
 const SGM_MODULES = /^(?:input_blocks|middle_block|output_blocks)_/;
 
-type Role = 'down' | 'up' | 'alpha';
+/** The tensors of LyCORIS's LoHa ((w1_a·w1_b) ⊙ (w2_a·w2_b)) and LoKr (w1 ⊗ w2, each full or as _a·_b). */
+export type FactorRole =
+  | 'hada_w1_a'
+  | 'hada_w1_b'
+  | 'hada_w2_a'
+  | 'hada_w2_b'
+  | 'lokr_w1'
+  | 'lokr_w1_a'
+  | 'lokr_w1_b'
+  | 'lokr_w2'
+  | 'lokr_w2_a'
+  | 'lokr_w2_b';
+
+type Role = 'down' | 'up' | 'alpha' | FactorRole;
+
+function isFactorRole(role: Role): role is FactorRole {
+  return role.startsWith('hada_') || role.startsWith('lokr_');
+}
 
 interface ParsedName {
   key: string;
@@ -186,7 +219,14 @@ function parseName(name: string): ParsedName | undefined {
   let m = KOHYA.exec(name);
   if (m) {
     const [, prefix = '', module = '', suffix] = m;
-    const role: Role = suffix === 'alpha' ? 'alpha' : suffix === 'lora_down.weight' ? 'down' : 'up';
+    const role: Role =
+      suffix === 'alpha'
+        ? 'alpha'
+        : suffix === 'lora_down.weight'
+          ? 'down'
+          : suffix === 'lora_up.weight'
+            ? 'up'
+            : (suffix as FactorRole);
     return { key: `${prefix}_${module}`, naming: 'kohya', part: kohyaPart(prefix, module), module, role };
   }
   m = PEFT.exec(name);
@@ -339,6 +379,7 @@ interface Group {
   down?: TensorInfo;
   up?: TensorInfo;
   alpha?: TensorInfo;
+  factors: Partial<Record<FactorRole, TensorInfo>>;
 }
 
 /** The outline of a SafetensorsHeader: checkHeader's test. */
@@ -388,16 +429,18 @@ export async function analyzeLora(header: SafetensorsHeader, read: TensorRead): 
     }
     let group = groups.get(parsed.key);
     if (!group) {
-      group = { key: parsed.key, naming: parsed.naming, part: parsed.part, module: parsed.module };
+      group = { key: parsed.key, naming: parsed.naming, part: parsed.part, module: parsed.module, factors: {} };
       groups.set(parsed.key, group);
     }
-    const previous = group[parsed.role];
+    const role = parsed.role;
+    const previous = isFactorRole(role) ? group.factors[role] : group[role];
     if (previous) {
       throw invalidLora(
-        `Two tensors, ${quote(previous.name)} and ${quote(tensor.name)}, both give the ${parsed.role} of LoRA layer ${quote(parsed.key)}`,
+        `Two tensors, ${quote(previous.name)} and ${quote(tensor.name)}, both give the ${role} of LoRA layer ${quote(parsed.key)}`,
       );
     }
-    group[parsed.role] = tensor;
+    if (isFactorRole(role)) group.factors[role] = tensor;
+    else group[role] = tensor;
   }
   if (groups.size === 0) {
     throw formatError(
@@ -437,6 +480,7 @@ export async function analyzeLora(header: SafetensorsHeader, read: TensorRead): 
 }
 
 async function makeLayer(group: Group, config: PeftConfig | undefined, read: TensorRead): Promise<LoraLayer> {
+  if (Object.keys(group.factors).length > 0) return makeFactorizedLayer(group, read);
   const { key, down, up, alpha: alphaTensor } = group;
   const names = [down, up, alphaTensor].flatMap((t) => (t ? [quote(t.name)] : [])).join(' and ');
   if (!down || !up) {
@@ -491,12 +535,7 @@ async function makeLayer(group: Group, config: PeftConfig | undefined, read: Ten
     rslora = peftValue(config, group.part, 'use_rslora') === true;
     if (rslora) scaleRank = Math.sqrt(rank);
   }
-  if (alphaTensor) {
-    const value = scalarValue(alphaTensor, await read(alphaTensor));
-    if (!Number.isFinite(value))
-      throw invalidLora(`The alpha of LoRA layer ${quote(key)} is ${value}, not a finite number`);
-    alpha = value;
-  }
+  if (alphaTensor) alpha = await readAlpha(key, alphaTensor, read);
   const layer: LoraLayer = {
     key,
     naming: group.naming,
@@ -511,6 +550,137 @@ async function makeLayer(group: Group, config: PeftConfig | undefined, read: Ten
   if (alpha !== undefined) layer.alpha = alpha;
   if (rslora) layer.rslora = true;
   return layer;
+}
+
+async function readAlpha(key: string, info: TensorInfo, read: TensorRead): Promise<number> {
+  const value = scalarValue(info, await read(info));
+  if (!Number.isFinite(value))
+    throw invalidLora(`The alpha of LoRA layer ${quote(key)} is ${value}, not a finite number`);
+  return value;
+}
+
+/** A tensor that a rewrite makes, not one of the file: F32, no bytes in it (offset -1). */
+function madeTensor(name: string, shape: number[]): TensorInfo {
+  return { name, dtype: 'F32', shape, begin: -1, end: -1, byteLength: shape.reduce((a, b) => a * b, 4), offset: -1 };
+}
+
+/** A factor's sides as a matrix: 2-D, or a 1x1 convolution's [out, in, 1, 1]. */
+function factorDims(key: string, info: TensorInfo): [number, number] {
+  const [rows = 0, cols = 0, ...kernel] = info.shape;
+  const kernelSize = kernel.reduce((a, b) => a * b, 1);
+  if (info.shape.length === 4 && kernelSize > 1) {
+    throw formatError(
+      `LoRA layer ${quote(key)} is a convolution with a ${kernel.join('x')} kernel (tensor ${quote(info.name)}); ` +
+        'OpenVINO GenAI 2026.3 applies only 1x1 ones at generate',
+    );
+  }
+  if ((info.shape.length !== 2 && info.shape.length !== 4) || !(rows > 0) || !(cols > 0)) {
+    throw invalidLora(
+      `LoRA layer ${quote(key)} has ${quote(info.name)} of shape ${JSON.stringify(info.shape)}, not a matrix`,
+    );
+  }
+  return [rows, cols];
+}
+
+/** The outline of one LoKr factor: `lokr_wN` in full, or `lokr_wN_a` · `lokr_wN_b`. */
+function lokrFactor(group: Group, n: 1 | 2): FactorShape & { low?: TensorInfo } {
+  const f = group.factors;
+  const full = f[`lokr_w${n}`];
+  const a = f[`lokr_w${n}_a`];
+  const b = f[`lokr_w${n}_b`];
+  if (full && !a && !b) {
+    const [rows, cols] = factorDims(group.key, full);
+    return { rows, cols };
+  }
+  if (!full && a && b) {
+    const [rows, rankA] = factorDims(group.key, a);
+    const [rankB, cols] = factorDims(group.key, b);
+    if (rankA !== rankB) {
+      throw invalidLora(
+        `LoKr layer ${quote(group.key)} has ${quote(a.name)} of shape ${JSON.stringify(a.shape)} and ${quote(b.name)} ` +
+          `of shape ${JSON.stringify(b.shape)}, which do not multiply`,
+      );
+    }
+    return { rows, cols, rank: rankA, low: b };
+  }
+  throw invalidLora(
+    `LoKr layer ${quote(group.key)} needs either lokr_w${n} or both lokr_w${n}_a and lokr_w${n}_b; it has ` +
+      ([full, a, b].flatMap((t) => (t ? [quote(t.name)] : [])).join(', ') || 'none of them'),
+  );
+}
+
+/**
+ * A LyCORIS LoHa or LoKr layer (non-Tucker, linear or 1x1 convolution): its shapes are checked and its A and B are
+ * those of the exact rewrite (lib/lora/factorized.ts). Its scale is LyCORIS's: alpha / dim, dim being the rank of
+ * w1_b (LoHa) or of the low-rank LoKr factor (w2_b, else w1_b); 1 without an alpha, and for a LoKr of two full factors.
+ */
+async function makeFactorizedLayer(group: Group, read: TensorRead): Promise<LoraLayer> {
+  const { key, factors } = group;
+  const tensors = Object.values(factors);
+  const named = tensors.map((t) => quote(t.name)).join(', ');
+  if (group.down || group.up) {
+    throw invalidLora(`LoRA layer ${quote(key)} has LoRA matrices and LyCORIS factors (${named}) at once`);
+  }
+  const roles = Object.keys(factors);
+  const kind = roles.every((r) => r.startsWith('hada_'))
+    ? 'loha'
+    : roles.every((r) => r.startsWith('lokr_'))
+      ? 'lokr'
+      : undefined;
+  if (!kind) throw invalidLora(`LoRA layer ${quote(key)} mixes LoHa and LoKr tensors (${named})`);
+  const dtype = tensors[0]?.dtype;
+  if (tensors.some((t) => t.dtype !== dtype)) {
+    throw invalidLora(`LoRA layer ${quote(key)} has factors of different dtypes (${named}); LyCORIS writes one`);
+  }
+  let out: number;
+  let inn: number;
+  let rank: number;
+  let dim: number | undefined;
+  if (kind === 'loha') {
+    const { hada_w1_a: w1a, hada_w1_b: w1b, hada_w2_a: w2a, hada_w2_b: w2b } = factors;
+    if (!w1a || !w1b || !w2a || !w2b) {
+      throw invalidLora(
+        `LoHa layer ${quote(key)} needs hada_w1_a, hada_w1_b, hada_w2_a and hada_w2_b; it has only ${named}`,
+      );
+    }
+    const [o1, r1] = factorDims(key, w1a);
+    const [r1b, i1] = factorDims(key, w1b);
+    const [o2, r2] = factorDims(key, w2a);
+    const [r2b, i2] = factorDims(key, w2b);
+    if (r1 !== r1b || r2 !== r2b || o1 !== o2 || i1 !== i2) {
+      throw invalidLora(
+        `LoHa layer ${quote(key)} has factors of shapes ${[w1a, w1b, w2a, w2b].map((t) => JSON.stringify(t.shape)).join(', ')}: ` +
+          'w1_a · w1_b and w2_a · w2_b must be products of one shape ([out, r] · [r, in])',
+      );
+    }
+    [out, inn, rank, dim] = [o1, i1, r1 * r2, r1];
+  } else {
+    const w1 = lokrFactor(group, 1);
+    const w2 = lokrFactor(group, 2);
+    [out, inn, rank] = [w1.rows * w2.rows, w1.cols * w2.cols, kroneckerRank(w1, w2)];
+    dim = w2.low ? w2.rank : w1.low ? w1.rank : undefined;
+  }
+  const alpha = group.alpha ? await readAlpha(key, group.alpha, read) : undefined;
+  const layer: LoraLayer = {
+    key,
+    naming: group.naming,
+    part: group.part,
+    module: group.module,
+    down: madeTensor(`${key}.lora_down.weight`, [rank, inn]),
+    up: madeTensor(`${key}.lora_up.weight`, [out, rank]),
+    factorized: { kind, tensors: factors },
+    rank,
+    scale: alpha !== undefined && dim !== undefined ? alpha / dim : 1,
+  };
+  if (group.alpha) layer.alphaTensor = group.alpha;
+  if (alpha !== undefined) layer.alpha = alpha;
+  return layer;
+}
+
+/** The file's tensors that a layer is made of (for a factorized one, its factors), alpha included. */
+export function layerTensors(layer: LoraLayer): TensorInfo[] {
+  const own = layer.factorized ? Object.values(layer.factorized.tensors) : [layer.down, layer.up];
+  return layer.alphaTensor ? [...own, layer.alphaTensor] : own;
 }
 
 /** Opens a LoRA (a .safetensors path or the bytes of one), validates it and analyses it. */
@@ -657,6 +827,7 @@ export async function toGenaiLora(
     plan.dropped.length === 0 &&
     plan.layers.every(
       ({ layer, names }) =>
+        !layer.factorized &&
         names.down === layer.down.name &&
         names.up === layer.up.name &&
         (layer.alphaTensor === undefined || layer.alphaTensor.name === names.alpha) &&
@@ -677,6 +848,20 @@ export async function toGenaiLora(
     const out: TensorData[] = [];
     for (const { layer, names } of plan.layers) {
       const { down, up } = layer;
+      if (layer.factorized) {
+        const pair = await factorizedPair(layer, read);
+        out.push({ name: names.down, dtype: 'F32', shape: down.shape, data: fromFloat32Array(pair.down.data, 'F32') });
+        let upData = fromFloat32Array(pair.up.data, 'F32');
+        if (scale === 'diffusers' && layer.scale !== 1) upData = scaled(upData, up, layer.scale);
+        out.push({ name: names.up, dtype: 'F32', shape: up.shape, data: upData });
+        if (names.alpha) {
+          // alpha / rank is the layer's scale (its rank now the rewrite's), or 1 once baked in
+          const data = Buffer.alloc(4);
+          data.writeFloatLE(scale === 'diffusers' ? layer.rank : layer.scale * layer.rank);
+          out.push({ name: names.alpha, dtype: 'F32', shape: [], data });
+        }
+        continue;
+      }
       out.push({ name: names.down, dtype: down.dtype, shape: down.shape, data: await read(down) });
       let upData = await read(up);
       if (scale === 'diffusers' && layer.scale !== 1) upData = scaled(upData, up, layer.scale);
@@ -697,6 +882,24 @@ export async function toGenaiLora(
   } finally {
     await reader.close();
   }
+}
+
+/** The A and B of a factorized layer's exact rewrite, from its factors' bytes. */
+async function factorizedPair(layer: LoraLayer, read: TensorRead): Promise<LoraPair> {
+  const { kind, tensors } = layer.factorized ?? { kind: 'loha', tensors: {} };
+  const m = async (role: FactorRole) => {
+    const info = tensors[role];
+    if (!info) throw invalidLora(`LoRA layer ${quote(layer.key)} has no ${role}`);
+    const [rows, cols] = factorDims(layer.key, info);
+    return matrix(rows, cols, toFloat32Array(await read(info), info.dtype));
+  };
+  if (kind === 'loha')
+    return hadamardAsLora(await m('hada_w1_a'), await m('hada_w1_b'), await m('hada_w2_a'), await m('hada_w2_b'));
+  const factor = async (n: 1 | 2): Promise<KronFactor> =>
+    tensors[`lokr_w${n}`]
+      ? { full: await m(`lokr_w${n}`) }
+      : { a: await m(`lokr_w${n}_a`), b: await m(`lokr_w${n}_b`) };
+  return kroneckerAsLora(await factor(1), await factor(2));
 }
 
 /** B × factor in B's own dtype: computed in float32 (the factor rounded to float32 first), rounded back to the dtype. */
