@@ -452,6 +452,21 @@ async function workerShare(pipeline, call) {
   return workers / total;
 }
 
+describe('options.precision: the precision OpenVINO computes in', function () {
+  it('is checked like the other load options', async function () {
+    for (const bad of ['fp32', 'F32', 32, null]) {
+      await assert.rejects(
+        Pipeline.load(fx.model, { precision: bad }),
+        (e) =>
+          e instanceof MultiloraError &&
+          e.code === 'ERR_INVALID_ARGUMENT' &&
+          /"f32", "bf16" or "f16" for options\.precision but received/.test(e.message),
+      );
+    }
+  });
+  // What 'f32' does is tested in lora-format-pipeline.spec.js: a LoHa gives its full-rank twin's very bytes.
+});
+
 describe('options.threads: OpenVINO threads per pipeline', function () {
   it("runs inference on that many threads: with 1, none of OpenVINO's workers; nearly the same image", async function () {
     const one = await Pipeline.load(fx.model, { threads: 1 });

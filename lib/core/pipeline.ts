@@ -63,6 +63,12 @@ export interface LoadOptions {
    * big models (docs/BENCHMARKS.md, the pool phase).
    */
   threads?: number;
+  /**
+   * The precision OpenVINO computes in (its INFERENCE_PRECISION_HINT). Default: the device's own: on a CPU with
+   * AVX512_BF16 or AMX that is bf16, elsewhere f32. 'f32' is slower where bf16 is the default, and gives the same
+   * results however a change of the weights is split into factors (a LoRA's rank changes bf16's rounding).
+   */
+  precision?: 'f32' | 'bf16' | 'f16';
 }
 
 /** Something that works but may not be what was meant. */
@@ -74,7 +80,18 @@ export interface MultiloraWarning {
   tensors: string[];
 }
 
-const LOAD_KEYS = ['device', 'adapters', 'catalog', 'cacheDir', 'mode', 'onWarning', 'staticShape', 'threads'] as const;
+const LOAD_KEYS = [
+  'device',
+  'adapters',
+  'catalog',
+  'cacheDir',
+  'mode',
+  'onWarning',
+  'staticShape',
+  'threads',
+  'precision',
+] as const;
+const PRECISIONS = ['f32', 'bf16', 'f16'] as const;
 
 /** Set by Pipeline's static block: the address of its GenAI output tensor (see genaiOutputAddress). */
 let outputAddressOf: (pipeline: Pipeline) => bigint;
@@ -209,6 +226,11 @@ export class Pipeline {
     }
     if (opts.threads !== undefined) {
       properties.INFERENCE_NUM_THREADS = String(integer(opts.threads, 'options.threads', 1, 1024));
+    }
+    if (opts.precision !== undefined) {
+      const precision = PRECISIONS.find((p) => p === opts.precision);
+      if (!precision) throw invalid('"f32", "bf16" or "f16"', 'options.precision', opts.precision);
+      properties.INFERENCE_PRECISION_HINT = precision;
     }
     const model = inspectModel(modelDir);
     await checkModelFiles(model);
