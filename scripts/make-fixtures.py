@@ -789,7 +789,82 @@ def make_loras(family, pipe, out):
           tensors=len(keys), example_keys=example_keys(keys),
           expect="no effect: the image equals the one without LoRA (GenAI warns of unused tensors). Selected "
                  "alone after a LoRA ran, it breaks the pipeline (see genai_2026_3_notes)")
+    if family == "sd15":
+        make_lycoris(family, pipe, ldir, entry)
     return entries
+
+
+# LyCORIS fixtures (sd15 only): LoHa and LoKr made by peft's own modules, written with the names and shapes that
+# LyCORIS's kohya-format files have (`lora_unet_<module>.hada_w1_a`, `.lokr_w1`, `.alpha`, ...), each beside the
+# same change of the weights as a plain full-rank LoRA (A = identity, B = peft's get_delta_weight, no alpha): the
+# oracle that multilora's exact rewrite is checked against, layer by layer and in images.
+LYCORIS = {
+    # name: (peft config, seed, std of every factor). alpha / r = 0.5 for both, so a missing scale shows.
+    "loha": ("LoHaConfig", dict(r=4, alpha=2.0), 1201, 0.42),
+    # decompose_both: 64-wide layers get w1 = w1_a @ w1_b, 32-wide ones a full w1; w2 is always w2_a @ w2_b.
+    "lokr": ("LoKrConfig", dict(r=2, alpha=1.0, decompose_both=True), 1202, 0.5),
+}
+LYCORIS_TARGETS = [
+    ("unet", "lora_unet", r".*\.attn[12]\.(to_q|to_k|to_v|to_out\.0)"),
+    ("text_encoder", "lora_te", r".*\.self_attn\.(q_proj|k_proj|v_proj|out_proj)"),
+]
+
+
+def lycoris_lora(pipe, algo):
+    """({kohya tensor name: tensor} in LyCORIS's layout, {kohya tensor name: tensor} of the full-rank twin)."""
+    import copy
+    import peft
+    import torch
+    config_name, kwargs, seed, std = LYCORIS[algo]
+    g = torch.Generator().manual_seed(seed)
+    factors, full = {}, {}
+    for part, kohya_prefix, pattern in LYCORIS_TARGETS:
+        model = copy.deepcopy(getattr(pipe, part)).to(torch.float32)
+        config = getattr(peft, config_name)(target_modules=pattern, init_weights=False, **kwargs)
+        model = peft.inject_adapter_in_model(config, model)
+        for name, mod in model.named_modules():
+            if not isinstance(mod, peft.tuners.lycoris_utils.LycorisLayer):
+                continue
+            stem = kohya_name(kohya_prefix, name)
+            with torch.no_grad():
+                for role in mod.adapter_layer_names:
+                    if "default" in getattr(mod, role):
+                        param = getattr(mod, role)["default"]
+                        param.copy_(torch.randn(param.shape, generator=g, dtype=torch.float32) * std)
+                        factors[f"{stem}.{role}"] = param.detach().clone().contiguous()
+                factors[f"{stem}.alpha"] = torch.tensor(kwargs["alpha"], dtype=torch.float32)
+                delta = mod.get_delta_weight("default").detach().to(torch.float32).contiguous()
+            full[f"{stem}.lora_down.weight"] = torch.eye(delta.shape[1], dtype=torch.float32)
+            full[f"{stem}.lora_up.weight"] = delta
+    return factors, full
+
+
+def make_lycoris(family, pipe, ldir, entry):
+    from safetensors.torch import save_file
+    for algo, (config_name, kwargs, seed, std) in LYCORIS.items():
+        factors, full = lycoris_lora(pipe, algo)
+        meta = {"ss_network_module": "lycoris.kohya", "ss_network_args": json.dumps({"algo": algo}),
+                "ss_network_dim": str(kwargs["r"]), "ss_network_alpha": str(kwargs["alpha"]),
+                "ss_base_model_version": "sd_v1",
+                "multilora_fixture": "random test weights, not a trained LoRA"}
+        save_file(factors, str(ldir / f"{algo}.safetensors"), metadata=meta)
+        canonical_safetensors(ldir / f"{algo}.safetensors")
+        save_file(full, str(ldir / f"{algo}-full.safetensors"),
+                  metadata={"multilora_fixture": f"{algo}.safetensors as a full-rank LoRA (oracle)"})
+        canonical_safetensors(ldir / f"{algo}-full.safetensors")
+        layers = len(full) // 2
+        entry(f"{algo}.safetensors",
+              format=f"LyCORIS {algo} in kohya names ({'hada_w1_a/b, hada_w2_a/b' if algo == 'loha' else 'lokr_w1 or lokr_w1_a/b, lokr_w2_a/b'}, .alpha)",
+              made_by=f"peft {config_name}({', '.join(f'{k}={v}' for k, v in kwargs.items())}) on the UNet's attention and the text "
+                      f"encoder's self-attention projections, every factor seeded randn * {std}",
+              seed=seed, layers=layers, tensors=len(factors), dtype="float32",
+              oracle=f"{family}/{algo}-full",
+              expect="applied exactly: its rewrite as one LoRA gives, layer by layer, the B*A of its full-rank twin")
+        entry(f"{algo}-full.safetensors",
+              format="kohya LoRA of full rank (lora_down = identity, lora_up = the change of the weights, no .alpha)",
+              made_by=f"peft's get_delta_weight of each layer of {algo}.safetensors (alpha / r included)",
+              layers=layers, tensors=len(full), dtype="float32",
+              expect=f"the same images as {family}/{algo} at alpha 1 with the 'diffusers' scale")
 
 
 def write_readme(out, manifest, kept_diffusers):
@@ -856,6 +931,11 @@ optimum-intel {gw.get('optimum_intel')}, OpenVINO {gw.get('openvino')}, OpenVINO
   - `wrong-base.safetensors`: style-a's keys with shapes for a bigger base model (in/out doubled):
     GenAI's generate throws ("Can not clone with new dims").
   - `unmatched.safetensors`: kohya keys of layers that exist in no model: no effect.
+  - `loha.safetensors`, `lokr.safetensors` (sd15 only): LyCORIS LoHa and LoKr in kohya names (`hada_w1_a`, ...,
+    `lokr_w1`, `lokr_w1_a`, ..., `.alpha`), made by peft's LoHa and LoKr modules with seeded random factors;
+    `loha-full.safetensors`, `lokr-full.safetensors`: each one's change of the weights (peft's
+    `get_delta_weight`, alpha / r included) as a full-rank LoRA (A = identity, B = the change, no alpha): the
+    oracle of their exact rewrite.
 - `torch-randn.json`: `torch.randn(shape, generator=torch.Generator().manual_seed(seed))` (CPU, float32) for
   shapes {RANDN_SHAPES} and seeds {RANDN_SEEDS}, and for (seed, shape) {RANDN_EXTRA}: full arrays as base64 of
   little-endian float32, and the first 8 values; and successive calls on one generator, (seed, shapes)
