@@ -97,3 +97,61 @@ describe('LoHa and LoKr as one LoRA pair', function () {
     assert.throws(() => fz.matrix(2, 2, new Float32Array(3)), code);
   });
 });
+
+describe('LoHa and LoKr files against peft (the fixtures)', function () {
+  const { families } = require('./helpers/fixtures');
+  const fs = require('node:fs');
+  const { inspectLora, toGenaiLora } = require('../dist/internal').loraFormat;
+  const st = require('../dist/internal').safetensors;
+  const fx = families.sd15;
+
+  /** {stem: {down, up}} of a safetensors file's bytes, as float32 matrices. */
+  function pairs(bytes) {
+    const header = st.parseSafetensors(bytes);
+    const out = {};
+    for (const t of header.tensors) {
+      const m = /^(.+)\.lora_(down|up)\.weight$/.exec(t.name);
+      if (!m) continue;
+      const data = st.toFloat32Array(bytes.subarray(t.offset, t.offset + t.byteLength), t.dtype);
+      (out[m[1]] ??= {})[m[2]] = fz.matrix(t.shape[0], t.shape[1], data);
+    }
+    return out;
+  }
+
+  /** ‖a − b‖ / ‖b‖ (Frobenius), in float64. */
+  function frobeniusError(a, b) {
+    assert.deepEqual([a.rows, a.cols], [b.rows, b.cols]);
+    let err = 0;
+    let norm = 0;
+    for (let i = 0; i < a.data.length; i += 1) {
+      err += (a.data[i] - b.data[i]) ** 2;
+      norm += b.data[i] ** 2;
+    }
+    return Math.sqrt(err / norm);
+  }
+
+  for (const [algo, ranks] of [
+    ['loha', [16]],
+    ['lokr', [4, 8]],
+  ]) {
+    it(`${algo}: every layer's B·A is peft's get_delta_weight (relative error ≤ 1e-5), at the rank it should have`, async function () {
+      const file = fx.lora(algo);
+      const analysis = await inspectLora(file);
+      assert.deepEqual(analysis.ranks, ranks);
+      const ours = pairs(await toGenaiLora(file, analysis, { family: 'sd', scale: 'diffusers' }));
+      const oracle = pairs(fs.readFileSync(fx.lora(`${algo}-full`)));
+      assert.deepEqual(Object.keys(ours).sort(), Object.keys(oracle).sort());
+      assert.equal(Object.keys(oracle).length, 40);
+      let worst = 0;
+      for (const [stem, { down, up }] of Object.entries(ours)) {
+        const delta = oracle[stem].up; // its down is the identity
+        assert.ok(
+          oracle[stem].down.data.every((v, i) => v === (i % (down.cols + 1) === 0 ? 1 : 0)),
+          'not the identity',
+        );
+        worst = Math.max(worst, frobeniusError(fz.matmul(up, down), delta));
+      }
+      assert.ok(worst <= 1e-5, `worst relative error ${worst}`);
+    });
+  }
+});

@@ -7,7 +7,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 const lf = require('../dist/internal').loraFormat;
 const { Pipeline } = require('..');
-const { families, pythonImages, useTempDir } = require('./helpers/fixtures');
+const { families, meanAbsDiff, pythonImages, useTempDir } = require('./helpers/fixtures');
 
 describe('LoRA formats', function () {
   const tmp = useTempDir('multilora-lora-format-');
@@ -75,6 +75,61 @@ describe('LoRA formats', function () {
     it('at the diffusers scale, alpha 1 gives what alpha/rank = 0.5 gives the kohya file', function () {
       assert.ok(images.diffusersAt1.equals(images.kohyaAtHalf));
       assert.ok(!images.diffusersAt1.equals(images.kohya));
+    });
+  });
+
+  // LyCORIS LoHa and LoKr files (made by peft, test/fixtures/README.md) against the same change of the weights as a
+  // plain full-rank LoRA (peft's get_delta_weight): multilora's exact rewrite must give its image, and visibly
+  // change the image, or a rewrite to nothing could pass. In float32: in bf16 (this CPU's default) a LoRA's rank
+  // changes the rounding, and the twins differ by about 0.7/255 (measured on the fixture), as two plain LoRAs would.
+  describe('LyCORIS LoHa and LoKr through the real pipeline (sd15 fixture)', function () {
+    const fx = families.sd15;
+    const CALL = { seed: 3, steps: 2, width: 64, height: 64 };
+    const images = {};
+    const adapters = {
+      loha: { path: fx.lora('loha'), scale: 'diffusers' },
+      lohaFull: { path: fx.lora('loha-full') },
+      lokr: { path: fx.lora('lokr'), scale: 'diffusers' },
+      lokrFull: { path: fx.lora('lokr-full') },
+    };
+    const selections = [null, ...Object.keys(adapters)];
+
+    // As above: one fresh pipeline per selection, all with the same adapters registered.
+    before(async function () {
+      const pipelines = await Promise.all(
+        selections.map(() => Pipeline.load(fx.model, { adapters, precision: 'f32' })),
+      );
+      try {
+        for (const [i, name] of selections.entries()) {
+          const chosen = name === null ? null : { [name]: 1 };
+          images[name ?? 'none'] = (await pipelines[i].generate('x', { ...CALL, adapters: chosen })).data;
+        }
+      } finally {
+        await Promise.all(pipelines.map((p) => p.dispose()));
+      }
+    });
+
+    for (const algo of ['loha', 'lokr']) {
+      it(`${algo}: the image of its full-rank twin (mean difference ≤ 0.5/255), and not the image without it (≥ 5/255)`, function () {
+        const twin = meanAbsDiff(images[algo], images[`${algo}Full`]);
+        const effect = meanAbsDiff(images[algo], images.none);
+        assert.ok(twin <= 0.5, `${twin.toFixed(3)}/255 from the full-rank twin`);
+        assert.ok(effect >= 5, `an effect of only ${effect.toFixed(3)}/255`);
+      });
+    }
+
+    it('reports the rank GenAI runs and the format', async function () {
+      const pipeline = await Pipeline.load(fx.model, { adapters: { loha: adapters.loha, lokr: adapters.lokr } });
+      try {
+        const byName = Object.fromEntries(pipeline.adapters.list().map((a) => [a.name, a.info]));
+        assert.deepEqual(byName.loha.ranks, [16]);
+        assert.deepEqual(byName.lokr.ranks, [4, 8]);
+        assert.equal(byName.loha.converted, true);
+        assert.equal(byName.loha.unmatched, 0);
+        assert.equal(byName.lokr.unmatched, 0);
+      } finally {
+        await pipeline.dispose();
+      }
     });
   });
 });
