@@ -120,7 +120,8 @@ SGM = re.compile(r"^lora_unet_(input_blocks|middle_block|output_blocks)_")
 
 
 def lora_layers(file, unet_config):
-    """{stem: {"down": tensor, "up": tensor}} of a kohya file, with Stability's block names mapped to diffusers'."""
+    """{stem: {"down": tensor, "up": tensor, and "bias": tensor for a full difference's bias}} of a kohya file, with
+    Stability's block names mapped to diffusers'."""
     from safetensors.torch import load_file
 
     tensors = load_file(file)
@@ -129,7 +130,7 @@ def lora_layers(file, unet_config):
         tensors = _maybe_map_sgm_blocks_to_diffusers(tensors, unet_config)
     layers = {}
     for key, value in tensors.items():
-        for suffix, role in ((".lora_down.weight", "down"), (".lora_up.weight", "up")):
+        for suffix, role in ((".lora_down.weight", "down"), (".lora_up.weight", "up"), (".diff_b", "bias")):
             if key.endswith(suffix):
                 layers.setdefault(key[: -len(suffix)], {})[role] = value
     return {stem: t for stem, t in layers.items() if "down" in t and "up" in t}
@@ -150,7 +151,8 @@ def module_index(pipe):
 
 
 def fuse_one(pipe, index, spec):
-    """Adds alpha * up @ down to every layer that one of the file's stems names, as GenAI does at generate."""
+    """Adds alpha * up @ down to every layer that one of the file's stems names, as GenAI does at generate (and alpha *
+    the bias difference of a full one to its bias)."""
     import torch
 
     label, alpha = spec["label"], float(spec["alpha"])
@@ -195,9 +197,17 @@ def fuse_one(pipe, index, spec):
                           f"{label}: LoRA layer {stem} has A {list(down.shape)} and B {list(up.shape)}, which do not "
                           f"fit the model's {component} layer {name} of shape {list(weight.shape)}: the LoRA is made "
                           "for another base model")
+        bias = layers[stem].get("bias")
+        if bias is not None and (module.bias is None or tuple(bias.shape) != (out_features,)):
+            raise Failure("ERR_ADAPTER_INCOMPATIBLE",
+                          f"{label}: LoRA layer {stem} changes a bias of shape {list(bias.shape)}, but the model's "
+                          f"{component} layer {name} has " + ("no bias" if module.bias is None else
+                                                              f"one of shape {list(module.bias.shape)}"))
         delta = alpha * (up.reshape(out_features, rank) @ down.reshape(rank, -1))
         with torch.no_grad():
             weight.add_(delta.reshape(weight.shape).to(weight.dtype))
+            if bias is not None:
+                module.bias.add_((alpha * bias.float()).to(module.bias.dtype))
     if unmatched:
         emit("warning", message=f"{label}: {len(unmatched)} of its {len(layers)} LoRA layers match no layer of the "
                                 f"model and were left out (as OpenVINO GenAI leaves them out at generate), e.g. "

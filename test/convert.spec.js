@@ -243,6 +243,51 @@ describe('convert', function () {
     });
   });
 
+  describe('fused full weight differences (LyCORIS "full")', function () {
+    it('the rewrite and python/convert.py give the layer plus alpha · diff, and its bias plus alpha · diff_b', async function () {
+      const { ensureConverter } = require('../dist/convert/env');
+      const lf = require('../dist/internal').loraFormat;
+      const st = require('../dist/internal').safetensors;
+      let seed = 7;
+      const random = (n) =>
+        Float32Array.from({ length: n }, () => {
+          seed = (seed * 1103515245 + 12345) % 2 ** 31;
+          return seed / 2 ** 30 - 1;
+        });
+      const tensor = (name, dtype, shape) => {
+        const values = random(shape.reduce((a, b) => a * b, 1));
+        return { name, dtype, shape, data: st.fromFloat32Array(values, dtype) };
+      };
+      const stem = 'lora_unet_down_blocks_0_resnets_0_';
+      const file = path.join(tmp(), 'full.safetensors');
+      writeFileSync(
+        file,
+        st.writeSafetensors([
+          tensor(`${stem}conv1.diff`, 'F16', [6, 4, 3, 3]),
+          tensor(`${stem}conv1.diff_b`, 'F16', [6]),
+          tensor(`${stem}conv_shortcut.diff`, 'F32', [6, 4, 1, 1]),
+          tensor(`${stem}lin.diff`, 'BF16', [6, 4]),
+          tensor(`${stem}lin.diff_b`, 'BF16', [6]),
+        ]),
+      );
+      const rewritten = path.join(tmp(), 'full-fuse.safetensors');
+      const analysis = await lf.inspectLora(file);
+      writeFileSync(rewritten, await lf.toGenaiLora(file, analysis, { family: 'sd', kernels: true }));
+      const env = await ensureConverter({});
+      const out = execFileSync(
+        env.python,
+        [path.join(__dirname, 'helpers', 'fuse_full.py'), path.join(ROOT, 'python', 'convert.py'), file, rewritten],
+        { encoding: 'utf8' },
+      );
+      const { report, errors } = JSON.parse(out.trim().split('\n').pop());
+      assert.deepEqual(report, { label: 'full', alpha: 0.7, layers: 3, fused_layers: 3, unmatched: 0 });
+      for (const [layer, error] of Object.entries(errors)) {
+        if (layer !== 'conv1_change') assert.ok(error < 1e-6, `${layer}: ${JSON.stringify(errors)}`);
+      }
+      assert.ok(errors.conv1_change > 0.1, JSON.stringify(errors));
+    });
+  });
+
   describe('errors: typed, and nothing left behind', function () {
     const outOf = (name) => path.join(tmp(), name);
     afterEach(async function () {

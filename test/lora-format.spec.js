@@ -524,6 +524,84 @@ describe('LoRA formats', function () {
     });
   });
 
+  describe('full weight differences (LyCORIS "full")', function () {
+    const values = (buf) => [...st.toFloat32Array(buf, 'F32')];
+    // a 3x3 convolution 2 -> 2 with a bias, and a linear 3 -> 2 without
+    const conv = Array.from({ length: 2 * 2 * 3 * 3 }, (_, i) => (i % 7) - 3.5);
+    const linear = [1, -2, 0.25, 4, 0.5, -8];
+    const file = () =>
+      lora({
+        'lora_unet_c.diff': ['F16', [2, 2, 3, 3], f16(...conv)],
+        'lora_unet_c.diff_b': ['F16', [2], f16(0.5, -1)],
+        'lora_te_l.diff': ['F32', [2, 3], f32(...linear)],
+      });
+
+    it('are layers of rank out, which only fusing takes: A the difference, B the identity, the bias kept', async function () {
+      const f = file();
+      const a = await analyze(f);
+      const byKey = Object.fromEntries(a.layers.map((l) => [l.key, l]));
+      assert.deepEqual(
+        [byKey.lora_unet_c.factorized.kind, byKey.lora_unet_c.rank, byKey.lora_unet_c.scale],
+        ['full', 2, 1],
+      );
+      assert.deepEqual(
+        [byKey.lora_unet_c.down.shape, byKey.lora_unet_c.up.shape],
+        [
+          [2, 2, 3, 3],
+          [2, 2, 1, 1],
+        ],
+      );
+      assert.deepEqual(
+        [byKey.lora_te_l.down.shape, byKey.lora_te_l.up.shape],
+        [
+          [2, 3],
+          [2, 2],
+        ],
+      );
+      assert.deepEqual(
+        lf.layerTensors(byKey.lora_unet_c).map((t) => t.name),
+        ['lora_unet_c.diff', 'lora_unet_c.diff_b'],
+      );
+      const out = await contents(await lf.toGenaiLora(f, a, { family: 'sd', kernels: true }));
+      assert.deepEqual(values(out.get('lora_unet_c.lora_down.weight')), conv);
+      assert.deepEqual(values(out.get('lora_unet_c.lora_up.weight')), [1, 0, 0, 1]);
+      assert.deepEqual(values(out.get('lora_unet_c.diff_b')), [0.5, -1]);
+      assert.deepEqual(values(out.get('lora_te_l.lora_down.weight')), linear);
+      assert.deepEqual(values(out.get('lora_te_l.lora_up.weight')), [1, 0, 0, 1]);
+      assert.ok(!out.has('lora_te_l.diff_b'));
+    });
+
+    it('are refused at generate, naming the tensor and the way to fuse them', async function () {
+      const f = file();
+      await assert.rejects(
+        lf.toGenaiLora(f, await analyze(f), { family: 'sd' }),
+        rejectsCode(
+          'ERR_ADAPTER_FORMAT',
+          /LoRA layer "lora_te_l" is a full weight difference \(LyCORIS "full", tensor "lora_te_l\.diff"\): as a LoRA it would run at rank 2, .*--fuse-lora/,
+        ),
+      );
+    });
+
+    it('need a diff, alone, and a bias of its rows', async function () {
+      for (const [tensors, pattern] of [
+        [{ 'lora_unet_c.diff_b': ['F32', [2], f32(1, 2)] }, /a full weight difference is a "diff" tensor/],
+        [
+          {
+            ...pair('lora_unet_c.lora_down.weight', 'lora_unet_c.lora_up.weight'),
+            'lora_unet_c.diff': ['F32', [3, 3], f32(...linear, 1, 2, 3)],
+          },
+          /and LoRA matrices: a full weight difference/,
+        ],
+        [
+          { 'lora_unet_c.diff': ['F32', [2, 3], f32(...linear)], 'lora_unet_c.diff_b': ['F32', [3], f32(1, 2, 3)] },
+          /the bias difference of "lora_unet_c\.diff" is \[2\] in F32/,
+        ],
+      ]) {
+        await assert.rejects(analyze(lora(tensors)), rejectsCode('ERR_ADAPTER_INVALID', pattern));
+      }
+    });
+  });
+
   describe('refuses what it cannot read or GenAI cannot apply', function () {
     const cases = [
       [

@@ -74,8 +74,11 @@ export interface LoraLayer {
   down: TensorInfo;
   /** B, [out, rank] (or [out, rank, 1, 1]); for a factorized layer, the B of its rewrite, [out, rank]. */
   up: TensorInfo;
-  /** LyCORIS's LoHa or LoKr: the file's tensors of the factors, which toGenaiLora rewrites as A and B exactly. */
-  factorized?: { kind: 'loha' | 'lokr'; tensors: Partial<Record<FactorRole, TensorInfo>> };
+  /**
+   * LyCORIS's LoHa or LoKr (the file's tensors of the factors, which toGenaiLora rewrites as A and B exactly), or a
+   * full weight difference ('full': A is the difference, B the identity; only for fusing, with its bias difference).
+   */
+  factorized?: { kind: 'loha' | 'lokr' | 'full'; tensors: Partial<Record<FactorRole, TensorInfo>> };
   /** The `.alpha` tensor, when the file has one for this layer. */
   alphaTensor?: TensorInfo;
   /** From the `.alpha` tensor, or for PEFT from lora_alpha (or alpha_pattern) in the metadata. */
@@ -152,14 +155,13 @@ const UNSUPPORTED: ReadonlyArray<[RegExp, string]> = [
   [/\.lora_mid\.weight$/, 'LoCon with a Tucker core (LyCORIS "lora_mid")'],
   [/\.(?:dora_scale|lora_magnitude_vector(?:\.weight)?)$/, 'DoRA'],
   [/\.(?:oft_blocks|oft_diag)$/, 'OFT (LyCORIS)'],
-  [/\.diff(?:_b)?$/, 'full weight differences (LyCORIS "full")'],
   [/\.lora_[AB]\.bias$/, 'LoRA with biases (PEFT lora_bias)'],
   [/\.lora_embedding_[AB]$/, 'embedding LoRA (PEFT lora_embedding_A/B)'],
 ];
 
 const PARTS = '(unet|transformer|text_encoder|text_encoder_2|text_encoder_3)';
 const KOHYA =
-  /^(lora_(?:unet|te[123]?))_(.+)\.(lora_down\.weight|lora_up\.weight|alpha|hada_w[12]_[ab]|lokr_w[12](?:_[ab])?)$/;
+  /^(lora_(?:unet|te[123]?))_(.+)\.(lora_down\.weight|lora_up\.weight|alpha|hada_w[12]_[ab]|lokr_w[12](?:_[ab])?|diff|diff_b)$/;
 const PEFT = new RegExp(`^${PARTS}\\.(.+)\\.(?:lora_(A|B)\\.weight|(alpha))$`);
 const DIFFUSERS_PROCESSOR = new RegExp(
   `^${PARTS}\\.(.+)\\.processor\\.(to_q|to_k|to_v|to_out|add_q_proj|add_k_proj|add_v_proj|to_add_out)_lora\\.(down|up)\\.weight$`,
@@ -171,7 +173,10 @@ const TRANSFORMER_MODULES =
   /^(?:transformer_blocks|single_transformer_blocks|double_blocks|single_blocks|joint_blocks|context_embedder|x_embedder|time_text_embed|pos_embed|norm_out|proj_out|final_layer|img_in|txt_in|time_in|vector_in|guidance_in|t_embedder|y_embedder)_/;
 const SGM_MODULES = /^(?:input_blocks|middle_block|output_blocks)_/;
 
-/** The tensors of LyCORIS's LoHa ((w1_a·w1_b) ⊙ (w2_a·w2_b)) and LoKr (w1 ⊗ w2, each full or as _a·_b). */
+/**
+ * The tensors of LyCORIS's LoHa ((w1_a·w1_b) ⊙ (w2_a·w2_b)), LoKr (w1 ⊗ w2, each full or as _a·_b) and full weight
+ * differences (`diff`, and `diff_b` for the bias).
+ */
 export type FactorRole =
   | 'hada_w1_a'
   | 'hada_w1_b'
@@ -182,12 +187,14 @@ export type FactorRole =
   | 'lokr_w1_b'
   | 'lokr_w2'
   | 'lokr_w2_a'
-  | 'lokr_w2_b';
+  | 'lokr_w2_b'
+  | 'diff'
+  | 'diff_b';
 
 type Role = 'down' | 'up' | 'alpha' | FactorRole;
 
 function isFactorRole(role: Role): role is FactorRole {
-  return role.startsWith('hada_') || role.startsWith('lokr_');
+  return role.startsWith('hada_') || role.startsWith('lokr_') || role.startsWith('diff');
 }
 
 interface ParsedName {
@@ -403,7 +410,7 @@ function spatial(info: TensorInfo): string | undefined {
 /**
  * Works out the format, layers, ranks and parts of a LoRA file from its validated header; `read` fetches the small
  * `.alpha` tensors. Rejects with ERR_ADAPTER_FORMAT for a file that is no LoRA multilora knows, or a kind GenAI cannot
- * apply (LoHa, LoKr, DoRA...), and with ERR_ADAPTER_INVALID for a broken one (a layer without its B, ranks that
+ * apply (Tucker LoHa and LoKr, DoRA, OFT...), and with ERR_ADAPTER_INVALID for a broken one (a layer without its B, ranks that
  * disagree, A and B of different dtypes, which GenAI refuses too).
  */
 export async function analyzeLora(header: SafetensorsHeader, read: TensorRead): Promise<LoraAnalysis> {
@@ -480,6 +487,7 @@ export async function analyzeLora(header: SafetensorsHeader, read: TensorRead): 
 }
 
 async function makeLayer(group: Group, config: PeftConfig | undefined, read: TensorRead): Promise<LoraLayer> {
+  if (group.factors.diff || group.factors.diff_b) return makeFullLayer(group);
   if (Object.keys(group.factors).length > 0) return makeFactorizedLayer(group, read);
   const { key, down, up, alpha: alphaTensor } = group;
   const names = [down, up, alphaTensor].flatMap((t) => (t ? [quote(t.name)] : [])).join(' and ');
@@ -607,6 +615,47 @@ function lokrFactor(group: Group, n: 1 | 2): FactorShape & { low?: TensorInfo } 
     `LoKr layer ${quote(group.key)} needs either lokr_w${n} or both lokr_w${n}_a and lokr_w${n}_b; it has ` +
       ([full, a, b].flatMap((t) => (t ? [quote(t.name)] : [])).join(', ') || 'none of them'),
   );
+}
+
+/**
+ * A full weight difference (LyCORIS "full": `diff` of the layer's weight shape, `diff_b` of its bias): as a LoRA pair,
+ * A is the difference and B the identity, of rank `out`, which only fusing takes (toGenaiLora with `kernels`).
+ */
+function makeFullLayer(group: Group): LoraLayer {
+  const { key, factors } = group;
+  const { diff, diff_b: bias, ...others } = factors;
+  const named = Object.values(factors)
+    .map((t) => quote(t.name))
+    .join(', ');
+  if (!diff || group.down || group.up || Object.keys(others).length > 0) {
+    throw invalidLora(
+      `LoRA layer ${quote(key)} has ${named}${group.down || group.up ? ' and LoRA matrices' : ''}: a full weight ` +
+        'difference is a "diff" tensor (and a "diff_b" for the bias), alone',
+    );
+  }
+  const [out = 0, inn = 0, ...kernel] = diff.shape;
+  if ((diff.shape.length !== 2 && diff.shape.length !== 4) || !(out > 0) || !(inn > 0)) {
+    throw invalidLora(
+      `LoRA layer ${quote(key)} has ${quote(diff.name)} of shape ${JSON.stringify(diff.shape)}, no weight`,
+    );
+  }
+  if (bias && (bias.shape.length !== 1 || bias.shape[0] !== out || bias.dtype !== diff.dtype)) {
+    throw invalidLora(
+      `LoRA layer ${quote(key)} has ${quote(bias.name)} of shape ${JSON.stringify(bias.shape)} in ${bias.dtype}; ` +
+        `the bias difference of ${quote(diff.name)} is [${out}] in ${diff.dtype}`,
+    );
+  }
+  return {
+    key,
+    naming: group.naming,
+    part: group.part,
+    module: group.module,
+    down: madeTensor(`${key}.lora_down.weight`, [out, inn, ...kernel]),
+    up: madeTensor(`${key}.lora_up.weight`, kernel.length ? [out, out, 1, 1] : [out, out]),
+    factorized: { kind: 'full', tensors: factors },
+    rank: out,
+    scale: 1,
+  };
 }
 
 /**
@@ -814,6 +863,14 @@ export async function toGenaiLora(
     );
   }
   for (const { layer } of plan.layers) {
+    if (layer.factorized?.kind === 'full' && !kernels) {
+      const diff = layer.factorized.tensors.diff ?? layer.down;
+      throw formatError(
+        `LoRA layer ${quote(layer.key)} is a full weight difference (LyCORIS "full", tensor ${quote(diff.name)}): ` +
+          `as a LoRA it would run at rank ${layer.rank}, as costly as the layer itself, at every step. Fuse it into ` +
+          'the model instead: `multilora convert <model> <out> --fuse-lora <file>` (convert({ fuseLora }))',
+      );
+    }
     if (kernels && spatial(layer.up) === undefined) continue; // A's kernel, B 1x1: a convolution LoRA to fuse
     const kernel = spatial(layer.down) ?? spatial(layer.up);
     if (kernel) {
@@ -848,6 +905,13 @@ export async function toGenaiLora(
     const out: TensorData[] = [];
     for (const { layer, names } of plan.layers) {
       const { down, up } = layer;
+      const biasDiff = layer.factorized?.tensors.diff_b;
+      if (biasDiff) {
+        // for the fuse (python/convert.py adds it to the layer's bias), under the name of the layer GenAI matches
+        const stem = names.down.replace(/\.lora_down\.weight$/, '');
+        const data = fromFloat32Array(toFloat32Array(await read(biasDiff), biasDiff.dtype), 'F32');
+        out.push({ name: `${stem}.diff_b`, dtype: 'F32', shape: biasDiff.shape, data });
+      }
       if (layer.factorized) {
         const pair = await factorizedPair(layer, read);
         out.push({ name: names.down, dtype: 'F32', shape: down.shape, data: fromFloat32Array(pair.down.data, 'F32') });
@@ -887,6 +951,15 @@ export async function toGenaiLora(
 /** The A and B of a factorized layer's exact rewrite, from its factors' bytes. */
 async function factorizedPair(layer: LoraLayer, read: TensorRead): Promise<LoraPair> {
   const { kind, tensors } = layer.factorized ?? { kind: 'loha', tensors: {} };
+  if (kind === 'full') {
+    const diff = tensors.diff;
+    if (!diff) throw invalidLora(`LoRA layer ${quote(layer.key)} has no diff`);
+    const out = layer.rank;
+    const identity = new Float32Array(out * out);
+    for (let i = 0; i < out; i += 1) identity[i * out + i] = 1;
+    const down = toFloat32Array(await read(diff), diff.dtype);
+    return { down: matrix(out, down.length / out, down), up: matrix(out, out, identity) };
+  }
   const m = async (role: FactorRole) => {
     const info = tensors[role];
     if (!info) throw invalidLora(`LoRA layer ${quote(layer.key)} has no ${role}`);
