@@ -791,6 +791,7 @@ def make_loras(family, pipe, out):
                  "alone after a LoRA ran, it breaks the pipeline (see genai_2026_3_notes)")
     if family == "sd15":
         make_lycoris(family, pipe, ldir, entry)
+        make_dora(family, pipe, ldir, entry)
     return entries
 
 
@@ -837,6 +838,99 @@ def lycoris_lora(pipe, algo):
             full[f"{stem}.lora_down.weight"] = torch.eye(delta.shape[1], dtype=torch.float32)
             full[f"{stem}.lora_up.weight"] = delta
     return factors, full
+
+
+# DoRA fixtures (sd15 only): one DoRA made with peft (LoraConfig(use_dora=True)), seeded A, B and magnitudes, written
+# in PEFT's names (`lora_magnitude_vector`, norms per output row), in kohya/LyCORIS names (`dora_scale` [out, 1]), and
+# beside a LyCORIS DoRA whose norms run per input column (`dora_scale` [1, in], wd_on_out off); each with its fused
+# change of the weights as a LyCORIS "full" file: peft's merge_and_unload for the first two, LyCORIS's formula for
+# the third.
+DORA = {"r": 4, "alpha": 2.0, "seed": 1301, "std": 0.25, "magnitude_std": 0.3}
+
+
+def dora_weights(pipe):
+    """{(part, kohya prefix, module): (W, A, B, m_out, m_in, fused)}: `fused` is peft's merge (norms per output)."""
+    import copy
+    import peft
+    import torch
+    g = torch.Generator().manual_seed(DORA["seed"])
+    scale = DORA["alpha"] / DORA["r"]
+    out = {}
+    for part, kohya_prefix, pattern in LYCORIS_TARGETS:
+        base = copy.deepcopy(getattr(pipe, part)).to(torch.float32)
+        config = peft.LoraConfig(r=DORA["r"], lora_alpha=DORA["alpha"], use_dora=True, target_modules=pattern)
+        model = peft.inject_adapter_in_model(config, base)
+        layers = {}
+        with torch.no_grad():
+            for name, mod in model.named_modules():
+                if not isinstance(mod, peft.tuners.lora.LoraLayer) or "default" not in mod.lora_A:
+                    continue
+                a, b = mod.lora_A["default"].weight, mod.lora_B["default"].weight
+                a.copy_(torch.randn(a.shape, generator=g) * DORA["std"])
+                b.copy_(torch.randn(b.shape, generator=g) * DORA["std"])
+                w = mod.get_base_layer().weight.detach().clone()
+                changed = w + scale * (b @ a)
+                jitter = 1 + DORA["magnitude_std"] * torch.randn(w.shape[0], generator=g)
+                m_out = changed.norm(dim=1) * jitter
+                mod.lora_magnitude_vector["default"].weight.copy_(m_out)
+                m_in = changed.norm(dim=0) * (1 + DORA["magnitude_std"] * torch.randn(w.shape[1], generator=g))
+                layers[name] = (w, a.detach().clone(), b.detach().clone(), m_out.clone(), m_in)
+            for name in layers:
+                model.get_submodule(name).merge()  # peft's own merge: the base layer's weight becomes the fused one
+        for name, (w, a, b, m_out, m_in) in layers.items():
+            fused = model.get_submodule(name).get_base_layer().weight.detach().clone()
+            out[(part, kohya_prefix, name)] = (w, a, b, m_out, m_in, fused)
+    return out
+
+
+def make_dora(family, pipe, ldir, entry):
+    import torch
+    from safetensors.torch import save_file
+    layers = dora_weights(pipe)
+    scale = DORA["alpha"] / DORA["r"]
+    peft_sd, kohya, kohya_in, full, full_in = {}, {}, {}, {}, {}
+    eps = torch.finfo(torch.float32).eps
+    for (part, kohya_prefix, name), (w, a, b, m_out, m_in, fused) in sorted(layers.items()):
+        stem = kohya_name(kohya_prefix, name)
+        peft_sd[f"{part}.{name}.lora_A.weight"] = a.contiguous()
+        peft_sd[f"{part}.{name}.lora_B.weight"] = b.contiguous()
+        peft_sd[f"{part}.{name}.lora_magnitude_vector"] = m_out.contiguous()
+        for sd, magnitude in ((kohya, m_out.reshape(-1, 1)), (kohya_in, m_in.reshape(1, -1))):
+            sd[f"{stem}.lora_down.weight"] = a.contiguous()
+            sd[f"{stem}.lora_up.weight"] = b.contiguous()
+            sd[f"{stem}.alpha"] = torch.tensor(DORA["alpha"], dtype=torch.float32)
+            sd[f"{stem}.dora_scale"] = magnitude.contiguous()
+        full[f"{stem}.diff"] = (fused - w).contiguous()
+        # LyCORIS's apply_weight_decompose with wd_on_out off, at multiplier 1: norms per input column
+        changed = w + scale * (b @ a)
+        full_in[f"{stem}.diff"] = (changed * (m_in.reshape(1, -1) / (changed.norm(dim=0, keepdim=True) + eps))
+                                   - w).contiguous()
+    meta = json.dumps({"r": DORA["r"], "lora_alpha": DORA["alpha"], "use_dora": True})
+    lyc = {"ss_network_module": "lycoris.kohya", "ss_network_dim": str(DORA["r"]),
+           "ss_network_alpha": str(DORA["alpha"]), "multilora_fixture": "random test weights, not a trained LoRA"}
+    files = [
+        ("dora-peft", peft_sd, {"lora_adapter_metadata": meta}),
+        ("dora", kohya, {**lyc, "ss_network_args": json.dumps({"algo": "lora", "dora_wd": True})}),
+        ("dora-full", full, {"multilora_fixture": "peft's merge of dora-peft, as a LyCORIS full file (oracle)"}),
+        ("dora-in", kohya_in, {**lyc, "ss_network_args": json.dumps({"algo": "lora", "dora_wd": True,
+                                                                     "wd_on_output": False})}),
+        ("dora-in-full", full_in, {"multilora_fixture": "LyCORIS's merge of dora-in, as a full file (oracle)"}),
+    ]
+    for stem, tensors, metadata in files:
+        save_file(tensors, str(ldir / f"{stem}.safetensors"), metadata=metadata)
+        canonical_safetensors(ldir / f"{stem}.safetensors")
+    common = dict(layers=len(layers), dtype="float32", seed=DORA["seed"], rank=DORA["r"], alpha=DORA["alpha"])
+    entry("dora-peft.safetensors", format="PEFT DoRA (unet.<module>.lora_A.weight, .lora_B.weight, "
+          ".lora_magnitude_vector [out]; r, lora_alpha, use_dora in lora_adapter_metadata)",
+          oracle=f"{family}/dora-full", expect="fused, peft's merged weights", **common)
+    entry("dora.safetensors", format="LyCORIS/kohya DoRA (lora_down, lora_up, alpha, dora_scale [out, 1])",
+          same_as="dora-peft's tensors", oracle=f"{family}/dora-full", expect="fused, peft's merged weights",
+          **common)
+    entry("dora-full.safetensors", format="LyCORIS full (diff = peft's merged weight - the base weight)", **common)
+    entry("dora-in.safetensors", format="LyCORIS/kohya DoRA with norms per input column (dora_scale [1, in])",
+          oracle=f"{family}/dora-in-full", expect="fused, LyCORIS's formula", **common)
+    entry("dora-in-full.safetensors", format="LyCORIS full (diff = LyCORIS's merge of dora-in - the base weight)",
+          **common)
 
 
 def make_lycoris(family, pipe, ldir, entry):
@@ -936,6 +1030,11 @@ optimum-intel {gw.get('optimum_intel')}, OpenVINO {gw.get('openvino')}, OpenVINO
     `loha-full.safetensors`, `lokr-full.safetensors`: each one's change of the weights (peft's
     `get_delta_weight`, alpha / r included) as a full-rank LoRA (A = identity, B = the change, no alpha): the
     oracle of their exact rewrite.
+  - `dora-peft.safetensors`, `dora.safetensors`, `dora-in.safetensors` (sd15 only): one DoRA made with peft
+    (`LoraConfig(use_dora=True)`, seeded A, B and magnitudes) in PEFT's names (`lora_magnitude_vector` [out]) and
+    in LyCORIS's (`dora_scale` [out, 1]), and a LyCORIS DoRA with norms per input column (`dora_scale` [1, in]);
+    `dora-full.safetensors` and `dora-in-full.safetensors`: their fused change of the weights as LyCORIS "full"
+    files (`diff` only), from peft's own merge and from LyCORIS's formula: the oracles of the fuse.
 - `torch-randn.json`: `torch.randn(shape, generator=torch.Generator().manual_seed(seed))` (CPU, float32) for
   shapes {RANDN_SHAPES} and seeds {RANDN_SEEDS}, and for (seed, shape) {RANDN_EXTRA}: full arrays as base64 of
   little-endian float32, and the first 8 values; and successive calls on one generator, (seed, shapes)
