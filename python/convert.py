@@ -120,8 +120,9 @@ SGM = re.compile(r"^lora_unet_(input_blocks|middle_block|output_blocks)_")
 
 
 def lora_layers(file, unet_config):
-    """{stem: {"down": tensor, "up": tensor, and "bias": tensor for a full difference's bias}} of a kohya file, with
-    Stability's block names mapped to diffusers'."""
+    """{stem: {"down": tensor, "up": tensor, "bias": a full difference's bias, "dora_out" / "dora_in": a DoRA
+    magnitude (multilora's rewrite names its axis)}} of a kohya file, with Stability's block names mapped to
+    diffusers'."""
     from safetensors.torch import load_file
 
     tensors = load_file(file)
@@ -130,7 +131,8 @@ def lora_layers(file, unet_config):
         tensors = _maybe_map_sgm_blocks_to_diffusers(tensors, unet_config)
     layers = {}
     for key, value in tensors.items():
-        for suffix, role in ((".lora_down.weight", "down"), (".lora_up.weight", "up"), (".diff_b", "bias")):
+        for suffix, role in ((".lora_down.weight", "down"), (".lora_up.weight", "up"), (".diff_b", "bias"),
+                             (".dora_scale_out", "dora_out"), (".dora_scale_in", "dora_in")):
             if key.endswith(suffix):
                 layers.setdefault(key[: -len(suffix)], {})[role] = value
     return {stem: t for stem, t in layers.items() if "down" in t and "up" in t}
@@ -148,6 +150,25 @@ def module_index(pipe):
         index[component] = [(name.replace(".", "_"), module) for name, module in model.named_modules()
                             if isinstance(module, (torch.nn.Linear, torch.nn.Conv2d))]
     return index
+
+
+def decomposed(weight, axis, magnitude, alpha, label, stem):
+    """DoRA's fused weight, as LyCORIS merges it: `weight` (the layer's own plus alpha * B·A) times
+    alpha * (magnitude / its norm - 1) + 1, the norms taken per output row ("out") or per input column ("in"),
+    plus float32's eps. At alpha 1 it is PEFT's magnitude * weight / norm."""
+    import torch
+
+    dim = 0 if axis == "out" else 1
+    rows = weight.transpose(0, dim).reshape(weight.shape[dim], -1)
+    if magnitude.numel() != rows.shape[0]:
+        raise Failure("ERR_ADAPTER_INCOMPATIBLE",
+                      f"{label}: DoRA layer {stem} has {magnitude.numel()} magnitudes for a layer of "
+                      f"{rows.shape[0]} {'outputs' if axis == 'out' else 'inputs'}")
+    shape = [1] * weight.dim()
+    shape[dim] = -1
+    norm = rows.norm(dim=1).reshape(shape) + torch.finfo(torch.float32).eps
+    scale = magnitude.float().reshape(shape) / norm
+    return weight * (alpha * (scale - 1) + 1)
 
 
 def fuse_one(pipe, index, spec):
@@ -205,7 +226,13 @@ def fuse_one(pipe, index, spec):
                                                               f"one of shape {list(module.bias.shape)}"))
         delta = alpha * (up.reshape(out_features, rank) @ down.reshape(rank, -1))
         with torch.no_grad():
-            weight.add_(delta.reshape(weight.shape).to(weight.dtype))
+            dora = next(((axis, layers[stem][f"dora_{axis}"]) for axis in ("out", "in")
+                         if f"dora_{axis}" in layers[stem]), None)
+            if dora is None:
+                weight.add_(delta.reshape(weight.shape).to(weight.dtype))
+            else:
+                weight.copy_(decomposed(weight.float() + delta.reshape(weight.shape), *dora, alpha, label, stem)
+                             .to(weight.dtype))
             if bias is not None:
                 module.bias.add_((alpha * bias.float()).to(module.bias.dtype))
     if unmatched:

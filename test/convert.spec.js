@@ -288,6 +288,74 @@ describe('convert', function () {
     });
   });
 
+  describe('fused DoRA, against peft and LyCORIS', function () {
+    const lf = require('../dist/internal').loraFormat;
+    const fx = families.sd15;
+    /** The LoRA rewritten for the fuse, as convert does it (the diffusers scale: DoRA's magnitudes need it). */
+    async function forFuse(name) {
+      const file = fx.lora(name);
+      const out = path.join(tmp(), `${name}-fuse.safetensors`);
+      const analysis = await lf.inspectLora(file);
+      writeFileSync(out, await lf.toGenaiLora(file, analysis, { family: 'sd', scale: 'diffusers', kernels: true }));
+      return out;
+    }
+
+    it("every layer: the fused weight is W + the oracle's change (relative error ≤ 1e-5), in each layout", async function () {
+      const { ensureConverter } = require('../dist/convert/env');
+      const env = await ensureConverter({});
+      for (const [name, oracle] of [
+        ['dora-peft', 'dora-full'], // PEFT's names, norms per output row; oracle: peft's merge
+        ['dora', 'dora-full'], // LyCORIS's dora_scale [out, 1]
+        ['dora-in', 'dora-in-full'], // LyCORIS's dora_scale [1, in]; oracle: LyCORIS's formula
+      ]) {
+        const out = execFileSync(
+          env.python,
+          [
+            path.join(__dirname, 'helpers', 'fuse_oracle.py'),
+            path.join(ROOT, 'python', 'convert.py'),
+            diffusers('sd15'),
+            await forFuse(name),
+            fx.lora(oracle),
+          ],
+          { encoding: 'utf8' },
+        );
+        const { report, worst, layers } = JSON.parse(out.trim().split('\n').pop());
+        assert.deepEqual([report.fused_layers, report.unmatched, layers], [40, 0, 40], name);
+        assert.ok(worst <= 1e-5, `${name}: relative error ${worst}`);
+      }
+    });
+
+    it('images: a fused DoRA gives the image of its fused oracle (≤ 0.5/255) and changes the image (≥ 5/255)', async function () {
+      const converted = async (name, scale) => {
+        const out = path.join(tmp(), `sd15-${name}`);
+        await convert(diffusers('sd15'), out, { weightFormat: 'fp32', fuseLora: [{ path: fx.lora(name), scale }] });
+        return (await image(out, {}, { precision: 'f32' })).data;
+      };
+      const none = (await image(fx.model, {}, { precision: 'f32' })).data;
+      for (const [name, oracle] of [
+        ['dora', 'dora-full'],
+        ['dora-in', 'dora-in-full'],
+      ]) {
+        const fused = await converted(name, 'diffusers');
+        const twin = meanAbsDiff(fused, await converted(oracle, 'genai'));
+        const effect = meanAbsDiff(fused, none);
+        assert.ok(twin <= 0.5, `${name}: ${twin}/255 from its oracle`);
+        assert.ok(effect >= 5, `${name}: an effect of ${effect}/255`);
+      }
+    });
+
+    it("at generate, or at GenAI's scale: ERR_ADAPTER_FORMAT, with the way to fuse it", async function () {
+      await assert.rejects(
+        Pipeline.load(fx.model, { adapters: { d: { path: fx.lora('dora') } } }),
+        (e) => e.code === 'ERR_ADAPTER_FORMAT' && /is DoRA \(tensor ".+\.dora_scale"\).*--fuse-lora/.test(e.message),
+      );
+      await assert.rejects(
+        convert(diffusers('sd15'), path.join(tmp(), 'genai-scale'), { fuseLora: [{ path: fx.lora('dora') }] }),
+        (e) => e.code === 'ERR_ADAPTER_FORMAT' && /fused at the 'diffusers' scale only/.test(e.message),
+      );
+    });
+  });
+
   describe('errors: typed, and nothing left behind', function () {
     const outOf = (name) => path.join(tmp(), name);
     afterEach(async function () {

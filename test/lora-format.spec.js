@@ -590,7 +590,7 @@ describe('LoRA formats', function () {
             ...pair('lora_unet_c.lora_down.weight', 'lora_unet_c.lora_up.weight'),
             'lora_unet_c.diff': ['F32', [3, 3], f32(...linear, 1, 2, 3)],
           },
-          /and LoRA matrices: a full weight difference/,
+          /and LoRA or DoRA tensors: a full weight difference/,
         ],
         [
           { 'lora_unet_c.diff': ['F32', [2, 3], f32(...linear)], 'lora_unet_c.diff_b': ['F32', [3], f32(1, 2, 3)] },
@@ -599,6 +599,99 @@ describe('LoRA formats', function () {
       ]) {
         await assert.rejects(analyze(lora(tensors)), rejectsCode('ERR_ADAPTER_INVALID', pattern));
       }
+    });
+  });
+
+  describe('DoRA', function () {
+    const sd15 = families.sd15;
+
+    it("reads the magnitude's axis from its shape: PEFT's [out] and LyCORIS's [out, 1] per output, [1, in] per input", async function () {
+      for (const [name, format, axis, shape] of [
+        ['dora-peft', 'peft', 'out', (l) => [l.up.shape[0]]],
+        ['dora', 'kohya', 'out', (l) => [l.up.shape[0], 1]],
+        ['dora-in', 'kohya', 'in', (l) => [1, l.down.shape[1]]],
+      ]) {
+        const a = await analyze(sd15.lora(name));
+        assert.equal(a.format, format, name);
+        assert.equal(a.layers.length, 40, name);
+        for (const layer of a.layers) {
+          assert.equal(layer.dora.axis, axis, `${name} ${layer.key}`);
+          assert.deepEqual(layer.dora.magnitude.shape, shape(layer), `${name} ${layer.key}`);
+          assert.ok(lf.layerTensors(layer).includes(layer.dora.magnitude));
+        }
+      }
+    });
+
+    it('is handed to the fuse with its magnitudes named by axis, at the diffusers scale only', async function () {
+      const file = sd15.lora('dora-in');
+      const a = await analyze(file);
+      const out = await contents(await lf.toGenaiLora(file, a, { family: 'sd', scale: 'diffusers', kernels: true }));
+      const [layer] = a.layers;
+      const magnitudes = [...out.keys()].filter((k) => k.endsWith('.dora_scale_in'));
+      assert.equal(magnitudes.length, 40);
+      assert.deepEqual(
+        [...st.toFloat32Array(out.get(`${layer.key}.dora_scale_in`), 'F32')],
+        [...st.toFloat32Array(await st.readTensor(file, layer.dora.magnitude), layer.dora.magnitude.dtype)],
+      );
+      await assert.rejects(
+        lf.toGenaiLora(file, a, { family: 'sd', kernels: true }),
+        rejectsCode('ERR_ADAPTER_FORMAT', /is DoRA: its magnitudes were trained with the layer's alpha\/rank \(0\.5\)/),
+      );
+      await assert.rejects(
+        lf.toGenaiLora(file, a, { family: 'sd', scale: 'diffusers' }),
+        rejectsCode(
+          'ERR_ADAPTER_FORMAT',
+          /is DoRA \(tensor ".+\.dora_scale"\): .*--fuse-lora <file> --fuse-scale diffusers/,
+        ),
+      );
+    });
+
+    it('refuses a magnitude that fits neither axis, and PEFT metadata that asks for DoRA without one', async function () {
+      await assert.rejects(
+        analyze(
+          lora(
+            pair('lora_unet_x.lora_down.weight', 'lora_unet_x.lora_up.weight', {
+              'lora_unet_x.dora_scale': ['F32', [3, 3], f32(...Array(9).fill(1))],
+            }),
+          ),
+        ),
+        rejectsCode(
+          'ERR_ADAPTER_INVALID',
+          /must be \[3\] or \[3, 1\] \(one per output\) or \[1, 3\] \(one per input\)/,
+        ),
+      );
+      // PEFT's is per output whatever its shape looks like: [1, in] is no PEFT magnitude
+      await assert.rejects(
+        analyze(
+          lora(
+            pair('unet.x.lora_A.weight', 'unet.x.lora_B.weight', {
+              'unet.x.lora_magnitude_vector': ['F32', [1, 3], f32(1, 2, 3)],
+            }),
+          ),
+        ),
+        rejectsCode(
+          'ERR_ADAPTER_INVALID',
+          /PEFT's lora_magnitude_vector for its 3 outputs is \[3\] \(or \[1, 3, 1, 1\] for a convolution\)/,
+        ),
+      );
+      const conv = await analyze(
+        lora({
+          'unet.x.lora_A.weight': ['F32', [2, 3, 1, 1], f32(1, 2, 3, 4, 5, 6)],
+          'unet.x.lora_B.weight': ['F32', [3, 2, 1, 1], f32(1, -1, 0.5, 2, 4, -8)],
+          'unet.x.lora_magnitude_vector': ['F32', [1, 3, 1, 1], f32(1, 2, 3)],
+        }),
+      );
+      assert.equal(conv.layers[0].dora.axis, 'out');
+      const peft = lora(pair('unet.x.lora_A.weight', 'unet.x.lora_B.weight'), {
+        lora_adapter_metadata: JSON.stringify({ r: 2, lora_alpha: 2, use_dora: true }),
+      });
+      await assert.rejects(
+        analyze(peft),
+        rejectsCode(
+          'ERR_ADAPTER_INVALID',
+          /asks for DoRA \(use_dora\) on unet, but its layer "unet\.x" has no lora_magnitude_vector/,
+        ),
+      );
     });
   });
 
@@ -638,14 +731,6 @@ describe('LoRA formats', function () {
         }),
         'ERR_ADAPTER_INVALID',
         /has LoRA matrices and LyCORIS factors/,
-      ],
-      [
-        'DoRA',
-        pair('lora_unet_x.lora_down.weight', 'lora_unet_x.lora_up.weight', {
-          'lora_unet_x.dora_scale': ['F32', [1], f32(1)],
-        }),
-        'ERR_ADAPTER_FORMAT',
-        /DoRA \(tensor "lora_unet_x.dora_scale"\)/,
       ],
       [
         'an unknown naming',

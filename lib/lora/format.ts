@@ -79,6 +79,13 @@ export interface LoraLayer {
    * full weight difference ('full': A is the difference, B the identity; only for fusing, with its bias difference).
    */
   factorized?: { kind: 'loha' | 'lokr' | 'full'; tensors: Partial<Record<FactorRole, TensorInfo>> };
+  /**
+   * DoRA (weight-decomposed LoRA): the magnitude tensor, and the axis its norms run along: 'out' (one per output
+   * row: PEFT's `lora_magnitude_vector` [out], LyCORIS's default `dora_scale` [out, 1, ...]) or 'in' (one per input
+   * column: LyCORIS's `dora_scale` [1, in, ...] when trained with wd_on_out off). The fused weight is
+   * (W + α·ΔW) · (α·(m / ‖W + α·ΔW‖ − 1) + 1), as LyCORIS merges it (at α = 1, PEFT's m · (W + ΔW) / ‖W + ΔW‖).
+   */
+  dora?: { magnitude: TensorInfo; axis: 'out' | 'in' };
   /** The `.alpha` tensor, when the file has one for this layer. */
   alphaTensor?: TensorInfo;
   /** From the `.alpha` tensor, or for PEFT from lora_alpha (or alpha_pattern) in the metadata. */
@@ -153,7 +160,6 @@ const UNSUPPORTED: ReadonlyArray<[RegExp, string]> = [
   [/\.hada_t[12]$/, 'LoHa with a Tucker core (LyCORIS "hada_t1"/"hada_t2", convolutions of kernels above 1x1)'],
   [/\.lokr_t2$/, 'LoKr with a Tucker core (LyCORIS "lokr_t2", convolutions of kernels above 1x1)'],
   [/\.lora_mid\.weight$/, 'LoCon with a Tucker core (LyCORIS "lora_mid")'],
-  [/\.(?:dora_scale|lora_magnitude_vector(?:\.weight)?)$/, 'DoRA'],
   [/\.(?:oft_blocks|oft_diag)$/, 'OFT (LyCORIS)'],
   [/\.lora_[AB]\.bias$/, 'LoRA with biases (PEFT lora_bias)'],
   [/\.lora_embedding_[AB]$/, 'embedding LoRA (PEFT lora_embedding_A/B)'],
@@ -161,8 +167,8 @@ const UNSUPPORTED: ReadonlyArray<[RegExp, string]> = [
 
 const PARTS = '(unet|transformer|text_encoder|text_encoder_2|text_encoder_3)';
 const KOHYA =
-  /^(lora_(?:unet|te[123]?))_(.+)\.(lora_down\.weight|lora_up\.weight|alpha|hada_w[12]_[ab]|lokr_w[12](?:_[ab])?|diff|diff_b)$/;
-const PEFT = new RegExp(`^${PARTS}\\.(.+)\\.(?:lora_(A|B)\\.weight|(alpha))$`);
+  /^(lora_(?:unet|te[123]?))_(.+)\.(lora_down\.weight|lora_up\.weight|alpha|hada_w[12]_[ab]|lokr_w[12](?:_[ab])?|diff|diff_b|dora_scale)$/;
+const PEFT = new RegExp(`^${PARTS}\\.(.+)\\.(?:lora_(A|B)\\.weight|(alpha)|(lora_magnitude_vector)(?:\\.weight)?)$`);
 const DIFFUSERS_PROCESSOR = new RegExp(
   `^${PARTS}\\.(.+)\\.processor\\.(to_q|to_k|to_v|to_out|add_q_proj|add_k_proj|add_v_proj|to_add_out)_lora\\.(down|up)\\.weight$`,
 );
@@ -191,7 +197,7 @@ export type FactorRole =
   | 'diff'
   | 'diff_b';
 
-type Role = 'down' | 'up' | 'alpha' | FactorRole;
+type Role = 'down' | 'up' | 'alpha' | 'magnitude' | FactorRole;
 
 function isFactorRole(role: Role): role is FactorRole {
   return role.startsWith('hada_') || role.startsWith('lokr_') || role.startsWith('diff');
@@ -233,13 +239,15 @@ function parseName(name: string): ParsedName | undefined {
           ? 'down'
           : suffix === 'lora_up.weight'
             ? 'up'
-            : (suffix as FactorRole);
+            : suffix === 'dora_scale'
+              ? 'magnitude'
+              : (suffix as FactorRole);
     return { key: `${prefix}_${module}`, naming: 'kohya', part: kohyaPart(prefix, module), module, role };
   }
   m = PEFT.exec(name);
   if (m) {
-    const [, part = '', module = '', ab, alpha] = m;
-    const role: Role = alpha ? 'alpha' : ab === 'A' ? 'down' : 'up';
+    const [, part = '', module = '', ab, alpha, magnitude] = m;
+    const role: Role = alpha ? 'alpha' : magnitude ? 'magnitude' : ab === 'A' ? 'down' : 'up';
     return { key: `${part}.${module}`, naming: 'peft', part: partNamed(part), module, role };
   }
   m = DIFFUSERS_PROCESSOR.exec(name);
@@ -386,6 +394,8 @@ interface Group {
   down?: TensorInfo;
   up?: TensorInfo;
   alpha?: TensorInfo;
+  /** DoRA's magnitude: kohya/LyCORIS `dora_scale`, PEFT `lora_magnitude_vector`. */
+  magnitude?: TensorInfo;
   factors: Partial<Record<FactorRole, TensorInfo>>;
 }
 
@@ -535,9 +545,10 @@ async function makeLayer(group: Group, config: PeftConfig | undefined, read: Ten
       patternValue(peftValue(config, group.part, 'alpha_pattern'), group.module, key) ??
       peftValue(config, group.part, 'lora_alpha');
     if (a !== undefined) alpha = positive(a, 'lora_alpha', key);
-    if (peftValue(config, group.part, 'use_dora') === true) {
-      throw formatError(
-        `The LoRA's metadata asks for DoRA (use_dora) on ${group.part}, which OpenVINO GenAI 2026.3 cannot apply`,
+    if (peftValue(config, group.part, 'use_dora') === true && !group.magnitude) {
+      throw invalidLora(
+        `The LoRA's metadata asks for DoRA (use_dora) on ${group.part}, but its layer ${quote(key)} has no ` +
+          'lora_magnitude_vector',
       );
     }
     rslora = peftValue(config, group.part, 'use_rslora') === true;
@@ -557,7 +568,40 @@ async function makeLayer(group: Group, config: PeftConfig | undefined, read: Ten
   if (alphaTensor) layer.alphaTensor = alphaTensor;
   if (alpha !== undefined) layer.alpha = alpha;
   if (rslora) layer.rslora = true;
+  if (group.magnitude) layer.dora = doraOf(key, group.magnitude, up.shape[0], down.shape[1], group.naming !== 'kohya');
   return layer;
+}
+
+/**
+ * Which axis a DoRA magnitude's norms run along, never a guess: PEFT's `lora_magnitude_vector` is always per output
+ * ([out], or [1, out, 1, 1] for a convolution, which a LyCORIS [1, in, 1, 1] would look like on a square layer: the
+ * name tells them apart); LyCORIS's `dora_scale` is [out, 1, ...] per output or [1, in, ...] per input. A shape
+ * that fits neither fails.
+ */
+function doraOf(
+  key: string,
+  magnitude: TensorInfo,
+  out: number,
+  inn: number,
+  peft: boolean,
+): NonNullable<LoraLayer['dora']> {
+  const [first = 0, second = 1, ...rest] = magnitude.shape;
+  const ones = rest.every((d) => d === 1);
+  if (peft) {
+    if (magnitude.shape.length === 1 && first === out) return { magnitude, axis: 'out' };
+    if (magnitude.shape.length === 4 && ones && first === 1 && second === out) return { magnitude, axis: 'out' };
+    throw invalidLora(
+      `DoRA layer ${quote(key)} has the magnitude ${quote(magnitude.name)} of shape ${JSON.stringify(magnitude.shape)}; ` +
+        `PEFT's lora_magnitude_vector for its ${out} outputs is [${out}] (or [1, ${out}, 1, 1] for a convolution)`,
+    );
+  }
+  if (magnitude.shape.length >= 2 && ones && first === out && second === 1) return { magnitude, axis: 'out' };
+  if (magnitude.shape.length >= 2 && ones && first === 1 && second === inn) return { magnitude, axis: 'in' };
+  throw invalidLora(
+    `DoRA layer ${quote(key)} has the magnitude ${quote(magnitude.name)} of shape ${JSON.stringify(magnitude.shape)}; ` +
+      `for its ${out} outputs and ${inn} inputs it must be [${out}] or [${out}, 1] (one per output) or [1, ${inn}] ` +
+      '(one per input)',
+  );
 }
 
 async function readAlpha(key: string, info: TensorInfo, read: TensorRead): Promise<number> {
@@ -627,9 +671,9 @@ function makeFullLayer(group: Group): LoraLayer {
   const named = Object.values(factors)
     .map((t) => quote(t.name))
     .join(', ');
-  if (!diff || group.down || group.up || Object.keys(others).length > 0) {
+  if (!diff || group.down || group.up || group.magnitude || Object.keys(others).length > 0) {
     throw invalidLora(
-      `LoRA layer ${quote(key)} has ${named}${group.down || group.up ? ' and LoRA matrices' : ''}: a full weight ` +
+      `LoRA layer ${quote(key)} has ${named}${group.down || group.up || group.magnitude ? ' and LoRA or DoRA tensors' : ''}: a full weight ` +
         'difference is a "diff" tensor (and a "diff_b" for the bias), alone',
     );
   }
@@ -723,12 +767,14 @@ async function makeFactorizedLayer(group: Group, read: TensorRead): Promise<Lora
   };
   if (group.alpha) layer.alphaTensor = group.alpha;
   if (alpha !== undefined) layer.alpha = alpha;
+  if (group.magnitude) layer.dora = doraOf(key, group.magnitude, out, inn, false);
   return layer;
 }
 
 /** The file's tensors that a layer is made of (for a factorized one, its factors), alpha included. */
 export function layerTensors(layer: LoraLayer): TensorInfo[] {
   const own = layer.factorized ? Object.values(layer.factorized.tensors) : [layer.down, layer.up];
+  if (layer.dora) own.push(layer.dora.magnitude);
   return layer.alphaTensor ? [...own, layer.alphaTensor] : own;
 }
 
@@ -862,29 +908,13 @@ export async function toGenaiLora(
         `LoRA to on a ${family} model (${GENAI_PARTS[family].join(', ')})`,
     );
   }
-  for (const { layer } of plan.layers) {
-    if (layer.factorized?.kind === 'full' && !kernels) {
-      const diff = layer.factorized.tensors.diff ?? layer.down;
-      throw formatError(
-        `LoRA layer ${quote(layer.key)} is a full weight difference (LyCORIS "full", tensor ${quote(diff.name)}): ` +
-          `as a LoRA it would run at rank ${layer.rank}, as costly as the layer itself, at every step. Fuse it into ` +
-          'the model instead: `multilora convert <model> <out> --fuse-lora <file>` (convert({ fuseLora }))',
-      );
-    }
-    if (kernels && spatial(layer.up) === undefined) continue; // A's kernel, B 1x1: a convolution LoRA to fuse
-    const kernel = spatial(layer.down) ?? spatial(layer.up);
-    if (kernel) {
-      throw formatError(
-        `LoRA layer ${quote(layer.key)} is a convolution with a ${kernel} kernel (LyCORIS LoCon); OpenVINO GenAI 2026.3 ` +
-          'applies only 1x1 ones ("LoRA adapter with not pointwise Convolutional kernel is not supported")',
-      );
-    }
-  }
+  for (const { layer } of plan.layers) checkForGenai(layer, scale, kernels);
   const unchanged =
     plan.dropped.length === 0 &&
     plan.layers.every(
       ({ layer, names }) =>
         !layer.factorized &&
+        !layer.dora &&
         names.down === layer.down.name &&
         names.up === layer.up.name &&
         (layer.alphaTensor === undefined || layer.alphaTensor.name === names.alpha) &&
@@ -905,13 +935,7 @@ export async function toGenaiLora(
     const out: TensorData[] = [];
     for (const { layer, names } of plan.layers) {
       const { down, up } = layer;
-      const biasDiff = layer.factorized?.tensors.diff_b;
-      if (biasDiff) {
-        // for the fuse (python/convert.py adds it to the layer's bias), under the name of the layer GenAI matches
-        const stem = names.down.replace(/\.lora_down\.weight$/, '');
-        const data = fromFloat32Array(toFloat32Array(await read(biasDiff), biasDiff.dtype), 'F32');
-        out.push({ name: `${stem}.diff_b`, dtype: 'F32', shape: biasDiff.shape, data });
-      }
+      out.push(...(await sideTensors(layer, names, read)));
       if (layer.factorized) {
         const pair = await factorizedPair(layer, read);
         out.push({ name: names.down, dtype: 'F32', shape: down.shape, data: fromFloat32Array(pair.down.data, 'F32') });
@@ -946,6 +970,56 @@ export async function toGenaiLora(
   } finally {
     await reader.close();
   }
+}
+
+/** Refuses a layer that GenAI cannot take as the conversion is asked for (at generate, or `kernels` for a fuse). */
+function checkForGenai(layer: LoraLayer, scale: LoraScale, kernels: boolean): void {
+  if (layer.factorized?.kind === 'full' && !kernels) {
+    const diff = layer.factorized.tensors.diff ?? layer.down;
+    throw formatError(
+      `LoRA layer ${quote(layer.key)} is a full weight difference (LyCORIS "full", tensor ${quote(diff.name)}): ` +
+        `as a LoRA it would run at rank ${layer.rank}, as costly as the layer itself, at every step. Fuse it into ` +
+        'the model instead: `multilora convert <model> <out> --fuse-lora <file>` (convert({ fuseLora }))',
+    );
+  }
+  if (layer.dora && !kernels) {
+    throw formatError(
+      `LoRA layer ${quote(layer.key)} is DoRA (tensor ${quote(layer.dora.magnitude.name)}): its change of the weights ` +
+        "is a new norm of the model's own weights, which GenAI's adapters cannot express. Fuse it into the model " +
+        'instead: `multilora convert <model> <out> --fuse-lora <file> --fuse-scale diffusers`',
+    );
+  }
+  if (layer.dora && scale !== 'diffusers' && layer.scale !== 1) {
+    throw formatError(
+      `LoRA layer ${quote(layer.key)} is DoRA: its magnitudes were trained with the layer's alpha/rank ` +
+        `(${layer.scale}), so it is fused at the 'diffusers' scale only (--fuse-scale diffusers)`,
+    );
+  }
+  if (kernels && spatial(layer.up) === undefined) return; // A's kernel, B 1x1: a convolution LoRA to fuse
+  const kernel = spatial(layer.down) ?? spatial(layer.up);
+  if (kernel) {
+    throw formatError(
+      `LoRA layer ${quote(layer.key)} is a convolution with a ${kernel} kernel (LyCORIS LoCon); OpenVINO GenAI 2026.3 ` +
+        'applies only 1x1 ones ("LoRA adapter with not pointwise Convolutional kernel is not supported")',
+    );
+  }
+}
+
+/**
+ * What a fuse needs beside A and B (python/convert.py reads them), under the name of the layer GenAI matches: a DoRA
+ * magnitude as `.dora_scale_out` or `.dora_scale_in` (the axis of its norms), a full difference's `.diff_b`.
+ */
+async function sideTensors(layer: LoraLayer, names: GenaiNames, read: TensorRead): Promise<TensorData[]> {
+  const stem = names.down.replace(/\.lora_down\.weight$/, '');
+  const out: TensorData[] = [];
+  const asF32 = async (info: TensorInfo) => fromFloat32Array(toFloat32Array(await read(info), info.dtype), 'F32');
+  if (layer.dora) {
+    const data = await asF32(layer.dora.magnitude);
+    out.push({ name: `${stem}.dora_scale_${layer.dora.axis}`, dtype: 'F32', shape: [data.length / 4], data });
+  }
+  const bias = layer.factorized?.tensors.diff_b;
+  if (bias) out.push({ name: `${stem}.diff_b`, dtype: 'F32', shape: bias.shape, data: await asF32(bias) });
+  return out;
 }
 
 /** The A and B of a factorized layer's exact rewrite, from its factors' bytes. */
