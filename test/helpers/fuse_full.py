@@ -6,41 +6,24 @@ test/convert.spec.js.
 
     python test/helpers/fuse_full.py <python/convert.py> <LyCORIS full file> <its rewrite for the fuse>
 """
-import importlib.util
 import json
 import sys
-import types
 
-import torch
 from safetensors.torch import load_file
 
-spec = importlib.util.spec_from_file_location("convert", sys.argv[1])
-convert = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(convert)
-convert.emit = lambda *a, **k: None     # its warnings go to the parent as JSON lines: none expected here
+from fuse_common import TOY_STEM, load_convert, toy_unet
+
+convert = load_convert(sys.argv[1])
 ALPHA = 0.7
-STEM = "lora_unet_down_blocks_0_resnets_0_"
-
-torch.manual_seed(0)
-resnet = torch.nn.Module()
-resnet.conv1 = torch.nn.Conv2d(4, 6, 3, padding=1)
-resnet.conv_shortcut = torch.nn.Conv2d(4, 6, 1)
-resnet.lin = torch.nn.Linear(4, 6)
-unet = torch.nn.Module()
-unet.down_blocks = torch.nn.ModuleList([torch.nn.Module()])
-unet.down_blocks[0].resnets = torch.nn.ModuleList([resnet])
-unet.config = {}
-before = {k: v.detach().clone() for k, v in resnet.state_dict().items()}
-
+pipe, resnet, before = toy_unet()
 lycoris = load_file(sys.argv[2])
-pipe = types.SimpleNamespace(unet=unet)
 report = convert.fuse_one(pipe, convert.module_index(pipe), {"file": sys.argv[3], "alpha": ALPHA, "label": "full"})
 
 errors = {}
 after = resnet.state_dict()
 for name in ("conv1", "conv_shortcut", "lin"):
     for kind, suffix in (("weight", "diff"), ("bias", "diff_b")):
-        diff = lycoris.get(f"{STEM}{name}.{suffix}")
+        diff = lycoris.get(f"{TOY_STEM}{name}.{suffix}")
         want = before[f"{name}.{kind}"] + (ALPHA * diff.float() if diff is not None else 0)
         errors[f"{name}.{kind}"] = (after[f"{name}.{kind}"] - want).abs().max().item()
 errors["conv1_change"] = (after["conv1.weight"] - before["conv1.weight"]).abs().max().item()

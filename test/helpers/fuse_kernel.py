@@ -4,40 +4,26 @@ plus alpha times its LoRA path, up(down(x)). Used by test/convert.spec.js.
 
     python test/helpers/fuse_kernel.py <python/convert.py> <scratch folder>
 """
-import importlib.util
 import json
 import os
 import sys
-import types
 
 import torch
 from safetensors.torch import save_file
 
-spec = importlib.util.spec_from_file_location("convert", sys.argv[1])
-convert = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(convert)
-convert.emit = lambda *a, **k: None     # its warnings go to the parent as JSON lines: none expected here
+from fuse_common import TOY_STEM, load_convert, toy_unet
+
+convert = load_convert(sys.argv[1])
 F = torch.nn.functional
 ALPHA = 0.7
-
-torch.manual_seed(0)
-resnet = torch.nn.Module()
-resnet.conv1 = torch.nn.Conv2d(4, 6, 3, padding=1)
-resnet.conv_shortcut = torch.nn.Conv2d(4, 6, 1)
-resnet.lin = torch.nn.Linear(4, 6)
-unet = torch.nn.Module()
-unet.down_blocks = torch.nn.ModuleList([torch.nn.Module()])
-unet.down_blocks[0].resnets = torch.nn.ModuleList([resnet])
-unet.config = {}
-before = {k: v.detach().clone() for k, v in resnet.state_dict().items()}
+pipe, resnet, before = toy_unet()
 
 lora = {"conv1": (torch.randn(2, 4, 3, 3), torch.randn(6, 2, 1, 1)),
         "conv_shortcut": (torch.randn(2, 4, 1, 1), torch.randn(6, 2, 1, 1)),
         "lin": (torch.randn(2, 4), torch.randn(6, 2))}
 file = os.path.join(sys.argv[2], "kernel.safetensors")
-save_file({f"lora_unet_down_blocks_0_resnets_0_{name}.lora_{role}.weight": t
+save_file({f"{TOY_STEM}{name}.lora_{role}.weight": t
            for name, (down, up) in lora.items() for role, t in (("down", down), ("up", up))}, file)
-pipe = types.SimpleNamespace(unet=unet)
 report = convert.fuse_one(pipe, convert.module_index(pipe), {"file": file, "alpha": ALPHA, "label": "kernel"})
 
 x, xl = torch.randn(1, 4, 5, 5), torch.randn(3, 4)

@@ -6,7 +6,6 @@ Used by test/convert.spec.js.
 
     python test/helpers/fuse_oracle.py <python/convert.py> <diffusers model> <rewritten LoRA> <oracle full file>
 """
-import importlib.util
 import json
 import sys
 
@@ -14,10 +13,9 @@ import torch
 from diffusers import DiffusionPipeline
 from safetensors.torch import load_file
 
-spec = importlib.util.spec_from_file_location("convert", sys.argv[1])
-convert = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(convert)
-convert.emit = lambda *a, **k: None
+from fuse_common import load_convert
+
+convert = load_convert(sys.argv[1])
 
 pipe = DiffusionPipeline.from_pretrained(sys.argv[2], torch_dtype=torch.float32)
 index = convert.module_index(pipe)
