@@ -288,6 +288,50 @@ describe('convert', function () {
     });
   });
 
+  describe('fused Tucker LoCon (LyCORIS "lora_mid")', function () {
+    it("the rewrite and python/convert.py give the layer plus alpha times LyCORIS's rebuild of the core", async function () {
+      const { ensureConverter } = require('../dist/convert/env');
+      const lf = require('../dist/internal').loraFormat;
+      const st = require('../dist/internal').safetensors;
+      let seed = 11;
+      const tensor = (name, shape) => {
+        const values = Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => {
+          seed = (seed * 1103515245 + 12345) % 2 ** 31;
+          return seed / 2 ** 30 - 1;
+        });
+        return { name, dtype: 'F32', shape, data: st.fromFloat32Array(values, 'F32') };
+      };
+      const stem = 'lora_unet_down_blocks_0_resnets_0_conv1';
+      const alpha = { name: `${stem}.alpha`, dtype: 'F32', shape: [], data: st.fromFloat32Array([1], 'F32') };
+      const file = path.join(tmp(), 'tucker.safetensors');
+      writeFileSync(
+        file,
+        st.writeSafetensors([
+          tensor(`${stem}.lora_down.weight`, [2, 4, 1, 1]),
+          tensor(`${stem}.lora_mid.weight`, [2, 2, 3, 3]),
+          tensor(`${stem}.lora_up.weight`, [6, 2, 1, 1]),
+          alpha,
+        ]),
+      );
+      const rewritten = path.join(tmp(), 'tucker-fuse.safetensors');
+      const analysis = await lf.inspectLora(file);
+      writeFileSync(
+        rewritten,
+        await lf.toGenaiLora(file, analysis, { family: 'sd', scale: 'diffusers', kernels: true }),
+      );
+      const env = await ensureConverter({});
+      const out = execFileSync(
+        env.python,
+        [path.join(__dirname, 'helpers', 'fuse_tucker.py'), path.join(ROOT, 'python', 'convert.py'), file, rewritten],
+        { encoding: 'utf8' },
+      );
+      const { report, errors } = JSON.parse(out.trim().split('\n').pop());
+      assert.deepEqual(report, { label: 'tucker', alpha: 0.7, layers: 1, fused_layers: 1, unmatched: 0 });
+      assert.ok(errors.conv1 < 1e-6, JSON.stringify(errors));
+      assert.ok(errors.conv1_change > 0.1, JSON.stringify(errors));
+    });
+  });
+
   describe('fused DoRA, against peft and LyCORIS', function () {
     const lf = require('../dist/internal').loraFormat;
     const fx = families.sd15;

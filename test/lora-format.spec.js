@@ -602,6 +602,67 @@ describe('LoRA formats', function () {
     });
   });
 
+  describe('LoCon with a Tucker core (LyCORIS "lora_mid")', function () {
+    // a 3x3 convolution 3 -> 4 at rank 2: down [2, 3, 1, 1], mid [2, 2, 3, 3], up [4, 2, 1, 1], alpha 1 (scale 0.5)
+    const down = [1, -2, 0.5, 3, 0.25, -1];
+    const mid = Array.from({ length: 36 }, (_, i) => ((i * 7) % 11) - 5);
+    const up = [1, 2, -1, 0.5, 3, -2, 0.25, 4];
+    const file = () =>
+      lora({
+        'lora_unet_c.lora_down.weight': ['F16', [2, 3, 1, 1], f16(...down)],
+        'lora_unet_c.lora_mid.weight': ['F16', [2, 2, 3, 3], f16(...mid)],
+        'lora_unet_c.lora_up.weight': ['F16', [4, 2, 1, 1], f16(...up)],
+        'lora_unet_c.alpha': ['F16', [], f16(1)],
+      });
+
+    it("is fused exactly as a LoRA of A's kernel: up · A is LyCORIS's Σ up · mid · down, at the diffusers scale", async function () {
+      const f = file();
+      const a = await analyze(f);
+      const [layer] = a.layers;
+      assert.deepEqual([a.format, layer.rank, layer.scale, layer.down.shape], ['locon', 2, 0.5, [2, 3, 3, 3]]);
+      assert.deepEqual(
+        lf.layerTensors(layer).map((t) => t.name),
+        [
+          'lora_unet_c.lora_down.weight',
+          'lora_unet_c.lora_mid.weight',
+          'lora_unet_c.lora_up.weight',
+          'lora_unet_c.alpha',
+        ],
+      );
+      const out = await contents(await lf.toGenaiLora(f, a, { family: 'sd', scale: 'diffusers', kernels: true }));
+      const A = [...st.toFloat32Array(out.get('lora_unet_c.lora_down.weight'), 'F32')];
+      const B = [...st.toFloat32Array(out.get('lora_unet_c.lora_up.weight'), 'F32')];
+      for (let p = 0; p < 4; p += 1) {
+        for (let q = 0; q < 3; q += 1) {
+          for (let t = 0; t < 9; t += 1) {
+            let want = 0;
+            for (let i = 0; i < 2; i += 1)
+              for (let j = 0; j < 2; j += 1) want += up[p * 2 + i] * mid[(i * 2 + j) * 9 + t] * down[j * 3 + q];
+            const got = B[p * 2] * A[(0 * 3 + q) * 9 + t] + B[p * 2 + 1] * A[(1 * 3 + q) * 9 + t];
+            assert.ok(
+              Math.abs(got - 0.5 * want) <= 1e-5 * Math.max(1, Math.abs(want)),
+              `[${p}, ${q}, ${t}]: ${got} vs ${0.5 * want}`,
+            );
+          }
+        }
+      }
+    });
+
+    it('is refused at generate as a 3x3 LoCon, and a core of the wrong shape is refused', async function () {
+      const f = file();
+      await assert.rejects(
+        lf.toGenaiLora(f, await analyze(f), { family: 'sd' }),
+        rejectsCode('ERR_ADAPTER_FORMAT', /"lora_unet_c" is a convolution with a 3x3 kernel/),
+      );
+      const bad = lora({
+        'lora_unet_c.lora_down.weight': ['F32', [2, 3, 1, 1], f32(...down)],
+        'lora_unet_c.lora_mid.weight': ['F32', [2, 3, 3, 3], f32(...Array(54).fill(1))],
+        'lora_unet_c.lora_up.weight': ['F32', [4, 2, 1, 1], f32(...up)],
+      });
+      await assert.rejects(analyze(bad), rejectsCode('ERR_ADAPTER_INVALID', /LyCORIS's core is \[2, 2, kh, kw\]/));
+    });
+  });
+
   describe('DoRA', function () {
     const sd15 = families.sd15;
 

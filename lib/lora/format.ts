@@ -86,6 +86,12 @@ export interface LoraLayer {
    * (W + α·ΔW) · (α·(m / ‖W + α·ΔW‖ − 1) + 1), as LyCORIS merges it (at α = 1, PEFT's m · (W + ΔW) / ‖W + ΔW‖).
    */
   dora?: { magnitude: TensorInfo; axis: 'out' | 'in' };
+  /**
+   * LyCORIS LoCon with a Tucker core (a convolution of a kernel above 1x1): the file's `lora_down` [r, in, 1, 1] and
+   * `lora_mid` [r, r, kh, kw]; `down` is then the A of the exact rewrite, mid · down of [r, in, kh, kw], in F32, and
+   * `up` the file's. Only fusing takes it, as any LoRA of a bigger kernel.
+   */
+  tucker?: { down: TensorInfo; mid: TensorInfo };
   /** The `.alpha` tensor, when the file has one for this layer. */
   alphaTensor?: TensorInfo;
   /** From the `.alpha` tensor, or for PEFT from lora_alpha (or alpha_pattern) in the metadata. */
@@ -159,7 +165,6 @@ export function genaiParts(family: ModelFamily): LoraPart[] {
 const UNSUPPORTED: ReadonlyArray<[RegExp, string]> = [
   [/\.hada_t[12]$/, 'LoHa with a Tucker core (LyCORIS "hada_t1"/"hada_t2", convolutions of kernels above 1x1)'],
   [/\.lokr_t2$/, 'LoKr with a Tucker core (LyCORIS "lokr_t2", convolutions of kernels above 1x1)'],
-  [/\.lora_mid\.weight$/, 'LoCon with a Tucker core (LyCORIS "lora_mid")'],
   [/\.(?:oft_blocks|oft_diag)$/, 'OFT (LyCORIS)'],
   [/\.lora_[AB]\.bias$/, 'LoRA with biases (PEFT lora_bias)'],
   [/\.lora_embedding_[AB]$/, 'embedding LoRA (PEFT lora_embedding_A/B)'],
@@ -167,7 +172,7 @@ const UNSUPPORTED: ReadonlyArray<[RegExp, string]> = [
 
 const PARTS = '(unet|transformer|text_encoder|text_encoder_2|text_encoder_3)';
 const KOHYA =
-  /^(lora_(?:unet|te[123]?))_(.+)\.(lora_down\.weight|lora_up\.weight|alpha|hada_w[12]_[ab]|lokr_w[12](?:_[ab])?|diff|diff_b|dora_scale)$/;
+  /^(lora_(?:unet|te[123]?))_(.+)\.(lora_down\.weight|lora_up\.weight|alpha|hada_w[12]_[ab]|lokr_w[12](?:_[ab])?|diff|diff_b|dora_scale|lora_mid\.weight)$/;
 const PEFT = new RegExp(`^${PARTS}\\.(.+)\\.(?:lora_(A|B)\\.weight|(alpha)|(lora_magnitude_vector)(?:\\.weight)?)$`);
 const DIFFUSERS_PROCESSOR = new RegExp(
   `^${PARTS}\\.(.+)\\.processor\\.(to_q|to_k|to_v|to_out|add_q_proj|add_k_proj|add_v_proj|to_add_out)_lora\\.(down|up)\\.weight$`,
@@ -197,7 +202,7 @@ export type FactorRole =
   | 'diff'
   | 'diff_b';
 
-type Role = 'down' | 'up' | 'alpha' | 'magnitude' | FactorRole;
+type Role = 'down' | 'up' | 'alpha' | 'magnitude' | 'mid' | FactorRole;
 
 function isFactorRole(role: Role): role is FactorRole {
   return role.startsWith('hada_') || role.startsWith('lokr_') || role.startsWith('diff');
@@ -241,7 +246,9 @@ function parseName(name: string): ParsedName | undefined {
             ? 'up'
             : suffix === 'dora_scale'
               ? 'magnitude'
-              : (suffix as FactorRole);
+              : suffix === 'lora_mid.weight'
+                ? 'mid'
+                : (suffix as FactorRole);
     return { key: `${prefix}_${module}`, naming: 'kohya', part: kohyaPart(prefix, module), module, role };
   }
   m = PEFT.exec(name);
@@ -396,6 +403,8 @@ interface Group {
   alpha?: TensorInfo;
   /** DoRA's magnitude: kohya/LyCORIS `dora_scale`, PEFT `lora_magnitude_vector`. */
   magnitude?: TensorInfo;
+  /** LyCORIS LoCon's Tucker core, `lora_mid.weight`. */
+  mid?: TensorInfo;
   factors: Partial<Record<FactorRole, TensorInfo>>;
 }
 
@@ -569,6 +578,25 @@ async function makeLayer(group: Group, config: PeftConfig | undefined, read: Ten
   if (alpha !== undefined) layer.alpha = alpha;
   if (rslora) layer.rslora = true;
   if (group.magnitude) layer.dora = doraOf(key, group.magnitude, up.shape[0], down.shape[1], group.naming !== 'kohya');
+  if (group.mid) {
+    const { mid } = group;
+    const [r1, r2, kh = 0, kw = 0] = mid.shape;
+    if (
+      mid.shape.length !== 4 ||
+      r1 !== rank ||
+      r2 !== rank ||
+      spatial(down) !== undefined ||
+      mid.dtype !== down.dtype
+    ) {
+      throw invalidLora(
+        `LoRA layer ${quote(key)} has the Tucker core ${quote(mid.name)} of shape ${JSON.stringify(mid.shape)} in ` +
+          `${mid.dtype} with down (A) of shape ${JSON.stringify(down.shape)} in ${down.dtype}: LyCORIS's core is ` +
+          `[${rank}, ${rank}, kh, kw] beside an A of [${rank}, in, 1, 1], in one dtype`,
+      );
+    }
+    layer.tucker = { down, mid };
+    layer.down = madeTensor(`${key}.lora_down.weight`, [rank, down.shape[1], kh, kw]);
+  }
   return layer;
 }
 
@@ -773,7 +801,11 @@ async function makeFactorizedLayer(group: Group, read: TensorRead): Promise<Lora
 
 /** The file's tensors that a layer is made of (for a factorized one, its factors), alpha included. */
 export function layerTensors(layer: LoraLayer): TensorInfo[] {
-  const own = layer.factorized ? Object.values(layer.factorized.tensors) : [layer.down, layer.up];
+  const own = layer.factorized
+    ? Object.values(layer.factorized.tensors)
+    : layer.tucker
+      ? [layer.tucker.down, layer.tucker.mid, layer.up]
+      : [layer.down, layer.up];
   if (layer.dora) own.push(layer.dora.magnitude);
   return layer.alphaTensor ? [...own, layer.alphaTensor] : own;
 }
@@ -914,6 +946,7 @@ export async function toGenaiLora(
     plan.layers.every(
       ({ layer, names }) =>
         !layer.factorized &&
+        !layer.tucker &&
         !layer.dora &&
         names.down === layer.down.name &&
         names.up === layer.up.name &&
@@ -948,6 +981,10 @@ export async function toGenaiLora(
           data.writeFloatLE(scale === 'diffusers' ? layer.rank : layer.scale * layer.rank);
           out.push({ name: names.alpha, dtype: 'F32', shape: [], data });
         }
+        continue;
+      }
+      if (layer.tucker) {
+        out.push(...(await tuckerPair(layer, layer.tucker, names, scale, read)));
         continue;
       }
       out.push({ name: names.down, dtype: down.dtype, shape: down.shape, data: await read(down) });
@@ -1019,6 +1056,46 @@ async function sideTensors(layer: LoraLayer, names: GenaiNames, read: TensorRead
   }
   const bias = layer.factorized?.tensors.diff_b;
   if (bias) out.push({ name: `${stem}.diff_b`, dtype: 'F32', shape: bias.shape, data: await asF32(bias) });
+  return out;
+}
+
+/**
+ * A Tucker LoCon layer as a LoRA pair of A's kernel, exactly: LyCORIS's ΔW[p, q, k, l] = Σ up[p, i] · mid[i, j, k, l]
+ * · down[j, q] is up · A with A[i, q, k, l] = Σ_j mid[i, j, k, l] · down[j, q]. Both in F32 (B scaled as any B).
+ */
+async function tuckerPair(
+  layer: LoraLayer,
+  tucker: { down: TensorInfo; mid: TensorInfo },
+  names: GenaiNames,
+  scale: LoraScale,
+  read: TensorRead,
+): Promise<TensorData[]> {
+  const down = toFloat32Array(await read(tucker.down), tucker.down.dtype);
+  const mid = toFloat32Array(await read(tucker.mid), tucker.mid.dtype);
+  const [rank, inn, kh, kw] = layer.down.shape as [number, number, number, number];
+  const k = kh * kw;
+  const a = new Float32Array(rank * inn * k);
+  for (let i = 0; i < rank; i += 1) {
+    for (let q = 0; q < inn; q += 1) {
+      for (let t = 0; t < k; t += 1) {
+        let sum = 0;
+        for (let j = 0; j < rank; j += 1) sum += mid[(i * rank + j) * k + t] * down[j * inn + q];
+        a[(i * inn + q) * k + t] = sum;
+      }
+    }
+  }
+  const f32 = madeTensor(layer.up.name, layer.up.shape);
+  let up = fromFloat32Array(toFloat32Array(await read(layer.up), layer.up.dtype), 'F32');
+  if (scale === 'diffusers' && layer.scale !== 1) up = scaled(up, f32, layer.scale);
+  const out: TensorData[] = [
+    { name: names.down, dtype: 'F32', shape: layer.down.shape, data: fromFloat32Array(a, 'F32') },
+    { name: names.up, dtype: 'F32', shape: layer.up.shape, data: up },
+  ];
+  if (names.alpha && layer.alpha !== undefined) {
+    const data = Buffer.alloc(4);
+    data.writeFloatLE(scale === 'diffusers' ? layer.rank : layer.alpha);
+    out.push({ name: names.alpha, dtype: 'F32', shape: [], data });
+  }
   return out;
 }
 
