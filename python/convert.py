@@ -210,9 +210,12 @@ def fuse_one(pipe, index, spec):
                      and (weight.dim() == 2 or tuple(weight.shape[2:]) == (1, 1)))
         # a convolution with a bigger kernel (LCM-LoRA's 3x3 ones): A has the layer's kernel, B is 1x1
         kernel = down.dim() == 4 and weight.dim() == 4 and tuple(down.shape[2:]) == tuple(weight.shape[2:])
-        ok = (down.dim() in (2, 4) and up.dim() == down.dim() and up.shape[1] == rank
-              and down.shape[1] == in_features and up.shape[0] == out_features
-              and all(d == 1 for d in up.shape[2:]) and (pointwise or kernel))
+        # LyCORIS's LoHa and LoKr keep a convolution's kernel flattened into their factors: A of [rank, in * kh * kw]
+        flattened = (down.dim() == 2 and up.dim() == 2 and weight.dim() == 4 and up.shape[1] == rank
+                     and down.shape[1] == weight[0].numel() and up.shape[0] == out_features)
+        ok = flattened or (down.dim() in (2, 4) and up.dim() == down.dim() and up.shape[1] == rank
+                           and down.shape[1] == in_features and up.shape[0] == out_features
+                           and all(d == 1 for d in up.shape[2:]) and (pointwise or kernel))
         if not ok:
             raise Failure("ERR_ADAPTER_INCOMPATIBLE",
                           f"{label}: LoRA layer {stem} has A {list(down.shape)} and B {list(up.shape)}, which do not "

@@ -332,6 +332,62 @@ describe('convert', function () {
     });
   });
 
+  describe('fused LoHa and LoKr of a 3x3 convolution (factors flattened over the kernel)', function () {
+    it("the rewrite and python/convert.py give the layer plus alpha times LyCORIS's change", async function () {
+      const { ensureConverter } = require('../dist/convert/env');
+      const lf = require('../dist/internal').loraFormat;
+      const st = require('../dist/internal').safetensors;
+      let seed = 23;
+      const tensor = (name, shape, values) => {
+        const data =
+          values ??
+          Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => {
+            seed = (seed * 1103515245 + 12345) % 2 ** 31;
+            return seed / 2 ** 30 - 1;
+          });
+        return { name, dtype: 'F32', shape, data: st.fromFloat32Array(data, 'F32') };
+      };
+      const conv = 'lora_unet_down_blocks_0_resnets_0_conv1';
+      const lin = 'lora_unet_down_blocks_0_resnets_0_lin';
+      const file = path.join(tmp(), 'factors.safetensors');
+      writeFileSync(
+        file,
+        st.writeSafetensors([
+          tensor(`${conv}.hada_w1_a`, [6, 2]),
+          tensor(`${conv}.hada_w1_b`, [2, 36]), // in 4 × a 3x3 kernel
+          tensor(`${conv}.hada_w2_a`, [6, 2]),
+          tensor(`${conv}.hada_w2_b`, [2, 36]),
+          tensor(`${conv}.alpha`, [], [1]),
+          tensor(`${lin}.lokr_w1`, [2, 2]),
+          tensor(`${lin}.lokr_w2_a`, [3, 1]),
+          tensor(`${lin}.lokr_w2_b`, [1, 2]),
+          tensor(`${lin}.alpha`, [], [1]),
+        ]),
+      );
+      const rewritten = path.join(tmp(), 'factors-fuse.safetensors');
+      const analysis = await lf.inspectLora(file);
+      writeFileSync(
+        rewritten,
+        await lf.toGenaiLora(file, analysis, { family: 'sd', scale: 'diffusers', kernels: true }),
+      );
+      const env = await ensureConverter({});
+      const out = execFileSync(
+        env.python,
+        [
+          path.join(__dirname, 'helpers', 'fuse_factorized.py'),
+          path.join(ROOT, 'python', 'convert.py'),
+          file,
+          rewritten,
+        ],
+        { encoding: 'utf8' },
+      );
+      const { report, errors } = JSON.parse(out.trim().split('\n').pop());
+      assert.deepEqual(report, { label: 'factors', alpha: 0.7, layers: 2, fused_layers: 2, unmatched: 0 });
+      assert.ok(errors.conv1 < 1e-6 && errors.lin < 1e-6, JSON.stringify(errors));
+      assert.ok(errors.conv1_change > 0.1 && errors.lin_change > 0.1, JSON.stringify(errors));
+    });
+  });
+
   describe('fused DoRA, against peft and LyCORIS', function () {
     const lf = require('../dist/internal').loraFormat;
     const fx = families.sd15;

@@ -118,6 +118,29 @@ describe('LoRA formats', function () {
       });
     }
 
+    it('a LoHa of a 3x3 convolution (its kernel flattened into the factors): ERR_ADAPTER_FORMAT, and how to fuse it', async function () {
+      const st = require('../dist/internal').safetensors;
+      const stem = 'lora_unet_down_blocks_0_resnets_0_conv1'; // [32, 32, 3, 3] in the sd15 fixture
+      const factor = (name, shape) => ({
+        name: `${stem}.${name}`,
+        dtype: 'F32',
+        shape,
+        data: st.fromFloat32Array(new Float32Array(shape[0] * shape[1]).fill(0.01), 'F32'),
+      });
+      const data = st.writeSafetensors([
+        factor('hada_w1_a', [32, 2]),
+        factor('hada_w1_b', [2, 32 * 9]),
+        factor('hada_w2_a', [32, 2]),
+        factor('hada_w2_b', [2, 32 * 9]),
+      ]);
+      await assert.rejects(
+        Pipeline.load(fx.model, { adapters: { conv: { data } } }),
+        (e) =>
+          e.code === 'ERR_ADAPTER_FORMAT' &&
+          /is a LoHa of the convolution ".+", whose kernel is 3x3; .*--fuse-lora <file>/.test(e.message),
+      );
+    });
+
     it('reports the rank GenAI runs and the format', async function () {
       const pipeline = await Pipeline.load(fx.model, { adapters: { loha: adapters.loha, lokr: adapters.lokr } });
       try {

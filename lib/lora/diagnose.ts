@@ -241,7 +241,8 @@ async function prepare(
             'ERR_ADAPTER_FORMAT',
             `${label}: its layer ${JSON.stringify(hit.layer.key)} is a ${hit.layer.factorized.kind === 'loha' ? 'LoHa' : 'LoKr'} ` +
               `of the convolution ${JSON.stringify(node.name)}, whose kernel is ${kernel.join('x')}; OpenVINO GenAI 2026.3 ` +
-              'applies only 1x1 ones at generate',
+              'applies only 1x1 ones at generate. Fuse it into the model instead: ' +
+              '`multilora convert <model> <out> --fuse-lora <file>`',
           );
         }
         if (loraIn !== inFeatures || loraOut !== outFeatures || rankA !== rankB) {
