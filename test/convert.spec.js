@@ -227,16 +227,51 @@ describe('convert', function () {
     });
   });
 
+  // python/convert.py's fuse run by a helper of test/helpers in the converter's venv, on a toy UNet or the sd15
+  // fixture's weights, after multilora's rewrite: each helper computes what the fused layers should be by the
+  // formulas of the format's own authors (LyCORIS's, peft's) and prints the largest errors.
+  const st = require('../dist/internal').safetensors;
+  const lf = require('../dist/internal').loraFormat;
+
+  /** Runs test/helpers/<script> with python/convert.py and `args`: the JSON of its last line. */
+  async function fuseHelper(script, ...args) {
+    const { ensureConverter } = require('../dist/convert/env');
+    const env = await ensureConverter({});
+    const helper = path.join(__dirname, 'helpers', script);
+    const out = execFileSync(env.python, [helper, path.join(ROOT, 'python', 'convert.py'), ...args], {
+      encoding: 'utf8',
+    });
+    return JSON.parse(out.trim().split('\n').pop());
+  }
+
+  /** A LoRA file rewritten for the fuse as convert rewrites it (kernels kept), beside it in the temp folder. */
+  async function forFuse(file, scale = 'diffusers') {
+    const out = path.join(tmp(), `${path.basename(file, '.safetensors')}-${scale}-fuse.safetensors`);
+    const analysis = await lf.inspectLora(file);
+    writeFileSync(out, await lf.toGenaiLora(file, analysis, { family: 'sd', scale, kernels: true }));
+    return out;
+  }
+
+  /** A LyCORIS file in the temp folder: [name, dtype, shape, values?] each, seeded values in [-1, 1) by default. */
+  function lycorisFile(name, seed, tensors) {
+    const file = path.join(tmp(), `${name}.safetensors`);
+    const next = () => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed / 2 ** 30 - 1;
+    };
+    const data = tensors.map(([tensor, dtype, shape, values]) => {
+      const floats = values ?? Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, next);
+      return { name: tensor, dtype, shape, data: st.fromFloat32Array(floats, dtype) };
+    });
+    writeFileSync(file, st.writeSafetensors(data));
+    return file;
+  }
+
+  const TOY = 'lora_unet_down_blocks_0_resnets_0_';
+
   describe('fused LoRA layers of 3x3 convolutions (LCM-LoRA has them)', function () {
     it('python/convert.py adds alpha · up·down on the kernel: the layer plus alpha times its LoRA path', async function () {
-      const { ensureConverter } = require('../dist/convert/env');
-      const env = await ensureConverter({});
-      const out = execFileSync(
-        env.python,
-        [path.join(__dirname, 'helpers', 'fuse_kernel.py'), path.join(ROOT, 'python', 'convert.py'), tmp()],
-        { encoding: 'utf8' },
-      );
-      const { report, errors } = JSON.parse(out.trim().split('\n').pop());
+      const { report, errors } = await fuseHelper('fuse_kernel.py', tmp());
       assert.deepEqual(report, { label: 'kernel', alpha: 0.7, layers: 3, fused_layers: 3, unmatched: 0 });
       for (const layer of ['conv1', 'conv_shortcut', 'lin']) assert.ok(errors[layer] < 1e-4, JSON.stringify(errors));
       assert.ok(errors.conv1_change > 0.1, JSON.stringify(errors));
@@ -245,41 +280,14 @@ describe('convert', function () {
 
   describe('fused full weight differences (LyCORIS "full")', function () {
     it('the rewrite and python/convert.py give the layer plus alpha · diff, and its bias plus alpha · diff_b', async function () {
-      const { ensureConverter } = require('../dist/convert/env');
-      const lf = require('../dist/internal').loraFormat;
-      const st = require('../dist/internal').safetensors;
-      let seed = 7;
-      const random = (n) =>
-        Float32Array.from({ length: n }, () => {
-          seed = (seed * 1103515245 + 12345) % 2 ** 31;
-          return seed / 2 ** 30 - 1;
-        });
-      const tensor = (name, dtype, shape) => {
-        const values = random(shape.reduce((a, b) => a * b, 1));
-        return { name, dtype, shape, data: st.fromFloat32Array(values, dtype) };
-      };
-      const stem = 'lora_unet_down_blocks_0_resnets_0_';
-      const file = path.join(tmp(), 'full.safetensors');
-      writeFileSync(
-        file,
-        st.writeSafetensors([
-          tensor(`${stem}conv1.diff`, 'F16', [6, 4, 3, 3]),
-          tensor(`${stem}conv1.diff_b`, 'F16', [6]),
-          tensor(`${stem}conv_shortcut.diff`, 'F32', [6, 4, 1, 1]),
-          tensor(`${stem}lin.diff`, 'BF16', [6, 4]),
-          tensor(`${stem}lin.diff_b`, 'BF16', [6]),
-        ]),
-      );
-      const rewritten = path.join(tmp(), 'full-fuse.safetensors');
-      const analysis = await lf.inspectLora(file);
-      writeFileSync(rewritten, await lf.toGenaiLora(file, analysis, { family: 'sd', kernels: true }));
-      const env = await ensureConverter({});
-      const out = execFileSync(
-        env.python,
-        [path.join(__dirname, 'helpers', 'fuse_full.py'), path.join(ROOT, 'python', 'convert.py'), file, rewritten],
-        { encoding: 'utf8' },
-      );
-      const { report, errors } = JSON.parse(out.trim().split('\n').pop());
+      const file = lycorisFile('full', 7, [
+        [`${TOY}conv1.diff`, 'F16', [6, 4, 3, 3]],
+        [`${TOY}conv1.diff_b`, 'F16', [6]],
+        [`${TOY}conv_shortcut.diff`, 'F32', [6, 4, 1, 1]],
+        [`${TOY}lin.diff`, 'BF16', [6, 4]],
+        [`${TOY}lin.diff_b`, 'BF16', [6]],
+      ]);
+      const { report, errors } = await fuseHelper('fuse_full.py', file, await forFuse(file, 'genai'));
       assert.deepEqual(report, { label: 'full', alpha: 0.7, layers: 3, fused_layers: 3, unmatched: 0 });
       for (const [layer, error] of Object.entries(errors)) {
         if (layer !== 'conv1_change') assert.ok(error < 1e-6, `${layer}: ${JSON.stringify(errors)}`);
@@ -290,42 +298,13 @@ describe('convert', function () {
 
   describe('fused Tucker LoCon (LyCORIS "lora_mid")', function () {
     it("the rewrite and python/convert.py give the layer plus alpha times LyCORIS's rebuild of the core", async function () {
-      const { ensureConverter } = require('../dist/convert/env');
-      const lf = require('../dist/internal').loraFormat;
-      const st = require('../dist/internal').safetensors;
-      let seed = 11;
-      const tensor = (name, shape) => {
-        const values = Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => {
-          seed = (seed * 1103515245 + 12345) % 2 ** 31;
-          return seed / 2 ** 30 - 1;
-        });
-        return { name, dtype: 'F32', shape, data: st.fromFloat32Array(values, 'F32') };
-      };
-      const stem = 'lora_unet_down_blocks_0_resnets_0_conv1';
-      const alpha = { name: `${stem}.alpha`, dtype: 'F32', shape: [], data: st.fromFloat32Array([1], 'F32') };
-      const file = path.join(tmp(), 'tucker.safetensors');
-      writeFileSync(
-        file,
-        st.writeSafetensors([
-          tensor(`${stem}.lora_down.weight`, [2, 4, 1, 1]),
-          tensor(`${stem}.lora_mid.weight`, [2, 2, 3, 3]),
-          tensor(`${stem}.lora_up.weight`, [6, 2, 1, 1]),
-          alpha,
-        ]),
-      );
-      const rewritten = path.join(tmp(), 'tucker-fuse.safetensors');
-      const analysis = await lf.inspectLora(file);
-      writeFileSync(
-        rewritten,
-        await lf.toGenaiLora(file, analysis, { family: 'sd', scale: 'diffusers', kernels: true }),
-      );
-      const env = await ensureConverter({});
-      const out = execFileSync(
-        env.python,
-        [path.join(__dirname, 'helpers', 'fuse_tucker.py'), path.join(ROOT, 'python', 'convert.py'), file, rewritten],
-        { encoding: 'utf8' },
-      );
-      const { report, errors } = JSON.parse(out.trim().split('\n').pop());
+      const file = lycorisFile('tucker', 11, [
+        [`${TOY}conv1.lora_down.weight`, 'F32', [2, 4, 1, 1]],
+        [`${TOY}conv1.lora_mid.weight`, 'F32', [2, 2, 3, 3]],
+        [`${TOY}conv1.lora_up.weight`, 'F32', [6, 2, 1, 1]],
+        [`${TOY}conv1.alpha`, 'F32', [], [1]],
+      ]);
+      const { report, errors } = await fuseHelper('fuse_tucker.py', file, await forFuse(file));
       assert.deepEqual(report, { label: 'tucker', alpha: 0.7, layers: 1, fused_layers: 1, unmatched: 0 });
       assert.ok(errors.conv1 < 1e-6, JSON.stringify(errors));
       assert.ok(errors.conv1_change > 0.1, JSON.stringify(errors));
@@ -334,54 +313,18 @@ describe('convert', function () {
 
   describe('fused LoHa and LoKr of a 3x3 convolution (factors flattened over the kernel)', function () {
     it("the rewrite and python/convert.py give the layer plus alpha times LyCORIS's change", async function () {
-      const { ensureConverter } = require('../dist/convert/env');
-      const lf = require('../dist/internal').loraFormat;
-      const st = require('../dist/internal').safetensors;
-      let seed = 23;
-      const tensor = (name, shape, values) => {
-        const data =
-          values ??
-          Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => {
-            seed = (seed * 1103515245 + 12345) % 2 ** 31;
-            return seed / 2 ** 30 - 1;
-          });
-        return { name, dtype: 'F32', shape, data: st.fromFloat32Array(data, 'F32') };
-      };
-      const conv = 'lora_unet_down_blocks_0_resnets_0_conv1';
-      const lin = 'lora_unet_down_blocks_0_resnets_0_lin';
-      const file = path.join(tmp(), 'factors.safetensors');
-      writeFileSync(
-        file,
-        st.writeSafetensors([
-          tensor(`${conv}.hada_w1_a`, [6, 2]),
-          tensor(`${conv}.hada_w1_b`, [2, 36]), // in 4 × a 3x3 kernel
-          tensor(`${conv}.hada_w2_a`, [6, 2]),
-          tensor(`${conv}.hada_w2_b`, [2, 36]),
-          tensor(`${conv}.alpha`, [], [1]),
-          tensor(`${lin}.lokr_w1`, [2, 2]),
-          tensor(`${lin}.lokr_w2_a`, [3, 1]),
-          tensor(`${lin}.lokr_w2_b`, [1, 2]),
-          tensor(`${lin}.alpha`, [], [1]),
-        ]),
-      );
-      const rewritten = path.join(tmp(), 'factors-fuse.safetensors');
-      const analysis = await lf.inspectLora(file);
-      writeFileSync(
-        rewritten,
-        await lf.toGenaiLora(file, analysis, { family: 'sd', scale: 'diffusers', kernels: true }),
-      );
-      const env = await ensureConverter({});
-      const out = execFileSync(
-        env.python,
-        [
-          path.join(__dirname, 'helpers', 'fuse_factorized.py'),
-          path.join(ROOT, 'python', 'convert.py'),
-          file,
-          rewritten,
-        ],
-        { encoding: 'utf8' },
-      );
-      const { report, errors } = JSON.parse(out.trim().split('\n').pop());
+      const file = lycorisFile('factors', 23, [
+        [`${TOY}conv1.hada_w1_a`, 'F32', [6, 2]],
+        [`${TOY}conv1.hada_w1_b`, 'F32', [2, 36]], // in 4 × a 3x3 kernel
+        [`${TOY}conv1.hada_w2_a`, 'F32', [6, 2]],
+        [`${TOY}conv1.hada_w2_b`, 'F32', [2, 36]],
+        [`${TOY}conv1.alpha`, 'F32', [], [1]],
+        [`${TOY}lin.lokr_w1`, 'F32', [2, 2]],
+        [`${TOY}lin.lokr_w2_a`, 'F32', [3, 1]],
+        [`${TOY}lin.lokr_w2_b`, 'F32', [1, 2]],
+        [`${TOY}lin.alpha`, 'F32', [], [1]],
+      ]);
+      const { report, errors } = await fuseHelper('fuse_factorized.py', file, await forFuse(file));
       assert.deepEqual(report, { label: 'factors', alpha: 0.7, layers: 2, fused_layers: 2, unmatched: 0 });
       assert.ok(errors.conv1 < 1e-6 && errors.lin < 1e-6, JSON.stringify(errors));
       assert.ok(errors.conv1_change > 0.1 && errors.lin_change > 0.1, JSON.stringify(errors));
@@ -389,37 +332,21 @@ describe('convert', function () {
   });
 
   describe('fused DoRA, against peft and LyCORIS', function () {
-    const lf = require('../dist/internal').loraFormat;
     const fx = families.sd15;
-    /** The LoRA rewritten for the fuse, as convert does it (the diffusers scale: DoRA's magnitudes need it). */
-    async function forFuse(name) {
-      const file = fx.lora(name);
-      const out = path.join(tmp(), `${name}-fuse.safetensors`);
-      const analysis = await lf.inspectLora(file);
-      writeFileSync(out, await lf.toGenaiLora(file, analysis, { family: 'sd', scale: 'diffusers', kernels: true }));
-      return out;
-    }
 
     it("every layer: the fused weight is W + the oracle's change (relative error ≤ 1e-5), in each layout", async function () {
-      const { ensureConverter } = require('../dist/convert/env');
-      const env = await ensureConverter({});
       for (const [name, oracle] of [
         ['dora-peft', 'dora-full'], // PEFT's names, norms per output row; oracle: peft's merge
         ['dora', 'dora-full'], // LyCORIS's dora_scale [out, 1]
         ['dora-in', 'dora-in-full'], // LyCORIS's dora_scale [1, in]; oracle: LyCORIS's formula
       ]) {
-        const out = execFileSync(
-          env.python,
-          [
-            path.join(__dirname, 'helpers', 'fuse_oracle.py'),
-            path.join(ROOT, 'python', 'convert.py'),
-            diffusers('sd15'),
-            await forFuse(name),
-            fx.lora(oracle),
-          ],
-          { encoding: 'utf8' },
+        const rewritten = await forFuse(fx.lora(name));
+        const { report, worst, layers } = await fuseHelper(
+          'fuse_oracle.py',
+          diffusers('sd15'),
+          rewritten,
+          fx.lora(oracle),
         );
-        const { report, worst, layers } = JSON.parse(out.trim().split('\n').pop());
         assert.deepEqual([report.fused_layers, report.unmatched, layers], [40, 0, 40], name);
         assert.ok(worst <= 1e-5, `${name}: relative error ${worst}`);
       }
