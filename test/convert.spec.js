@@ -331,6 +331,42 @@ describe('convert', function () {
     });
   });
 
+  describe('fused LoHa and LoKr with a Tucker core or 4-D factors', function () {
+    const cases = {
+      'LoHa, Tucker': [
+        ['hada_t1', [2, 2, 3, 3]],
+        ['hada_w1_a', [2, 6]],
+        ['hada_w1_b', [2, 4]],
+        ['hada_t2', [2, 2, 3, 3]],
+        ['hada_w2_a', [2, 6]],
+        ['hada_w2_b', [2, 4]],
+      ],
+      'LoKr, Tucker': [
+        ['lokr_w1', [2, 2]],
+        ['lokr_t2', [2, 2, 3, 3]],
+        ['lokr_w2_a', [2, 3]],
+        ['lokr_w2_b', [2, 2]],
+      ],
+      'LoKr, 4-D w2_b': [
+        ['lokr_w1', [2, 2]],
+        ['lokr_w2_a', [3, 2]],
+        ['lokr_w2_b', [2, 2, 3, 3]],
+      ],
+    };
+    for (const [name, factors] of Object.entries(cases)) {
+      it(`${name}: the layer plus alpha times LyCORIS's change, at alpha / rank`, async function () {
+        const file = lycorisFile(name.replace(/\W+/g, '-'), 31, [
+          ...factors.map(([role, shape]) => [`${TOY}conv1.${role}`, 'F32', shape]),
+          [`${TOY}conv1.alpha`, 'F32', [], [1]],
+        ]);
+        const { report, errors } = await fuseHelper('fuse_dense.py', file, await forFuse(file));
+        assert.deepEqual(report, { label: 'dense', alpha: 0.7, layers: 1, fused_layers: 1, unmatched: 0 });
+        assert.ok(errors.conv1 < 1e-5 * errors.conv1_change, JSON.stringify(errors));
+        assert.ok(errors.conv1_change > 0.01, JSON.stringify(errors));
+      });
+    }
+  });
+
   describe('fused DoRA, against peft and LyCORIS', function () {
     const fx = families.sd15;
 

@@ -663,6 +663,55 @@ describe('LoRA formats', function () {
     });
   });
 
+  describe('LoHa and LoKr with a Tucker core or 4-D factors (lib/lora/dense.ts)', function () {
+    const ones = (n) => f32(...Array(n).fill(0.5));
+    const tucker = () =>
+      lora({
+        'lora_unet_c.hada_t1': ['F32', [2, 2, 3, 3], ones(36)],
+        'lora_unet_c.hada_w1_a': ['F32', [2, 6], ones(12)],
+        'lora_unet_c.hada_w1_b': ['F32', [2, 4], ones(8)],
+        'lora_unet_c.hada_t2': ['F32', [2, 2, 3, 3], ones(36)],
+        'lora_unet_c.hada_w2_a': ['F32', [2, 6], ones(12)],
+        'lora_unet_c.hada_w2_b': ['F32', [2, 4], ones(8)],
+        'lora_unet_c.alpha': ['F32', [], f32(1)],
+      });
+
+    it('are layers of rank out with the whole change as A, at LyCORIS scale alpha / rank', async function () {
+      const a = await analyze(tucker());
+      const [layer] = a.layers;
+      assert.deepEqual(
+        [layer.factorized.kind, layer.factorized.dense, layer.rank, layer.scale, layer.down.shape, layer.up.shape],
+        ['loha', true, 6, 0.5, [6, 4, 3, 3], [6, 6, 1, 1]],
+      );
+      const out = await contents(await lf.toGenaiLora(tucker(), a, { family: 'sd', kernels: true }));
+      // every entry of each half is Σ_ij 0.5 · 0.5 · 0.5 over 2 × 2 = 0.5; their product 0.25
+      assert.deepEqual(new Set(st.toFloat32Array(out.get('lora_unet_c.lora_down.weight'), 'F32')), new Set([0.25]));
+      await assert.rejects(
+        lf.toGenaiLora(tucker(), a, { family: 'sd' }),
+        rejectsCode('ERR_ADAPTER_FORMAT', /"lora_unet_c" is a convolution with a 3x3 kernel/),
+      );
+    });
+
+    it('refuse factors whose ranks or shapes disagree, naming them', async function () {
+      const bad = lora({
+        'lora_unet_c.lokr_w1': ['F32', [2, 2], ones(4)],
+        'lora_unet_c.lokr_t2': ['F32', [2, 2, 3, 3], ones(36)],
+        'lora_unet_c.lokr_w2_a': ['F32', [3, 3], ones(9)],
+        'lora_unet_c.lokr_w2_b': ['F32', [2, 2], ones(4)],
+      });
+      await assert.rejects(
+        analyze(bad),
+        rejectsCode('ERR_ADAPTER_INVALID', /"lora_unet_c" has a Tucker LoKr whose ranks disagree/),
+      );
+      const missing = lora({
+        'lora_unet_c.hada_t1': ['F32', [2, 2, 3, 3], ones(36)],
+        'lora_unet_c.hada_w1_a': ['F32', [2, 6], ones(12)],
+        'lora_unet_c.hada_w1_b': ['F32', [2, 4], ones(8)],
+      });
+      await assert.rejects(analyze(missing), rejectsCode('ERR_ADAPTER_INVALID', /needs hada_t2 of 4 dimensions/));
+    });
+  });
+
   describe('DoRA', function () {
     const sd15 = families.sd15;
 
@@ -765,25 +814,16 @@ describe('LoRA formats', function () {
         /LoHa layer "lora_unet_x" needs hada_w1_a, hada_w1_b, hada_w2_a and hada_w2_b; it has only "lora_unet_x.hada_w1_a", "lora_unet_x.hada_w1_b"/,
       ],
       [
-        'LoKr with a Tucker core',
+        'LoKr with a Tucker core of the wrong shape',
         pair('lora_unet_x.lokr_w1', 'lora_unet_x.lokr_w2_a', { 'lora_unet_x.lokr_t2': ['F32', [1], f32(1)] }),
-        'ERR_ADAPTER_FORMAT',
-        /LoKr with a Tucker core \(LyCORIS "lokr_t2".*\(tensor "lora_unet_x.lokr_t2"\)/,
+        'ERR_ADAPTER_INVALID',
+        /LoRA layer "lora_unet_x" needs lokr_t2 of 4 dimensions; it has "lora_unet_x.lokr_t2" of shape \[1\]/,
       ],
       [
         'LoKr with a factor given twice',
         pair('lora_unet_x.lokr_w1', 'lora_unet_x.lokr_w2', { 'lora_unet_x.lokr_w1_a': ['F32', [2, 1], f32(1, 2)] }),
         'ERR_ADAPTER_INVALID',
         /LoKr layer "lora_unet_x" needs either lokr_w1 or both lokr_w1_a and lokr_w1_b/,
-      ],
-      [
-        'LoKr of a 3x3 convolution',
-        {
-          'lora_unet_x.lokr_w1': ['F32', [1, 1], f32(2)],
-          'lora_unet_x.lokr_w2': ['F32', [1, 1, 3, 3], f32(1, 2, 3, 4, 5, 6, 7, 8, 9)],
-        },
-        'ERR_ADAPTER_FORMAT',
-        /a convolution with a 3x3 kernel \(tensor "lora_unet_x.lokr_w2"\); OpenVINO GenAI 2026.3 applies only 1x1 ones/,
       ],
       [
         'LoHa and LoRA tensors in one layer',

@@ -29,6 +29,7 @@ import {
   type TensorInfo,
 } from './safetensors';
 import { invalid, isPlainObject, knownKeys, object } from '../core/validate';
+import { denseChange, denseOutline, isDense } from './dense';
 import {
   hadamardAsLora,
   kroneckerAsLora,
@@ -78,7 +79,12 @@ export interface LoraLayer {
    * LyCORIS's LoHa or LoKr (the file's tensors of the factors, which toGenaiLora rewrites as A and B exactly), or a
    * full weight difference ('full': A is the difference, B the identity; only for fusing, with its bias difference).
    */
-  factorized?: { kind: 'loha' | 'lokr' | 'full'; tensors: Partial<Record<FactorRole, TensorInfo>> };
+  factorized?: {
+    kind: 'loha' | 'lokr' | 'full';
+    tensors: Partial<Record<FactorRole, TensorInfo>>;
+    /** A Tucker core or a kernel above 1x1 (lib/lora/dense.ts): the pair is the whole change and the identity. */
+    dense?: boolean;
+  };
   /**
    * DoRA (weight-decomposed LoRA): the magnitude tensor, and the axis its norms run along: 'out' (one per output
    * row: PEFT's `lora_magnitude_vector` [out], LyCORIS's default `dora_scale` [out, 1, ...]) or 'in' (one per input
@@ -163,8 +169,6 @@ export function genaiParts(family: ModelFamily): LoraPart[] {
 
 /** LoRA variants that GenAI cannot apply (it would ignore their tensors, or apply a wrong result) and we cannot convert. */
 const UNSUPPORTED: ReadonlyArray<[RegExp, string]> = [
-  [/\.hada_t[12]$/, 'LoHa with a Tucker core (LyCORIS "hada_t1"/"hada_t2", convolutions of kernels above 1x1)'],
-  [/\.lokr_t2$/, 'LoKr with a Tucker core (LyCORIS "lokr_t2", convolutions of kernels above 1x1)'],
   [/\.(?:oft_blocks|oft_diag)$/, 'OFT (LyCORIS)'],
   [/\.lora_[AB]\.bias$/, 'LoRA with biases (PEFT lora_bias)'],
   [/\.lora_embedding_[AB]$/, 'embedding LoRA (PEFT lora_embedding_A/B)'],
@@ -172,7 +176,7 @@ const UNSUPPORTED: ReadonlyArray<[RegExp, string]> = [
 
 const PARTS = '(unet|transformer|text_encoder|text_encoder_2|text_encoder_3)';
 const KOHYA =
-  /^(lora_(?:unet|te[123]?))_(.+)\.(lora_down\.weight|lora_up\.weight|alpha|hada_w[12]_[ab]|lokr_w[12](?:_[ab])?|diff|diff_b|dora_scale|lora_mid\.weight)$/;
+  /^(lora_(?:unet|te[123]?))_(.+)\.(lora_down\.weight|lora_up\.weight|alpha|hada_w[12]_[ab]|hada_t[12]|lokr_w[12](?:_[ab])?|lokr_t2|diff|diff_b|dora_scale|lora_mid\.weight)$/;
 const PEFT = new RegExp(`^${PARTS}\\.(.+)\\.(?:lora_(A|B)\\.weight|(alpha)|(lora_magnitude_vector)(?:\\.weight)?)$`);
 const DIFFUSERS_PROCESSOR = new RegExp(
   `^${PARTS}\\.(.+)\\.processor\\.(to_q|to_k|to_v|to_out|add_q_proj|add_k_proj|add_v_proj|to_add_out)_lora\\.(down|up)\\.weight$`,
@@ -199,6 +203,9 @@ export type FactorRole =
   | 'lokr_w2'
   | 'lokr_w2_a'
   | 'lokr_w2_b'
+  | 'hada_t1'
+  | 'hada_t2'
+  | 'lokr_t2'
   | 'diff'
   | 'diff_b';
 
@@ -753,6 +760,7 @@ async function makeFactorizedLayer(group: Group, read: TensorRead): Promise<Lora
   if (tensors.some((t) => t.dtype !== dtype)) {
     throw invalidLora(`LoRA layer ${quote(key)} has factors of different dtypes (${named}); LyCORIS writes one`);
   }
+  if (isDense(factors)) return makeDenseLayer(group, kind, read);
   let out: number;
   let inn: number;
   let rank: number;
@@ -791,6 +799,31 @@ async function makeFactorizedLayer(group: Group, read: TensorRead): Promise<Lora
     up: madeTensor(`${key}.lora_up.weight`, [out, rank]),
     factorized: { kind, tensors: factors },
     rank,
+    scale: alpha !== undefined && dim !== undefined ? alpha / dim : 1,
+  };
+  if (group.alpha) layer.alphaTensor = group.alpha;
+  if (alpha !== undefined) layer.alpha = alpha;
+  if (group.magnitude) layer.dora = doraOf(key, group.magnitude, out, inn, false);
+  return layer;
+}
+
+/**
+ * A LoHa or LoKr that only fusing takes (lib/lora/dense.ts): its A is the whole change [out, in, kh, kw], its B the
+ * identity, its rank out; its scale LyCORIS's alpha / lora_dim (1 when every factor is full).
+ */
+async function makeDenseLayer(group: Group, kind: 'loha' | 'lokr', read: TensorRead): Promise<LoraLayer> {
+  const { key, factors } = group;
+  const { out, inn, kernel, dim } = denseOutline(key, kind, factors);
+  const alpha = group.alpha ? await readAlpha(key, group.alpha, read) : undefined;
+  const layer: LoraLayer = {
+    key,
+    naming: group.naming,
+    part: group.part,
+    module: group.module,
+    down: madeTensor(`${key}.lora_down.weight`, [out, inn, ...kernel]),
+    up: madeTensor(`${key}.lora_up.weight`, [out, out, 1, 1]),
+    factorized: { kind, tensors: factors, dense: true },
+    rank: out,
     scale: alpha !== undefined && dim !== undefined ? alpha / dim : 1,
   };
   if (group.alpha) layer.alphaTensor = group.alpha;
@@ -1102,13 +1135,14 @@ async function tuckerPair(
 /** The A and B of a factorized layer's exact rewrite, from its factors' bytes. */
 async function factorizedPair(layer: LoraLayer, read: TensorRead): Promise<LoraPair> {
   const { kind, tensors } = layer.factorized ?? { kind: 'loha', tensors: {} };
-  if (kind === 'full') {
-    const diff = tensors.diff;
-    if (!diff) throw invalidLora(`LoRA layer ${quote(layer.key)} has no diff`);
+  if (kind === 'full' || layer.factorized?.dense) {
     const out = layer.rank;
     const identity = new Float32Array(out * out);
     for (let i = 0; i < out; i += 1) identity[i * out + i] = 1;
-    const down = toFloat32Array(await read(diff), diff.dtype);
+    let down: Float32Array;
+    if (kind !== 'full') down = await denseChange(layer.key, kind, tensors, read);
+    else if (tensors.diff) down = toFloat32Array(await read(tensors.diff), tensors.diff.dtype);
+    else throw invalidLora(`LoRA layer ${quote(layer.key)} has no diff`);
     return { down: matrix(out, down.length / out, down), up: matrix(out, out, identity) };
   }
   const m = async (role: FactorRole) => {
