@@ -724,17 +724,40 @@ function makeFullLayer(group: Group): LoraLayer {
         `the bias difference of ${quote(diff.name)} is [${out}] in ${diff.dtype}`,
     );
   }
-  return {
+  const up = kernel.length ? [out, out, 1, 1] : [out, out];
+  return madeLayer(group, { kind: 'full', tensors: factors }, [out, inn, ...kernel], up, undefined, undefined);
+}
+
+/**
+ * A layer whose A and B a rewrite makes (F32 tensors of no bytes in the file), of the given shapes; its scale is
+ * LyCORIS's alpha / dim (1 without an alpha or a dim), its DoRA magnitude, if any, LyCORIS's `dora_scale`.
+ */
+function madeLayer(
+  group: Group,
+  factorized: NonNullable<LoraLayer['factorized']>,
+  downShape: number[],
+  upShape: number[],
+  alpha: number | undefined,
+  dim: number | undefined,
+): LoraLayer {
+  const { key } = group;
+  const [rank = 0, inn = 0] = downShape;
+  const [out = 0] = upShape;
+  const layer: LoraLayer = {
     key,
     naming: group.naming,
     part: group.part,
     module: group.module,
-    down: madeTensor(`${key}.lora_down.weight`, [out, inn, ...kernel]),
-    up: madeTensor(`${key}.lora_up.weight`, kernel.length ? [out, out, 1, 1] : [out, out]),
-    factorized: { kind: 'full', tensors: factors },
-    rank: out,
-    scale: 1,
+    down: madeTensor(`${key}.lora_down.weight`, downShape),
+    up: madeTensor(`${key}.lora_up.weight`, upShape),
+    factorized,
+    rank,
+    scale: alpha !== undefined && dim !== undefined ? alpha / dim : 1,
   };
+  if (group.alpha) layer.alphaTensor = group.alpha;
+  if (alpha !== undefined) layer.alpha = alpha;
+  if (group.magnitude) layer.dora = doraOf(key, group.magnitude, out, inn, false);
+  return layer;
 }
 
 /**
@@ -790,21 +813,7 @@ async function makeFactorizedLayer(group: Group, read: TensorRead): Promise<Lora
     dim = w2.low ? w2.rank : w1.low ? w1.rank : undefined;
   }
   const alpha = group.alpha ? await readAlpha(key, group.alpha, read) : undefined;
-  const layer: LoraLayer = {
-    key,
-    naming: group.naming,
-    part: group.part,
-    module: group.module,
-    down: madeTensor(`${key}.lora_down.weight`, [rank, inn]),
-    up: madeTensor(`${key}.lora_up.weight`, [out, rank]),
-    factorized: { kind, tensors: factors },
-    rank,
-    scale: alpha !== undefined && dim !== undefined ? alpha / dim : 1,
-  };
-  if (group.alpha) layer.alphaTensor = group.alpha;
-  if (alpha !== undefined) layer.alpha = alpha;
-  if (group.magnitude) layer.dora = doraOf(key, group.magnitude, out, inn, false);
-  return layer;
+  return madeLayer(group, { kind, tensors: factors }, [rank, inn], [out, rank], alpha, dim);
 }
 
 /**
@@ -815,21 +824,8 @@ async function makeDenseLayer(group: Group, kind: 'loha' | 'lokr', read: TensorR
   const { key, factors } = group;
   const { out, inn, kernel, dim } = denseOutline(key, kind, factors);
   const alpha = group.alpha ? await readAlpha(key, group.alpha, read) : undefined;
-  const layer: LoraLayer = {
-    key,
-    naming: group.naming,
-    part: group.part,
-    module: group.module,
-    down: madeTensor(`${key}.lora_down.weight`, [out, inn, ...kernel]),
-    up: madeTensor(`${key}.lora_up.weight`, [out, out, 1, 1]),
-    factorized: { kind, tensors: factors, dense: true },
-    rank: out,
-    scale: alpha !== undefined && dim !== undefined ? alpha / dim : 1,
-  };
-  if (group.alpha) layer.alphaTensor = group.alpha;
-  if (alpha !== undefined) layer.alpha = alpha;
-  if (group.magnitude) layer.dora = doraOf(key, group.magnitude, out, inn, false);
-  return layer;
+  const factorized = { kind, tensors: factors, dense: true };
+  return madeLayer(group, factorized, [out, inn, ...kernel], [out, out, 1, 1], alpha, dim);
 }
 
 /** The file's tensors that a layer is made of (for a factorized one, its factors), alpha included. */
@@ -1002,31 +998,26 @@ export async function toGenaiLora(
     for (const { layer, names } of plan.layers) {
       const { down, up } = layer;
       out.push(...(await sideTensors(layer, names, read)));
-      if (layer.factorized) {
-        const pair = await factorizedPair(layer, read);
-        out.push({ name: names.down, dtype: 'F32', shape: down.shape, data: fromFloat32Array(pair.down.data, 'F32') });
-        let upData = fromFloat32Array(pair.up.data, 'F32');
-        if (scale === 'diffusers' && layer.scale !== 1) upData = scaled(upData, up, layer.scale);
+      const made = layer.factorized
+        ? await factorizedPair(layer, read)
+        : layer.tucker
+          ? await tuckerPair(layer, layer.tucker, read)
+          : undefined;
+      if (made) {
+        // The rewrite's A and B in F32; B scaled as any B
+        out.push({ name: names.down, dtype: 'F32', shape: down.shape, data: fromFloat32Array(made.down.data, 'F32') });
+        const f32 = madeTensor(up.name, up.shape);
+        let upData = fromFloat32Array(made.up.data, 'F32');
+        if (scale === 'diffusers' && layer.scale !== 1) upData = scaled(upData, f32, layer.scale);
         out.push({ name: names.up, dtype: 'F32', shape: up.shape, data: upData });
-        if (names.alpha) {
-          // alpha / rank is the layer's scale (its rank now the rewrite's), or 1 once baked in
-          const data = Buffer.alloc(4);
-          data.writeFloatLE(scale === 'diffusers' ? layer.rank : layer.scale * layer.rank);
-          out.push({ name: names.alpha, dtype: 'F32', shape: [], data });
-        }
-        continue;
+      } else {
+        out.push({ name: names.down, dtype: down.dtype, shape: down.shape, data: await read(down) });
+        let upData = await read(up);
+        if (scale === 'diffusers' && layer.scale !== 1) upData = scaled(upData, up, layer.scale);
+        out.push({ name: names.up, dtype: up.dtype, shape: up.shape, data: upData });
       }
-      if (layer.tucker) {
-        out.push(...(await tuckerPair(layer, layer.tucker, names, scale, read)));
-        continue;
-      }
-      out.push({ name: names.down, dtype: down.dtype, shape: down.shape, data: await read(down) });
-      let upData = await read(up);
-      if (scale === 'diffusers' && layer.scale !== 1) upData = scaled(upData, up, layer.scale);
-      out.push({ name: names.up, dtype: up.dtype, shape: up.shape, data: upData });
-      if (names.alpha && layer.alpha !== undefined) {
-        // Keeps the file's meaning for tools that read .alpha: alpha/rank is the layer's scale, or 1 once baked in.
-        const alpha = scale === 'diffusers' ? layer.rank : layer.rslora ? layer.scale * layer.rank : layer.alpha;
+      const alpha = writtenAlpha(layer, scale);
+      if (names.alpha && alpha !== undefined) {
         const data = Buffer.alloc(4);
         data.writeFloatLE(alpha);
         out.push({ name: names.alpha, dtype: 'F32', shape: [], data });
@@ -1093,16 +1084,24 @@ async function sideTensors(layer: LoraLayer, names: GenaiNames, read: TensorRead
 }
 
 /**
+ * The `.alpha` a converted layer gets, keeping the file's meaning for tools that read it: alpha / rank is the layer's
+ * scale (a rewrite's rank being the rewrite's), or 1 once baked in ('diffusers'). None for a plain layer without one.
+ */
+function writtenAlpha(layer: LoraLayer, scale: LoraScale): number | undefined {
+  if (!layer.factorized && layer.alpha === undefined) return undefined;
+  if (scale === 'diffusers') return layer.rank;
+  return layer.factorized || layer.rslora ? layer.scale * layer.rank : layer.alpha;
+}
+
+/**
  * A Tucker LoCon layer as a LoRA pair of A's kernel, exactly: LyCORIS's ΔW[p, q, k, l] = Σ up[p, i] · mid[i, j, k, l]
- * · down[j, q] is up · A with A[i, q, k, l] = Σ_j mid[i, j, k, l] · down[j, q]. Both in F32 (B scaled as any B).
+ * · down[j, q] is up · A with A[i, q, k, l] = Σ_j mid[i, j, k, l] · down[j, q]. Both in F32.
  */
 async function tuckerPair(
   layer: LoraLayer,
-  tucker: { down: TensorInfo; mid: TensorInfo },
-  names: GenaiNames,
-  scale: LoraScale,
+  tucker: NonNullable<LoraLayer['tucker']>,
   read: TensorRead,
-): Promise<TensorData[]> {
+): Promise<LoraPair> {
   const down = toFloat32Array(await read(tucker.down), tucker.down.dtype);
   const mid = toFloat32Array(await read(tucker.mid), tucker.mid.dtype);
   const [rank, inn, kh, kw] = layer.down.shape as [number, number, number, number];
@@ -1117,19 +1116,8 @@ async function tuckerPair(
       }
     }
   }
-  const f32 = madeTensor(layer.up.name, layer.up.shape);
-  let up = fromFloat32Array(toFloat32Array(await read(layer.up), layer.up.dtype), 'F32');
-  if (scale === 'diffusers' && layer.scale !== 1) up = scaled(up, f32, layer.scale);
-  const out: TensorData[] = [
-    { name: names.down, dtype: 'F32', shape: layer.down.shape, data: fromFloat32Array(a, 'F32') },
-    { name: names.up, dtype: 'F32', shape: layer.up.shape, data: up },
-  ];
-  if (names.alpha && layer.alpha !== undefined) {
-    const data = Buffer.alloc(4);
-    data.writeFloatLE(scale === 'diffusers' ? layer.rank : layer.alpha);
-    out.push({ name: names.alpha, dtype: 'F32', shape: [], data });
-  }
-  return out;
+  const up = toFloat32Array(await read(layer.up), layer.up.dtype);
+  return { down: matrix(rank, inn * k, a), up: matrix(up.length / rank, rank, up) };
 }
 
 /** The A and B of a factorized layer's exact rewrite, from its factors' bytes. */
