@@ -175,6 +175,16 @@ describe('adapters', function () {
       assert.ok(byDefault.data.equals(explicit.data));
     });
 
+    it('changing its scale rebuilds it: the new meaning of alpha takes effect', async function () {
+      const rebuilds = pipeline.rebuilds;
+      const genai = await pipeline.generate('x', { ...CALL, adapters: 'b' });
+      await pipeline.adapters.add('b', { path: fx.lora('style-b'), alpha: 0.3, scale: 'diffusers' });
+      assert.equal(pipeline.rebuilds, rebuilds + 1);
+      assert.equal(pipeline.adapters.get('b').info.converted, true);
+      const diffusers = await pipeline.generate('x', { ...CALL, adapters: 'b' });
+      assert.ok(!diffusers.data.equals(genai.data), 'the scale did not change the image');
+    });
+
     it('remove unregisters it, and add then remove gives back the original bytes', async function () {
       await pipeline.adapters.remove('b');
       assert.deepEqual(pipeline.adapters.names, ['a']);

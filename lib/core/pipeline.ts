@@ -580,9 +580,12 @@ function stopThreadsAtExit(): void {
   process.once('exit', () => native().shutdown());
 }
 
-/** Whether two sources name the same weights (then changing alpha, template or negative prompt needs no rebuild). */
+/**
+ * Whether two sources give GenAI the same weights: the same file, read with the same scale (then changing alpha,
+ * template or negative prompt needs no rebuild).
+ */
 function sameWeights(a: AdapterSource, b: AdapterSource): boolean {
-  return a.name === b.name && a.path === b.path && a.data === b.data;
+  return a.name === b.name && a.path === b.path && a.data === b.data && a.scale === b.scale;
 }
 
 /**
