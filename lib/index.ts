@@ -20,7 +20,7 @@ export type {
 export { AdapterSet } from './core/adapter-set';
 export type { AdapterInfo } from './core/adapter-set';
 export type { AdapterReport } from './lora/diagnose';
-export type { LoraFormat, LoraPart, LoraScale } from './lora/format';
+export type { Approximate, ApproximatedLayer, Approximation, LoraFormat, LoraPart, LoraScale } from './lora/format';
 export type { AdapterSpec } from './core/adapter';
 export type { ModelFamily, ModelInfo } from './core/model';
 export type { StaticShape } from './core/static-shape';

@@ -3,6 +3,7 @@
 export * as safetensors from './lora/safetensors';
 export * as loraFormat from './lora/format';
 export * as loraFactorized from './lora/factorized';
+export * as loraApproximate from './lora/approximate';
 export * as errors from './core/errors';
 export * as diagnose from './lora/diagnose';
 export * as genaiQuirks from './core/genai-quirks';

@@ -101,5 +101,6 @@ export function specOf(source: AdapterSource): AdapterSpec {
   if (source.data !== undefined) spec.data = source.data;
   if (source.template !== undefined) spec.template = source.template;
   if (source.negativePrompt !== undefined) spec.negativePrompt = source.negativePrompt;
+  if (source.approximate !== undefined) spec.approximate = { ...source.approximate };
   return spec;
 }

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { native, type NativeAdapter } from './binding';
 import { prepareAdapter, type AdapterReport } from '../lora/diagnose';
 import { DisposedError, MultiloraError, fromNative } from './errors';
-import type { LoraScale } from '../lora/format';
+import { checkApproximate, type Approximate, type LoraScale } from '../lora/format';
 import type { ModelInfo } from './model';
 import { finite, invalid, knownKeys, object, string } from './validate';
 
@@ -27,9 +27,16 @@ export interface AdapterSpec {
    * ComfyUI do, so that alpha 1 is the strength the LoRA was trained for.
    */
   scale?: LoraScale;
+  /**
+   * Opt-in: fit a LoRA of at most `rank` by truncated SVD to each layer that GenAI would otherwise run at a higher
+   * rank (LoHa, LoKr) or not at all (a full weight difference of a linear layer). `info.approximation` gives each
+   * fitted layer's relative error and the total. DoRA and kernels above 1x1 are still refused: fuse them with
+   * `convert`. See docs/LORA-FORMATS.md.
+   */
+  approximate?: Approximate;
 }
 
-const SPEC_KEYS = ['path', 'data', 'alpha', 'template', 'negativePrompt', 'scale'] as const;
+const SPEC_KEYS = ['path', 'data', 'alpha', 'template', 'negativePrompt', 'scale', 'approximate'] as const;
 const SUBJECT = '<subject>';
 /** GenAI's own limit is far above; this keeps a mistaken path to a huge file from being read whole. */
 const MAX_ADAPTER_BYTES = 4 * 1024 ** 3;
@@ -43,6 +50,7 @@ export interface AdapterSource {
   template?: string;
   negativePrompt?: string;
   scale: LoraScale;
+  approximate?: Approximate;
 }
 
 /** Checks a spec without touching the file system; relative paths resolve against `baseDir`. */
@@ -62,6 +70,8 @@ export function checkSpec(name: unknown, spec: unknown, baseDir = process.cwd())
     alpha: checked.alpha === undefined ? 1 : finite(checked.alpha, `${label}.alpha`, -100, 100),
     scale: (checked.scale as LoraScale | undefined) ?? 'genai',
   };
+  if (checked.approximate !== undefined)
+    source.approximate = checkApproximate(checked.approximate, `${label}.approximate`);
   if (checked.path !== undefined) {
     source.path = path.resolve(baseDir, string(checked.path, `${label}.path`, { nonEmpty: true }));
   } else if (!Buffer.isBuffer(checked.data)) {
@@ -167,7 +177,7 @@ export class Adapter {
     if (byteLength > MAX_ADAPTER_BYTES) {
       throw new MultiloraError('ERR_ADAPTER_INVALID', `Adapter ${JSON.stringify(name)}: ${where} is over 4 GiB`);
     }
-    const prepared = await prepareAdapter(name, file ?? data!, model, source.scale);
+    const prepared = await prepareAdapter(name, file ?? data!, model, source.scale, source.approximate);
     try {
       return new Adapter(source, byteLength, prepared, await native().Adapter.load(prepared.load));
     } catch (err) {

@@ -581,11 +581,17 @@ function stopThreadsAtExit(): void {
 }
 
 /**
- * Whether two sources give GenAI the same weights: the same file, read with the same scale (then changing alpha,
- * template or negative prompt needs no rebuild).
+ * Whether two sources give GenAI the same weights: the same file, read with the same scale and fit (then changing
+ * alpha, template or negative prompt needs no rebuild).
  */
 function sameWeights(a: AdapterSource, b: AdapterSource): boolean {
-  return a.name === b.name && a.path === b.path && a.data === b.data && a.scale === b.scale;
+  return (
+    a.name === b.name &&
+    a.path === b.path &&
+    a.data === b.data &&
+    a.scale === b.scale &&
+    a.approximate?.rank === b.approximate?.rank
+  );
 }
 
 /**

@@ -14,8 +14,10 @@ import {
   genaiParts,
   genaiPrefix,
   layerTensors,
+  convertForGenai,
   planGenaiLora,
-  toGenaiLora,
+  type Approximate,
+  type Approximation,
   type LoraFormat,
   type LoraLayer,
   type LoraPart,
@@ -39,6 +41,8 @@ export interface AdapterReport {
   unmatchedTensors: string[];
   /** Whether multilora rewrote it (PEFT/diffusers names, or the 'diffusers' scale) before GenAI read it. */
   converted: boolean;
+  /** With the adapter's `approximate`: the layers fitted by SVD, each with its relative error, and the total. */
+  approximation?: Approximation;
 }
 
 /** An AdapterReport without the tensor names: what a worker publishes and the server shows of each adapter. */
@@ -186,10 +190,11 @@ export async function prepareAdapter(
   file: string | Buffer,
   model: ModelInfo,
   scale: LoraScale,
+  approximate?: Approximate,
 ): Promise<PreparedAdapter> {
   const label = `Adapter ${JSON.stringify(name)}`;
   try {
-    return await prepare(label, file, model, scale);
+    return await prepare(label, file, model, scale, approximate);
   } catch (err) {
     // Say which adapter, and which file, each failure is about.
     if (!(err instanceof MultiloraError) || err.message.startsWith(label)) throw err;
@@ -204,12 +209,17 @@ async function prepare(
   file: string | Buffer,
   model: ModelInfo,
   scale: LoraScale,
+  approximate: Approximate | undefined,
 ): Promise<PreparedAdapter> {
   const reader = await openSafetensors(file);
   try {
     const analysis = await analyzeLora(reader.header, (info) => reader.read(info));
     await checkFinite(label, file, analysis.layers, (info) => reader.read(info));
-    const converted = await toGenaiLora(file, analysis, { family: model.family, scale });
+    const { bytes: converted, approximation } = await convertForGenai(file, analysis, {
+      family: model.family,
+      scale,
+      ...(approximate ? { approximate } : {}),
+    });
     const plan = planGenaiLora(analysis, model.family);
 
     // Match each model layer to the first LoRA layer (in GenAI's order) whose name fits, part by part.
@@ -270,17 +280,22 @@ async function prepare(
           (unmatchedTensors.length ? `, e.g. ${JSON.stringify(unmatchedTensors[0])}` : ''),
       );
     }
+    // The ranks GenAI runs: a fitted layer's is the fit's
+    const fits = new Map(approximation?.layers.map((l) => [l.key, l.rank]));
+    const ranks = [...new Set(analysis.layers.map((l) => fits.get(l.key) ?? l.rank))].sort((a, b) => a - b);
+    const report: AdapterReport = {
+      format: analysis.format,
+      ranks,
+      targets: analysis.parts,
+      matched,
+      unmatched: unmatchedTensors.length,
+      unmatchedTensors: unmatchedTensors.slice(0, 100),
+      converted: converted !== null,
+    };
+    if (approximation) report.approximation = approximation;
     return {
       load: converted ?? file,
-      report: {
-        format: analysis.format,
-        ranks: analysis.ranks,
-        targets: analysis.parts,
-        matched,
-        unmatched: unmatchedTensors.length,
-        unmatchedTensors: unmatchedTensors.slice(0, 100),
-        converted: converted !== null,
-      },
+      report,
       layers: patched,
     };
   } finally {

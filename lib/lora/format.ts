@@ -28,7 +28,8 @@ import {
   type TensorData,
   type TensorInfo,
 } from './safetensors';
-import { invalid, isPlainObject, knownKeys, object } from '../core/validate';
+import { integer, invalid, isPlainObject, knownKeys, object } from '../core/validate';
+import { fitLowRank } from './approximate';
 import { denseChange, denseOutline, isDense } from './dense';
 import {
   hadamardAsLora,
@@ -143,6 +144,53 @@ export interface GenaiLoraOptions {
    * convolutions), never for GenAI at generate, which does not apply them.
    */
   kernels?: boolean;
+  /**
+   * Fits a LoRA of at most this rank, by truncated SVD, to each layer that has no plain LoRA form GenAI runs (a full
+   * weight difference of a linear or 1x1 layer) or whose exact one is of a higher rank (LoHa, LoKr). Plain LoRA
+   * layers are kept as they are. Refused for what no LoRA expresses: DoRA, kernels above 1x1, a bias difference.
+   */
+  approximate?: Approximate;
+}
+
+/** What `approximate` asks for: the rank of the fit. */
+export interface Approximate {
+  rank: number;
+}
+
+/** The biggest rank `approximate` takes: above it, a LoRA costs as much as most layers it patches. */
+export const MAX_APPROXIMATE_RANK = 1024;
+
+/** One layer that a conversion fitted. */
+export interface ApproximatedLayer {
+  key: string;
+  /** The rank of its exact form (a full difference: its out). */
+  from: number;
+  /** The rank GenAI runs. */
+  rank: number;
+  /** ‖ΔW − fit‖ / ‖ΔW‖ (Frobenius). */
+  error: number;
+}
+
+/** What `approximate` did to a file. */
+export interface Approximation {
+  rank: number;
+  layers: ApproximatedLayer[];
+  /** Over every fitted layer: √(Σ ‖ΔW − fit‖²) / √(Σ ‖ΔW‖²); 0 when none needed a fit. */
+  error: number;
+}
+
+/** Checks an `approximate` option: `{ rank }`, an integer from 1 to MAX_APPROXIMATE_RANK. */
+export function checkApproximate(value: unknown, name: string): Approximate {
+  const opts = object(value, name);
+  knownKeys(opts, ['rank'], name);
+  return { rank: integer(opts.rank, `${name}.rank`, 1, MAX_APPROXIMATE_RANK) };
+}
+
+export interface GenaiLora {
+  /** The bytes of the converted file, or null when GenAI reads the file as it is. */
+  bytes: Buffer | null;
+  /** With `approximate`: the layers fitted and their errors. */
+  approximation?: Approximation;
 }
 
 const PART_ORDER: readonly LoraPart[] = ['unet', 'transformer', 'text_encoder', 'text_encoder_2', 'text_encoder_3'];
@@ -953,14 +1001,25 @@ export async function toGenaiLora(
   analysis: LoraAnalysis,
   options: GenaiLoraOptions,
 ): Promise<Buffer | null> {
+  return (await convertForGenai(file, analysis, options)).bytes;
+}
+
+/** toGenaiLora, with what `approximate` did. */
+export async function convertForGenai(
+  file: string | Uint8Array,
+  analysis: LoraAnalysis,
+  options: GenaiLoraOptions,
+): Promise<GenaiLora> {
   checkAnalysis(analysis);
   const opts = object(options, 'options');
-  knownKeys(opts, ['family', 'scale', 'kernels'], 'the conversion options');
+  knownKeys(opts, ['family', 'scale', 'kernels', 'approximate'], 'the conversion options');
   const family = checkFamily(opts.family, 'options.family');
   const scale = opts.scale ?? 'genai';
   if (scale !== 'genai' && scale !== 'diffusers') throw invalid('"genai" or "diffusers"', 'options.scale', scale);
   const kernels = opts.kernels ?? false;
   if (typeof kernels !== 'boolean') throw invalid('a boolean', 'options.kernels', kernels);
+  const approximate =
+    opts.approximate === undefined ? undefined : checkApproximate(opts.approximate, 'options.approximate');
 
   const plan = planGenaiLora(analysis, family);
   if (plan.layers.length === 0) {
@@ -969,7 +1028,7 @@ export async function toGenaiLora(
         `LoRA to on a ${family} model (${GENAI_PARTS[family].join(', ')})`,
     );
   }
-  for (const { layer } of plan.layers) checkForGenai(layer, scale, kernels);
+  for (const { layer } of plan.layers) checkForGenai(layer, scale, kernels, approximate);
   const unchanged =
     plan.dropped.length === 0 &&
     plan.layers.every(
@@ -982,7 +1041,8 @@ export async function toGenaiLora(
         (layer.alphaTensor === undefined || layer.alphaTensor.name === names.alpha) &&
         (scale === 'genai' || layer.scale === 1),
     );
-  if (unchanged) return null;
+  const approximation: Approximation | undefined = approximate && { rank: approximate.rank, layers: [], error: 0 };
+  if (unchanged) return approximation ? { bytes: null, approximation } : { bytes: null };
 
   const reader = await openSafetensors(file);
   try {
@@ -995,20 +1055,33 @@ export async function toGenaiLora(
       return reader.read(own);
     };
     const out: TensorData[] = [];
+    let error2 = 0;
+    let norm2 = 0;
     for (const { layer, names } of plan.layers) {
-      const { down, up } = layer;
+      let { down, up } = layer;
+      let rank = layer.rank;
       out.push(...(await sideTensors(layer, names, read)));
-      const made = layer.factorized
+      let made = layer.factorized
         ? await factorizedPair(layer, read)
         : layer.tucker
           ? await tuckerPair(layer, layer.tucker, read)
           : undefined;
+      if (made && approximation && fitted(layer, approximation.rank)) {
+        const fit = fitLowRank(made, approximation.rank);
+        made = fit.pair;
+        rank = fit.pair.down.rows;
+        down = madeTensor(down.name, [rank, ...down.shape.slice(1)]);
+        up = madeTensor(up.name, [up.shape[0], rank, ...up.shape.slice(2)]);
+        approximation.layers.push({ key: layer.key, from: layer.rank, rank, error: fit.error / fit.norm || 0 });
+        error2 += fit.error ** 2;
+        norm2 += fit.norm ** 2;
+      }
       if (made) {
         // The rewrite's A and B in F32; B scaled as any B
         out.push({ name: names.down, dtype: 'F32', shape: down.shape, data: fromFloat32Array(made.down.data, 'F32') });
-        const f32 = madeTensor(up.name, up.shape);
         let upData = fromFloat32Array(made.up.data, 'F32');
-        if (scale === 'diffusers' && layer.scale !== 1) upData = scaled(upData, f32, layer.scale);
+        if (scale === 'diffusers' && layer.scale !== 1)
+          upData = scaled(upData, madeTensor(up.name, up.shape), layer.scale);
         out.push({ name: names.up, dtype: 'F32', shape: up.shape, data: upData });
       } else {
         out.push({ name: names.down, dtype: down.dtype, shape: down.shape, data: await read(down) });
@@ -1016,38 +1089,54 @@ export async function toGenaiLora(
         if (scale === 'diffusers' && layer.scale !== 1) upData = scaled(upData, up, layer.scale);
         out.push({ name: names.up, dtype: up.dtype, shape: up.shape, data: upData });
       }
-      const alpha = writtenAlpha(layer, scale);
+      const alpha = writtenAlpha(layer, rank, scale);
       if (names.alpha && alpha !== undefined) {
         const data = Buffer.alloc(4);
         data.writeFloatLE(alpha);
         out.push({ name: names.alpha, dtype: 'F32', shape: [], data });
       }
     }
-    return writeSafetensors(out, {
+    if (approximation && norm2 > 0) approximation.error = Math.sqrt(error2 / norm2);
+    const bytes = writeSafetensors(out, {
       multilora_source_format: analysis.format,
       multilora_family: family,
       multilora_scale: scale,
+      ...(approximation ? { multilora_approximate_rank: String(approximation.rank) } : {}),
     });
+    return approximation ? { bytes, approximation } : { bytes };
   } finally {
     await reader.close();
   }
 }
 
-/** Refuses a layer that GenAI cannot take as the conversion is asked for (at generate, or `kernels` for a fuse). */
-function checkForGenai(layer: LoraLayer, scale: LoraScale, kernels: boolean): void {
-  if (layer.factorized?.kind === 'full' && !kernels) {
-    const diff = layer.factorized.tensors.diff ?? layer.down;
+/**
+ * Refuses a layer that GenAI cannot take as the conversion is asked for (at generate, `approximate` at generate, or
+ * `kernels` for a fuse), naming the ways out that apply.
+ */
+function checkForGenai(layer: LoraLayer, scale: LoraScale, kernels: boolean, approximate?: Approximate): void {
+  const full = layer.factorized?.kind === 'full';
+  if (full && !kernels && (!approximate || spatial(layer.down))) {
+    const diff = layer.factorized?.tensors.diff ?? layer.down;
     throw formatError(
       `LoRA layer ${quote(layer.key)} is a full weight difference (LyCORIS "full", tensor ${quote(diff.name)}): ` +
         `as a LoRA it would run at rank ${layer.rank}, as costly as the layer itself, at every step. Fuse it into ` +
-        'the model instead: `multilora convert <model> <out> --fuse-lora <file>` (convert({ fuseLora }))',
+        'the model instead: `multilora convert <model> <out> --fuse-lora <file>` (convert({ fuseLora }))' +
+        (spatial(layer.down) ? '' : ", or fit a LoRA of lower rank to it: the adapter's `approximate: { rank }`"),
+    );
+  }
+  const bias = layer.factorized?.tensors.diff_b;
+  if (full && !kernels && bias) {
+    throw formatError(
+      `LoRA layer ${quote(layer.key)} changes its bias too (tensor ${quote(bias.name)}), which no LoRA carries: ` +
+        'fuse it into the model instead: `multilora convert <model> <out> --fuse-lora <file>`',
     );
   }
   if (layer.dora && !kernels) {
     throw formatError(
       `LoRA layer ${quote(layer.key)} is DoRA (tensor ${quote(layer.dora.magnitude.name)}): its change of the weights ` +
-        "is a new norm of the model's own weights, which GenAI's adapters cannot express. Fuse it into the model " +
-        'instead: `multilora convert <model> <out> --fuse-lora <file> --fuse-scale diffusers`',
+        "is a new norm of the model's own weights, which GenAI's adapters cannot express" +
+        (approximate ? ' (nor a fit of the file alone: it depends on the weights)' : '') +
+        '. Fuse it into the model instead: `multilora convert <model> <out> --fuse-lora <file> --fuse-scale diffusers`',
     );
   }
   if (layer.dora && scale !== 'diffusers' && layer.scale !== 1) {
@@ -1061,7 +1150,9 @@ function checkForGenai(layer: LoraLayer, scale: LoraScale, kernels: boolean): vo
   if (kernel) {
     throw formatError(
       `LoRA layer ${quote(layer.key)} is a convolution with a ${kernel} kernel (LyCORIS LoCon); OpenVINO GenAI 2026.3 ` +
-        'applies only 1x1 ones ("LoRA adapter with not pointwise Convolutional kernel is not supported")',
+        'applies only 1x1 ones ("LoRA adapter with not pointwise Convolutional kernel is not supported"), and no fit ' +
+        'of lower rank has a smaller kernel. Fuse it into the model instead: `multilora convert <model> <out> ' +
+        '--fuse-lora <file>`',
     );
   }
 }
@@ -1087,10 +1178,19 @@ async function sideTensors(layer: LoraLayer, names: GenaiNames, read: TensorRead
  * The `.alpha` a converted layer gets, keeping the file's meaning for tools that read it: alpha / rank is the layer's
  * scale (a rewrite's rank being the rewrite's), or 1 once baked in ('diffusers'). None for a plain layer without one.
  */
-function writtenAlpha(layer: LoraLayer, scale: LoraScale): number | undefined {
+function writtenAlpha(layer: LoraLayer, rank: number, scale: LoraScale): number | undefined {
   if (!layer.factorized && layer.alpha === undefined) return undefined;
-  if (scale === 'diffusers') return layer.rank;
-  return layer.factorized || layer.rslora ? layer.scale * layer.rank : layer.alpha;
+  if (scale === 'diffusers') return rank;
+  return layer.factorized || layer.rslora ? layer.scale * rank : layer.alpha;
+}
+
+/**
+ * Whether `approximate` fits a layer: a full difference of a linear or 1x1 layer (which checkForGenai let through),
+ * or a LoHa or LoKr above the rank. Plain LoRA and Tucker LoCon layers keep their own pair.
+ */
+function fitted(layer: LoraLayer, rank: number): boolean {
+  if (!layer.factorized || layer.factorized.dense || layer.dora || spatial(layer.down)) return false;
+  return layer.factorized.kind === 'full' || layer.rank > rank;
 }
 
 /**
