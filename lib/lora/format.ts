@@ -52,22 +52,35 @@ import {
  * - 'diffusers': diffusers' older names (`unet.<...>.processor.to_q_lora.down.weight`, `<module>.lora.down.weight`,
  *   `text_encoder.<module>.lora_linear_layer.down.weight`);
  * - 'xlabs': XLabs' Flux names (`double_blocks.0.processor.qkv_lora1.down.weight`);
+ * - 'comfyui': ComfyUI's LoraSave (`diffusion_model.<module>.lora_up.weight`, dots kept, Stability's block names for
+ *   SD/SDXL; `text_encoders.clip_l.transformer.<module>…`, `clip_g` for SDXL's second text encoder);
+ * - 'lycoris': LyCORIS's standalone wrapper (`lycoris_<diffusers module, '.' -> '_'>.lora_down.weight`, what
+ *   SimpleTuner saves), the kohya suffixes under the prefix `lycoris_`;
  * - 'mixed': more than one of these.
  */
-export type LoraFormat = 'kohya' | 'sgm' | 'locon' | 'peft' | 'diffusers' | 'xlabs' | 'mixed';
+export type LoraFormat =
+  | 'kohya'
+  | 'sgm'
+  | 'locon'
+  | 'peft'
+  | 'diffusers'
+  | 'xlabs'
+  | 'comfyui'
+  | 'lycoris'
+  | 'mixed';
 
 /** The model part a layer belongs to, named as diffusers names the pipeline's components. */
 export type LoraPart = 'unet' | 'transformer' | 'text_encoder' | 'text_encoder_2' | 'text_encoder_3';
 
 /** The naming of one layer's tensors. */
-export type LoraNaming = 'kohya' | 'peft' | 'diffusers' | 'xlabs';
+export type LoraNaming = 'kohya' | 'peft' | 'diffusers' | 'xlabs' | 'comfyui' | 'lycoris';
 
 export interface LoraLayer {
   /** The layer's stem in the file: its tensor names without the suffix (for the older diffusers names, `<part>.<module>`). */
   key: string;
   naming: LoraNaming;
   part: LoraPart;
-  /** The module path inside the part: dotted for PEFT/diffusers/XLabs, with '_' for kohya. */
+  /** The module path inside the part: dotted for PEFT/diffusers/XLabs/ComfyUI, with '_' for kohya and LyCORIS. */
   module: string;
   /**
    * A, [rank, in] (or [rank, in, kh, kw]). For a factorized layer (`factorized`), the A that its rewrite gives: not
@@ -223,13 +236,28 @@ const UNSUPPORTED: ReadonlyArray<[RegExp, string]> = [
 ];
 
 const PARTS = '(unet|transformer|text_encoder|text_encoder_2|text_encoder_3)';
+// kohya's prefixes, and the LyCORIS wrapper's (lycoris/wrapper.py: LORA_PREFIX "lycoris", its UNet or transformer only).
 const KOHYA =
-  /^(lora_(?:unet|te[123]?))_(.+)\.(lora_down\.weight|lora_up\.weight|alpha|hada_w[12]_[ab]|hada_t[12]|lokr_w[12](?:_[ab])?|lokr_t2|diff|diff_b|dora_scale|lora_mid\.weight)$/;
+  /^(lora_(?:unet|te[123]?)|lycoris)_(.+)\.(lora_down\.weight|lora_up\.weight|alpha|hada_w[12]_[ab]|hada_t[12]|lokr_w[12](?:_[ab])?|lokr_t2|diff|diff_b|dora_scale|lora_mid\.weight)$/;
 const PEFT = new RegExp(`^${PARTS}\\.(.+)\\.(?:lora_(A|B)\\.weight|(alpha)|(lora_magnitude_vector)(?:\\.weight)?)$`);
+// diffusers' LoRAAttnProcessor names; save_attn_procs wrote them with no component prefix (a UNet's).
 const DIFFUSERS_PROCESSOR = new RegExp(
-  `^${PARTS}\\.(.+)\\.processor\\.(to_q|to_k|to_v|to_out|add_q_proj|add_k_proj|add_v_proj|to_add_out)_lora\\.(down|up)\\.weight$`,
+  `^(?:${PARTS}\\.)?(.+)\\.processor\\.(to_q|to_k|to_v|to_out|add_q_proj|add_k_proj|add_v_proj|to_add_out)_lora\\.(down|up)\\.weight$`,
 );
 const DIFFUSERS_LINEAR = new RegExp(`^${PARTS}\\.(.+)\\.(?:lora_linear_layer|lora)\\.(down|up)\\.weight$`);
+/**
+ * The text encoders' attention in the same era (diffusers 0.14-0.18): `text_encoder.<layer>.self_attn.to_q_lora.down.weight`,
+ * for the module `<layer>.self_attn.q_proj` (diffusers' DIFFUSERS_OLD_TO_PEFT maps them so).
+ */
+const DIFFUSERS_TEXT_ATTN = new RegExp(
+  `^${PARTS}\\.(.+\\.self_attn)\\.(to_q|to_k|to_v|to_out)_lora\\.(down|up)\\.weight$`,
+);
+/**
+ * ComfyUI's LoraSave (comfy_extras/nodes_lora_extract.py): the model's own module paths with kohya's suffixes, dots
+ * kept; the UNet or DiT under `diffusion_model.`, the text encoders under `text_encoders.<clip_l|clip_g>.transformer.`.
+ */
+const COMFYUI =
+  /^(diffusion_model|text_encoders\.clip_[lg]\.transformer)\.(.+)\.(lora_down\.weight|lora_up\.weight|alpha)$/;
 const XLABS = /^((?:diffusion_model\.)?(?:double|single)_blocks\.\d+\..*lora\d?)\.(down|up)\.weight$/;
 /** Top-level modules of the SD3 and Flux transformers (diffusers and original names), under kohya's `lora_unet_`. */
 const TRANSFORMER_MODULES =
@@ -272,10 +300,16 @@ interface ParsedName {
 }
 
 function kohyaPart(prefix: string, module: string): LoraPart {
-  if (prefix === 'lora_unet') return TRANSFORMER_MODULES.test(module) ? 'transformer' : 'unet';
+  if (prefix === 'lora_unet' || prefix === 'lycoris') return TRANSFORMER_MODULES.test(module) ? 'transformer' : 'unet';
   if (prefix === 'lora_te2') return 'text_encoder_2';
   if (prefix === 'lora_te3') return 'text_encoder_3';
   return 'text_encoder';
+}
+
+/** The part of a ComfyUI name: its CLIP-G is SDXL's second text encoder; its DiTs are transformers. */
+function comfyPart(prefix: string, module: string): LoraPart {
+  if (prefix.startsWith('text_encoders.')) return prefix.includes('clip_g') ? 'text_encoder_2' : 'text_encoder';
+  return TRANSFORMER_MODULES.test(module.replaceAll('.', '_')) ? 'transformer' : 'unet';
 }
 
 /** A part that PARTS matched. */
@@ -304,7 +338,8 @@ function parseName(name: string): ParsedName | undefined {
               : suffix === 'lora_mid.weight'
                 ? 'mid'
                 : (suffix as FactorRole);
-    return { key: `${prefix}_${module}`, naming: 'kohya', part: kohyaPart(prefix, module), module, role };
+    const naming = prefix === 'lycoris' ? 'lycoris' : 'kohya';
+    return { key: `${prefix}_${module}`, naming, part: kohyaPart(prefix, module), module, role };
   }
   m = PEFT.exec(name);
   if (m) {
@@ -314,9 +349,21 @@ function parseName(name: string): ParsedName | undefined {
   }
   m = DIFFUSERS_PROCESSOR.exec(name);
   if (m) {
-    const [, part = '', path = '', projection, role] = m;
+    const [, part = 'unet', path = '', projection, role] = m;
     const module = `${path}.${projection === 'to_out' ? 'to_out.0' : projection}`;
     return { key: `${part}.${module}`, naming: 'diffusers', part: partNamed(part), module, role: downOrUp(role) };
+  }
+  m = DIFFUSERS_TEXT_ATTN.exec(name);
+  if (m) {
+    const [, part = '', path = '', projection = '', role] = m;
+    const module = `${path}.${projection.slice(3)}_proj`;
+    return { key: `${part}.${module}`, naming: 'diffusers', part: partNamed(part), module, role: downOrUp(role) };
+  }
+  m = COMFYUI.exec(name);
+  if (m) {
+    const [, prefix = '', module = '', suffix] = m;
+    const role: Role = suffix === 'alpha' ? 'alpha' : suffix === 'lora_down.weight' ? 'down' : 'up';
+    return { key: `${prefix}.${module}`, naming: 'comfyui', part: comfyPart(prefix, module), module, role };
   }
   m = DIFFUSERS_LINEAR.exec(name);
   if (m) {
@@ -632,7 +679,7 @@ async function makeLayer(group: Group, config: PeftConfig | undefined, read: Ten
   if (alphaTensor) layer.alphaTensor = alphaTensor;
   if (alpha !== undefined) layer.alpha = alpha;
   if (rslora) layer.rslora = true;
-  if (group.magnitude) layer.dora = doraOf(key, group.magnitude, up.shape[0], down.shape[1], group.naming !== 'kohya');
+  if (group.magnitude) layer.dora = doraOf(key, group.magnitude, up.shape[0], down.shape[1], group.naming === 'peft');
   if (group.mid) {
     const { mid } = group;
     const [r1, r2, kh = 0, kw = 0] = mid.shape;
