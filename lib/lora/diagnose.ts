@@ -165,6 +165,42 @@ function dims(shape: readonly number[]): string {
   return `[${shape.join(', ')}]`;
 }
 
+const SGM_RESNET: ReadonlyArray<[RegExp, string]> = [
+  [/^in_layers_2/, 'conv1'],
+  [/^out_layers_3/, 'conv2'],
+  [/^emb_layers_1/, 'time_emb_proj'],
+  [/^skip_connection/, 'conv_shortcut'],
+];
+
+/**
+ * A kohya UNet stem's rest (`_input_blocks_4_1_…`) in diffusers' block names, as GenAI renames Stability's (sgm) names
+ * before it matches them (lora/names_mapping.cpp, maybe_map_sgm_blocks_to_diffusers with two layers per block, as
+ * SD 1.5 and SDXL have, then _convert_unet_lora_key): `input_blocks_4_1` is `down_blocks_1_attentions_0`. Other rests
+ * are returned as they are.
+ */
+function sgmAsDiffusers(rest: string): string {
+  const mid = /^_middle_block_(\d+)_(.*)$/.exec(rest);
+  if (mid) {
+    const [, index, tail = ''] = mid;
+    const block = index === '1' ? 'mid_block_attentions_0' : `mid_block_resnets_${index === '2' ? 1 : 0}`;
+    return `_${block}_${SGM_RESNET.reduce((name, [from, to]) => name.replace(from, to), tail)}`;
+  }
+  const m = /^_(input_blocks|output_blocks)_(\d+)_(\d+)_(.*)$/.exec(rest);
+  if (!m) return rest;
+  const [, kind, first = '0', second = '0', tail = ''] = m;
+  const i = Number(first);
+  const inner = Number(second);
+  let block: string;
+  if (kind === 'input_blocks') {
+    if (tail.startsWith('op')) return `_down_blocks_${Math.floor((i - 1) / 3)}_downsamplers_0_conv${tail.slice(2)}`;
+    block = `down_blocks_${Math.floor((i - 1) / 3)}_${inner === 1 ? 'attentions' : 'resnets'}_${(i - 1) % 3}`;
+  } else {
+    block = `up_blocks_${Math.floor(i / 3)}_${['resnets', 'attentions', 'upsamplers'][inner] ?? 'resnets'}_${inner === 2 ? 0 : i % 3}`;
+  }
+  const renamed = SGM_RESNET.reduce((name, [from, to]) => name.replace(from, to), tail);
+  return `_${block}_${renamed}`;
+}
+
 /** in and out features of a layer's weights. */
 function features(layer: ModelLayer): { in: number; out: number } {
   const [a = 0, b = 0] = layer.shape;
@@ -232,7 +268,10 @@ async function prepare(
         .map(({ layer, names }) => ({ layer, stem: stemOf(names.down) }))
         .filter(({ stem }) => stem.startsWith(prefix))
         .sort((x, y) => (x.stem < y.stem ? -1 : x.stem > y.stem ? 1 : 0))
-        .map(({ layer, stem }) => ({ layer, rest: stem.slice(prefix.length) }));
+        .map(({ layer, stem }) => ({
+          layer,
+          rest: part === 'unet' ? sgmAsDiffusers(stem.slice(prefix.length)) : stem.slice(prefix.length),
+        }));
       for (const node of await modelLayers(model, part)) {
         const dotted = node.name;
         const underscored = dotted.replaceAll('.', '_');
