@@ -633,6 +633,8 @@ def build(out, diffusers_out, keep_diffusers_in_fixtures):
             scrub_build_paths(out, tmp)
             manifest["models"][name] = model_entry(family, name, out, pipe)
             manifest["loras"].update(make_loras(family, pipe, out))
+            if family == "sdxl":
+                manifest["loras"].update(make_layouts(pipe, out))
             del pipe
 
     (out / "torch-randn.json").write_text(json.dumps(torch_randn_reference(), indent=1) + "\n")
@@ -961,6 +963,354 @@ def make_lycoris(family, pipe, ldir, entry):
               expect=f"the same images as {family}/{algo} at alpha 1 with the 'diffusers' scale")
 
 
+# --------------------------------------------------------------------------
+# Layouts of published LoRA files (sdxl-tiny, test-only): test/fixtures/loras/layouts/
+# --------------------------------------------------------------------------
+# Each file reproduces, at the tiny model's sizes, the names, shapes, dtypes and alpha encodings that one real writer
+# gives its files (what each writer does is summed up in the comment above its entry in LAYOUTS); most have beside
+# them a "twin": the same weights, in the same dtype, in the canonical kohya naming (`lora_unet_<diffusers module,
+# '.' -> '_'>`, `lora_te1_`, `lora_te2_`, `.alpha` float32 0-dim): a layout read right gives its twin's image.
+# The block numbers of Stability's (sgm) names are those of the real SDXL (two resnets per down block), which
+# GenAI and diffusers assume: `input_blocks.4.1` is `down_blocks.1.attentions.0` there and here.
+
+LAYOUT_RANK = 4
+LAYOUT_STD = 0.25
+# Linear layers of every kind a kohya or diffusers LoRA trains on SDXL: attention projections, proj_in/proj_out, the
+# feed-forward output, in the down, mid and up blocks; the text encoders' self-attention and MLP.
+LAYOUT_UNET = [
+    "down_blocks.1.attentions.0.proj_in",
+    "down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_q",
+    "down_blocks.1.attentions.0.transformer_blocks.0.attn2.to_k",
+    "down_blocks.1.attentions.0.transformer_blocks.1.attn1.to_out.0",
+    "down_blocks.1.attentions.0.transformer_blocks.1.ff.net.2",
+    "mid_block.attentions.0.transformer_blocks.0.attn2.to_v",
+    "up_blocks.0.attentions.0.proj_out",
+    "up_blocks.0.attentions.1.transformer_blocks.0.attn1.to_k",
+]
+LAYOUT_UNET_ATTN = [m for m in LAYOUT_UNET if re.search(r"\.attn[12]\.", m)]
+LAYOUT_TE = [
+    ("text_encoder", "text_model.encoder.layers.0.self_attn.q_proj"),
+    ("text_encoder", "text_model.encoder.layers.1.mlp.fc1"),
+    ("text_encoder_2", "text_model.encoder.layers.0.self_attn.out_proj"),
+    ("text_encoder_2", "text_model.encoder.layers.1.mlp.fc2"),
+]
+LAYOUT_TE_ATTN = [
+    ("text_encoder", "text_model.encoder.layers.0.self_attn.q_proj"),
+    ("text_encoder", "text_model.encoder.layers.1.self_attn.v_proj"),
+    ("text_encoder_2", "text_model.encoder.layers.0.self_attn.out_proj"),
+    ("text_encoder_2", "text_model.encoder.layers.1.self_attn.k_proj"),
+]
+# LCM-LoRA's targets (diffusers' train_lcm_distill_lora_sdxl_wds.py): attention, proj_in/out, ff, and the resnets'
+# conv1/conv2 (3x3), conv_shortcut (1x1), time_emb_proj, the downsamplers' and upsamplers' convs (3x3).
+LAYOUT_LCM = [
+    "down_blocks.0.resnets.0.conv1",
+    "down_blocks.0.resnets.0.conv2",
+    "down_blocks.0.resnets.0.time_emb_proj",
+    "down_blocks.0.downsamplers.0.conv",
+    "down_blocks.1.resnets.0.conv_shortcut",
+    "down_blocks.1.attentions.0.proj_in",
+    "down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_q",
+    "down_blocks.1.attentions.0.transformer_blocks.0.attn2.to_k",
+    "down_blocks.1.attentions.0.transformer_blocks.0.ff.net.2",
+    "mid_block.attentions.0.proj_out",
+    "up_blocks.0.upsamplers.0.conv",
+    "up_blocks.1.resnets.1.conv1",
+]
+KOHYA_TE = {"text_encoder": "lora_te1", "text_encoder_2": "lora_te2"}
+COMFY_TE = {"text_encoder": "clip_l", "text_encoder_2": "clip_g"}
+SGM_RESNET = {"conv1": "in_layers.2", "conv2": "out_layers.3", "time_emb_proj": "emb_layers.1",
+              "conv_shortcut": "skip_connection"}
+
+
+def sgm_module(module):
+    """A diffusers UNet module path as Stability's (sgm) UNet names it, numbered as the real SDXL's blocks are
+    (diffusers' _maybe_map_sgm_blocks_to_diffusers, read backwards, with two layers per block)."""
+    m = re.match(r"^down_blocks\.(\d+)\.(attentions|resnets)\.(\d+)\.(.*)$", module)
+    if m:
+        block, kind, layer, rest = int(m.group(1)), m.group(2), int(m.group(3)), m.group(4)
+        inner = 1 if kind == "attentions" else 0
+        return f"input_blocks.{3 * block + layer + 1}.{inner}.{SGM_RESNET.get(rest, rest)}"
+    m = re.match(r"^mid_block\.attentions\.0\.(.*)$", module)
+    if m:
+        return f"middle_block.1.{m.group(1)}"
+    m = re.match(r"^up_blocks\.(\d+)\.(attentions|resnets)\.(\d+)\.(.*)$", module)
+    if m:
+        block, kind, layer, rest = int(m.group(1)), m.group(2), int(m.group(3)), m.group(4)
+        inner = 1 if kind == "attentions" else 0
+        return f"output_blocks.{3 * block + layer}.{inner}.{SGM_RESNET.get(rest, rest)}"
+    raise ValueError(f"no sgm name for {module}")
+
+
+def layout_weights(pipe, layers, seed, dtype):
+    """{(part, module): (down, up)} for [(part, module)]: seeded randn * LAYOUT_STD, rounded to `dtype` (and held in
+    it); a convolution's down is [r, in, kh, kw] and up [out, r, 1, 1], as kohya and PEFT write them."""
+    import torch
+    g = torch.Generator().manual_seed(seed)
+    out = {}
+    for part, module in layers:
+        layer = getattr(pipe, part).get_submodule(module)
+        if isinstance(layer, torch.nn.Conv2d):
+            kh, kw = layer.kernel_size
+            down_shape, up_shape = (LAYOUT_RANK, layer.in_channels, kh, kw), (layer.out_channels, LAYOUT_RANK, 1, 1)
+        else:
+            down_shape, up_shape = (LAYOUT_RANK, layer.in_features), (layer.out_features, LAYOUT_RANK)
+        down = torch.randn(down_shape, generator=g) * LAYOUT_STD
+        up = torch.randn(up_shape, generator=g) * LAYOUT_STD
+        out[(part, module)] = (down.to(dtype).contiguous(), up.to(dtype).contiguous())
+    return out
+
+
+def kohya_stem(part, module):
+    prefix = "lora_unet" if part == "unet" else KOHYA_TE[part]
+    return f"{prefix}_{module.replace('.', '_')}"
+
+
+def twin_tensors(weights, alpha):
+    """The canonical kohya form of `weights`: kohya names of the diffusers modules, `.alpha` float32 0-dim when the
+    layout has an alpha (None: it has none, so none here either)."""
+    import torch
+    sd = {}
+    for (part, module), (down, up) in weights.items():
+        stem = kohya_stem(part, module)
+        sd[f"{stem}.lora_down.weight"] = down
+        sd[f"{stem}.lora_up.weight"] = up
+        if alpha is not None:
+            sd[f"{stem}.alpha"] = torch.tensor(float(alpha), dtype=torch.float32)
+    return sd
+
+
+def layouts_kohya_sgm(pipe, seed):
+    # kohya-ss/sd-scripts (networks/lora.py, library/sdxl_original_unet.py): SDXL is trained on Stability's UNet, so
+    # `lora_unet_<sgm module, '.' -> '_'>`; text encoders `lora_te1_` (CLIP-L) and `lora_te2_` (CLIP-G); `.alpha` a
+    # 0-dim buffer; save_weights casts every tensor, alpha included, to --save_precision (fp16 here); ss_* metadata.
+    import torch
+    weights = layout_weights(pipe, [("unet", m) for m in LAYOUT_UNET] + LAYOUT_TE, seed, torch.float16)
+    sd = {}
+    for (part, module), (down, up) in weights.items():
+        stem = f"lora_unet_{sgm_module(module).replace('.', '_')}" if part == "unet" else kohya_stem(part, module)
+        sd[f"{stem}.lora_down.weight"] = down
+        sd[f"{stem}.lora_up.weight"] = up
+        sd[f"{stem}.alpha"] = torch.tensor(2.0, dtype=torch.float16)
+    meta = {"ss_network_module": "networks.lora", "ss_network_dim": str(LAYOUT_RANK), "ss_network_alpha": "2.0",
+            "ss_base_model_version": "sdxl_base_v1-0", "ss_v2": "False", "ss_output_name": "kohya-sgm",
+            "modelspec.architecture": "stable-diffusion-xl-v1-base/lora",
+            "modelspec.implementation": "https://github.com/Stability-AI/generative-models",
+            "multilora_fixture": "random test weights, not a trained LoRA"}
+    return sd, meta, weights, 2.0
+
+
+def layouts_lcm(pipe, seed):
+    # LCM-LoRA SDXL (latent-consistency/lcm-lora-sdxl, written by get_module_kohya_state_dict of diffusers'
+    # examples/consistency_distillation/train_lcm_distill_lora_sdxl_wds.py): kohya's prefix on diffusers' module
+    # names, `.alpha` in the save dtype, fp16 (the published files' size says so); 3x3 convolutions as
+    # down [r, in, 3, 3] / up [out, r, 1, 1]; no text encoder. alpha 0.5 at rank 4: the real file's 8 / 64.
+    import torch
+    weights = layout_weights(pipe, [("unet", m) for m in LAYOUT_LCM], seed, torch.float16)
+    sd = twin_tensors(weights, None)
+    for (part, module) in weights:
+        sd[f"{kohya_stem(part, module)}.alpha"] = torch.tensor(0.5, dtype=torch.float16)
+    return sd, {"multilora_fixture": "random test weights, not a trained LoRA"}, None, None
+
+
+def layouts_peft(pipe, seed):
+    # diffusers' save_lora_weights of PEFT layers (lora_base.py, peft's get_peft_model_state_dict), as Flux/SD3
+    # scripts and other trainers leave them: `unet.<module>.lora_A.weight` / `.lora_B.weight`, `text_encoder.`,
+    # `text_encoder_2.`; no alpha tensors, r and lora_alpha in the `lora_adapter_metadata` metadata; float32.
+    import torch
+    from diffusers import StableDiffusionXLPipeline
+    weights = layout_weights(pipe, [("unet", m) for m in LAYOUT_UNET] + LAYOUT_TE, seed, torch.float32)
+    layers = {"unet": {}, "text_encoder": {}, "text_encoder_2": {}}
+    for (part, module), (down, up) in weights.items():
+        layers[part][f"{module}.lora_A.weight"] = down
+        layers[part][f"{module}.lora_B.weight"] = up
+    meta = {"r": LAYOUT_RANK, "lora_alpha": 2.0}
+    with tempfile.TemporaryDirectory() as tmp:
+        StableDiffusionXLPipeline.save_lora_weights(
+            tmp, unet_lora_layers=layers["unet"], text_encoder_lora_layers=layers["text_encoder"],
+            text_encoder_2_lora_layers=layers["text_encoder_2"], unet_lora_adapter_metadata=meta,
+            text_encoder_lora_adapter_metadata=meta, text_encoder_2_lora_adapter_metadata=meta,
+            weight_name="peft.safetensors")
+        from safetensors.torch import load_file
+        from safetensors import safe_open
+        path = Path(tmp) / "peft.safetensors"
+        with safe_open(str(path), "pt") as f:
+            metadata = f.metadata()
+        sd = load_file(str(path))
+    return sd, metadata, weights, 2.0
+
+
+def layouts_diffusers_script(pipe, seed):
+    # What diffusers' SDXL LoRA scripts (examples/dreambooth/train_dreambooth_lora_sdxl.py) save: peft's state dict
+    # through convert_state_dict_to_diffusers (PEFT_TO_DIFFUSERS) before save_lora_weights, so the UNet's attention
+    # projections become `.lora.down.weight` / `.lora.up.weight` and the text encoders' `.lora_linear_layer.down.weight`;
+    # lora_alpha = rank in the metadata, as the scripts set it; float32 (trainable LoRA parameters stay fp32).
+    import torch
+    from diffusers import StableDiffusionXLPipeline
+    from diffusers.utils import convert_state_dict_to_diffusers
+    weights = layout_weights(pipe, [("unet", m) for m in LAYOUT_UNET_ATTN] + LAYOUT_TE_ATTN, seed, torch.float32)
+    layers = {"unet": {}, "text_encoder": {}, "text_encoder_2": {}}
+    for (part, module), (down, up) in weights.items():
+        layers[part][f"{module}.lora_A.weight"] = down
+        layers[part][f"{module}.lora_B.weight"] = up
+    meta = {"r": LAYOUT_RANK, "lora_alpha": LAYOUT_RANK}
+    with tempfile.TemporaryDirectory() as tmp:
+        StableDiffusionXLPipeline.save_lora_weights(
+            tmp, unet_lora_layers=convert_state_dict_to_diffusers(layers["unet"]),
+            text_encoder_lora_layers=convert_state_dict_to_diffusers(layers["text_encoder"]),
+            text_encoder_2_lora_layers=convert_state_dict_to_diffusers(layers["text_encoder_2"]),
+            unet_lora_adapter_metadata=meta, text_encoder_lora_adapter_metadata=meta,
+            text_encoder_2_lora_adapter_metadata=meta, weight_name="d.safetensors")
+        from safetensors.torch import load_file
+        from safetensors import safe_open
+        path = Path(tmp) / "d.safetensors"
+        with safe_open(str(path), "pt") as f:
+            metadata = f.metadata()
+        sd = load_file(str(path))
+    return sd, metadata, weights, float(LAYOUT_RANK)
+
+
+def processor_key(module, role):
+    """`<block>.attnN.processor.to_q_lora.<role>.weight`: the old LoRAAttnProcessor's names (to_out.0 as to_out)."""
+    block, proj = re.match(r"^(.*\.attn[12])\.(to_q|to_k|to_v|to_out)(?:\.0)?$", module).groups()
+    return f"{block}.processor.{proj}_lora.{role}.weight"
+
+
+def layouts_diffusers_sdxl_019(pipe, seed):
+    # diffusers 0.19-0.20 (the first SDXL LoRA scripts): the UNet's LoRAAttnProcessor layers
+    # (`unet.<block>.attn1.processor.to_q_lora.down.weight`, `to_out_lora`), the text encoders' patched
+    # LoRALinearLayer (`text_encoder.<module>.lora_linear_layer.down.weight`, `text_encoder_2.`); no alpha, no
+    # metadata; float32.
+    import torch
+    weights = layout_weights(pipe, [("unet", m) for m in LAYOUT_UNET_ATTN] + LAYOUT_TE_ATTN, seed, torch.float32)
+    sd = {}
+    for (part, module), (down, up) in weights.items():
+        for role, t in (("down", down), ("up", up)):
+            if part == "unet":
+                sd[f"unet.{processor_key(module, role)}"] = t
+            else:
+                sd[f"{part}.{module}.lora_linear_layer.{role}.weight"] = t
+    return sd, None, weights, None
+
+
+def layouts_attn_procs(pipe, seed):
+    # diffusers' save_attn_procs (2023, before SDXL; ComfyUI issue #1144 shows such keys): the UNet's
+    # LoRAAttnProcessor layers with no component prefix (`down_blocks.1.attentions.0.transformer_blocks.0.attn1.
+    # processor.to_q_lora.down.weight`); UNet only; no alpha; float32.
+    import torch
+    weights = layout_weights(pipe, [("unet", m) for m in LAYOUT_UNET_ATTN], seed, torch.float32)
+    sd = {}
+    for (part, module), (down, up) in weights.items():
+        sd[processor_key(module, "down")] = down
+        sd[processor_key(module, "up")] = up
+    return sd, None, weights, None
+
+
+def layouts_comfyui(pipe, seed):
+    # ComfyUI's LoraSave (comfy_extras/nodes_lora_extract.py): `diffusion_model.<its UNet's sgm module path>` with
+    # kohya's `.lora_up.weight` / `.lora_down.weight` and dots kept; SDXL's text encoders under
+    # `text_encoders.clip_l.transformer.` and `text_encoders.clip_g.transformer.`; no alpha (scale 1); fp16
+    # (`.half()`); no metadata.
+    import torch
+    weights = layout_weights(pipe, [("unet", m) for m in LAYOUT_UNET] + LAYOUT_TE, seed, torch.float16)
+    sd = {}
+    for (part, module), (down, up) in weights.items():
+        stem = (f"diffusion_model.{sgm_module(module)}" if part == "unet"
+                else f"text_encoders.{COMFY_TE[part]}.transformer.{module}")
+        sd[f"{stem}.lora_up.weight"] = up
+        sd[f"{stem}.lora_down.weight"] = down
+    return sd, None, weights, None
+
+
+def layouts_lycoris(pipe, seed):
+    # LyCORIS's standalone wrapper (lycoris/wrapper.py, LORA_PREFIX "lycoris"; what SimpleTuner's LyCORIS training
+    # saves, and ComfyUI's loader maps as `lycoris_<diffusers module>`): `lycoris_<diffusers module, '.' -> '_'>` with
+    # LoCon's `.lora_down.weight` / `.lora_up.weight` / `.alpha`; UNet only; every tensor in the save dtype (bf16).
+    import torch
+    weights = layout_weights(pipe, [("unet", m) for m in LAYOUT_UNET], seed, torch.bfloat16)
+    sd = {}
+    for (part, module), (down, up) in weights.items():
+        stem = f"lycoris_{module.replace('.', '_')}"
+        sd[f"{stem}.lora_down.weight"] = down
+        sd[f"{stem}.lora_up.weight"] = up
+        sd[f"{stem}.alpha"] = torch.tensor(2.0, dtype=torch.bfloat16)
+    return sd, {"multilora_fixture": "random test weights, not a trained LoRA"}, weights, 2.0
+
+
+def layouts_alpha_int64(pipe, seed):
+    # diffusers' convert_state_dict_to_kohya (utils/state_dict_utils.py, the scripts' --output_kohya_format): kohya's
+    # prefixes on diffusers' module names, and an `.alpha` of torch.tensor(len(lora_down)): the rank, as int64, 0-dim.
+    import torch
+    from diffusers.utils import convert_state_dict_to_kohya
+    weights = layout_weights(pipe, [("unet", m) for m in LAYOUT_UNET] + LAYOUT_TE, seed, torch.float32)
+    peft_sd = {}
+    for (part, module), (down, up) in weights.items():
+        peft_sd[f"{part}.{module}.lora_A.weight"] = down
+        peft_sd[f"{part}.{module}.lora_B.weight"] = up
+    return convert_state_dict_to_kohya(peft_sd), None, weights, float(LAYOUT_RANK)
+
+
+def layouts_alpha_shape1(pipe, seed):
+    # kohya names with the `.alpha` of each layer a one-element 1-D tensor, shape [1] (loaders read it as a scalar:
+    # diffusers' and ComfyUI's `.item()`), as some re-saved files have it; float32.
+    import torch
+    weights = layout_weights(pipe, [("unet", m) for m in LAYOUT_UNET], seed, torch.float32)
+    sd = twin_tensors(weights, None)
+    for (part, module) in weights:
+        sd[f"{kohya_stem(part, module)}.alpha"] = torch.tensor([2.0], dtype=torch.float32)
+    return sd, None, weights, 2.0
+
+
+# name: (maker, seed, what the manifest says)
+LAYOUTS = {
+    "kohya-sgm": (layouts_kohya_sgm, 3001, "kohya SDXL: lora_unet_<sgm blocks> (input_blocks_4_1_...), lora_te1_, "
+                  "lora_te2_; fp16, alpha fp16 0-dim; ss_* and modelspec.* metadata"),
+    "lcm": (layouts_lcm, 3002, "LCM-LoRA SDXL: lora_unet_<diffusers blocks>, 3x3 convolutions (resnets conv1/conv2, "
+            "downsamplers/upsamplers) as [r, in, 3, 3] / [out, r, 1, 1], conv_shortcut [r, in, 1, 1], time_emb_proj; "
+            "fp16, alpha fp16 0-dim"),
+    "peft": (layouts_peft, 3003, "diffusers/PEFT: unet.<module>.lora_A.weight, text_encoder., text_encoder_2.; "
+             "r and lora_alpha in lora_adapter_metadata; fp32"),
+    "diffusers-script": (layouts_diffusers_script, 3004, "diffusers SDXL scripts: unet.<module>.lora.down.weight, "
+                         "text_encoder(_2).<module>.lora_linear_layer.down.weight; lora_adapter_metadata; fp32"),
+    "diffusers-0.19": (layouts_diffusers_sdxl_019, 3005, "diffusers 0.19: unet.<block>.processor.to_q_lora.down.weight, "
+                       "text_encoder(_2).<module>.lora_linear_layer.down.weight; no alpha; fp32"),
+    "attn-procs": (layouts_attn_procs, 3006, "diffusers save_attn_procs: <block>.processor.to_q_lora.down.weight with "
+                   "no prefix; UNet only; fp32"),
+    "comfyui": (layouts_comfyui, 3007, "ComfyUI LoraSave: diffusion_model.<sgm module>.lora_up.weight, "
+                "text_encoders.clip_l.transformer., text_encoders.clip_g.transformer.; no alpha; fp16"),
+    "lycoris": (layouts_lycoris, 3008, "LyCORIS wrapper: lycoris_<diffusers module>.lora_down.weight; UNet only; "
+                "bf16, alpha bf16 0-dim"),
+    "alpha-int64": (layouts_alpha_int64, 3009, "diffusers convert_state_dict_to_kohya: lora_unet_/lora_te1_/lora_te2_ "
+                    "<diffusers module>, alpha int64 0-dim (= rank); fp32"),
+    "alpha-shape1": (layouts_alpha_shape1, 3010, "kohya names, alpha float32 of shape [1]; fp32"),
+}
+
+
+def make_layouts(pipe, out):
+    """test/fixtures/loras/layouts/<name>.safetensors and <name>-twin.safetensors: {manifest key: entry}."""
+    from safetensors.torch import save_file
+    ldir = out / "loras" / "layouts"
+    ldir.mkdir(parents=True, exist_ok=True)
+    entries = {}
+    for name, (maker, seed, what) in LAYOUTS.items():
+        sd, metadata, weights, alpha = maker(pipe, seed)
+        files = [(name, sd, metadata)]
+        if weights is not None:
+            files.append((f"{name}-twin", twin_tensors(weights, alpha),
+                          {"multilora_fixture": f"{name}.safetensors in canonical kohya names (same weights, dtype)"}))
+        for stem, tensors, meta in files:
+            path = ldir / f"{stem}.safetensors"
+            save_file({k: v.contiguous() for k, v in tensors.items()}, str(path), metadata=meta)
+            canonical_safetensors(path)
+        e = {"family": "sdxl", "path": rel(ldir / f"{name}.safetensors", out), "layout": what, "seed": seed,
+             "rank": LAYOUT_RANK, "alpha": alpha, "layers": len(weights) if weights else len(LAYOUT_LCM),
+             "tensors": len(sd), "bytes": (ldir / f"{name}.safetensors").stat().st_size,
+             "example_keys": sorted(sd)[:3]}
+        if weights is not None:
+            e["twin"] = rel(ldir / f"{name}-twin.safetensors", out)
+        entries[f"layouts/{name}"] = e
+    return entries
+
+
 def write_readme(out, manifest, kept_diffusers):
     sizes = {}
     for d in [model_dir(out, "sd15"), model_dir(out, "sdxl"), lora_dir(out, "sd15"), lora_dir(out, "sdxl"),
@@ -989,6 +1339,7 @@ def write_readme(out, manifest, kept_diffusers):
         if kept_diffusers else
         "- The diffusers (PyTorch) form of the models is not kept here; "
         "`python scripts/make-fixtures.py --diffusers-out DIR` writes `sd15-tiny`'s.\n")
+    layout_rows = "\n".join(f"  - `{name}`: {what}" for name, (_maker, _seed, what) in LAYOUTS.items())
     text = f"""# Test fixtures
 
 Generated; do not edit by hand. Rebuild with
@@ -1035,6 +1386,13 @@ optimum-intel {gw.get('optimum_intel')}, OpenVINO {gw.get('openvino')}, OpenVINO
     in LyCORIS's (`dora_scale` [out, 1]), and a LyCORIS DoRA with norms per input column (`dora_scale` [1, in]);
     `dora-full.safetensors` and `dora-in-full.safetensors`: their fused change of the weights as LyCORIS "full"
     files (`diff` only), from peft's own merge and from LyCORIS's formula: the oracles of the fuse.
+- `loras/layouts/` (for `sdxl-tiny`, test-only): one LoRA file per layout that published files have, with the
+  names, shapes, dtypes and alpha encodings of the real writers at the tiny model's sizes (rank {LAYOUT_RANK}, seeded
+  randn * {LAYOUT_STD}), and beside each but `lcm` its twin `<layout>-twin.safetensors`: the same weights in the
+  same dtype, in kohya names of the diffusers modules (`lora_unet_`, `lora_te1_`, `lora_te2_`, float32 `.alpha`
+  when the layout has one). Stability's block names are numbered as the real SDXL's (`input_blocks.4.1` =
+  `down_blocks.1.attentions.0`), as GenAI and diffusers map them.
+{layout_rows}
 - `torch-randn.json`: `torch.randn(shape, generator=torch.Generator().manual_seed(seed))` (CPU, float32) for
   shapes {RANDN_SHAPES} and seeds {RANDN_SEEDS}, and for (seed, shape) {RANDN_EXTRA}: full arrays as base64 of
   little-endian float32, and the first 8 values; and successive calls on one generator, (seed, shapes)
