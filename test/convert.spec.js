@@ -419,6 +419,54 @@ describe('convert', function () {
     });
   });
 
+  // LCM-LoRA's layout (test/fixtures/loras/layouts/lcm: kohya names of diffusers' modules, fp16, 3x3 convolutions of
+  // the resnets, downsamplers and upsamplers beside linear layers), which GenAI refuses at generate
+  // (test/lora-layouts-pipeline.spec.js): the fuse takes every layer of it.
+  describe("fused LCM-LoRA's layout (3x3 convolutions, fp16)", function () {
+    const lcm = path.join(FIXTURES, 'loras', 'layouts', 'lcm.safetensors');
+
+    it('python/convert.py fuses its 12 layers into the sdxl fixture as each layer plus up·down, kernels included', async function () {
+      // the oracle: up·down of every layer, [out, r] · [r, in, kh, kw], as a LyCORIS "full" file
+      const reader = await st.openSafetensors(lcm);
+      const diffs = [];
+      try {
+        const byName = new Map(reader.header.tensors.map((t) => [t.name, t]));
+        for (const [name, downInfo] of byName) {
+          if (!name.endsWith('.lora_down.weight')) continue;
+          const stem = name.slice(0, -'.lora_down.weight'.length);
+          const upInfo = byName.get(`${stem}.lora_up.weight`);
+          const down = st.toFloat32Array(await reader.read(downInfo), downInfo.dtype);
+          const up = st.toFloat32Array(await reader.read(upInfo), upInfo.dtype);
+          const [rank, ...inner] = downInfo.shape;
+          const out = upInfo.shape[0];
+          const width = down.length / rank;
+          const diff = new Float32Array(out * width);
+          for (let o = 0; o < out; o += 1) {
+            for (let r = 0; r < rank; r += 1) {
+              for (let k = 0; k < width; k += 1) diff[o * width + k] += up[o * rank + r] * down[r * width + k];
+            }
+          }
+          diffs.push({ name: `${stem}.diff`, dtype: 'F32', shape: [out, ...inner], data: st.fromFloat32Array(diff, 'F32') });
+        }
+      } finally {
+        await reader.close();
+      }
+      const oracle = path.join(tmp(), 'lcm-oracle.safetensors');
+      writeFileSync(oracle, st.writeSafetensors(diffs));
+      const { report, worst, layers } = await fuseHelper('fuse_oracle.py', diffusers('sdxl'), await forFuse(lcm, 'genai'), oracle);
+      assert.deepEqual([report.fused_layers, report.unmatched, layers], [12, 0, 12]);
+      assert.ok(worst <= 1e-5, `relative error ${worst}`);
+    });
+
+    it('convert --fuse-lora fuses all 12 layers, and the image moves (≥ 5/255)', async function () {
+      const out = path.join(tmp(), 'sdxl-lcm');
+      const result = await convert(diffusers('sdxl'), out, { weightFormat: 'fp32', fuseLora: [{ path: lcm }] });
+      assert.deepEqual([result.fused[0].fusedLayers, result.fused[0].unmatched], [12, 0]);
+      const effect = meanAbsDiff((await image(out)).data, (await image(families.sdxl.model)).data);
+      assert.ok(effect >= 5, `an effect of only ${effect}/255`);
+    });
+  });
+
   describe('errors: typed, and nothing left behind', function () {
     const outOf = (name) => path.join(tmp(), name);
     afterEach(async function () {
