@@ -446,7 +446,12 @@ describe('convert', function () {
               for (let k = 0; k < width; k += 1) diff[o * width + k] += up[o * rank + r] * down[r * width + k];
             }
           }
-          diffs.push({ name: `${stem}.diff`, dtype: 'F32', shape: [out, ...inner], data: st.fromFloat32Array(diff, 'F32') });
+          diffs.push({
+            name: `${stem}.diff`,
+            dtype: 'F32',
+            shape: [out, ...inner],
+            data: st.fromFloat32Array(diff, 'F32'),
+          });
         }
       } finally {
         await reader.close();

@@ -55,7 +55,10 @@ describe('LoRA layouts of published files through the real pipeline (sdxl-tiny)'
   for (const name of LAYOUTS) {
     it(`${name}: its twin's image, bit for bit, ≥ 5/255 from the image without LoRA, every tensor matched`, function () {
       const { data, info } = runs[name];
-      assert.ok(data.equals(runs[`${name}-twin`].data), `${meanAbsDiff(data, runs[`${name}-twin`].data)}/255 from its twin`);
+      assert.ok(
+        data.equals(runs[`${name}-twin`].data),
+        `${meanAbsDiff(data, runs[`${name}-twin`].data)}/255 from its twin`,
+      );
       const effect = meanAbsDiff(data, runs.none.data);
       assert.ok(effect >= 5, `an effect of only ${effect.toFixed(3)}/255`);
       assert.deepEqual([info.unmatched, info.unmatchedTensors], [0, []]);

@@ -55,7 +55,9 @@ describe('LoRA layouts of published files (test/fixtures/loras/layouts)', functi
   }
 
   for (const name of Object.keys(LAYOUTS).filter((n) => n !== 'lcm')) {
-    const what = SGM.has(name) ? "kohya's names in Stability's blocks" : "its twin's tensors, bytes and dtypes included";
+    const what = SGM.has(name)
+      ? "kohya's names in Stability's blocks"
+      : "its twin's tensors, bytes and dtypes included";
     it(`${name}: rewritten for GenAI (or given as it is), it is ${what}`, async function () {
       const analysis = await lf.inspectLora(file(name));
       const converted = await lf.toGenaiLora(file(name), analysis, { family: 'sdxl' });

@@ -58,16 +58,7 @@ import {
  *   SimpleTuner saves), the kohya suffixes under the prefix `lycoris_`;
  * - 'mixed': more than one of these.
  */
-export type LoraFormat =
-  | 'kohya'
-  | 'sgm'
-  | 'locon'
-  | 'peft'
-  | 'diffusers'
-  | 'xlabs'
-  | 'comfyui'
-  | 'lycoris'
-  | 'mixed';
+export type LoraFormat = 'kohya' | 'sgm' | 'locon' | 'peft' | 'diffusers' | 'xlabs' | 'comfyui' | 'lycoris' | 'mixed';
 
 /** The model part a layer belongs to, named as diffusers names the pipeline's components. */
 export type LoraPart = 'unet' | 'transformer' | 'text_encoder' | 'text_encoder_2' | 'text_encoder_3';
