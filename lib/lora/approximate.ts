@@ -2,8 +2,9 @@
 // that GenAI would run at too high a rank (LoHa and LoKr rewritten exactly, of rank r1·r2) or not as a LoRA at all
 // (a full weight difference). The fit is the truncated SVD, the best of its rank in the Frobenius norm
 // (Eckart–Young), found by a randomized range finder (Halko, Martinsson and Tropp, 2011: Gaussian test matrix,
-// oversampling, power iterations), which is exact when the rank asked for reaches the sides of the layer. The error
-// is measured, not estimated: the fit's float32 pair is multiplied out and compared with ΔW.
+// oversampling, power iterations), which is exact when the rank asked for reaches the sides of the layer; or, for a
+// pair whose inner rank is below its sides (a LoHa's r1·r2), through the Gram matrices of its two sides, which is
+// exact and never forms ΔW. The error is that of the singular values left out (a pair), or measured on the float32 fit.
 import type { Matrix as MlMatrix } from 'ml-matrix';
 
 import { matmul, matrix, type LoraPair, type Matrix } from './factorized';
@@ -66,11 +67,98 @@ function toMl(m: Matrix): MlMatrix {
 
 /**
  * The best rank-`rank` fit of ΔW = pair.up · pair.down (or of `change` itself when given whole, [out, in]), with its
- * error. The product is formed once: the fit works on ΔW, whatever rank its pair has.
+ * error. A pair of an inner rank below its sides is fitted through its factors, never multiplied out; a full one (or a
+ * whole matrix) through ΔW.
  */
 export function fitLowRank(change: LoraPair | Matrix, rank: number): LowRankFit {
+  if ('data' in change) return fitDense(change, rank);
+  if (change.up.cols < Math.min(change.up.rows, change.down.cols)) return fitProduct(change, rank);
+  return fitDense(matmul(change.up, change.down), rank);
+}
+
+/**
+ * A side's Gram matrix (BᵀB of [out, r] up, or A·Aᵀ of [r, in] down, in float64) as its eigenvectors and the square
+ * roots of its eigenvalues, those above rounding only: B = Q·diag(roots)·Vᵀ with Q = B·V·diag(1 / roots) orthonormal.
+ */
+function sideOf(m: Matrix, transpose: boolean): { v: MlMatrix; roots: number[] } {
+  const { EigenvalueDecomposition, Matrix: M } = lib();
+  const r = transpose ? m.cols : m.rows;
+  const g = new Float64Array(r * r);
+  const { data, cols } = m;
+  if (transpose) {
+    // BᵀB: the outer products of B's rows, summed
+    for (let x = 0; x < m.rows; x += 1) {
+      const row = x * cols;
+      for (let i = 0; i < r; i += 1) {
+        const xi = data[row + i];
+        if (xi === 0) continue;
+        for (let j = i; j < r; j += 1) g[i * r + j] += xi * data[row + j];
+      }
+    }
+  } else {
+    // A·Aᵀ: the dot products of A's rows
+    for (let i = 0; i < r; i += 1) {
+      for (let j = i; j < r; j += 1) {
+        let sum = 0;
+        for (let x = 0; x < cols; x += 1) sum += data[i * cols + x] * data[j * cols + x];
+        g[i * r + j] = sum;
+      }
+    }
+  }
+  const gram = new M(r, r);
+  for (let i = 0; i < r; i += 1) for (let j = i; j < r; j += 1) gram.set(i, j, g[i * r + j]).set(j, i, g[i * r + j]);
+  const evd = new EigenvalueDecomposition(gram, { assumeSymmetric: true });
+  const values = evd.realEigenvalues;
+  const floor = Math.max(0, ...values) * 1e-12;
+  const keep = values.flatMap((value, i) => (value > floor ? [i] : []));
+  const vectors = evd.eigenvectorMatrix;
+  const v = new M(r, keep.length);
+  keep.forEach((col, c) => {
+    for (let i = 0; i < r; i += 1) v.set(i, c, vectors.get(i, col));
+  });
+  return { v, roots: keep.map((col) => Math.sqrt(values[col] ?? 0)) };
+}
+
+/**
+ * ΔW = B·A through its factors, never multiplied out, at a cost of (out + in)·r²: with B = Qb·Sb·Vbᵀ and
+ * Aᵀ = Qa·Sa·Vaᵀ (from the Gram matrices), ΔW = Qb·(Sb·Vbᵀ·Va·Sa)·Qaᵀ, and the SVD of that small core is ΔW's. The
+ * error is that of the singular values left out.
+ */
+function fitProduct({ up, down }: LoraPair, rank: number): LowRankFit {
   const { Matrix: M, SingularValueDecomposition } = lib();
-  const dense = 'data' in change ? change : matmul(change.up, change.down);
+  const b = sideOf(up, true);
+  const a = sideOf(down, false);
+  const core = M.diag(b.roots).mmul(b.v.transpose()).mmul(a.v).mmul(M.diag(a.roots));
+  const svd = new SingularValueDecomposition(core, { autoTranspose: true });
+  const sigma = svd.diagonal;
+  const k = Math.min(rank, sigma.length);
+  // up = B·Vb·diag(1 / Sb)·U_k·√S and down = √S·W_kᵀ·diag(1 / Sa)·Vaᵀ·A, each through an r × k matrix
+  const scaleRows = (m: MlMatrix, by: number[]): MlMatrix => M.diag(by.map((x) => 1 / x)).mmul(m);
+  const toUp = b.v.mmul(scaleRows(svd.leftSingularVectors, b.roots)).subMatrix(0, up.cols - 1, 0, k - 1);
+  const toDown = a.v.mmul(scaleRows(svd.rightSingularVectors, a.roots)).subMatrix(0, down.rows - 1, 0, k - 1);
+  for (let j = 0; j < k; j += 1) {
+    const root = Math.sqrt(sigma[j] ?? 0);
+    for (let i = 0; i < toUp.rows; i += 1) toUp.set(i, j, toUp.get(i, j) * root);
+    for (let i = 0; i < toDown.rows; i += 1) toDown.set(i, j, toDown.get(i, j) * root);
+  }
+  const norm2 = sigma.reduce((sum, s) => sum + s * s, 0);
+  const kept = sigma.slice(0, k).reduce((sum, s) => sum + s * s, 0);
+  const pair = {
+    up: matmul(up, fromMl(toUp)),
+    down: matmul(fromMl(toDown.transpose()), down),
+  };
+  return { pair, error: Math.sqrt(Math.max(0, norm2 - kept)), norm: Math.sqrt(norm2) };
+}
+
+function fromMl(m: MlMatrix): Matrix {
+  const out = matrix(m.rows, m.columns);
+  for (let i = 0; i < m.rows; i += 1) for (let j = 0; j < m.columns; j += 1) out.data[i * m.columns + j] = m.get(i, j);
+  return out;
+}
+
+/** ΔW given whole: a range finder over its columns, then the SVD of its projection; the error measured. */
+function fitDense(dense: Matrix, rank: number): LowRankFit {
+  const { Matrix: M, SingularValueDecomposition } = lib();
   const w = toMl(dense);
   const [out, inn] = [w.rows, w.columns];
   const k = Math.min(rank, out, inn);
@@ -85,11 +173,21 @@ export function fitLowRank(change: LoraPair | Matrix, rank: number): LowRankFit 
       basis = orthonormal(w.mmul(orthonormal(w.transpose().mmul(basis))));
     }
   }
-  const small = basis.transpose().mmul(w); // [width, in]
-  const svd = new SingularValueDecomposition(small, { autoTranspose: true });
-  const sigma = svd.diagonal;
-  const left = basis.mmul(svd.leftSingularVectors);
-  const right = svd.rightSingularVectors;
+  const svd = new SingularValueDecomposition(basis.transpose().mmul(w), { autoTranspose: true });
+  const pair = split(basis.mmul(svd.leftSingularVectors), svd.rightSingularVectors, svd.diagonal, k);
+  const fitted = matmul(pair.up, pair.down).data;
+  let norm2 = 0;
+  let error2 = 0;
+  for (let i = 0; i < fitted.length; i += 1) {
+    norm2 += dense.data[i] * dense.data[i];
+    error2 += (dense.data[i] - fitted[i]) ** 2;
+  }
+  return { pair, error: Math.sqrt(error2), norm: Math.sqrt(norm2) };
+}
+
+/** up = U_k·√S, down = √S·V_kᵀ, in float32: the first k singular triplets, their values split evenly. */
+function split(left: MlMatrix, right: MlMatrix, sigma: number[], k: number): LoraPair {
+  const [out, inn] = [left.rows, right.rows];
   const up = matrix(out, k);
   const down = matrix(k, inn);
   for (let j = 0; j < k; j += 1) {
@@ -97,12 +195,5 @@ export function fitLowRank(change: LoraPair | Matrix, rank: number): LowRankFit 
     for (let i = 0; i < out; i += 1) up.data[i * k + j] = left.get(i, j) * root;
     for (let q = 0; q < inn; q += 1) down.data[j * inn + q] = right.get(q, j) * root;
   }
-  const fitted = matmul(up, down).data;
-  let norm2 = 0;
-  let error2 = 0;
-  for (let i = 0; i < fitted.length; i += 1) {
-    norm2 += dense.data[i] * dense.data[i];
-    error2 += (dense.data[i] - fitted[i]) ** 2;
-  }
-  return { pair: { up, down }, error: Math.sqrt(error2), norm: Math.sqrt(norm2) };
+  return { up, down };
 }
