@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import { RESULTS, renderBenchDoc, renderScalingDoc } from './bench/doc.mjs';
 import { SCRIPTS, scriptsHash } from './bench/provenance.mjs';
 import { ROOT } from './sdk-config.mjs';
+import { LORA_RANK_RESULTS, renderLoraRankDoc } from './bench/lora-rank.mjs';
 import { TUTORIAL_RESULTS, TUTORIAL_SCRIPTS, renderTutorialDoc } from './tutorial/doc.mjs';
 
 const { values: args } = parseArgs({ options: { check: { type: 'boolean', default: false } } });
@@ -32,6 +33,11 @@ const DOCS = [
     results: 'bench-results/scaling.json',
     render: (text, name) => renderScalingDoc(text, json('bench-results/scaling.json'), name),
   },
+  {
+    doc: 'docs/LORA-FORMATS.md',
+    results: LORA_RANK_RESULTS,
+    render: (text, name) => renderLoraRankDoc(text, json(LORA_RANK_RESULTS), name),
+  },
 ];
 
 // A results file made by other scripts than the checkout's is still what the doc must show, but it is worth saying:
@@ -41,6 +47,7 @@ for (const [file, name] of [
   [RESULTS.quick, 'bench'],
   ['bench-results/scaling.json', 'scaling'],
   [TUTORIAL_RESULTS, TUTORIAL_SCRIPTS],
+  [LORA_RANK_RESULTS, 'loraRank'],
 ]) {
   const r = json(file);
   if (!r) continue;

@@ -8,7 +8,7 @@ const { readFileSync } = require('node:fs');
 const path = require('node:path');
 const { ROOT } = require('./helpers/fixtures');
 
-const DOCS = ['README.md', 'docs/BENCHMARKS.md', 'docs/LIFECYCLE.md', 'docs/SCALING.md'];
+const DOCS = ['README.md', 'docs/BENCHMARKS.md', 'docs/LIFECYCLE.md', 'docs/SCALING.md', 'docs/LORA-FORMATS.md'];
 
 /** The lines of a doc outside its generated blocks (`<!-- x:y:begin -->` … `<!-- x:y:end -->`) and code fences. */
 function prose(doc) {
