@@ -51,6 +51,8 @@ if (args.help) {
 }
 
 const RANKS = [8, 16, 32, 64, 128];
+/** The tutorial's: LCM at guidance 0, one UNet pass per step (CFG would make it two). */
+const GUIDANCE = 0;
 const LOHA = { r1: 8, r2: 8, fit: 16 };
 const log = (...a) => console.error('[bench:lora-rank]', ...a);
 const positive = (text, name) => {
@@ -196,6 +198,7 @@ async function main() {
         const image = await pipeline.generate('a lighthouse on a cliff', {
           seed,
           steps,
+          guidanceScale: GUIDANCE,
           width: size,
           height: size,
           adapters: variant.name === 'none' ? null : { [variant.name]: 1 },
@@ -230,6 +233,7 @@ async function main() {
       layers: layers.length,
       size,
       steps,
+      guidance: GUIDANCE,
       rounds,
       precision: 'default',
       loadMs: Math.round(loadMs),

@@ -12,7 +12,7 @@ function lines(r) {
   if (!r) return ['Not measured yet: run `npm run bench:lora-rank`.'];
   const m = r.machine;
   const out = [
-    `Run of ${r.date.slice(0, 10)} (\`${r.command}\`, ${r.durationS} s): ${m.cpu} (${m.cores} cores), ${m.memoryGb} GB, ${m.os}; Node ${m.node}, OpenVINO GenAI ${m.openvinoGenai}, ${r.precision ?? 'default'} inference precision. Model \`${r.model}\` at ${r.size}×${r.size}, ${r.steps} steps; ${r.layers} UNet layers (those of \`${r.layersFrom}\`), every LoRA registered in one dynamic pipeline, one image per LoRA in each of ${r.rounds} rounds, in a rotated order. A step is the median interval between progress events after the first (the adapter switch and the text encoders are outside it); "added" is paired with the image without a LoRA of the same round. ${provenanceLine(r)}`,
+    `Run of ${r.date.slice(0, 10)} (\`${r.command}\`, ${r.durationS} s): ${m.cpu} (${m.cores} cores), ${m.memoryGb} GB, ${m.os}; Node ${m.node}, OpenVINO GenAI ${m.openvinoGenai}, ${r.precision ?? 'default'} inference precision. Model \`${r.model}\` at ${r.size}×${r.size}, ${r.steps} steps at guidance ${r.guidance}; ${r.layers} UNet layers (those of \`${r.layersFrom}\`), every LoRA registered in one dynamic pipeline, one image per LoRA in each of ${r.rounds} rounds, in a rotated order. A step is the median interval between progress events after the first (the adapter switch and the text encoders are outside it); "added" is paired with the image without a LoRA of the same round. ${provenanceLine(r)}`,
     '',
     '| LoRA | rank GenAI runs | ms per step, median (p25–p75) | added ms per step, paired median (p25–p75) | × the step without a LoRA |',
     '|---|---|---|---|---|',
