@@ -352,7 +352,7 @@ describe('bad inputs', function () {
       await rejectsWith(
         loadWith({ path: f }),
         'ERR_ADAPTER_INVALID',
-        /has dtype "I64", which LoRA files for GenAI cannot use \(OpenVINO GenAI 2026\.3 reads only F32, F16 and BF16\)/,
+        /has dtype "I64", which LoRA files for GenAI cannot use \(OpenVINO GenAI 2026\.3 reads only F32, F16 and BF16; an alpha of one element may be I64 or I32\)/,
       );
     });
 

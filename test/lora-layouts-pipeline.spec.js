@@ -20,6 +20,7 @@ const LAYOUTS = [
   'comfyui',
   'lycoris',
   'alpha-shape1',
+  'alpha-int64',
 ];
 // The layouts whose alphas differ from their rank: at the 'diffusers' scale, each layer's alpha/rank is read.
 const SCALED = ['kohya-sgm', 'peft', 'lycoris', 'alpha-shape1'];

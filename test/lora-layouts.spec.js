@@ -24,6 +24,7 @@ const LAYOUTS = {
   comfyui: ['comfyui', 12, ['unet', 'text_encoder', 'text_encoder_2'], undefined],
   lycoris: ['lycoris', 8, ['unet'], 2],
   'alpha-shape1': ['kohya', 8, ['unet'], 2],
+  'alpha-int64': ['kohya', 12, ['unet', 'text_encoder', 'text_encoder_2'], 4],
 };
 // Stability's (sgm) block names go to GenAI as they are (it maps them); the others are rewritten to the twin's names.
 const SGM = new Set(['kohya-sgm', 'comfyui']);
@@ -101,9 +102,24 @@ describe('LoRA layouts of published files (test/fixtures/loras/layouts)', functi
     assert.deepEqual(fused.get('lora_unet_up_blocks_1_resnets_1_conv1.lora_down.weight').info.shape, [4, 64, 3, 3]);
   });
 
-  it("alpha-int64 (diffusers' convert_state_dict_to_kohya): refused up front, naming the int64 alpha", async function () {
-    // GenAI 2026.3 cannot read the file at all ("Not supported safetensors dtype: 4"); rewriting its alphas as
-    // float32 is still to do (issue 17). Until then, a typed error that says why.
-    await rejectsWith(lf.inspectLora(file('alpha-int64')), 'ERR_ADAPTER_INVALID', /\.alpha" has dtype "I64"/);
+  it("alpha-int64 (diffusers' convert_state_dict_to_kohya): its alphas rewritten as float32, which GenAI reads", async function () {
+    // GenAI 2026.3 refuses the whole file as it is ("Not supported safetensors dtype: 4")
+    const header = await st.readSafetensorsHeader(file('alpha-int64'));
+    assert.ok(header.tensors.some((t) => t.name.endsWith('.alpha') && t.dtype === 'I64'));
+    const analysis = await lf.inspectLora(file('alpha-int64'));
+    const converted = await lf.toGenaiLora(file('alpha-int64'), analysis, { family: 'sdxl' });
+    assert.notEqual(converted, null, 'an int64 alpha went to GenAI as it is');
+    const alphas = [...(await tensors(converted)).values()].filter(({ info }) => info.name.endsWith('.alpha'));
+    assert.equal(alphas.length, 12);
+    for (const { info, data } of alphas) assert.deepEqual([info.dtype, st.scalarValue(info, data)], ['F32', 4]);
+  });
+
+  it('an integer tensor other than a one-element alpha: refused up front, naming it', async function () {
+    const data = st.writeSafetensors([
+      { name: 'lora_unet_x.lora_down.weight', dtype: 'F32', shape: [2, 2], data: Buffer.alloc(16) },
+    ]);
+    // the writer takes floats only: turn the tensor's dtype into I32 in the header (same byte size)
+    const bytes = Buffer.from(data.toString('latin1').replace('"F32"', '"I32"'), 'latin1');
+    await rejectsWith(lf.inspectLora(bytes), 'ERR_ADAPTER_INVALID', /"lora_unet_x\.lora_down\.weight" has dtype "I32"/);
   });
 });

@@ -67,14 +67,19 @@ const BAD_FILES = [
   [
     'an unknown dtype',
     craft({ t: T('Q7', [1], [0, 4]) }, f32(1)),
-    /tensor "t" has the unknown dtype "Q7" \(OpenVINO GenAI 2026.3 reads only F32, F16 and BF16\)/,
+    /tensor "t" has the unknown dtype "Q7" \(OpenVINO GenAI 2026.3 reads only F32, F16 and BF16; an alpha of one element may be I64 or I32\)/,
   ],
   [
     'a dtype GenAI does not read',
     craft({ t: T('I64', [1], [0, 8]) }, Buffer.alloc(8)),
-    /tensor "t" has dtype "I64", which LoRA files for GenAI cannot use \(OpenVINO GenAI 2026.3 reads only F32, F16 and BF16\)/,
+    /tensor "t" has dtype "I64", which LoRA files for GenAI cannot use \(OpenVINO GenAI 2026.3 reads only F32, F16 and BF16; an alpha of one element may be I64 or I32\)/,
   ],
   ['F64', craft({ t: T('F64', [1], [0, 8]) }, Buffer.alloc(8)), /dtype "F64", which LoRA files for GenAI cannot use/],
+  [
+    'an integer alpha of more than one element',
+    craft({ 'x.alpha': T('I64', [2], [0, 16]) }, Buffer.alloc(16)),
+    /tensor "x\.alpha" has dtype "I64", which LoRA files for GenAI cannot use/,
+  ],
   [
     'a shape that is no array',
     craft({ t: T('F32', 4, [0, 16]) }, Buffer.alloc(16)),

@@ -24,7 +24,7 @@ import {
   type LoraScale,
 } from './format';
 import type { ModelInfo } from '../core/model';
-import { openSafetensors, type Dtype, type TensorInfo } from './safetensors';
+import { isFloat, openSafetensors, type FloatDtype, type TensorInfo } from './safetensors';
 
 /** What multilora found out about an adapter before GenAI read it. */
 export interface AdapterReport {
@@ -108,7 +108,8 @@ async function checkFinite(
   layers: readonly LoraLayer[],
   read: (info: TensorInfo) => Promise<Buffer>,
 ): Promise<void> {
-  const tensors = layers.flatMap(layerTensors);
+  // an integer alpha has no NaN to hide
+  const tensors = layers.flatMap(layerTensors).flatMap((t) => (isFloat(t.dtype) ? [{ ...t, dtype: t.dtype }] : []));
   let found: [TensorInfo, number] | undefined;
   if (typeof file === 'string') {
     let hit: [number, number] | null;
@@ -142,7 +143,7 @@ async function checkFinite(
 }
 
 /** The index of the first NaN or ±Infinity (exponent bits all ones) among the values, or -1. Assumes a little-endian host, as safetensors is. */
-function firstNonFinite(bytes: Buffer, dtype: Dtype): number {
+function firstNonFinite(bytes: Buffer, dtype: FloatDtype): number {
   const size = dtype === 'F32' ? 4 : 2;
   const data = bytes.byteOffset % size === 0 ? bytes : Buffer.from(bytes); // typed arrays need aligned memory
   const count = Math.floor(data.length / size);

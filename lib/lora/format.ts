@@ -19,11 +19,13 @@ import { MultiloraError } from '../core/errors';
 import type { ModelFamily } from '../core/model';
 import {
   fromFloat32Array,
+  isFloat,
   openSafetensors,
   quote,
   scalarValue,
   toFloat32Array,
   writeSafetensors,
+  type FloatDtype,
   type SafetensorsHeader,
   type TensorData,
   type TensorInfo,
@@ -1076,7 +1078,9 @@ export async function convertForGenai(
         !layer.dora &&
         names.down === layer.down.name &&
         names.up === layer.up.name &&
-        (layer.alphaTensor === undefined || layer.alphaTensor.name === names.alpha) &&
+        // an integer alpha (diffusers writes int64) is rewritten as float32: GenAI refuses the file otherwise
+        (layer.alphaTensor === undefined ||
+          (layer.alphaTensor.name === names.alpha && isFloat(layer.alphaTensor.dtype))) &&
         (scale === 'genai' || layer.scale === 1),
     );
   const approximation: Approximation | undefined = approximate && { rank: approximate.rank, layers: [], error: 0 };
@@ -1122,10 +1126,10 @@ export async function convertForGenai(
           upData = scaled(upData, madeTensor(up.name, up.shape), layer.scale);
         out.push({ name: names.up, dtype: 'F32', shape: up.shape, data: upData });
       } else {
-        out.push({ name: names.down, dtype: down.dtype, shape: down.shape, data: await read(down) });
+        out.push({ name: names.down, dtype: floatOf(down), shape: down.shape, data: await read(down) });
         let upData = await read(up);
         if (scale === 'diffusers' && layer.scale !== 1) upData = scaled(upData, up, layer.scale);
-        out.push({ name: names.up, dtype: up.dtype, shape: up.shape, data: upData });
+        out.push({ name: names.up, dtype: floatOf(up), shape: up.shape, data: upData });
       }
       const alpha = writtenAlpha(layer, rank, scale);
       if (names.alpha && alpha !== undefined) {
@@ -1291,5 +1295,13 @@ function scaled(bytes: Buffer, info: TensorInfo, factor: number): Buffer {
   const values = toFloat32Array(bytes, info.dtype);
   const f = Math.fround(factor);
   for (let i = 0; i < values.length; i += 1) values[i] = values[i] * f;
-  return fromFloat32Array(values, info.dtype);
+  return fromFloat32Array(values, floatOf(info));
+}
+
+/** A weight's dtype, a float: the reader lets integers through for a one-element alpha only. */
+function floatOf(info: TensorInfo): FloatDtype {
+  if (!isFloat(info.dtype)) {
+    throw invalidLora(`Tensor ${quote(info.name)} is ${info.dtype}: only an alpha may be an integer`);
+  }
+  return info.dtype;
 }

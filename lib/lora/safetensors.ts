@@ -9,8 +9,15 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { MultiloraError } from '../core/errors';
 import { describe, invalid, isPlainObject, string } from '../core/validate';
 
-/** The element types OpenVINO GenAI 2026.3 reads from a LoRA file (adapter.cpp, safetensors_to_ov_element_type). */
-export type Dtype = 'F32' | 'F16' | 'BF16';
+/**
+ * The element types multilora reads from a LoRA file: those OpenVINO GenAI 2026.3 reads (adapter.cpp,
+ * safetensors_to_ov_element_type), and the integers that an `.alpha` may be written in (diffusers'
+ * convert_state_dict_to_kohya writes int64), which GenAI refuses and multilora rewrites as float32.
+ */
+export type Dtype = 'F32' | 'F16' | 'BF16' | 'I64' | 'I32';
+
+/** The float element types: every tensor's, but a one-element `.alpha`. */
+export type FloatDtype = 'F32' | 'F16' | 'BF16';
 
 /** One tensor as the header describes it, after validation. */
 export interface TensorInfo {
@@ -42,7 +49,7 @@ export interface SafetensorsHeader {
 /** A tensor to write. */
 export interface TensorData {
   name: string;
-  dtype: Dtype;
+  dtype: FloatDtype;
   shape: readonly number[];
   data: Uint8Array;
 }
@@ -50,7 +57,13 @@ export interface TensorData {
 /** The longest header we read: a LoRA's header is kilobytes; a bigger claim is a broken or hostile file. */
 export const MAX_HEADER_BYTES = 100 * 1024 * 1024;
 
-const DTYPE_SIZES: Readonly<Record<Dtype, number>> = { F32: 4, F16: 2, BF16: 2 };
+const DTYPE_SIZES: Readonly<Record<Dtype, number>> = { F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4 };
+const FLOAT_SIZES: Readonly<Record<FloatDtype, number>> = { F32: 4, F16: 2, BF16: 2 };
+
+/** Whether a tensor holds floats (every tensor GenAI reads does), not an integer alpha. */
+export function isFloat(dtype: Dtype): dtype is FloatDtype {
+  return Object.hasOwn(FLOAT_SIZES, dtype);
+}
 
 /** Other dtypes of the format, which are valid safetensors but which GenAI 2026.3 rejects. */
 const UNSUPPORTED_DTYPES = new Set([
@@ -73,7 +86,7 @@ const UNSUPPORTED_DTYPES = new Set([
   'F4',
 ]);
 
-const GENAI_DTYPES = 'OpenVINO GenAI 2026.3 reads only F32, F16 and BF16';
+const GENAI_DTYPES = 'OpenVINO GenAI 2026.3 reads only F32, F16 and BF16; an alpha of one element may be I64 or I32';
 const BUFFER_SOURCE = 'in-memory safetensors file';
 
 function where(source: string | undefined): string {
@@ -273,7 +286,8 @@ function checkTensor(
   if (!isPlainObject(entry)) return fail(source, `the entry of ${t} is ${describe(entry)}, not an object`);
   const { dtype, shape, data_offsets: offsets } = entry;
   if (typeof dtype !== 'string') return fail(source, `${t} has no dtype string (dtype: ${shown(dtype)})`);
-  if (!Object.hasOwn(DTYPE_SIZES, dtype)) {
+  const alpha = /(?:^|\.)alpha$/.test(name) && Array.isArray(shape) && shape.every((d) => d === 1);
+  if (!Object.hasOwn(FLOAT_SIZES, dtype) && !(alpha && Object.hasOwn(DTYPE_SIZES, dtype))) {
     return fail(
       source,
       UNSUPPORTED_DTYPES.has(dtype)
@@ -524,7 +538,7 @@ export function f32ToBf16(value: number): number {
   return Math.floor((x + 0x7fff + lsb) / 0x10000) & 0xffff;
 }
 
-/** The values of a tensor's bytes as float32. */
+/** The values of a tensor's bytes as float32 (an integer's rounded to the nearest float32). */
 export function toFloat32Array(bytes: Uint8Array, dtype: Dtype): Float32Array {
   const size = DTYPE_SIZES[dtype];
   if (bytes.length % size !== 0) throw invalid(`a whole number of ${dtype} elements`, 'bytes', bytes);
@@ -536,13 +550,18 @@ export function toFloat32Array(bytes: Uint8Array, dtype: Dtype): Float32Array {
         ? view.getFloat32(i * 4, true)
         : dtype === 'F16'
           ? f16ToF32(view.getUint16(i * 2, true))
-          : bf16ToF32(view.getUint16(i * 2, true));
+          : dtype === 'BF16'
+            ? bf16ToF32(view.getUint16(i * 2, true))
+            : dtype === 'I64'
+              ? Number(view.getBigInt64(i * 8, true))
+              : view.getInt32(i * 4, true);
   }
   return out;
 }
 
 /** float32 values as the little-endian bytes of `dtype`, rounded to nearest, ties to even. */
-export function fromFloat32Array(values: Float32Array, dtype: Dtype): Buffer {
+export function fromFloat32Array(values: Float32Array, dtype: FloatDtype): Buffer {
+  if (!isFloat(dtype)) throw invalid('"F32", "F16" or "BF16"', 'dtype', dtype);
   const out = Buffer.alloc(values.length * DTYPE_SIZES[dtype]);
   for (let i = 0; i < values.length; i += 1) {
     const v = values[i];
@@ -587,10 +606,10 @@ export function writeSafetensors(tensors: readonly TensorData[], metadata?: Reco
     if (name === '__metadata__') throw invalid('a tensor name other than "__metadata__"', `${at}.name`, name);
     if (names.has(name)) throw invalid('a name that no other tensor has', `${at}.name`, name);
     names.add(name);
-    if (typeof tensor.dtype !== 'string' || !Object.hasOwn(DTYPE_SIZES, tensor.dtype)) {
+    if (typeof tensor.dtype !== 'string' || !Object.hasOwn(FLOAT_SIZES, tensor.dtype)) {
       throw invalid('"F32", "F16" or "BF16"', `${at}.dtype`, tensor.dtype);
     }
-    const dtype = tensor.dtype as Dtype;
+    const dtype = tensor.dtype as FloatDtype;
     if (!Array.isArray(tensor.shape) || !tensor.shape.every(isDim)) {
       throw invalid('an array of non-negative integers', `${at}.shape`, tensor.shape);
     }
