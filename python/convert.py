@@ -121,8 +121,8 @@ SGM = re.compile(r"^lora_unet_(input_blocks|middle_block|output_blocks)_")
 
 def lora_layers(file, unet_config):
     """{stem: {"down": tensor, "up": tensor, "bias": a full difference's bias, "dora_out" / "dora_in": a DoRA
-    magnitude (multilora's rewrite names its axis)}} of a kohya file, with Stability's block names mapped to
-    diffusers'."""
+    magnitude (multilora's rewrite names its axis)}, or {"oft", "rescale", "constraint"} for an OFT layer} of a kohya
+    file, with Stability's block names mapped to diffusers'."""
     from safetensors.torch import load_file
 
     tensors = load_file(file)
@@ -132,10 +132,11 @@ def lora_layers(file, unet_config):
     layers = {}
     for key, value in tensors.items():
         for suffix, role in ((".lora_down.weight", "down"), (".lora_up.weight", "up"), (".diff_b", "bias"),
-                             (".dora_scale_out", "dora_out"), (".dora_scale_in", "dora_in")):
+                             (".dora_scale_out", "dora_out"), (".dora_scale_in", "dora_in"),
+                             (".oft_blocks", "oft"), (".oft_rescale", "rescale"), (".oft_constraint", "constraint")):
             if key.endswith(suffix):
                 layers.setdefault(key[: -len(suffix)], {})[role] = value
-    return {stem: t for stem, t in layers.items() if "down" in t and "up" in t}
+    return {stem: t for stem, t in layers.items() if ("down" in t and "up" in t) or "oft" in t}
 
 
 def module_index(pipe):
@@ -171,6 +172,30 @@ def decomposed(weight, axis, magnitude, alpha, label, stem):
     return weight * (alpha * (scale - 1) + 1)
 
 
+def rotated(weight, blocks, rescale, constraint, alpha, label, stem):
+    """LyCORIS's Diag-OFT merged at strength alpha: each block of the weight's output rows times
+    (alpha * R + (1 - alpha) * I) transposed, R the Cayley transform (I + Q)(I - Q)^-1 of the block's skew-symmetric
+    part Q, its norm held within the constraint; then the rows times `rescale`."""
+    import torch
+
+    n, b, _ = blocks.shape
+    if n * b != weight.shape[0] or (rescale is not None and rescale.numel() != weight.shape[0]):
+        raise Failure("ERR_ADAPTER_INCOMPATIBLE",
+                      f"{label}: OFT layer {stem} has {n} blocks of {b} for a layer of {weight.shape[0]} outputs")
+    q = blocks.double() - blocks.double().transpose(1, 2)
+    norm = torch.norm(q) + 1e-8
+    if constraint > 0 and norm > constraint:
+        q = q * constraint / norm
+    eye = torch.eye(b, dtype=torch.float64)
+    r = (eye + q) @ torch.linalg.inv(eye - q)
+    mix = alpha * r + (1 - alpha) * eye
+    shape = weight.shape
+    fused = torch.einsum("knm,kn...->km...", mix, weight.double().reshape(n, b, *shape[1:])).reshape(shape)
+    if rescale is not None:
+        fused = fused * rescale.double().reshape(-1, *([1] * (weight.dim() - 1)))
+    return fused
+
+
 def fuse_one(pipe, index, spec):
     """Adds alpha * up @ down to every layer that one of the file's stems names, as GenAI does at generate (and alpha *
     the bias difference of a full one to its bias)."""
@@ -202,6 +227,12 @@ def fuse_one(pipe, index, spec):
                       f"{label}: none of its {len(layers)} LoRA layers matches a layer of the model (is it made "
                       f"for another model family? first layers: {', '.join(sorted(layers)[:3])})")
     for stem, component, name, module in plan:
+        if "oft" in layers[stem]:
+            oft = layers[stem]
+            with torch.no_grad():
+                module.weight.copy_(rotated(module.weight, oft["oft"], oft.get("rescale"), float(oft["constraint"]),
+                                            alpha, label, stem).to(module.weight.dtype))
+            continue
         down, up = layers[stem]["down"].float(), layers[stem]["up"].float()
         weight = module.weight
         out_features, in_features = weight.shape[0], weight.shape[1]

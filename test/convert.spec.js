@@ -311,6 +311,41 @@ describe('convert', function () {
     });
   });
 
+  describe('fused OFT (LyCORIS Diag-OFT)', function () {
+    it("the rewrite and python/convert.py give LyCORIS's merge: each block of rows rotated, rescaled", async function () {
+      // conv1: 2 blocks of 3 with a rescale and a loose constraint; conv_shortcut: 3 blocks of 2 whose norm the
+      // constraint (alpha 0.01 × 6 outputs) clips; lin: no constraint (alpha 0), in BF16
+      const file = lycorisFile('oft', 31, [
+        [`${TOY}conv1.oft_blocks`, 'F32', [2, 3, 3]],
+        [`${TOY}conv1.rescale`, 'F32', [6, 1, 1, 1]],
+        [`${TOY}conv1.alpha`, 'F32', [], [10]],
+        [`${TOY}conv_shortcut.oft_blocks`, 'F16', [3, 2, 2]],
+        [`${TOY}conv_shortcut.alpha`, 'F16', [], [0.01]],
+        [`${TOY}lin.oft_blocks`, 'BF16', [2, 3, 3]],
+        [`${TOY}lin.alpha`, 'BF16', [], [0]],
+      ]);
+      const { report, errors } = await fuseHelper('fuse_oft.py', file, await forFuse(file, 'genai'));
+      assert.deepEqual(report, { label: 'oft', alpha: 0.7, layers: 3, fused_layers: 3, unmatched: 0 });
+      for (const layer of ['conv1', 'conv_shortcut', 'lin']) {
+        assert.ok(errors[layer] < 1e-5, `${layer}: ${JSON.stringify(errors)}`);
+        assert.ok(errors[`${layer}_change`] > 0.01, `${layer} unchanged: ${JSON.stringify(errors)}`);
+        assert.equal(errors[`${layer}.bias`], 0, `${layer}'s bias moved`);
+      }
+    });
+
+    it('at generate: ERR_ADAPTER_FORMAT naming the fuse; BOFT (4-D blocks): refused everywhere', async function () {
+      const oft = lycorisFile('oft-gen', 3, [[`${TOY}lin.oft_blocks`, 'F32', [2, 3, 3]]]);
+      const analysis = await lf.inspectLora(oft);
+      await rejectsWith(
+        lf.toGenaiLora(oft, analysis, { family: 'sd' }),
+        'ERR_ADAPTER_FORMAT',
+        /is OFT \(LyCORIS Diag-OFT, tensor ".+\.oft_blocks"\).*--fuse-lora <file>/,
+      );
+      const boft = lycorisFile('boft', 3, [[`${TOY}lin.oft_blocks`, 'F32', [2, 3, 2, 2]]]);
+      await rejectsWith(lf.inspectLora(boft), 'ERR_ADAPTER_FORMAT', /is BOFT .*only Diag-OFT/);
+    });
+  });
+
   describe('fused LoHa and LoKr of a 3x3 convolution (factors flattened over the kernel)', function () {
     it("the rewrite and python/convert.py give the layer plus alpha times LyCORIS's change", async function () {
       const file = lycorisFile('factors', 23, [

@@ -87,7 +87,7 @@ export interface LoraLayer {
    * full weight difference ('full': A is the difference, B the identity; only for fusing, with its bias difference).
    */
   factorized?: {
-    kind: 'loha' | 'lokr' | 'full';
+    kind: 'loha' | 'lokr' | 'full' | 'oft';
     tensors: Partial<Record<FactorRole, TensorInfo>>;
     /** A Tucker core or a kernel above 1x1 (lib/lora/dense.ts): the pair is the whole change and the identity. */
     dense?: boolean;
@@ -223,7 +223,7 @@ export function genaiParts(family: ModelFamily): LoraPart[] {
 
 /** LoRA variants that GenAI cannot apply (it would ignore their tensors, or apply a wrong result) and we cannot convert. */
 const UNSUPPORTED: ReadonlyArray<[RegExp, string]> = [
-  [/\.(?:oft_blocks|oft_diag)$/, 'OFT (LyCORIS)'],
+  [/\.oft_diag$/, 'OFT (an early LyCORIS layout, "oft_diag")'],
   [/\.lora_[AB]\.bias$/, 'LoRA with biases (PEFT lora_bias)'],
   [/\.lora_embedding_[AB]$/, 'embedding LoRA (PEFT lora_embedding_A/B)'],
 ];
@@ -231,7 +231,7 @@ const UNSUPPORTED: ReadonlyArray<[RegExp, string]> = [
 const PARTS = '(unet|transformer|text_encoder|text_encoder_2|text_encoder_3)';
 // kohya's prefixes, and the LyCORIS wrapper's (lycoris/wrapper.py: LORA_PREFIX "lycoris", its UNet or transformer only).
 const KOHYA =
-  /^(lora_(?:unet|te[123]?)|lycoris)_(.+)\.(lora_down\.weight|lora_up\.weight|alpha|hada_w[12]_[ab]|hada_t[12]|lokr_w[12](?:_[ab])?|lokr_t2|diff|diff_b|dora_scale|lora_mid\.weight)$/;
+  /^(lora_(?:unet|te[123]?)|lycoris)_(.+)\.(lora_down\.weight|lora_up\.weight|alpha|hada_w[12]_[ab]|hada_t[12]|lokr_w[12](?:_[ab])?|lokr_t2|diff|diff_b|dora_scale|lora_mid\.weight|oft_blocks|rescale)$/;
 const PEFT = new RegExp(`^${PARTS}\\.(.+)\\.(?:lora_(A|B)\\.weight|(alpha)|(lora_magnitude_vector)(?:\\.weight)?)$`);
 // diffusers' LoRAAttnProcessor names; save_attn_procs wrote them with no component prefix (a UNet's).
 const DIFFUSERS_PROCESSOR = new RegExp(
@@ -276,12 +276,20 @@ export type FactorRole =
   | 'hada_t2'
   | 'lokr_t2'
   | 'diff'
-  | 'diff_b';
+  | 'diff_b'
+  | 'oft_blocks'
+  | 'rescale';
 
 type Role = 'down' | 'up' | 'alpha' | 'magnitude' | 'mid' | FactorRole;
 
 function isFactorRole(role: Role): role is FactorRole {
-  return role.startsWith('hada_') || role.startsWith('lokr_') || role.startsWith('diff');
+  return (
+    role.startsWith('hada_') ||
+    role.startsWith('lokr_') ||
+    role.startsWith('diff') ||
+    role === 'oft_blocks' ||
+    role === 'rescale'
+  );
 }
 
 interface ParsedName {
@@ -601,6 +609,7 @@ export async function analyzeLora(header: SafetensorsHeader, read: TensorRead): 
 }
 
 async function makeLayer(group: Group, config: PeftConfig | undefined, read: TensorRead): Promise<LoraLayer> {
+  if (group.factors.oft_blocks || group.factors.rescale) return makeOftLayer(group, read);
   if (group.factors.diff || group.factors.diff_b) return makeFullLayer(group);
   if (Object.keys(group.factors).length > 0) return makeFactorizedLayer(group, read);
   const { key, down, up, alpha: alphaTensor } = group;
@@ -814,6 +823,48 @@ function makeFullLayer(group: Group): LoraLayer {
   }
   const up = kernel.length ? [out, out, 1, 1] : [out, out];
   return madeLayer(group, { kind: 'full', tensors: factors }, [out, inn, ...kernel], up, undefined, undefined);
+}
+
+/**
+ * LyCORIS's Diag-OFT: `oft_blocks` [n, b, b] rotate the layer's n·b outputs block by block, W' = R·W with R the
+ * Cayley transform of each block's skew-symmetric part, `rescale` [out, 1, ...] (optional) scales the rows, and the
+ * `.alpha` is a constraint on the rotation's norm, not a strength. It changes the model's own weights, so only a
+ * fuse takes it: A and B are placeholders of [out, out], never written. BOFT (4-D blocks) is refused.
+ */
+async function makeOftLayer(group: Group, read: TensorRead): Promise<LoraLayer> {
+  const { key, factors } = group;
+  const { oft_blocks: blocks, rescale, ...others } = factors;
+  const named = Object.values(factors)
+    .map((t) => quote(t.name))
+    .join(', ');
+  if (!blocks || group.down || group.up || group.magnitude || group.mid || Object.keys(others).length > 0) {
+    throw invalidLora(
+      `LoRA layer ${quote(key)} has ${named}${group.down || group.up ? ' and LoRA tensors' : ''}: an OFT layer is ` +
+        '"oft_blocks" (and a "rescale"), with an alpha, alone',
+    );
+  }
+  if (blocks.shape.length === 4) {
+    throw formatError(
+      `LoRA layer ${quote(key)} is BOFT (tensor ${quote(blocks.name)} of shape ${JSON.stringify(blocks.shape)}: ` +
+        'butterfly blocks), which multilora does not apply or fuse; only Diag-OFT ([n, b, b] blocks) is fused',
+    );
+  }
+  const [n = 0, b = 0, b2 = 0] = blocks.shape;
+  if (blocks.shape.length !== 3 || !(n > 0) || !(b > 0) || b2 !== b) {
+    throw invalidLora(
+      `LoRA layer ${quote(key)} has ${quote(blocks.name)} of shape ${JSON.stringify(blocks.shape)}; OFT's blocks ` +
+        'are [n, b, b]',
+    );
+  }
+  const out = n * b;
+  if (rescale && (rescale.shape[0] !== out || rescale.shape.slice(1).some((d) => d !== 1))) {
+    throw invalidLora(
+      `LoRA layer ${quote(key)} has ${quote(rescale.name)} of shape ${JSON.stringify(rescale.shape)}; for ` +
+        `${n} blocks of ${b} it is [${out}, 1, ...]`,
+    );
+  }
+  const alpha = group.alpha ? await readAlpha(key, group.alpha, read) : undefined;
+  return madeLayer(group, { kind: 'oft', tensors: factors }, [out, out], [out, out], alpha, undefined);
 }
 
 /**
@@ -1103,6 +1154,7 @@ export async function convertForGenai(
       let { down, up } = layer;
       let rank = layer.rank;
       out.push(...(await sideTensors(layer, names, read)));
+      if (layer.factorized?.kind === 'oft') continue; // its blocks are all a fuse needs
       let made = layer.factorized
         ? await factorizedPair(layer, read)
         : layer.tucker
@@ -1156,6 +1208,16 @@ export async function convertForGenai(
  * `kernels` for a fuse), naming the ways out that apply.
  */
 function checkForGenai(layer: LoraLayer, scale: LoraScale, kernels: boolean, approximate?: Approximate): void {
+  if (layer.factorized?.kind === 'oft') {
+    if (kernels) return;
+    const blocks = layer.factorized.tensors.oft_blocks ?? layer.down;
+    throw formatError(
+      `LoRA layer ${quote(layer.key)} is OFT (LyCORIS Diag-OFT, tensor ${quote(blocks.name)}): it rotates the ` +
+        "model's own weights, which GenAI's adapters cannot express" +
+        (approximate ? ' (nor a fit of the file alone: it depends on the weights)' : '') +
+        '. Fuse it into the model instead: `multilora convert <model> <out> --fuse-lora <file>`',
+    );
+  }
   const full = layer.factorized?.kind === 'full';
   if (full && !kernels && (!approximate || spatial(layer.down))) {
     const diff = layer.factorized?.tensors.diff ?? layer.down;
@@ -1201,7 +1263,8 @@ function checkForGenai(layer: LoraLayer, scale: LoraScale, kernels: boolean, app
 
 /**
  * What a fuse needs beside A and B (python/convert.py reads them), under the name of the layer GenAI matches: a DoRA
- * magnitude as `.dora_scale_out` or `.dora_scale_in` (the axis of its norms), a full difference's `.diff_b`.
+ * magnitude as `.dora_scale_out` or `.dora_scale_in` (the axis of its norms), a full difference's `.diff_b`, and an OFT
+ * layer's all: `.oft_blocks`, `.oft_rescale`, `.oft_constraint`.
  */
 async function sideTensors(layer: LoraLayer, names: GenaiNames, read: TensorRead): Promise<TensorData[]> {
   const stem = names.down.replace(/\.lora_down\.weight$/, '');
@@ -1213,6 +1276,16 @@ async function sideTensors(layer: LoraLayer, names: GenaiNames, read: TensorRead
   }
   const bias = layer.factorized?.tensors.diff_b;
   if (bias) out.push({ name: `${stem}.diff_b`, dtype: 'F32', shape: bias.shape, data: await asF32(bias) });
+  const { oft_blocks: blocks, rescale } = layer.factorized?.kind === 'oft' ? layer.factorized.tensors : {};
+  if (blocks) {
+    out.push({ name: `${stem}.oft_blocks`, dtype: 'F32', shape: blocks.shape, data: await asF32(blocks) });
+    if (rescale)
+      out.push({ name: `${stem}.oft_rescale`, dtype: 'F32', shape: rescale.shape, data: await asF32(rescale) });
+    // LyCORIS's constraint on the rotation's norm: alpha times the layer's outputs (none when alpha is 0 or absent)
+    const constraint = Buffer.alloc(4);
+    constraint.writeFloatLE((layer.alpha ?? 0) * layer.rank);
+    out.push({ name: `${stem}.oft_constraint`, dtype: 'F32', shape: [], data: constraint });
+  }
   return out;
 }
 
@@ -1231,7 +1304,8 @@ function writtenAlpha(layer: LoraLayer, rank: number, scale: LoraScale): number 
  * or a LoHa or LoKr above the rank. Plain LoRA and Tucker LoCon layers keep their own pair.
  */
 function fitted(layer: LoraLayer, rank: number): boolean {
-  if (!layer.factorized || layer.factorized.dense || layer.dora || spatial(layer.down)) return false;
+  if (!layer.factorized || layer.factorized.dense || layer.factorized.kind === 'oft' || layer.dora) return false;
+  if (spatial(layer.down)) return false;
   return layer.factorized.kind === 'full' || layer.rank > rank;
 }
 
@@ -1265,6 +1339,7 @@ async function tuckerPair(
 /** The A and B of a factorized layer's exact rewrite, from its factors' bytes. */
 async function factorizedPair(layer: LoraLayer, read: TensorRead): Promise<LoraPair> {
   const { kind, tensors } = layer.factorized ?? { kind: 'loha', tensors: {} };
+  if (kind === 'oft') throw formatError(`LoRA layer ${quote(layer.key)} is OFT, which has no LoRA pair`);
   if (kind === 'full' || layer.factorized?.dense) {
     const out = layer.rank;
     const identity = new Float32Array(out * out);
