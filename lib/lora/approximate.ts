@@ -134,26 +134,16 @@ function fitProduct({ up, down }: LoraPair, rank: number): LowRankFit {
   const k = Math.min(rank, sigma.length);
   // up = B·Vb·diag(1 / Sb)·U_k·√S and down = √S·W_kᵀ·diag(1 / Sa)·Vaᵀ·A, each through an r × k matrix
   const scaleRows = (m: MlMatrix, by: number[]): MlMatrix => M.diag(by.map((x) => 1 / x)).mmul(m);
-  const toUp = b.v.mmul(scaleRows(svd.leftSingularVectors, b.roots)).subMatrix(0, up.cols - 1, 0, k - 1);
-  const toDown = a.v.mmul(scaleRows(svd.rightSingularVectors, a.roots)).subMatrix(0, down.rows - 1, 0, k - 1);
-  for (let j = 0; j < k; j += 1) {
-    const root = Math.sqrt(sigma[j] ?? 0);
-    for (let i = 0; i < toUp.rows; i += 1) toUp.set(i, j, toUp.get(i, j) * root);
-    for (let i = 0; i < toDown.rows; i += 1) toDown.set(i, j, toDown.get(i, j) * root);
-  }
+  const small = split(
+    b.v.mmul(scaleRows(svd.leftSingularVectors, b.roots)),
+    a.v.mmul(scaleRows(svd.rightSingularVectors, a.roots)),
+    sigma,
+    k,
+  );
   const norm2 = sigma.reduce((sum, s) => sum + s * s, 0);
   const kept = sigma.slice(0, k).reduce((sum, s) => sum + s * s, 0);
-  const pair = {
-    up: matmul(up, fromMl(toUp)),
-    down: matmul(fromMl(toDown.transpose()), down),
-  };
+  const pair = { up: matmul(up, small.up), down: matmul(small.down, down) };
   return { pair, error: Math.sqrt(Math.max(0, norm2 - kept)), norm: Math.sqrt(norm2) };
-}
-
-function fromMl(m: MlMatrix): Matrix {
-  const out = matrix(m.rows, m.columns);
-  for (let i = 0; i < m.rows; i += 1) for (let j = 0; j < m.columns; j += 1) out.data[i * m.columns + j] = m.get(i, j);
-  return out;
 }
 
 /** ΔW given whole: a range finder over its columns, then the SVD of its projection; the error measured. */

@@ -109,7 +109,7 @@ async function checkFinite(
   read: (info: TensorInfo) => Promise<Buffer>,
 ): Promise<void> {
   // an integer alpha has no NaN to hide
-  const tensors = layers.flatMap(layerTensors).flatMap((t) => (isFloat(t.dtype) ? [{ ...t, dtype: t.dtype }] : []));
+  const tensors = layers.flatMap(layerTensors).filter((t): t is TensorInfo & { dtype: FloatDtype } => isFloat(t.dtype));
   let found: [TensorInfo, number] | undefined;
   if (typeof file === 'string') {
     let hit: [number, number] | null;

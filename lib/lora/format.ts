@@ -1173,10 +1173,9 @@ export async function convertForGenai(
       if (made) {
         // The rewrite's A and B in F32; B scaled as any B
         out.push({ name: names.down, dtype: 'F32', shape: down.shape, data: fromFloat32Array(made.down.data, 'F32') });
-        let upData = fromFloat32Array(made.up.data, 'F32');
-        if (scale === 'diffusers' && layer.scale !== 1)
-          upData = scaled(upData, madeTensor(up.name, up.shape), layer.scale);
-        out.push({ name: names.up, dtype: 'F32', shape: up.shape, data: upData });
+        const f = Math.fround(layer.scale);
+        const upValues = scale === 'diffusers' && layer.scale !== 1 ? made.up.data.map((v) => v * f) : made.up.data;
+        out.push({ name: names.up, dtype: 'F32', shape: up.shape, data: fromFloat32Array(upValues, 'F32') });
       } else {
         out.push({ name: names.down, dtype: floatOf(down), shape: down.shape, data: await read(down) });
         let upData = await read(up);
@@ -1184,11 +1183,7 @@ export async function convertForGenai(
         out.push({ name: names.up, dtype: floatOf(up), shape: up.shape, data: upData });
       }
       const alpha = writtenAlpha(layer, rank, scale);
-      if (names.alpha && alpha !== undefined) {
-        const data = Buffer.alloc(4);
-        data.writeFloatLE(alpha);
-        out.push({ name: names.alpha, dtype: 'F32', shape: [], data });
-      }
+      if (names.alpha && alpha !== undefined) out.push(f32Scalar(names.alpha, alpha));
     }
     if (approximation && norm2 > 0) approximation.error = Math.sqrt(error2 / norm2);
     const bytes = writeSafetensors(out, {
@@ -1282,9 +1277,7 @@ async function sideTensors(layer: LoraLayer, names: GenaiNames, read: TensorRead
     if (rescale)
       out.push({ name: `${stem}.oft_rescale`, dtype: 'F32', shape: rescale.shape, data: await asF32(rescale) });
     // LyCORIS's constraint on the rotation's norm: alpha times the layer's outputs (none when alpha is 0 or absent)
-    const constraint = Buffer.alloc(4);
-    constraint.writeFloatLE((layer.alpha ?? 0) * layer.rank);
-    out.push({ name: `${stem}.oft_constraint`, dtype: 'F32', shape: [], data: constraint });
+    out.push(f32Scalar(`${stem}.oft_constraint`, (layer.alpha ?? 0) * layer.rank));
   }
   return out;
 }
@@ -1371,6 +1364,13 @@ function scaled(bytes: Buffer, info: TensorInfo, factor: number): Buffer {
   const f = Math.fround(factor);
   for (let i = 0; i < values.length; i += 1) values[i] = values[i] * f;
   return fromFloat32Array(values, floatOf(info));
+}
+
+/** A float32 scalar tensor (an `.alpha`, a constraint). */
+function f32Scalar(name: string, value: number): TensorData {
+  const data = Buffer.alloc(4);
+  data.writeFloatLE(value);
+  return { name, dtype: 'F32', shape: [], data };
 }
 
 /** A weight's dtype, a float: the reader lets integers through for a one-element alpha only. */
