@@ -95,6 +95,32 @@ void references() {
   use(&InpaintingPipeline::reshape);
   use(&InpaintingPipeline::compile);
   use(&InpaintingPipeline::generate);
+
+  // Models built from folders or from IR in memory, and pipelines assembled from them
+  {
+    Tokenizer tokenizer(std::filesystem::path("x"));
+    CLIPTextModel::Config clip_config(std::filesystem::path("x"));
+    CLIPTextModel clip(std::filesystem::path("x"));
+    CLIPTextModel clip_memory(std::string("x"), ov::Tensor{}, clip_config, tokenizer);
+    CLIPTextModel clip_copy(clip);
+    CLIPTextModelWithProjection clip_2(std::filesystem::path("x"));
+    UNet2DConditionModel::Config unet_config(std::filesystem::path("x"));
+    UNet2DConditionModel unet(std::filesystem::path("x"));
+    UNet2DConditionModel unet_memory(std::string("x"), ov::Tensor{}, unet_config, 8);
+    UNet2DConditionModel unet_copy(unet);
+    AutoencoderKL::Config vae_config(std::filesystem::path("x"));
+    AutoencoderKL vae(std::filesystem::path("x"));
+    AutoencoderKL vae_both(std::filesystem::path("x"), std::filesystem::path("y"));
+    AutoencoderKL vae_copy(vae);
+    use(vae.get_vae_scale_factor());
+    std::shared_ptr<Scheduler> scheduler = Scheduler::from_config("x");
+    Text2ImagePipeline t1 = Text2ImagePipeline::stable_diffusion(scheduler, clip, unet, vae);
+    Text2ImagePipeline t2 = Text2ImagePipeline::latent_consistency_model(scheduler, clip, unet, vae);
+    Text2ImagePipeline t3 = Text2ImagePipeline::stable_diffusion_xl(scheduler, clip, clip_2, unet, vae);
+    InpaintingPipeline i1 = InpaintingPipeline::stable_diffusion(scheduler, clip, unet, vae);
+    InpaintingPipeline i2 = InpaintingPipeline::latent_consistency_model(scheduler, clip, unet, vae);
+    InpaintingPipeline i3 = InpaintingPipeline::stable_diffusion_xl(scheduler, clip, clip_2, unet, vae);
+  }
 }
 
 }  // namespace probe

@@ -23,7 +23,9 @@
 #include <vector>
 
 #include "openvino/core/any.hpp"
+#include "openvino/core/model.hpp"
 #include "openvino/core/shape.hpp"
+#include "openvino/runtime/infer_request.hpp"
 #include "openvino/runtime/tensor.hpp"
 
 #define MULTILORA_GENAI_API __attribute__((visibility("default")))
@@ -33,6 +35,7 @@ namespace ov {
 namespace genai {
 
 class AdapterImpl;
+struct AdapterControllerImpl;
 class DiffusionPipeline;
 class Image2ImagePipeline;
 class InpaintingPipeline;
@@ -216,6 +219,114 @@ struct MULTILORA_GENAI_API ImageGenerationPerfMetrics {
 using StepCallback = std::function<bool(size_t step, size_t num_steps, ov::Tensor& latent)>;
 
 // ---------------------------------------------------------------------------------------------------------------
+// Models: a pipeline's parts, each read from its folder or from an IR string and a weights tensor in memory
+// (multilora hands GenAI weights it fused itself this way). Only layouts and the calls multilora makes.
+// ---------------------------------------------------------------------------------------------------------------
+
+/// Applies adapters to one compiled model. Held by value by the models below: its layout only.
+class MULTILORA_GENAI_API AdapterController {
+ public:
+  AdapterController() = default;
+
+ private:
+  std::shared_ptr<AdapterControllerImpl> impl_;
+};
+
+/// A tokenizer read from an openvino_tokenizer.xml / openvino_detokenizer.xml folder.
+class MULTILORA_GENAI_API Tokenizer {
+ public:
+  explicit Tokenizer(const std::filesystem::path& tokenizer_path, const ov::AnyMap& properties = {});
+  Tokenizer() = default;
+  ~Tokenizer();
+  class TokenizerImpl;
+
+ private:
+  std::shared_ptr<TokenizerImpl> impl_;
+};
+
+/// A CLIP text encoder. Layout: config, adapter controller, tokenizer, a flag, then the request and model.
+class MULTILORA_GENAI_API CLIPTextModel {
+ public:
+  struct MULTILORA_GENAI_API Config {
+    size_t max_position_embeddings = 77;
+    size_t num_hidden_layers = 12;
+    explicit Config(const std::filesystem::path& config_path);
+  };
+
+  /// Reads <root_dir>/openvino_model.xml and the tokenizer beside it, without compiling.
+  explicit CLIPTextModel(const std::filesystem::path& root_dir);
+  /// From an IR held in memory (read, not compiled).
+  CLIPTextModel(const std::string& model, const ov::Tensor& weights, const Config& config,
+                const Tokenizer& clip_tokenizer);
+  CLIPTextModel(const CLIPTextModel& other);
+
+ private:
+  Config config_;
+  AdapterController adapter_controller_;
+  Tokenizer clip_tokenizer_;
+  bool slice_batch1_output_ = false;
+
+ protected:
+  ov::InferRequest request_;
+  std::shared_ptr<ov::Model> model_;
+};
+
+/// SDXL's second text encoder: CLIPTextModel's constructors and layout, nothing of its own.
+class CLIPTextModelWithProjection : public CLIPTextModel {
+ public:
+  using CLIPTextModel::CLIPTextModel;
+};
+
+class MULTILORA_GENAI_API UNet2DConditionModel {
+ public:
+  struct MULTILORA_GENAI_API Config {
+    size_t in_channels = 4;
+    size_t sample_size = 0;
+    int time_cond_proj_dim = -1;
+    explicit Config(const std::filesystem::path& config_path);
+  };
+
+  explicit UNet2DConditionModel(const std::filesystem::path& root_dir);
+  /// From an IR held in memory (read, not compiled); vae_scale_factor: the VAE's, as AutoencoderKL reports it.
+  UNet2DConditionModel(const std::string& model, const ov::Tensor& weights, const Config& config,
+                       const size_t vae_scale_factor);
+  UNet2DConditionModel(const UNet2DConditionModel& other);
+
+ private:
+  class UNetInference;
+  std::shared_ptr<UNetInference> impl_;
+  Config config_;
+  AdapterController adapter_controller_;
+  std::shared_ptr<ov::Model> model_;
+  size_t vae_scale_factor_;
+};
+
+class MULTILORA_GENAI_API AutoencoderKL {
+ public:
+  struct MULTILORA_GENAI_API Config {
+    size_t in_channels = 3;
+    size_t latent_channels = 4;
+    size_t out_channels = 3;
+    float scaling_factor = 1.0f;
+    float shift_factor = 0.0f;
+    std::vector<size_t> block_out_channels = {64};
+    explicit Config(const std::filesystem::path& config_path);
+  };
+
+  /// The decoder only (text to image), read without compiling.
+  explicit AutoencoderKL(const std::filesystem::path& vae_decoder_path);
+  /// Encoder and decoder (image to image, inpainting), read without compiling.
+  AutoencoderKL(const std::filesystem::path& vae_encoder_path, const std::filesystem::path& vae_decoder_path);
+  AutoencoderKL(const AutoencoderKL& other);
+  size_t get_vae_scale_factor() const;
+
+ private:
+  Config config_;
+  ov::InferRequest encoder_request_, decoder_request_;
+  std::shared_ptr<ov::Model> encoder_model_ = nullptr, decoder_model_ = nullptr;
+};
+
+// ---------------------------------------------------------------------------------------------------------------
 // Pipelines
 // ---------------------------------------------------------------------------------------------------------------
 
@@ -228,6 +339,18 @@ class MULTILORA_GENAI_API Text2ImagePipeline {
                      const ov::AnyMap& properties = {});
   Text2ImagePipeline(const Image2ImagePipeline& pipe);
   Text2ImagePipeline(const InpaintingPipeline& pipe);
+
+  /// Assemble a pipeline from models that are read but not compiled: compile() follows (reshape() may come first).
+  static Text2ImagePipeline stable_diffusion(const std::shared_ptr<Scheduler>& scheduler,
+                                             const CLIPTextModel& clip_text_model, const UNet2DConditionModel& unet,
+                                             const AutoencoderKL& vae);
+  static Text2ImagePipeline latent_consistency_model(const std::shared_ptr<Scheduler>& scheduler,
+                                                     const CLIPTextModel& clip_text_model,
+                                                     const UNet2DConditionModel& unet, const AutoencoderKL& vae);
+  static Text2ImagePipeline stable_diffusion_xl(const std::shared_ptr<Scheduler>& scheduler,
+                                                const CLIPTextModel& clip_text_model,
+                                                const CLIPTextModelWithProjection& clip_text_model_with_projection,
+                                                const UNet2DConditionModel& unet, const AutoencoderKL& vae);
 
   /// Wrong with LoRA adapters in this release (see ../shared/SDK.md): multilora never calls it.
   Text2ImagePipeline clone();
@@ -271,6 +394,17 @@ class MULTILORA_GENAI_API InpaintingPipeline {
   explicit InpaintingPipeline(const std::filesystem::path& models_path);
   InpaintingPipeline(const std::filesystem::path& models_path, const std::string& device,
                      const ov::AnyMap& properties = {});
+  /// As Text2ImagePipeline's: from read models, compile() to follow.
+  static InpaintingPipeline stable_diffusion(const std::shared_ptr<Scheduler>& scheduler,
+                                             const CLIPTextModel& clip_text_model, const UNet2DConditionModel& unet,
+                                             const AutoencoderKL& vae);
+  static InpaintingPipeline latent_consistency_model(const std::shared_ptr<Scheduler>& scheduler,
+                                                     const CLIPTextModel& clip_text_model,
+                                                     const UNet2DConditionModel& unet, const AutoencoderKL& vae);
+  static InpaintingPipeline stable_diffusion_xl(const std::shared_ptr<Scheduler>& scheduler,
+                                                const CLIPTextModel& clip_text_model,
+                                                const CLIPTextModelWithProjection& clip_text_model_with_projection,
+                                                const UNet2DConditionModel& unet, const AutoencoderKL& vae);
   void reshape(int num_images_per_prompt, int height, int width, float guidance_scale);
   void compile(const std::string& device, const ov::AnyMap& properties = {});
   ImageGenerationConfig get_generation_config() const;
