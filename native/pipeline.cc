@@ -6,6 +6,7 @@
 #include "pipeline_dispose_worker.h"
 #include "pipeline_generate_worker.h"
 #include "pipeline_load_worker.h"
+#include "pipeline_fuse_worker.h"
 
 namespace multilora {
 
@@ -13,6 +14,7 @@ Napi::Function Pipeline::Init(Napi::Env env) {
   return DefineClass(env, "Pipeline",
                      {
                          StaticMethod<&Pipeline::Load>("load"),
+                         StaticMethod<&Pipeline::LoadFused>("loadFused"),
                          InstanceMethod<&Pipeline::Generate>("generate"),
                          InstanceMethod<&Pipeline::Abort>("abort"),
                          InstanceMethod<&Pipeline::Dispose>("dispose"),
@@ -66,6 +68,10 @@ Napi::Value Pipeline::Load(const Napi::CallbackInfo& info) {
   return (new PipelineLoadWorker(env, std::move(model_dir), std::move(device), std::move(adapters),
                                  std::move(properties), std::move(fused), static_shape))
       ->Start();
+}
+
+Napi::Value Pipeline::LoadFused(const Napi::CallbackInfo& info) {
+  return (new PipelineFuseWorker(info))->Start();
 }
 
 Napi::Value Pipeline::Generate(const Napi::CallbackInfo& info) {

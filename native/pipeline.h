@@ -69,6 +69,8 @@ class Pipeline : public Napi::ObjectWrap<Pipeline> {
   ///   are fused into the weights (MODE_FUSE). With staticShape, the models are reshaped to it before they are
   ///   compiled (a NaN guidance scale: the model's own).
   static Napi::Value Load(const Napi::CallbackInfo& info);
+  /// Fuses adapters GenAI cannot fuse itself into the model in memory, then builds the pipeline (native/fuse.h).
+  static Napi::Value LoadFused(const Napi::CallbackInfo& info);
   /// pipeline.generate(prompt, options, onProgress?) -> Promise<{ data, count, width, height, metrics }>
   Napi::Value Generate(const Napi::CallbackInfo& info);
   /// pipeline.abort(): the running generate, if any, stops at its next step and rejects with ERR_ABORTED.

@@ -221,7 +221,7 @@ describe('approximate: { rank }, a LoRA fitted by SVD', function () {
       ],
       [
         file('conv', [[`lora_unet_down_blocks_0_resnets_0_conv1.diff`, [32, 32, 3, 3]]]),
-        /full weight difference.*--fuse-lora <file>` \(convert\(\{ fuseLora \}\)\)$/,
+        /full weight difference.*mode: 'fuse'.*--fuse-lora <file>`$/,
       ],
     ];
     for (const [p, pattern] of cases) {

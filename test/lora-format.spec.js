@@ -751,7 +751,7 @@ describe('LoRA formats', function () {
         lf.toGenaiLora(file, a, { family: 'sd', scale: 'diffusers' }),
         rejectsCode(
           'ERR_ADAPTER_FORMAT',
-          /is DoRA \(tensor ".+\.dora_scale"\): .*--fuse-lora <file> --fuse-scale diffusers/,
+          /is DoRA \(tensor ".+\.dora_scale"\): .*mode: 'fuse'.*--fuse-lora <file>`.*--fuse-scale diffusers/,
         ),
       );
     });

@@ -3,9 +3,10 @@ import { statSync } from 'node:fs';
 import path from 'node:path';
 
 import { native, type NativeAdapter } from './binding';
-import { prepareAdapter, type AdapterReport } from '../lora/diagnose';
+import { prepareAdapter, type AdapterReport, type PreparedAdapter } from '../lora/diagnose';
 import { DisposedError, MultiloraError, fromNative } from './errors';
 import { checkApproximate, type Approximate, type LoraScale } from '../lora/format';
+import type { FuseTarget } from '../lora/fuse';
 import type { ModelInfo } from './model';
 import { finite, invalid, knownKeys, object, string } from './validate';
 
@@ -30,8 +31,8 @@ export interface AdapterSpec {
   /**
    * Opt-in: fit a LoRA of at most `rank` by truncated SVD to each layer that GenAI would otherwise run at a higher
    * rank (LoHa, LoKr) or not at all (a full weight difference of a linear layer). `info.approximation` gives each
-   * fitted layer's relative error and the total. DoRA and kernels above 1x1 are still refused: fuse them with
-   * `convert`. See docs/LORA-FORMATS.md.
+   * fitted layer's relative error and the total. DoRA and kernels above 1x1 are still refused: fuse them (`mode:
+   * 'fuse'`, or `convert`). See docs/LORA-FORMATS.md.
    */
   approximate?: Approximate;
 }
@@ -106,20 +107,21 @@ export class Adapter {
   readonly report: AdapterReport;
   /** @internal The model layers it patches (`<part>:<node name>`): see listFor in genai-quirks.ts. */
   readonly layers: ReadonlySet<string>;
+  /**
+   * @internal Read for fuse mode: what multilora's own fuse reads (lib/lora/fuse.ts), and whether GenAI's fuse would
+   * refuse it (then multilora fuses every adapter of the pipeline itself).
+   */
+  readonly fuse: { load: string | Buffer; targets: readonly FuseTarget[]; own: boolean } | undefined;
   #source: AdapterSource;
   #native: NativeAdapter | undefined;
 
-  private constructor(
-    source: AdapterSource,
-    byteLength: number,
-    prepared: { report: AdapterReport; layers: string[] },
-    handle: NativeAdapter,
-  ) {
+  private constructor(source: AdapterSource, byteLength: number, prepared: PreparedAdapter, handle: NativeAdapter) {
     this.name = source.name;
     this.path = source.path;
     this.byteLength = byteLength;
     this.report = prepared.report;
     this.layers = new Set(prepared.layers);
+    this.fuse = prepared.fuse && { load: prepared.load, ...prepared.fuse };
     this.#source = source;
     this.#native = handle;
   }
@@ -148,8 +150,11 @@ export class Adapter {
     return this;
   }
 
-  /** Checks the adapter against the model, then has GenAI read it off the JS thread. */
-  static async load(source: AdapterSource, model: ModelInfo): Promise<Adapter> {
+  /**
+   * Checks the adapter against the model, then has GenAI read it off the JS thread. With `fuse`, for a pipeline in
+   * fuse mode: what only a fuse takes (DoRA, full differences, kernels above 1x1, OFT) is accepted.
+   */
+  static async load(source: AdapterSource, model: ModelInfo, fuse = false): Promise<Adapter> {
     const { name, path: file, data } = source;
     const where = file ?? `<${data!.length} bytes>`;
     let byteLength = data?.length ?? 0;
@@ -177,7 +182,7 @@ export class Adapter {
     if (byteLength > MAX_ADAPTER_BYTES) {
       throw new MultiloraError('ERR_ADAPTER_INVALID', `Adapter ${JSON.stringify(name)}: ${where} is over 4 GiB`);
     }
-    const prepared = await prepareAdapter(name, file ?? data!, model, source.scale, source.approximate);
+    const prepared = await prepareAdapter(name, file ?? data!, model, source.scale, source.approximate, fuse);
     try {
       return new Adapter(source, byteLength, prepared, await native().Adapter.load(prepared.load));
     } catch (err) {

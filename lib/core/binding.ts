@@ -5,6 +5,7 @@ import path from 'node:path';
 import nodeGypBuild from 'node-gyp-build';
 
 import { MultiloraError } from './errors';
+import type { NativeFuseLayer } from '../lora/fuse';
 import type { Metrics } from './options';
 import { PACKAGE_ROOT, configureTokenizers, sdkDir } from './sdk';
 
@@ -116,6 +117,15 @@ export interface NativePipelineConstructor {
     fusedAlphas?: number[],
     /** Reshape to [numImages, height, width, guidanceScale (NaN: the model's)] before compiling. */
     staticShape?: [number, number, number, number],
+  ): Promise<NativePipeline>;
+  /** Fuses `layers` into the model's weights in memory, then assembles and compiles its pipeline (native/fuse.h). */
+  loadFused(
+    modelDir: string,
+    device: string,
+    family: string,
+    properties: Record<string, string>,
+    staticShape: [number, number, number, number] | null,
+    layers: NativeFuseLayer[],
   ): Promise<NativePipeline>;
 }
 

@@ -7,7 +7,7 @@ import { AdapterSet, describe } from './adapter-set';
 import { native, type NativeImages, type NativePipeline, type NativeProgress, type NativeRgb } from './binding';
 import { readCatalog } from './catalog';
 import { AbortError, DisposedError, MultiloraError, fromNative } from './errors';
-import { checkModelFiles, inspectModel, type ModelInfo } from './model';
+import { checkModelFiles, inspectModel, type ModelFamily, type ModelInfo } from './model';
 import {
   checkGenerate,
   checkImage,
@@ -27,6 +27,7 @@ import { checkStaticShape, fitStaticShape, nativeShape, type StaticShape } from 
 import { checkStaticAdapters, fitInpaint, listFor, schedulerMinSteps } from './genai-quirks';
 import { describe as describeValue, integer, invalid, knownKeys, object, string } from './validate';
 import { prefetchModelLayers } from '../lora/diagnose';
+import { fuseLayers } from '../lora/fuse';
 
 export interface LoadOptions {
   /** An OpenVINO device: 'CPU' (the default), 'GPU', 'NPU', 'AUTO'... */
@@ -43,7 +44,9 @@ export interface LoadOptions {
   /**
    * 'dynamic' (the default): each call chooses its adapters and alphas. 'fuse': the adapters are fused into the
    * model's weights at their default alphas when it is compiled: the fastest steps, but calls cannot choose (changing
-   * the set or an alpha rebuilds the pipeline). See docs/LIFECYCLE.md for measured numbers.
+   * the set or an alpha rebuilds the pipeline). See docs/LIFECYCLE.md for measured numbers. Fuse mode also takes
+   * what GenAI refuses (DoRA, LyCORIS full differences, kernels above 1x1, Diag-OFT) on SD 1.5, LCM and SDXL models:
+   * multilora then fuses the adapters into the weights itself, in memory (docs/LORA-FORMATS.md).
    */
   mode?: 'dynamic' | 'fuse';
   /**
@@ -235,7 +238,7 @@ export class Pipeline {
     const model = inspectModel(modelDir);
     await checkModelFiles(model);
     const build: NativeBuild = { properties, staticShape: checkStaticShape(opts.staticShape, model) };
-    const adapters = await loadAdapters(sources, model, warn);
+    const adapters = await loadAdapters(sources, model, mode, warn);
     try {
       const handle = await buildNative(model, device, mode, adapters, build);
       return new Pipeline(model, device, mode, build, warn, handle, adapters);
@@ -381,6 +384,7 @@ export class Pipeline {
       const fresh = await loadAdapters(
         reused.filter((x): x is AdapterSource => !(x instanceof Adapter)),
         this.model,
+        this.mode,
         this.#warn,
       );
       const adapters = reused.map((x) => (x instanceof Adapter ? x : fresh.find((f) => f.name === x.name)!));
@@ -511,6 +515,7 @@ function emitWarning(warning: MultiloraWarning): void {
 async function loadAdapters(
   sources: AdapterSource[],
   model: ModelInfo,
+  mode: 'dynamic' | 'fuse',
   warn: (warning: MultiloraWarning) => void,
 ): Promise<Adapter[]> {
   const names = new Set<string>();
@@ -520,7 +525,7 @@ async function loadAdapters(
     names.add(s.name);
   }
   if (sources.length > 0) prefetchModelLayers(model);
-  const results = await Promise.allSettled(sources.map((s) => Adapter.load(s, model)));
+  const results = await Promise.allSettled(sources.map((s) => Adapter.load(s, model, mode === 'fuse')));
   const loaded = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
   const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed) {
@@ -557,11 +562,49 @@ async function buildNative(
 ): Promise<NativePipeline> {
   if (build.staticShape) checkStaticAdapters(model, adapters);
   stopThreadsAtExit();
+  const shape = build.staticShape && nativeShape(build.staticShape);
+  if (mode === 'fuse' && adapters.some((a) => a.fuse?.own)) return await fuseNative(model, device, adapters, build);
   try {
     const handles = adapters.map((a) => a.handle);
     const fused = mode === 'fuse' ? adapters.map((a) => a.alpha) : undefined;
-    const shape = build.staticShape && nativeShape(build.staticShape);
     return await native().Pipeline.load(model.dir, device, handles, build.properties, fused, shape);
+  } catch (err) {
+    throw fromNative(err);
+  }
+}
+
+/** The families whose pipelines multilora assembles from parts it fused itself (native/fuse.h). */
+const OWN_FUSE_FAMILIES: readonly ModelFamily[] = ['sd', 'lcm', 'sdxl'];
+
+/**
+ * Fuse mode with an adapter that GenAI's fuse refuses (DoRA, full differences, kernels above 1x1, OFT): multilora
+ * fuses every adapter into the model's weights in memory, in their order, and builds the pipeline from them.
+ */
+async function fuseNative(
+  model: ModelInfo,
+  device: string,
+  adapters: Adapter[],
+  build: NativeBuild,
+): Promise<NativePipeline> {
+  const own = adapters.find((a) => a.fuse?.own)!;
+  if (!OWN_FUSE_FAMILIES.includes(model.family)) {
+    throw new MultiloraError(
+      'ERR_ADAPTER_FORMAT',
+      `Adapter ${JSON.stringify(own.name)} needs multilora's own fuse (DoRA, full differences, kernels above 1x1 or ` +
+        `OFT), which builds SD 1.5, LCM and SDXL pipelines only, not this ${model.family} model (${model.pipelineClass})`,
+    );
+  }
+  const layers = await fuseLayers(
+    adapters.map((a) => ({
+      label: `Adapter ${JSON.stringify(a.name)}`,
+      load: a.fuse!.load,
+      alpha: a.alpha,
+      targets: a.fuse!.targets,
+    })),
+  );
+  try {
+    const shape = build.staticShape && nativeShape(build.staticShape);
+    return await native().Pipeline.loadFused(model.dir, device, model.family, build.properties, shape ?? null, layers);
   } catch (err) {
     throw fromNative(err);
   }

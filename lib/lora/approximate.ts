@@ -8,6 +8,7 @@
 import type { Matrix as MlMatrix } from 'ml-matrix';
 
 import { matmul, matrix, type LoraPair, type Matrix } from './factorized';
+import { mlMatrix } from './ml';
 
 /** Columns added to the range finder's test matrix beyond the rank asked for. */
 const OVERSAMPLE = 10;
@@ -23,16 +24,6 @@ export interface LowRankFit {
   norm: number;
 }
 
-type Ml = typeof import('ml-matrix');
-let ml: Ml | undefined;
-
-/** ml-matrix is loaded on first use: only an adapter registered with `approximate` needs it. */
-function lib(): Ml {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  ml ??= require('ml-matrix') as Ml;
-  return ml;
-}
-
 /** A seeded N(0, 1) matrix (mulberry32 and Box–Muller), so that a fit is the same on every run. */
 function gaussian(rows: number, cols: number, seed: number): MlMatrix {
   let state = seed >>> 0;
@@ -43,7 +34,7 @@ function gaussian(rows: number, cols: number, seed: number): MlMatrix {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return (((t ^ (t >>> 14)) >>> 0) + 0.5) / 4294967296;
   };
-  const m = new (lib().Matrix)(rows, cols);
+  const m = new (mlMatrix().Matrix)(rows, cols);
   for (let i = 0; i < rows; i += 1) {
     for (let j = 0; j < cols; j += 1) {
       m.set(i, j, Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform()));
@@ -54,11 +45,11 @@ function gaussian(rows: number, cols: number, seed: number): MlMatrix {
 
 /** An orthonormal basis of a tall matrix's columns. */
 function orthonormal(m: MlMatrix): MlMatrix {
-  return new (lib().QrDecomposition)(m).orthogonalMatrix.subMatrix(0, m.rows - 1, 0, m.columns - 1);
+  return new (mlMatrix().QrDecomposition)(m).orthogonalMatrix.subMatrix(0, m.rows - 1, 0, m.columns - 1);
 }
 
 function toMl(m: Matrix): MlMatrix {
-  const out = new (lib().Matrix)(m.rows, m.cols);
+  const out = new (mlMatrix().Matrix)(m.rows, m.cols);
   for (let i = 0; i < m.rows; i += 1) {
     for (let j = 0; j < m.cols; j += 1) out.set(i, j, m.data[i * m.cols + j]);
   }
@@ -81,7 +72,7 @@ export function fitLowRank(change: LoraPair | Matrix, rank: number): LowRankFit 
  * roots of its eigenvalues, those above rounding only: B = Q·diag(roots)·Vᵀ with Q = B·V·diag(1 / roots) orthonormal.
  */
 function sideOf(m: Matrix, transpose: boolean): { v: MlMatrix; roots: number[] } {
-  const { EigenvalueDecomposition, Matrix: M } = lib();
+  const { EigenvalueDecomposition, Matrix: M } = mlMatrix();
   const r = transpose ? m.cols : m.rows;
   const g = new Float64Array(r * r);
   const { data, cols } = m;
@@ -125,7 +116,7 @@ function sideOf(m: Matrix, transpose: boolean): { v: MlMatrix; roots: number[] }
  * error is that of the singular values left out.
  */
 function fitProduct({ up, down }: LoraPair, rank: number): LowRankFit {
-  const { Matrix: M, SingularValueDecomposition } = lib();
+  const { Matrix: M, SingularValueDecomposition } = mlMatrix();
   const b = sideOf(up, true);
   const a = sideOf(down, false);
   const core = M.diag(b.roots).mmul(b.v.transpose()).mmul(a.v).mmul(M.diag(a.roots));
@@ -148,7 +139,7 @@ function fitProduct({ up, down }: LoraPair, rank: number): LowRankFit {
 
 /** ΔW given whole: a range finder over its columns, then the SVD of its projection; the error measured. */
 function fitDense(dense: Matrix, rank: number): LowRankFit {
-  const { Matrix: M, SingularValueDecomposition } = lib();
+  const { Matrix: M, SingularValueDecomposition } = mlMatrix();
   const w = toMl(dense);
   const [out, inn] = [w.rows, w.columns];
   const k = Math.min(rank, out, inn);

@@ -15,6 +15,8 @@ import {
   genaiPrefix,
   layerTensors,
   convertForGenai,
+  FUSE_WAYS,
+  genaiTakes,
   planGenaiLora,
   type Approximate,
   type Approximation,
@@ -23,6 +25,7 @@ import {
   type LoraPart,
   type LoraScale,
 } from './format';
+import type { FuseTarget } from './fuse';
 import type { ModelInfo } from '../core/model';
 import { isFloat, openSafetensors, type FloatDtype, type TensorInfo } from './safetensors';
 
@@ -215,6 +218,8 @@ export interface PreparedAdapter {
   report: AdapterReport;
   /** The model layers it patches, as `<part>:<node name>`: which layers get a LoRA rank when it is listed. */
   layers: string[];
+  /** Prepared for fuse mode: each matched model layer with the LoRA layer's names in `load` (lib/lora/fuse.ts). */
+  fuse?: { targets: FuseTarget[]; own: boolean };
 }
 
 /**
@@ -228,10 +233,11 @@ export async function prepareAdapter(
   model: ModelInfo,
   scale: LoraScale,
   approximate?: Approximate,
+  fuse = false,
 ): Promise<PreparedAdapter> {
   const label = `Adapter ${JSON.stringify(name)}`;
   try {
-    return await prepare(label, file, model, scale, approximate);
+    return await prepare(label, file, model, scale, approximate, fuse);
   } catch (err) {
     // Say which adapter, and which file, each failure is about.
     if (!(err instanceof MultiloraError) || err.message.startsWith(label)) throw err;
@@ -247,14 +253,18 @@ async function prepare(
   model: ModelInfo,
   scale: LoraScale,
   approximate: Approximate | undefined,
+  fuse: boolean,
 ): Promise<PreparedAdapter> {
   const reader = await openSafetensors(file);
   try {
     const analysis = await analyzeLora(reader.header, (info) => reader.read(info));
     await checkFinite(label, file, analysis.layers, (info) => reader.read(info));
+    // For fuse mode, kept kernels and what only a fuse takes (DoRA, full differences, OFT): multilora fuses those
+    // itself (lib/lora/fuse.ts); the rewrite is the same bytes for what GenAI's fuse takes.
     const { bytes: converted, approximation } = await convertForGenai(file, analysis, {
       family: model.family,
       scale,
+      ...(fuse ? { kernels: true } : {}),
       ...(approximate ? { approximate } : {}),
     });
     const plan = planGenaiLora(analysis, model.family);
@@ -262,15 +272,19 @@ async function prepare(
     // Match each model layer to the first LoRA layer (in GenAI's order) whose name fits, part by part.
     const used = new Set<LoraLayer>();
     const patched: string[] = [];
+    const targets: FuseTarget[] = [];
+    // whether GenAI's own fuse would refuse a layer, so that multilora must fuse the adapter itself
+    let own = fuse && plan.layers.some(({ layer }) => !genaiTakes(layer, scale, approximate));
     for (const part of new Set(plan.layers.map(({ layer }) => layer.part))) {
       const prefix = genaiPrefix(part, model.family);
       const candidates = plan.layers
         .filter(({ layer }) => layer.part === part)
-        .map(({ layer, names }) => ({ layer, stem: stemOf(names.down) }))
+        .map(({ layer, names }) => ({ layer, names, stem: stemOf(names.down) }))
         .filter(({ stem }) => stem.startsWith(prefix))
         .sort((x, y) => (x.stem < y.stem ? -1 : x.stem > y.stem ? 1 : 0))
-        .map(({ layer, stem }) => ({
+        .map(({ layer, names, stem }) => ({
           layer,
+          names,
           rest: part === 'unet' ? sgmAsDiffusers(stem.slice(prefix.length)) : stem.slice(prefix.length),
         }));
       for (const node of await modelLayers(model, part)) {
@@ -280,19 +294,25 @@ async function prepare(
         if (!hit) continue;
         used.add(hit.layer);
         patched.push(`${part}:${node.name}`);
+        targets.push({ part, node: node.name, names: hit.names, oft: hit.layer.factorized?.kind === 'oft' });
         const { in: inFeatures, out: outFeatures } = features(node);
         const [rankA, loraIn] = hit.layer.down.shape;
         const [loraOut, rankB] = hit.layer.up.shape;
         const kernel = node.type === 'Convolution' ? node.shape.slice(2) : [];
         const kernelSize = kernel.reduce((a, b) => a * b, 1);
-        if (hit.layer.factorized && kernelSize > 1 && loraIn === inFeatures * kernelSize && loraOut === outFeatures) {
+        // the fuse takes what GenAI refuses: a kernel flattened into the factors, OFT's blocks (checked natively)
+        const flattened = kernelSize > 1 && loraIn === inFeatures * kernelSize && loraOut === outFeatures;
+        if (fuse && (hit.layer.factorized?.kind === 'oft' || flattened)) {
+          own = true;
+          continue;
+        }
+        if (hit.layer.factorized && flattened) {
           // LyCORIS flattens a convolution's kernel into its factors' columns: the layer is no 1x1 convolution
           throw new MultiloraError(
             'ERR_ADAPTER_FORMAT',
             `${label}: its layer ${JSON.stringify(hit.layer.key)} is a ${hit.layer.factorized.kind === 'loha' ? 'LoHa' : 'LoKr'} ` +
               `of the convolution ${JSON.stringify(node.name)}, whose kernel is ${kernel.join('x')}; OpenVINO GenAI 2026.3 ` +
-              'applies only 1x1 ones at generate. Fuse it into the model instead: ' +
-              '`multilora convert <model> <out> --fuse-lora <file>`',
+              `applies only 1x1 ones at generate. ${FUSE_WAYS}`,
           );
         }
         if (loraIn !== inFeatures || loraOut !== outFeatures || rankA !== rankB) {
@@ -337,6 +357,7 @@ async function prepare(
       load: converted ?? file,
       report,
       layers: patched,
+      ...(fuse ? { fuse: { targets, own } } : {}),
     };
   } finally {
     await reader.close();

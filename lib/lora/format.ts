@@ -1198,6 +1198,21 @@ export async function convertForGenai(
   }
 }
 
+/** The ways out for what only a fuse takes, in refusals. */
+export const FUSE_WAYS =
+  "Fuse it into the model instead: load the pipeline with mode: 'fuse' (multilora fuses it in memory), or " +
+  '`multilora convert <model> <out> --fuse-lora <file>`';
+
+/** Whether GenAI takes the layer as multilora rewrites it, at generate or in its own fuse. */
+export function genaiTakes(layer: LoraLayer, scale: LoraScale, approximate?: Approximate): boolean {
+  try {
+    checkForGenai(layer, scale, false, approximate);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Refuses a layer that GenAI cannot take as the conversion is asked for (at generate, `approximate` at generate, or
  * `kernels` for a fuse), naming the ways out that apply.
@@ -1210,7 +1225,7 @@ function checkForGenai(layer: LoraLayer, scale: LoraScale, kernels: boolean, app
       `LoRA layer ${quote(layer.key)} is OFT (LyCORIS Diag-OFT, tensor ${quote(blocks.name)}): it rotates the ` +
         "model's own weights, which GenAI's adapters cannot express" +
         (approximate ? ' (nor a fit of the file alone: it depends on the weights)' : '') +
-        '. Fuse it into the model instead: `multilora convert <model> <out> --fuse-lora <file>`',
+        `. ${FUSE_WAYS}`,
     );
   }
   const full = layer.factorized?.kind === 'full';
@@ -1218,8 +1233,7 @@ function checkForGenai(layer: LoraLayer, scale: LoraScale, kernels: boolean, app
     const diff = layer.factorized?.tensors.diff ?? layer.down;
     throw formatError(
       `LoRA layer ${quote(layer.key)} is a full weight difference (LyCORIS "full", tensor ${quote(diff.name)}): ` +
-        `as a LoRA it would run at rank ${layer.rank}, as costly as the layer itself, at every step. Fuse it into ` +
-        'the model instead: `multilora convert <model> <out> --fuse-lora <file>` (convert({ fuseLora }))' +
+        `as a LoRA it would run at rank ${layer.rank}, as costly as the layer itself, at every step. ${FUSE_WAYS}` +
         (spatial(layer.down) ? '' : ", or fit a LoRA of lower rank to it: the adapter's `approximate: { rank }`"),
     );
   }
@@ -1227,7 +1241,7 @@ function checkForGenai(layer: LoraLayer, scale: LoraScale, kernels: boolean, app
   if (full && !kernels && bias) {
     throw formatError(
       `LoRA layer ${quote(layer.key)} changes its bias too (tensor ${quote(bias.name)}), which no LoRA carries: ` +
-        'fuse it into the model instead: `multilora convert <model> <out> --fuse-lora <file>`',
+        FUSE_WAYS.replace('F', 'f'),
     );
   }
   if (layer.dora && !kernels) {
@@ -1235,7 +1249,7 @@ function checkForGenai(layer: LoraLayer, scale: LoraScale, kernels: boolean, app
       `LoRA layer ${quote(layer.key)} is DoRA (tensor ${quote(layer.dora.magnitude.name)}): its change of the weights ` +
         "is a new norm of the model's own weights, which GenAI's adapters cannot express" +
         (approximate ? ' (nor a fit of the file alone: it depends on the weights)' : '') +
-        '. Fuse it into the model instead: `multilora convert <model> <out> --fuse-lora <file> --fuse-scale diffusers`',
+        `. ${FUSE_WAYS} (with scale 'diffusers': --fuse-scale diffusers)`,
     );
   }
   if (layer.dora && scale !== 'diffusers' && layer.scale !== 1) {
@@ -1250,8 +1264,7 @@ function checkForGenai(layer: LoraLayer, scale: LoraScale, kernels: boolean, app
     throw formatError(
       `LoRA layer ${quote(layer.key)} is a convolution with a ${kernel} kernel (LyCORIS LoCon); OpenVINO GenAI 2026.3 ` +
         'applies only 1x1 ones ("LoRA adapter with not pointwise Convolutional kernel is not supported"), and no fit ' +
-        'of lower rank has a smaller kernel. Fuse it into the model instead: `multilora convert <model> <out> ' +
-        '--fuse-lora <file>`',
+        `of lower rank has a smaller kernel. ${FUSE_WAYS}`,
     );
   }
 }
