@@ -9,7 +9,13 @@ const assert = require('node:assert/strict');
 const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
-const { loraApproximate: ap, loraFactorized: fz, loraFormat: lf, safetensors: st } = require('../dist/internal');
+const {
+  diagnose,
+  loraApproximate: ap,
+  loraFactorized: fz,
+  loraFormat: lf,
+  safetensors: st,
+} = require('../dist/internal');
 const { Pipeline } = require('..');
 const { families, meanAbsDiff, rejectsWith, sdk, useTempDir } = require('./helpers/fixtures');
 
@@ -293,6 +299,12 @@ describe('approximate: { rank }, a LoRA fitted by SVD', function () {
       assert.ok(approximation.error > 0.1, `total error ${approximation.error}`);
       assert.ok(approximation.layers.every((l) => l.rank === 2 && l.error > 0 && l.error < 1));
       assert.ok(meanAbsDiff(images.full2, images.twin) > meanAbsDiff(images.full16, images.twin) + 0.5);
+      // what a worker publishes and the server lists of it: the rank, the total error, how many layers were fitted
+      assert.deepEqual(diagnose.summarizeReport(reports.full2).approximation, {
+        rank: 2,
+        error: approximation.error,
+        fitted: approximation.layers.length,
+      });
     });
 
     it('without approximate, the full file is refused with both ways out', async function () {

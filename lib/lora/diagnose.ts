@@ -48,12 +48,22 @@ export interface AdapterReport {
   approximation?: Approximation;
 }
 
-/** An AdapterReport without the tensor names: what a worker publishes and the server shows of each adapter. */
-export type AdapterSummary = Omit<AdapterReport, 'unmatchedTensors'>;
+/**
+ * An AdapterReport without the tensor names and per-layer fits: what a worker publishes and the server shows of each
+ * adapter. `approximation` keeps the rank asked for, the total relative error and how many layers were fitted.
+ */
+export type AdapterSummary = Omit<AdapterReport, 'unmatchedTensors' | 'approximation'> & {
+  approximation?: { rank: number; error: number; fitted: number };
+};
 
 export function summarizeReport(report: AdapterReport): AdapterSummary {
-  const { format, ranks, targets, matched, unmatched, converted } = report;
-  return { format, ranks, targets, matched, unmatched, converted };
+  const { format, ranks, targets, matched, unmatched, converted, approximation } = report;
+  const summary: AdapterSummary = { format, ranks, targets, matched, unmatched, converted };
+  if (approximation) {
+    const { rank, error, layers } = approximation;
+    summary.approximation = { rank, error, fitted: layers.length };
+  }
+  return summary;
 }
 
 export interface ModelLayer {
