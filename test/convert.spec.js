@@ -17,7 +17,16 @@ const http = require('node:http');
 const path = require('node:path');
 
 const { convert, Pipeline } = require('..');
-const { FIXTURES, ROOT, families, meanAbsDiff, useTempDir, freePort, rejectsWith } = require('./helpers/fixtures');
+const {
+  FIXTURES,
+  ROOT,
+  families,
+  fullDifferences,
+  meanAbsDiff,
+  useTempDir,
+  freePort,
+  rejectsWith,
+} = require('./helpers/fixtures');
 
 const MAIN = path.join(ROOT, 'dist', 'cli', 'main.js');
 const diffusers = (family) => path.join(FIXTURES, 'diffusers', `${family}-tiny`);
@@ -462,35 +471,12 @@ describe('convert', function () {
 
     it('python/convert.py fuses its 12 layers into the sdxl fixture as each layer plus up·down, kernels included', async function () {
       // the oracle: up·down of every layer, [out, r] · [r, in, kh, kw], as a LyCORIS "full" file
-      const reader = await st.openSafetensors(lcm);
-      const diffs = [];
-      try {
-        const byName = new Map(reader.header.tensors.map((t) => [t.name, t]));
-        for (const [name, downInfo] of byName) {
-          if (!name.endsWith('.lora_down.weight')) continue;
-          const stem = name.slice(0, -'.lora_down.weight'.length);
-          const upInfo = byName.get(`${stem}.lora_up.weight`);
-          const down = st.toFloat32Array(await reader.read(downInfo), downInfo.dtype);
-          const up = st.toFloat32Array(await reader.read(upInfo), upInfo.dtype);
-          const [rank, ...inner] = downInfo.shape;
-          const out = upInfo.shape[0];
-          const width = down.length / rank;
-          const diff = new Float32Array(out * width);
-          for (let o = 0; o < out; o += 1) {
-            for (let r = 0; r < rank; r += 1) {
-              for (let k = 0; k < width; k += 1) diff[o * width + k] += up[o * rank + r] * down[r * width + k];
-            }
-          }
-          diffs.push({
-            name: `${stem}.diff`,
-            dtype: 'F32',
-            shape: [out, ...inner],
-            data: st.fromFloat32Array(diff, 'F32'),
-          });
-        }
-      } finally {
-        await reader.close();
-      }
+      const diffs = (await fullDifferences(lcm)).map(({ name, shape, values }) => ({
+        name,
+        dtype: 'F32',
+        shape,
+        data: st.fromFloat32Array(values, 'F32'),
+      }));
       const oracle = path.join(tmp(), 'lcm-oracle.safetensors');
       writeFileSync(oracle, st.writeSafetensors(diffs));
       // kohya names at GenAI's scale already: the rewrite leaves it as it is (null), and the fuse takes the file

@@ -1,8 +1,10 @@
 // Fuse mode for what GenAI's own fuse refuses (DoRA, LyCORIS "full" differences and their bias, 3x3 and Tucker
 // LoCon, LoHa/LoKr of 3x3 convolutions, Diag-OFT): multilora changes the model's weights in memory and builds the
 // pipeline from them (native/fuse.h, lib/lora/fuse.ts). Each case is checked against an independent result:
-// - DoRA and full differences: the same change given to GenAI as a plain full-rank LoRA (the DoRA twins are peft's and
-//   LyCORIS's merges, made by scripts/make-fixtures.py), fused by GenAI;
+// - DoRA: its twin, peft's or LyCORIS's merge written as a LyCORIS "full" difference by scripts/make-fixtures.py,
+//   fused in memory too (W + diff: no norm, no rotation). Layer by layer, lora-approximate.spec.js checks the same
+//   changes against those twins within 1e-5;
+// - a full difference: the same change as a plain full-rank LoRA, fused by GenAI;
 // - kernels, Tucker, OFT and biases: `convert --fuse-lora` (python/convert.py's fuse in torch, itself checked per layer
 //   against LyCORIS's formulas in convert.spec.js) on the diffusers fixture the sd15 IR was exported from.
 // Images in f32; each change must move the image by ≥ 5/255, so that a fuse that does nothing cannot pass.
@@ -14,7 +16,7 @@ const path = require('node:path');
 const { convert, Pipeline } = require('..');
 const { native } = require('../dist/core/binding');
 const { safetensors: st } = require('../dist/internal');
-const { FIXTURES, families, meanAbsDiff, rejectsWith, useTempDir } = require('./helpers/fixtures');
+const { FIXTURES, families, fullDifferences, meanAbsDiff, rejectsWith, useTempDir } = require('./helpers/fixtures');
 
 const fx = families.sd15;
 const CALL = { seed: 42, width: 64, height: 64, steps: 4 };
@@ -58,7 +60,7 @@ describe('fuse mode for what only a fuse takes (multilora fuses in memory)', fun
     none = await image(fx.model);
   });
 
-  it('DoRA in each layout gives the image of its merged twin fused by GenAI, and changes the image', async function () {
+  it("DoRA in each layout gives the image of its twin (the oracle's merge as a difference), and changes it", async function () {
     for (const [name, twin] of [
       ['dora', 'dora-full'], // LyCORIS dora_scale [out, 1]
       ['dora-in', 'dora-in-full'], // LyCORIS dora_scale [1, in]: norms per input column
@@ -80,7 +82,7 @@ describe('fuse mode for what only a fuse takes (multilora fuses in memory)', fun
     const style = { path: fx.lora('style-a'), alpha: 0.7 };
     const dora = { d: { path: fx.lora('dora'), scale: 'diffusers' }, s: style };
     const fused = await image(fx.model, { mode: 'fuse', adapters: dora });
-    // in their order: the DoRA's merge, then W + 0.7 · style-a, which GenAI gives with the DoRA's twin
+    // in their order: the DoRA's merge, then W + 0.7 · style-a: as its twin (a difference) and style-a give
     const oracle = await image(fx.model, { mode: 'fuse', adapters: { d: { path: fx.lora('dora-full') }, s: style } });
     const gap = meanAbsDiff(fused, oracle);
     const alone = await image(fx.model, { mode: 'fuse', adapters: { d: dora.d } });
@@ -93,27 +95,11 @@ describe('fuse mode for what only a fuse takes (multilora fuses in memory)', fun
 
   it('a LyCORIS full difference gives the image of the same change as a full-rank LoRA', async function () {
     // loha-full holds a LoHa's change as up [out, out] · down: its product, written as "full" differences
-    const twin = await st.openSafetensors(fx.lora('loha-full'));
-    const tensors = [];
-    try {
-      const byName = new Map(twin.header.tensors.map((t) => [t.name, t]));
-      for (const info of twin.header.tensors.filter((t) => t.name.endsWith('.lora_down.weight'))) {
-        const stem = info.name.slice(0, -'.lora_down.weight'.length);
-        const upInfo = byName.get(`${stem}.lora_up.weight`);
-        const down = st.toFloat32Array(await twin.read(info), info.dtype);
-        const up = st.toFloat32Array(await twin.read(upInfo), upInfo.dtype);
-        const [rank, ...inner] = info.shape;
-        const out = upInfo.shape[0];
-        const columns = down.length / rank;
-        const diff = new Float32Array(out * columns);
-        for (let o = 0; o < out; o++)
-          for (let r = 0; r < rank; r++)
-            for (let j = 0; j < columns; j++) diff[o * columns + j] += up[o * rank + r] * down[r * columns + j];
-        tensors.push([`${stem}.diff`, [out, ...inner], diff]);
-      }
-    } finally {
-      await twin.close();
-    }
+    const tensors = (await fullDifferences(fx.lora('loha-full'))).map(({ name, shape, values }) => [
+      name,
+      shape,
+      values,
+    ]);
     const file = write(path.join(tmp(), 'full.safetensors'), tensors);
     const fused = await image(fx.model, { mode: 'fuse', adapters: { f: { path: file, alpha: 1.5 } } });
     const oracle = await image(fx.model, { mode: 'fuse', adapters: { f: { path: fx.lora('loha-full'), alpha: 1.5 } } });
@@ -238,7 +224,7 @@ describe('fuse mode for what only a fuse takes (multilora fuses in memory)', fun
   });
 
   describe('the weights kept in their precision', function () {
-    it('fp16 weights: fused and rounded back to fp16, within 0.5/255 of GenAI fusing the twin', async function () {
+    it('fp16 weights: fused and rounded back to fp16, within 0.5/255 of the twin fused there', async function () {
       const fp16 = path.join(tmp(), 'sd15-fp16');
       await convert(path.join(FIXTURES, 'diffusers', 'sd15-tiny'), fp16, { weightFormat: 'fp16' });
       const fused = await image(fp16, { mode: 'fuse', adapters: { d: { path: fx.lora('dora'), scale: 'diffusers' } } });

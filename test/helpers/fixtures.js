@@ -101,8 +101,42 @@ async function until(what, check, ms = 60_000) {
 /** Whether this process runs under `npm run sanitize` (gcc's ASan runtime preloaded): much slower, other memory use. */
 const underAsan = /libasan/.test(process.env.LD_PRELOAD ?? '');
 
+/**
+ * Each plain LoRA layer of a .safetensors file as its whole change up · down ([out, r] · [r, in, kernel...]), named
+ * as a LyCORIS "full" difference: [{ name: `<stem>.diff`, shape: [out, in, kernel...], values }].
+ */
+async function fullDifferences(file) {
+  const st = require('../../dist/internal').safetensors;
+  const reader = await st.openSafetensors(file);
+  try {
+    const byName = new Map(reader.header.tensors.map((t) => [t.name, t]));
+    const diffs = [];
+    for (const [name, downInfo] of byName) {
+      if (!name.endsWith('.lora_down.weight')) continue;
+      const stem = name.slice(0, -'.lora_down.weight'.length);
+      const upInfo = byName.get(`${stem}.lora_up.weight`);
+      const down = st.toFloat32Array(await reader.read(downInfo), downInfo.dtype);
+      const up = st.toFloat32Array(await reader.read(upInfo), upInfo.dtype);
+      const [rank, ...inner] = downInfo.shape;
+      const out = upInfo.shape[0];
+      const width = down.length / rank;
+      const values = new Float32Array(out * width);
+      for (let o = 0; o < out; o += 1) {
+        for (let r = 0; r < rank; r += 1) {
+          for (let k = 0; k < width; k += 1) values[o * width + k] += up[o * rank + r] * down[r * width + k];
+        }
+      }
+      diffs.push({ name: `${stem}.diff`, shape: [out, ...inner], values });
+    }
+    return diffs;
+  } finally {
+    await reader.close();
+  }
+}
+
 module.exports = {
   ROOT,
+  fullDifferences,
   FIXTURES,
   MODELS,
   families,
