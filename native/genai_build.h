@@ -30,16 +30,22 @@ struct GenaiPipelines {
   explicit operator bool() const { return static_cast<bool>(text2image); }
 };
 
+/// Reshapes a pipeline that is read but not compiled to the static shape.
+template <typename T>
+void ReshapeTo(T& pipeline, const StaticShape& shape) {
+  // NaN: the model's own guidance scale, which decides whether the denoiser's batch is doubled.
+  const float guidance = std::isnan(shape.guidance_scale) ? pipeline.get_generation_config().guidance_scale
+                                                          : shape.guidance_scale;
+  pipeline.reshape(shape.num_images, shape.height, shape.width, guidance);
+}
+
 /// A pipeline of GenAI: compiled at once (dynamic shapes), or read, reshaped to the static shape, then compiled.
 template <typename T>
 std::shared_ptr<T> BuildPipeline(const std::filesystem::path& dir, const std::string& device,
                                  const ov::AnyMap& properties, const std::optional<StaticShape>& shape) {
   if (!shape) return std::make_shared<T>(dir, device, properties);
   auto pipeline = std::make_shared<T>(dir);
-  // NaN: the model's own guidance scale, which decides whether the denoiser's batch is doubled.
-  const float guidance = std::isnan(shape->guidance_scale) ? pipeline->get_generation_config().guidance_scale
-                                                           : shape->guidance_scale;
-  pipeline->reshape(shape->num_images, shape->height, shape->width, guidance);
+  ReshapeTo(*pipeline, *shape);
   pipeline->compile(device, properties);
   return pipeline;
 }

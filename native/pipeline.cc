@@ -45,29 +45,34 @@ Napi::Value Pipeline::Load(const Napi::CallbackInfo& info) {
   std::vector<ov::genai::Adapter> adapters;
   Napi::Array list = info[2].As<Napi::Array>();
   for (uint32_t i = 0; i < list.Length(); ++i) adapters.push_back(Adapter::Unwrap(list.Get(i))->genai());
-  ov::AnyMap properties;
-  Napi::Object props = info[3].As<Napi::Object>();
-  Napi::Array keys = props.GetPropertyNames();
-  for (uint32_t i = 0; i < keys.Length(); ++i) {
-    std::string key = keys.Get(i).As<Napi::String>().Utf8Value();
-    // OpenVINO reads typed properties from their string form.
-    properties[key] = props.Get(key).ToString().Utf8Value();
-  }
+  ov::AnyMap properties = PropertiesOf(info[3].As<Napi::Object>());
   std::optional<std::vector<float>> fused;
   if (info.Length() > 4 && info[4].IsArray()) {
     Napi::Array alphas = info[4].As<Napi::Array>();
     fused.emplace();
     for (uint32_t i = 0; i < alphas.Length(); ++i) fused->push_back(alphas.Get(i).As<Napi::Number>().FloatValue());
   }
-  std::optional<StaticShape> static_shape;
-  if (info.Length() > 5 && info[5].IsArray()) {
-    Napi::Array shape = info[5].As<Napi::Array>();
-    static_shape = StaticShape{shape.Get(0u).As<Napi::Number>().Int32Value(), shape.Get(1u).As<Napi::Number>().Int32Value(),
-                               shape.Get(2u).As<Napi::Number>().Int32Value(), shape.Get(3u).As<Napi::Number>().FloatValue()};
-  }
+  std::optional<StaticShape> static_shape = StaticShapeOf(info[5]);
   return (new PipelineLoadWorker(env, std::move(model_dir), std::move(device), std::move(adapters),
                                  std::move(properties), std::move(fused), static_shape))
       ->Start();
+}
+
+ov::AnyMap PropertiesOf(const Napi::Object& props) {
+  ov::AnyMap properties;
+  Napi::Array keys = props.GetPropertyNames();
+  for (uint32_t i = 0; i < keys.Length(); ++i) {
+    std::string key = keys.Get(i).As<Napi::String>().Utf8Value();
+    properties[key] = props.Get(key).ToString().Utf8Value();
+  }
+  return properties;
+}
+
+std::optional<StaticShape> StaticShapeOf(const Napi::Value& value) {
+  if (!value.IsArray()) return std::nullopt;
+  Napi::Array shape = value.As<Napi::Array>();
+  return StaticShape{shape.Get(0u).As<Napi::Number>().Int32Value(), shape.Get(1u).As<Napi::Number>().Int32Value(),
+                     shape.Get(2u).As<Napi::Number>().Int32Value(), shape.Get(3u).As<Napi::Number>().FloatValue()};
 }
 
 Napi::Value Pipeline::LoadFused(const Napi::CallbackInfo& info) {

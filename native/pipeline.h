@@ -37,7 +37,22 @@ struct LoadedPipeline {
   size_t default_steps = 0;
   float default_guidance_scale = 0.0f;
   bool image_inputs = false;  // image-to-image and inpainting available
+
+  /// Takes the defaults and the tasks from `pipelines`, just built.
+  void ReadDefaults() {
+    image_inputs = static_cast<bool>(pipelines.inpainting);
+    ov::genai::ImageGenerationConfig config = pipelines.text2image->get_generation_config();
+    default_width = config.width;
+    default_height = config.height;
+    default_steps = config.num_inference_steps;
+    default_guidance_scale = config.guidance_scale;
+  }
 };
+
+/// The load properties given from JS ({ key: value }), as the strings OpenVINO reads typed properties from.
+ov::AnyMap PropertiesOf(const Napi::Object& props);
+/// A static shape given from JS ([numImages, height, width, guidanceScale]), or none for anything else.
+std::optional<StaticShape> StaticShapeOf(const Napi::Value& value);
 
 class Pipeline : public Napi::ObjectWrap<Pipeline> {
  public:

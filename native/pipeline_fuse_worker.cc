@@ -11,7 +11,9 @@ std::vector<T> Values(const Napi::Object& from, const char* key) {
   return std::vector<T>(array.Data(), array.Data() + array.ElementLength());
 }
 
-FuseLayer LayerOf(const Napi::Object& o) {
+}  // namespace
+
+FuseLayer FuseLayerOf(const Napi::Object& o) {
   FuseLayer layer;
   layer.part = o.Get("part").As<Napi::String>().Utf8Value();
   layer.node = o.Get("node").As<Napi::String>().Utf8Value();
@@ -29,26 +31,15 @@ FuseLayer LayerOf(const Napi::Object& o) {
   return layer;
 }
 
-}  // namespace
-
 PipelineFuseWorker::PipelineFuseWorker(const Napi::CallbackInfo& info)
     : ThreadPromiseWorker(info.Env(), "multilora.PipelineFuse") {
   loaded_.model_dir = info[0].As<Napi::String>().Utf8Value();
   device_ = info[1].As<Napi::String>().Utf8Value();
   family_ = info[2].As<Napi::String>().Utf8Value();
-  Napi::Object props = info[3].As<Napi::Object>();
-  Napi::Array keys = props.GetPropertyNames();
-  for (uint32_t i = 0; i < keys.Length(); ++i) {
-    std::string key = keys.Get(i).As<Napi::String>().Utf8Value();
-    properties_[key] = props.Get(key).ToString().Utf8Value();  // OpenVINO reads typed properties from strings
-  }
-  if (info[4].IsArray()) {
-    Napi::Array shape = info[4].As<Napi::Array>();
-    static_shape_ = StaticShape{shape.Get(0u).As<Napi::Number>().Int32Value(), shape.Get(1u).As<Napi::Number>().Int32Value(),
-                                shape.Get(2u).As<Napi::Number>().Int32Value(), shape.Get(3u).As<Napi::Number>().FloatValue()};
-  }
+  properties_ = PropertiesOf(info[3].As<Napi::Object>());
+  static_shape_ = StaticShapeOf(info[4]);
   Napi::Array layers = info[5].As<Napi::Array>();
-  for (uint32_t i = 0; i < layers.Length(); ++i) layers_.push_back(LayerOf(layers.Get(i).As<Napi::Object>()));
+  for (uint32_t i = 0; i < layers.Length(); ++i) layers_.push_back(FuseLayerOf(layers.Get(i).As<Napi::Object>()));
   loaded_.fused_alphas.emplace();  // fused: calls cannot choose adapters
 }
 
@@ -56,12 +47,7 @@ void PipelineFuseWorker::Run() {
   try {
     loaded_.pipelines = BuildFusedPipelines(loaded_.model_dir, family_, layers_, device_, properties_, static_shape_);
     layers_.clear();
-    loaded_.image_inputs = static_cast<bool>(loaded_.pipelines.inpainting);
-    ov::genai::ImageGenerationConfig config = loaded_.pipelines.text2image->get_generation_config();
-    loaded_.default_width = config.width;
-    loaded_.default_height = config.height;
-    loaded_.default_steps = config.num_inference_steps;
-    loaded_.default_guidance_scale = config.guidance_scale;
+    loaded_.ReadDefaults();
   } catch (const FuseError& e) {
     loaded_.pipelines = GenaiPipelines();
     Fail(Failure{e.code(), e.what()});

@@ -14,6 +14,9 @@
 
 namespace multilora {
 
+/// A layer to fuse as lib/lora/fuse.ts gives it (NativeFuseLayer).
+FuseLayer FuseLayerOf(const Napi::Object& o);
+
 class PipelineFuseWorker : public ThreadPromiseWorker {
  public:
   /// info: (model dir, device, family, properties, static shape or null, layers); see lib/lora/fuse.ts.

@@ -29,12 +29,7 @@ void PipelineLoadWorker::Run() {
       properties_["adapters"] = ov::genai::AdapterConfig(loaded_.adapters);
     }
     loaded_.pipelines = quirks::BuildModelPipelines(model_dir_, device_, properties_, static_shape_);
-    loaded_.image_inputs = static_cast<bool>(loaded_.pipelines.inpainting);
-    ov::genai::ImageGenerationConfig config = loaded_.pipelines.text2image->get_generation_config();
-    loaded_.default_width = config.width;
-    loaded_.default_height = config.height;
-    loaded_.default_steps = config.num_inference_steps;
-    loaded_.default_guidance_scale = config.guidance_scale;
+    loaded_.ReadDefaults();
   } catch (...) {
     loaded_.pipelines = GenaiPipelines();
     Fail(DescribeCurrentException(kErrGenai, "ov::genai::Text2ImagePipeline(\"" + model_dir_ + "\", \"" + device_ + "\")"));
