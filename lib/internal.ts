@@ -6,6 +6,7 @@ export * as loraFactorized from './lora/factorized';
 export * as loraApproximate from './lora/approximate';
 export * as errors from './core/errors';
 export * as diagnose from './lora/diagnose';
+export * as loraFuse from './lora/fuse';
 export * as genaiQuirks from './core/genai-quirks';
 export * as model from './core/model';
 export * as binding from './core/binding';

@@ -66,6 +66,112 @@ std::shared_ptr<ov::op::v0::Constant> ConstantOf(const ov::Output<ov::Node>& inp
   return ov::as_type_ptr<ov::op::v0::Constant>(node);
 }
 
+std::string Dims(const ov::Shape& shape) {
+  std::string text = "[";
+  for (size_t i = 0; i < shape.size(); ++i) text += (i ? ", " : "") + std::to_string(shape[i]);
+  return text + "]";
+}
+
+FuseError Incompatible(const FuseLayer& layer, const std::string& part, const std::string& what, size_t got,
+                     size_t want, const ov::Shape& torch) {
+  return FuseError(kErrIncompatible, layer.label + " has " + std::to_string(got) + " " + what + " for the " +
+                                         part + " layer \"" + layer.node + "\" of shape " + Dims(torch) +
+                                         ", which needs " + std::to_string(want) +
+                                         ": the LoRA is made for another base model");
+}
+
+/// DoRA, as LyCORIS merges it: the weights times alpha · (magnitude / norm - 1) + 1, the norm taken per output
+/// row or per input column, plus float32's epsilon.
+void Decompose(const FuseLayer& layer, const std::string& part, std::vector<float>& w, const ov::Shape& torch) {
+  const size_t out = torch[0], in = torch[1];
+  const size_t kernel = w.size() / (out * in);
+  const bool rows = layer.dora_axis == 0;
+  const size_t count = rows ? out : in;
+  if (layer.magnitude.size() != count) {
+    throw Incompatible(layer, part, rows ? "DoRA magnitudes (one per output)" : "DoRA magnitudes (one per input)",
+                       layer.magnitude.size(), count, torch);
+  }
+  std::vector<double> sums(count, 0.0);
+  for (size_t o = 0; o < out; ++o) {
+    for (size_t i = 0; i < in; ++i) {
+      for (size_t k = 0; k < kernel; ++k) {
+        const double v = w[(o * in + i) * kernel + k];
+        sums[rows ? o : i] += v * v;
+      }
+    }
+  }
+  std::vector<float> factor(count);
+  for (size_t c = 0; c < count; ++c) {
+    const float norm = static_cast<float>(std::sqrt(sums[c])) + std::numeric_limits<float>::epsilon();
+    factor[c] = layer.alpha * (layer.magnitude[c] / norm - 1.0f) + 1.0f;
+  }
+  for (size_t o = 0; o < out; ++o) {
+    for (size_t i = 0; i < in; ++i) {
+      for (size_t k = 0; k < kernel; ++k) w[(o * in + i) * kernel + k] *= factor[rows ? o : i];
+    }
+  }
+}
+
+/// Diag-OFT: each block of b output rows becomes mixᵀ times those rows, in float64.
+void Rotate(const FuseLayer& layer, const std::string& part, std::vector<float>& w, size_t out, size_t columns) {
+  const size_t b = layer.blocks ? out / layer.blocks : 0;
+  if (layer.blocks * b != out || layer.mix.size() != layer.blocks * b * b) {
+    throw FuseError(kErrIncompatible, layer.label + " has " + std::to_string(layer.blocks) + " OFT blocks for the " +
+                                          part + " layer \"" + layer.node + "\" of " + std::to_string(out) +
+                                          " outputs: the LoRA is made for another base model");
+  }
+  std::vector<double> rotated(b * columns);
+  for (size_t k = 0; k < layer.blocks; ++k) {
+    std::fill(rotated.begin(), rotated.end(), 0.0);
+    const double* mix = layer.mix.data() + k * b * b;
+    for (size_t n = 0; n < b; ++n) {
+      const float* row = w.data() + (k * b + n) * columns;
+      for (size_t m = 0; m < b; ++m) {
+        const double f = mix[n * b + m];
+        double* into = rotated.data() + m * columns;
+        for (size_t j = 0; j < columns; ++j) into[j] += f * row[j];
+      }
+    }
+    for (size_t i = 0; i < b * columns; ++i) w[k * b * columns + i] = static_cast<float>(rotated[i]);
+  }
+}
+
+/// Changes a layer's weights `w` (in torch's layout, of shape `torch`) as python/convert.py's fuse_one does: alpha ·
+/// up·down added (then DoRA's norms), or the OFT blocks' rotation; then OFT's rescale. The bias is the caller's.
+void FuseWeights(const FuseLayer& layer, const std::string& part, std::vector<float>& w, const ov::Shape& torch) {
+  const size_t out = torch[0];
+  const size_t columns = w.size() / out;  // in · kernel
+  if (!layer.mix.empty()) {
+    Rotate(layer, part, w, out, columns);
+  } else {
+    if (layer.up.size() != out * layer.rank || layer.down.size() != layer.rank * columns) {
+      throw FuseError(kErrIncompatible, layer.label + " has A of " + std::to_string(layer.down.size()) +
+                                            " values and B of " + std::to_string(layer.up.size()) +
+                                            " at rank " + std::to_string(layer.rank) + ", which do not fit the " +
+                                            part + " layer \"" + layer.node + "\" of shape " + Dims(torch) +
+                                            ": the LoRA is made for another base model");
+    }
+    std::vector<float> delta(w.size(), 0.0f);
+    for (size_t o = 0; o < out; ++o) {
+      float* row = delta.data() + o * columns;
+      for (size_t r = 0; r < layer.rank; ++r) {
+        const float u = layer.up[o * layer.rank + r];
+        if (u == 0.0f) continue;  // a full difference's B is the identity: a row at a time
+        const float* a = layer.down.data() + r * columns;
+        for (size_t j = 0; j < columns; ++j) row[j] += u * a[j];
+      }
+    }
+    for (size_t i = 0; i < w.size(); ++i) w[i] += layer.alpha * delta[i];
+    if (layer.dora_axis >= 0) Decompose(layer, part, w, torch);
+  }
+  if (!layer.rescale.empty()) {
+    if (layer.rescale.size() != out) throw Incompatible(layer, part, "rescale", layer.rescale.size(), out, torch);
+    for (size_t o = 0; o < out; ++o) {
+      for (size_t j = 0; j < columns; ++j) w[o * columns + j] *= layer.rescale[o];
+    }
+  }
+}
+
 /// One part (unet, text_encoder, text_encoder_2) of the model, its .bin held in memory to be changed in place.
 class PartInMemory {
  public:
@@ -119,37 +225,7 @@ class PartInMemory {
     const Target& target = targets_.at(layer.node);
     std::vector<float> w = ReadTorchLayout(target);
     const ov::Shape torch = TorchShape(target);
-    const size_t out = torch[0];
-    const size_t columns = w.size() / out;  // in · kernel
-    if (!layer.mix.empty()) {
-      Rotate(layer, w, out, columns);
-    } else {
-      if (layer.up.size() != out * layer.rank || layer.down.size() != layer.rank * columns) {
-        throw FuseError(kErrIncompatible, layer.label + " has A of " + std::to_string(layer.down.size()) +
-                                              " values and B of " + std::to_string(layer.up.size()) +
-                                              " at rank " + std::to_string(layer.rank) + ", which do not fit the " +
-                                              name_ + " layer \"" + layer.node + "\" of shape " + Dims(torch) +
-                                              ": the LoRA is made for another base model");
-      }
-      std::vector<float> delta(w.size(), 0.0f);
-      for (size_t o = 0; o < out; ++o) {
-        float* row = delta.data() + o * columns;
-        for (size_t r = 0; r < layer.rank; ++r) {
-          const float u = layer.up[o * layer.rank + r];
-          if (u == 0.0f) continue;  // a full difference's B is the identity: a row at a time
-          const float* a = layer.down.data() + r * columns;
-          for (size_t j = 0; j < columns; ++j) row[j] += u * a[j];
-        }
-      }
-      for (size_t i = 0; i < w.size(); ++i) w[i] += layer.alpha * delta[i];
-      if (layer.dora_axis >= 0) Decompose(layer, w, torch);
-    }
-    if (!layer.rescale.empty()) {
-      if (layer.rescale.size() != out) throw Incompatible(layer, "rescale", layer.rescale.size(), out, torch);
-      for (size_t o = 0; o < out; ++o) {
-        for (size_t j = 0; j < columns; ++j) w[o * columns + j] *= layer.rescale[o];
-      }
-    }
+    FuseWeights(layer, name_, w, torch);
     WriteTorchLayout(target, w);
     if (!layer.bias.empty()) {
       if (!target.bias || ov::shape_size(target.bias->shape) != layer.bias.size()) {
@@ -239,76 +315,6 @@ class PartInMemory {
     Write(target.weights, t);
   }
 
-  /// DoRA, as LyCORIS merges it: the weights times alpha · (magnitude / norm - 1) + 1, the norm taken per output
-  /// row or per input column, plus float32's epsilon.
-  void Decompose(const FuseLayer& layer, std::vector<float>& w, const ov::Shape& torch) const {
-    const size_t out = torch[0], in = torch[1];
-    const size_t kernel = w.size() / (out * in);
-    const bool rows = layer.dora_axis == 0;
-    const size_t count = rows ? out : in;
-    if (layer.magnitude.size() != count) {
-      throw Incompatible(layer, rows ? "DoRA magnitudes (one per output)" : "DoRA magnitudes (one per input)",
-                         layer.magnitude.size(), count, torch);
-    }
-    std::vector<double> sums(count, 0.0);
-    for (size_t o = 0; o < out; ++o) {
-      for (size_t i = 0; i < in; ++i) {
-        for (size_t k = 0; k < kernel; ++k) {
-          const double v = w[(o * in + i) * kernel + k];
-          sums[rows ? o : i] += v * v;
-        }
-      }
-    }
-    std::vector<float> factor(count);
-    for (size_t c = 0; c < count; ++c) {
-      const float norm = static_cast<float>(std::sqrt(sums[c])) + std::numeric_limits<float>::epsilon();
-      factor[c] = layer.alpha * (layer.magnitude[c] / norm - 1.0f) + 1.0f;
-    }
-    for (size_t o = 0; o < out; ++o) {
-      for (size_t i = 0; i < in; ++i) {
-        for (size_t k = 0; k < kernel; ++k) w[(o * in + i) * kernel + k] *= factor[rows ? o : i];
-      }
-    }
-  }
-
-  /// Diag-OFT: each block of b output rows becomes mixᵀ times those rows, in float64.
-  void Rotate(const FuseLayer& layer, std::vector<float>& w, size_t out, size_t columns) const {
-    const size_t b = layer.blocks ? out / layer.blocks : 0;
-    if (layer.blocks * b != out || layer.mix.size() != layer.blocks * b * b) {
-      throw FuseError(kErrIncompatible, layer.label + " has " + std::to_string(layer.blocks) + " OFT blocks for the " +
-                                            name_ + " layer \"" + layer.node + "\" of " + std::to_string(out) +
-                                            " outputs: the LoRA is made for another base model");
-    }
-    std::vector<double> rotated(b * columns);
-    for (size_t k = 0; k < layer.blocks; ++k) {
-      std::fill(rotated.begin(), rotated.end(), 0.0);
-      const double* mix = layer.mix.data() + k * b * b;
-      for (size_t n = 0; n < b; ++n) {
-        const float* row = w.data() + (k * b + n) * columns;
-        for (size_t m = 0; m < b; ++m) {
-          const double f = mix[n * b + m];
-          double* into = rotated.data() + m * columns;
-          for (size_t j = 0; j < columns; ++j) into[j] += f * row[j];
-        }
-      }
-      for (size_t i = 0; i < b * columns; ++i) w[k * b * columns + i] = static_cast<float>(rotated[i]);
-    }
-  }
-
-  FuseError Incompatible(const FuseLayer& layer, const std::string& what, size_t got, size_t want,
-                         const ov::Shape& torch) const {
-    return FuseError(kErrIncompatible, layer.label + " has " + std::to_string(got) + " " + what + " for the " +
-                                           name_ + " layer \"" + layer.node + "\" of shape " + Dims(torch) +
-                                           ", which needs " + std::to_string(want) +
-                                           ": the LoRA is made for another base model");
-  }
-
-  static std::string Dims(const ov::Shape& shape) {
-    std::string text = "[";
-    for (size_t i = 0; i < shape.size(); ++i) text += (i ? ", " : "") + std::to_string(shape[i]);
-    return text + "]";
-  }
-
   std::string name_;
   std::string xml_;
   ov::Tensor weights_;
@@ -320,16 +326,54 @@ template <typename T>
 std::shared_ptr<T> Assemble(T pipeline, const std::string& device, const ov::AnyMap& properties,
                             const std::optional<StaticShape>& shape) {
   auto assembled = std::make_shared<T>(std::move(pipeline));
-  if (shape) {
-    const float guidance = std::isnan(shape->guidance_scale) ? assembled->get_generation_config().guidance_scale
-                                                             : shape->guidance_scale;
-    assembled->reshape(shape->num_images, shape->height, shape->width, guidance);
-  }
+  if (shape) ReshapeTo(*assembled, *shape);
   assembled->compile(device, properties);
   return assembled;
 }
 
 }  // namespace
+
+std::vector<std::vector<float>> FusedChanges(const std::filesystem::path& dir, const std::vector<FuseLayer>& layers) {
+  std::vector<std::vector<float>> changes(layers.size());
+  std::map<std::string, std::vector<size_t>> by_part;
+  for (size_t i = 0; i < layers.size(); ++i) by_part[layers[i].part].push_back(i);
+  ov::Core core;
+  for (const auto& [part, indices] : by_part) {
+    // read in place (the .bin is mapped): only the layers asked for are copied
+    std::shared_ptr<ov::Model> model = core.read_model(dir / part / "openvino_model.xml");
+    std::map<std::string, std::shared_ptr<ov::Node>> nodes;
+    for (const std::shared_ptr<ov::Node>& node : model->get_ordered_ops()) nodes.emplace(node->get_friendly_name(), node);
+    for (size_t i : indices) {
+      const FuseLayer& layer = layers[i];
+      auto found = nodes.find(layer.node);
+      auto matmul = found == nodes.end() ? nullptr : ov::as_type_ptr<ov::op::v0::MatMul>(found->second);
+      if (found == nodes.end() || (!matmul && !ov::as_type_ptr<ov::op::v1::Convolution>(found->second))) {
+        throw FuseError(kErrModel, "the " + part + " has no MatMul or Convolution named \"" + layer.node + "\"");
+      }
+      auto constant = ConstantOf(found->second->input_value(1));
+      if (!constant) {
+        throw FuseError(kErrModel, layer.label + ": the weights of the " + part + " layer \"" + layer.node +
+                                       "\" are compressed below 16 bits (int8/int4)");
+      }
+      std::vector<float> base = constant->cast_vector<float>();
+      ov::Shape torch = constant->get_shape();
+      if (matmul && !matmul->get_transpose_b()) {
+        const size_t in = torch[0], out = torch[1];
+        std::vector<float> t(base.size());
+        for (size_t r = 0; r < in; ++r) {
+          for (size_t c = 0; c < out; ++c) t[c * in + r] = base[r * out + c];
+        }
+        base.swap(t);
+        std::swap(torch[0], torch[1]);
+      }
+      std::vector<float> w = base;
+      FuseWeights(layer, part, w, torch);
+      for (size_t k = 0; k < w.size(); ++k) w[k] -= base[k];
+      changes[i] = std::move(w);
+    }
+  }
+  return changes;
+}
 
 GenaiPipelines BuildFusedPipelines(const std::filesystem::path& dir, const std::string& family,
                                    const std::vector<FuseLayer>& layers, const std::string& device,

@@ -45,6 +45,11 @@ class FuseError : public std::runtime_error {
   const char* code_;
 };
 
+/// What fusing each of `layers` alone would change in the model's weights, W' - W, in torch's layout ([out, in ·
+/// kernel], row-major), the base weights read from `dir` without a copy of the parts. For `approximate` of what
+/// depends on the weights (DoRA, OFT): the change is then fitted by a LoRA of lower rank.
+std::vector<std::vector<float>> FusedChanges(const std::filesystem::path& dir, const std::vector<FuseLayer>& layers);
+
 /// Fuses `layers` into the parts they name (read from `dir`), then assembles and compiles the pipelines of that
 /// model from the changed parts and the untouched ones. `family`: "sd", "lcm" or "sdxl".
 GenaiPipelines BuildFusedPipelines(const std::filesystem::path& dir, const std::string& family,

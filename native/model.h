@@ -15,6 +15,8 @@ class Model : public Napi::ObjectWrap<Model> {
   /// Model.layers(xmlPath) -> Promise<Array<{ name, type, shape, transposeB }>>: every MatMul and Convolution whose
   /// weights have a static shape, by friendly name, as GenAI's LoRA matching sees them.
   static Napi::Value Layers(const Napi::CallbackInfo& info);
+  /// Model.fusedChanges(modelDir, layers) -> Promise<Float32Array[]>: W' - W of each layer fused alone (native/fuse.h).
+  static Napi::Value FusedChanges(const Napi::CallbackInfo& info);
 };
 
 }  // namespace multilora

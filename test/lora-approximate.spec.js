@@ -11,6 +11,8 @@ const fs = require('node:fs');
 const path = require('node:path');
 const {
   diagnose,
+  loraFuse,
+  model,
   loraApproximate: ap,
   loraFactorized: fz,
   loraFormat: lf,
@@ -203,7 +205,7 @@ describe('approximate: { rank }, a LoRA fitted by SVD', function () {
     }
   });
 
-  it('refuses what no LoRA expresses, naming the tensor and the fuse: DoRA, a bias difference, a 3x3 kernel', async function () {
+  it('refuses what no LoRA expresses, naming the tensor and the fuse: DoRA of a 3x3 kernel, a bias difference, a 3x3 kernel', async function () {
     const file = (name, tensors) => {
       const p = path.join(tmp(), `${name}.safetensors`);
       const data = tensors.map(([tensor, shape]) => ({
@@ -217,7 +219,14 @@ describe('approximate: { rank }, a LoRA fitted by SVD', function () {
     };
     const q = 'lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q';
     const cases = [
-      [fx.lora('dora'), /is DoRA .*nor a fit of the file alone.*--fuse-lora/],
+      [
+        file('dora-conv', [
+          ['lora_unet_down_blocks_0_resnets_0_conv1.lora_down.weight', [2, 32, 3, 3]],
+          ['lora_unet_down_blocks_0_resnets_0_conv1.lora_up.weight', [32, 2, 1, 1]],
+          ['lora_unet_down_blocks_0_resnets_0_conv1.dora_scale', [32, 1, 1, 1]],
+        ]),
+        /is DoRA .*`approximate` fits such a change from the model's weights on linear and 1x1 layers only.*mode: 'fuse'/,
+      ],
       [
         file('bias', [
           [`${q}.diff`, [32, 32]],
@@ -329,6 +338,126 @@ describe('approximate: { rank }, a LoRA fitted by SVD', function () {
       } finally {
         await pipeline.dispose();
       }
+    });
+  });
+
+  // DoRA and OFT change the model's weights by those weights: the fit reads them from the model (native/fuse.cc's
+  // FusedChanges, the formulas of the fuse) and fits W' - W. At a rank reaching the layers' sides the fit is exact:
+  // a DoRA gives the image of its merged twin (peft's / LyCORIS's merge written as a "full" difference, itself
+  // fitted exactly); an OFT file, the image of the same file fused in memory.
+  describe("DoRA and OFT, fitted from the model's weights (sd15 fixture, f32)", function () {
+    const CALL = { seed: 42, steps: 4, width: 64, height: 64 };
+
+    async function run(adapters, fuse = false) {
+      const pipeline = await Pipeline.load(fx.model, { adapters, precision: 'f32', ...(fuse ? { mode: 'fuse' } : {}) });
+      try {
+        const chosen = fuse ? undefined : Object.fromEntries(Object.keys(adapters).map((n) => [n, 1]));
+        const { data } = await pipeline.generate('a photo of a cat', {
+          ...CALL,
+          ...(chosen ? { adapters: chosen } : {}),
+        });
+        return { data, info: pipeline.adapters.list().map((a) => a.info) };
+      } finally {
+        await pipeline.dispose();
+      }
+    }
+
+    it("every DoRA layer's change, read from the model's weights: its oracle's within 1e-5 (each layout)", async function () {
+      const info = model.inspectModel(fx.model);
+      for (const [name, twin] of [
+        ['dora', 'dora-full'], // LyCORIS dora_scale [out, 1]; oracle: peft's merge
+        ['dora-in', 'dora-in-full'], // LyCORIS dora_scale [1, in]; oracle: LyCORIS's formula
+        ['dora-peft', 'dora-full'], // PEFT's lora_magnitude_vector
+      ]) {
+        const prepared = await diagnose.prepareAdapter('d', fx.lora(name), info, 'diffusers', undefined, true);
+        const { targets } = prepared.fuse;
+        const layers = await loraFuse.fuseLayers([{ label: name, load: prepared.load, alpha: 1, targets }]);
+        const changes = await require('../dist/core/binding').native().Model.fusedChanges(fx.model, layers);
+        const oracle = await st.openSafetensors(fx.lora(twin));
+        try {
+          const byName = new Map(oracle.header.tensors.map((t) => [t.name, t]));
+          assert.equal(targets.length, 40, name);
+          for (const [i, target] of targets.entries()) {
+            const diff = byName.get(target.names.down.replace(/\.lora_down\.weight$/, '.diff'));
+            const want = st.toFloat32Array(await oracle.read(diff), diff.dtype);
+            let err = 0;
+            let norm = 0;
+            for (let k = 0; k < want.length; k++) {
+              err += (changes[i][k] - want[k]) ** 2;
+              norm += want[k] ** 2;
+            }
+            assert.equal(changes[i].length, want.length, target.node);
+            assert.ok(Math.sqrt(err / norm) <= 1e-5, `${name}, ${target.node}: ${Math.sqrt(err / norm)}`);
+          }
+        } finally {
+          await oracle.close();
+        }
+      }
+    });
+
+    it("DoRA in each layout: at full rank its twin's image, at rank 2 the error it reports and a further image", async function () {
+      const none = (await run({})).data;
+      for (const [name, twin] of [
+        ['dora', 'dora-full'],
+        ['dora-in', 'dora-in-full'],
+        ['dora-peft', 'dora-full'],
+      ]) {
+        const exact = await run({ d: { path: fx.lora(name), scale: 'diffusers', approximate: { rank: 64 } } });
+        const oracle = await run({ d: { path: fx.lora(twin), approximate: { rank: 64 } } });
+        const low = await run({ d: { path: fx.lora(name), scale: 'diffusers', approximate: { rank: 2 } } });
+        const { approximation } = exact.info[0];
+        assert.equal(approximation.layers.length, 40, name);
+        assert.ok(approximation.error < 1e-5, `${name}: total error ${approximation.error}`);
+        const gap = meanAbsDiff(exact.data, oracle.data);
+        const effect = meanAbsDiff(exact.data, none);
+        assert.ok(gap <= 0.5, `${name}: ${gap}/255 from its twin`);
+        assert.ok(effect >= 5, `${name}: an effect of ${effect}/255`);
+        assert.deepEqual(low.info[0].ranks, [2]);
+        assert.ok(low.info[0].approximation.error > 0.1, `${name} at rank 2: ${low.info[0].approximation.error}`);
+        assert.ok(meanAbsDiff(low.data, oracle.data) > gap + 0.5, `${name} at rank 2: no further from its twin`);
+      }
+    });
+
+    it('Diag-OFT of linear and 1x1 layers: at full rank, the image of the same file fused in memory', async function () {
+      const layers = await require('../dist/core/binding')
+        .native()
+        .Model.layers(path.join(fx.model, 'unet', 'openvino_model.xml'));
+      const tensors = [];
+      let seed = 11;
+      for (const layer of layers.filter((l) =>
+        /attentions\.\d+\.(proj_out|transformer_blocks\.0\.ff\.net\.2)\//.test(l.name),
+      )) {
+        const module = layer.name.replace(/^__module\./, '').replace(/\/.*$/, '');
+        const out = layer.shape[0];
+        const stem = `lora_unet_${module.replaceAll('.', '_')}`;
+        const values = Float32Array.from({ length: out * 4 }, () => {
+          seed = (seed * 1103515245 + 12345) % 2 ** 31;
+          return seed / 2 ** 30 - 1;
+        });
+        tensors.push({
+          name: `${stem}.oft_blocks`,
+          dtype: 'F32',
+          shape: [out / 4, 4, 4],
+          data: st.fromFloat32Array(values, 'F32'),
+        });
+        tensors.push({
+          name: `${stem}.alpha`,
+          dtype: 'F32',
+          shape: [],
+          data: st.fromFloat32Array(Float32Array.of(0), 'F32'),
+        });
+      }
+      const file = path.join(tmp(), 'oft.safetensors');
+      fs.writeFileSync(file, st.writeSafetensors(tensors));
+      const none = (await run({})).data;
+      const fitted = await run({ o: { path: file, approximate: { rank: 128 } } });
+      const fused = await run({ o: { path: file } }, true);
+      assert.equal(fitted.info[0].approximation.layers.length, tensors.length / 2);
+      assert.ok(fitted.info[0].approximation.error < 1e-5, `total error ${fitted.info[0].approximation.error}`);
+      const gap = meanAbsDiff(fitted.data, fused.data);
+      const effect = meanAbsDiff(fitted.data, none);
+      assert.ok(gap <= 0.5, `${gap}/255 from the fused file`);
+      assert.ok(effect >= 5, `an effect of ${effect}/255`);
     });
   });
 });

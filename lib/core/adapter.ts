@@ -31,7 +31,8 @@ export interface AdapterSpec {
   /**
    * Opt-in: fit a LoRA of at most `rank` by truncated SVD to each layer that GenAI would otherwise run at a higher
    * rank (LoHa, LoKr) or not at all (a full weight difference of a linear layer). `info.approximation` gives each
-   * fitted layer's relative error and the total. DoRA and kernels above 1x1 are still refused: fuse them (`mode:
+   * fitted layer's relative error and the total. DoRA and Diag-OFT layers (linear and 1x1) are fitted to their change
+   * read from the model's weights. Kernels above 1x1 and bias differences are still refused: fuse them (`mode:
    * 'fuse'`, or `convert`). See docs/LORA-FORMATS.md.
    */
   approximate?: Approximate;

@@ -134,6 +134,8 @@ export interface NativeModel {
   layers(
     xmlPath: string,
   ): Promise<Array<{ name: string; type: 'MatMul' | 'Convolution'; shape: number[]; transposeB: boolean }>>;
+  /** W' - W of each layer fused alone into the model's weights, in torch's layout (native/fuse.h, FusedChanges). */
+  fusedChanges(modelDir: string, layers: NativeFuseLayer[]): Promise<Float32Array[]>;
 }
 
 /** For tests and the benchmark only. */

@@ -15,6 +15,7 @@ import {
   genaiPrefix,
   layerTensors,
   convertForGenai,
+  fittedWithModel,
   FUSE_WAYS,
   genaiTakes,
   planGenaiLora,
@@ -25,7 +26,7 @@ import {
   type LoraPart,
   type LoraScale,
 } from './format';
-import type { FuseTarget } from './fuse';
+import { fitFromWeights, type FuseTarget, type WeightedFit } from './fuse';
 import type { ModelInfo } from '../core/model';
 import { isFloat, openSafetensors, type FloatDtype, type TensorInfo } from './safetensors';
 
@@ -222,6 +223,57 @@ function features(layer: ModelLayer): { in: number; out: number } {
   return { in: a, out: b };
 }
 
+/**
+ * Checks a LoRA layer against the model layer it patches: throws ERR_ADAPTER_FORMAT for what GenAI cannot take as
+ * loaded, ERR_ADAPTER_INCOMPATIBLE for a LoRA made for another model. 'own': only multilora's fuse takes it (fuse
+ * mode); 'weighted': `approximate` fits it from the model's weights (DoRA, OFT).
+ */
+function checkNode(
+  label: string,
+  layer: LoraLayer,
+  node: ModelLayer,
+  fuse: boolean,
+  withModel: boolean,
+): 'own' | 'weighted' | undefined {
+  const { in: inFeatures, out: outFeatures } = features(node);
+  const [rankA, loraIn] = layer.down.shape;
+  const [loraOut, rankB] = layer.up.shape;
+  const kernel = node.type === 'Convolution' ? node.shape.slice(2) : [];
+  const kernelSize = kernel.reduce((a, b) => a * b, 1);
+  // the fuse takes what GenAI refuses: a kernel flattened into the factors, OFT's blocks (checked natively)
+  const flattened = kernelSize > 1 && loraIn === inFeatures * kernelSize && loraOut === outFeatures;
+  if (fuse && (layer.factorized?.kind === 'oft' || flattened)) return 'own';
+  if (withModel && fittedWithModel(layer)) {
+    if (kernelSize > 1) {
+      throw new MultiloraError(
+        'ERR_ADAPTER_FORMAT',
+        `${label}: its layer ${JSON.stringify(layer.key)} changes the convolution ${JSON.stringify(node.name)}, ` +
+          `whose kernel is ${kernel.join('x')}, by the model's own weights; a fit of lower rank keeps the kernel, ` +
+          `which GenAI does not apply at generate. ${FUSE_WAYS}`,
+      );
+    }
+    return 'weighted';
+  }
+  if (layer.factorized && flattened) {
+    // LyCORIS flattens a convolution's kernel into its factors' columns: the layer is no 1x1 convolution
+    throw new MultiloraError(
+      'ERR_ADAPTER_FORMAT',
+      `${label}: its layer ${JSON.stringify(layer.key)} is a ${layer.factorized.kind === 'loha' ? 'LoHa' : 'LoKr'} ` +
+        `of the convolution ${JSON.stringify(node.name)}, whose kernel is ${kernel.join('x')}; OpenVINO GenAI 2026.3 ` +
+        `applies only 1x1 ones at generate. ${FUSE_WAYS}`,
+    );
+  }
+  if (loraIn !== inFeatures || loraOut !== outFeatures || rankA !== rankB) {
+    throw new MultiloraError(
+      'ERR_ADAPTER_INCOMPATIBLE',
+      `${label} does not fit this model (a LoRA made for another base model?): its layer ${JSON.stringify(layer.key)} ` +
+        `has A ${dims(layer.down.shape)} and B ${dims(layer.up.shape)}, but the model's layer ` +
+        `${JSON.stringify(node.name)} has weights ${dims(node.shape)} (${inFeatures} in, ${outFeatures} out)`,
+    );
+  }
+  return undefined;
+}
+
 export interface PreparedAdapter {
   /** What GenAI should read: the file as it is, or rewritten bytes. */
   load: string | Buffer;
@@ -271,12 +323,19 @@ async function prepare(
     await checkFinite(label, file, analysis.layers, (info) => reader.read(info));
     // For fuse mode, kept kernels and what only a fuse takes (DoRA, full differences, OFT): multilora fuses those
     // itself (lib/lora/fuse.ts); the rewrite is the same bytes for what GenAI's fuse takes.
-    const { bytes: converted, approximation } = await convertForGenai(file, analysis, {
+    // With `approximate` at generate, DoRA and OFT of linear and 1x1 layers are fitted from the model's weights
+    // below (lib/lora/fuse.ts, fitFromWeights).
+    const withModel = !fuse && approximate !== undefined;
+    const conversion = await convertForGenai(file, analysis, {
       family: model.family,
       scale,
       ...(fuse ? { kernels: true } : {}),
       ...(approximate ? { approximate } : {}),
+      ...(withModel ? { withModel } : {}),
     });
+    let converted = conversion.bytes;
+    const { approximation } = conversion;
+    const weighted: WeightedFit[] = [];
     const plan = planGenaiLora(analysis, model.family);
 
     // Match each model layer to the first LoRA layer (in GenAI's order) whose name fits, part by part.
@@ -305,35 +364,20 @@ async function prepare(
         used.add(hit.layer);
         patched.push(`${part}:${node.name}`);
         targets.push({ part, node: node.name, names: hit.names, oft: hit.layer.factorized?.kind === 'oft' });
-        const { in: inFeatures, out: outFeatures } = features(node);
-        const [rankA, loraIn] = hit.layer.down.shape;
-        const [loraOut, rankB] = hit.layer.up.shape;
-        const kernel = node.type === 'Convolution' ? node.shape.slice(2) : [];
-        const kernelSize = kernel.reduce((a, b) => a * b, 1);
-        // the fuse takes what GenAI refuses: a kernel flattened into the factors, OFT's blocks (checked natively)
-        const flattened = kernelSize > 1 && loraIn === inFeatures * kernelSize && loraOut === outFeatures;
-        if (fuse && (hit.layer.factorized?.kind === 'oft' || flattened)) {
-          own = true;
-          continue;
-        }
-        if (hit.layer.factorized && flattened) {
-          // LyCORIS flattens a convolution's kernel into its factors' columns: the layer is no 1x1 convolution
-          throw new MultiloraError(
-            'ERR_ADAPTER_FORMAT',
-            `${label}: its layer ${JSON.stringify(hit.layer.key)} is a ${hit.layer.factorized.kind === 'loha' ? 'LoHa' : 'LoKr'} ` +
-              `of the convolution ${JSON.stringify(node.name)}, whose kernel is ${kernel.join('x')}; OpenVINO GenAI 2026.3 ` +
-              `applies only 1x1 ones at generate. ${FUSE_WAYS}`,
-          );
-        }
-        if (loraIn !== inFeatures || loraOut !== outFeatures || rankA !== rankB) {
-          throw new MultiloraError(
-            'ERR_ADAPTER_INCOMPATIBLE',
-            `${label} does not fit this model (a LoRA made for another base model?): its layer ${JSON.stringify(hit.layer.key)} ` +
-              `has A ${dims(hit.layer.down.shape)} and B ${dims(hit.layer.up.shape)}, but the model's layer ` +
-              `${JSON.stringify(node.name)} has weights ${dims(node.shape)} (${inFeatures} in, ${outFeatures} out)`,
-          );
+        const kind = checkNode(label, hit.layer, node, fuse, withModel);
+        if (kind === 'own') own = true;
+        if (kind === 'weighted') {
+          const { in: inFeatures, out: outFeatures } = features(node);
+          const target = targets[targets.length - 1];
+          const conv = node.type === 'Convolution';
+          weighted.push({ target, key: hit.layer.key, from: outFeatures, out: outFeatures, in: inFeatures, conv });
         }
       }
+    }
+
+    if (weighted.length > 0 && approximate && approximation) {
+      const totals = conversion.totals ?? { error2: 0, norm2: 0 };
+      converted = await fitFromWeights(converted!, weighted, model.dir, approximate.rank, approximation, totals);
     }
 
     const tensorsOf = (layer: LoraLayer): string[] => layerTensors(layer).map((t) => t.name);

@@ -156,6 +156,11 @@ export interface GenaiLoraOptions {
    * layers are kept as they are. Refused for what no LoRA expresses: DoRA, kernels above 1x1, a bias difference.
    */
   approximate?: Approximate;
+  /**
+   * With `approximate`: DoRA and OFT layers of linear and 1x1 layers pass as they are (their change depends on the
+   * model's weights, which the caller reads to fit them: lib/lora/fuse.ts, fitFromWeights).
+   */
+  withModel?: boolean;
 }
 
 /** What `approximate` asks for: the rank of the fit. */
@@ -197,6 +202,8 @@ export interface GenaiLora {
   bytes: Buffer | null;
   /** With `approximate`: the layers fitted and their errors. */
   approximation?: Approximation;
+  /** With `approximate`: Σ ‖ΔW − fit‖² and Σ ‖ΔW‖² over the fitted layers, to add more fits to the total. */
+  totals?: { error2: number; norm2: number };
 }
 
 const PART_ORDER: readonly LoraPart[] = ['unet', 'transformer', 'text_encoder', 'text_encoder_2', 'text_encoder_3'];
@@ -1103,7 +1110,7 @@ export async function convertForGenai(
 ): Promise<GenaiLora> {
   checkAnalysis(analysis);
   const opts = object(options, 'options');
-  knownKeys(opts, ['family', 'scale', 'kernels', 'approximate'], 'the conversion options');
+  knownKeys(opts, ['family', 'scale', 'kernels', 'approximate', 'withModel'], 'the conversion options');
   const family = checkFamily(opts.family, 'options.family');
   const scale = opts.scale ?? 'genai';
   if (scale !== 'genai' && scale !== 'diffusers') throw invalid('"genai" or "diffusers"', 'options.scale', scale);
@@ -1111,6 +1118,8 @@ export async function convertForGenai(
   if (typeof kernels !== 'boolean') throw invalid('a boolean', 'options.kernels', kernels);
   const approximate =
     opts.approximate === undefined ? undefined : checkApproximate(opts.approximate, 'options.approximate');
+  const withModel = opts.withModel ?? false;
+  if (typeof withModel !== 'boolean') throw invalid('a boolean', 'options.withModel', withModel);
 
   const plan = planGenaiLora(analysis, family);
   if (plan.layers.length === 0) {
@@ -1119,7 +1128,11 @@ export async function convertForGenai(
         `LoRA to on a ${family} model (${GENAI_PARTS[family].join(', ')})`,
     );
   }
-  for (const { layer } of plan.layers) checkForGenai(layer, scale, kernels, approximate);
+  for (const { layer } of plan.layers) {
+    // fitted by the caller from the model's weights: checked as for a fuse (DoRA's scale)
+    const fromModel = withModel && approximate !== undefined && fittedWithModel(layer);
+    checkForGenai(layer, scale, kernels || fromModel, approximate);
+  }
   const unchanged =
     plan.dropped.length === 0 &&
     plan.layers.every(
@@ -1186,13 +1199,14 @@ export async function convertForGenai(
       if (names.alpha && alpha !== undefined) out.push(f32Scalar(names.alpha, alpha));
     }
     if (approximation && norm2 > 0) approximation.error = Math.sqrt(error2 / norm2);
+    const totals = approximation ? { totals: { error2, norm2 } } : {};
     const bytes = writeSafetensors(out, {
       multilora_source_format: analysis.format,
       multilora_family: family,
       multilora_scale: scale,
       ...(approximation ? { multilora_approximate_rank: String(approximation.rank) } : {}),
     });
-    return approximation ? { bytes, approximation } : { bytes };
+    return approximation ? { bytes, approximation, ...totals } : { bytes };
   } finally {
     await reader.close();
   }
@@ -1202,6 +1216,23 @@ export async function convertForGenai(
 export const FUSE_WAYS =
   "Fuse it into the model instead: load the pipeline with mode: 'fuse' (multilora fuses it in memory), or " +
   '`multilora convert <model> <out> --fuse-lora <file>`';
+
+/** The ways out for a change that depends on the model's weights (DoRA, OFT), in refusals. */
+function weightedWays(approximate: Approximate | undefined): string {
+  return approximate
+    ? ` (\`approximate\` fits such a change from the model's weights on linear and 1x1 layers only). ${FUSE_WAYS}`
+    : `. ${FUSE_WAYS}; or fit a LoRA of lower rank to its change, from the model's weights: the adapter's ` +
+        '`approximate: { rank }` (linear and 1x1 layers)';
+}
+
+/**
+ * Whether `approximate` fits the layer from the model's weights: a DoRA or OFT layer of a linear or 1x1 layer (at
+ * the 'diffusers' scale for DoRA, as for the fuse; checked by checkForGenai when the caller does not fit it).
+ */
+export function fittedWithModel(layer: LoraLayer): boolean {
+  const weighted = Boolean(layer.dora) || layer.factorized?.kind === 'oft';
+  return weighted && !spatial(layer.down) && !spatial(layer.up) && !layer.factorized?.tensors.diff_b;
+}
 
 /** Whether GenAI takes the layer as multilora rewrites it, at generate or in its own fuse. */
 export function genaiTakes(layer: LoraLayer, scale: LoraScale, approximate?: Approximate): boolean {
@@ -1224,8 +1255,7 @@ function checkForGenai(layer: LoraLayer, scale: LoraScale, kernels: boolean, app
     throw formatError(
       `LoRA layer ${quote(layer.key)} is OFT (LyCORIS Diag-OFT, tensor ${quote(blocks.name)}): it rotates the ` +
         "model's own weights, which GenAI's adapters cannot express" +
-        (approximate ? ' (nor a fit of the file alone: it depends on the weights)' : '') +
-        `. ${FUSE_WAYS}`,
+        weightedWays(approximate),
     );
   }
   const full = layer.factorized?.kind === 'full';
@@ -1248,8 +1278,8 @@ function checkForGenai(layer: LoraLayer, scale: LoraScale, kernels: boolean, app
     throw formatError(
       `LoRA layer ${quote(layer.key)} is DoRA (tensor ${quote(layer.dora.magnitude.name)}): its change of the weights ` +
         "is a new norm of the model's own weights, which GenAI's adapters cannot express" +
-        (approximate ? ' (nor a fit of the file alone: it depends on the weights)' : '') +
-        `. ${FUSE_WAYS} (with scale 'diffusers': --fuse-scale diffusers)`,
+        weightedWays(approximate) +
+        " (with scale 'diffusers': --fuse-scale diffusers)",
     );
   }
   if (layer.dora && scale !== 'diffusers' && layer.scale !== 1) {
@@ -1380,7 +1410,7 @@ function scaled(bytes: Buffer, info: TensorInfo, factor: number): Buffer {
 }
 
 /** A float32 scalar tensor (an `.alpha`, a constraint). */
-function f32Scalar(name: string, value: number): TensorData {
+export function f32Scalar(name: string, value: number): TensorData {
   const data = Buffer.alloc(4);
   data.writeFloatLE(value);
   return { name, dtype: 'F32', shape: [], data };

@@ -3,9 +3,23 @@
 // fuse (convertForGenai with kernels, as `convert --fuse-lora` writes it) is read here into what each matched model
 // layer gets; the addon changes the model's weights in memory by python/convert.py's formulas and builds the
 // pipeline from them (native/fuse.h). Nothing is written to disk.
-import type { GenaiNames, LoraPart } from './format';
+import { native } from '../core/binding';
+import { fromNative } from '../core/errors';
+import { fitLowRank } from './approximate';
+import { matrix } from './factorized';
+import { f32Scalar, type Approximation, type GenaiNames, type LoraPart } from './format';
 import { mlMatrix } from './ml';
-import { openSafetensors, toFloat32Array, type TensorInfo } from './safetensors';
+import {
+  fromFloat32Array,
+  isFloat,
+  openSafetensors,
+  parseSafetensors,
+  toFloat32Array,
+  writeSafetensors,
+  type FloatDtype,
+  type TensorData,
+  type TensorInfo,
+} from './safetensors';
 
 /** A model layer that an adapter changes, with the names of the LoRA layer's tensors in its rewrite. */
 export interface FuseTarget {
@@ -45,6 +59,11 @@ export interface NativeFuseLayer {
   rescale?: Float32Array;
 }
 
+/** The name of a target's layer in the rewrite, before the suffix of each tensor. */
+function stemOf(target: FuseTarget): string {
+  return target.names.down.replace(/\.lora_down\.weight$/, '');
+}
+
 /** Each adapter's layers, in the order the adapters are given (each fuse sees the weights the ones before left). */
 export async function fuseLayers(sources: readonly FuseSource[]): Promise<NativeFuseLayer[]> {
   const layers: NativeFuseLayer[] = [];
@@ -57,7 +76,7 @@ export async function fuseLayers(sources: readonly FuseSource[]): Promise<Native
         return info && { info, data: toFloat32Array(await reader.read(info), info.dtype) };
       };
       for (const target of source.targets) {
-        const stem = target.names.down.replace(/\.lora_down\.weight$/, '');
+        const stem = stemOf(target);
         const layer: NativeFuseLayer = {
           part: target.part,
           node: target.node,
@@ -138,4 +157,80 @@ export function oftMix(blocks: Float32Array, n: number, b: number, constraint: n
     }
   }
   return mix;
+}
+
+/** A DoRA or OFT layer to fit from the model's weights: its target, and what the report says of it. */
+export interface WeightedFit {
+  target: FuseTarget;
+  key: string;
+  /** The rank of its exact form (the layer's outputs: a change of the whole weights). */
+  from: number;
+  /** The model layer's outputs and inputs. */
+  out: number;
+  in: number;
+  /** 1x1 convolution: the fit's A and B get [.., 1, 1]. */
+  conv: boolean;
+}
+
+/**
+ * `approximate` for what depends on the model's weights (DoRA, Diag-OFT of linear and 1x1 layers): each layer's
+ * change W' - W, fused alone at strength 1 by the addon from the model's own weights (native/fuse.h, FusedChanges),
+ * fitted by a LoRA of at most `rank`; the rewrite's tensors of those layers are replaced by the fit. GenAI then
+ * scales the fit linearly by the alpha a call gives (a DoRA merge is not linear in its strength: exact at alpha 1).
+ * Adds each fit to `approximation` and `totals`.
+ */
+export async function fitFromWeights(
+  rewrite: Buffer,
+  fits: readonly WeightedFit[],
+  modelDir: string,
+  rank: number,
+  approximation: Approximation,
+  totals: { error2: number; norm2: number },
+): Promise<Buffer> {
+  const layers = await fuseLayers([{ label: 'the fit', load: rewrite, alpha: 1, targets: fits.map((f) => f.target) }]);
+  let changes: Float32Array[];
+  try {
+    changes = await native().Model.fusedChanges(modelDir, layers);
+  } catch (err) {
+    throw fromNative(err);
+  }
+  // the fitted layers' tensors (A, B, alpha, magnitudes, blocks) give way to the fit's
+  const header = parseSafetensors(rewrite);
+  const stems = fits.map((f) => `${stemOf(f.target)}.`);
+  const kept: TensorData[] = header.tensors
+    // a rewrite's tensors are all float (an integer alpha is rewritten as float32)
+    .filter(
+      (t): t is TensorInfo & { dtype: FloatDtype } => isFloat(t.dtype) && !stems.some((s) => t.name.startsWith(s)),
+    )
+    .map((t) => ({
+      name: t.name,
+      dtype: t.dtype,
+      shape: t.shape,
+      data: rewrite.subarray(t.offset, t.offset + t.byteLength),
+    }));
+  for (const [i, fit] of fits.entries()) {
+    const { pair, error, norm } = fitLowRank(matrix(fit.out, fit.in, changes[i]), rank);
+    const k = pair.down.rows;
+    const ones = fit.conv ? [1, 1] : [];
+    kept.push(
+      {
+        name: fit.target.names.down,
+        dtype: 'F32',
+        shape: [k, fit.in, ...ones],
+        data: fromFloat32Array(pair.down.data, 'F32'),
+      },
+      {
+        name: fit.target.names.up,
+        dtype: 'F32',
+        shape: [fit.out, k, ...ones],
+        data: fromFloat32Array(pair.up.data, 'F32'),
+      },
+    );
+    if (fit.target.names.alpha) kept.push(f32Scalar(fit.target.names.alpha, k));
+    approximation.layers.push({ key: fit.key, from: fit.from, rank: k, error: error / norm || 0 });
+    totals.error2 += error ** 2;
+    totals.norm2 += norm ** 2;
+  }
+  if (totals.norm2 > 0) approximation.error = Math.sqrt(totals.error2 / totals.norm2);
+  return writeSafetensors(kept, header.metadata);
 }
