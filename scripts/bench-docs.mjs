@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import { RESULTS, renderBenchDoc, renderScalingDoc } from './bench/doc.mjs';
 import { SCRIPTS, scriptsHash } from './bench/provenance.mjs';
 import { ROOT } from './sdk-config.mjs';
+import { FUSE_LOAD_RESULTS, renderFuseLoadDoc } from './bench/fuse-load.mjs';
 import { LORA_RANK_RESULTS, renderLoraRankDoc } from './bench/lora-rank.mjs';
 import { TUTORIAL_RESULTS, TUTORIAL_SCRIPTS, renderTutorialDoc } from './tutorial/doc.mjs';
 
@@ -38,6 +39,11 @@ const DOCS = [
     results: LORA_RANK_RESULTS,
     render: (text, name) => renderLoraRankDoc(text, json(LORA_RANK_RESULTS), name),
   },
+  {
+    doc: 'docs/LORA-FORMATS.md',
+    results: FUSE_LOAD_RESULTS,
+    render: (text, name) => renderFuseLoadDoc(text, json(FUSE_LOAD_RESULTS), name),
+  },
 ];
 
 // A results file made by other scripts than the checkout's is still what the doc must show, but it is worth saying:
@@ -48,6 +54,7 @@ for (const [file, name] of [
   ['bench-results/scaling.json', 'scaling'],
   [TUTORIAL_RESULTS, TUTORIAL_SCRIPTS],
   [LORA_RANK_RESULTS, 'loraRank'],
+  [FUSE_LOAD_RESULTS, 'fuseLoad'],
 ]) {
   const r = json(file);
   if (!r) continue;

@@ -12,6 +12,13 @@ export const SCRIPTS = {
   bench: ['scripts/bench.mjs', 'scripts/bench', 'scripts/stats.mjs', 'native/bench'],
   scaling: ['scripts/bench-scaling.mjs', 'scripts/bench/doc.mjs', 'scripts/bench/provenance.mjs', 'scripts/stats.mjs'],
   lifecycle: ['scripts/bench-lifecycle.mjs', 'scripts/bench/provenance.mjs'],
+  fuseLoad: [
+    'scripts/bench-fuse-load.mjs',
+    'scripts/bench/fuse-load.mjs',
+    'scripts/bench/doc.mjs',
+    'scripts/bench/provenance.mjs',
+    'scripts/stats.mjs',
+  ],
   loraRank: [
     'scripts/bench-lora-rank.mjs',
     'scripts/bench/lora-rank.mjs',
