@@ -839,12 +839,6 @@ describe('LoRA formats', function () {
         'ERR_ADAPTER_FORMAT',
         /None of the 2 tensors of the LoRA file is named as a LoRA format that multilora knows .* for example "model.diffusion_model.x.weight"/,
       ],
-      [
-        'PEFT without a known part',
-        pair('base_model.model.x.lora_A.weight', 'base_model.model.x.lora_B.weight'),
-        'ERR_ADAPTER_FORMAT',
-        /for example "base_model.model.x.lora_A.weight"/,
-      ],
       ['no tensors', {}, 'ERR_ADAPTER_FORMAT', /holds no tensors/],
       [
         'a down without its up',

@@ -8,7 +8,8 @@ const assert = require('node:assert/strict');
 const path = require('node:path');
 const st = require('../dist/internal').safetensors;
 const lf = require('../dist/internal').loraFormat;
-const { rejectsWith } = require('./helpers/fixtures');
+const { writeFileSync } = require('node:fs');
+const { rejectsWith, useTempDir } = require('./helpers/fixtures');
 
 const DIR = path.join(__dirname, 'fixtures', 'loras', 'layouts');
 const file = (name) => path.join(DIR, `${name}.safetensors`);
@@ -121,5 +122,95 @@ describe('LoRA layouts of published files (test/fixtures/loras/layouts)', functi
     // the writer takes floats only: turn the tensor's dtype into I32 in the header (same byte size)
     const bytes = Buffer.from(data.toString('latin1').replace('"F32"', '"I32"'), 'latin1');
     await rejectsWith(lf.inspectLora(bytes), 'ERR_ADAPTER_INVALID', /"lora_unet_x\.lora_down\.weight" has dtype "I32"/);
+  });
+
+  // PEFT's own save of a model it wrapped (PeftModel.save_pretrained): the module path under `base_model.model.`, the
+  // part told by the module names. Made here from committed fixtures by renaming their tensors; each must give the
+  // rewrite of the file it was renamed from, tensor for tensor (the alphas aside: these files keep theirs in
+  // adapter_config.json, which is not in the file).
+  describe("PEFT's own save (base_model.model.)", function () {
+    const SD15 = path.join(__dirname, 'fixtures', 'loras', 'sd15');
+    const tmp = useTempDir('multilora-peft-model-');
+
+    /** The tensors of `source` that `rename` names (null: left out), in a new file. */
+    async function renamed(source, rename, name) {
+      const out = [];
+      for (const [key, { info, data }] of await tensors(source)) {
+        const to = rename(key);
+        if (to) out.push({ name: to, dtype: info.dtype, shape: info.shape, data });
+      }
+      const target = path.join(tmp(), `${name}.safetensors`);
+      writeFileSync(target, st.writeSafetensors(out));
+      return target;
+    }
+
+    /** A rewrite's A and B (no alphas), by name. */
+    async function weights(file, family, options = {}) {
+      const converted = await lf.toGenaiLora(file, await lf.inspectLora(file), { family, ...options });
+      const all = await tensors(converted ?? file);
+      return new Map([...all].filter(([key]) => !key.endsWith('.alpha')).map(([key, { data }]) => [key, data]));
+    }
+
+    function sameWeights(mine, theirs) {
+      assert.deepEqual([...mine.keys()].sort(), [...theirs.keys()].sort());
+      for (const [key, data] of theirs) assert.ok(mine.get(key).equals(data), key);
+    }
+
+    /** sd15's UNet module paths by their kohya spelling ('.' -> '_'). */
+    async function unetModules() {
+      const header = await st.readSafetensorsHeader(
+        path.join(__dirname, 'fixtures', 'diffusers', 'sd15-tiny', 'unet', 'diffusion_pytorch_model.safetensors'),
+      );
+      const modules = header.tensors.map((t) => t.name.replace(/\.(weight|bias)$/, ''));
+      return new Map(modules.map((m) => [m.replaceAll('.', '_'), m]));
+    }
+
+    it('LoRA: the UNet of the peft layout, as the same layers under unet.', async function () {
+      const toModel = (key) => (key.startsWith('unet.') ? `base_model.model.${key.slice(5)}` : null);
+      const model = await renamed(file('peft'), toModel, 'lora');
+      const unetOnly = await renamed(file('peft'), (key) => (key.startsWith('unet.') ? key : null), 'lora-unet');
+      const analysis = await lf.inspectLora(model);
+      assert.deepEqual([analysis.format, analysis.parts, analysis.layers.length], ['peft', ['unet'], 8]);
+      sameWeights(await weights(model, 'sdxl'), await weights(unetOnly, 'sdxl'));
+    });
+
+    it('LoHa and LoKr (peft writes their factors under the names LyCORIS gives them)', async function () {
+      const modules = await unetModules();
+      for (const kind of ['loha', 'lokr']) {
+        const source = path.join(SD15, `${kind}.safetensors`);
+        const toModel = (key) => {
+          const m = /^lora_unet_(.+)\.((?:hada|lokr)_.+)$/.exec(key);
+          return m && modules.has(m[1]) ? `base_model.model.${modules.get(m[1])}.${m[2]}` : null;
+        };
+        const model = await renamed(source, toModel, kind);
+        const unetOnly = await renamed(source, (key) => (key.startsWith('lora_unet_') ? key : null), `${kind}-unet`);
+        const analysis = await lf.inspectLora(model);
+        assert.equal(analysis.format, 'peft', kind);
+        assert.deepEqual(analysis.parts, ['unet'], kind);
+        assert.ok(analysis.layers.length > 0 && analysis.layers.every((l) => l.factorized?.kind === kind), kind);
+        assert.equal(analysis.layers.length, (await lf.inspectLora(unetOnly)).layers.length, kind);
+        sameWeights(await weights(model, 'sd'), await weights(unetOnly, 'sd'));
+      }
+    });
+
+    it("DoRA's lora_magnitude_vector, and a text encoder's file (text_model.)", async function () {
+      const source = path.join(SD15, 'dora-peft.safetensors');
+      for (const [part, prefix] of [
+        ['unet', 'unet.'],
+        ['text_encoder', 'text_encoder.'],
+      ]) {
+        const toModel = (key) => (key.startsWith(prefix) ? `base_model.model.${key.slice(prefix.length)}` : null);
+        const model = await renamed(source, toModel, `dora-${part}`);
+        const partOnly = await renamed(source, (key) => (key.startsWith(prefix) ? key : null), `dora-${part}-only`);
+        const analysis = await lf.inspectLora(model);
+        assert.deepEqual(analysis.parts, [part]);
+        assert.ok(
+          analysis.layers.every((l) => l.dora?.axis === 'out'),
+          part,
+        );
+        // the fuse's rewrite: A, B and the magnitudes under their axis
+        sameWeights(await weights(model, 'sd', { kernels: true }), await weights(partOnly, 'sd', { kernels: true }));
+      }
+    });
   });
 });

@@ -240,6 +240,13 @@ const PARTS = '(unet|transformer|text_encoder|text_encoder_2|text_encoder_3)';
 const KOHYA =
   /^(lora_(?:unet|te[123]?)|lycoris)_(.+)\.(lora_down\.weight|lora_up\.weight|alpha|hada_w[12]_[ab]|hada_t[12]|lokr_w[12](?:_[ab])?|lokr_t2|diff|diff_b|dora_scale|lora_mid\.weight|oft_blocks|rescale)$/;
 const PEFT = new RegExp(`^${PARTS}\\.(.+)\\.(?:lora_(A|B)\\.weight|(alpha)|(lora_magnitude_vector)(?:\\.weight)?)$`);
+/**
+ * PEFT's own save of a model it wrapped (`PeftModel.save_pretrained`: adapter_model.safetensors, what trainers that use
+ * peft without diffusers' loaders leave): the module path under `base_model.model.`, with LoRA's, DoRA's, LoHa's or
+ * LoKr's tensors. The part is the model peft wrapped, told by its module names (peftModelPart).
+ */
+const PEFT_MODEL =
+  /^base_model\.model\.(.+)\.(lora_A\.weight|lora_B\.weight|lora_magnitude_vector(?:\.weight)?|hada_w[12]_[ab]|hada_t[12]|lokr_w[12](?:_[ab])?|lokr_t2)$/;
 // diffusers' LoRAAttnProcessor names; save_attn_procs wrote them with no component prefix (a UNet's).
 const DIFFUSERS_PROCESSOR = new RegExp(
   `^(?:${PARTS}\\.)?(.+)\\.processor\\.(to_q|to_k|to_v|to_out|add_q_proj|add_k_proj|add_v_proj|to_add_out)_lora\\.(down|up)\\.weight$`,
@@ -320,6 +327,15 @@ function comfyPart(prefix: string, module: string): LoraPart {
   return TRANSFORMER_MODULES.test(module.replaceAll('.', '_')) ? 'transformer' : 'unet';
 }
 
+/**
+ * The model a PEFT save wrapped, from a module path: a CLIP text model's (`text_model.`) is a text encoder (the first:
+ * a file of one model cannot say it was SDXL's second), a DiT's blocks a transformer, else a UNet.
+ */
+function peftModelPart(module: string): LoraPart {
+  if (module.startsWith('text_model.')) return 'text_encoder';
+  return TRANSFORMER_MODULES.test(module.replaceAll('.', '_')) ? 'transformer' : 'unet';
+}
+
 /** A part that PARTS matched. */
 function partNamed(name: string): LoraPart {
   return PART_ORDER.find((part) => part === name) ?? 'unet';
@@ -354,6 +370,20 @@ function parseName(name: string): ParsedName | undefined {
     const [, part = '', module = '', ab, alpha, magnitude] = m;
     const role: Role = alpha ? 'alpha' : magnitude ? 'magnitude' : ab === 'A' ? 'down' : 'up';
     return { key: `${part}.${module}`, naming: 'peft', part: partNamed(part), module, role };
+  }
+  m = PEFT_MODEL.exec(name);
+  if (m) {
+    const [, module = '', suffix = ''] = m;
+    const role: Role =
+      suffix === 'lora_A.weight'
+        ? 'down'
+        : suffix === 'lora_B.weight'
+          ? 'up'
+          : suffix.startsWith('lora_magnitude_vector')
+            ? 'magnitude'
+            : (suffix as FactorRole);
+    const part = peftModelPart(module);
+    return { key: `${part}.${module}`, naming: 'peft', part, module, role };
   }
   m = DIFFUSERS_PROCESSOR.exec(name);
   if (m) {
