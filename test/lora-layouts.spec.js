@@ -124,11 +124,11 @@ describe('LoRA layouts of published files (test/fixtures/loras/layouts)', functi
     await rejectsWith(lf.inspectLora(bytes), 'ERR_ADAPTER_INVALID', /"lora_unet_x\.lora_down\.weight" has dtype "I32"/);
   });
 
-  // PEFT's own save of a model it wrapped (PeftModel.save_pretrained): the module path under `base_model.model.`, the
-  // part told by the module names. Made here from committed fixtures by renaming their tensors; each must give the
-  // rewrite of the file it was renamed from, tensor for tensor (the alphas aside: these files keep theirs in
-  // adapter_config.json, which is not in the file).
-  describe("PEFT's own save (base_model.model.)", function () {
+  // Layouts made here by renaming the tensors of committed fixtures: PEFT's own save of a model it wrapped
+  // (PeftModel.save_pretrained: the module path under `base_model.model.`, the part told by the module names) and
+  // ai-toolkit's files for ComfyUI (ComfyUI's prefix, PEFT's suffixes). Each must give the rewrite of the file it was
+  // renamed from, tensor for tensor (the alphas aside: PEFT keeps them in adapter_config.json, not in the file).
+  describe("other writers' layouts, renamed from the fixtures", function () {
     const SD15 = path.join(__dirname, 'fixtures', 'loras', 'sd15');
     const tmp = useTempDir('multilora-peft-model-');
 
@@ -165,7 +165,7 @@ describe('LoRA layouts of published files (test/fixtures/loras/layouts)', functi
       return new Map(modules.map((m) => [m.replaceAll('.', '_'), m]));
     }
 
-    it('LoRA: the UNet of the peft layout, as the same layers under unet.', async function () {
+    it("PEFT's own save (base_model.model.), LoRA: the UNet of the peft layout, as under unet.", async function () {
       const toModel = (key) => (key.startsWith('unet.') ? `base_model.model.${key.slice(5)}` : null);
       const model = await renamed(file('peft'), toModel, 'lora');
       const unetOnly = await renamed(file('peft'), (key) => (key.startsWith('unet.') ? key : null), 'lora-unet');
@@ -174,7 +174,7 @@ describe('LoRA layouts of published files (test/fixtures/loras/layouts)', functi
       sameWeights(await weights(model, 'sdxl'), await weights(unetOnly, 'sdxl'));
     });
 
-    it('LoHa and LoKr (peft writes their factors under the names LyCORIS gives them)', async function () {
+    it("PEFT's own save, LoHa and LoKr (peft writes the factors under LyCORIS's names)", async function () {
       const modules = await unetModules();
       for (const kind of ['loha', 'lokr']) {
         const source = path.join(SD15, `${kind}.safetensors`);
@@ -193,7 +193,26 @@ describe('LoRA layouts of published files (test/fixtures/loras/layouts)', functi
       }
     });
 
-    it("DoRA's lora_magnitude_vector, and a text encoder's file (text_model.)", async function () {
+    it("ai-toolkit's files for ComfyUI: its prefix with PEFT's lora_A / lora_B, as the comfyui layout", async function () {
+      const toPeftSuffix = (key) =>
+        key.replace('.lora_down.weight', '.lora_A.weight').replace('.lora_up.weight', '.lora_B.weight');
+      const aiToolkit = await renamed(file('comfyui'), toPeftSuffix, 'ai-toolkit');
+      const analysis = await lf.inspectLora(aiToolkit);
+      assert.deepEqual([analysis.format, analysis.layers.length, analysis.unrecognized], ['comfyui', 12, []]);
+      sameWeights(await weights(aiToolkit, 'sdxl'), await weights(file('comfyui'), 'sdxl'));
+      // a DiT's (ai-toolkit's Flux and Qwen-Image files): the transformer
+      const dit = await renamed(
+        aiToolkit,
+        (key) =>
+          key.includes('input_blocks_4_1') || key.includes('input_blocks.4.1')
+            ? key.replace(/input_blocks.4.1./, 'transformer_blocks.0.')
+            : null,
+        'ai-toolkit-dit',
+      );
+      assert.deepEqual((await lf.inspectLora(dit)).parts, ['transformer']);
+    });
+
+    it("PEFT's own save, DoRA's lora_magnitude_vector, and a text encoder's file (text_model.)", async function () {
       const source = path.join(SD15, 'dora-peft.safetensors');
       for (const [part, prefix] of [
         ['unet', 'unet.'],

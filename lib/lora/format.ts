@@ -262,9 +262,10 @@ const DIFFUSERS_TEXT_ATTN = new RegExp(
 /**
  * ComfyUI's LoraSave (comfy_extras/nodes_lora_extract.py): the model's own module paths with kohya's suffixes, dots
  * kept; the UNet or DiT under `diffusion_model.`, the text encoders under `text_encoders.<clip_l|clip_g>.transformer.`.
+ * ai-toolkit's files for ComfyUI (`lora_keys_use_comfy_prefix`) keep that prefix with PEFT's `lora_A` / `lora_B`.
  */
 const COMFYUI =
-  /^(diffusion_model|text_encoders\.clip_[lg]\.transformer)\.(.+)\.(lora_down\.weight|lora_up\.weight|alpha)$/;
+  /^(diffusion_model|text_encoders\.clip_[lg]\.transformer)\.(.+)\.(lora_down\.weight|lora_up\.weight|lora_A\.weight|lora_B\.weight|alpha)$/;
 const XLABS = /^((?:diffusion_model\.)?(?:double|single)_blocks\.\d+\..*lora\d?)\.(down|up)\.weight$/;
 /** Top-level modules of the SD3 and Flux transformers (diffusers and original names), under kohya's `lora_unet_`. */
 const TRANSFORMER_MODULES =
@@ -400,7 +401,8 @@ function parseName(name: string): ParsedName | undefined {
   m = COMFYUI.exec(name);
   if (m) {
     const [, prefix = '', module = '', suffix] = m;
-    const role: Role = suffix === 'alpha' ? 'alpha' : suffix === 'lora_down.weight' ? 'down' : 'up';
+    const role: Role =
+      suffix === 'alpha' ? 'alpha' : suffix === 'lora_down.weight' || suffix === 'lora_A.weight' ? 'down' : 'up';
     return { key: `${prefix}.${module}`, naming: 'comfyui', part: comfyPart(prefix, module), module, role };
   }
   m = DIFFUSERS_LINEAR.exec(name);
