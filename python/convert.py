@@ -117,6 +117,7 @@ def fetch(job):
 PREFIXES = [("lora_unet_", "unet"), ("lora_te1_", "text_encoder"), ("lora_te2_", "text_encoder_2"),
             ("lora_te_", "text_encoder")]
 SGM = re.compile(r"^lora_unet_(input_blocks|middle_block|output_blocks)_")
+BARE_UNET = re.compile(r"^(down_blocks|mid_block|up_blocks|conv_in|conv_out|time_embedding|add_embedding)(\.|$)")
 
 
 def lora_layers(file, unet_config):
@@ -207,10 +208,13 @@ def fuse_one(pipe, index, spec):
     unmatched = []
     for stem in sorted(layers):
         prefix = next(((p, c) for p, c in PREFIXES if stem.startswith(p)), None)
+        if prefix is None and BARE_UNET.match(stem):
+            # a UNet module path: multilora's rewrite names so the layers whose kohya names GenAI drops
+            prefix = ("", "unet")
         if prefix is None or prefix[1] not in index:
             unmatched.append(stem)
             continue
-        by_component.setdefault(prefix[1], []).append((stem, stem[len(prefix[0]):]))
+        by_component.setdefault(prefix[1], []).append((stem, stem[len(prefix[0]):].replace(".", "_")))
     plan = []
     used = set()
     for component, stems in by_component.items():

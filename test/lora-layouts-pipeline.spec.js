@@ -7,7 +7,7 @@
 const assert = require('node:assert/strict');
 const path = require('node:path');
 const { Pipeline } = require('..');
-const { families, meanAbsDiff, rejectsWith } = require('./helpers/fixtures');
+const { families, meanAbsDiff, pythonImages, rejectsWith } = require('./helpers/fixtures');
 
 const DIR = path.join(__dirname, 'fixtures', 'loras', 'layouts');
 const file = (name) => path.join(DIR, `${name}.safetensors`);
@@ -80,5 +80,72 @@ describe('LoRA layouts of published files through the real pipeline (sdxl-tiny)'
       'ERR_ADAPTER_FORMAT',
       /"lora_unet_down_blocks_0_downsamplers_0_conv" is a convolution with a 3x3 kernel.*applies only 1x1/,
     );
+  });
+
+  // GenAI 2026.3 turns every '_' of a kohya UNet name into '.' and gives back only some (lora/names_mapping.cpp), so
+  // it drops the resnets' time_emb_proj and conv_shortcut layers of kohya files in diffusers' module names (the
+  // LCM-LoRA layout, diffusers' convert_state_dict_to_kohya) with a warning on stderr. multilora writes those layers
+  // under their module path, which GenAI reads: the image is the one Python's openvino_genai makes of that file.
+  it("kohya's time_emb_proj and conv_shortcut layers: applied, as GenAI applies them under their module paths", async function () {
+    const { native } = require('../dist/core/binding');
+    const st = require('../dist/internal').safetensors;
+    const { mkdtempSync, writeFileSync, rmSync } = require('node:fs');
+    const os = require('node:os');
+    const layers = (await native().Model.layers(path.join(model, 'unet', 'openvino_model.xml'))).filter((l) =>
+      /resnets\.\d+\.(time_emb_proj|conv_shortcut)\//.test(l.name),
+    );
+    assert.ok(layers.length >= 10, `${layers.length} layers`);
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'multilora-mangled-'));
+    try {
+      const write = (stemOf) => {
+        let seed = 7;
+        const values = (n) =>
+          Float32Array.from({ length: n }, () => {
+            seed = (seed * 1103515245 + 12345) % 2 ** 31;
+            return (seed / 2 ** 30 - 1) * 0.5;
+          });
+        const tensors = layers.flatMap((l) => {
+          const module = l.name.replace(/^__module\.(model\.)?/, '').replace(/\/.*$/, '');
+          const [out, inn] = l.shape;
+          const ones = l.type === 'Convolution' ? [1, 1] : [];
+          return [
+            { name: `${stemOf(module)}.lora_down.weight`, shape: [4, inn, ...ones], values: values(4 * inn) },
+            { name: `${stemOf(module)}.lora_up.weight`, shape: [out, 4, ...ones], values: values(4 * out) },
+          ].map(({ name, shape, values: v }) => ({ name, dtype: 'F32', shape, data: st.fromFloat32Array(v, 'F32') }));
+        });
+        const target = path.join(dir, `${stemOf('x').replace(/\W/g, '')}.safetensors`);
+        writeFileSync(target, st.writeSafetensors(tensors));
+        return target;
+      };
+      const kohya = write((m) => `lora_unet_${m.replaceAll('.', '_')}`);
+      const modulePaths = write((m) => m);
+      const pipeline = await Pipeline.load(model, { adapters: { k: { path: kohya } } });
+      let mine;
+      let none;
+      try {
+        const info = pipeline.adapters.list()[0].info;
+        assert.deepEqual([info.matched, info.unmatched], [layers.length * 2, 0]);
+        mine = (await pipeline.generate('x', { ...CALL, adapters: { k: 1 } })).data;
+        none = (await pipeline.generate('x', { ...CALL, adapters: null })).data;
+      } finally {
+        await pipeline.dispose();
+      }
+      const call = { prompt: 'x', seed: CALL.seed, width: 64, height: 64, steps: CALL.steps, guidance_scale: 5 };
+      const [raw, paths] = pythonImages({
+        model,
+        adapters: { raw: kohya, paths: modulePaths },
+        fresh: true,
+        calls: [
+          { ...call, adapters: { raw: 1 } },
+          { ...call, adapters: { paths: 1 } },
+        ],
+      });
+      assert.ok(meanAbsDiff(mine, none) >= 5, `an effect of ${meanAbsDiff(mine, none)}/255`);
+      assert.ok(meanAbsDiff(mine, paths) <= 0.5, `${meanAbsDiff(mine, paths)}/255 from GenAI's image of the paths`);
+      // the premise: GenAI alone drops the kohya names (its image is the one without these layers)
+      assert.ok(meanAbsDiff(raw, paths) >= 5, 'GenAI applied the kohya names itself');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

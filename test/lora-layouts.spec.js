@@ -96,11 +96,22 @@ describe('LoRA layouts of published files (test/fixtures/loras/layouts)', functi
       'ERR_ADAPTER_FORMAT',
       /"lora_unet_down_blocks_0_downsamplers_0_conv" is a convolution with a 3x3 kernel/,
     );
-    // for a fuse, it goes as it is: GenAI's names already
-    assert.equal(await lf.toGenaiLora(file('lcm'), analysis, { family: 'sdxl', kernels: true }), null);
-    const fused = await tensors(file('lcm'));
-    assert.equal([...fused.keys()].filter((k) => k.endsWith('.lora_down.weight')).length, 12);
+    // for a fuse, kept as they are; the time_emb_proj and conv_shortcut layers, whose kohya names GenAI drops, go
+    // under their module paths, the same bytes
+    const fused = await tensors(await lf.toGenaiLora(file('lcm'), analysis, { family: 'sdxl', kernels: true }));
+    const original = await tensors(file('lcm'));
+    const downs = [...fused.keys()].filter((k) => k.endsWith('.lora_down.weight'));
+    assert.equal(downs.length, 12);
     assert.deepEqual(fused.get('lora_unet_up_blocks_1_resnets_1_conv1.lora_down.weight').info.shape, [4, 64, 3, 3]);
+    assert.deepEqual(downs.filter((k) => !k.startsWith('lora_unet_')).sort(), [
+      'down_blocks.0.resnets.0.time_emb_proj.lora_down.weight',
+      'down_blocks.1.resnets.0.conv_shortcut.lora_down.weight',
+    ]);
+    assert.ok(
+      fused
+        .get('down_blocks.1.resnets.0.conv_shortcut.lora_down.weight')
+        .data.equals(original.get('lora_unet_down_blocks_1_resnets_0_conv_shortcut.lora_down.weight').data),
+    );
   });
 
   it("alpha-int64 (diffusers' convert_state_dict_to_kohya): its alphas rewritten as float32, which GenAI reads", async function () {

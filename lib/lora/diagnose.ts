@@ -349,6 +349,9 @@ async function prepare(
       const candidates = plan.layers
         .filter(({ layer }) => layer.part === part)
         .map(({ layer, names }) => ({ layer, names, stem: stemOf(names.down) }))
+        // a UNet module path without the prefix (the rewrite's for what GenAI's kohya names drop): GenAI puts
+        // `lora_unet.` before it
+        .map((c) => (part === 'unet' && !c.stem.startsWith(prefix) ? { ...c, stem: `${prefix}.${c.stem}` } : c))
         .filter(({ stem }) => stem.startsWith(prefix))
         .sort((x, y) => (x.stem < y.stem ? -1 : x.stem > y.stem ? 1 : 0))
         .map(({ layer, names, stem }) => ({

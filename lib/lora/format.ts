@@ -1076,6 +1076,10 @@ function genaiNames(layer: LoraLayer, family: ModelFamily): GenaiNames | undefin
   switch (layer.naming) {
     case 'kohya':
       // GenAI's own kohya names, but with the text-encoder prefix that this family's pipeline uses.
+      if (layer.part === 'unet' && family !== 'other') {
+        const bare = bareUnetModule(layer);
+        if (bare) return kohyaNames(bare);
+      }
       return kohyaNames(
         textEncoder && family !== 'other' ? `${genaiPrefix(layer.part, family)}_${layer.module}` : layer.key,
       );
@@ -1084,9 +1088,44 @@ function genaiNames(layer: LoraLayer, family: ModelFamily): GenaiNames | undefin
       return { down: `${layer.key}.down.weight`, up: `${layer.key}.up.weight` };
     default:
       if (layer.part === 'transformer') return kohyaNames(`transformer.${layer.module}`);
-      if (layer.part === 'unet') return kohyaNames(`lora_unet_${layer.module.replaceAll('.', '_')}`);
+      if (layer.part === 'unet') {
+        return kohyaNames(bareUnetModule(layer) ?? `lora_unet_${layer.module.replaceAll('.', '_')}`);
+      }
       return kohyaNames(`${genaiPrefix(layer.part, family)}_${layer.module.replaceAll('.', '_')}`);
   }
+}
+
+/**
+ * UNet modules whose kohya name GenAI 2026.3 cannot match (lora/names_mapping.cpp, _convert_unet_lora_key): it turns
+ * every '_' of a `lora_unet_` name into '.' and gives back the underscores of a few names only (down_blocks,
+ * transformer_blocks, to_q, proj_in...), so `time_emb_proj`, `conv_shortcut`, `conv_in`, `conv_out` and the
+ * embeddings' `linear_1` stay `time.emb.proj`..., match no layer, and are dropped with a warning on stderr. Stability's
+ * block names (`emb_layers`, `skip_connection`) come through its own mapping. A name without the prefix is the module
+ * path itself (GenAI puts `lora_unet.` before it): written so, these layers are matched
+ * (docs/GENAI-BUGS.md#kohya-mangled).
+ */
+const MANGLED_KOHYA = [
+  /^((?:down|up)_blocks)_(\d+)_(resnets)_(\d+)_(time_emb_proj|conv_shortcut)$/,
+  /^(mid_block)_(resnets)_(\d+)_(time_emb_proj|conv_shortcut)$/,
+  /^(conv_in|conv_out)$/,
+  /^(time_embedding|add_embedding)_(linear_\d)$/,
+];
+const MANGLED_DOTTED =
+  /^(?:(?:down|up)_blocks\.\d+\.resnets\.\d+\.(?:time_emb_proj|conv_shortcut)|mid_block\.resnets\.\d+\.(?:time_emb_proj|conv_shortcut)|conv_in|conv_out|(?:time|add)_embedding\.linear_\d)$/;
+
+/** The module path of a UNet layer whose kohya name GenAI would drop (MANGLED_KOHYA), else undefined. */
+function bareUnetModule(layer: LoraLayer): string | undefined {
+  if (layer.naming === 'kohya' || layer.naming === 'lycoris') {
+    for (const pattern of MANGLED_KOHYA) {
+      const m = pattern.exec(layer.module);
+      if (m) return m.slice(1).join('.');
+    }
+    return undefined;
+  }
+  if (layer.naming === 'peft' || layer.naming === 'diffusers') {
+    return MANGLED_DOTTED.test(layer.module) ? layer.module : undefined;
+  }
+  return undefined;
 }
 
 function checkFamily(value: unknown, name: string): ModelFamily {
