@@ -5,15 +5,15 @@
 // memory at once), in rounds of a rotated order:
 // - no adapter (the baseline);
 // - the tutorial's X-ray LoRA at 0.8, fused by GenAI;
-// - the same, fused by multilora: beside it the tutorial's LCM-LoRA file at alpha 0, whose 3x3 layers GenAI's fuse
-//   refuses, sends every adapter through multilora's fuse while changing no weight (W + 0 · ΔW is W): the same job
-//   by the other path, whose image is compared with GenAI's;
-// - X-ray at 0.8 and the LCM-LoRA file at 1, all 3x3 layers included (the image changes: load cost only).
+// - the same, fused by multilora: beside it a random LoRA of rank 4 on every 3x3 convolution of the UNet, at alpha 0,
+//   which GenAI's fuse refuses, sends every adapter through multilora's fuse while changing no weight (W + 0 · ΔW is
+//   W): the same job by the other path, whose image is compared with GenAI's;
+// - X-ray at 0.8 and that 3x3 LoRA at 1 (the image changes: load cost only).
 // Each process then makes one image. Writes bench-results/fuse-load.json and its table in docs/LORA-FORMATS.md.
 //
 //   npm run bench:fuse-load [-- --rounds N --model DIR --small]
 //
-// --small: the embedded tiny model and its LoRA fixtures with LCM-LoRA's layout, for a check that the script works
+// --small: the embedded tiny model and a LoRA fixture of it, for a check that the script works
 // (its numbers mean nothing): the results go to stdout, and neither bench-results/ nor the docs are written.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -34,6 +34,7 @@ const { values: args } = parseArgs({
     model: { type: 'string' },
     small: { type: 'boolean', default: false },
     child: { type: 'string' },
+    kernels: { type: 'string' },
     help: { type: 'boolean', default: false },
   },
   allowPositionals: true, // a child's image file
@@ -60,7 +61,6 @@ function inputs() {
     return {
       model: path.join(ROOT, 'models', 'sdxl-tiny'),
       xray: path.join(ROOT, 'models', 'sdxl-tiny-loras', 'style-a.safetensors'),
-      lcm: path.join(ROOT, 'test', 'fixtures', 'loras', 'layouts', 'lcm.safetensors'),
       size: 64,
     };
   }
@@ -77,7 +77,6 @@ function inputs() {
   return {
     model: path.join(dir, 'model'),
     xray: path.join(dir, 'loras', 'xray.safetensors'),
-    lcm: path.join(dir, 'loras', 'lcm-lora-sdxl.safetensors'),
     size: 512,
   };
 }
@@ -87,20 +86,56 @@ const VARIANTS = [
   { name: 'genai', label: 'X-ray at 0.8, fused by GenAI', adapters: (f) => ({ xray: { path: f.xray, alpha: 0.8 } }) },
   {
     name: 'multilora',
-    label: 'X-ray at 0.8, fused by multilora (LCM-LoRA at 0 beside it)',
-    adapters: (f) => ({ xray: { path: f.xray, alpha: 0.8 }, lcm: { path: f.lcm, alpha: 0 } }),
+    label: 'X-ray at 0.8, fused by multilora (a 3x3 LoRA at 0 beside it)',
+    adapters: (f) => ({ xray: { path: f.xray, alpha: 0.8 }, kernels: { path: f.kernels, alpha: 0 } }),
   },
   {
-    name: 'lcm',
-    label: 'X-ray at 0.8 and LCM-LoRA (3x3 layers) at 1, fused by multilora',
-    adapters: (f) => ({ xray: { path: f.xray, alpha: 0.8 }, lcm: { path: f.lcm, alpha: 1 } }),
+    name: 'kernels',
+    label: 'X-ray at 0.8 and a LoRA of every 3x3 convolution at 1, fused by multilora',
+    adapters: (f) => ({ xray: { path: f.xray, alpha: 0.8 }, kernels: { path: f.kernels, alpha: 1 } }),
   },
 ];
+
+/** A random kohya LoRA of rank 4 on every 3x3 convolution of the model's UNet, which GenAI's fuse refuses. */
+async function kernelsLora(modelDir, file) {
+  const { binding, safetensors: st } = require(path.join(ROOT, 'dist', 'internal'));
+  const layers = await binding.native().Model.layers(path.join(modelDir, 'unet', 'openvino_model.xml'));
+  let seed = 17;
+  const values = (n, scale) =>
+    Float32Array.from({ length: n }, () => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return (seed / 2 ** 30 - 1) * scale;
+    });
+  const tensors = [];
+  for (const layer of layers.filter((l) => l.type === 'Convolution' && l.shape[2] === 3 && l.shape[3] === 3)) {
+    const module = layer.name.replace(/^__module\.(model\.)?/, '').replace(/\/.*$/, '');
+    if (!/^(down_blocks|mid_block|up_blocks)\./.test(module)) continue;
+    const [out, inn] = layer.shape;
+    const stem = `lora_unet_${module.replaceAll('.', '_')}`;
+    const add = (name, shape, scale) =>
+      tensors.push({
+        name,
+        dtype: 'F16',
+        shape,
+        data: st.fromFloat32Array(
+          values(
+            shape.reduce((a, b) => a * b, 1),
+            scale,
+          ),
+          'F16',
+        ),
+      });
+    add(`${stem}.lora_down.weight`, [4, inn, 3, 3], 1 / Math.sqrt(inn * 9));
+    add(`${stem}.lora_up.weight`, [out, 4, 1, 1], 0.05);
+  }
+  writeFileSync(file, st.writeSafetensors(tensors, { multilora_bench: 'random weights, for timing only' }));
+  return tensors.length / 2;
+}
 
 /** In a child process: one load and one image; prints its figures as JSON, writes the image's bytes. */
 async function child(name, out) {
   const { Pipeline } = require(ROOT);
-  const files = inputs();
+  const files = { ...inputs(), kernels: args.kernels };
   const variant = VARIANTS.find((v) => v.name === name);
   const adapters = variant.adapters(files);
   const started = performance.now();
@@ -135,12 +170,15 @@ async function main() {
   if (!Number.isInteger(rounds) || rounds < 1)
     throw new Error(`--rounds must be a positive integer, not ${args.rounds}`);
   const files = inputs();
-  const { loraFormat: lf } = require(path.join(ROOT, 'dist', 'internal'));
-  const count = async (file) => (await lf.inspectLora(file)).layers.length;
-  const layerCount = { xray: await count(files.xray), lcm: await count(files.lcm) };
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'multilora-fuse-load-'));
+  files.kernels = path.join(tmp, 'kernels.safetensors');
   const runs = Object.fromEntries(VARIANTS.map((v) => [v.name, []]));
   try {
+    const { loraFormat: lf } = require(path.join(ROOT, 'dist', 'internal'));
+    const layerCount = {
+      xray: (await lf.inspectLora(files.xray)).layers.length,
+      kernels: await kernelsLora(files.model, files.kernels),
+    };
     for (let round = 0; round < rounds; round += 1) {
       const order = VARIANTS.map((_, i) => VARIANTS[(i + round) % VARIANTS.length]);
       for (const v of order) {
@@ -148,7 +186,12 @@ async function main() {
         const forward = process.argv.slice(2).filter((a) => a !== '--small');
         const r = spawnSync(
           process.execPath,
-          [new URL(import.meta.url).pathname, ...forward, ...(args.small ? ['--small'] : []), '--child', v.name, image],
+          [
+            new URL(import.meta.url).pathname,
+            ...forward,
+            ...(args.small ? ['--small'] : []),
+            ...['--kernels', files.kernels, '--child', v.name, image],
+          ],
           { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] },
         );
         if (r.status !== 0) throw new Error(`${v.name}: the child process failed (exit ${r.status})`);
@@ -164,7 +207,7 @@ async function main() {
       command: `npm run bench:fuse-load${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`,
       durationS: Math.round((Date.now() - started) / 1000),
       model: path.relative(ROOT, files.model),
-      loras: { xray: path.relative(ROOT, files.xray), lcm: path.relative(ROOT, files.lcm) },
+      loras: { xray: path.relative(ROOT, files.xray), kernels: `${layerCount.kernels} random 3x3 layers of rank 4` },
       rounds,
       size: files.size,
       steps: CALL.steps,
