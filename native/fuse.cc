@@ -18,6 +18,8 @@
 #include "openvino/op/matmul.hpp"
 #include "openvino/runtime/core.hpp"
 
+#include "genai/quirks.h"
+
 namespace multilora {
 namespace {
 
@@ -179,8 +181,8 @@ class PartInMemory {
       : name_(part), xml_(ReadFile(dir / part / "openvino_model.xml")),
         weights_(ReadWeights(dir / part / "openvino_model.bin")) {}
 
-  const std::string& xml() const { return xml_; }
-  const ov::Tensor& weights() const { return weights_; }
+  /// The IR and its changed weights, for GenAI's models to read (this part is done with them).
+  quirks::PartIR Release() { return quirks::PartIR{std::move(xml_), weights_}; }
 
   /// Finds where each named layer's weights are. Read from the tensor itself, so that OpenVINO's constants point
   /// into it: their addresses give the offsets.
@@ -321,16 +323,6 @@ class PartInMemory {
   std::map<std::string, Target> targets_;
 };
 
-/// A pipeline assembled from read models: reshaped to the static shape if there is one, then compiled.
-template <typename T>
-std::shared_ptr<T> Assemble(T pipeline, const std::string& device, const ov::AnyMap& properties,
-                            const std::optional<StaticShape>& shape) {
-  auto assembled = std::make_shared<T>(std::move(pipeline));
-  if (shape) ReshapeTo(*assembled, *shape);
-  assembled->compile(device, properties);
-  return assembled;
-}
-
 }  // namespace
 
 std::vector<std::vector<float>> FusedChanges(const std::filesystem::path& dir, const std::vector<FuseLayer>& layers) {
@@ -378,7 +370,6 @@ std::vector<std::vector<float>> FusedChanges(const std::filesystem::path& dir, c
 GenaiPipelines BuildFusedPipelines(const std::filesystem::path& dir, const std::string& family,
                                    const std::vector<FuseLayer>& layers, const std::string& device,
                                    const ov::AnyMap& properties, const std::optional<StaticShape>& shape) {
-  using namespace ov::genai;
   if (family != "sd" && family != "lcm" && family != "sdxl") {
     throw FuseError(kErrModel, "multilora fuses LoRA into SD 1.5, LCM and SDXL models, not " + family + " ones");
   }
@@ -395,56 +386,10 @@ GenaiPipelines BuildFusedPipelines(const std::filesystem::path& dir, const std::
     parts.emplace(name, std::move(part));
   }
 
-  auto clip = [&](const std::string& part, const std::string& tokenizer) {
-    auto found = parts.find(part);
-    if (found == parts.end()) return CLIPTextModel(dir / part);
-    return CLIPTextModel(found->second->xml(), found->second->weights(), CLIPTextModel::Config(dir / part / "config.json"),
-                         Tokenizer(dir / tokenizer));
-  };
-  const bool encoder = std::filesystem::exists(dir / "vae_encoder" / "openvino_model.xml");
-  const AutoencoderKL vae = encoder ? AutoencoderKL(dir / "vae_encoder", dir / "vae_decoder")
-                                    : AutoencoderKL(dir / "vae_decoder");
-  auto unet_part = parts.find("unet");
-  const UNet2DConditionModel unet =
-      unet_part == parts.end()
-          ? UNet2DConditionModel(dir / "unet")
-          : UNet2DConditionModel(unet_part->second->xml(), unet_part->second->weights(),
-                                 UNet2DConditionModel::Config(dir / "unet" / "config.json"),
-                                 vae.get_vae_scale_factor());
-  const CLIPTextModel text_encoder = clip("text_encoder", "tokenizer");
-  std::optional<CLIPTextModelWithProjection> text_encoder_2;
-  if (family == "sdxl") {
-    auto found = parts.find("text_encoder_2");
-    text_encoder_2.emplace(found == parts.end()
-                               ? CLIPTextModelWithProjection(dir / "text_encoder_2")
-                               : CLIPTextModelWithProjection(found->second->xml(), found->second->weights(),
-                                                             CLIPTextModel::Config(dir / "text_encoder_2" / "config.json"),
-                                                             Tokenizer(dir / "tokenizer_2")));
-  }
-  parts.clear();  // GenAI's models hold the weights tensors they read from
-
-  auto scheduler = [&] { return Scheduler::from_config(dir / "scheduler" / "scheduler_config.json"); };
-  GenaiPipelines p;
-  if (encoder) {
-    try {
-      InpaintingPipeline inpainting =
-          family == "sdxl" ? InpaintingPipeline::stable_diffusion_xl(scheduler(), text_encoder, *text_encoder_2, unet, vae)
-          : family == "lcm" ? InpaintingPipeline::latent_consistency_model(scheduler(), text_encoder, unet, vae)
-                            : InpaintingPipeline::stable_diffusion(scheduler(), text_encoder, unet, vae);
-      p.inpainting = Assemble(std::move(inpainting), device, properties, shape);
-      p.image2image = std::make_shared<Image2ImagePipeline>(*p.inpainting);
-      p.text2image = std::make_shared<Text2ImagePipeline>(*p.inpainting);
-      return p;
-    } catch (...) {
-      p = GenaiPipelines();  // as BuildModelPipelines: text-to-image only
-    }
-  }
-  Text2ImagePipeline text2image =
-      family == "sdxl" ? Text2ImagePipeline::stable_diffusion_xl(scheduler(), text_encoder, *text_encoder_2, unet, vae)
-      : family == "lcm" ? Text2ImagePipeline::latent_consistency_model(scheduler(), text_encoder, unet, vae)
-                        : Text2ImagePipeline::stable_diffusion(scheduler(), text_encoder, unet, vae);
-  p.text2image = Assemble(std::move(text2image), device, properties, shape);
-  return p;
+  std::map<std::string, quirks::PartIR> ir;
+  for (auto& [name, part] : parts) ir.emplace(name, part->Release());
+  parts.clear();
+  return quirks::AssembleModelPipelines(dir, family, ir, device, properties, shape);
 }
 
 }  // namespace multilora

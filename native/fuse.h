@@ -1,7 +1,8 @@
 // Fuse mode for what GenAI's own fuse cannot take (DoRA, full differences, 3x3 and Tucker LoCon, dense LoHa/LoKr,
 // Diag-OFT): the weights of a model part are read into memory, changed there layer by layer, and handed to GenAI's
 // model classes as an IR string and a weights tensor (their constructors from memory); the pipeline is assembled
-// from those parts. Nothing is written to disk. The math is python/convert.py's fuse (fuse_one), on the IR's
+// from those parts by quirks::AssembleModelPipelines (native/genai/, where every GenAI call is). Nothing is written
+// to disk. The math is python/convert.py's fuse (fuse_one), on the IR's
 // weights: each layer's weights in the layout torch gives them ([out, in, kernel...]), changed in float32 (OFT in
 // float64), and written back in the IR's own element type (f32, f16 or bf16). No N-API here.
 #pragma once

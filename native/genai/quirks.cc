@@ -62,6 +62,75 @@ GenaiPipelines BuildModelPipelines(const std::filesystem::path& dir, const std::
   return p;
 }
 
+namespace {
+
+/// A pipeline assembled from read models: reshaped to the static shape if there is one, then compiled.
+template <typename T>
+std::shared_ptr<T> Assemble(T pipeline, const std::string& device, const ov::AnyMap& properties,
+                            const std::optional<StaticShape>& shape) {
+  auto assembled = std::make_shared<T>(std::move(pipeline));
+  if (shape) ReshapeTo(*assembled, *shape);
+  assembled->compile(device, properties);
+  return assembled;
+}
+
+}  // namespace
+
+GenaiPipelines AssembleModelPipelines(const std::filesystem::path& dir, const std::string& family,
+                                      const std::map<std::string, PartIR>& parts, const std::string& device,
+                                      const ov::AnyMap& properties, const std::optional<StaticShape>& shape) {
+  using namespace ov::genai;
+  auto clip = [&](const std::string& part, const std::string& tokenizer) {
+    auto found = parts.find(part);
+    if (found == parts.end()) return CLIPTextModel(dir / part);
+    return CLIPTextModel(found->second.xml, found->second.weights, CLIPTextModel::Config(dir / part / "config.json"),
+                         Tokenizer(dir / tokenizer));
+  };
+  const bool encoder = std::filesystem::exists(dir / "vae_encoder" / "openvino_model.xml");
+  const AutoencoderKL vae = encoder ? AutoencoderKL(dir / "vae_encoder", dir / "vae_decoder")
+                                    : AutoencoderKL(dir / "vae_decoder");
+  auto unet_part = parts.find("unet");
+  const UNet2DConditionModel unet =
+      unet_part == parts.end()
+          ? UNet2DConditionModel(dir / "unet")
+          : UNet2DConditionModel(unet_part->second.xml, unet_part->second.weights,
+                                 UNet2DConditionModel::Config(dir / "unet" / "config.json"),
+                                 vae.get_vae_scale_factor());
+  const CLIPTextModel text_encoder = clip("text_encoder", "tokenizer");
+  std::optional<CLIPTextModelWithProjection> text_encoder_2;
+  if (family == "sdxl") {
+    auto found = parts.find("text_encoder_2");
+    text_encoder_2.emplace(found == parts.end()
+                               ? CLIPTextModelWithProjection(dir / "text_encoder_2")
+                               : CLIPTextModelWithProjection(found->second.xml, found->second.weights,
+                                                             CLIPTextModel::Config(dir / "text_encoder_2" / "config.json"),
+                                                             Tokenizer(dir / "tokenizer_2")));
+  }
+
+  auto scheduler = [&] { return Scheduler::from_config(dir / "scheduler" / "scheduler_config.json"); };
+  GenaiPipelines p;
+  if (encoder) {
+    try {
+      InpaintingPipeline inpainting =
+          family == "sdxl" ? InpaintingPipeline::stable_diffusion_xl(scheduler(), text_encoder, *text_encoder_2, unet, vae)
+          : family == "lcm" ? InpaintingPipeline::latent_consistency_model(scheduler(), text_encoder, unet, vae)
+                            : InpaintingPipeline::stable_diffusion(scheduler(), text_encoder, unet, vae);
+      p.inpainting = Assemble(std::move(inpainting), device, properties, shape);
+      p.image2image = std::make_shared<Image2ImagePipeline>(*p.inpainting);
+      p.text2image = std::make_shared<Text2ImagePipeline>(*p.inpainting);
+      return p;
+    } catch (...) {
+      p = GenaiPipelines();  // as BuildModelPipelines: text-to-image only
+    }
+  }
+  Text2ImagePipeline text2image =
+      family == "sdxl" ? Text2ImagePipeline::stable_diffusion_xl(scheduler(), text_encoder, *text_encoder_2, unet, vae)
+      : family == "lcm" ? Text2ImagePipeline::latent_consistency_model(scheduler(), text_encoder, unet, vae)
+                        : Text2ImagePipeline::stable_diffusion(scheduler(), text_encoder, unet, vae);
+  p.text2image = Assemble(std::move(text2image), device, properties, shape);
+  return p;
+}
+
 ov::Tensor OwnCopy(const ov::Tensor& output) {
   ov::Tensor copy(output.get_element_type(), output.get_shape());
   output.copy_to(copy);

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -63,5 +64,19 @@ ov::Tensor OwnCopy(const ov::Tensor& output);
 /// alone when it has none, or when GenAI cannot inpaint its family.
 GenaiPipelines BuildModelPipelines(const std::filesystem::path& dir, const std::string& device,
                                    const ov::AnyMap& properties, const std::optional<StaticShape>& shape);
+
+/// A model part held in memory: its IR and its weights (native/fuse.h changes them before GenAI reads them).
+struct PartIR {
+  std::string xml;
+  ov::Tensor weights;
+};
+
+/// BuildModelPipelines for an SD 1.5, LCM or SDXL folder ("sd", "lcm", "sdxl"), with the parts named in `parts`
+/// ("unet", "text_encoder", "text_encoder_2") read from memory instead of the folder: GenAI's models are built from
+/// their IR and weights, and the pipelines assembled from them (its stable_diffusion / latent_consistency_model /
+/// stable_diffusion_xl), then reshaped to `shape` if given and compiled.
+GenaiPipelines AssembleModelPipelines(const std::filesystem::path& dir, const std::string& family,
+                                      const std::map<std::string, PartIR>& parts, const std::string& device,
+                                      const ov::AnyMap& properties, const std::optional<StaticShape>& shape);
 
 }  // namespace multilora::quirks
