@@ -1050,6 +1050,11 @@ export interface GenaiPlan {
   dropped: LoraLayer[];
 }
 
+/** The name of a rewritten layer before each tensor's suffix: what its side tensors (`.diff_b`, `.dora_scale_*`…) follow. */
+export function genaiStem(names: GenaiNames): string {
+  return names.down.replace(/\.lora_down\.weight$/, '');
+}
+
 function kohyaNames(stem: string): GenaiNames {
   return { down: `${stem}.lora_down.weight`, up: `${stem}.lora_up.weight`, alpha: `${stem}.alpha` };
 }
@@ -1376,7 +1381,7 @@ function checkForGenai(layer: LoraLayer, scale: LoraScale, kernels: boolean, app
  * layer's all: `.oft_blocks`, `.oft_rescale`, `.oft_constraint`.
  */
 async function sideTensors(layer: LoraLayer, names: GenaiNames, read: TensorRead): Promise<TensorData[]> {
-  const stem = names.down.replace(/\.lora_down\.weight$/, '');
+  const stem = genaiStem(names);
   const out: TensorData[] = [];
   const asF32 = async (info: TensorInfo) => fromFloat32Array(toFloat32Array(await read(info), info.dtype), 'F32');
   if (layer.dora) {

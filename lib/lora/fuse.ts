@@ -7,7 +7,7 @@ import { native } from '../core/binding';
 import { fromNative } from '../core/errors';
 import { fitLowRank } from './approximate';
 import { matrix } from './factorized';
-import { f32Scalar, type Approximation, type GenaiNames, type LoraPart } from './format';
+import { f32Scalar, genaiStem, type Approximation, type GenaiNames, type LoraPart } from './format';
 import { mlMatrix } from './ml';
 import {
   fromFloat32Array,
@@ -59,11 +59,6 @@ export interface NativeFuseLayer {
   rescale?: Float32Array;
 }
 
-/** The name of a target's layer in the rewrite, before the suffix of each tensor. */
-function stemOf(target: FuseTarget): string {
-  return target.names.down.replace(/\.lora_down\.weight$/, '');
-}
-
 /** Each adapter's layers, in the order the adapters are given (each fuse sees the weights the ones before left). */
 export async function fuseLayers(sources: readonly FuseSource[]): Promise<NativeFuseLayer[]> {
   const layers: NativeFuseLayer[] = [];
@@ -76,7 +71,7 @@ export async function fuseLayers(sources: readonly FuseSource[]): Promise<Native
         return info && { info, data: toFloat32Array(await reader.read(info), info.dtype) };
       };
       for (const target of source.targets) {
-        const stem = stemOf(target);
+        const stem = genaiStem(target.names);
         const layer: NativeFuseLayer = {
           part: target.part,
           node: target.node,
@@ -196,7 +191,7 @@ export async function fitFromWeights(
   }
   // the fitted layers' tensors (A, B, alpha, magnitudes, blocks) give way to the fit's
   const header = parseSafetensors(rewrite);
-  const stems = fits.map((f) => `${stemOf(f.target)}.`);
+  const stems = fits.map((f) => `${genaiStem(f.target.names)}.`);
   const kept: TensorData[] = header.tensors
     // a rewrite's tensors are all float (an integer alpha is rewritten as float32)
     .filter(
