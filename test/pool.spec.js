@@ -467,6 +467,31 @@ describe('options.precision: the precision OpenVINO computes in', function () {
   // What 'f32' does is tested in lora-format-pipeline.spec.js: a LoHa gives its full-rank twin's very bytes.
 });
 
+describe('options.dynamicQuantizationGroupSize: how the CPU quantizes activations for int8 weights', function () {
+  it('is checked like the other load options', async function () {
+    for (const bad of [-1, 1.5, '128', 65537, null]) {
+      await assert.rejects(
+        Pipeline.load(fx.model, { dynamicQuantizationGroupSize: bad }),
+        (e) =>
+          e instanceof MultiloraError &&
+          e.code === 'ERR_INVALID_ARGUMENT' &&
+          /an integer from 0 to 65536 for options\.dynamicQuantizationGroupSize but received/.test(e.message),
+      );
+    }
+  });
+  it("leaves a model with float weights as it is: the default's bytes", async function () {
+    const call = { ...BASE, seed: 5 };
+    const plain = await Pipeline.load(fx.model);
+    const grouped = await Pipeline.load(fx.model, { dynamicQuantizationGroupSize: 128 });
+    try {
+      assert.ok((await grouped.generate(PROMPT, call)).data.equals((await plain.generate(PROMPT, call)).data));
+    } finally {
+      await Promise.all([plain.dispose(), grouped.dispose()]);
+    }
+  });
+  // What it does on int8 weights: test/bench-tutorial.spec.js (fast mode's bytes differ from int8 weights alone).
+});
+
 describe('options.threads: OpenVINO threads per pipeline', function () {
   it("runs inference on that many threads: with 1, none of OpenVINO's workers; nearly the same image", async function () {
     const one = await Pipeline.load(fx.model, { threads: 1 });

@@ -72,6 +72,14 @@ export interface LoadOptions {
    * results however a change of the weights is split into factors (a LoRA's rank changes bf16's rounding).
    */
   precision?: 'f32' | 'bf16' | 'f16';
+  /**
+   * On a model with int8 or int4 weights (`multilora convert --weight-format int8`), the CPU quantizes each fully
+   * connected layer's input to int8 on the fly, in groups of this many values along the input (OpenVINO's
+   * DYNAMIC_QUANTIZATION_GROUP_SIZE); 0 turns that off. Default: OpenVINO's, 32 on CPU. Larger groups are faster
+   * and a little coarser: 128 gave the tutorial's SDXL faster steps at the same pixel difference (docs/BENCHMARKS.md,
+   * the tutorial's workload). No effect on a model with float weights.
+   */
+  dynamicQuantizationGroupSize?: number;
 }
 
 /** Something that works but may not be what was meant. */
@@ -93,6 +101,7 @@ const LOAD_KEYS = [
   'staticShape',
   'threads',
   'precision',
+  'dynamicQuantizationGroupSize',
 ] as const;
 const PRECISIONS = ['f32', 'bf16', 'f16'] as const;
 
@@ -234,6 +243,11 @@ export class Pipeline {
       const precision = PRECISIONS.find((p) => p === opts.precision);
       if (!precision) throw invalid('"f32", "bf16" or "f16"', 'options.precision', opts.precision);
       properties.INFERENCE_PRECISION_HINT = precision;
+    }
+    if (opts.dynamicQuantizationGroupSize !== undefined) {
+      properties.DYNAMIC_QUANTIZATION_GROUP_SIZE = String(
+        integer(opts.dynamicQuantizationGroupSize, 'options.dynamicQuantizationGroupSize', 0, 65536),
+      );
     }
     const model = inspectModel(modelDir);
     await checkModelFiles(model);
