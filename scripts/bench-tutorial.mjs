@@ -10,8 +10,9 @@
 // over multilora's for the same image of the same round (paired), summarised by median and p25–p75.
 //
 // Sides: recipe (scripts/tutorial/recipe.py, the SDK's Python), exact (multilora's defaults: bytes equal to the
-// recipe's), fast (multilora on the same model converted with `--weight-format int8`: within FAST_BOUND of the
-// recipe's images); MODES lists multilora's modes. The int8 model is built on first use too (the full size: by
+// recipe's), fast (multilora on the same model converted with `--weight-format int8`, its activations quantized
+// in groups of 128: within FAST_BOUND of the recipe's images), int8 (the int8 model alone: fast mode's first lever,
+// to measure the levers one by one); MODES lists multilora's modes. The int8 model is built on first use too (the full size: by
 // `npm run bench:tutorial-model -- --weight-format int8` into .bench-models/int8/, about 10 minutes; --small: the
 // tiny diffusers fixture through `multilora convert`, under a minute).
 //
@@ -40,10 +41,21 @@ export const SUBJECTS = ['a cute cat in sunglasses', 'a lighthouse on a cliff', 
  * `--weight-format int8`), the load and call options each adds to the public API's defaults (`load` gets the size),
  * and the levers it pulls, as the results name them.
  */
+const INT8_WEIGHTS = 'int8 weights (convert --weight-format int8)';
+const DQ_GROUP = 128;
 export const MODES = {
   exact: { weights: 'fp16', load: () => ({}), generate: {}, levers: [] },
-  fast: { weights: 'int8', load: () => ({}), generate: {}, levers: ['int8 weights (convert --weight-format int8)'] },
+  // fast mode's levers one at a time, each side adding one to the one before (--sides recipe,int8,fast)
+  int8: { weights: 'int8', load: () => ({}), generate: {}, levers: [INT8_WEIGHTS] },
+  fast: {
+    weights: 'int8',
+    load: () => ({ dynamicQuantizationGroupSize: DQ_GROUP }),
+    generate: {},
+    levers: [INT8_WEIGHTS, `activations quantized in groups of ${DQ_GROUP} (dynamicQuantizationGroupSize)`],
+  },
 };
+/** The sides that pull fast mode's levers: each one's figures are those of its levers together. */
+const LEVER_SIDES = ['int8', 'fast'];
 
 /** Fast mode's bound: the mean absolute difference of every image to the recipe's, in 0–255 units. */
 export const FAST_BOUND = 2;
@@ -55,7 +67,7 @@ const OPTIONS = {
   images: { type: 'string' },
   rounds: { type: 'string', default: '1' },
   steps: { type: 'string', default: '4' },
-  sides: { type: 'string', default: 'recipe,exact,fast' },
+  sides: { type: 'string', default: 'recipe,exact,int8,fast' },
   'fast-model': { type: 'string' },
   out: { type: 'string' },
   'keep-images': { type: 'string' },
@@ -320,7 +332,7 @@ async function main() {
 
 function summarize(runs, { sizes, all, styles, count, rounds, unetParams }) {
   const bySize = {};
-  const ratios = { exact: [], fast: [] };
+  const ratios = Object.fromEntries(Object.keys(MODES).map((m) => [m, []]));
   for (const size of sizes) {
     const shape = rotation(styles, size, count);
     const recipe = runs[size].recipe;
@@ -361,15 +373,17 @@ function summarize(runs, { sizes, all, styles, count, rounds, unetParams }) {
   const exactSizes = sizes.filter((s) => bySize[s].exact);
   const fastSizes = sizes.filter((s) => bySize[s].fast);
   const fastDiff = Math.max(...fastSizes.map((s) => bySize[s].fast.meanAbsDiff.max));
-  // each lever of fast mode, size by size (one lever so far: its gain and difference are fast mode's)
+  // fast mode's levers, size by size: each side of LEVER_SIDES that ran adds its last lever to the ones before
   const levers = Object.fromEntries(
-    MODES.fast.levers.map((lever) => [
-      lever,
+    LEVER_SIDES.filter((side) => sizes.some((s) => bySize[s][side])).map((side) => [
+      MODES[side].levers.join(' + '),
       Object.fromEntries(
-        fastSizes.map((s) => [
-          s,
-          { speedup: round(bySize[s].fast.speedup.median), meanAbsDiff: bySize[s].fast.meanAbsDiff.max },
-        ]),
+        sizes
+          .filter((s) => bySize[s][side])
+          .map((s) => [
+            s,
+            { speedup: round(bySize[s][side].speedup.median), meanAbsDiff: bySize[s][side].meanAbsDiff.max },
+          ]),
       ),
     ]),
   );
@@ -396,7 +410,7 @@ function summarize(runs, { sizes, all, styles, count, rounds, unetParams }) {
           levers: MODES.fast.levers,
         }
       : null,
-    levers: fastSizes.length ? levers : {},
+    levers,
     bySize,
   };
 }

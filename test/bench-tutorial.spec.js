@@ -72,9 +72,10 @@ describe('bench:tutorial at a small size', function () {
     assert.deepEqual(results.tutorial.bySize['64'].exact.md5, recipe.map(md5));
   });
 
-  it('stays in fast mode (int8 weights) within its bound of the recipe, image by image', function () {
+  it('stays in fast mode (int8 weights, activations in groups of 128) within its bound of the recipe', function () {
     const recipe = images('recipe');
     const fast = images('fast');
+    const int8 = images('int8');
     assert.equal(fast.length, recipe.length);
     const diffs = fast.map((buf, i) => meanAbsDiff(buf, recipe[i]));
     for (const [i, d] of diffs.entries()) {
@@ -82,13 +83,26 @@ describe('bench:tutorial at a small size', function () {
       // other bytes than exact mode's: the int8 model did run
       assert.ok(d > 0, `image ${i} has the recipe's bytes`);
     }
+    // other bytes than the int8 side's, which differs only by the group size: it reached OpenVINO
+    assert.ok(
+      fast.some((buf, i) => md5(buf) !== md5(int8[i])),
+      'fast mode makes the bytes of int8 weights alone',
+    );
     const f = results.tutorial.fast;
     assert.equal(f.meanAbsDiff, Math.max(...diffs.map((d) => Number(d.toFixed(4)))));
     assert.equal(f.bound, FAST_BOUND);
     assert.equal(f.withinBound, true);
-    assert.deepEqual(f.levers, ['int8 weights (convert --weight-format int8)']);
+    const [weights, groups] = f.levers;
+    assert.deepEqual(f.levers, [
+      'int8 weights (convert --weight-format int8)',
+      'activations quantized in groups of 128 (dynamicQuantizationGroupSize)',
+    ]);
     assert.ok(f.speedup > 0 && f.coldStartSpeedup > 0);
-    assert.deepEqual(Object.keys(results.tutorial.levers[f.levers[0]]), ['64']);
+    // the levers one by one: int8 weights alone, then both
+    assert.deepEqual(Object.keys(results.tutorial.levers), [weights, `${weights} + ${groups}`]);
+    const alone = results.tutorial.levers[weights]['64'];
+    assert.equal(alone.meanAbsDiff, results.tutorial.bySize['64'].int8.meanAbsDiff.max);
+    assert.equal(results.tutorial.levers[`${weights} + ${groups}`]['64'].meanAbsDiff, f.meanAbsDiff);
   });
 
   it('records what the docs are generated from, with its provenance', function () {
