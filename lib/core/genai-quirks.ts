@@ -46,6 +46,22 @@ export function listFor(
 }
 
 /**
+ * The OpenVINO properties of a build: without CACHE_DIR when adapters are applied at run time
+ * (docs/GENAI-BUGS.md#cache-lora). OpenVINO 2026.3's CPU plugin turns each LoRA branch that GenAI adds into an
+ * internal op that its model cache cannot read back, so every later load would compile those models again and write
+ * their blobs anew (GBs for an SDXL): a slower start than no cache at all. Fused adapters are plain weights, and a
+ * pipeline without adapters has no LoRA branch: both keep the cache.
+ */
+export function cacheProperties(
+  properties: Readonly<Record<string, string>>,
+  runtimeAdapters: boolean,
+): Record<string, string> {
+  const result = { ...properties };
+  if (runtimeAdapters) delete result.CACHE_DIR;
+  return result;
+}
+
+/**
  * Refuses adapters with text-encoder layers for a static shape on a model with more than one text encoder
  * (docs/GENAI-BUGS.md#static-text-encoder): GenAI would drop those layers, with only a warning on stderr.
  */

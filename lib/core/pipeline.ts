@@ -24,7 +24,7 @@ import {
 } from './options';
 import { TaskQueue } from './task-queue';
 import { checkStaticShape, fitStaticShape, nativeShape, type StaticShape } from './static-shape';
-import { checkStaticAdapters, fitInpaint, listFor, schedulerMinSteps } from './genai-quirks';
+import { cacheProperties, checkStaticAdapters, fitInpaint, listFor, schedulerMinSteps } from './genai-quirks';
 import { describe as describeValue, integer, invalid, knownKeys, object, string } from './validate';
 import { prefetchModelLayers } from '../lora/diagnose';
 import { fuseLayers } from '../lora/fuse';
@@ -38,7 +38,8 @@ export interface LoadOptions {
   catalog?: string;
   /**
    * A folder for OpenVINO's model cache (its CACHE_DIR): compiled models are kept there, so later loads of the same
-   * model on the same device skip most of the compile. Made if missing.
+   * model on the same device skip most of the compile. Made if missing. Not used while adapters are registered in
+   * dynamic mode: OpenVINO 2026.3 cannot read a model with LoRA back from its cache (docs/GENAI-BUGS.md).
    */
   cacheDir?: string;
   /**
@@ -581,7 +582,8 @@ async function buildNative(
   try {
     const handles = adapters.map((a) => a.handle);
     const fused = mode === 'fuse' ? adapters.map((a) => a.alpha) : undefined;
-    return await native().Pipeline.load(model.dir, device, handles, build.properties, fused, shape);
+    const properties = cacheProperties(build.properties, mode === 'dynamic' && adapters.length > 0);
+    return await native().Pipeline.load(model.dir, device, handles, properties, fused, shape);
   } catch (err) {
     throw fromNative(err);
   }
