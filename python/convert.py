@@ -346,6 +346,68 @@ def set_scheduler(output, class_name):
     cls.from_config(config).save_config(folder)
 
 
+def replace_vae_decoder(output, tiny, weight_format):
+    """Puts the decoder of the diffusers AutoencoderTiny in folder `tiny` in place of the model's VAE decoder.
+
+    GenAI reads it as it reads a VAE decoder: the latents, divided by `scaling_factor` (1 for AutoencoderTiny, as in
+    diffusers' pipelines), in; the image in [-1, 1] out (DecoderTiny ends so); the size from `block_out_channels`,
+    2^(len - 1), kept from the full decoder (convert checked that both scale alike). Its weights are fp16 unless the model is fp32 (a tiny decoder of convolutions gains nothing from
+    int8: the CPU runs them in bf16 either way). The VAE encoder stays the model's, for imageToImage and inpaint.
+    """
+    import shutil
+
+    import openvino as ov
+    import torch
+    from diffusers import AutoencoderTiny
+
+    progress("export", f"replacing the VAE decoder with the AutoencoderTiny decoder of {tiny}")
+    vae = AutoencoderTiny.from_pretrained(tiny, torch_dtype=torch.float32).eval()
+    channels = vae.config.latent_channels
+
+    class Decoder(torch.nn.Module):
+        def __init__(self, decoder):
+            super().__init__()
+            self.decoder = decoder
+
+        def forward(self, latent_sample):
+            return self.decoder(latent_sample)
+
+    # OpenVINO's converter sends telemetry from a forked process, which hangs when forked from this process of many
+    # threads and holds our stdout open: the conversion would never end. Its telemetry stays off under CI=true.
+    ci = os.environ.get("CI")
+    os.environ["CI"] = "true"
+    try:
+        with torch.no_grad():
+            model = ov.convert_model(Decoder(vae.decoder), example_input=torch.zeros(1, channels, 8, 8),
+                                     input=[ov.PartialShape([-1, channels, -1, -1])])
+    finally:
+        if ci is None:
+            del os.environ["CI"]
+        else:
+            os.environ["CI"] = ci
+    model.inputs[0].get_tensor().set_names({"latent_sample"})
+    model.outputs[0].get_tensor().set_names({"sample"})
+    folder = os.path.join(output, "vae_decoder")
+    with open(os.path.join(folder, "config.json")) as f:
+        # GenAI sizes the latents by 2^(len - 1) of these: the full decoder's, whose factor convert checked is the same
+        blocks = json.load(f)["block_out_channels"]
+    shutil.rmtree(folder, ignore_errors=True)
+    os.makedirs(folder)
+    ov.save_model(model, os.path.join(folder, "openvino_model.xml"), compress_to_fp16=weight_format != "fp32")
+    config = {
+        "_class_name": "AutoencoderTiny",
+        "in_channels": vae.config.in_channels,
+        "out_channels": vae.config.out_channels,
+        "latent_channels": channels,
+        "scaling_factor": vae.config.scaling_factor,
+        "shift_factor": vae.config.shift_factor,
+        "block_out_channels": blocks,
+        "multilora_tiny_vae": os.path.abspath(tiny),
+    }
+    with open(os.path.join(folder, "config.json"), "w") as f:
+        json.dump(config, f, indent=2)
+
+
 def convert(job):
     started = time.time()
     source, reports = job["source"], []
@@ -354,6 +416,8 @@ def convert(job):
     export(source, job)
     if job.get("scheduler"):
         set_scheduler(job["output"], job["scheduler"])
+    if job.get("tiny_vae"):
+        replace_vae_decoder(job["output"], job["tiny_vae"], job["weight_format"])
     emit("done", fused=reports, seconds=round(time.time() - started, 3))
 
 

@@ -178,6 +178,85 @@ describe('convert', function () {
     });
   });
 
+  describe('a tiny VAE decoder (tinyVae)', function () {
+    /**
+     * A random AutoencoderTiny (test/helpers/make_tiny_vae.py) with `channels` latent channels and `blocks` blocks (2:
+     * ×2, as the fixtures' VAEs), in the temp folder.
+     */
+    async function tinyVae(channels = 4, blocks = 2) {
+      const { ensureConverter } = require('../dist/convert/env');
+      const env = await ensureConverter({});
+      const dir = path.join(tmp(), `tiny-vae-${channels}-${blocks}`);
+      const script = path.join(__dirname, 'helpers', 'make_tiny_vae.py');
+      execFileSync(env.python, [script, dir, String(channels), String(blocks)]);
+      return dir;
+    }
+
+    it('replaces the VAE decoder: the draft model generates at the size asked, its own image; the encoder stays', async function () {
+      const vae = await tinyVae();
+      const out = path.join(tmp(), 'sdxl-draft');
+      const r = await convert(diffusers('sdxl'), out, { tinyVae: vae });
+      assert.equal(r.verified.width > 0, true);
+      const config = JSON.parse(readFileSync(path.join(out, 'vae_decoder', 'config.json'), 'utf8'));
+      assert.equal(config._class_name, 'AutoencoderTiny');
+      const decoder = (dir) => statSync(path.join(dir, 'vae_decoder', 'openvino_model.bin')).size;
+      assert.ok(decoder(out) < decoder(families.sdxl.model) / 2, `${decoder(out)} bytes of tiny decoder`);
+      // the encoder is the full VAE's: the same files as a conversion without the tiny VAE
+      const full = path.join(tmp(), 'sdxl-full');
+      await convert(diffusers('sdxl'), full);
+      const encoder = (dir) => readFileSync(path.join(dir, 'vae_encoder', 'openvino_model.bin'));
+      assert.ok(encoder(out).equals(encoder(full)), 'the VAE encoder changed');
+      const draft = await image(out, { width: 128, height: 96 });
+      assert.deepEqual([draft.width, draft.height], [128, 96]);
+      assert.ok(new Set(draft.data).size > 16, 'the draft image is not uniform');
+      const reference = await image(full, { width: 128, height: 96 });
+      assert.ok(meanAbsDiff(draft.data, reference.data) > 5, 'the tiny decoder gave the full VAE image');
+      assert.ok(draft.data.equals((await image(out, { width: 128, height: 96 })).data), 'not reproducible');
+      // imageToImage goes through the full encoder, then the tiny decoder
+      const pipeline = await Pipeline.load(out);
+      try {
+        const edited = await pipeline.imageToImage('a cat', reference, { seed: 3, steps: 4, strength: 0.5 });
+        assert.deepEqual([edited.width, edited.height], [128, 96]);
+      } finally {
+        await pipeline.dispose();
+      }
+    });
+
+    it('a folder that is not an AutoencoderTiny, or one of other latents: ERR_CONVERT_SOURCE', async function () {
+      const out = path.join(tmp(), 'never');
+      const notTiny = path.join(diffusers('sdxl'), 'vae');
+      const t = Date.now();
+      await rejectsWith(
+        convert(diffusers('sdxl'), out, { tinyVae: notTiny }),
+        'ERR_CONVERT_SOURCE',
+        /not an AutoencoderTiny/,
+      );
+      await rejectsWith(
+        convert(diffusers('sdxl'), out, { tinyVae: path.join(tmp(), 'no-such') }),
+        'ERR_CONVERT_SOURCE',
+        /not a diffusers AutoencoderTiny folder/,
+      );
+      assert.ok(Date.now() - t < 2000, `took ${Date.now() - t} ms: checked after something slow`);
+      await rejectsWith(
+        convert(diffusers('sdxl'), out, { tinyVae: await tinyVae(16) }),
+        'ERR_CONVERT_SOURCE',
+        /16 channels, the model's VAE makes 4/,
+      );
+      await rejectsWith(
+        convert(diffusers('sdxl'), out, { tinyVae: await tinyVae(4, 4) }),
+        'ERR_CONVERT_SOURCE',
+        /8 times its latents, the model's VAE 2 times/,
+      );
+      await rejectsWith(convert(diffusers('sdxl'), out, { tinyVae: 7 }), 'ERR_INVALID_ARGUMENT', /tinyVae/);
+      // the command line's --tiny-vae is the same option
+      const cli = await runCli(['convert', diffusers('sdxl'), out, '--tiny-vae', notTiny]);
+      assert.equal(cli.status, 1, cli.stderr);
+      assert.match(cli.stderr, /ERR_CONVERT_SOURCE.*not an AutoencoderTiny/);
+      assert.equal(existsSync(out), false);
+      assert.deepEqual(leftovers(tmp()), []);
+    });
+  });
+
   describe('fused LoRAs', function () {
     // A fused LoRA against the same LoRA applied by GenAI at generate, at the same alphas. Measured on these
     // fixtures: 0.54-0.60 / 255 mean (max 4), while the LoRA itself moves the image by 9.5 (SD) and 18 (SDXL).

@@ -17,6 +17,7 @@ export interface ConvertFlags {
   fuseScale: LoraScale;
   task: 'text-to-image';
   scheduler?: ConvertScheduler;
+  tinyVae?: string;
   force?: boolean;
   verify: boolean;
   revision?: string;
@@ -45,6 +46,7 @@ export async function convertCommand(source: string, outDir: string, flags: Conv
   };
   if (flags.revision !== undefined) options.revision = flags.revision;
   if (flags.scheduler !== undefined) options.scheduler = flags.scheduler;
+  if (flags.tinyVae !== undefined) options.tinyVae = flags.tinyVae;
   // One line per change of phase or of the export's progress; pip's and the exporter's own output stay out of it.
   const err = process.stderr;
   let phase = '';

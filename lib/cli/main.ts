@@ -156,6 +156,7 @@ function buildProgram(run: (action: () => Promise<number>) => Promise<void>): Co
         "the converted model's default scheduler (e.g. lcm with LCM-LoRA fused; default: its own)",
       ).choices(Object.keys(CONVERT_SCHEDULERS)),
     )
+    .option('--tiny-vae <dir>', 'an AutoencoderTiny folder whose decoder replaces the VAE decoder (a draft model)')
     .addOption(new Option('--task <task>', "optimum-intel's task").choices(['text-to-image']).default('text-to-image'))
     .option('--revision <rev>', 'a branch, tag or commit of a Hub model')
     .option('--force', 'replace an output folder that is not empty (once the new model works)')

@@ -26,7 +26,7 @@ import {
   type WeightFormat,
 } from './options';
 import { killGroup, runPython, type PythonRun } from './python';
-import { HUB_ID, checkHub, inspectDiffusers, sourceError, type DiffusersModel } from './source';
+import { HUB_ID, checkHub, checkTinyVae, inspectDiffusers, sourceError, type DiffusersModel } from './source';
 import { verifyModel } from './verify';
 
 export { CONVERT_SCHEDULERS, WEIGHT_FORMATS } from './options';
@@ -315,6 +315,7 @@ async function exportModel(
       family: found.model.family,
       fuse,
       scheduler: opts.scheduler ? CONVERT_SCHEDULERS[opts.scheduler] : null,
+      tiny_vae: opts.tinyVae ?? null,
     });
   } finally {
     clearInterval(timer);
@@ -362,6 +363,7 @@ async function convertIn(
   run.checkAbort();
   const found = local ?? (await download(run, env.python, source, opts.revision));
   checkScheduler(opts.scheduler, found.model);
+  if (opts.tinyVae) checkTinyVae(opts.tinyVae, found.model);
   const fuse = await prepareFuse(run, opts.fuseLora, found.model, work, source);
   await checkSpace(source, found, opts.weightFormat, fuse.length > 0, path.dirname(target.out));
   const { output, fused } = await exportModel(run, env.python, found, work, fuse, opts);
@@ -400,6 +402,7 @@ export async function convert(source: string, outDir: string, options: ConvertOp
   string(source, 'source', { nonEmpty: true });
   string(outDir, 'outDir', { nonEmpty: true });
   const opts = checkOptions(options);
+  if (opts.tinyVae) checkTinyVae(opts.tinyVae);
   const run = new Conversion(opts);
   run.checkAbort();
   const target = checkOutput(outDir, opts.force);

@@ -57,6 +57,12 @@ export interface ConvertOptions {
    * fused, as the tutorial sets LCMScheduler before its export. Default: the model's own.
    */
   scheduler?: ConvertScheduler;
+  /**
+   * A folder with a diffusers AutoencoderTiny (TAESD for SD 1.5, TAESDXL for SDXL): its decoder replaces the model's
+   * VAE decoder, which makes a draft model. Decoding takes a small fraction of the full VAE's time, at the cost of
+   * detail (the tiny decoder approximates the full one). The VAE encoder stays the model's. See docs/CONVERT.md.
+   */
+  tinyVae?: string;
   /** A branch, tag or commit, for a Hub id. */
   revision?: string;
   signal?: AbortSignal;
@@ -96,6 +102,8 @@ export interface Checked {
   force: boolean;
   verify: boolean;
   scheduler?: ConvertScheduler;
+  /** The AutoencoderTiny folder, absolute. */
+  tinyVae?: string;
   revision?: string;
   signal?: AbortSignal;
   onProgress?: (event: ConvertProgress) => void;
@@ -108,6 +116,7 @@ const OPTION_KEYS = [
   'force',
   'verify',
   'scheduler',
+  'tinyVae',
   'revision',
   'signal',
   'onProgress',
@@ -161,6 +170,8 @@ export function checkOptions(options: unknown): Checked {
     }
     checked.scheduler = scheduler as ConvertScheduler;
   }
+  const tinyVae = read<unknown>('tinyVae');
+  if (tinyVae !== undefined) checked.tinyVae = path.resolve(string(tinyVae, 'options.tinyVae', { nonEmpty: true }));
   const revision = read<unknown>('revision');
   if (revision !== undefined)
     checked.revision = string(revision, 'options.revision', { nonEmpty: true, maxLength: 256 });

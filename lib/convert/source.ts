@@ -70,6 +70,56 @@ export function inspectDiffusers(dir: string, given: string): DiffusersModel {
   return { dir, pipelineClass, family: familyOf(pipelineClass), components };
 }
 
+/**
+ * Checks `dir` for convert's tiny VAE (options.tinyVae): a diffusers AutoencoderTiny folder (its config.json and
+ * weights), and, once the model is known, latents of as many channels as the model's VAE has, decoded to an image
+ * as many times larger. ERR_CONVERT_SOURCE.
+ */
+export function checkTinyVae(dir: string, model?: DiffusersModel): void {
+  const label = `options.tinyVae (${dir})`;
+  const config = readJson(path.join(dir, 'config.json'), `${label} is not a diffusers AutoencoderTiny folder`);
+  if (config._class_name !== 'AutoencoderTiny') {
+    throw sourceError(
+      `${label} holds ${JSON.stringify(config._class_name ?? 'a model of no class')}, not an AutoencoderTiny (such as TAESD or TAESDXL)`,
+    );
+  }
+  if (
+    !['diffusion_pytorch_model.safetensors', 'diffusion_pytorch_model.bin'].some((f) => existsSync(path.join(dir, f)))
+  )
+    throw sourceError(`${label} has no weights (diffusion_pytorch_model.safetensors)`);
+  if (!model) return;
+  const vae = readJson(path.join(model.dir, 'vae', 'config.json'), `The model ${model.dir} has no VAE config`);
+  const own = vae.latent_channels ?? 4;
+  const tiny = config.latent_channels ?? 4;
+  if (own !== tiny) {
+    throw sourceError(
+      `${label} decodes latents of ${JSON.stringify(tiny)} channels, the model's VAE makes ${JSON.stringify(own)}: take the tiny VAE made for this family`,
+    );
+  }
+  // GenAI sizes the latents by 2^(blocks - 1) of the decoder's config; AutoencoderTiny upsamples by its factor
+  const scale = (blocks: unknown, factor: unknown = 2): number =>
+    Array.isArray(blocks) ? Number(factor) ** (blocks.length - 1) : NaN;
+  const ownScale = scale(vae.block_out_channels);
+  const tinyScale = scale(config.decoder_block_out_channels, config.upsampling_scaling_factor ?? 2);
+  if (ownScale !== tinyScale) {
+    throw sourceError(
+      `${label} makes images ${String(tinyScale)} times its latents, the model's VAE ${String(ownScale)} times: take the tiny VAE made for this model`,
+    );
+  }
+}
+
+/** A JSON object from `file`, or ERR_CONVERT_SOURCE saying `missing` (and why). */
+function readJson(file: string, missing: string): Record<string, unknown> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw sourceError(`${missing}: ${file}: ${(err as Error).message}`);
+  }
+  if (typeof parsed !== 'object' || parsed === null) throw sourceError(`${missing}: ${file} is not a JSON object`);
+  return parsed as Record<string, unknown>;
+}
+
 /** Asks the Hub about `id` before anything is set up: unreachable, unknown and non-diffusers ids fail here, fast. */
 export async function checkHub(
   id: string,
