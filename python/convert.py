@@ -351,17 +351,46 @@ def replace_vae_decoder(output, tiny, weight_format):
 
     GenAI reads it as it reads a VAE decoder: the latents, divided by `scaling_factor` (1 for AutoencoderTiny, as in
     diffusers' pipelines), in; the image in [-1, 1] out (DecoderTiny ends so); the size from `block_out_channels`,
-    2^(len - 1), kept from the full decoder (convert checked that both scale alike). Its weights are fp16 unless the model is fp32 (a tiny decoder of convolutions gains nothing from
-    int8: the CPU runs them in bf16 either way). The VAE encoder stays the model's, for imageToImage and inpaint.
+    2^(len - 1), kept from the full decoder (convert checked that both scale alike). Its weights are fp16 unless the
+    model is fp32 (a tiny decoder of convolutions gains nothing from int8: the CPU runs them in bf16 either way). The
+    VAE encoder stays the model's, for imageToImage and inpaint.
+
+    The export runs in a Python process of its own, started with CI=true: OpenVINO's converter sends telemetry from
+    forked processes unless CI is set when it starts, and a fork of this process (torch's threads, after a fuse)
+    hangs, holding our stdout open so that the conversion never ends. Its output goes to our stderr through a file.
     """
     import shutil
+    import tempfile
 
+    progress("export", f"replacing the VAE decoder with the AutoencoderTiny decoder of {tiny}")
+    folder = os.path.join(output, "vae_decoder")
+    with open(os.path.join(folder, "config.json")) as f:
+        # GenAI sizes the latents by 2^(len - 1) of these: the full decoder's, whose factor convert checked is the same
+        blocks = json.load(f)["block_out_channels"]
+    shutil.rmtree(folder, ignore_errors=True)
+    os.makedirs(folder)
+    job = {"command": "tiny_decoder", "tiny": tiny, "folder": folder, "fp16": weight_format != "fp32",
+           "blocks": blocks}
+    with tempfile.TemporaryFile() as log:
+        child = subprocess.Popen([sys.executable, os.path.abspath(__file__), json.dumps(job)], stdin=subprocess.PIPE,
+                                 stdout=log, stderr=log, env=dict(os.environ, CI="true"))
+        _children.append(child)
+        status = child.wait()  # not the end of its output: a stray fork of it must not hold us
+        child.stdin.close()
+        log.seek(0)
+        text = log.read().decode("utf-8", "replace")
+    sys.stderr.write(text)
+    if status != 0:
+        raise Failure("ERR_CONVERT_FAILED", f"exporting the AutoencoderTiny decoder failed: {last_error(text)}")
+
+
+def tiny_decoder(job):
+    """The Python process of replace_vae_decoder: the decoder to IR, and the config GenAI reads."""
     import openvino as ov
     import torch
     from diffusers import AutoencoderTiny
 
-    progress("export", f"replacing the VAE decoder with the AutoencoderTiny decoder of {tiny}")
-    vae = AutoencoderTiny.from_pretrained(tiny, torch_dtype=torch.float32).eval()
+    vae = AutoencoderTiny.from_pretrained(job["tiny"], torch_dtype=torch.float32).eval()
     channels = vae.config.latent_channels
 
     class Decoder(torch.nn.Module):
@@ -372,28 +401,12 @@ def replace_vae_decoder(output, tiny, weight_format):
         def forward(self, latent_sample):
             return self.decoder(latent_sample)
 
-    # OpenVINO's converter sends telemetry from a forked process, which hangs when forked from this process of many
-    # threads and holds our stdout open: the conversion would never end. Its telemetry stays off under CI=true.
-    ci = os.environ.get("CI")
-    os.environ["CI"] = "true"
-    try:
-        with torch.no_grad():
-            model = ov.convert_model(Decoder(vae.decoder), example_input=torch.zeros(1, channels, 8, 8),
-                                     input=[ov.PartialShape([-1, channels, -1, -1])])
-    finally:
-        if ci is None:
-            del os.environ["CI"]
-        else:
-            os.environ["CI"] = ci
+    with torch.no_grad():
+        model = ov.convert_model(Decoder(vae.decoder), example_input=torch.zeros(1, channels, 8, 8),
+                                 input=[ov.PartialShape([-1, channels, -1, -1])])
     model.inputs[0].get_tensor().set_names({"latent_sample"})
     model.outputs[0].get_tensor().set_names({"sample"})
-    folder = os.path.join(output, "vae_decoder")
-    with open(os.path.join(folder, "config.json")) as f:
-        # GenAI sizes the latents by 2^(len - 1) of these: the full decoder's, whose factor convert checked is the same
-        blocks = json.load(f)["block_out_channels"]
-    shutil.rmtree(folder, ignore_errors=True)
-    os.makedirs(folder)
-    ov.save_model(model, os.path.join(folder, "openvino_model.xml"), compress_to_fp16=weight_format != "fp32")
+    ov.save_model(model, os.path.join(job["folder"], "openvino_model.xml"), compress_to_fp16=job["fp16"])
     config = {
         "_class_name": "AutoencoderTiny",
         "in_channels": vae.config.in_channels,
@@ -401,11 +414,12 @@ def replace_vae_decoder(output, tiny, weight_format):
         "latent_channels": channels,
         "scaling_factor": vae.config.scaling_factor,
         "shift_factor": vae.config.shift_factor,
-        "block_out_channels": blocks,
-        "multilora_tiny_vae": os.path.abspath(tiny),
+        "block_out_channels": job["blocks"],
+        "multilora_tiny_vae": os.path.abspath(job["tiny"]),
     }
-    with open(os.path.join(folder, "config.json"), "w") as f:
+    with open(os.path.join(job["folder"], "config.json"), "w") as f:
         json.dump(config, f, indent=2)
+    emit("done")
 
 
 def convert(job):
@@ -425,7 +439,7 @@ def main():
     job = json.loads(sys.argv[1])
     watch_parent()
     try:
-        {"fetch": fetch, "convert": convert}[job["command"]](job)
+        {"fetch": fetch, "convert": convert, "tiny_decoder": tiny_decoder}[job["command"]](job)
     except Failure as err:
         emit("error", code=err.code, message=str(err))
         return 1

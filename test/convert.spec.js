@@ -195,7 +195,9 @@ describe('convert', function () {
     it('replaces the VAE decoder: the draft model generates at the size asked, its own image; the encoder stays', async function () {
       const vae = await tinyVae();
       const out = path.join(tmp(), 'sdxl-draft');
-      const r = await convert(diffusers('sdxl'), out, { tinyVae: vae });
+      // with a LoRA fused too: the export of the tiny decoder after a fuse once hung (a fork of the converter)
+      const fuseLora = [{ path: families.sdxl.lora('style-a'), alpha: 0.5 }];
+      const r = await convert(diffusers('sdxl'), out, { tinyVae: vae, fuseLora });
       assert.equal(r.verified.width > 0, true);
       const config = JSON.parse(readFileSync(path.join(out, 'vae_decoder', 'config.json'), 'utf8'));
       assert.equal(config._class_name, 'AutoencoderTiny');
