@@ -20,13 +20,14 @@ const CHECK_INTERVAL_MS = 1000;
  * Memory is read after a full garbage collection in the server. The RSS rises early in the load (malloc's per-thread
  * arenas filling: 30 MiB on a quiet machine, 55 MiB on one shared with other test runs) and then wanders by ±15 MiB,
  * so a leak shows as growth after that: from a quarter into the load to its end (750 requests), the RSS may grow by
- * 10% or 32 MiB, whichever is more (about 43 KiB a request); and overall, from the warm-up, by 30% or 96 MiB. The V8
+ * 15% or 48 MiB, whichever is more (about 64 KiB a request; 32 MiB failed 2 of 6 fresh-clone CI runs with +33.9 and
+ * +35.0 MiB, where others grew 11 MiB); and overall, from the warm-up, by 30% or 96 MiB. The V8
  * heap in use may grow by 8 MiB; it grows by about 1 MiB (docs/RELIABILITY.md).
  */
 // Under `npm run sanitize` RSS is no measure of leaks (ASan holds freed memory in its quarantine, 256 MiB by
 // default; scripts/leak-check.mjs looks for leaks there): only the V8 heap bound holds.
 const rssBoundKiB = (warmKiB) => (underAsan ? Infinity : warmKiB + Math.max(0.3 * warmKiB, 96 * 1024));
-const rssLateBoundKiB = (quarterKiB) => (underAsan ? Infinity : quarterKiB + Math.max(0.1 * quarterKiB, 32 * 1024));
+const rssLateBoundKiB = (quarterKiB) => (underAsan ? Infinity : quarterKiB + Math.max(0.15 * quarterKiB, 48 * 1024));
 const HEAP_GROWTH_KIB = 8 * 1024;
 
 /**
