@@ -415,11 +415,9 @@ def tiny_decoder(job):
         "scaling_factor": vae.config.scaling_factor,
         "shift_factor": vae.config.shift_factor,
         "block_out_channels": job["blocks"],
-        "multilora_tiny_vae": os.path.abspath(job["tiny"]),
     }
     with open(os.path.join(job["folder"], "config.json"), "w") as f:
         json.dump(config, f, indent=2)
-    emit("done")
 
 
 def convert(job):
