@@ -3,7 +3,7 @@
 weights from fixed seeds, LCM-LoRA fused through `multilora convert`, and five style LoRAs in the kohya SDXL layout
 with the tutorial's catalogue. Not committed: it goes to .bench-models/sdxl-tutorial/ (git-ignored).
 
-    bash scripts/make-fixtures.sh --tutorial-model [--out DIR] [--force] [--weight-format fp16|fp32|int8]
+    bash scripts/make-fixtures.sh --tutorial-model [--out DIR] [--force] [--weight-format fp16|fp32|int8] [--tiny-vae]
     npm run bench:tutorial-model -- [same options]
 
 The stages, each timed and with its peak resident memory (this process and its children, sampled from /proc):
@@ -17,6 +17,8 @@ The stages, each timed and with its peak resident memory (this process and its c
   convert     node dist/cli/main.js convert <diffusers> <model> --fuse-lora <lcm>:1 --fuse-scale diffusers
               --scheduler lcm --weight-format fp16 --no-verify; its own phases ([load], [fuse], [export]) are timed
               and measured one by one from the lines it prints
+              with --tiny-vae, also --tiny-vae <a random AutoencoderTiny of TAESDXL's shapes, seed TINY_VAE_SEED>:
+              the draft model, whose images only time the tiny decoder (random weights say nothing of its quality)
   (the diffusers folder is then deleted: only the IR, the LoRAs and the catalogue stay)
   verify      the tutorial's call (VERIFY below: "a cat" with X-ray at 0.8, template applied, 4 steps, guidance 0,
               seed 42) at 512x512 then 1024x1024, first in the SDK's Python (the tutorial's recipe: all five adapters
@@ -83,6 +85,7 @@ RECIPE_VERSION = 1
 SEED = 1600                # UNet; VAE SEED + 1, text encoder SEED + 2, text encoder 2 SEED + 3
 LCM_SEED = 1700
 STYLE_SEED = 1800          # the style LoRA i takes STYLE_SEED + i
+TINY_VAE_SEED = 1900       # --tiny-vae: the AutoencoderTiny whose decoder makes the draft model
 LCM_RANK = 64
 # down (A) ~ N(0, 1/in), up (B) ~ N(0, DELTA^2/rank): B*A has a std of DELTA/sqrt(in) (the layers' own random
 # weights: 1/sqrt(3*in)), as scripts/make-bench-model.py makes its LoRAs.
@@ -227,6 +230,8 @@ def recipe(args):
         "styles": STYLES,
         "style_targets": {"unet": STYLE_UNET_TARGET.pattern, "text_encoders": STYLE_TE_TARGET.pattern},
         "versions": versions,
+        **({"tiny_vae": {"config": "diffusers AutoencoderTiny defaults (TAESDXL's shapes)", "seed": TINY_VAE_SEED}}
+           if args.tiny_vae else {}),
     }
 
 
@@ -420,7 +425,15 @@ def write_catalog(path):
     path.write_text(json.dumps(catalog, indent=2) + "\n")
 
 
-def models_child(stage, conn):
+def make_tiny_vae(dest):
+    """A random AutoencoderTiny of TAESDXL's shapes (diffusers' defaults), for convert --tiny-vae: the draft model."""
+    import torch
+    from diffusers import AutoencoderTiny
+    torch.manual_seed(TINY_VAE_SEED)
+    AutoencoderTiny().save_pretrained(dest, safe_serialization=True)
+
+
+def models_child(stage, conn, tiny_vae=False):
     """The diffusers and loras stages, in a process of their own: the memory of the models they make (glibc kept
     5.6 GB of it in this script's process during the export) goes back to the system when it exits."""
     import torch
@@ -432,15 +445,17 @@ def models_child(stage, conn):
     conn.send("loras")
     info["loras"] = make_loras(stage / "loras", shapes)
     write_catalog(stage / "catalog.json")
+    if tiny_vae:
+        make_tiny_vae(stage / "tiny-vae")
     conn.send(info)
 
 
-def make_models(stage, peaks):
+def make_models(stage, peaks, tiny_vae=False):
     import multiprocessing
     ctx = multiprocessing.get_context("spawn")     # no fork of a process with threads (StagePeaks') and torch
     parent, child_end = ctx.Pipe()
     peaks.begin("diffusers")
-    child = ctx.Process(target=models_child, args=(stage, child_end))
+    child = ctx.Process(target=models_child, args=(stage, child_end, tiny_vae))
     child.start()
     child_end.close()
     info = None
@@ -466,11 +481,13 @@ def make_models(stage, peaks):
 PHASE = re.compile(r"^\[(\w[\w-]*)\] ")
 
 
-def convert(diffusers, model, lora, weight_format, peaks):
+def convert(diffusers, model, lora, weight_format, peaks, tiny_vae=None):
     """node dist/cli/main.js convert …, its stderr echoed; each of its phases becomes a stage convert:<phase>."""
     cmd = ["node", str(ROOT / "dist" / "cli" / "main.js"), "convert", str(diffusers), str(model),
            "--fuse-lora", f"{lora}:1", "--fuse-scale", "diffusers", "--scheduler", "lcm",
            "--weight-format", weight_format, "--no-verify", "--json"]
+    if tiny_vae:
+        cmd += ["--tiny-vae", str(tiny_vae)]
     log("$", " ".join(cmd))
     child = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     tail = []
@@ -618,6 +635,8 @@ def main():
                     help="convert's --weight-format (default fp16)")
     ap.add_argument("--lcm", choices=["full", "pointwise"], default="full",
                     help="which LCM-LoRA to fuse: all of it (default), or without its 3x3 convolutions")
+    ap.add_argument("--tiny-vae", action="store_true",
+                    help="the draft model: a random AutoencoderTiny's decoder in place of the VAE decoder")
     ap.add_argument("--force", action="store_true", help="rebuild even when a complete build is there")
     ap.add_argument("--keep-diffusers", action="store_true", help="keep the diffusers folder in the build")
     ap.add_argument("--no-verify", action="store_true", help="skip the check after the build")
@@ -667,16 +686,18 @@ def main():
     peaks = StagePeaks()
     info = {}
     try:
-        info.update(make_models(stage, peaks))
+        info.update(make_models(stage, peaks, args.tiny_vae))
         peaks.begin("convert")
         lcm = stage / "loras" / ("lcm-lora-sdxl.safetensors" if args.lcm == "pointwise" else
                                  "lcm-lora-sdxl-full.safetensors")
-        result = convert(stage / "diffusers", stage / "model", lcm, args.weight_format, peaks)
+        result = convert(stage / "diffusers", stage / "model", lcm, args.weight_format, peaks,
+                         stage / "tiny-vae" if args.tiny_vae else None)
         info["convert"] = {k: result.get(k) for k in ("pipelineClass", "family", "weightFormat", "fused", "bytes",
                                                        "warnings", "elapsedMs")}
         if not args.keep_diffusers:
             shutil.rmtree(stage / "diffusers")
         shutil.rmtree(stage / "clip-tokenizer", ignore_errors=True)
+        shutil.rmtree(stage / "tiny-vae", ignore_errors=True)
         report = None if args.no_verify else verify(stage, peaks)
     finally:
         peaks.close()
