@@ -12,14 +12,16 @@
 // Sides: recipe (scripts/tutorial/recipe.py, the SDK's Python), exact (multilora's defaults: bytes equal to the
 // recipe's), fast (multilora on the same model converted with `--weight-format int8`, its activations quantized
 // in groups of 128: within FAST_BOUND of the recipe's images), int8 (the int8 model alone: fast mode's first lever,
-// to measure the levers one by one); MODES lists multilora's modes. The int8 model is built on first use too (the full size: by
-// `npm run bench:tutorial-model -- --weight-format int8` into .bench-models/int8/, about 10 minutes; --small: the
-// tiny diffusers fixture through `multilora convert`, under a minute).
+// to measure the levers one by one), draft (exact mode's model with a tiny VAE decoder in place of its own, from
+// `convert --tiny-vae`: speed only, its decoder's weights being random); MODES lists multilora's modes. The int8
+// and draft models are built on first use too (the full size: by `npm run bench:tutorial-model -- --weight-format
+// int8` into .bench-models/int8/ and `-- --tiny-vae` into .bench-models/draft/, about 10 minutes each; --small: the
+// tiny diffusers fixture through `multilora convert`, under a minute each).
 //
 //   npm run bench:tutorial                                  # sizes 512,1024, 12 images, 1 round: hours on 2 cores
 //   npm run bench:tutorial -- --sizes 512 --images 6        # one size, a short rotation
 //   npm run bench:tutorial -- --small                       # the tiny SDXL fixture at 64x64 (what the tests run)
-//   npm run bench:tutorial -- --model DIR --fast-model DIR2 # tutorial models built elsewhere (fp16 and int8)
+//   npm run bench:tutorial -- --model DIR --fast-model DIR2 --draft-model DIR3   # models built elsewhere
 //
 // Writes bench-results/tutorial.json and the tutorial block of docs/BENCHMARKS.md from it (with --small or --out:
 // only the file given), and prints a summary.
@@ -36,13 +38,15 @@ import { median, summary } from './stats.mjs';
 
 export const SUBJECTS = ['a cute cat in sunglasses', 'a lighthouse on a cliff', 'an old tram in the rain'];
 
-/**
- * multilora's modes: the model's weights (`fp16`: the workload's model; `int8`: the same model converted with
- * `--weight-format int8`), the load and call options each adds to the public API's defaults (`load` gets the size),
- * and the levers it pulls, as the results name them.
- */
 const INT8_WEIGHTS = 'int8 weights (convert --weight-format int8)';
 const DQ_GROUP = 128;
+const TINY_VAE = 'a tiny VAE decoder (convert --tiny-vae)';
+/**
+ * multilora's modes: the model's weights (`fp16`: the workload's model; `int8`: the same model converted with
+ * `--weight-format int8`; `draft`: the same model converted with `--tiny-vae`), the load and call options each adds
+ * to the public API's defaults (`load` gets the size), and the levers it pulls, as the results name them. A mode
+ * with `speedOnly` makes other images than the recipe's by design: it is timed, and held to no pixel bound.
+ */
 export const MODES = {
   exact: { weights: 'fp16', load: () => ({}), generate: {}, levers: [] },
   // fast mode's levers one at a time, each side adding one to the one before (--sides recipe,int8,fast)
@@ -53,9 +57,11 @@ export const MODES = {
     generate: {},
     levers: [INT8_WEIGHTS, `activations quantized in groups of ${DQ_GROUP} (dynamicQuantizationGroupSize)`],
   },
+  // exact mode's model and options with a tiny decoder: its gain over exact mode is the tiny decoder's alone
+  draft: { weights: 'draft', load: () => ({}), generate: {}, levers: [], speedOnly: TINY_VAE },
 };
-/** The sides that pull fast mode's levers: each one's figures are those of its levers together. */
-const LEVER_SIDES = ['int8', 'fast'];
+/** The sides that pull fast mode's levers, in MODES' order: each one's figures are those of its levers together. */
+const LEVER_SIDES = Object.keys(MODES).filter((side) => MODES[side].levers.length > 0);
 
 /** Fast mode's bound: the mean absolute difference of every image to the recipe's, in 0–255 units. */
 export const FAST_BOUND = 2;
@@ -67,8 +73,9 @@ const OPTIONS = {
   images: { type: 'string' },
   rounds: { type: 'string', default: '1' },
   steps: { type: 'string', default: '4' },
-  sides: { type: 'string', default: 'recipe,exact,int8,fast' },
+  sides: { type: 'string', default: 'recipe,exact,int8,fast,draft' },
   'fast-model': { type: 'string' },
+  'draft-model': { type: 'string' },
   out: { type: 'string' },
   'keep-images': { type: 'string' },
   help: { type: 'boolean', short: 'h', default: false },
@@ -92,15 +99,23 @@ function workload(tmp) {
         negativePrompt: 'realistic, portrait, 3d',
       },
     };
-    const int8 = () => convertInt8(path.join(ROOT, 'test', 'fixtures', 'diffusers', 'sdxl-tiny'), tmp);
-    return { models: { fp16: () => path.join(ROOT, 'models', 'sdxl-tiny'), int8 }, catalog, unetParams: null };
+    const source = path.join(ROOT, 'test', 'fixtures', 'diffusers', 'sdxl-tiny');
+    const int8 = () => convertSmall(source, tmp, 'sdxl-tiny-int8', INT8);
+    const draft = async () => convertSmall(source, tmp, 'sdxl-tiny-draft', ['--tiny-vae', await smallTinyVae(tmp)]);
+    return { models: { fp16: () => path.join(ROOT, 'models', 'sdxl-tiny'), int8, draft }, catalog, unetParams: null };
   }
   const dir = tutorialModel(args.model, '.bench-models', []);
   const stamp = JSON.parse(readFileSync(path.join(dir, 'tutorial-model.json'), 'utf8'));
   const catalog = JSON.parse(readFileSync(path.join(dir, 'catalog.json'), 'utf8'));
   for (const e of Object.values(catalog)) e.path = path.join(dir, e.path);
   const int8 = () => path.join(tutorialModel(args['fast-model'], path.join('.bench-models', 'int8'), INT8), 'model');
-  return { models: { fp16: () => path.join(dir, 'model'), int8 }, catalog, unetParams: stamp.build?.parameters?.unet };
+  const draft = () =>
+    path.join(tutorialModel(args['draft-model'], path.join('.bench-models', 'draft'), ['--tiny-vae']), 'model');
+  return {
+    models: { fp16: () => path.join(dir, 'model'), int8, draft },
+    catalog,
+    unetParams: stamp.build?.parameters?.unet,
+  };
 }
 
 const INT8 = ['--weight-format', 'int8'];
@@ -121,16 +136,28 @@ function tutorialModel(given, out, buildArgs) {
   return dir;
 }
 
-/** The tiny diffusers fixture converted by `multilora convert --weight-format int8` into `tmp` (for --small). */
-function convertInt8(source, tmp) {
-  const out = path.join(tmp, 'sdxl-tiny-int8');
+/** The tiny diffusers fixture converted by `multilora convert <options>` into `tmp`/`name` (for --small). */
+function convertSmall(source, tmp, name, options) {
+  const out = path.join(tmp, name);
   if (existsSync(path.join(out, 'model_index.json'))) return out;
-  log(`converting ${path.relative(ROOT, source)} with --weight-format int8`);
+  log(`converting ${path.relative(ROOT, source)} with ${options.map((o) => path.basename(o)).join(' ')}`);
   const cli = path.join(ROOT, 'dist', 'cli', 'main.js');
-  const run = spawnSync(process.execPath, [cli, 'convert', source, out, ...INT8, '--no-verify'], {
+  const run = spawnSync(process.execPath, [cli, 'convert', source, out, ...options, '--no-verify'], {
     stdio: ['ignore', 'ignore', 'inherit'],
   });
-  if (run.status !== 0) throw new Error(`converting the fixture to int8 failed (exit ${run.status})`);
+  if (run.status !== 0) throw new Error(`converting the fixture (${name}) failed (exit ${run.status})`);
+  return out;
+}
+
+/** A random AutoencoderTiny of the tiny fixture's scale (2 blocks) in `tmp`, made in the converter's venv. */
+async function smallTinyVae(tmp) {
+  const out = path.join(tmp, 'tiny-vae');
+  const { ensureConverter } = await import('../dist/convert/env.js');
+  const env = await ensureConverter({});
+  const made = spawnSync(env.python, [path.join(ROOT, 'test', 'helpers', 'make_tiny_vae.py'), out, '4', '2'], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  if (made.status !== 0) throw new Error(`making a tiny VAE failed (exit ${made.status})`);
   return out;
 }
 
@@ -264,7 +291,8 @@ async function main() {
   try {
     const { models, catalog, unetParams } = workload(tmp);
     // every side's model before any is timed: the int8 one may have to be built first
-    const modelOf = Object.fromEntries(all.map((side) => [side, models[MODES[side]?.weights ?? 'fp16']()]));
+    const modelOf = {};
+    for (const side of all) modelOf[side] = await models[MODES[side]?.weights ?? 'fp16']();
     const styles = Object.keys(catalog);
     for (const size of sizes) {
       const images = rotation(styles, size, count);
@@ -333,6 +361,7 @@ async function main() {
 function summarize(runs, { sizes, all, styles, count, rounds, unetParams }) {
   const bySize = {};
   const ratios = Object.fromEntries(Object.keys(MODES).map((m) => [m, []]));
+  const overExact = Object.fromEntries(Object.keys(MODES).map((m) => [m, []]));
   for (const size of sizes) {
     const shape = rotation(styles, size, count);
     const recipe = runs[size].recipe;
@@ -358,6 +387,12 @@ function summarize(runs, { sizes, all, styles, count, rounds, unetParams }) {
         meanAbsDiff: { mean: round(diffs.reduce((a, d) => a + d, 0) / diffs.length), max: round(Math.max(...diffs)) },
       };
       ratios[side]?.push(...vsRecipe.ratios);
+      if (MODES[side]?.speedOnly && runs[size].exact?.length) {
+        // a speed-only mode against exact mode, whose model it shares but for its lever: that lever's own gain
+        const vsExact = paired(runs[size].exact, runs[size][side], shape);
+        entry[side].vsExact = vsExact.speedup;
+        overExact[side].push(...vsExact.ratios);
+      }
     }
     bySize[size] = entry;
   }
@@ -371,6 +406,8 @@ function summarize(runs, { sizes, all, styles, count, rounds, unetParams }) {
     };
   };
   const exactSizes = sizes.filter((s) => bySize[s].exact);
+  const draftSizes = sizes.filter((s) => bySize[s].draft);
+  const vsExact = overExact.draft.length ? summary(overExact.draft) : null;
   const fastSizes = sizes.filter((s) => bySize[s].fast);
   const fastDiff = Math.max(...fastSizes.map((s) => bySize[s].fast.meanAbsDiff.max));
   // fast mode's levers, size by size: each side of LEVER_SIDES that ran adds its last lever to the ones before
@@ -410,6 +447,18 @@ function summarize(runs, { sizes, all, styles, count, rounds, unetParams }) {
           levers: MODES.fast.levers,
         }
       : null,
+    // speed only: a random tiny decoder's images say nothing of a trained one's, so no pixel bound applies
+    draft: draftSizes.length
+      ? {
+          ...modeSummary('draft', draftSizes),
+          lever: MODES.draft.speedOnly,
+          overExact: vsExact && {
+            speedup: round(vsExact.median),
+            speedupRange: [round(vsExact.p25), round(vsExact.p75)],
+          },
+          speedOnly: true,
+        }
+      : null,
     levers,
     bySize,
   };
@@ -423,7 +472,7 @@ function print(result) {
     );
     for (const [side, s] of Object.entries(e).filter(([k]) => k !== 'recipe'))
       log(
-        `  ${side}: ${(s.imageMs.median / 1000).toFixed(2)} s per image, ×${s.speedup.median.toFixed(3)} (p25–p75 ${s.speedup.p25.toFixed(3)}–${s.speedup.p75.toFixed(3)}), cold start ×${s.coldStartSpeedup.median.toFixed(3)}, ${s.identical ? 'same bytes' : `mean abs diff ≤ ${s.meanAbsDiff.max}`}`,
+        `  ${side}: ${(s.imageMs.median / 1000).toFixed(2)} s per image, ×${s.speedup.median.toFixed(3)} (p25–p75 ${s.speedup.p25.toFixed(3)}–${s.speedup.p75.toFixed(3)}), cold start ×${s.coldStartSpeedup.median.toFixed(3)}, ${MODES[side]?.speedOnly ? 'speed only' : s.identical ? 'same bytes' : `mean abs diff ≤ ${s.meanAbsDiff.max}`}`,
       );
   }
 }

@@ -105,6 +105,27 @@ describe('bench:tutorial at a small size', function () {
     assert.equal(results.tutorial.levers[`${weights} + ${groups}`]['64'].meanAbsDiff, f.meanAbsDiff);
   });
 
+  it('times a draft mode (a tiny VAE decoder from convert --tiny-vae) against the recipe and exact mode', function () {
+    const exact = images('exact');
+    const draft = images('draft');
+    assert.equal(draft.length, exact.length);
+    // the tiny decoder did run: every image differs from exact mode's, whose model it otherwise is
+    for (const [i, buf] of draft.entries()) {
+      assert.equal(buf.length, exact[i].length, `image ${i}: not the size asked`);
+      assert.ok(meanAbsDiff(buf, exact[i]) > 1, `image ${i} is exact mode's image`);
+    }
+    const job = JSON.parse(readFileSync(path.join(dir, 'images', '64', '0', 'draft', 'job.json'), 'utf8'));
+    const vae = JSON.parse(readFileSync(path.join(job.model, 'vae_decoder', 'config.json'), 'utf8'));
+    assert.equal(vae._class_name, 'AutoencoderTiny');
+    const d = results.tutorial.draft;
+    assert.equal(d.speedOnly, true);
+    assert.equal(d.lever, 'a tiny VAE decoder (convert --tiny-vae)');
+    assert.ok(d.speedup > 0 && d.coldStartSpeedup > 0 && d.overExact.speedup > 0);
+    assert.equal(d.overExact.speedup, Number(results.tutorial.bySize['64'].draft.vsExact.median.toFixed(4)));
+    // not a lever of fast mode: its row would claim a pixel difference that means nothing
+    assert.ok(!Object.keys(results.tutorial.levers).some((name) => name.includes('tiny')));
+  });
+
   it('records what the docs are generated from, with its provenance', function () {
     const t = results.tutorial;
     assert.deepEqual(t.sizes, [64]);

@@ -33,7 +33,13 @@ function tutorialLines(r) {
   for (const size of t.sizes)
     for (const [side, s] of Object.entries(t.bySize[size])) {
       const vs = side === 'recipe';
-      const bytes = vs ? '–' : s.identical ? 'the recipe’s' : `mean abs diff ≤ ${f(s.meanAbsDiff.max, 2)}/255`;
+      const bytes = vs
+        ? '–'
+        : s.vsExact
+          ? 'its own (random tiny decoder: speed only)'
+          : s.identical
+            ? 'the recipe’s'
+            : `mean abs diff ≤ ${f(s.meanAbsDiff.max, 2)}/255`;
       lines.push(
         `| ${size}² | ${side} | ${seconds(s.imageMs.median)} | ${vs ? '1' : ratioCell(s.speedup)} | ${seconds(s.coldStartMs.median)} | ${vs ? '1' : f(s.coldStartSpeedup.median, 3)} | ${seconds(s.stepMs.median)} | ${seconds(s.vaeMs.median)} | ${seconds(s.switchCostMs)} | ${f(s.peakRssMb / 1024, 1)} | ${bytes} |`,
       );
@@ -48,6 +54,10 @@ function tutorialLines(r) {
       ? `Fast mode (${t.fast.levers.join(', ')}): ×${f(t.fast.speedup, 3)} per image (p25–p75 ${f(t.fast.speedupRange[0], 3)}–${f(t.fast.speedupRange[1], 3)}), cold start ×${f(t.fast.coldStartSpeedup, 3)}; mean absolute difference to the recipe’s image at most ${f(t.fast.meanAbsDiff, 2)}/255 (${f(t.fast.meanAbsDiffMean, 2)} on average), ${t.fast.withinBound ? 'within' : '**outside**'} its bound of ${t.fast.bound}/255.`
       : 'Fast mode: not measured in this run.',
   );
+  if (t.draft)
+    lines.push(
+      `Draft mode (${t.draft.lever}, on exact mode's model): ×${f(t.draft.speedup, 3)} per image (p25–p75 ${f(t.draft.speedupRange[0], 3)}–${f(t.draft.speedupRange[1], 3)})${t.draft.overExact ? `, ×${f(t.draft.overExact.speedup, 3)} over exact mode (p25–p75 ${f(t.draft.overExact.speedupRange[0], 3)}–${f(t.draft.overExact.speedupRange[1], 3)})` : ''}, cold start ×${f(t.draft.coldStartSpeedup, 3)}. Speed only: its decoder's weights are random, so its images say nothing of a trained tiny decoder's quality.`,
+    );
   const levers = Object.entries(t.levers ?? {});
   if (levers.length) {
     lines.push('', '| lever | size | × recipe per image | mean abs diff, /255 |', '|---|---|---|---|');
