@@ -361,7 +361,7 @@ async function main() {
 function summarize(runs, { sizes, all, styles, count, rounds, unetParams }) {
   const bySize = {};
   const ratios = Object.fromEntries(Object.keys(MODES).map((m) => [m, []]));
-  const overExact = Object.fromEntries(Object.keys(MODES).map((m) => [m, []]));
+  const overExact = []; // the draft side's paired ratios over exact mode, every size
   for (const size of sizes) {
     const shape = rotation(styles, size, count);
     const recipe = runs[size].recipe;
@@ -387,11 +387,12 @@ function summarize(runs, { sizes, all, styles, count, rounds, unetParams }) {
         meanAbsDiff: { mean: round(diffs.reduce((a, d) => a + d, 0) / diffs.length), max: round(Math.max(...diffs)) },
       };
       ratios[side]?.push(...vsRecipe.ratios);
-      if (MODES[side]?.speedOnly && runs[size].exact?.length) {
-        // a speed-only mode against exact mode, whose model it shares but for its lever: that lever's own gain
+      if (MODES[side]?.speedOnly) entry[side].speedOnly = true;
+      if (side === 'draft' && runs[size].exact?.length) {
+        // against exact mode, whose model it shares but for its decoder: the tiny decoder's own gain
         const vsExact = paired(runs[size].exact, runs[size][side], shape);
         entry[side].vsExact = vsExact.speedup;
-        overExact[side].push(...vsExact.ratios);
+        overExact.push(...vsExact.ratios);
       }
     }
     bySize[size] = entry;
@@ -407,7 +408,7 @@ function summarize(runs, { sizes, all, styles, count, rounds, unetParams }) {
   };
   const exactSizes = sizes.filter((s) => bySize[s].exact);
   const draftSizes = sizes.filter((s) => bySize[s].draft);
-  const vsExact = overExact.draft.length ? summary(overExact.draft) : null;
+  const vsExact = overExact.length ? summary(overExact) : null;
   const fastSizes = sizes.filter((s) => bySize[s].fast);
   const fastDiff = Math.max(...fastSizes.map((s) => bySize[s].fast.meanAbsDiff.max));
   // fast mode's levers, size by size: each side of LEVER_SIDES that ran adds its last lever to the ones before

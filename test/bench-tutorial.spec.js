@@ -124,6 +124,22 @@ describe('bench:tutorial at a small size', function () {
     assert.equal(d.overExact.speedup, Number(results.tutorial.bySize['64'].draft.vsExact.median.toFixed(4)));
     // not a lever of fast mode: its row would claim a pixel difference that means nothing
     assert.ok(!Object.keys(results.tutorial.levers).some((name) => name.includes('tiny')));
+    assert.equal(results.tutorial.bySize['64'].draft.speedOnly, true);
+    assert.equal(results.tutorial.bySize['64'].fast.speedOnly, undefined);
+  });
+
+  it('calls a draft row speed only in the docs, with exact mode measured or not', async function () {
+    const { renderTutorialDoc, TUTORIAL_BLOCK } = await import(path.join(ROOT, 'scripts', 'tutorial', 'doc.mjs'));
+    // as `--sides recipe,draft` leaves it: no exact side, so no ratio over exact mode
+    const alone = structuredClone(results);
+    delete alone.tutorial.bySize['64'].exact;
+    delete alone.tutorial.bySize['64'].draft.vsExact;
+    for (const r of [results, alone]) {
+      const doc = renderTutorialDoc(`${TUTORIAL_BLOCK[0]}\n${TUTORIAL_BLOCK[1]}\n`, r);
+      const row = doc.split('\n').find((line) => line.startsWith('| 64² | draft |'));
+      assert.match(row, /random tiny decoder: speed only/);
+      assert.doesNotMatch(doc, /\([^()]*\(/, 'parentheses nested in a line');
+    }
   });
 
   it('records what the docs are generated from, with its provenance', function () {

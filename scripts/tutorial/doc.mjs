@@ -35,7 +35,7 @@ function tutorialLines(r) {
       const vs = side === 'recipe';
       const bytes = vs
         ? '–'
-        : s.vsExact
+        : s.speedOnly || s.vsExact // results written before bySize entries carried speedOnly: vsExact marked them
           ? 'its own (random tiny decoder: speed only)'
           : s.identical
             ? 'the recipe’s'
@@ -51,12 +51,12 @@ function tutorialLines(r) {
     );
   lines.push(
     t.fast
-      ? `Fast mode (${t.fast.levers.join(', ')}): ×${f(t.fast.speedup, 3)} per image (p25–p75 ${f(t.fast.speedupRange[0], 3)}–${f(t.fast.speedupRange[1], 3)}), cold start ×${f(t.fast.coldStartSpeedup, 3)}; mean absolute difference to the recipe’s image at most ${f(t.fast.meanAbsDiff, 2)}/255 (${f(t.fast.meanAbsDiffMean, 2)} on average), ${t.fast.withinBound ? 'within' : '**outside**'} its bound of ${t.fast.bound}/255.`
+      ? `Fast mode, with ${t.fast.levers.join(' and ')}: ×${f(t.fast.speedup, 3)} per image (p25–p75 ${f(t.fast.speedupRange[0], 3)}–${f(t.fast.speedupRange[1], 3)}), cold start ×${f(t.fast.coldStartSpeedup, 3)}; mean absolute difference to the recipe’s image at most ${f(t.fast.meanAbsDiff, 2)}/255 (${f(t.fast.meanAbsDiffMean, 2)} on average), ${t.fast.withinBound ? 'within' : '**outside**'} its bound of ${t.fast.bound}/255.`
       : 'Fast mode: not measured in this run.',
   );
   if (t.draft)
     lines.push(
-      `Draft mode (${t.draft.lever}, on exact mode's model): ×${f(t.draft.speedup, 3)} per image (p25–p75 ${f(t.draft.speedupRange[0], 3)}–${f(t.draft.speedupRange[1], 3)})${t.draft.overExact ? `, ×${f(t.draft.overExact.speedup, 3)} over exact mode (p25–p75 ${f(t.draft.overExact.speedupRange[0], 3)}–${f(t.draft.overExact.speedupRange[1], 3)})` : ''}, cold start ×${f(t.draft.coldStartSpeedup, 3)}. Speed only: its decoder's weights are random, so its images say nothing of a trained tiny decoder's quality.`,
+      `Draft mode, with ${t.draft.lever} on exact mode's model: ×${f(t.draft.speedup, 3)} per image (p25–p75 ${f(t.draft.speedupRange[0], 3)}–${f(t.draft.speedupRange[1], 3)})${t.draft.overExact ? `, ×${f(t.draft.overExact.speedup, 3)} over exact mode (p25–p75 ${f(t.draft.overExact.speedupRange[0], 3)}–${f(t.draft.overExact.speedupRange[1], 3)})` : ''}, cold start ×${f(t.draft.coldStartSpeedup, 3)}. Speed only: its decoder's weights are random, so its images say nothing of a trained tiny decoder's quality.`,
     );
   const levers = Object.entries(t.levers ?? {});
   if (levers.length) {
