@@ -241,6 +241,23 @@ function sideSummary(runs, images) {
     imageMs: summary(runs.flatMap((run) => measured.map((im) => ms(run, im.i)))),
     stepMs: summary(runs.flatMap((run) => measured.map((im) => run.images[im.i].stepMs).filter((x) => x != null))),
     vaeMs: summary(runs.flatMap((run) => measured.map((im) => run.images[im.i].vaeMs).filter((x) => x != null))),
+    textMs: summary(runs.flatMap((run) => measured.map((im) => run.images[im.i].textMs).filter((x) => x != null))),
+    // how many cores were busy on average while an image was made: CPU time over wall time
+    coresBusy: summary(
+      runs.flatMap((run) =>
+        measured.map((im) => run.images[im.i].cpuMs / ms(run, im.i)).filter((x) => !Number.isNaN(x)),
+      ),
+    ),
+    // the most that reusing the text encoders' outputs for a repeated prompt could save: their time on the images
+    // whose prompt is the one before's (the second of each pair), as a share of the time of every image
+    repeatedTextShare: round(
+      runs.reduce(
+        (a, run) =>
+          a + measured.filter((im) => !im.switched).reduce((b, im) => b + (run.images[im.i].textMs ?? NaN), 0),
+        0,
+      ) / runs.reduce((a, run) => a + measured.reduce((b, im) => b + ms(run, im.i), 0), 0),
+      4,
+    ),
     switchCostMs: median(switched) - median(same),
     peakRssMb: Math.max(...runs.map((r) => r.peakRssMb)),
     md5: runs[0].images.map((im) => im.md5),

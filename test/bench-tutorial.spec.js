@@ -142,6 +142,33 @@ describe('bench:tutorial at a small size', function () {
     }
   });
 
+  it("times both sides' text encoders and cores busy, and bounds what reusing or overlapping saves", async function () {
+    const bySize = results.tutorial.bySize['64'];
+    for (const side of ['recipe', 'exact']) {
+      const s = bySize[side];
+      assert.ok(s.textMs.median > 0, `${side}: text encoders timed`);
+      assert.ok(s.textMs.median < s.imageMs.median, `${side}: text encoders within the image`);
+      assert.ok(s.repeatedTextShare > 0 && s.repeatedTextShare < 1, `${side}: share ${s.repeatedTextShare}`);
+      // CPU time over wall time: some of a core at least, and no more cores than the machine has
+      assert.ok(s.coresBusy.median > 0.2 && s.coresBusy.median <= results.machine.cores + 0.05, `${side}: cores busy`);
+    }
+    const { renderTutorialDoc, TUTORIAL_BLOCK } = await import(path.join(ROOT, 'scripts', 'tutorial', 'doc.mjs'));
+    const doc = renderTutorialDoc(`${TUTORIAL_BLOCK[0]}\n${TUTORIAL_BLOCK[1]}\n`, results);
+    const share = (bySize.exact.repeatedTextShare * 100).toFixed(1);
+    assert.match(doc, new RegExp(`could save at most ${share.replace('.', '\\.')}% of exact mode's time at 64²`));
+    const busy = bySize.exact.coresBusy.median;
+    const idle = ((1 - busy / results.machine.cores) * 100).toFixed(1);
+    assert.ok(doc.includes(`${busy.toFixed(2)} of ${results.machine.cores} at 64²`), 'cores busy in the docs');
+    assert.ok(doc.includes(`at most ${idle}% of the time`), 'the idle share in the docs');
+  });
+
+  it('hashes every script that measures, and not the one that renders the docs', async function () {
+    const { TUTORIAL_SCRIPTS } = await import(path.join(ROOT, 'scripts', 'tutorial', 'doc.mjs'));
+    for (const file of readdirSync(path.join(ROOT, 'scripts', 'tutorial')))
+      assert.equal(TUTORIAL_SCRIPTS.includes(`scripts/tutorial/${file}`), file !== 'doc.mjs', file);
+    assert.ok(TUTORIAL_SCRIPTS.includes('scripts/bench-tutorial.mjs'));
+  });
+
   it('records what the docs are generated from, with its provenance', function () {
     const t = results.tutorial;
     assert.deepEqual(t.sizes, [64]);

@@ -6,10 +6,14 @@ const f = (x, d = 1) => (x === undefined || x === null || Number.isNaN(x) ? '–
 
 export const TUTORIAL_BLOCK = ['<!-- tutorial:results:begin -->', '<!-- tutorial:results:end -->'];
 export const TUTORIAL_RESULTS = 'bench-results/tutorial.json';
-/** The scripts behind it, for its commit and scripts hash (scripts/bench/provenance.mjs). */
+/**
+ * The scripts that measure it, for its commit and scripts hash (scripts/bench/provenance.mjs). This file is not one
+ * of them: it only renders the results, so that a change of wording here leaves the measured numbers current.
+ */
 export const TUTORIAL_SCRIPTS = [
   'scripts/bench-tutorial.mjs',
-  'scripts/tutorial',
+  'scripts/tutorial/multilora.mjs',
+  'scripts/tutorial/recipe.py',
   'scripts/bench/provenance.mjs',
   'scripts/stats.mjs',
 ];
@@ -27,21 +31,21 @@ function tutorialLines(r) {
     '',
     `Model \`${w.model}\`${t.unetParams ? ` (UNet ${t.unetParams.toLocaleString('en-US')} parameters)` : ''}; ${w.steps} steps, guidance ${w.guidance}; per size a warm-up image, then ${w.imagesPerSize} images over the styles and none; ${w.rounds} round${w.rounds === 1 ? '' : 's'}.`,
     '',
-    '| size | side | per image, s | × recipe, paired (p25–p75) | cold start, s | × recipe | step, s | VAE, s | switch cost, s | peak RSS, GB | bytes |',
-    '|---|---|---|---|---|---|---|---|---|---|---|',
+    '| size | side | per image, s | × recipe, paired (p25–p75) | cold start, s | × recipe | step, s | VAE, s | text encoders, s | switch cost, s | peak RSS, GB | bytes |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const size of t.sizes)
     for (const [side, s] of Object.entries(t.bySize[size])) {
       const vs = side === 'recipe';
       const bytes = vs
         ? '–'
-        : s.speedOnly || s.vsExact // results written before bySize entries carried speedOnly: vsExact marked them
+        : s.speedOnly
           ? 'its own (random tiny decoder: speed only)'
           : s.identical
             ? 'the recipe’s'
             : `mean abs diff ≤ ${f(s.meanAbsDiff.max, 2)}/255`;
       lines.push(
-        `| ${size}² | ${side} | ${seconds(s.imageMs.median)} | ${vs ? '1' : ratioCell(s.speedup)} | ${seconds(s.coldStartMs.median)} | ${vs ? '1' : f(s.coldStartSpeedup.median, 3)} | ${seconds(s.stepMs.median)} | ${seconds(s.vaeMs.median)} | ${seconds(s.switchCostMs)} | ${f(s.peakRssMb / 1024, 1)} | ${bytes} |`,
+        `| ${size}² | ${side} | ${seconds(s.imageMs.median)} | ${vs ? '1' : ratioCell(s.speedup)} | ${seconds(s.coldStartMs.median)} | ${vs ? '1' : f(s.coldStartSpeedup.median, 3)} | ${seconds(s.stepMs.median)} | ${seconds(s.vaeMs.median)} | ${seconds(s.textMs?.median)} | ${seconds(s.switchCostMs)} | ${f(s.peakRssMb / 1024, 1)} | ${bytes} |`,
       );
     }
   lines.push('');
@@ -58,6 +62,18 @@ function tutorialLines(r) {
     lines.push(
       `Draft mode, with ${t.draft.lever} on exact mode's model: ×${f(t.draft.speedup, 3)} per image (p25–p75 ${f(t.draft.speedupRange[0], 3)}–${f(t.draft.speedupRange[1], 3)})${t.draft.overExact ? `, ×${f(t.draft.overExact.speedup, 3)} over exact mode (p25–p75 ${f(t.draft.overExact.speedupRange[0], 3)}–${f(t.draft.overExact.speedupRange[1], 3)})` : ''}, cold start ×${f(t.draft.coldStartSpeedup, 3)}. Speed only: its decoder's weights are random, so its images say nothing of a trained tiny decoder's quality.`,
     );
+  const reuse = t.sizes.filter((size) => t.bySize[size].exact?.repeatedTextShare != null);
+  if (reuse.length)
+    lines.push(
+      `Reusing the text encoders' outputs for a repeated prompt (the second image of each pair) could save at most ${reuse.map((size) => `${f(t.bySize[size].exact.repeatedTextShare * 100, 1)}% of exact mode's time at ${size}²`).join(', ')}: their time on those images.`,
+    );
+  const busy = t.sizes.filter((size) => t.bySize[size].exact?.coresBusy?.median > 0);
+  if (busy.length) {
+    const idle = (size) => f((1 - t.bySize[size].exact.coresBusy.median / r.machine.cores) * 100, 1);
+    lines.push(
+      `Cores busy while exact mode makes an image (its CPU time over its time, median): ${busy.map((size) => `${f(t.bySize[size].exact.coresBusy.median, 2)} of ${r.machine.cores} at ${size}²`).join(', ')}. Running one image's VAE decode beside the next one's denoising could only fill the rest: at most ${busy.map((size) => `${idle(size)}%`).join(' and ')} of the time.`,
+    );
+  }
   const levers = Object.entries(t.levers ?? {});
   if (levers.length) {
     lines.push('', '| lever | size | × recipe per image | mean abs diff, /255 |', '|---|---|---|---|');

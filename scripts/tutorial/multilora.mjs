@@ -17,6 +17,7 @@ emit({ type: 'load', ms: performance.now() - t });
 for (const [i, image] of job.images.entries()) {
   const style = image.style;
   t = performance.now();
+  const cpu = process.cpuUsage();
   const result = await pipeline.generate(image.subject, {
     adapters: style === null ? {} : { [style]: job.catalog[style].alpha },
     applyTemplate: true,
@@ -28,6 +29,7 @@ for (const [i, image] of job.images.entries()) {
     ...job.generate,
   });
   const ms = performance.now() - t;
+  const { user, system } = process.cpuUsage(cpu);
   writeFileSync(path.join(job.outDir, `${i}.rgb`), result.data);
   emit({
     type: 'image',
@@ -36,6 +38,8 @@ for (const [i, image] of job.images.entries()) {
     md5: createHash('md5').update(result.data).digest('hex'),
     stepMs: result.metrics.stepMs.mean,
     vaeMs: result.metrics.vaeDecoderMs,
+    cpuMs: (user + system) / 1000,
+    textMs: Object.values(result.metrics.textEncodersMs).reduce((a, b) => a + b, 0),
   });
 }
 await pipeline.dispose();

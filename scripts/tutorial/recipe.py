@@ -42,16 +42,20 @@ def main():
             chosen.add(adapters[style], catalog[style]["alpha"])
             prompt = catalog[style]["template"].replace("<subject>", prompt)
         t = time.perf_counter()
+        cpu = resource.getrusage(resource.RUSAGE_SELF)
         result = pipe.generate(prompt, adapters=chosen, num_inference_steps=job["steps"],
                                guidance_scale=job["guidance"], width=image["size"], height=image["size"],
                                rng_seed=image["seed"])
         ms = (time.perf_counter() - t) * 1000
+        used = resource.getrusage(resource.RUSAGE_SELF)
+        cpu_ms = (used.ru_utime - cpu.ru_utime + used.ru_stime - cpu.ru_stime) * 1000
         data = bytes(result.data)
         (out / f"{i}.rgb").write_bytes(data)
         pm = pipe.get_performance_metrics()
         steps = list(pm.raw_metrics.iteration_durations)  # microseconds
         emit(type="image", index=i, ms=ms, md5=hashlib.md5(data).hexdigest(),
-             stepMs=sum(steps) / len(steps) / 1000 if steps else None, vaeMs=pm.get_vae_decoder_infer_duration())
+             stepMs=sum(steps) / len(steps) / 1000 if steps else None, vaeMs=pm.get_vae_decoder_infer_duration(),
+             cpuMs=cpu_ms, textMs=sum(pm.get_text_encoder_infer_duration().values()))
     # ru_maxrss is in kilobytes on Linux
     emit(type="done", peakRssMb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
