@@ -233,13 +233,18 @@ export function meanAbsDiff(a, b) {
 function sideSummary(runs, images) {
   const measured = images.map((im, i) => ({ ...im, i })).filter((im) => !im.warmUp);
   const ms = (run, i) => run.images[i].ms;
+  const steps = (ims) => runs.flatMap((run) => ims.map((im) => run.images[im.i].stepMs).filter((x) => x != null));
   const switched = runs.flatMap((run) => measured.filter((im) => im.switched).map((im) => ms(run, im.i)));
   const same = runs.flatMap((run) => measured.filter((im) => !im.switched).map((im) => ms(run, im.i)));
   return {
     loadMs: summary(runs.map((r) => r.loadMs)),
     coldStartMs: summary(runs.map((r) => r.loadMs + ms(r, 0))),
     imageMs: summary(runs.flatMap((run) => measured.map((im) => ms(run, im.i)))),
-    stepMs: summary(runs.flatMap((run) => measured.map((im) => run.images[im.i].stepMs).filter((x) => x != null))),
+    stepMs: summary(steps(measured)),
+    // with a style and without: the recipe makes an image without one with an empty AdapterConfig, no LoRA product
+    // at all, so on its side the difference is what GenAI's LoRA products cost per step
+    styledStepMs: summary(steps(measured.filter((im) => im.style !== null))),
+    noneStepMs: summary(steps(measured.filter((im) => im.style === null))),
     vaeMs: summary(runs.flatMap((run) => measured.map((im) => run.images[im.i].vaeMs).filter((x) => x != null))),
     textMs: summary(runs.flatMap((run) => measured.map((im) => run.images[im.i].textMs).filter((x) => x != null))),
     // how many cores were busy on average while an image was made: CPU time over wall time

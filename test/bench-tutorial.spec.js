@@ -142,7 +142,7 @@ describe('bench:tutorial at a small size', function () {
     }
   });
 
-  it("times both sides' text encoders and cores busy, and bounds what reusing or overlapping saves", async function () {
+  it("times both sides' text encoders, steps with and without LoRA, and cores busy", async function () {
     const bySize = results.tutorial.bySize['64'];
     for (const side of ['recipe', 'exact']) {
       const s = bySize[side];
@@ -156,6 +156,12 @@ describe('bench:tutorial at a small size', function () {
     const doc = renderTutorialDoc(`${TUTORIAL_BLOCK[0]}\n${TUTORIAL_BLOCK[1]}\n`, results);
     const share = (bySize.exact.repeatedTextShare * 100).toFixed(1);
     assert.match(doc, new RegExp(`could save at most ${share.replace('.', '\\.')}% of exact mode's time at 64²`));
+    // step times split by style: every measured image on one side or the other, and the split in the docs
+    const recipe = bySize.recipe;
+    assert.ok(recipe.styledStepMs.n > 0 && recipe.noneStepMs.n > 0, 'images with and without a style');
+    assert.equal(recipe.styledStepMs.n + recipe.noneStepMs.n, recipe.stepMs.n);
+    const cost = `${(recipe.styledStepMs.median / 1000).toFixed(2)} s with a style against ${(recipe.noneStepMs.median / 1000).toFixed(2)} s without at 64²`;
+    assert.ok(doc.includes(cost), cost);
     const busy = bySize.exact.coresBusy.median;
     const idle = ((1 - busy / results.machine.cores) * 100).toFixed(1);
     assert.ok(doc.includes(`${busy.toFixed(2)} of ${results.machine.cores} at 64²`), 'cores busy in the docs');

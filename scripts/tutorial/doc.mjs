@@ -62,6 +62,14 @@ function tutorialLines(r) {
     lines.push(
       `Draft mode, with ${t.draft.lever} on exact mode's model: ×${f(t.draft.speedup, 3)} per image (p25–p75 ${f(t.draft.speedupRange[0], 3)}–${f(t.draft.speedupRange[1], 3)})${t.draft.overExact ? `, ×${f(t.draft.overExact.speedup, 3)} over exact mode (p25–p75 ${f(t.draft.overExact.speedupRange[0], 3)}–${f(t.draft.overExact.speedupRange[1], 3)})` : ''}, cold start ×${f(t.draft.coldStartSpeedup, 3)}. Speed only: its decoder's weights are random, so its images say nothing of a trained tiny decoder's quality.`,
     );
+  const lora = t.sizes.filter((size) => t.bySize[size].recipe.noneStepMs?.n > 0);
+  if (lora.length) {
+    const cost = (s) =>
+      `${seconds(s.styledStepMs.median)} s with a style against ${seconds(s.noneStepMs.median)} s without`;
+    lines.push(
+      `GenAI's LoRA products, per UNet step of the recipe (whose images without a style list no adapter): ${lora.map((size) => `${cost(t.bySize[size].recipe)} at ${size}² (+${f((t.bySize[size].recipe.styledStepMs.median / t.bySize[size].recipe.noneStepMs.median - 1) * 100, 1)}%)`).join(', ')}.`,
+    );
+  }
   const reuse = t.sizes.filter((size) => t.bySize[size].exact?.repeatedTextShare != null);
   if (reuse.length)
     lines.push(
