@@ -73,7 +73,7 @@ function tutorialLines(r) {
   const reuse = t.sizes.filter((size) => t.bySize[size].exact?.repeatedTextShare != null);
   if (reuse.length)
     lines.push(
-      `Reusing the text encoders' outputs for a repeated prompt (the second image of each pair) could save at most ${reuse.map((size) => `${f(t.bySize[size].exact.repeatedTextShare * 100, 1)}% of exact mode's time at ${size}²`).join(', ')}: their time on those images.`,
+      `Reusing the text encoders' outputs for a repeated prompt, as on the second image of each pair, could save at most their time on those images: ${reuse.map((size) => `${f(t.bySize[size].exact.repeatedTextShare * 100, 1)}% of exact mode's time at ${size}²`).join(', ')}.`,
     );
   const busy = t.sizes.filter((size) => t.bySize[size].exact?.coresBusy?.median > 0);
   if (busy.length) {
