@@ -62,24 +62,30 @@ function tutorialLines(r) {
     lines.push(
       `Draft mode, with ${t.draft.lever} on exact mode's model: ×${f(t.draft.speedup, 3)} per image (p25–p75 ${f(t.draft.speedupRange[0], 3)}–${f(t.draft.speedupRange[1], 3)})${t.draft.overExact ? `, ×${f(t.draft.overExact.speedup, 3)} over exact mode (p25–p75 ${f(t.draft.overExact.speedupRange[0], 3)}–${f(t.draft.overExact.speedupRange[1], 3)})` : ''}, cold start ×${f(t.draft.coldStartSpeedup, 3)}. Speed only: its decoder's weights are random, so its images say nothing of a trained tiny decoder's quality.`,
     );
-  const lora = t.sizes.filter((size) => t.bySize[size].recipe.noneStepMs?.n > 0);
+  const recipeOf = (size) => t.bySize[size].recipe;
+  const lora = t.sizes.filter((size) => recipeOf(size).noneStepMs?.n > 0);
   if (lora.length) {
-    const cost = (s) =>
-      `${seconds(s.styledStepMs.median)} s with a style against ${seconds(s.noneStepMs.median)} s without`;
+    const cost = (size) => {
+      const { styledStepMs: styled, noneStepMs: none } = recipeOf(size);
+      const more = f((styled.median / none.median - 1) * 100, 1);
+      return `${seconds(styled.median)} s with a style against ${seconds(none.median)} s without at ${size}² (+${more}%)`;
+    };
     lines.push(
-      `GenAI's LoRA products, per UNet step of the recipe (whose images without a style list no adapter): ${lora.map((size) => `${cost(t.bySize[size].recipe)} at ${size}² (+${f((t.bySize[size].recipe.styledStepMs.median / t.bySize[size].recipe.noneStepMs.median - 1) * 100, 1)}%)`).join(', ')}.`,
+      `GenAI's LoRA products, per UNet step of the recipe (whose images without a style list no adapter): ${lora.map(cost).join(', ')}.`,
     );
   }
-  const reuse = t.sizes.filter((size) => t.bySize[size].exact?.repeatedTextShare != null);
+  const exactOf = (size) => t.bySize[size].exact;
+  const reuse = t.sizes.filter((size) => exactOf(size)?.repeatedTextShare != null);
   if (reuse.length)
     lines.push(
-      `Reusing the text encoders' outputs for a repeated prompt, as on the second image of each pair, could save at most their time on those images: ${reuse.map((size) => `${f(t.bySize[size].exact.repeatedTextShare * 100, 1)}% of exact mode's time at ${size}²`).join(', ')}.`,
+      `Reusing the text encoders' outputs for a repeated prompt, as on the second image of each pair, could save at most their time on those images: ${reuse.map((size) => `${f(exactOf(size).repeatedTextShare * 100, 1)}% of exact mode's time at ${size}²`).join(', ')}.`,
     );
-  const busy = t.sizes.filter((size) => t.bySize[size].exact?.coresBusy?.median > 0);
+  const busy = t.sizes.filter((size) => exactOf(size)?.coresBusy?.median > 0);
   if (busy.length) {
-    const idle = (size) => f((1 - t.bySize[size].exact.coresBusy.median / r.machine.cores) * 100, 1);
+    const cores = r.machine.cores;
+    const used = (size) => exactOf(size).coresBusy.median;
     lines.push(
-      `Cores busy while exact mode makes an image (its CPU time over its time, median): ${busy.map((size) => `${f(t.bySize[size].exact.coresBusy.median, 2)} of ${r.machine.cores} at ${size}²`).join(', ')}. Running one image's VAE decode beside the next one's denoising could only fill the rest: at most ${busy.map((size) => `${idle(size)}%`).join(' and ')} of the time.`,
+      `Cores busy while exact mode makes an image (its CPU time over its time, median): ${busy.map((size) => `${f(used(size), 2)} of ${cores} at ${size}²`).join(', ')}. Running one image's VAE decode beside the next one's denoising could only fill the rest: at most ${busy.map((size) => `${f((1 - used(size) / cores) * 100, 1)}%`).join(' and ')} of the time.`,
     );
   }
   const levers = Object.entries(t.levers ?? {});
